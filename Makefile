@@ -1,0 +1,41 @@
+# opsdash developer tasks. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install demo test lint typecheck check bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install opsdash with its dev tools
+
+demo: $(STAMP) ## Set up and open the dashboard on the built-in BetaSkill demo
+	$(BIN)/opsdash demo
+
+test: $(STAMP) ## Set up and run the test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check opsdash tests benchmarks
+	$(BIN)/ruff format --check opsdash tests benchmarks
+
+typecheck: $(STAMP) ## mypy (strict) over the package
+	$(BIN)/mypy
+
+check: lint typecheck test ## What CI checks: lint, types, tests
+
+bench: $(STAMP) ## Run the benchmarks (prints figures and ratios)
+	$(BIN)/python benchmarks/validate.py
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

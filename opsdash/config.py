@@ -1,0 +1,468 @@
+"""opsdash's own settings and the target profile, loaded from one TOML file.
+
+The file has an optional `[opsdash]` table (opsdash's settings; `OPSDASH_*` environment variables
+override it) and the target profile: `[target]`, `[env]`, `[urls]`, `[[policy]]`, `[provider]`.
+Errors name the file and line. No UI types live here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import fnmatch
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from opsdash import paths
+from opsdash.errors import ConfigError
+
+CLIENT_PREFIXES = ["VITE_", "NEXT_PUBLIC_", "REACT_APP_", "PUBLIC_"]
+SECRET_PATTERNS = ["*SECRET*", "*PASSWORD*", "*PASSWD*", "*TOKEN*", "*PRIVATE_KEY*", "*API_KEY*"]
+DENIED_HOSTS = ["*sandbox*", "*staging*", "*.test", "*.local", "dev.*", "*.dev.*", "test.*", "*.test.*"]
+
+
+def check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise ValueError(f"{value!r} is not a valid http(s) URL")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has an invalid port") from None
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetSection(_Section):
+    name: str = Field(description="Name of the deployment, shown in every report.")
+    environment: str = Field("production", description="Environment this profile describes.")
+    base_url: str = Field(description="Public URL of the application, e.g. https://app.betaskill.com.")
+    domain: str | None = Field(
+        None,
+        description="Production domain; app URLs must be on it or a subdomain. Default: base_url's host.",
+    )
+    client_prefixes: list[str] = Field(
+        default_factory=lambda: list(CLIENT_PREFIXES),
+        description="Variable prefixes a front-end bundler ships to the browser (Vite bundles VITE_*).",
+    )
+    bundle_dir: Path | None = Field(
+        None, description="Built front-end (e.g. dist/) to scan for leaked secrets."
+    )
+
+    _check_base_url = field_validator("base_url")(check_http_url)
+
+    @property
+    def production_domain(self) -> str:
+        return (self.domain or urlsplit(self.base_url).hostname or "").lower().strip(".")
+
+
+class EnvSection(_Section):
+    files: list[Path] = Field(default_factory=list, description="Env files, in load order (later wins).")
+    example: Path | None = Field(None, description="The .env.example the env files are compared with.")
+    development: Path | None = Field(
+        None, description="The development env file; secrets must differ from it."
+    )
+    from_process: bool = Field(False, description="Also read the process environment (as --from-env does).")
+    mode_variable: str | None = Field(
+        None, description="Variable holding the app's mode, e.g. VITE_NODE_ENV."
+    )
+    mode_expected: str = Field("production", description="Value the mode variable must have.")
+    test_mode_variable: str | None = Field(
+        None, description="Variable that switches the provider to test mode."
+    )
+    required: list[str] = Field(default_factory=list, description="Variables that must be set and non-empty.")
+    secrets: list[str] = Field(default_factory=list, description="Variables holding secrets (never shown).")
+    secret_patterns: list[str] = Field(
+        default_factory=lambda: list(SECRET_PATTERNS),
+        description="Name patterns that also mark a variable as secret (matched without client prefix).",
+    )
+    fallback_variables: list[str] = Field(
+        default_factory=lambda: ["*FALLBACK*"],
+        description="Variables (or patterns) that enable fallback/dev credentials; must be false.",
+    )
+    min_secret_length: int = Field(16, ge=1, description="Shorter secrets are reported as weak.")
+
+
+class UrlsSection(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    webhook: list[str] = Field(default_factory=list, description="Variables holding webhook (callback) URLs.")
+    return_: list[str] = Field(default_factory=list, alias="return", description="Payment return URLs.")
+    cancel: list[str] = Field(default_factory=list, description="Payment cancel URLs.")
+    api_base: list[str] = Field(default_factory=list, description="Variables holding the provider API base.")
+    other: list[str] = Field(
+        default_factory=list, description="Other URL variables (any *_URL variable is checked too)."
+    )
+
+    def roles(self) -> Iterator[tuple[str, str]]:
+        for role in ("webhook", "return", "cancel", "api_base", "other"):
+            for name in getattr(self, "return_" if role == "return" else role):
+                yield role, name
+
+
+class PolicyRule(_Section):
+    variable: str = Field(description="Variable the policy reads.")
+    expected: str = Field(description="Required value; booleans compare as booleans (true/1/yes/on).")
+    description: str = Field("", description="What the setting enforces, e.g. 'HTTPS only'.")
+    severity: Literal["info", "warn", "crit"] = Field("crit", description="Severity when violated.")
+    runbook: str | None = Field(None, description="Runbook id that fixes a violation.")
+
+
+class ProviderSection(_Section):
+    kind: Literal["ikhokha", "generic"] = Field("ikhokha", description="Payment provider.")
+    api_base: str = Field(
+        "https://api.ikhokha.com/public-api/v1/api", description="The provider's production API base URL."
+    )
+    app_id_variable: str | None = Field(None, description="Variable holding the application id (IK-APPID).")
+    secret_variable: str | None = Field(None, description="Variable holding the application secret.")
+    webhook_secret_variable: str | None = Field(None, description="Variable holding the webhook secret.")
+    denied_hosts: list[str] = Field(
+        default_factory=lambda: list(DENIED_HOSTS),
+        description="Host patterns of dev/sandbox/test systems that production must never use.",
+    )
+
+    _check_api_base = field_validator("api_base")(check_http_url)
+
+
+class Profile(_Section):
+    """A deployment opsdash validates and watches."""
+
+    target: TargetSection
+    env: EnvSection = Field(default_factory=EnvSection)
+    urls: UrlsSection = Field(default_factory=UrlsSection)
+    policy: list[PolicyRule] = Field(default_factory=list)
+    provider: ProviderSection | None = None
+
+    def is_client_exposed(self, name: str) -> bool:
+        return name.startswith(tuple(self.target.client_prefixes))
+
+    def strip_client_prefix(self, name: str) -> str:
+        for prefix in self.target.client_prefixes:
+            if name.startswith(prefix):
+                return name[len(prefix) :]
+        return name
+
+    def is_secret(self, name: str) -> bool:
+        """Declared secret, or named like one, with or without a client prefix (VITE_X_SECRET is one)."""
+        bare = self.strip_client_prefix(name)
+        declared = set(self.env.secrets) | {
+            v
+            for v in (
+                self.provider and self.provider.secret_variable,
+                self.provider and self.provider.webhook_secret_variable,
+                self.provider and self.provider.app_id_variable,
+            )
+            if v
+        }
+        if name in declared or bare in declared:
+            return True
+        return any(fnmatch.fnmatchcase(bare.upper(), p.upper()) for p in self.env.secret_patterns)
+
+    def variables_named(self) -> set[str]:
+        """Every variable the profile mentions by name."""
+        names = set(self.env.required) | set(self.env.secrets) | {v for _, v in self.urls.roles()}
+        names |= {p.variable for p in self.policy}
+        for v in (self.env.mode_variable, self.env.test_mode_variable):
+            if v:
+                names.add(v)
+        if self.provider:
+            names |= {
+                v
+                for v in (
+                    self.provider.app_id_variable,
+                    self.provider.secret_variable,
+                    self.provider.webhook_secret_variable,
+                )
+                if v
+            }
+        names |= {v for v in self.env.fallback_variables if not any(c in v for c in "*?[")}
+        return names
+
+
+class SettingsTable(_Section):
+    """opsdash's own settings as written in the [opsdash] table of the config file."""
+
+    data_dir: Path | None = Field(
+        None, description="History database and audit log directory. Default: the platform's user data dir."
+    )
+    operator: str | None = Field(None, description="Who is operating; recorded in history. Default: OS user.")
+    history_retention_days: int = Field(90, ge=1, description="Runs older than this are purged from history.")
+    audit_key: SecretStr | None = Field(
+        None, description="Audit-log HMAC key. Default: a 0600 key file in the config directory."
+    )
+
+
+class ConfigFile(_Section):
+    """The whole opsdash.toml: opsdash's own settings plus the target profile."""
+
+    opsdash: SettingsTable = Field(
+        default_factory=SettingsTable,
+        description="opsdash's own settings; OPSDASH_* variables override them.",
+    )
+    target: TargetSection
+    env: EnvSection = Field(default_factory=EnvSection)
+    urls: UrlsSection = Field(default_factory=UrlsSection)
+    policy: list[PolicyRule] = Field(default_factory=list)
+    provider: ProviderSection | None = None
+
+
+# ---------------------------------------------------------------- opsdash's own settings
+
+_file_table: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "opsdash_file_table", default=None
+)
+
+
+class _FileTableSource(PydanticBaseSettingsSource):
+    """The `[opsdash]` table of the config file, below environment variables in priority."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return (_file_table.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        table = _file_table.get() or {}
+        return {k: v for k, v in table.items() if k in self.settings_cls.model_fields}
+
+
+class OpsdashSettings(BaseSettings, SettingsTable):
+    """opsdash's own settings: flags, then OPSDASH_* variables, then [opsdash] in the config file."""
+
+    model_config = SettingsConfigDict(env_prefix="OPSDASH_", extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileTableSource(settings_cls))
+
+    def resolved_data_dir(self) -> Path:
+        return (self.data_dir or paths.default_data_dir()).expanduser()
+
+    def resolved_operator(self) -> str:
+        if self.operator:
+            return self.operator
+        for var in ("USER", "LOGNAME", "USERNAME"):
+            if os.environ.get(var):
+                return os.environ[var]
+        return "unknown"
+
+
+def load_settings(file_table: Mapping[str, Any] | None = None, **overrides: Any) -> OpsdashSettings:
+    token = _file_table.set(dict(file_table or {}))
+    try:
+        return OpsdashSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        env_name = "OPSDASH_" + field.upper()
+        where = env_name if env_name in os.environ else f"[opsdash].{field}"
+        raise ConfigError(f"{where}: {err['msg']}") from None
+    finally:
+        _file_table.reset(token)
+
+
+# ---------------------------------------------------------------- loading and locating errors
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    path: Path
+    text: str
+    profile: Profile
+    file_table: Mapping[str, Any]
+
+    def line_of(self, *loc: str | int) -> int | None:
+        return locate(self.text, loc)
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(
+    r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*="""
+)
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in key.split("."))
+
+
+def locate(text: str, loc: tuple[str | int, ...], *, exact: bool = False) -> int | None:
+    """Best-effort line number of a TOML location such as ('policy', 1, 'expected').
+
+    Without `exact`, the line of the closest enclosing key or table is returned when the location
+    itself is not written in the file."""
+    aot_index: dict[tuple[str | int, ...], int] = {}
+    current: tuple[str | int, ...] = ()
+    best_line, best_len = None, 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            parts = _split_key(header.group(2))
+            path: tuple[str | int, ...] = ()
+            for part in parts:
+                path = (*path, part)
+                if path in aot_index and not (header.group(1) == "[[" and path == parts):
+                    path = (*path, aot_index[path])
+            if header.group(1) == "[[":
+                index = aot_index.get(parts, -1) + 1
+                aot_index[parts] = index
+                path = (*parts, index)
+            current = path
+            full = current
+        else:
+            key = _KEY.match(line)
+            if not key:
+                continue
+            full = (*current, *_split_key(key.group(1)))
+        n = len(full)
+        if n > best_len and tuple(loc[:n]) == full:
+            best_line, best_len = lineno, n
+    if exact and best_len != len(loc):
+        return None
+    return best_line
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validation_messages(exc: ValidationError, path: Path, text: str) -> list[str]:
+    messages = []
+    # A misspelt key also makes the real key "missing": report the misspelling first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        line = locate(text, loc) if loc else None
+        where = f"{path}:{line}" if line else str(path)
+        if err["type"] == "extra_forbidden":
+            section = _format_loc(loc[:-1]) or "the top level"
+            messages.append(f"{where}: unknown key {loc[-1]!r} in {section}")
+        elif err["type"] == "missing":
+            messages.append(f"{where}: {_format_loc(loc)} is required but missing")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            messages.append(f"{where}: {_format_loc(loc) or 'config'}: {msg}")
+    return messages
+
+
+def find_config(explicit: Path | None = None, cwd: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    from_env = paths.env_path("OPSDASH_CONFIG")
+    if from_env is not None:
+        return from_env
+    candidates = paths.config_candidates(cwd)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"no configuration found (looked in {looked}); pass --config, set OPSDASH_CONFIG, "
+        "or run 'opsdash init' to write one"
+    )
+
+
+def read_config_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    if b"\0" in raw:
+        raise ConfigError(f"{path}: binary content; expected a TOML profile")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 text") from None
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def parse_config(path: Path, text: str) -> tuple[ConfigFile | None, list[str]]:
+    """Parse and validate; returns every problem as 'file:line: message'."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        pos = _TOML_POS.search(msg)
+        if pos:
+            where = f"{path}:{pos.group(1)}:{pos.group(2)}"
+            msg = _TOML_POS.sub("", msg).strip()
+        else:
+            where = f"{path}:{text.count(chr(10)) + 1}"
+        return None, [f"{where}: invalid TOML: {msg}"]
+    try:
+        return ConfigFile.model_validate(data), []
+    except ValidationError as exc:
+        return None, validation_messages(exc, path, text)
+
+
+def _resolve(base: Path, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    value = value.expanduser()
+    return value if value.is_absolute() else base / value
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Load a config file; raise ConfigError naming file and line on the first problem."""
+    text = read_config_text(path)
+    parsed, problems = parse_config(path, text)
+    if parsed is None:
+        more = (
+            f" (+{len(problems) - 1} more; 'opsdash config validate' lists all)" if len(problems) > 1 else ""
+        )
+        raise ConfigError(problems[0] + more)
+    base = path.resolve().parent
+    target = parsed.target.model_copy(update={"bundle_dir": _resolve(base, parsed.target.bundle_dir)})
+    env = parsed.env.model_copy(
+        update={
+            "files": [_resolve(base, f) for f in parsed.env.files],
+            "example": _resolve(base, parsed.env.example),
+            "development": _resolve(base, parsed.env.development),
+        }
+    )
+    profile = Profile(
+        target=target, env=env, urls=parsed.urls, policy=parsed.policy, provider=parsed.provider
+    )
+    return LoadedConfig(
+        path=path, text=text, profile=profile, file_table=parsed.opsdash.model_dump(exclude_unset=True)
+    )
+
+
+def config_schema() -> dict[str, Any]:
+    schema = ConfigFile.model_json_schema(by_alias=True)
+    schema["properties"]["opsdash"] = OpsdashSettings.model_json_schema()
+    schema["properties"]["opsdash"]["title"] = (
+        "opsdash settings ([opsdash] table; OPSDASH_* env vars override)"
+    )
+    return schema

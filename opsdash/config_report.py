@@ -1,0 +1,59 @@
+"""`opsdash config show`: every effective value with the place it came from."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import SecretStr
+
+from opsdash.config import ConfigFile, LoadedConfig, OpsdashSettings, locate
+from opsdash.core.secrets import mask
+
+
+def _flatten(prefix: tuple[str | int, ...], value: Any) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _flatten((*prefix, key), item)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for index, item in enumerate(value):
+            yield from _flatten((*prefix, index), item)
+    else:
+        yield prefix, value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return mask(value.get_secret_value())
+    if value is None:
+        return "(unset)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def config_rows(loaded: LoadedConfig, settings: OpsdashSettings) -> list[tuple[str, str, str]]:
+    """(key, shown value, source) for opsdash's settings, then every profile value."""
+    rows: list[tuple[str, str, str]] = []
+    for name in OpsdashSettings.model_fields:
+        env_name = f"OPSDASH_{name.upper()}"
+        if env_name in os.environ:
+            source = f"env {env_name}"
+        elif name in loaded.file_table:
+            line = locate(loaded.text, ("opsdash", name), exact=True)
+            source = f"{loaded.path}:{line}" if line else str(loaded.path)
+        else:
+            source = "default"
+        rows.append((f"opsdash.{name}", _show(getattr(settings, name)), source))
+    as_written = ConfigFile.model_validate(
+        {**loaded.profile.model_dump(by_alias=True), "opsdash": {}}
+    ).model_dump(mode="json", by_alias=True, exclude={"opsdash"})
+    for loc, value in _flatten((), as_written):
+        line = locate(loaded.text, loc, exact=True)
+        key = ""
+        for part in loc:
+            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        rows.append((key, _show(value), f"{loaded.path}:{line}" if line else "default"))
+    return rows

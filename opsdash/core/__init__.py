@@ -1,0 +1,1 @@
+"""The headless core: pure domain logic, importable without Textual or rich."""

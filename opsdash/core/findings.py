@@ -1,0 +1,129 @@
+"""The one severity model, findings and reports shared by every validator and output path."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Severity(enum.StrEnum):
+    OK = "OK"
+    INFO = "INFO"
+    WARN = "WARN"
+    UNKNOWN = "UNKNOWN"
+    CRIT = "CRIT"
+
+    @property
+    def rank(self) -> int:
+        # UNKNOWN outranks WARN: "could not evaluate" must never read as better than a warning,
+        # but a definite CRIT is still the more useful verdict to act on.
+        return _RANK[self]
+
+    @property
+    def exit_code(self) -> int:
+        """Monitoring-plugins convention: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN."""
+        return _EXIT[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.strip().upper())
+        except ValueError:
+            names = ", ".join(s.value.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of {names})") from None
+
+
+_RANK = {Severity.OK: 0, Severity.INFO: 1, Severity.WARN: 2, Severity.UNKNOWN: 3, Severity.CRIT: 4}
+_EXIT = {Severity.OK: 0, Severity.INFO: 0, Severity.WARN: 1, Severity.UNKNOWN: 3, Severity.CRIT: 2}
+
+
+def worst(severities: Iterable[Severity]) -> Severity:
+    return max(severities, key=lambda s: s.rank, default=Severity.OK)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a validator noticed. `evidence` holds only masked or non-secret values."""
+
+    rule: str
+    severity: Severity
+    category: str
+    subject: str
+    title: str
+    detail: str
+    remediation: str
+    runbook: str | None = None
+    evidence: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes two runs' findings "the same finding" when diffing history."""
+        return (self.rule, self.subject)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        data["evidence"] = dict(self.evidence)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        return cls(
+            rule=data["rule"],
+            severity=Severity(data["severity"]),
+            category=data["category"],
+            subject=data["subject"],
+            title=data["title"],
+            detail=data["detail"],
+            remediation=data["remediation"],
+            runbook=data.get("runbook"),
+            evidence=dict(data.get("evidence") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of one run: what was looked at, what was found, and the verdict."""
+
+    kind: str
+    target: str
+    run_id: str
+    started_at: str
+    duration_ms: int
+    findings: tuple[Finding, ...]
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Severity:
+        return worst(f.severity for f in self.findings)
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Severity}
+        for f in self.findings:
+            out[f.severity.value] += 1
+        return out
+
+    def exit_code(self, fail_on: Severity = Severity.WARN) -> int:
+        """Exit code for pipelines; with fail_on=CRIT a warning alone does not fail the gate."""
+        verdict = self.verdict
+        if verdict is Severity.WARN and fail_on is Severity.CRIT:
+            return 0
+        return verdict.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "verdict": self.verdict.value,
+            "target": self.target,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+            "counts": self.counts(),
+            "summary": dict(self.summary),
+            "findings": [f.to_dict() for f in self.sorted_findings()],
+        }
+
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: (-f.severity.rank, f.category, f.rule, f.subject))

@@ -1,0 +1,67 @@
+"""The one masker and fingerprinter. Every output path shows secrets only through this module.
+
+A fingerprint is the first 8 hex digits of the value's SHA-256: enough to tell "same value" from
+"changed" across runs and variables, never enough to show the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import Counter
+
+MASK = "••••"
+_MIN_REDACT_LEN = 6
+
+
+def fingerprint(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def mask(value: str) -> str:
+    """`•••• (32 chars, sha256:1a2b3c4d)`: length and fingerprint, never the value."""
+    if value == "":
+        return "(empty)"
+    return f"{MASK} ({len(value)} chars, {fingerprint(value)})"
+
+
+def entropy_bits_per_char(value: str) -> float:
+    """Shannon entropy of the characters of `value` (0 for a repeated character)."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+class Redactor:
+    """Remembers every secret value this process has seen and scrubs it from any text.
+
+    Validators register secrets as they read them, so that error messages and tracebacks — text that
+    was never meant to hold a secret — are scrubbed on their way out too.
+    """
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def register(self, value: str) -> None:
+        if len(value) >= _MIN_REDACT_LEN:
+            with self._lock:
+                self._values.add(value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+    def redact(self, text: str) -> str:
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)
+        for value in values:
+            if value in text:
+                text = text.replace(value, mask(value))
+        return text
+
+
+redactor = Redactor()

@@ -1,0 +1,111 @@
+"""Environment validation: pure functions of the profile and the target's environment (no network)."""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opsdash.config import Profile
+from opsdash.core.envfiles import EnvSnapshot, load_environment, read_env_file
+from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.rules import rule
+from opsdash.core.secrets import redactor
+from opsdash.core.validators import credentials, environment, policy, urls
+from opsdash.core.validators.context import Context
+from opsdash.errors import ConfigError
+
+Check = Callable[[Context], Iterator[Finding]]
+ALL_CHECKS: tuple[Check, ...] = (*environment.CHECKS, *credentials.CHECKS, *urls.CHECKS, *policy.CHECKS)
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    report: Report
+    env: EnvSnapshot
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and short enough to type: 20261126T040512-3fa9c1."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}-{_random.token_hex(3)}"
+
+
+def _optional_snapshot(path: Path | None, what: str, notes: list[Finding]) -> EnvSnapshot | None:
+    if path is None:
+        return None
+    if not path.exists():
+        notes.append(
+            rule("example-drift" if what == "example" else "secret-matches-dev").finding(
+                str(path),
+                f"The {what} env file {path} does not exist, so it was not compared.",
+                severity=Severity.UNKNOWN,
+                title=f"{what.capitalize()} env file not found",
+                runbook=None,
+                remediation=f"Create {path.name} or remove env.{what} from the profile.",
+            )
+        )
+        return None
+    return load_environment([path])
+
+
+def validate(
+    profile: Profile,
+    *,
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+    process_env: Mapping[str, str] | None = None,
+    checks: Iterable[Check] = ALL_CHECKS,
+) -> ValidationRun:
+    """Validate the target's environment. Env files and input errors raise; findings never do."""
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    files = list(env_files) if env_files else list(profile.env.files)
+    use_process = profile.env.from_process if from_env is None else from_env
+    if not files and not use_process:
+        raise ConfigError(
+            "no env files to validate: set env.files in the profile, pass --env-file, or use --from-env"
+        )
+    env = load_environment(
+        files,
+        process_env=(os.environ if process_env is None else process_env) if use_process else None,
+        process_keys=profile.variables_named(),
+        process_prefixes=profile.target.client_prefixes,
+    )
+    notes: list[Finding] = []
+    development = _optional_snapshot(profile.env.development, "development", notes)
+    example_keys = None
+    if profile.env.example is not None:
+        if profile.env.example.exists():
+            values, _problems = read_env_file(profile.env.example)
+            example_keys = {v.key: v.source for v in values}
+        else:
+            _optional_snapshot(profile.env.example, "example", notes)
+    for snapshot in (env, development):
+        for item in snapshot.values.values() if snapshot else ():
+            if item.value and profile.is_secret(item.key):
+                redactor.register(item.value)
+    ctx = Context(profile=profile, env=env, development=development, example_keys=example_keys)
+    findings = [*notes]
+    for check in checks:
+        findings.extend(check(ctx))
+    summary = {
+        "sources": list(env.sources),
+        "variables": len(env.values),
+        "secrets": len(ctx.secret_items()),
+        "rules_checked": len(ALL_CHECKS),
+    }
+    report = Report(
+        kind="validate",
+        target=profile.target.name,
+        run_id=new_run_id(started),
+        started_at=started.isoformat(timespec="seconds"),
+        duration_ms=round((time.perf_counter() - t0) * 1000),
+        findings=tuple(findings),
+        summary=summary,
+    )
+    return ValidationRun(report=report, env=env)

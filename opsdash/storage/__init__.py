@@ -1,0 +1,1 @@
+"""Local SQLite history (sqlite-utils). Importable without the UI."""

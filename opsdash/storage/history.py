@@ -1,0 +1,269 @@
+"""The one place that opens the history database.
+
+Runs and their findings are kept with secrets only as fingerprints; every text column passes through
+the redactor on its way in, so a secret cannot be stored even if a caller slips one into a detail.
+The schema is versioned: MIGRATIONS[n] takes a database from version n to n + 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from opsdash import paths
+from opsdash.core.envfiles import EnvSnapshot
+from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.secrets import fingerprint, redactor
+from opsdash.errors import InputError
+
+DB_NAME = "history.db"
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("runs").create(
+        {
+            "run_id": str,
+            "kind": str,
+            "target": str,
+            "operator": str,
+            "started_at": str,
+            "duration_ms": int,
+            "verdict": str,
+            "counts": str,
+            "summary": str,
+        },
+        pk="run_id",
+    )
+    db.table("findings").create(
+        {
+            "id": int,
+            "run_id": str,
+            "rule": str,
+            "severity": str,
+            "category": str,
+            "subject": str,
+            "title": str,
+            "detail": str,
+            "remediation": str,
+            "runbook": str,
+            "evidence": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("env_keys").create(
+        {"run_id": str, "key": str, "source": str, "fingerprint": str, "secret": int},
+        pk=("run_id", "key"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("runs").create_index(["kind", "started_at"])
+    db.table("runs").create_index(["target", "started_at"])
+    db.table("findings").create_index(["run_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    kind: str
+    target: str
+    operator: str
+    started_at: str
+    duration_ms: int
+    verdict: Severity
+    counts: dict[str, int]
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EnvKey:
+    key: str
+    source: str
+    fingerprint: str
+    secret: bool
+
+
+class History:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.db = sqlite_utils.Database(path)
+            self.db.execute("PRAGMA busy_timeout = 5000")
+            self.db.enable_wal()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{path}: cannot open history database ({exc})") from None
+
+    @classmethod
+    def open(cls, data_dir: Path) -> History:
+        return cls(paths.ensure_dir(data_dir) / DB_NAME)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise InputError(
+                f"{self.path}: history schema v{version} is newer than this opsdash understands "
+                f"(v{SCHEMA_VERSION}); upgrade opsdash"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            with self.db.conn:
+                MIGRATIONS[step](self.db)
+                self.db.execute(f"PRAGMA user_version = {step + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ writing
+
+    def record(
+        self,
+        report: Report,
+        *,
+        operator: str,
+        env: EnvSnapshot | None = None,
+        is_secret: Callable[[str], bool] = lambda _k: False,
+    ) -> None:
+        clean = redactor.redact
+        with self.db.conn:
+            self.db.table("runs").insert(
+                {
+                    "run_id": report.run_id,
+                    "kind": report.kind,
+                    "target": clean(report.target),
+                    "operator": clean(operator),
+                    "started_at": report.started_at,
+                    "duration_ms": report.duration_ms,
+                    "verdict": report.verdict.value,
+                    "counts": json.dumps(report.counts()),
+                    "summary": clean(json.dumps(dict(report.summary))),
+                }
+            )
+            self.db.table("findings").insert_all(
+                {
+                    "run_id": report.run_id,
+                    "rule": f.rule,
+                    "severity": f.severity.value,
+                    "category": f.category,
+                    "subject": clean(f.subject),
+                    "title": clean(f.title),
+                    "detail": clean(f.detail),
+                    "remediation": clean(f.remediation),
+                    "runbook": f.runbook,
+                    "evidence": clean(json.dumps(dict(f.evidence))),
+                }
+                for f in report.findings
+            )
+            if env is not None:
+                self.db.table("env_keys").insert_all(
+                    {
+                        "run_id": report.run_id,
+                        "key": key,
+                        "source": item.source,
+                        "fingerprint": fingerprint(item.value),
+                        "secret": int(is_secret(key)),
+                    }
+                    for key, item in env.values.items()
+                )
+
+    def purge(self, older_than_days: int, now: datetime | None = None) -> int:
+        """Delete runs older than the retention period; returns how many went."""
+        cutoff = ((now or datetime.now(UTC)) - timedelta(days=older_than_days)).isoformat(timespec="seconds")
+        old_runs = "SELECT run_id FROM runs WHERE started_at < ?"
+        with self.db.conn:
+            for table in ("findings", "env_keys"):
+                self.db.execute(f"DELETE FROM {table} WHERE run_id IN ({old_runs})", [cutoff])  # noqa: S608
+            return int(self.db.execute("DELETE FROM runs WHERE started_at < ?", [cutoff]).rowcount)
+
+    # ------------------------------------------------------------------ reading
+
+    @staticmethod
+    def _run(row: dict[str, Any]) -> RunRow:
+        return RunRow(
+            run_id=row["run_id"],
+            kind=row["kind"],
+            target=row["target"],
+            operator=row["operator"],
+            started_at=row["started_at"],
+            duration_ms=row["duration_ms"],
+            verdict=Severity(row["verdict"]),
+            counts=json.loads(row["counts"]),
+            summary=json.loads(row["summary"]),
+        )
+
+    def list_runs(
+        self, *, limit: int = 20, kind: str | None = None, target: str | None = None
+    ) -> list[RunRow]:
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if target:
+            where.append("target = ?")
+            args.append(target)
+        rows = self.db.table("runs").rows_where(
+            " AND ".join(where) or None, args, order_by="started_at DESC, run_id DESC", limit=limit
+        )
+        return [self._run(r) for r in rows]
+
+    def resolve(self, ref: str) -> RunRow:
+        """A run by id, unique id prefix, or `latest` / `latest~N` (N runs before the latest)."""
+        if ref == "latest" or ref.startswith("latest~"):
+            back = ref.partition("~")[2]
+            if back and not back.isdigit():
+                raise InputError(f"run reference {ref!r}: expected latest~N with a number N")
+            offset = int(back or 0)
+            runs = self.list_runs(limit=offset + 1)
+            if len(runs) <= offset:
+                raise InputError(f"run {ref!r} not found: history has {len(runs)} run(s)")
+            return runs[offset]
+        rows = list(
+            self.db.table("runs").rows_where("run_id LIKE ? ESCAPE '\\'", [_like_prefix(ref)], limit=2)
+        )
+        if not rows:
+            raise InputError(f"run {ref!r} not found in history ({self.path}); see 'opsdash history list'")
+        if len(rows) > 1:
+            raise InputError(f"run {ref!r} is ambiguous; type more of the id")
+        return self._run(rows[0])
+
+    def findings(self, run_id: str) -> list[Finding]:
+        rows = self.db.table("findings").rows_where("run_id = ?", [run_id], order_by="id")
+        return [Finding.from_dict({**r, "evidence": json.loads(r["evidence"])}) for r in rows]
+
+    def env_keys(self, run_id: str) -> dict[str, EnvKey]:
+        rows = self.db.table("env_keys").rows_where("run_id = ?", [run_id], order_by="key")
+        return {r["key"]: EnvKey(r["key"], r["source"], r["fingerprint"], bool(r["secret"])) for r in rows}
+
+    def report(self, run: RunRow) -> Report:
+        return Report(
+            kind=run.kind,
+            target=run.target,
+            run_id=run.run_id,
+            started_at=run.started_at,
+            duration_ms=run.duration_ms,
+            findings=tuple(self.findings(run.run_id)),
+            summary=run.summary,
+        )
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -1,0 +1,1 @@
+"""The Textual dashboard. Imports the core; the core never imports this."""

@@ -1,0 +1,126 @@
+"""Shared fixtures: every test runs with its own config and data dirs and no OPSDASH_* variables."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from opsdash.cli import main
+from opsdash.core.secrets import redactor
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PROFILE = ROOT / "examples" / "betaskill" / "opsdash.toml"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No test reads the developer's config or writes their data; cwd is an empty temp dir."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("OPSDASH_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("OPSDASH_DATA_DIR", str(home / "data" / "opsdash"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    redactor.clear()
+    yield work
+    redactor.clear()
+
+
+def fake_secret(label: str = "") -> str:
+    """A random, obviously generated value: high entropy, no placeholder words."""
+    return f"{label}{secrets.token_hex(16)}"
+
+
+def good_env() -> dict[str, str]:
+    """A correct BetaSkill production environment (fresh random secrets each call)."""
+    return {
+        "VITE_NODE_ENV": "production",
+        "VITE_IKHOKHA_TEST_MODE": "false",
+        "IKHOKHA_API_KEY": "IK" + secrets.token_hex(16).upper(),
+        "IKHOKHA_API_SECRET": fake_secret(),
+        "IKHOKHA_WEBHOOK_SECRET": fake_secret(),
+        "IKHOKHA_API_BASE": "https://api.ikhokha.com/public-api/v1/api",
+        "PAYMENT_WEBHOOK_URL": "https://app.betaskill.com/api/payments/ikhokha/webhook",
+        "PAYMENT_RETURN_URL": "https://app.betaskill.com/payments/success",
+        "PAYMENT_CANCEL_URL": "https://app.betaskill.com/payments/cancelled",
+        "ENFORCE_HTTPS": "true",
+        "WEBHOOK_SIGNATURE_VALIDATION": "true",
+        "SECURITY_LOGGING": "true",
+        "MONITORING_ENABLED": "true",
+        "USE_FALLBACK_CREDENTIALS": "false",
+    }
+
+
+def plan_shaped_env() -> dict[str, str]:
+    """BetaSkill's plan as written: the five R1 variables, secrets under VITE_, webhook == API secret."""
+    api_secret = fake_secret()
+    return {
+        "VITE_IKHOKHA_API_KEY": "IK" + secrets.token_hex(16).upper(),
+        "VITE_IKHOKHA_API_SECRET": api_secret,
+        "VITE_IKHOKHA_WEBHOOK_SECRET": api_secret,
+        "VITE_NODE_ENV": "production",
+        "VITE_IKHOKHA_TEST_MODE": "false",
+    }
+
+
+def env_text(values: Mapping[str, str]) -> str:
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+@dataclass
+class Project:
+    """A BetaSkill-like project directory: the example profile and a production env file."""
+
+    root: Path
+    profile: Path
+    env_file: Path
+
+    def write_env(self, values: Mapping[str, str] | str) -> Path:
+        self.env_file.write_text(values if isinstance(values, str) else env_text(values), encoding="utf-8")
+        return self.env_file
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    root = tmp_path / "betaskill"
+    root.mkdir()
+    shutil.copy(EXAMPLE_PROFILE, root / "opsdash.toml")
+    shutil.copy(EXAMPLE_PROFILE.with_name(".env.production.example"), root / ".env.production.example")
+    proj = Project(root, root / "opsdash.toml", root / ".env.production")
+    proj.write_env(good_env())
+    return proj
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run the real entry point (`opsdash ...`) in-process; returns exit code, stdout, stderr."""
+
+    def _run(*args: str | Path) -> Result:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        code = exc.value.code
+        return Result(
+            code if isinstance(code, int) else (0 if code is None else 1), captured.out, captured.err
+        )
+
+    return _run
