@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from opsdash.core.diff import RunDiff
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.secrets import redactor
-from opsdash.storage.history import RunRow
+
+if TYPE_CHECKING:
+    from opsdash.core.diff import RunDiff
+    from opsdash.storage.history import RunRow
 
 COLOURS = {
     Severity.OK: "green",

@@ -221,7 +221,7 @@ class History:
             where.append("target = ?")
             args.append(target)
         rows = self.db.table("runs").rows_where(
-            " AND ".join(where) or None, args, order_by="started_at DESC, run_id DESC", limit=limit
+            " AND ".join(where) or None, args, order_by="started_at DESC, rowid DESC", limit=limit
         )
         return [self._run(r) for r in rows]
 

@@ -59,7 +59,7 @@ def validate(
     env_files: Sequence[Path] | None = None,
     from_env: bool | None = None,
     process_env: Mapping[str, str] | None = None,
-    checks: Iterable[Check] = ALL_CHECKS,
+    checks: Iterable[Check] | None = None,
 ) -> ValidationRun:
     """Validate the target's environment. Env files and input errors raise; findings never do."""
     started = datetime.now(UTC)
@@ -91,7 +91,7 @@ def validate(
                 redactor.register(item.value)
     ctx = Context(profile=profile, env=env, development=development, example_keys=example_keys)
     findings = [*notes]
-    for check in checks:
+    for check in ALL_CHECKS if checks is None else checks:
         findings.extend(check(ctx))
     summary = {
         "sources": list(env.sources),
@@ -103,7 +103,7 @@ def validate(
         kind="validate",
         target=profile.target.name,
         run_id=new_run_id(started),
-        started_at=started.isoformat(timespec="seconds"),
+        started_at=started.isoformat(timespec="milliseconds"),
         duration_ms=round((time.perf_counter() - t0) * 1000),
         findings=tuple(findings),
         summary=summary,

@@ -1,0 +1,112 @@
+"""How long `opsdash validate` takes on the BetaSkill example, and proof it never imports Textual.
+
+Prints medians over several runs and the ratio to a floor measured in the same run:
+  - floor: a bare `python -c pass` (interpreter start-up, which every CLI pays);
+  - opsdash validate --no-history and with history (the SQLite write);
+  - peak RSS of one validate process;
+  - the modules a validate process imported: textual/rich must be absent.
+
+Usage: .venv/bin/python benchmarks/validate.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = ROOT / "examples" / "betaskill" / "opsdash.toml"
+
+
+def good_env() -> str:
+    values = {
+        "VITE_NODE_ENV": "production",
+        "VITE_IKHOKHA_TEST_MODE": "false",
+        "IKHOKHA_API_KEY": "IK" + secrets.token_hex(16).upper(),
+        "IKHOKHA_API_SECRET": secrets.token_hex(16),
+        "IKHOKHA_WEBHOOK_SECRET": secrets.token_hex(16),
+        "IKHOKHA_API_BASE": "https://api.ikhokha.com/public-api/v1/api",
+        "PAYMENT_WEBHOOK_URL": "https://app.betaskill.com/api/payments/ikhokha/webhook",
+        "PAYMENT_RETURN_URL": "https://app.betaskill.com/payments/success",
+        "PAYMENT_CANCEL_URL": "https://app.betaskill.com/payments/cancelled",
+        "ENFORCE_HTTPS": "true",
+        "WEBHOOK_SIGNATURE_VALIDATION": "true",
+        "SECURITY_LOGGING": "true",
+        "MONITORING_ENABLED": "true",
+        "USE_FALLBACK_CREDENTIALS": "false",
+    }
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS in KiB and exit code of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    return elapsed, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+
+
+def median_of(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, int]:
+    times, rss = [], []
+    for _ in range(runs):
+        seconds, peak, code = timed(cmd, env)
+        if code not in (0, 1, 2):
+            raise SystemExit(f"{' '.join(cmd)} exited {code}")
+        times.append(seconds)
+        rss.append(peak)
+    return statistics.median(times), int(statistics.median(rss))
+
+
+def imported_ui_modules(cmd: list[str], env: dict[str, str]) -> list[str]:
+    code = (
+        "import sys\nfrom opsdash.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "ui = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        "print(','.join(ui), file=sys.stderr)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *cmd], env=env, capture_output=True, text=True)
+    last = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ""
+    return [m for m in last.split(",") if m]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    with tempfile.TemporaryDirectory() as tmp:
+        env_file = Path(tmp) / ".env.production"
+        env_file.write_text(good_env())
+        env = {**os.environ, "OPSDASH_DATA_DIR": str(Path(tmp) / "data")}
+        validate = ["validate", "--config", str(PROFILE), "--env-file", str(env_file)]
+
+        floor, floor_rss = median_of([sys.executable, "-c", "pass"], env, args.runs)
+        bare, bare_rss = median_of([opsdash, *validate, "--no-history"], env, args.runs)
+        full, full_rss = median_of([opsdash, *validate], env, args.runs)
+        ui = imported_ui_modules(validate, env)
+
+    print(f"runs per figure: {args.runs} (medians; 2-core noisy machine)")
+    print(f"floor  python -c pass                   {floor * 1000:7.1f} ms  {floor_rss / 1024:6.1f} MiB")
+    print(
+        f"opsdash validate --no-history           {bare * 1000:7.1f} ms  {bare_rss / 1024:6.1f} MiB  "
+        f"ratio {bare / floor:5.1f}x floor"
+    )
+    print(
+        f"opsdash validate (records history)      {full * 1000:7.1f} ms  {full_rss / 1024:6.1f} MiB  "
+        f"ratio {full / floor:5.1f}x floor"
+    )
+    print(f"textual/rich imported by validate: {', '.join(ui) if ui else 'none'}")
+    if ui:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""History: runs are recorded, listed, shown and diffed; the database is WAL, versioned and purged."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from opsdash.core.findings import Report
+from opsdash.errors import InputError
+from opsdash.storage.history import SCHEMA_VERSION, History
+from tests.conftest import Project, good_env
+
+
+def _validate(run, project: Project, **changes: str) -> dict:
+    project.write_env({**good_env(), **changes} if changes else good_env())
+    result = run("validate", "--config", project.profile, "--json")
+    assert result.code in (0, 1, 2), result.err
+    return json.loads(result.out)
+
+
+def test_runs_are_listed_newest_first(run, project: Project) -> None:
+    first = _validate(run, project)
+    second = _validate(run, project, VITE_IKHOKHA_TEST_MODE="true")
+    result = run("history", "list", "--json")
+    assert result.code == 0
+    runs = json.loads(result.out)
+    assert [r["run_id"] for r in runs] == [second["run_id"], first["run_id"]]
+    assert [r["verdict"] for r in runs] == ["CRIT", "OK"]
+    text = run("history", "list").out
+    assert second["run_id"] in text and "CRIT" in text
+
+
+def test_empty_history_says_what_to_do(run) -> None:
+    result = run("history", "list")
+    assert result.code == 0
+    assert "opsdash validate" in result.out
+
+
+def test_show_by_prefix_and_latest(run, project: Project) -> None:
+    report = _validate(run, project, ENFORCE_HTTPS="false")
+    shown = json.loads(run("history", "show", report["run_id"][:17], "--json").out)
+    assert shown["findings"] == report["findings"]
+    assert shown["verdict"] == "CRIT"
+    assert json.loads(run("history", "show", "latest", "--json").out)["run_id"] == report["run_id"]
+
+
+def test_show_unknown_run_is_a_clear_error(run, project: Project) -> None:
+    _validate(run, project)
+    result = run("history", "show", "19990101")
+    assert result.code == 3
+    assert "not found" in result.err and "opsdash history list" in result.err
+    assert run("history", "show", "latest~5").code == 3
+
+
+def test_diff_reports_new_resolved_changed_and_env_fingerprints(run, project: Project) -> None:
+    env = good_env()
+    project.write_env({**env, "ENFORCE_HTTPS": "false", "MONITORING_ENABLED": "false"})
+    a = json.loads(run("validate", "--config", project.profile, "--json").out)
+    rotated = {
+        **env,
+        "IKHOKHA_API_SECRET": good_env()["IKHOKHA_API_SECRET"],
+        "VITE_IKHOKHA_TEST_MODE": "true",
+        "MONITORING_ENABLED": "maybe",
+    }
+    project.write_env(rotated)
+    b = json.loads(run("validate", "--config", project.profile, "--json").out)
+
+    result = run("history", "diff", a["run_id"], b["run_id"], "--json")
+    assert result.code == 1
+    diff = json.loads(result.out)
+    assert [f["rule"] for f in diff["new"]] == ["test-mode-enabled"]
+    assert [(f["rule"], f["subject"]) for f in diff["resolved"]] == [("policy-violation", "ENFORCE_HTTPS")]
+    assert [c["after"]["subject"] for c in diff["changed"]] == ["MONITORING_ENABLED"]
+    assert diff["env_changed"] == [
+        "ENFORCE_HTTPS",
+        "IKHOKHA_API_SECRET",
+        "MONITORING_ENABLED",
+        "VITE_IKHOKHA_TEST_MODE",
+    ]
+    text = run("history", "diff", a["run_id"]).out  # RUN_B defaults to the latest run
+    assert "env values changed" in text and "IKHOKHA_API_SECRET" in text
+    assert env["IKHOKHA_API_SECRET"] not in text
+
+
+def test_diff_of_identical_runs_exits_zero(run, project: Project) -> None:
+    project.write_env(good_env())
+    a = json.loads(run("validate", "--config", project.profile, "--json").out)
+    b = json.loads(run("validate", "--config", project.profile, "--json").out)
+    result = run("history", "diff", a["run_id"], b["run_id"])
+    assert result.code == 0
+    assert "no differences" in result.out
+
+
+def test_no_history_flag_records_nothing(run, project: Project) -> None:
+    run("validate", "--config", project.profile, "--no-history")
+    assert json.loads(run("history", "list", "--json").out) == []
+
+
+def test_database_is_wal_and_versioned(tmp_path: Path) -> None:
+    with History.open(tmp_path / "data") as history:
+        assert history.schema_version == SCHEMA_VERSION
+    conn = sqlite3.connect(tmp_path / "data" / "history.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = {r[1] for r in conn.execute("SELECT * FROM sqlite_master WHERE type = 'index'")}
+    assert "idx_runs_kind_started_at" in indexes
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(InputError, match="newer than this opsdash"):
+        History(path)
+
+
+def test_corrupt_database_is_a_clear_error(run, project: Project, isolated: Path, tmp_path: Path) -> None:
+    data = tmp_path / "home" / "data" / "opsdash"
+    data.mkdir(parents=True)
+    (data / "history.db").write_bytes(b"this is not a database" * 100)
+    result = run("validate", "--config", project.profile)
+    assert result.code == 3
+    assert "cannot open history database" in result.err
+
+
+def test_purge_removes_old_runs_only(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    with History.open(tmp_path) as history:
+        for days, run_id in ((200, "old"), (1, "new")):
+            started = (now - timedelta(days=days)).isoformat(timespec="seconds")
+            history.record(Report("validate", "t", run_id, started, 1, ()), operator="op")
+        assert history.purge(90, now=now) == 1
+        assert [r.run_id for r in history.list_runs()] == ["new"]
