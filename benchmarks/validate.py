@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -21,28 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from opsdash.demo import betaskill_env, env_text
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "examples" / "betaskill" / "opsdash.toml"
-
-
-def good_env() -> str:
-    values = {
-        "VITE_NODE_ENV": "production",
-        "VITE_IKHOKHA_TEST_MODE": "false",
-        "IKHOKHA_API_KEY": "IK" + secrets.token_hex(16).upper(),
-        "IKHOKHA_API_SECRET": secrets.token_hex(16),
-        "IKHOKHA_WEBHOOK_SECRET": secrets.token_hex(16),
-        "IKHOKHA_API_BASE": "https://api.ikhokha.com/public-api/v1/api",
-        "PAYMENT_WEBHOOK_URL": "https://app.betaskill.com/api/payments/ikhokha/webhook",
-        "PAYMENT_RETURN_URL": "https://app.betaskill.com/payments/success",
-        "PAYMENT_CANCEL_URL": "https://app.betaskill.com/payments/cancelled",
-        "ENFORCE_HTTPS": "true",
-        "WEBHOOK_SIGNATURE_VALIDATION": "true",
-        "SECURITY_LOGGING": "true",
-        "MONITORING_ENABLED": "true",
-        "USE_FALLBACK_CREDENTIALS": "false",
-    }
-    return "".join(f"{k}={v}\n" for k, v in values.items())
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int]:
@@ -84,7 +65,7 @@ def main() -> None:
     opsdash = str(Path(sys.executable).with_name("opsdash"))
     with tempfile.TemporaryDirectory() as tmp:
         env_file = Path(tmp) / ".env.production"
-        env_file.write_text(good_env())
+        env_file.write_text(env_text(betaskill_env()))
         env = {**os.environ, "OPSDASH_DATA_DIR": str(Path(tmp) / "data")}
         validate = ["validate", "--config", str(PROFILE), "--env-file", str(env_file)]
 

@@ -12,6 +12,7 @@ import pytest
 
 from opsdash.cli import main
 from opsdash.core.secrets import redactor
+from opsdash.demo import betaskill_env, env_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PROFILE = ROOT / "examples" / "betaskill" / "opsdash.toml"
@@ -44,38 +45,12 @@ def fake_secret(label: str = "") -> str:
 
 def good_env() -> dict[str, str]:
     """A correct BetaSkill production environment (fresh random secrets each call)."""
-    return {
-        "VITE_NODE_ENV": "production",
-        "VITE_IKHOKHA_TEST_MODE": "false",
-        "IKHOKHA_API_KEY": "IK" + secrets.token_hex(16).upper(),
-        "IKHOKHA_API_SECRET": fake_secret(),
-        "IKHOKHA_WEBHOOK_SECRET": fake_secret(),
-        "IKHOKHA_API_BASE": "https://api.ikhokha.com/public-api/v1/api",
-        "PAYMENT_WEBHOOK_URL": "https://app.betaskill.com/api/payments/ikhokha/webhook",
-        "PAYMENT_RETURN_URL": "https://app.betaskill.com/payments/success",
-        "PAYMENT_CANCEL_URL": "https://app.betaskill.com/payments/cancelled",
-        "ENFORCE_HTTPS": "true",
-        "WEBHOOK_SIGNATURE_VALIDATION": "true",
-        "SECURITY_LOGGING": "true",
-        "MONITORING_ENABLED": "true",
-        "USE_FALLBACK_CREDENTIALS": "false",
-    }
+    return betaskill_env()
 
 
 def plan_shaped_env() -> dict[str, str]:
     """BetaSkill's plan as written: the five R1 variables, secrets under VITE_, webhook == API secret."""
-    api_secret = fake_secret()
-    return {
-        "VITE_IKHOKHA_API_KEY": "IK" + secrets.token_hex(16).upper(),
-        "VITE_IKHOKHA_API_SECRET": api_secret,
-        "VITE_IKHOKHA_WEBHOOK_SECRET": api_secret,
-        "VITE_NODE_ENV": "production",
-        "VITE_IKHOKHA_TEST_MODE": "false",
-    }
-
-
-def env_text(values: Mapping[str, str]) -> str:
-    return "".join(f"{k}={v}\n" for k, v in values.items())
+    return betaskill_env(plan_shaped=True)
 
 
 @dataclass
