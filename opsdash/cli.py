@@ -6,6 +6,7 @@ pipeline starts fast. Usage and config errors exit 3 with one line on stderr, ne
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import traceback
@@ -20,6 +21,7 @@ from opsdash import __version__
 from opsdash.config import LoadedConfig, OpsdashSettings, find_config, load_config, load_settings
 from opsdash.core.findings import Severity
 from opsdash.core.secrets import redactor
+from opsdash.demo import FAULTS
 from opsdash.errors import ConfigError, OpsdashError
 from opsdash.output import emit, emit_json
 
@@ -173,6 +175,124 @@ def validate(
     else:
         emit(report_text(report, min_severity=Severity.INFO if verbose else Severity.WARN))
     sys.exit(report.exit_code(Severity.parse(fail_on)))
+
+
+# ---------------------------------------------------------------- check
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@common_options
+@click.option(
+    "--watch",
+    "watch",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Keep polling every SECONDS and redraw in place; shows the sustained state.",
+)
+@click.option("--no-history", is_flag=True, help="Do not record results in history.")
+def check(
+    names: tuple[str, ...],
+    config: Path | None,
+    env_files: tuple[Path, ...],
+    from_env: bool | None,
+    as_json: bool,
+    operator: str | None,
+    watch: float | None,
+    no_history: bool,
+) -> None:
+    """Run the profile's live health checks (all, or the NAMEs given) once and report.
+
+    Check kinds: http, tcp, dns, tls, provider (a signed read-only iKhokha request) and webhook
+    (the app must reject unsigned deliveries). Every failure has an error class, a recovery hint and
+    a runbook. Credentials for provider and webhook checks come from the env files.
+
+    With --watch, checks poll until interrupted; a check goes down after failure_threshold
+    consecutive failures and recovers after success_threshold successes. With --json, --watch prints
+    one JSON object per result (JSON lines).
+
+    \b
+    Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
+    """
+    import asyncio
+
+    from opsdash.output import checks_text, verdict_line
+    from opsdash.services import check_and_record
+
+    session = open_session(config, operator)
+    loaded = session.require_config()
+    files = list(env_files) or None
+    if watch is not None:
+        sys.exit(_watch(session, loaded, names, files, from_env, watch, as_json, not no_history))
+    report, results = asyncio.run(
+        check_and_record(
+            loaded,
+            session.settings,
+            session.operator,
+            names=names,
+            env_files=files,
+            from_env=from_env,
+            record=not no_history,
+        )
+    )
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        emit(verdict_line(report))
+        emit(checks_text(results))
+    sys.exit(report.exit_code())
+
+
+def _watch(
+    session: Session,
+    loaded: LoadedConfig,
+    names: tuple[str, ...],
+    env_files: list[Path] | None,
+    from_env: bool | None,
+    seconds: float,
+    as_json: bool,
+    record: bool,
+) -> int:
+    import asyncio
+    import json
+
+    from opsdash.core.findings import new_run_id, worst
+    from opsdash.core.health.model import CheckResult
+    from opsdash.core.health.state import SustainedState
+    from opsdash.output import checks_text
+    from opsdash.services import watcher
+    from opsdash.storage.history import History
+
+    w = watcher(loaded, names=names, env_files=env_files, from_env=from_env, interval=seconds)
+    run_id = new_run_id()
+    latest: dict[str, CheckResult] = {}
+    history = History.open(session.settings.resolved_data_dir()) if record else None
+    redraw = sys.stdout.isatty()
+
+    def on_result(result: CheckResult, state: SustainedState) -> None:
+        latest[result.name] = result
+        if history is not None:
+            history.record_checks(run_id, [result], {result.name: state.status})
+        if as_json:
+            emit(json.dumps({**result.to_dict(), "sustained": state.status.value}))
+            return
+        if len(latest) < len(w.checks) and not redraw:
+            return
+        ordered = [latest[c.name] for c in w.checks if c.name in latest]
+        screen = checks_text(ordered, w.states)
+        if redraw:
+            click.echo("\x1b[H\x1b[2J", nl=False)
+            emit(f"opsdash check --watch {seconds:g}s — {loaded.profile.target.name} — Ctrl-C to stop")
+        emit(screen)
+
+    try:
+        asyncio.run(w.run(on_result))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if history is not None:
+            history.close()
+    return worst(s.status for s in w.states.values()).exit_code
 
 
 # ---------------------------------------------------------------- history
@@ -345,22 +465,90 @@ def init(force: bool, directory: Path) -> None:
 # ---------------------------------------------------------------- demo
 
 
-@cli.command()
-@click.option("--no-tui", is_flag=True, help="Only write the demo workspace and print its profile path.")
-def demo(no_tui: bool) -> None:
-    """Open the dashboard on a built-in BetaSkill demo (fake values, nothing leaves this machine)."""
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    type=click.Choice(sorted(FAULTS)),
+    help="Start with this fault on (repeatable).",
+)
+@click.option(
+    "--no-tui",
+    is_flag=True,
+    help="Only run the simulated target: print its profile path and serve until interrupted.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace for the demo profile and env file. Default: a new temp directory.",
+)
+@click.pass_context
+def demo(ctx: click.Context, faults: tuple[str, ...], no_tui: bool, directory: Path | None) -> None:
+    """Try opsdash on a simulated BetaSkill deployment (nothing leaves this machine).
+
+    Starts a BetaSkill app and an iKhokha API on 127.0.0.1 (HTTPS, with a CA made at start-up),
+    writes a matching profile and env file with fake credentials, and opens the dashboard on it.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import asyncio
     import tempfile
 
-    from opsdash.demo import write_demo_workspace
+    from opsdash.demo.control import BackgroundDemo, serve
 
-    workdir = Path(tempfile.mkdtemp(prefix="opsdash-demo-"))
-    profile = write_demo_workspace(workdir)
+    session = open_session(None, None, require=False)
+    data_dir = session.settings.resolved_data_dir()
+    workdir = directory or Path(tempfile.mkdtemp(prefix="opsdash-demo-"))
     if no_tui:
-        emit(str(profile))
+
+        def ready(profile: Path, target: Any, _loop: Any, _stop: Any) -> None:
+            click.echo(str(profile))
+            sys.stdout.flush()
+            emit(
+                f"demo running: app {target.app.base_url}, iKhokha API {target.api.base_url}; "
+                f"faults on: {', '.join(sorted(target.faults)) or 'none'}",
+                err=True,
+            )
+            emit(f"try: opsdash check --config {profile}   |   Ctrl-C stops the demo", err=True)
+
+        asyncio.run(serve(workdir, data_dir, faults, ready))
         return
     from opsdash.tui.app import run_dashboard
 
-    run_dashboard(profile, demo=True)
+    background = BackgroundDemo(workdir, data_dir, faults)
+    try:
+        assert background.profile is not None
+        run_dashboard(background.profile, demo=True)
+    finally:
+        background.stop()
+
+
+demo.help = (
+    inspect.cleandoc(demo.help or "")
+    + "\n\n\b\nFaults (switch them while it runs with 'opsdash demo fault NAME on|off'):\n"
+    + "\n".join(f"  {name:22} {text}" for name, text in FAULTS.items())
+)
+
+
+@demo.command("fault")
+@click.argument("name", required=False, type=click.Choice(sorted(FAULTS)))
+@click.argument("state", required=False, type=click.Choice(["on", "off"]))
+def demo_fault(name: str | None, state: str | None) -> None:
+    """Switch a fault of the running demo on or off; with no arguments, list the faults."""
+    from opsdash.demo.control import list_faults, set_fault
+
+    data_dir = open_session(None, None, require=False).settings.resolved_data_dir()
+    if name is None:
+        active = set(list_faults(data_dir))
+        for fault, text in FAULTS.items():
+            emit(f"{'on ' if fault in active else 'off'}  {fault:22} {text}")
+        return
+    if state is None:
+        raise click.UsageError("say 'on' or 'off' after the fault name")
+    now_on = set_fault(data_dir, name, state == "on")
+    emit(f"{name} is {state}; faults on: {', '.join(sorted(now_on)) or 'none'}")
 
 
 # ---------------------------------------------------------------- entry point

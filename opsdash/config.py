@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -141,6 +141,106 @@ class ProviderSection(_Section):
     _check_api_base = field_validator("api_base")(check_http_url)
 
 
+CHECK_KINDS = ("http", "tcp", "dns", "tls", "provider", "webhook")
+
+
+class CheckBase(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Unique name, e.g. app-health.")
+    timeout: float = Field(5.0, gt=0, le=300, description="Seconds for the whole probe, retries excluded.")
+    interval: float = Field(30.0, ge=1, description="Seconds between polls in the dashboard and --watch.")
+    retries: int = Field(1, ge=0, le=5, description="Retries for transient errors (reset, timeout, 5xx).")
+    failure_threshold: int = Field(
+        3, ge=1, description="Consecutive failures before the check counts as down."
+    )
+    success_threshold: int = Field(2, ge=1, description="Consecutive successes before a down check recovers.")
+    severity: Literal["warn", "crit"] = Field("crit", description="Severity of a failure of this check.")
+    runbook: str | None = Field(None, description="Runbook for failures (default: by error class).")
+    conditions: list[str] = Field(
+        default_factory=list, description="Conditions such as '[STATUS] == 200' or '[BODY].status == UP'."
+    )
+
+    @field_validator("conditions")
+    @classmethod
+    def _parse_conditions(cls, value: list[str]) -> list[str]:
+        from opsdash.core.health.conditions import parse_all
+
+        parse_all(value)
+        return value
+
+
+class HttpCheck(CheckBase):
+    kind: Literal["http"]
+    url: str = Field(description="URL to request.")
+    method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str = ""
+    expect_status: list[int] = Field(
+        default_factory=lambda: [200], description="Accepted statuses when no condition names [STATUS]."
+    )
+    follow_redirects: bool = False
+    max_redirects: int = Field(5, ge=0, le=30)
+    max_body_bytes: int = Field(1_000_000, ge=0, description="Larger bodies fail the check as too-large.")
+    metrics: list[str] = Field(default_factory=list, description="Extra [BODY] paths kept as metrics.")
+
+    _check_url = field_validator("url")(check_http_url)
+
+
+class TcpCheck(CheckBase):
+    kind: Literal["tcp"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class DnsCheck(CheckBase):
+    kind: Literal["dns"]
+    hostname: str
+    expect: list[str] = Field(default_factory=list, description="Addresses that must be among the answers.")
+
+
+class TlsCheck(CheckBase):
+    kind: Literal["tls"]
+    host: str
+    port: int = Field(443, ge=1, le=65535)
+    server_name: str | None = Field(None, description="SNI and name to verify. Default: host.")
+    warn_days: float = Field(30, ge=0, description="WARN when the certificate expires sooner.")
+    crit_days: float = Field(7, ge=0, description="CRIT when the certificate expires sooner.")
+    min_version: Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+
+
+def _optional_url(value: str | None) -> str | None:
+    return None if value is None else check_http_url(value)
+
+
+class ProviderCheck(CheckBase):
+    kind: Literal["provider"]
+    base_url: str | None = Field(None, description="API base to probe. Default: provider.api_base.")
+    endpoint: Literal["history", "status"] = Field(
+        "history", description="Read-only endpoint: payments/history (today) or getStatus of a made-up id."
+    )
+
+    _check_base = field_validator("base_url")(_optional_url)
+
+
+class WebhookCheck(CheckBase):
+    kind: Literal["webhook"]
+    url: str = Field(description="The app's webhook (callback) endpoint.")
+    signed_delivery: bool = Field(
+        False, description="Also send a correctly signed, clearly marked test delivery that must be accepted."
+    )
+
+    _check_url = field_validator("url")(check_http_url)
+
+
+Check = Annotated[
+    HttpCheck | TcpCheck | DnsCheck | TlsCheck | ProviderCheck | WebhookCheck, Field(discriminator="kind")
+]
+
+
+class HealthSection(_Section):
+    concurrency: int = Field(50, ge=1, le=1000, description="Probes in flight at once.")
+    ca_file: Path | None = Field(None, description="Extra CA bundle to trust (internal CAs, the demo).")
+
+
 class Profile(_Section):
     """A deployment opsdash validates and watches."""
 
@@ -149,6 +249,21 @@ class Profile(_Section):
     urls: UrlsSection = Field(default_factory=UrlsSection)
     policy: list[PolicyRule] = Field(default_factory=list)
     provider: ProviderSection | None = None
+    health: HealthSection = Field(default_factory=HealthSection)
+    checks: list[Check] = Field(default_factory=list)
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_names(cls, checks: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for check in checks:
+            if check.name in seen:
+                raise ValueError(f"two checks are named {check.name!r}")
+            seen.add(check.name)
+        return checks
+
+    def check(self, name: str) -> Any:
+        return next((c for c in self.checks if c.name == name), None)
 
     def is_client_exposed(self, name: str) -> bool:
         return name.startswith(tuple(self.target.client_prefixes))
@@ -209,18 +324,13 @@ class SettingsTable(_Section):
     )
 
 
-class ConfigFile(_Section):
+class ConfigFile(Profile):
     """The whole opsdash.toml: opsdash's own settings plus the target profile."""
 
     opsdash: SettingsTable = Field(
         default_factory=SettingsTable,
         description="opsdash's own settings; OPSDASH_* variables override them.",
     )
-    target: TargetSection
-    env: EnvSection = Field(default_factory=EnvSection)
-    urls: UrlsSection = Field(default_factory=UrlsSection)
-    policy: list[PolicyRule] = Field(default_factory=list)
-    provider: ProviderSection | None = None
 
 
 # ---------------------------------------------------------------- opsdash's own settings
@@ -350,12 +460,24 @@ def _format_loc(loc: tuple[str | int, ...]) -> str:
     return out
 
 
+def _strip_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop pydantic's union tags (checks.0.http.url -> checks.0.url) so the path matches the file."""
+    out: list[str | int] = []
+    for part in loc:
+        if part == "function-after" or (part in CHECK_KINDS and out and isinstance(out[-1], int)):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
 def validation_messages(exc: ValidationError, path: Path, text: str) -> list[str]:
     messages = []
     # A misspelt key also makes the real key "missing": report the misspelling first.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     for err in errors:
-        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        loc = _strip_tags(tuple(err["loc"]))
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, "kind")
         line = locate(text, loc) if loc else None
         where = f"{path}:{line}" if line else str(path)
         if err["type"] == "extra_forbidden":
@@ -451,9 +573,9 @@ def load_config(path: Path) -> LoadedConfig:
             "development": _resolve(base, parsed.env.development),
         }
     )
-    profile = Profile(
-        target=target, env=env, urls=parsed.urls, policy=parsed.policy, provider=parsed.provider
-    )
+    health = parsed.health.model_copy(update={"ca_file": _resolve(base, parsed.health.ca_file)})
+    fields = {name: getattr(parsed, name) for name in Profile.model_fields}
+    profile = Profile(**{**fields, "target": target, "env": env, "health": health})
     return LoadedConfig(
         path=path, text=text, profile=profile, file_table=parsed.opsdash.model_dump(exclude_unset=True)
     )

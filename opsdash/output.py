@@ -16,6 +16,8 @@ from opsdash.core.secrets import redactor
 
 if TYPE_CHECKING:
     from opsdash.core.diff import RunDiff
+    from opsdash.core.health.model import CheckResult
+    from opsdash.core.health.state import SustainedState
     from opsdash.storage.history import RunRow
 
 COLOURS = {
@@ -148,3 +150,23 @@ def diff_dict(a: RunRow, b: RunRow, diff: RunDiff) -> dict[str, Any]:
         "env_added": list(diff.env_added),
         "env_removed": list(diff.env_removed),
     }
+
+
+def checks_text(results: list[CheckResult], sustained: dict[str, SustainedState] | None = None) -> str:
+    """A table of check results; failing checks get their hint and runbook underneath."""
+    width = max((len(r.name) for r in results), default=5)
+    head = f"{'STATUS':8} {'CHECK':{width}} {'KIND':8} {'LATENCY':>9}  SUMMARY"
+    lines = [click.style(head, bold=True)]
+    for r in results:
+        shown = sustained[r.name].status if sustained and r.name in sustained else r.severity
+        latency = r.metrics.get("response_time_ms")
+        latency_text = f"{latency:7.0f}ms" if latency is not None else f"{r.duration_ms:7.0f}ms"
+        lines.append(f"{sev(shown, 8)} {r.name:{width}} {r.kind:8} {latency_text:>9}  {r.summary}")
+        if not r.ok:
+            pad = " " * 9
+            cls = f"[{r.error_class.value}] " if r.error_class else ""
+            lines.append(
+                click.style(f"{pad}{cls}{r.hint or ''}", fg="cyan")
+                + (click.style(f"  (runbook: {r.runbook})", fg="cyan") if r.runbook else "")
+            )
+    return "\n".join(lines)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -127,3 +129,9 @@ class Report:
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(self.findings, key=lambda f: (-f.severity.rank, f.category, f.rule, f.subject))
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and short enough to type: 20261126T040512-3fa9c1."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"

@@ -10,6 +10,18 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+FAULTS: dict[str, str] = {
+    "provider-down": "the iKhokha API answers 503",
+    "provider-slow": "the iKhokha API takes 4 s to answer (the check allows 2 s)",
+    "credentials-rejected": "the iKhokha API rejects the app's credentials (401)",
+    "cert-expiring": "the app serves a certificate that expires in 20 days",
+    "cert-expired": "the app serves an expired certificate",
+    "webhook-unsigned": "the app's webhook endpoint accepts unsigned deliveries",
+    "app-down": "the app's health endpoint answers 503",
+    "payments-degraded": "the app reports a payment success rate of 72%",
+    "env-plan-shaped": "the env file is the one BetaSkill's plan describes (secrets under VITE_)",
+}
+
 _PACKAGED = Path(__file__).with_name("betaskill.toml")
 _CHECKOUT = Path(__file__).resolve().parents[2] / "examples" / "betaskill" / "opsdash.toml"
 

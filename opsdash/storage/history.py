@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ import sqlite_utils
 from opsdash import paths
 from opsdash.core.envfiles import EnvSnapshot
 from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.health.model import CheckResult
 from opsdash.core.secrets import fingerprint, redactor
 from opsdash.errors import InputError
 
@@ -68,7 +69,34 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.table("findings").create_index(["run_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Health check results: one row per probe, read as "latest per check" and "last N of a check"."""
+    table = db.table("check_results")
+    table.create(
+        {
+            "id": int,
+            "run_id": str,
+            "check_name": str,
+            "kind": str,
+            "target": str,
+            "started_at": str,
+            "severity": str,
+            "sustained": str,
+            "error_class": str,
+            "summary": str,
+            "latency_ms": float,
+            "phases": str,
+            "metrics": str,
+            "facts": str,
+        },
+        pk="id",
+    )
+    table.create_index(["check_name", "started_at"])
+    table.create_index(["run_id"])
+    table.create_index(["started_at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -185,6 +213,53 @@ class History:
                     for key, item in env.values.items()
                 )
 
+    def record_checks(
+        self, run_id: str, results: Iterable[CheckResult], sustained: Mapping[str, Severity] | None = None
+    ) -> None:
+        clean = redactor.redact
+        rows = [
+            {
+                "run_id": run_id,
+                "check_name": r.name,
+                "kind": r.kind,
+                "target": clean(r.target),
+                "started_at": r.started_at,
+                "severity": r.severity.value,
+                "sustained": (sustained or {}).get(r.name, r.severity).value,
+                "error_class": r.error_class.value if r.error_class else None,
+                "summary": clean(r.summary),
+                "latency_ms": r.metrics.get("response_time_ms", r.duration_ms),
+                "phases": json.dumps(dict(r.phases)),
+                "metrics": json.dumps(dict(r.metrics)),
+                "facts": clean(json.dumps(dict(r.facts))),
+            }
+            for r in results
+        ]
+        with self.db.conn:
+            self.db.table("check_results").insert_all(rows)
+
+    def latest_check_results(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The newest row of each named check: one indexed seek per check (not a GROUP BY scan)."""
+        out = {}
+        for name in names:
+            rows = list(
+                self.db.table("check_results").rows_where(
+                    "check_name = ?", [name], order_by="started_at DESC, id DESC", limit=1
+                )
+            )
+            if rows:
+                out[name] = rows[0]
+        return out
+
+    def check_history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The last `limit` results of one check, oldest first (for sparklines and trends)."""
+        rows = list(
+            self.db.table("check_results").rows_where(
+                "check_name = ?", [name], order_by="started_at DESC, id DESC", limit=limit
+            )
+        )
+        return rows[::-1]
+
     def purge(self, older_than_days: int, now: datetime | None = None) -> int:
         """Delete runs older than the retention period; returns how many went."""
         cutoff = ((now or datetime.now(UTC)) - timedelta(days=older_than_days)).isoformat(timespec="seconds")
@@ -192,6 +267,7 @@ class History:
         with self.db.conn:
             for table in ("findings", "env_keys"):
                 self.db.execute(f"DELETE FROM {table} WHERE run_id IN ({old_runs})", [cutoff])  # noqa: S608
+            self.db.execute("DELETE FROM check_results WHERE started_at < ?", [cutoff])
             return int(self.db.execute("DELETE FROM runs WHERE started_at < ?", [cutoff]).rowcount)
 
     # ------------------------------------------------------------------ reading

@@ -98,7 +98,16 @@ def test_config_validate_accepts_the_example(run) -> None:
 
 def test_config_schema_is_json_schema_of_the_file(run) -> None:
     schema = json.loads(run("config", "schema").out)
-    assert set(schema["properties"]) == {"opsdash", "target", "env", "urls", "policy", "provider"}
+    assert set(schema["properties"]) == {
+        "opsdash",
+        "target",
+        "env",
+        "urls",
+        "policy",
+        "provider",
+        "health",
+        "checks",
+    }
     assert "target" in schema["required"]
     assert "return" in json.dumps(schema["$defs"]["UrlsSection"])
 

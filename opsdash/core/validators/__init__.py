@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets as _random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from opsdash.config import Profile
 from opsdash.core.envfiles import EnvSnapshot, load_environment, read_env_file
-from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.findings import Finding, Report, Severity, new_run_id
 from opsdash.core.rules import rule
 from opsdash.core.secrets import redactor
 from opsdash.core.validators import credentials, environment, policy, urls
@@ -27,12 +26,6 @@ ALL_CHECKS: tuple[Check, ...] = (*environment.CHECKS, *credentials.CHECKS, *urls
 class ValidationRun:
     report: Report
     env: EnvSnapshot
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """Sortable and short enough to type: 20261126T040512-3fa9c1."""
-    now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%S}-{_random.token_hex(3)}"
 
 
 def _optional_snapshot(path: Path | None, what: str, notes: list[Finding]) -> EnvSnapshot | None:
@@ -53,6 +46,43 @@ def _optional_snapshot(path: Path | None, what: str, notes: list[Finding]) -> En
     return load_environment([path])
 
 
+def register_secrets(profile: Profile, env: EnvSnapshot) -> None:
+    for item in env.values.values():
+        if item.value and profile.is_secret(item.key):
+            redactor.register(item.value)
+
+
+def load_target_env(
+    profile: Profile,
+    *,
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+    process_env: Mapping[str, str] | None = None,
+    required: bool = True,
+) -> EnvSnapshot | None:
+    """The target's environment as the app sees it: --env-file (or the profile's files), plus the
+    process environment when asked. With required=False, absent profile files are skipped and
+    None is returned when there is nothing to read (checks that need no credentials still run)."""
+    files = list(env_files) if env_files else list(profile.env.files)
+    if not required and not env_files:
+        files = [f for f in files if f.exists()]
+    use_process = profile.env.from_process if from_env is None else from_env
+    if not files and not use_process:
+        if not required:
+            return None
+        raise ConfigError(
+            "no env files to validate: set env.files in the profile, pass --env-file, or use --from-env"
+        )
+    env = load_environment(
+        files,
+        process_env=(os.environ if process_env is None else process_env) if use_process else None,
+        process_keys=profile.variables_named(),
+        process_prefixes=profile.target.client_prefixes,
+    )
+    register_secrets(profile, env)
+    return env
+
+
 def validate(
     profile: Profile,
     *,
@@ -64,18 +94,7 @@ def validate(
     """Validate the target's environment. Env files and input errors raise; findings never do."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    files = list(env_files) if env_files else list(profile.env.files)
-    use_process = profile.env.from_process if from_env is None else from_env
-    if not files and not use_process:
-        raise ConfigError(
-            "no env files to validate: set env.files in the profile, pass --env-file, or use --from-env"
-        )
-    env = load_environment(
-        files,
-        process_env=(os.environ if process_env is None else process_env) if use_process else None,
-        process_keys=profile.variables_named(),
-        process_prefixes=profile.target.client_prefixes,
-    )
+    env = load_target_env(profile, env_files=env_files, from_env=from_env, process_env=process_env)
     notes: list[Finding] = []
     development = _optional_snapshot(profile.env.development, "development", notes)
     example_keys = None
@@ -85,10 +104,9 @@ def validate(
             example_keys = {v.key: v.source for v in values}
         else:
             _optional_snapshot(profile.env.example, "example", notes)
-    for snapshot in (env, development):
-        for item in snapshot.values.values() if snapshot else ():
-            if item.value and profile.is_secret(item.key):
-                redactor.register(item.value)
+    if development is not None:
+        register_secrets(profile, development)
+    assert env is not None  # required=True never returns None
     ctx = Context(profile=profile, env=env, development=development, example_keys=example_keys)
     findings = [*notes]
     for check in ALL_CHECKS if checks is None else checks:

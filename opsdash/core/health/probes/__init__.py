@@ -1,0 +1,66 @@
+"""One probe of one check, for every check kind. Probes never raise: every failure is a result.
+
+HTTP goes through httpx with a fresh client per probe (sharing one SSL context): a fresh connection
+gives honest connect/TLS timings, and keeps probes off a shared connection pool, whose bookkeeping
+grows with the number of connections in flight (encode/httpx#3215) and would inflate latencies.
+TLS facts come from a direct handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from opsdash.config import Check
+from opsdash.core.health.errors import ErrorClass
+from opsdash.core.health.model import CheckResult
+from opsdash.core.health.probes.base import (
+    ProbeContext,
+    ProbeFailed,
+    failed,
+    make_ssl_context,
+    system_resolver,
+)
+from opsdash.core.health.probes.http import probe_http
+from opsdash.core.health.probes.net import probe_dns, probe_tcp, probe_tls
+from opsdash.core.health.probes.provider import probe_provider, probe_webhook
+
+__all__ = ["ProbeContext", "ProbeFailed", "make_ssl_context", "probe", "system_resolver"]
+
+
+_PROBES: dict[str, Callable[[Any, ProbeContext, datetime, float], Awaitable[CheckResult]]] = {
+    "http": probe_http,
+    "tcp": probe_tcp,
+    "dns": probe_dns,
+    "tls": probe_tls,
+    "provider": probe_provider,
+    "webhook": probe_webhook,
+}
+
+
+async def probe(check: Check, ctx: ProbeContext) -> CheckResult:
+    """Probe once, retrying transient failures with backoff. Never raises for network trouble."""
+    attempts = 0
+    while True:
+        attempts += 1
+        started, t0 = ctx.now(), time.perf_counter()
+        try:
+            result = await _PROBES[check.kind](check, ctx, started, t0)
+        except Exception as exc:  # a bug in a probe must not take the runner down
+            result = failed(
+                check,
+                check.name,
+                started,
+                t0,
+                ErrorClass.CONFIG,
+                f"internal error: {type(exc).__name__}: {exc}",
+            )
+        transient = result.error_class is not None and result.error_class.info.transient
+        if not transient or attempts > check.retries:
+            if attempts > 1:
+                result = CheckResult(**{**result.__dict__, "attempts": attempts})
+            return result
+        await asyncio.sleep(min(0.1 * 2 ** (attempts - 1), 2.0))

@@ -1,0 +1,207 @@
+"""What every probe shares: its context, and how a result or failure is built."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from opsdash.config import (
+    Check,
+    HttpCheck,
+    Profile,
+)
+from opsdash.core.envfiles import EnvSnapshot
+from opsdash.core.findings import Finding, Severity
+from opsdash.core.health import conditions as cond
+from opsdash.core.health.errors import (
+    ErrorClass,
+    runbook_for,
+)
+from opsdash.core.health.model import CheckResult
+from opsdash.core.rules import rule
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def make_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The verifying context every probe shares: system trust store plus the profile's CA file."""
+    ctx = ssl.create_default_context()
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    return ctx
+
+
+@dataclass
+class ProbeContext:
+    profile: Profile
+    env: EnvSnapshot | None = None
+    ssl_context: ssl.SSLContext = field(default_factory=make_ssl_context)
+    resolver: Resolver = system_resolver
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def env_value(self, name: str | None) -> str | None:
+        if not name or self.env is None:
+            return None
+        value = self.env.get(name)
+        return value or None
+
+
+class ProbeFailed(Exception):
+    def __init__(
+        self,
+        error: ErrorClass,
+        reason: str,
+        *,
+        phases: Mapping[str, float] | None = None,
+        facts: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+        self.phases = dict(phases or {})
+        self.facts = dict(facts or {})
+
+
+_TLS_RULES = {
+    ErrorClass.TLS_EXPIRED: "tls-expired",
+    ErrorClass.TLS_NOT_YET_VALID: "tls-untrusted",
+    ErrorClass.TLS_UNTRUSTED: "tls-untrusted",
+    ErrorClass.TLS_HOSTNAME: "tls-hostname-mismatch",
+}
+
+
+def _severity(check: Check) -> Severity:
+    return Severity.CRIT if check.severity == "crit" else Severity.WARN
+
+
+def failed(
+    check: Check,
+    target: str,
+    started: datetime,
+    t0: float,
+    error: ErrorClass,
+    reason: str,
+    *,
+    rule_id: str | None = None,
+    severity: Severity | None = None,
+    phases: Mapping[str, float] | None = None,
+    facts: Mapping[str, str] | None = None,
+    conditions: tuple[cond.ConditionResult, ...] = (),
+    metrics: Mapping[str, float] | None = None,
+    extra: tuple[Finding, ...] = (),
+    attempts: int = 1,
+) -> CheckResult:
+    """A failed probe. The finding's rule follows the error class (TLS trouble gets its tls-* rule)
+    unless `rule_id` names a more specific one, whose own remediation and runbook then apply."""
+    severity = severity or (Severity.UNKNOWN if error is ErrorClass.CONFIG else _severity(check))
+    specific = rule(rule_id) if rule_id else None
+    the_rule = specific or rule(_TLS_RULES.get(error, "check-failed"))
+    hint = specific.remediation if specific else error.info.hint
+    runbook = check.runbook or (specific.runbook if specific else runbook_for(error, check.kind))
+    summary = reason if specific else f"{error.info.title}: {reason}"
+    finding = the_rule.finding(
+        check.name,
+        f"{check.name}: {summary}",
+        severity=severity,
+        remediation=hint,
+        runbook=runbook,
+        evidence={"check": check.name, "target": target, "error_class": error.value},
+    )
+    return CheckResult(
+        name=check.name,
+        kind=check.kind,
+        target=target,
+        severity=severity,
+        summary=summary,
+        started_at=started.isoformat(timespec="milliseconds"),
+        duration_ms=(time.perf_counter() - t0) * 1000,
+        error_class=error,
+        hint=hint,
+        runbook=runbook,
+        attempts=attempts,
+        phases=dict(phases or {}),
+        conditions=conditions,
+        metrics=dict(metrics or {}),
+        facts=dict(facts or {}),
+        findings=(finding, *extra),
+    )
+
+
+def passed(
+    check: Check,
+    target: str,
+    started: datetime,
+    t0: float,
+    summary: str,
+    *,
+    phases: Mapping[str, float] | None = None,
+    facts: Mapping[str, str] | None = None,
+    conditions: tuple[cond.ConditionResult, ...] = (),
+    metrics: Mapping[str, float] | None = None,
+    severity: Severity = Severity.OK,
+    findings: tuple[Finding, ...] = (),
+    attempts: int = 1,
+) -> CheckResult:
+    return CheckResult(
+        name=check.name,
+        kind=check.kind,
+        target=target,
+        severity=severity,
+        summary=summary,
+        started_at=started.isoformat(timespec="milliseconds"),
+        duration_ms=(time.perf_counter() - t0) * 1000,
+        attempts=attempts,
+        phases=dict(phases or {}),
+        conditions=conditions,
+        metrics=dict(metrics or {}),
+        facts=dict(facts or {}),
+        findings=findings,
+        runbook=findings[0].runbook if findings else None,
+        hint=findings[0].remediation if findings else None,
+    )
+
+
+def evaluate_conditions(
+    check: Check, facts: cond.Facts
+) -> tuple[tuple[cond.ConditionResult, ...], dict[str, float]]:
+    parsed = cond.parse_all(check.conditions)
+    results = tuple(cond.evaluate(c, facts) for c in parsed)
+    extra = check.metrics if isinstance(check, HttpCheck) else []
+    return results, cond.metrics(parsed, facts, extra)
+
+
+def first_failed(results: tuple[cond.ConditionResult, ...]) -> cond.ConditionResult | None:
+    return next((r for r in results if not r.ok), None)
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def resolve(ctx: ProbeContext, host: str, port: int, timeout: float) -> tuple[list[str], float]:
+    t = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            addresses = await ctx.resolver(host, port)
+    except TimeoutError:
+        raise ProbeFailed(ErrorClass.DNS, f"no answer for {host} within {timeout:g}s") from None
+    except socket.gaierror as exc:
+        raise ProbeFailed(ErrorClass.DNS, f"{host}: {exc.strerror or exc}") from None
+    if not addresses:
+        raise ProbeFailed(ErrorClass.DNS, f"{host} has no addresses")
+    return addresses, (time.perf_counter() - t) * 1000

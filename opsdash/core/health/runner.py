@@ -1,0 +1,100 @@
+"""Running checks: once (opsdash check), or continuously with chained polls (dashboard, --watch)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from opsdash.config import Check
+from opsdash.core.findings import Report, new_run_id
+from opsdash.core.health.model import CheckResult
+from opsdash.core.health.probes import ProbeContext, probe
+from opsdash.core.health.state import SustainedState
+
+ResultCallback = Callable[[CheckResult, SustainedState], None]
+
+
+async def run_once(
+    checks: Sequence[Check],
+    ctx: ProbeContext,
+    *,
+    concurrency: int = 50,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Probe every check once, at most `concurrency` at a time; results in the checks' order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(check: Check) -> CheckResult:
+        async with gate:
+            result = await probe(check, ctx)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    return list(await asyncio.gather(*(one(c) for c in checks)))
+
+
+def report_for(results: Sequence[CheckResult], target: str, started: datetime, duration_ms: int) -> Report:
+    findings = tuple(f for r in results for f in r.findings)
+    return Report(
+        kind="check",
+        target=target,
+        run_id=new_run_id(started),
+        started_at=started.isoformat(timespec="milliseconds"),
+        duration_ms=duration_ms,
+        findings=findings,
+        summary={"checks": [r.to_dict() for r in results]},
+    )
+
+
+@dataclass
+class Watcher:
+    """Polls each check on its own chain: the next probe is scheduled when the previous one finished,
+    so a slow check never has two probes in flight. Pausing skips polls without losing state."""
+
+    checks: Sequence[Check]
+    ctx: ProbeContext
+    concurrency: int = 50
+    interval_override: float | None = None
+    states: dict[str, SustainedState] = field(default_factory=dict)
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        self._gate = asyncio.Semaphore(self.concurrency)
+        self._stop = asyncio.Event()
+        for check in self.checks:
+            self.states.setdefault(check.name, SustainedState())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep unless stopped; True when stopped."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _chain(self, check: Check, on_result: ResultCallback) -> None:
+        interval = self.interval_override or check.interval
+        while not self._stop.is_set():
+            if not self.paused:
+                async with self._gate:
+                    result = await probe(check, self.ctx)
+                state = self.states[check.name].update(
+                    result, check.failure_threshold, check.success_threshold
+                )
+                self.states[check.name] = state
+                on_result(result, state)
+            if await self._wait(interval):
+                return
+
+    async def run(self, on_result: ResultCallback) -> None:
+        await asyncio.gather(*(self._chain(c, on_result) for c in self.checks))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""Payment provider specifics (request signing) shared by checks and webhook verification."""

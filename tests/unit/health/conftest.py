@@ -1,0 +1,53 @@
+"""Helpers for the health tests: checks built from plain dicts, a probe context, shared certificates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+
+from opsdash.config import Check, Profile
+from opsdash.core.envfiles import EnvSnapshot, EnvValue
+from opsdash.core.health.probes import ProbeContext, make_ssl_context
+from tests.servers import Certs
+
+CHECK = TypeAdapter(Check)
+
+
+def make_check(**fields: Any) -> Any:
+    return CHECK.validate_python({"name": "probe", "timeout": 2, "retries": 0, **fields})
+
+
+def make_profile(**provider: Any) -> Profile:
+    return Profile.model_validate(
+        {
+            "target": {"name": "T", "base_url": "https://app.betaskill.com"},
+            "provider": {
+                "kind": "ikhokha",
+                "app_id_variable": "IKHOKHA_API_KEY",
+                "secret_variable": "IKHOKHA_API_SECRET",
+                "webhook_secret_variable": "IKHOKHA_WEBHOOK_SECRET",
+                **provider,
+            },
+        }
+    )
+
+
+def env_snapshot(values: dict[str, str]) -> EnvSnapshot:
+    return EnvSnapshot(
+        {k: EnvValue(k, v, f"test.env:{i}") for i, (k, v) in enumerate(values.items(), 1)},
+        sources=("test.env",),
+    )
+
+
+@pytest.fixture(scope="session")
+def certs() -> Certs:
+    return Certs()
+
+
+@pytest.fixture
+def ctx(certs: Certs, tmp_path: Path) -> Iterator[ProbeContext]:
+    yield ProbeContext(profile=make_profile(), ssl_context=make_ssl_context(certs.ca_file(str(tmp_path))))

@@ -1,0 +1,118 @@
+"""Sustained state thresholds, chained polling (one probe per check in flight), and check history."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+from opsdash.core.findings import Severity
+from opsdash.core.health.errors import ErrorClass
+from opsdash.core.health.model import CheckResult
+from opsdash.core.health.probes import ProbeContext
+from opsdash.core.health.runner import Watcher
+from opsdash.core.health.state import SustainedState
+from opsdash.demo.httpserver import Request, Response
+from opsdash.storage.history import History
+from tests.servers import http_server
+from tests.unit.health.conftest import make_check
+
+OK = CheckResult("c", "http", "u", Severity.OK, "fine", "2026-11-26T10:00:00", 1.0)
+DOWN = replace(OK, severity=Severity.CRIT, summary="down", error_class=ErrorClass.HTTP_5XX)
+
+
+def walk(results: list[CheckResult], failures: int = 3, successes: int = 2) -> list[Severity]:
+    state, out = SustainedState(), []
+    for i, result in enumerate(results):
+        state = state.update(replace(result, started_at=f"t{i}"), failures, successes)
+        out.append(state.status)
+    return out
+
+
+def test_unknown_until_evaluated_then_ok() -> None:
+    assert SustainedState().status is Severity.UNKNOWN
+    assert walk([OK]) == [Severity.OK]
+
+
+def test_goes_down_only_after_the_failure_threshold() -> None:
+    assert walk([OK, DOWN, DOWN, DOWN]) == [Severity.OK, Severity.OK, Severity.OK, Severity.CRIT]
+    assert walk([DOWN, DOWN, DOWN]) == [Severity.UNKNOWN, Severity.UNKNOWN, Severity.CRIT]
+
+
+def test_a_blip_changes_nothing_and_recovery_needs_two_successes() -> None:
+    assert walk([OK, DOWN, OK, DOWN, OK]) == [Severity.OK] * 5
+    down = [DOWN] * 3
+    assert walk([*down, OK, OK]) == [
+        Severity.UNKNOWN,
+        Severity.UNKNOWN,
+        Severity.CRIT,
+        Severity.CRIT,
+        Severity.OK,
+    ]
+
+
+def test_since_marks_the_last_change() -> None:
+    state = SustainedState()
+    for i, result in enumerate([OK, OK, DOWN, DOWN, DOWN, DOWN]):
+        state = state.update(replace(result, started_at=f"t{i}"), 3, 2)
+    assert (state.status, state.since) == (Severity.CRIT, "t4")
+
+
+async def test_watcher_never_has_two_probes_of_a_check_in_flight(ctx: ProbeContext) -> None:
+    in_flight = {"now": 0, "max": 0, "total": 0}
+
+    async def slow(_req: Request) -> Response:
+        in_flight["now"] += 1
+        in_flight["max"] = max(in_flight["max"], in_flight["now"])
+        in_flight["total"] += 1
+        await asyncio.sleep(0.3)  # slower than the 1 s interval would allow if polls were stacked
+        in_flight["now"] -= 1
+        return Response(200, b"{}")
+
+    seen: list[tuple[str, Severity]] = []
+    async with http_server(slow) as server:
+        check = make_check(kind="http", url=f"{server.base_url}/", interval=1)
+        watcher = Watcher([check], ctx)
+        watcher.interval_override = 0.01  # poll again as soon as the previous probe finishes
+
+        def on_result(result: CheckResult, state: SustainedState) -> None:
+            seen.append((result.name, state.status))
+            if len(seen) == 4:
+                watcher.stop()
+
+        await asyncio.wait_for(watcher.run(on_result), 30)
+    assert in_flight["max"] == 1
+    assert in_flight["total"] == 4
+    assert seen == [("probe", Severity.OK)] * 4
+
+
+async def test_paused_watcher_does_not_probe(ctx: ProbeContext) -> None:
+    calls = {"n": 0}
+
+    async def count(_req: Request) -> Response:
+        calls["n"] += 1
+        return Response(200, b"{}")
+
+    async with http_server(count) as server:
+        watcher = Watcher([make_check(kind="http", url=f"{server.base_url}/")], ctx, interval_override=0.01)
+        watcher.paused = True
+        task = asyncio.create_task(watcher.run(lambda r, s: None))
+        await asyncio.sleep(0.2)
+        watcher.stop()
+        await asyncio.wait_for(task, 10)
+    assert calls["n"] == 0
+    assert watcher.states["probe"].status is Severity.UNKNOWN
+
+
+def test_check_history_latest_and_last_n(tmp_path: Path) -> None:
+    with History.open(tmp_path) as history:
+        for i in range(5):
+            for name in ("a", "b"):
+                history.record_checks(
+                    "run", [replace(OK if i < 4 else DOWN, name=name, started_at=f"2026-11-26T10:00:0{i}")]
+                )
+        latest = history.latest_check_results(["a", "b", "never-ran"])
+        assert set(latest) == {"a", "b"}
+        assert latest["a"]["severity"] == "CRIT" and latest["a"]["error_class"] == "http-5xx"
+        last3 = history.check_history("a", limit=3)
+        assert [r["started_at"][-2:] for r in last3] == ["02", "03", "04"]

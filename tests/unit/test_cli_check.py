@@ -1,0 +1,176 @@
+"""`opsdash check` against `opsdash demo --no-tui`, a real process serving real HTTPS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from opsdash.demo import FAULTS
+
+
+@dataclass
+class Demo:
+    profile: Path
+    data_dir: Path
+    proc: subprocess.Popen[str]
+
+
+@pytest.fixture(scope="module")
+def demo_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    root = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(root / "data"), "XDG_CONFIG_HOME": str(root / "config")}
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    proc = subprocess.Popen(
+        [opsdash, "demo", "--no-tui", "--dir", str(root / "ws")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    assert line.endswith("opsdash.toml"), proc.stderr.read() if proc.stderr else line
+    yield Demo(Path(line), root / "data", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    assert not (root / "data" / "demo.json").exists()  # the state file goes with the demo
+
+
+@pytest.fixture
+def demo(demo_process: Demo, monkeypatch: pytest.MonkeyPatch, run) -> Iterator[Demo]:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OPSDASH_DATA_DIR", str(demo_process.data_dir))
+    yield demo_process
+    for fault in FAULTS:
+        run("demo", "fault", fault, "off")
+
+
+def check_json(run, demo: Demo, *names: str) -> tuple[int, dict[str, dict]]:  # type: ignore[no-untyped-def]
+    result = run("check", "--config", demo.profile, "--json", *names)
+    report = json.loads(result.out)
+    return result.code, {c["name"]: c for c in report["summary"]["checks"]}
+
+
+def test_healthy_demo_is_ok(run, demo: Demo) -> None:
+    code, checks = check_json(run, demo)
+    assert code == 0
+    assert set(checks) == {
+        "app-health",
+        "app-tls",
+        "payment-return-page",
+        "ikhokha-api",
+        "ikhokha-tls",
+        "webhook-endpoint",
+        "app-port",
+    }
+    assert all(c["severity"] == "OK" for c in checks.values())
+    assert checks["app-health"]["metrics"]["payments.success_rate"] > 0.95
+
+
+FAULT_CASES = {
+    "provider-down": ("ikhokha-api", "CRIT", "http-5xx"),
+    "provider-slow": ("ikhokha-api", "CRIT", "read-timeout"),
+    "credentials-rejected": ("ikhokha-api", "CRIT", "http-auth"),
+    "cert-expiring": ("app-tls", "WARN", None),
+    "cert-expired": ("app-tls", "CRIT", "tls-expired"),
+    "webhook-unsigned": ("webhook-endpoint", "CRIT", "condition-failed"),
+    "app-down": ("app-health", "CRIT", "http-5xx"),
+    "payments-degraded": ("app-health", "CRIT", "condition-failed"),
+    "env-plan-shaped": ("ikhokha-api", "UNKNOWN", "not-evaluated"),
+}
+
+
+def test_every_fault_has_a_case() -> None:
+    assert set(FAULT_CASES) == set(FAULTS)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULT_CASES))
+def test_each_fault_turns_the_right_check(run, demo: Demo, fault: str) -> None:
+    name, severity, error = FAULT_CASES[fault]
+    switched = run("demo", "fault", fault, "on")
+    assert switched.code == 0 and fault in switched.out
+    code, checks = check_json(run, demo)
+    assert (checks[name]["severity"], checks[name]["error_class"]) == (severity, error)
+    assert code == {"WARN": 1, "CRIT": 2, "UNKNOWN": 3}[severity]
+    assert run("demo", "fault", fault, "off").code == 0
+    assert check_json(run, demo, name)[0] == 0
+
+
+def test_human_output_has_hint_and_runbook(run, demo: Demo) -> None:
+    run("demo", "fault", "credentials-rejected", "on")
+    result = run("check", "--config", demo.profile, "ikhokha-api")
+    assert result.code == 2
+    assert "Credentials rejected" in result.out and "runbook: payment-provider-outage" in result.out
+
+
+def test_results_go_to_history(run, demo: Demo) -> None:
+    from opsdash.storage.history import History
+
+    run("check", "--config", demo.profile, "app-port")
+    with History.open(demo.data_dir) as history:
+        latest = history.latest_check_results(["app-port"])
+    assert latest["app-port"]["severity"] == "OK"
+
+
+def test_unknown_check_name_and_fault_are_clear_errors(run, demo: Demo) -> None:
+    result = run("check", "--config", demo.profile, "no-such-check")
+    assert result.code == 3 and "no check named no-such-check" in result.err and "app-health" in result.err
+    assert run("demo", "fault", "volcano", "on").code == 3
+
+
+def test_listing_faults_shows_their_state(run, demo: Demo) -> None:
+    run("demo", "fault", "app-down", "on")
+    listing = run("demo", "fault").out
+    assert "on   app-down" in listing and "off  provider-down" in listing
+
+
+def test_no_demo_running_is_a_clear_error(run) -> None:
+    result = run("demo", "fault", "app-down", "on")
+    assert result.code == 3 and "no running demo" in result.err
+
+
+def test_watch_json_lines_show_sustained_state(demo: Demo) -> None:
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(demo.data_dir)}
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    proc = subprocess.Popen(
+        [opsdash, "check", "--config", str(demo.profile), "--watch", "1", "--json", "app-port"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    proc.send_signal(signal.SIGINT)
+    proc.wait(15)
+    assert [line["name"] for line in lines] == ["app-port", "app-port"]
+    assert [line["sustained"] for line in lines] == ["OK", "OK"]
+    assert proc.returncode == 0
+
+
+def test_no_checks_in_profile(run, project) -> None:  # type: ignore[no-untyped-def]
+    result = run("check", "--config", project.profile)
+    assert result.code == 3 and "no [[checks]]" in result.err
+
+
+def test_no_demo_secret_in_check_output_or_history(run, demo: Demo) -> None:
+    env_file = demo.profile.with_name(".env.production")
+    secrets = [
+        line.split("=", 1)[1]
+        for line in env_file.read_text().splitlines()
+        if "=" in line and ("SECRET" in line or "API_KEY" in line)
+    ]
+    assert len(secrets) == 3
+    run("demo", "fault", "credentials-rejected", "on")
+    outputs = [run("check", "--config", demo.profile, *flags) for flags in ([], ["--json"])]
+    blob = "".join(r.out + r.err for r in outputs).encode()
+    blob += b"".join(p.read_bytes() for p in demo.data_dir.glob("history.db*"))
+    assert b"credentials rejected" in blob
+    for value in secrets:
+        assert value.encode() not in blob
