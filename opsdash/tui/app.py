@@ -6,21 +6,26 @@ it as their cores land.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
 
 from opsdash.config import load_config, load_settings
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.secrets import redactor
+from opsdash.demo import FAULTS
 from opsdash.errors import OpsdashError
 from opsdash.services import validate_and_record
-from opsdash.tui.messages import ValidationCompleted, ValidationFailed
+from opsdash.tui.messages import DemoFaultSwitched, ValidationCompleted, ValidationFailed
 
 SEVERITY_STYLE = {
     Severity.CRIT: "bold red",
@@ -77,6 +82,49 @@ class OpsdashApp(App[None]):
             table = self.query_one("#findings", DataTable)
             table.add_columns("SEVERITY", "CATEGORY", "RULE", "SUBJECT")
             self.run_validation()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.config_path is not None:
+            yield SystemCommand("Re-run validation", "Validate the environment again", self.action_rerun)
+        if self.demo:
+            for name, text in FAULTS.items():
+                for state in ("on", "off"):
+                    yield SystemCommand(
+                        f"Demo fault: {name} {state}", text, partial(self.switch_fault, name, state == "on")
+                    )
+
+    @work(thread=True, group="demo", exit_on_error=False, description="switch a demo fault")
+    def switch_fault(self, name: str, on: bool) -> None:
+        from opsdash.demo.control import set_fault
+
+        try:
+            active = set_fault(load_settings().resolved_data_dir(), name, on)
+        except OpsdashError as exc:
+            self.post_message(DemoFaultSwitched(name, on, error=str(exc)))
+            return
+        self.post_message(DemoFaultSwitched(name, on, active=active))
+
+    @on(Worker.StateChanged)
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        """A worker that dies must say so on screen, never vanish silently."""
+        if event.state is WorkerState.ERROR:
+            error = redactor.redact(f"{type(event.worker.error).__name__}: {event.worker.error}")
+            self.notify(
+                error, title=f"{event.worker.description or event.worker.name} failed", severity="error"
+            )
+
+    @on(DemoFaultSwitched)
+    def fault_switched(self, message: DemoFaultSwitched) -> None:
+        if message.error:
+            self.notify(message.error, title="Demo fault", severity="error")
+            return
+        state = "on" if message.on else "off"
+        self.notify(
+            f"{message.fault} is {state}; faults on: {', '.join(message.active) or 'none'}",
+            title="Demo fault",
+        )
+        self.run_validation()
 
     def action_rerun(self) -> None:
         if self.config_path is not None:

@@ -17,3 +17,14 @@ class ValidationFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class DemoFaultSwitched(Message):
+    def __init__(
+        self, fault: str, on: bool, active: list[str] | None = None, error: str | None = None
+    ) -> None:
+        super().__init__()
+        self.fault = fault
+        self.on = on
+        self.active = active or []
+        self.error = error

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from textual.widgets import DataTable, Static
+from textual.worker import WorkerFailed
 
-from opsdash.demo import write_demo_workspace
 from opsdash.tui.app import OpsdashApp
 from opsdash.tui.messages import ValidationCompleted
-from tests.conftest import Project, good_env
+from tests.conftest import Project, good_env, plan_shaped_env
 
 SIZE = (120, 36)
 
@@ -18,15 +19,11 @@ def _verdict(app: OpsdashApp) -> str:
     return str(app.query_one("#verdict", Static).render())
 
 
-async def test_demo_shows_the_plans_mistakes_without_secrets(tmp_path: Path) -> None:
-    profile = write_demo_workspace(tmp_path / "demo")
-    env_values = [
-        line.split("=", 1)[1]
-        for line in (tmp_path / "demo" / ".env.production").read_text().splitlines()
-        if "SECRET" in line or "API_KEY" in line
-    ]
-    messages = []
-    app = OpsdashApp(profile, demo=True)
+async def test_plan_shaped_env_shows_its_mistakes_without_secrets(project: Project) -> None:
+    env = plan_shaped_env()
+    project.write_env({**good_env(), **env, "PAYMENT_CANCEL_URL": "http://localhost:5173/cancelled"})
+    messages: list[object] = []
+    app = OpsdashApp(project.profile)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -35,14 +32,17 @@ async def test_demo_shows_the_plans_mistakes_without_secrets(tmp_path: Path) -> 
         table = app.query_one("#findings", DataTable)
         rules = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
         assert {"secret-client-exposed", "secret-reused", "url-not-https"} <= rules
+        await pilot.pause()
         screen = app.export_screenshot()
-        assert "secret-client-exposed" in screen
-        for value in env_values:
-            assert value not in screen
+        assert "NO-GO" in screen and "VITE_IKHOKHA_API_SECRET" in screen
+        for value in env.values():
+            if len(value) > 12:
+                assert value not in screen
 
 
-async def test_moving_the_cursor_shows_that_findings_detail(tmp_path: Path) -> None:
-    app = OpsdashApp(write_demo_workspace(tmp_path / "demo"))
+async def test_moving_the_cursor_shows_that_findings_detail(project: Project) -> None:
+    project.write_env(plan_shaped_env())
+    app = OpsdashApp(project.profile)
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -90,3 +90,56 @@ async def test_first_run_offers_demo_and_init() -> None:
         assert "opsdash demo" in text and "opsdash init" in text
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_demo_fault_from_the_command_palette(tmp_path: Path) -> None:
+    from opsdash.config import load_settings
+    from opsdash.demo.control import BackgroundDemo, list_faults
+
+    data_dir = load_settings().resolved_data_dir()
+    background = BackgroundDemo(tmp_path / "demo", data_dir, [])
+    try:
+        app = OpsdashApp(background.profile, demo=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert _verdict(app).startswith("GO  OK")
+            await pilot.press("ctrl+p")
+            await pilot.press(*"env-plan-shaped on")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            for _ in range(100):  # the switch and the re-run are two workers, one after the other
+                await app.workers.wait_for_complete()
+                await pilot.pause(0.05)
+                if _verdict(app).startswith("NO-GO"):
+                    break
+            assert list_faults(data_dir) == ["env-plan-shaped"]
+            assert _verdict(app).startswith("NO-GO  CRIT")  # the re-run saw the plan's env file
+    finally:
+        background.stop()
+
+
+async def test_a_crashing_worker_is_reported_on_screen(project: Project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def explode(*_args: object) -> list[str]:
+        raise RuntimeError("control endpoint exploded")
+
+    monkeypatch.setattr("opsdash.demo.control.set_fault", explode)
+    app = OpsdashApp(project.profile, demo=True)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await app.workers.wait_for_complete()
+        app.switch_fault("app-down", True)
+        with contextlib.suppress(WorkerFailed):
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("control endpoint exploded" in m for m in messages)
+
+
+async def test_no_demo_running_is_a_notification_not_a_crash(project: Project) -> None:
+    app = OpsdashApp(project.profile, demo=True)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await app.workers.wait_for_complete()
+        app.switch_fault("app-down", True)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("no running demo" in n.message for n in app._notifications)
