@@ -37,6 +37,7 @@ check: lint typecheck test ## What CI checks: lint, types, tests
 bench: $(STAMP) ## Run the benchmarks (prints figures and ratios)
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/health_sweep.py
+	$(BIN)/python benchmarks/audit_tail.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -379,6 +379,145 @@ def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> 
     sys.exit(0 if diff.empty else 1)
 
 
+# ---------------------------------------------------------------- audit
+
+
+@cli.group()
+def audit() -> None:
+    """The tamper-evident audit log of who did what (in OPSDASH_DATA_DIR)."""
+
+
+@audit.command("tail")
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="How many records to show.",
+)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing records as they are appended.")
+@click.option(
+    "--kind",
+    type=click.Choice(["operator_action", "security_event", "check_result", "system"]),
+    help="Only records of this kind.",
+)
+@click.option("--operator", "who", help="Only records by this operator.")
+@click.option("--grep", help="Only records containing this text (case-insensitive).")
+@click.option("--since", help="Only records since a time: 2026-11-26T10:00, or 15m / 2h / 3d ago.")
+@json_option
+def audit_tail(
+    count: int,
+    follow: bool,
+    kind: str | None,
+    who: str | None,
+    grep: str | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Show the newest audit records; -f follows appends (survives truncation and rotation).
+
+    Lines that are not JSON or not UTF-8 are shown marked, never skipped. Reading starts from the
+    end of the file, so even a multi-gigabyte log shows its last page at once.
+    """
+    import json
+    import time
+
+    from opsdash.core.audit.log import LOG_NAME
+    from opsdash.core.audit.tail import Entry, Follower, RecordFilter, parse_since, tail
+
+    try:
+        flt = RecordFilter(kind, who, grep, parse_since(since) if since else None)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    path = open_session(None, None, require=False).settings.resolved_data_dir() / LOG_NAME
+
+    def show(entry: Entry) -> None:
+        if as_json:
+            emit(
+                json.dumps(
+                    entry.record
+                    if entry.record is not None
+                    else {"unparseable": entry.problem, "line": entry.text()}
+                )
+            )
+        else:
+            emit(entry.summary())
+
+    if not path.exists() and not follow:
+        emit(f"no audit log yet at {path}", err=True)
+        return
+    follower = Follower.at_end(path)
+    for entry in tail(path, count, flt):
+        show(entry)
+    if not follow:
+        return
+    try:
+        while True:
+            lines, event = follower.poll()
+            if event:
+                emit(f"-- log {event}; reading it from the start --", err=True)
+            for raw in lines:
+                entry = Entry.parse(raw)
+                if flt.match(entry):
+                    show(entry)
+            sys.stdout.flush()
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        return
+
+
+@audit.command("verify")
+@click.option("--anchor", help="SEQ:MAC the log must still contain (default: the latest anchor in history).")
+@json_option
+def audit_verify(anchor: str | None, as_json: bool) -> None:
+    """Check the whole chain: MACs, sequence, links, and that nothing was cut after the anchor.
+
+    Reports OK, or the first bad record and why (MAC mismatch, gap, broken link, reordering,
+    truncated before the anchor, unparseable line). Exit 0 when intact, 2 when not.
+    """
+    from opsdash.core.audit.log import Head, parse_anchor, verify
+    from opsdash.services import audit_key
+    from opsdash.storage.history import History
+
+    settings = open_session(None, None, require=False).settings
+    data_dir = settings.resolved_data_dir()
+    wanted: Head | None = None
+    source = "none"
+    if anchor:
+        try:
+            wanted = parse_anchor(anchor)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        source = "--anchor"
+    elif (data_dir / "history.db").exists():
+        with History.open(data_dir) as history:
+            latest = history.latest_anchor()
+        if latest:
+            wanted, source = (
+                Head(latest["log_id"], latest["seq"], latest["mac"]),
+                f"history run {latest['run_id']}",
+            )
+    result = verify(data_dir, audit_key(settings), wanted)
+    if as_json:
+        emit_json({**result.to_dict(), "anchor_source": source})
+    else:
+        if result.ok:
+            head = result.head
+            emit(
+                click.style("OK", fg="green", bold=True)
+                + f"  {result.records} records in {len(result.files)} "
+                f"file(s) verify" + (f"; head seq {head.seq}" if head else "") + f"; anchor: {source}"
+            )
+        else:
+            emit(click.style("TAMPERED", fg="red", bold=True) + f"  {result.problem}")
+            emit(f"  {result.records} records verified before it; anchor: {source}")
+        for note in result.notes:
+            emit(f"  note: {note}")
+    sys.exit(0 if result.ok else 2)
+
+
 # ---------------------------------------------------------------- config and init
 
 
@@ -456,8 +595,18 @@ def init(force: bool, directory: Path) -> None:
     read into the profile, never values. Review the file, then run 'opsdash validate'.
     """
     from opsdash.init import write_profile
+    from opsdash.services import audit_event
 
     path = write_profile(directory, force=force)
+    session = open_session(None, None, require=False)
+    audit_event(
+        session.settings,
+        session.operator,
+        "operator_action",
+        "config-init",
+        subject=str(path),
+        outcome="written",
+    )
     emit(f"wrote {path}")
     emit("next: review it, then run 'opsdash config validate' and 'opsdash validate'")
 
@@ -538,6 +687,7 @@ demo.help = (
 def demo_fault(name: str | None, state: str | None) -> None:
     """Switch a fault of the running demo on or off; with no arguments, list the faults."""
     from opsdash.demo.control import list_faults, set_fault
+    from opsdash.services import audit_event
 
     data_dir = open_session(None, None, require=False).settings.resolved_data_dir()
     if name is None:
@@ -548,6 +698,10 @@ def demo_fault(name: str | None, state: str | None) -> None:
     if state is None:
         raise click.UsageError("say 'on' or 'off' after the fault name")
     now_on = set_fault(data_dir, name, state == "on")
+    session = open_session(None, None, require=False)
+    audit_event(
+        session.settings, session.operator, "operator_action", "demo-fault", subject=name, outcome=state
+    )
     emit(f"{name} is {state}; faults on: {', '.join(sorted(now_on)) or 'none'}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import fnmatch
+import getpass
 import os
 import re
 import tomllib
@@ -319,8 +320,8 @@ class SettingsTable(_Section):
     )
     operator: str | None = Field(None, description="Who is operating; recorded in history. Default: OS user.")
     history_retention_days: int = Field(90, ge=1, description="Runs older than this are purged from history.")
-    audit_key: SecretStr | None = Field(
-        None, description="Audit-log HMAC key. Default: a 0600 key file in the config directory."
+    audit_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=4096, description="The audit log rotates to a numbered file at this size."
     )
 
 
@@ -356,6 +357,12 @@ class OpsdashSettings(BaseSettings, SettingsTable):
 
     model_config = SettingsConfigDict(env_prefix="OPSDASH_", extra="ignore", frozen=True)
 
+    # Environment only, never the config file (which may be committed): see audit_key() in services.
+    audit_key: SecretStr | None = Field(
+        None,
+        description="Audit-log HMAC key (OPSDASH_AUDIT_KEY). Default: 0600 file in the config dir.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -376,7 +383,10 @@ class OpsdashSettings(BaseSettings, SettingsTable):
         for var in ("USER", "LOGNAME", "USERNAME"):
             if os.environ.get(var):
                 return os.environ[var]
-        return "unknown"
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
 
 
 def load_settings(file_table: Mapping[str, Any] | None = None, **overrides: Any) -> OpsdashSettings:

@@ -96,7 +96,14 @@ def _v2(db: sqlite_utils.Database) -> None:
     table.create_index(["started_at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """Audit anchors: the audit log's head after each run, so truncating the log is detectable."""
+    db.table("audit_anchors").create(
+        {"id": int, "run_id": str, "log_id": str, "seq": int, "mac": str, "recorded_at": str}, pk="id"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -259,6 +266,22 @@ class History:
             )
         )
         return rows[::-1]
+
+    def record_anchor(self, run_id: str, log_id: str, seq: int, mac: str) -> None:
+        with self.db.conn:
+            self.db.table("audit_anchors").insert(
+                {
+                    "run_id": run_id,
+                    "log_id": log_id,
+                    "seq": seq,
+                    "mac": mac,
+                    "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            )
+
+    def latest_anchor(self) -> dict[str, Any] | None:
+        rows = list(self.db.table("audit_anchors").rows_where(order_by="id DESC", limit=1))
+        return rows[0] if rows else None
 
     def purge(self, older_than_days: int, now: datetime | None = None) -> int:
         """Delete runs older than the retention period; returns how many went."""

@@ -1,0 +1,245 @@
+"""Reading a (possibly multi-gigabyte) audit log without reading it all.
+
+`LineIndex` finds the last page by scanning backwards from the end through an mmap, so the newest
+records show at once; the full index of line starts (an `array('Q')`, 8 bytes a line) is built
+afterwards in chunks with progress. Lines are read with `os.pread`. `Follower` picks up appended
+lines and survives truncation and rotation by reopening. `RecordFilter` selects by kind, operator,
+text and time, and never crashes on a line that is not JSON or not UTF-8: it marks it instead.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+CHUNK = 16 * 1024 * 1024
+
+
+class LineIndex:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
+        self._mm: mmap.mmap | None = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ) if self.size else None
+        self.offsets: array[int] | None = None  # line starts, once build() has run
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+        os.close(self.fd)
+
+    def __enter__(self) -> LineIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self, start: int, end: int) -> bytes:
+        return os.pread(self.fd, end - start, start)
+
+    def iter_backwards(self) -> Iterator[tuple[int, bytes]]:
+        """(offset, line) from the last line to the first, found with mmap.rfind."""
+        mm = self._mm
+        if mm is None:
+            return
+        end = self.size
+        if end and mm[end - 1 : end] == b"\n":
+            end -= 1
+        while end > 0:
+            start = mm.rfind(b"\n", 0, end) + 1
+            yield start, mm[start:end]
+            end = start - 1
+
+    def last_lines(self, n: int) -> list[tuple[int, bytes]]:
+        out = []
+        for item in self.iter_backwards():
+            out.append(item)
+            if len(out) >= n:
+                break
+        return out[::-1]
+
+    def build(self, progress: Callable[[int, int], None] | None = None) -> array[int]:
+        """Index every line start; `progress(bytes_done, total)` is called after each chunk."""
+        offsets = array("Q", [0] if self.size else [])
+        position = 0
+        while position < self.size:
+            chunk = os.pread(self.fd, min(CHUNK, self.size - position), position)
+            base = position
+            index = chunk.find(b"\n")
+            while index >= 0:
+                if base + index + 1 < self.size:
+                    offsets.append(base + index + 1)
+                index = chunk.find(b"\n", index + 1)
+            position += len(chunk)
+            if progress is not None:
+                progress(position, self.size)
+        self.offsets = offsets
+        return offsets
+
+    def line(self, number: int) -> bytes:
+        """Line `number` (0-based) from the built index."""
+        assert self.offsets is not None, "build() first"
+        start = self.offsets[number]
+        end = self.offsets[number + 1] - 1 if number + 1 < len(self.offsets) else self.size
+        data = self.read(start, end)
+        return data[:-1] if data.endswith(b"\n") else data
+
+
+@dataclass
+class Follower:
+    """New complete lines appended to a log, across truncation and rotation."""
+
+    path: Path
+    position: int = 0
+    max_read: int = 4 * 1024 * 1024  # a burst is read over several polls, in bounded memory
+    _inode: int | None = None
+    _partial: bytes = b""
+
+    @classmethod
+    def at_end(cls, path: Path) -> Follower:
+        follower = cls(path)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return follower
+        follower.position, follower._inode = stat.st_size, stat.st_ino
+        return follower
+
+    def poll(self) -> tuple[list[bytes], str | None]:
+        """(new lines, event) where event is None, "truncated" or "rotated". At most `max_read` bytes
+        are read per call; call again at once while lines keep coming."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return [], None
+        event = None
+        if self._inode is not None and stat.st_ino != self._inode:
+            event, self.position, self._partial = "rotated", 0, b""
+        elif stat.st_size < self.position:
+            event, self.position, self._partial = "truncated", 0, b""
+        self._inode = stat.st_ino
+        if stat.st_size == self.position:
+            return [], event
+        with self.path.open("rb") as handle:
+            handle.seek(self.position)
+            data = handle.read(min(stat.st_size - self.position, self.max_read))
+        self.position += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # an incomplete last line waits for the rest
+        return [line for line in lines if line], event
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the log as shown to an operator."""
+
+    raw: bytes
+    record: dict[str, Any] | None
+    problem: str | None  # "not UTF-8", "not JSON" ...
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Entry:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return cls(raw, None, "not UTF-8")
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return cls(raw, None, "not JSON")
+        if not isinstance(record, dict):
+            return cls(raw, None, "not a record")
+        return cls(raw, record, None)
+
+    def text(self) -> str:
+        return self.raw.decode("utf-8", "replace")
+
+    def summary(self) -> str:
+        if self.record is None:
+            return f"[{self.problem}] {self.text()[:200]}"
+        r = self.record
+        details = r.get("details") or {}
+        extra = (
+            " ".join(f"{k}={v}" for k, v in details.items()) if isinstance(details, dict) else str(details)
+        )
+        parts = [
+            str(r.get("ts", "?")),
+            f"#{r.get('seq', '?')}",
+            str(r.get("kind", "?")),
+            str(r.get("operator", "?")),
+            str(r.get("action", "")),
+            str(r.get("subject", "")),
+            str(r.get("outcome", "")),
+            extra,
+        ]
+        return "  ".join(p for p in parts if p)
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO time (2026-11-26T10:00, 2026-11-26) or a relative one (15m, 2h, 3d)."""
+    from datetime import UTC, timedelta
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since {text!r}: use an ISO time (2026-11-26T10:00) or 15m / 2h / 3d") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    kind: str | None = None
+    operator: str | None = None
+    grep: str | None = None
+    since: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.kind, self.operator, self.grep, self.since))
+
+    def match(self, entry: Entry) -> bool:
+        if self.grep is not None and self.grep.lower() not in entry.text().lower():
+            return False
+        needs_record = self.kind is not None or self.operator is not None or self.since is not None
+        if entry.record is None:
+            return not needs_record  # a broken line is shown unless a field filter excludes it
+        r = entry.record
+        if self.kind is not None and r.get("kind") != self.kind:
+            return False
+        if self.operator is not None and r.get("operator") != self.operator:
+            return False
+        if self.since is not None:
+            try:
+                when = datetime.fromisoformat(str(r.get("ts")))
+            except ValueError:
+                return False
+            if when < self.since:
+                return False
+        return True
+
+
+def tail(path: Path, n: int, flt: RecordFilter | None = None) -> list[Entry]:
+    """The last `n` entries matching the filter, read backwards from the end (no full scan needed)."""
+    flt = flt or RecordFilter()
+    if not path.exists():
+        return []
+    out: list[Entry] = []
+    with LineIndex(path) as index:
+        for _offset, raw in index.iter_backwards():
+            entry = Entry.parse(raw)
+            if flt.match(entry):
+                out.append(entry)
+                if len(out) >= n:
+                    break
+    return out[::-1]

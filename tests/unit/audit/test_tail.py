@@ -1,0 +1,115 @@
+"""The tail engine: last page first, a full index, following appends, and marking broken lines."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from opsdash.core.audit.tail import Entry, Follower, LineIndex, RecordFilter, parse_since, tail
+
+
+def rec(
+    seq: int,
+    kind: str = "operator_action",
+    operator: str = "alice",
+    ts: str = "2026-11-26T10:00:00+00:00",
+    action: str = "validate",
+) -> bytes:
+    return json.dumps({"seq": seq, "ts": ts, "kind": kind, "operator": operator, "action": action}).encode()
+
+
+def write_log(path: Path, records: list[bytes], trailing_newline: bool = True) -> None:
+    path.write_bytes(b"\n".join(records) + (b"\n" if trailing_newline else b""))
+
+
+def test_last_lines_and_backwards_iteration(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    write_log(path, [rec(i) for i in range(100)])
+    with LineIndex(path) as index:
+        last = index.last_lines(3)
+        assert [json.loads(line)["seq"] for _, line in last] == [97, 98, 99]
+        assert sum(1 for _ in index.iter_backwards()) == 100
+
+
+def test_full_index_matches_the_lines(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    records = [rec(i) for i in range(1000)]
+    write_log(path, records, trailing_newline=False)
+    progress: list[int] = []
+    with LineIndex(path) as index:
+        offsets = index.build(lambda done, total: progress.append(done))
+        assert len(offsets) == 1000
+        assert [index.line(i) for i in (0, 500, 999)] == [records[0], records[500], records[999]]
+    assert progress[-1] == path.stat().st_size
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"")
+    with LineIndex(path) as index:
+        assert index.last_lines(5) == [] and len(index.build()) == 0
+    assert tail(path, 5) == []
+
+
+def test_broken_lines_are_marked_not_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    write_log(path, [rec(1), b"\xff\xfe\x00binary", b"{not json", b"[1,2]", rec(2)])
+    entries = tail(path, 10)
+    assert [e.problem for e in entries] == [None, "not UTF-8", "not JSON", "not a record", None]
+    assert entries[1].summary().startswith("[not UTF-8]")
+
+
+def test_filters(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    write_log(
+        path,
+        [
+            rec(1, operator="alice"),
+            rec(2, kind="security_event", operator="bob"),
+            rec(3, ts="2026-11-20T10:00:00+00:00", action="rollback"),
+            b"garbage mentions rollback",
+            rec(4),
+        ],
+    )
+    assert [e.record["seq"] for e in tail(path, 10, RecordFilter(kind="security_event"))] == [2]  # type: ignore[index]
+    assert [e.record["seq"] for e in tail(path, 10, RecordFilter(operator="bob"))] == [2]  # type: ignore[index]
+    by_text = tail(path, 10, RecordFilter(grep="ROLLBACK"))
+    assert [e.problem for e in by_text] == [None, "not JSON"]  # text search includes broken lines
+    since = parse_since("2026-11-25")
+    assert 3 not in [e.record and e.record["seq"] for e in tail(path, 10, RecordFilter(since=since))]
+    assert [e.record["seq"] for e in tail(path, 2, RecordFilter(kind="operator_action"))] == [3, 4]  # type: ignore[index]
+
+
+def test_parse_since() -> None:
+    assert parse_since("2h").tzinfo is not None
+    with pytest.raises(ValueError, match="--since"):
+        parse_since("yesterday")
+
+
+def test_follower_appends_partial_lines_truncation_and_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    write_log(path, [rec(1)])
+    follower = Follower.at_end(path)
+    assert follower.poll() == ([], None)
+    with path.open("ab") as handle:
+        handle.write(rec(2) + b"\n" + rec(3)[:10])  # the writer is mid-line
+    lines, event = follower.poll()
+    assert [json.loads(x)["seq"] for x in lines] == [2] and event is None
+    with path.open("ab") as handle:
+        handle.write(rec(3)[10:] + b"\n")
+    assert [json.loads(x)["seq"] for x in follower.poll()[0]] == [3]
+    path.write_bytes(rec(9) + b"\n")  # truncated and rewritten shorter
+    lines, event = follower.poll()
+    assert event == "truncated" and [json.loads(x)["seq"] for x in lines] == [9]
+    os.rename(path, tmp_path / "audit-000001.log")
+    write_log(path, [rec(10), rec(11)])
+    lines, event = follower.poll()
+    assert event == "rotated" and [json.loads(x)["seq"] for x in lines] == [10, 11]
+
+
+def test_entry_summary_reads_like_a_log_line() -> None:
+    entry = Entry.parse(rec(5, action="rollback"))
+    assert entry.summary().startswith("2026-11-26T10:00:00+00:00  #5  operator_action  alice  rollback")
