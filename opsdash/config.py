@@ -237,6 +237,52 @@ Check = Annotated[
 ]
 
 
+class WebhookSection(_Section):
+    scheme: Literal["ikhokha", "github", "stripe", "standard", "slack", "shopify", "generic"] = Field(
+        "ikhokha", description="Signature scheme of the provider's deliveries."
+    )
+    path: str = Field("/", description="Path the deliveries are sent to (iKhokha signs it).")
+    secret_variables: list[str] = Field(
+        default_factory=list,
+        description="Variables holding the active webhook secrets; several while rotating. Default: the "
+        "provider's webhook secret variable.",
+    )
+    app_id_variable: str | None = Field(
+        None, description="iKhokha: IK-APPID must equal this variable's value."
+    )
+    tolerance: int = Field(300, ge=1, description="Seconds a timestamp may be old or in the future.")
+    allowed_sources: list[str] = Field(default_factory=list, description="CIDRs deliveries may come from.")
+    burst_threshold: int = Field(
+        5, ge=1, description="Failed verifications from one source that raise an alert."
+    )
+    burst_window: int = Field(300, ge=1, description="Seconds the burst threshold counts over.")
+    message_template: str = Field("{path}{body}", description="iKhokha: what is signed (PLAN §6).")
+    escape: bool = Field(True, description="iKhokha: backslash-escape \\ \" ' and NUL before signing.")
+    header: str = Field("X-Signature", description="generic: the signature header.")
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = Field("", description="generic: text before the signature, e.g. sha256=.")
+    template: str = Field(
+        "{body}", description="generic: signed message, with {body} {timestamp} {id} {path}."
+    )
+    timestamp_header: str | None = None
+    id_header: str | None = None
+
+    @field_validator("allowed_sources")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{net!r} is not an IP network (e.g. 203.0.113.0/24 or 2001:db8::/32)"
+                ) from None
+        return value
+
+
 class HealthSection(_Section):
     concurrency: int = Field(50, ge=1, le=1000, description="Probes in flight at once.")
     ca_file: Path | None = Field(None, description="Extra CA bundle to trust (internal CAs, the demo).")
@@ -252,6 +298,7 @@ class Profile(_Section):
     provider: ProviderSection | None = None
     health: HealthSection = Field(default_factory=HealthSection)
     checks: list[Check] = Field(default_factory=list)
+    webhook: WebhookSection = Field(default_factory=WebhookSection)
 
     @field_validator("checks")
     @classmethod

@@ -7,19 +7,22 @@ import secrets
 import stat
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from opsdash import paths
-from opsdash.config import Check, LoadedConfig, OpsdashSettings, Profile
+from opsdash.config import Check, LoadedConfig, OpsdashSettings, Profile, WebhookSection
 from opsdash.core.audit.log import AuditLog, Head
+from opsdash.core.envfiles import EnvSnapshot
 from opsdash.core.findings import Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes import ProbeContext, make_ssl_context
 from opsdash.core.health.runner import Watcher, report_for, run_once
+from opsdash.core.secrets import redactor
 from opsdash.core.validators import ValidationRun, load_target_env, validate
+from opsdash.core.webhooks import BurstRule, Delivery, SchemeOptions, Verdict, Verifier
 from opsdash.errors import ConfigError, InputError
 from opsdash.storage.history import History
 
@@ -213,3 +216,124 @@ def watcher(
     checks = select_checks(profile, names)
     ctx = probe_context(profile, env_files=env_files, from_env=from_env)
     return Watcher(checks, ctx, concurrency=profile.health.concurrency, interval_override=interval)
+
+
+# ---------------------------------------------------------------- webhooks
+
+BURST_RULE = "webhook-failure-burst"
+
+
+def _env_or_process(name: str, env: EnvSnapshot | None, process_env: Mapping[str, str]) -> str | None:
+    value = env.get(name) if env is not None else None
+    return value or process_env.get(name) or None
+
+
+def webhook_verifier(
+    profile: Profile | None,
+    *,
+    scheme: str | None = None,
+    secret_envs: Sequence[str] = (),
+    env: EnvSnapshot | None = None,
+    process_env: Mapping[str, str] | None = None,
+    seen: Callable[[str, str, int], bool] | None = None,
+) -> Verifier:
+    """A verifier from the profile's [webhook] section; secrets come only from environment variables
+    named by --secret-env or by the profile, never from the command line."""
+    process_env = os.environ if process_env is None else process_env
+    cfg = profile.webhook if profile is not None else WebhookSection()
+    provider = profile.provider if profile is not None else None
+    chosen = scheme or cfg.scheme
+    if secret_envs:
+        missing = [v for v in secret_envs if not process_env.get(v)]
+        if missing:
+            raise ConfigError(f"--secret-env {', '.join(missing)}: not set in the environment")
+        secrets_ = [process_env[v] for v in secret_envs]
+    else:
+        names = cfg.secret_variables or [v for v in [provider and provider.webhook_secret_variable] if v]
+        if not names:
+            raise ConfigError("no webhook secret: pass --secret-env VAR, or set webhook.secret_variables")
+        secrets_ = [s for s in (_env_or_process(n, env, process_env) for n in names) if s]
+        if not secrets_:
+            raise ConfigError(f"webhook secret {', '.join(names)} is not set in the env files or environment")
+    for value in secrets_:
+        redactor.register(value)
+    app_id = None
+    if chosen == "ikhokha":
+        app_id_var = cfg.app_id_variable or (provider.app_id_variable if provider else None)
+        app_id = _env_or_process(app_id_var, env, process_env) if app_id_var else None
+    options = SchemeOptions(
+        tolerance=cfg.tolerance,
+        app_id=app_id,
+        message_template=cfg.message_template,
+        escape=cfg.escape,
+        header=cfg.header,
+        algorithm=cfg.algorithm,
+        encoding=cfg.encoding,
+        prefix=cfg.prefix,
+        template=cfg.template,
+        timestamp_header=cfg.timestamp_header,
+        id_header=cfg.id_header,
+    )
+    try:
+        return Verifier(chosen, secrets_, options, cfg.allowed_sources, seen)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def verify_delivery(
+    settings: OpsdashSettings,
+    operator: str,
+    verifier: Verifier,
+    delivery: Delivery,
+    now: float,
+    history: History,
+    burst: BurstRule | None = None,
+) -> tuple[Verdict, dict[str, Any] | None]:
+    """Verify, audit, and count failures toward the burst rule; returns the verdict and any alert."""
+    verdict = verifier.verify(delivery, now)
+    source = delivery.source_ip or "unknown"
+    details = {
+        "scheme": verdict.scheme,
+        "message": verdict.message,
+        "delivery_id": verdict.delivery_id,
+        "clock_skew_s": verdict.skew_s,
+    }
+    if verdict.ok:
+        audit_event(
+            settings,
+            operator,
+            "operator_action",
+            "webhook-verify",
+            subject=source,
+            outcome=verdict.outcome.value,
+            details=details,
+        )
+        return verdict, None
+    audit_event(
+        settings,
+        operator,
+        "security_event",
+        "webhook-verification-failed",
+        subject=source,
+        outcome=verdict.outcome.value,
+        details=details,
+    )
+    failures = history.record_webhook_failure(source, verdict.outcome.value, now)
+    rule = burst or BurstRule()
+    if not rule.should_alert(failures, history.last_alert(BURST_RULE, source), now):
+        return verdict, None
+    recent = sum(1 for t in failures if now - t <= rule.window_s)
+    title = f"Burst of failed webhook verifications from {source}"
+    window = f"{rule.window_s:.0f} s"
+    detail = f"{recent} failed verifications from {source} within {window} (latest: {verdict.outcome})"
+    alert_id = history.record_alert(BURST_RULE, source, "CRIT", title, detail, now)
+    audit_event(
+        settings,
+        operator,
+        "security_event",
+        "alert",
+        subject=source,
+        outcome="CRIT",
+        details={"rule": BURST_RULE, "alert_id": alert_id, "detail": detail},
+    )
+    return verdict, {"id": alert_id, "rule": BURST_RULE, "source": source, "title": title, "detail": detail}

@@ -103,7 +103,32 @@ def _v3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """Webhook replay store (seen delivery ids with expiry), failed verifications, and alerts."""
+    db.table("webhook_seen").create(
+        {"scheme": str, "delivery_id": str, "seen_at": float, "expires_at": float},
+        pk=("scheme", "delivery_id"),
+    )
+    db.table("webhook_seen").create_index(["expires_at"])
+    db.table("webhook_failures").create({"id": int, "source": str, "at": float, "outcome": str}, pk="id")
+    db.table("webhook_failures").create_index(["source", "at"])
+    db.table("alerts").create(
+        {
+            "id": int,
+            "rule": str,
+            "key": str,
+            "severity": str,
+            "title": str,
+            "detail": str,
+            "raised_at": float,
+            "resolved_at": float,
+        },
+        pk="id",
+    )
+    db.table("alerts").create_index(["rule", "key", "raised_at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -282,6 +307,51 @@ class History:
     def latest_anchor(self) -> dict[str, Any] | None:
         rows = list(self.db.table("audit_anchors").rows_where(order_by="id DESC", limit=1))
         return rows[0] if rows else None
+
+    def seen_delivery(self, scheme: str, delivery_id: str, expires_in: float, now: float) -> bool:
+        """Record a delivery id; True when it was already there and unexpired (a replay)."""
+        with self.db.conn:
+            self.db.execute("DELETE FROM webhook_seen WHERE expires_at < ?", [now])
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO webhook_seen (scheme, delivery_id, seen_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                [scheme, delivery_id, now, now + expires_in],
+            )
+        return cursor.rowcount == 0
+
+    def record_webhook_failure(self, source: str, outcome: str, at: float) -> list[float]:
+        """Record a failed verification; returns this source's failure times, newest last."""
+        with self.db.conn:
+            self.db.table("webhook_failures").insert({"source": source, "at": at, "outcome": outcome})
+        rows = self.db.execute("SELECT at FROM webhook_failures WHERE source = ? ORDER BY at", [source])
+        return [float(r[0]) for r in rows]
+
+    def last_alert(self, rule: str, key: str) -> float | None:
+        row = self.db.execute(
+            "SELECT raised_at FROM alerts WHERE rule = ? AND key = ? ORDER BY raised_at DESC LIMIT 1",
+            [rule, key],
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def record_alert(self, rule: str, key: str, severity: str, title: str, detail: str, at: float) -> int:
+        with self.db.conn:
+            table = self.db.table("alerts")
+            table.insert(
+                {
+                    "rule": rule,
+                    "key": key,
+                    "severity": severity,
+                    "title": redactor.redact(title),
+                    "detail": redactor.redact(detail),
+                    "raised_at": at,
+                    "resolved_at": None,
+                }
+            )
+            return int(table.last_pk or 0)
+
+    def alerts(self, rule: str | None = None) -> list[dict[str, Any]]:
+        where, args = ("rule = ?", [rule]) if rule else (None, [])
+        return list(self.db.table("alerts").rows_where(where, args, order_by="raised_at"))
 
     def purge(self, older_than_days: int, now: datetime | None = None) -> int:
         """Delete runs older than the retention period; returns how many went."""

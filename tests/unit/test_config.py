@@ -103,6 +103,7 @@ def test_config_schema_is_json_schema_of_the_file(run) -> None:
         "target",
         "env",
         "urls",
+        "webhook",
         "policy",
         "provider",
         "health",

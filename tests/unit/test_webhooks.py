@@ -1,0 +1,311 @@
+"""Webhook verification: providers' published vectors, property tests, malformed input, rotation,
+replay, clocks, source allowlists, and the burst alert."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opsdash.core.webhooks import SCHEMES, BurstRule, Delivery, Outcome, SchemeOptions, Verifier, sign
+
+NOW = 1_764_150_000  # 2025-11-26
+
+
+# ---------------------------------------------------------------- published vectors
+
+
+def test_github_docs_vector() -> None:
+    # docs.github.com, "Validating webhook deliveries" -> "Testing the webhook payload validation"
+    verifier = Verifier("github", ["It's a Secret to Everybody"])
+    sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert verifier.verify(Delivery(b"Hello, World!", {"X-Hub-Signature-256": sig}), NOW).ok
+
+
+def test_slack_docs_vector() -> None:
+    # api.slack.com, "Verifying requests from Slack": the worked example
+    body = (
+        b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+        b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+        b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmib"
+        b"IGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+    )
+    headers = {
+        "X-Slack-Request-Timestamp": "1531420618",
+        "X-Slack-Signature": "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+    }
+    verifier = Verifier("slack", ["8f742231b10e8888abcd99yyyzzz85a5"])
+    assert verifier.verify(Delivery(body, headers), 1531420618 + 10).ok
+    assert verifier.verify(Delivery(body, headers), NOW).outcome is Outcome.STALE
+
+
+def test_standard_webhooks_vector() -> None:
+    # the Standard Webhooks reference libraries' test vector (svix)
+    headers = {
+        "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "webhook-timestamp": "1614265330",
+        "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
+    delivery = Delivery(b'{"test": 2432232314}', headers)
+    verifier = Verifier("standard", ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+    verdict = verifier.verify(delivery, 1614265330)
+    assert verdict.ok and verdict.delivery_id == "msg_p5jXN8AQM9LWM0D4loKWxJek"
+    several = {
+        **headers,
+        "webhook-signature": "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= "
+        "v2,abc v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
+    assert verifier.verify(Delivery(delivery.body, several), 1614265330).ok
+
+
+def test_stripe_sdk_style_cases() -> None:
+    # stripe-python's webhook tests: whsec_ secret used as-is, t=/v1= header, several v1 entries,
+    # a v0 entry ignored, and "no signatures with expected scheme" when only v0 is present
+    secret, payload = "whsec_test_secret", b'{\n  "id": "evt_test_webhook",\n  "object": "event"\n}'
+    digest = hmac.new(secret.encode(), f"{NOW}.".encode() + payload, hashlib.sha256).hexdigest()
+    verifier = Verifier("stripe", [secret])
+    ok = verifier.verify(Delivery(payload, {"Stripe-Signature": f"t={NOW},v1=bad0,v1={digest},v0=ff"}), NOW)
+    assert ok.outcome is Outcome.MALFORMED_HEADER  # "bad0" is not a 32-byte hex signature
+    good = verifier.verify(Delivery(payload, {"Stripe-Signature": f"t={NOW},v1={'0' * 64},v1={digest}"}), NOW)
+    assert good.ok and good.delivery_id == "evt_test_webhook"
+    only_v0 = verifier.verify(Delivery(payload, {"Stripe-Signature": f"t={NOW},v0={digest}"}), NOW)
+    assert only_v0.outcome is Outcome.MALFORMED_HEADER and "v1" in only_v0.message
+    assert (
+        verifier.verify(Delivery(payload, {"Stripe-Signature": f"t={NOW},v1={digest}"}), NOW + 301).outcome
+        is Outcome.STALE
+    )
+
+
+def test_shopify_base64_vector() -> None:
+    # an independently published vector (sqlpage's Shopify example); Shopify documents the algorithm only
+    body = b'{"id":1234567890,"email":"customer@example.com","total_price":"123.45"}'
+    verifier = Verifier("shopify", ["test-webhook-secret"])
+    headers = {"X-Shopify-Hmac-Sha256": "QNyObTlKbMx2qDlPF/ZOZcBqg5OgPg+2oky3zldc0Gw="}
+    assert verifier.verify(Delivery(body, headers), NOW).ok
+
+
+def test_ikhokha_escaping_and_app_id() -> None:
+    secret, app_id = "fake-ik-secret-0123456789abcdef", "IKFAKEAPPID0001"
+    body = b'{"paylinkID":"pl_1","note":"O\'Brien said \\"hi\\"\\\\"}'
+    path = "/api/payments/ikhokha/webhook"
+    raw = path + body.decode()
+    escaped = raw.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
+    expected = hmac.new(secret.encode(), escaped.encode(), hashlib.sha256).hexdigest()
+    options = SchemeOptions(app_id=app_id)
+    verifier = Verifier("ikhokha", [secret], options)
+    delivery = Delivery(body, {"IK-APPID": app_id, "IK-SIGN": expected}, path + "?ignored=query")
+    assert verifier.verify(delivery, NOW).ok and verifier.verify(delivery, NOW).delivery_id == "pl_1"
+    wrong_app = Delivery(body, {"IK-APPID": "IKSOMEONEELSE", "IK-SIGN": expected}, path)
+    assert verifier.verify(wrong_app, NOW).outcome is Outcome.APP_ID_MISMATCH
+    unescaped = Verifier("ikhokha", [secret], SchemeOptions(app_id=app_id, escape=False))
+    assert unescaped.verify(delivery, NOW).outcome is Outcome.BAD_SIGNATURE
+
+
+# ---------------------------------------------------------------- properties
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 24).decode()
+
+
+def _signed(scheme: str, body: bytes, ts: int = NOW, msg_id: str = "msg_1") -> Delivery:
+    options = SchemeOptions(app_id="IKAPP", timestamp_header="X-Ts", template="{timestamp}.{body}")
+    blank = Delivery(body, {}, "/hook")
+    headers = sign(scheme, SECRET, blank, options, timestamp=ts, delivery_id=msg_id)
+    return Delivery(body, headers, "/hook")
+
+
+def _verifier(scheme: str, tolerance: int = 300) -> Verifier:
+    return Verifier(
+        scheme,
+        [SECRET],
+        SchemeOptions(
+            app_id="IKAPP", timestamp_header="X-Ts", template="{timestamp}.{body}", tolerance=tolerance
+        ),
+    )
+
+
+bodies = st.binary(min_size=0, max_size=300)
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@given(body=bodies)
+@settings(max_examples=25, deadline=None)
+def test_sign_then_verify(scheme: str, body: bytes) -> None:
+    if scheme == "ikhokha":
+        body = body.decode("utf-8", "replace").encode()
+    assert _verifier(scheme).verify(_signed(scheme, body), NOW).ok
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@given(body=bodies.filter(bool), position=st.integers(min_value=0), flip=st.integers(1, 255))
+@settings(max_examples=25, deadline=None)
+def test_any_changed_body_byte_fails(scheme: str, body: bytes, position: int, flip: int) -> None:
+    if scheme == "ikhokha":
+        body = body.decode("utf-8", "replace").encode()
+    delivery = _signed(scheme, body)
+    i = position % len(body)
+    tampered = body[:i] + bytes([body[i] ^ flip]) + body[i + 1 :]
+    verdict = _verifier(scheme).verify(Delivery(tampered, delivery.headers, delivery.path), NOW)
+    assert not verdict.ok
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@given(data=st.data())
+@settings(max_examples=25, deadline=None)
+def test_any_changed_signature_character_fails(scheme: str, data: st.DataObject) -> None:
+    delivery = _signed(scheme, b'{"paylinkID":"p"}')
+    sig_headers = [
+        k
+        for k in delivery.headers
+        if k.lower()
+        not in (
+            "ik-appid",
+            "webhook-id",
+            "webhook-timestamp",
+            "x-ts",
+            "x-slack-request-timestamp",
+            "x-github-delivery",
+            "x-shopify-webhook-id",
+        )
+    ]
+    name = data.draw(st.sampled_from(sig_headers))
+    value = delivery.headers[name]
+    i = data.draw(st.integers(0, len(value) - 1))
+    replacement = data.draw(st.sampled_from(string.ascii_letters + string.digits + "+/=,"))
+    if replacement.lower() == value[i].lower():
+        return  # hex is case-insensitive: the same signature
+    changed = {**delivery.headers, name: value[:i] + replacement + value[i + 1 :]}
+    assert not _verifier(scheme).verify(Delivery(delivery.body, changed, delivery.path), NOW).ok
+
+
+@pytest.mark.parametrize("scheme", ["stripe", "standard", "slack", "generic"])
+@given(offset=st.integers(min_value=301, max_value=10**7), future=st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_out_of_tolerance_timestamps_fail(scheme: str, offset: int, future: bool) -> None:
+    ts = NOW + offset if future else NOW - offset
+    verdict = _verifier(scheme).verify(_signed(scheme, b"{}", ts=ts), NOW)
+    assert verdict.outcome is (Outcome.FUTURE if future else Outcome.STALE)
+    assert verdict.skew_s == NOW - ts
+
+
+def test_changed_id_or_timestamp_fails() -> None:
+    delivery = _signed("standard", b"{}")
+    for name, value in (("webhook-id", "msg_2"), ("webhook-timestamp", str(NOW + 1))):
+        changed = Delivery(delivery.body, {**delivery.headers, name: value})
+        assert _verifier("standard").verify(changed, NOW).outcome is Outcome.BAD_SIGNATURE
+
+
+def test_bad_signature_reports_clock_skew_separately() -> None:
+    delivery = _signed("stripe", b"{}", ts=NOW - 5000)
+    verdict = Verifier("stripe", ["whsec_other"]).verify(delivery, NOW)
+    assert verdict.outcome is Outcome.BAD_SIGNATURE and verdict.skew_s == 5000
+    assert "clock skew +5000 s, not the cause" in verdict.message
+
+
+# ---------------------------------------------------------------- malformed input
+
+MALFORMED = {
+    "github": [
+        ("X-Hub-Signature-256", ""),
+        ("X-Hub-Signature-256", "sha1=abcd"),
+        ("X-Hub-Signature-256", "sha256=not-hex"),
+        ("X-Hub-Signature-256", "sha256=abcd"),
+        ("X-Hub-Signature-256", "sha256=" + "a" * 9000),
+    ],
+    "stripe": [
+        ("Stripe-Signature", "garbage"),
+        ("Stripe-Signature", "t=now,v1=ab"),
+        ("Stripe-Signature", "v1=" + "a" * 64),
+        ("Stripe-Signature", f"t={NOW}"),
+    ],
+    "shopify": [("X-Shopify-Hmac-Sha256", "***"), ("X-Shopify-Hmac-Sha256", "YWJj")],
+    "slack": [("X-Slack-Signature", "v1=abc")],
+    "ikhokha": [("IK-SIGN", "zz"), ("IK-SIGN", "ab" * 10)],
+}
+
+
+@pytest.mark.parametrize(
+    ("scheme", "header", "value"), [(s, h, v) for s, cases in MALFORMED.items() for h, v in cases]
+)
+def test_malformed_headers_get_a_verdict_not_an_exception(scheme: str, header: str, value: str) -> None:
+    delivery = _signed(scheme, b"{}")
+    headers = {**delivery.headers, header: value}
+    verdict = _verifier(scheme).verify(Delivery(b"{}", headers, "/hook"), NOW)
+    assert verdict.outcome is Outcome.MALFORMED_HEADER, verdict
+    assert verdict.message.startswith("malformed signature header")
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_missing_headers(scheme: str) -> None:
+    verdict = _verifier(scheme).verify(Delivery(b"{}", {}, "/hook"), NOW)
+    assert verdict.outcome is Outcome.MISSING_HEADER and verdict.message.startswith("unsigned delivery")
+
+
+def test_standard_webhooks_secret_must_be_base64() -> None:
+    with pytest.raises(ValueError, match="whsec_ followed by base64"):
+        Verifier("standard", ["whsec_***"])
+
+
+# ---------------------------------------------------------------- rotation, replay, sources
+
+
+def test_rotation_accepts_old_and_new_secret_and_says_which() -> None:
+    body = b'{"x":1}'
+    old = Delivery(body, sign("github", "old-secret", Delivery(body, {})))
+    new = Delivery(body, sign("github", "new-secret", Delivery(body, {})))
+    verifier = Verifier("github", ["new-secret", "old-secret"])
+    assert verifier.verify(new, NOW).secret_index == 0
+    verdict = verifier.verify(old, NOW)
+    assert verdict.ok and verdict.secret_index == 1 and "secret #2" in verdict.message
+
+
+def test_replay_store_rejects_a_second_delivery(tmp_path: Path) -> None:
+    from opsdash.storage.history import History
+
+    with History.open(tmp_path) as history:
+        verifier = _verifier("standard")
+        verifier.seen = lambda s, i, exp: history.seen_delivery(s, i, exp, NOW)
+        delivery = _signed("standard", b"{}")
+        assert verifier.verify(delivery, NOW).ok
+        again = verifier.verify(delivery, NOW)
+        assert again.outcome is Outcome.REPLAYED and "msg_1" in again.message
+        assert history.seen_delivery("standard", "msg_1", 600, NOW + 10_000) is False  # expired, forgotten
+
+
+@pytest.mark.parametrize(
+    ("ip", "ok"),
+    [
+        ("203.0.113.7", True),
+        ("198.51.100.1", False),
+        ("2001:db8::1", True),
+        ("2001:db9::1", False),
+        ("not-an-ip", False),
+    ],
+)
+def test_source_allowlist_ipv4_and_ipv6(ip: str, ok: bool) -> None:
+    verifier = Verifier("github", ["s"], allowed_sources=["203.0.113.0/24", "2001:db8::/32"])
+    body = b"{}"
+    delivery = Delivery(body, sign("github", "s", Delivery(body, {})), "/", ip)
+    verdict = verifier.verify(delivery, NOW)
+    assert verdict.ok is ok
+    if not ok:
+        assert verdict.outcome is Outcome.SOURCE_NOT_ALLOWED
+
+
+def test_burst_rule_one_alert_per_window() -> None:
+    rule = BurstRule(threshold=3, window_s=60)
+    assert not rule.should_alert([0, 10], None, 10)
+    assert rule.should_alert([0, 10, 20], None, 20)
+    assert not rule.should_alert([0, 10, 20, 30], 20, 30)  # already alerted in this window
+    assert rule.should_alert([100, 110, 120], 20, 120)  # a new burst after the window
+
+
+def test_verdict_json_shape() -> None:
+    verdict = _verifier("stripe").verify(_signed("stripe", b"{}"), NOW)
+    assert json.loads(json.dumps(verdict.to_dict()))["outcome"] == "verified"
