@@ -341,9 +341,29 @@ def history_list(config: Path | None, as_json: bool, limit: int, kind: str | Non
 def history_show(run: str, config: Path | None, as_json: bool) -> None:
     """Show one run's report. RUN is an id, a unique prefix of one, `latest` or `latest~N`."""
     from opsdash.output import report_text
+    from opsdash.runbook_cli import print_session
+    from opsdash.storage.runbooks import RunbookStore
 
     with _history(config) as h:
-        report = h.report(h.resolve(run))
+        row = h.resolve(run)
+        if row.kind == "runbook":
+            state = RunbookStore(h).load(row.run_id)
+            assert state is not None
+            if as_json:
+                emit_json(
+                    {
+                        **state.__dict__,
+                        "status": state.status.value,
+                        "steps": [{**s.__dict__, "status": s.status.value} for s in state.steps],
+                    }
+                )
+            else:
+                from opsdash.core.runbooks.parser import parse as parse_runbook
+
+                book, _problems = parse_runbook(Path(state.runbook_path))
+                print_session(state, book)
+            return
+        report = h.report(row)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -581,6 +601,189 @@ def webhook_sign(
     else:
         for name, value in headers.items():
             emit(f"{name}: {value}")
+
+
+# ---------------------------------------------------------------- runbooks
+
+
+@cli.group()
+def runbook() -> None:
+    """Guided incident and deploy runbooks (Markdown files with check gates)."""
+
+
+@runbook.command("list")
+@config_option
+@json_option
+def runbook_list(config: Path | None, as_json: bool) -> None:
+    """List the runbooks from the profile's runbook directories and the shipped ones."""
+    from opsdash.services import load_runbooks, runbook_dirs
+    from opsdash.storage.history import History
+    from opsdash.storage.runbooks import RunbookStore
+
+    session = open_session(config, None, require=False)
+    books, problems = load_runbooks(runbook_dirs(session.config.profile if session.config else None))
+    with History.open(session.settings.resolved_data_dir()) as history:
+        store = RunbookStore(history)
+        last: dict[str, Any] = {b.id: next(iter(store.sessions(b.id, limit=1)), None) for b in books}
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": b.id,
+                    "title": b.title,
+                    "severity": b.severity,
+                    "steps": len(b.steps),
+                    "path": str(b.path),
+                    "last_session": last[b.id],
+                }
+                for b in books
+            ]
+        )
+        return
+    width = max((len(b.id) for b in books), default=2)
+    emit(click.style(f"{'ID':{width}}  SEV   STEPS  LAST SESSION                         TITLE", bold=True))
+    for b in books:
+        s = last[b.id]
+        when = f"{s['status']:9} {s['started_at'][:19]}" if s else "never"
+        emit(f"{b.id:{width}}  {b.severity:5} {len(b.steps):5}  {when:35}  {b.title}")
+    for problem in problems:
+        emit(f"warning: {problem} (run 'opsdash runbook check')", err=True)
+
+
+@runbook.command("show")
+@click.argument("ref", metavar="ID|PATH")
+@config_option
+def runbook_show(ref: str, config: Path | None) -> None:
+    """Show a runbook: parameters and every step with its command or check gate."""
+    from opsdash.services import find_runbook
+
+    session = open_session(config, None, require=False)
+    book = find_runbook(ref, session.config.profile if session.config else None)
+    emit(click.style(f"{book.title}  ({book.id}, {book.severity})", bold=True))
+    emit(f"  {book.summary}")
+    emit(f"  file: {book.path}")
+    for p in book.parameters:
+        rules = (
+            f" pattern {p.pattern}" if p.pattern else (f" one of {', '.join(p.choices)}" if p.choices else "")
+        )
+        emit(f"  parameter {p.name}: {p.prompt}{rules}" + (f" (default {p.default})" if p.default else ""))
+    for step in book.steps:
+        extra = "" if step.kind == "manual" else f"  on failure: {step.on_fail}"
+        emit(
+            f"\n{step.index + 1}. [{step.kind}] {step.title}  #{step.id}{extra}"
+            + ("  (main path ends)" if step.end else "")
+        )
+        if step.action:
+            emit("\n".join("     " + line for line in step.action.rstrip().splitlines()))
+
+
+@runbook.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@config_option
+def runbook_check(paths: tuple[Path, ...], config: Path | None) -> None:
+    """Lint runbooks: front matter, check names (against the profile), gotos, unreachable steps,
+    undeclared parameters. With no PATH, every runbook opsdash would offer. Exit 3 on errors."""
+    from opsdash.runbook_cli import lint_paths
+    from opsdash.services import runbook_dirs
+
+    session = open_session(config, None, require=False)
+    profile = session.config.profile if session.config else None
+    targets = list(paths) or runbook_dirs(profile)
+    names = [c.name for c in profile.checks] if profile else None
+    count, problems = lint_paths(targets, names)
+    for problem in problems:
+        emit(problem, err=True)
+    if names is None:
+        emit("note: no profile, so check names were not verified (pass --config)", err=True)
+    if problems:
+        emit(f"{len(problems)} problem(s) in {count} runbook(s)", err=True)
+        sys.exit(EXIT_UNKNOWN)
+    emit(f"{count} runbook(s) OK")
+
+
+@runbook.command("run")
+@click.argument("ref", metavar="ID|PATH")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A parameter (repeatable).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan with parameters filled in and run the checks; run no command.",
+)
+@click.option(
+    "--resume", "resume", metavar="SESSION", help="Continue an interrupted session (an id, or 'latest')."
+)
+@config_option
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Env file for check gates (validation, provider credentials).",
+)
+@click.option("--from-env", is_flag=True, default=None, help="Also read the process environment.")
+@click.option("--operator", envvar="OPSDASH_OPERATOR", help="Who is running this. Default: OS user.")
+def runbook_run(
+    ref: str,
+    params: tuple[str, ...],
+    dry_run: bool,
+    resume: str | None,
+    config: Path | None,
+    env_files: tuple[Path, ...],
+    from_env: bool | None,
+    operator: str | None,
+) -> None:
+    """Step through a runbook in the terminal.
+
+    Manual steps are confirmed, commands run only after you say so (output is kept), check gates
+    must pass before the runbook continues, and on failure a step's on_fail (abort, continue,
+    goto:STEP) applies. Every transition is saved before it is acted on and written to the audit
+    log: after a dropped SSH session, --resume continues at the right step, and a command that was
+    running is reported as interrupted, never re-run silently.
+
+    \b
+    Exit codes: 0 completed, 1 completed with failed or skipped steps, 2 aborted, 3 paused or error.
+    """
+    from opsdash.core.runbooks.executor import Executor
+    from opsdash.runbook_cli import collect_params, guided, parse_params, session_for
+    from opsdash.runbook_cli import dry_run as plan
+    from opsdash.services import audit_event, find_runbook, gate_runner, runbook_audit
+    from opsdash.storage.history import History
+    from opsdash.storage.runbooks import RunbookStore
+
+    session = open_session(config, operator, require=False)
+    profile = session.config.profile if session.config else None
+    book = find_runbook(ref, profile)
+    runner = gate_runner(
+        session.config,
+        session.settings,
+        session.operator,
+        env_files=list(env_files) or None,
+        from_env=from_env,
+    )
+    audit = runbook_audit(session.settings, session.operator)
+    if dry_run:
+        values = collect_params(book, parse_params(params), interactive=sys.stdin.isatty())
+        audit_event(session.settings, session.operator, "operator_action", "runbook-dry-run", subject=book.id)
+        sys.exit(plan(book, values, runner))
+    with History.open(session.settings.resolved_data_dir()) as history:
+        store = RunbookStore(history)
+        if resume:
+            try:
+                ex = Executor.resume(book, session_for(resume, store, book.id), store, runner, audit)
+            except (LookupError, ValueError) as exc:
+                raise InputError(str(exc)) from None
+            emit(f"resuming session {ex.state.id} of {book.title}")
+            from opsdash.runbook_cli import print_session
+
+            print_session(ex.state, book)
+        else:
+            values = collect_params(book, parse_params(params), interactive=True)
+            ex = Executor.start(book, values, session.operator, store, runner, audit)
+            emit(click.style(f"{book.title} — session {ex.state.id}", bold=True))
+            emit(f"  if this terminal goes away: opsdash runbook run {book.id} --resume {ex.state.id}")
+            if book.intro:
+                emit("\n".join("  " + line for line in book.intro.splitlines()))
+        sys.exit(guided(ex))
 
 
 # ---------------------------------------------------------------- audit

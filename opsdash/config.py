@@ -283,6 +283,13 @@ class WebhookSection(_Section):
         return value
 
 
+class RunbooksSection(_Section):
+    dirs: list[Path] = Field(
+        default_factory=lambda: [Path("runbooks")], description="Directories of runbook Markdown files."
+    )
+    shipped: bool = Field(True, description="Also offer the runbooks that ship with opsdash.")
+
+
 class HealthSection(_Section):
     concurrency: int = Field(50, ge=1, le=1000, description="Probes in flight at once.")
     ca_file: Path | None = Field(None, description="Extra CA bundle to trust (internal CAs, the demo).")
@@ -299,6 +306,7 @@ class Profile(_Section):
     health: HealthSection = Field(default_factory=HealthSection)
     checks: list[Check] = Field(default_factory=list)
     webhook: WebhookSection = Field(default_factory=WebhookSection)
+    runbooks: RunbooksSection = Field(default_factory=RunbooksSection)
 
     @field_validator("checks")
     @classmethod
@@ -631,8 +639,9 @@ def load_config(path: Path) -> LoadedConfig:
         }
     )
     health = parsed.health.model_copy(update={"ca_file": _resolve(base, parsed.health.ca_file)})
+    runbooks = parsed.runbooks.model_copy(update={"dirs": [_resolve(base, d) for d in parsed.runbooks.dirs]})
     fields = {name: getattr(parsed, name) for name in Profile.model_fields}
-    profile = Profile(**{**fields, "target": target, "env": env, "health": health})
+    profile = Profile(**{**fields, "target": target, "env": env, "health": health, "runbooks": runbooks})
     return LoadedConfig(
         path=path, text=text, profile=profile, file_table=parsed.opsdash.model_dump(exclude_unset=True)
     )

@@ -20,6 +20,11 @@ from opsdash.core.findings import Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes import ProbeContext, make_ssl_context
 from opsdash.core.health.runner import Watcher, report_for, run_once
+from opsdash.core.runbooks.executor import AuditHook, GateResult, GateRunner
+from opsdash.core.runbooks.gates import Gate
+from opsdash.core.runbooks.model import Runbook
+from opsdash.core.runbooks.parser import Problem as RunbookProblem
+from opsdash.core.runbooks.parser import parse as parse_runbook
 from opsdash.core.secrets import redactor
 from opsdash.core.validators import ValidationRun, load_target_env, validate
 from opsdash.core.webhooks import BurstRule, Delivery, SchemeOptions, Verdict, Verifier
@@ -337,3 +342,145 @@ def verify_delivery(
         details={"rule": BURST_RULE, "alert_id": alert_id, "detail": detail},
     )
     return verdict, {"id": alert_id, "rule": BURST_RULE, "source": source, "title": title, "detail": detail}
+
+
+# ---------------------------------------------------------------- runbooks
+
+_SHIPPED = [Path(__file__).with_name("runbooks"), Path(__file__).resolve().parents[1] / "runbooks"]
+
+
+def shipped_runbooks_dir() -> Path | None:
+    """The runbooks that ship with opsdash: in the wheel, or in a checkout."""
+    return next((d for d in _SHIPPED if d.is_dir()), None)
+
+
+def runbook_dirs(profile: Profile | None) -> list[Path]:
+    dirs = [d for d in (profile.runbooks.dirs if profile else []) if d.is_dir()]
+    shipped = shipped_runbooks_dir()
+    if shipped is not None and (profile is None or profile.runbooks.shipped) and shipped not in dirs:
+        dirs.append(shipped)
+    return dirs
+
+
+def load_runbooks(dirs: Sequence[Path]) -> tuple[list[Runbook], list[RunbookProblem]]:
+    """Every runbook in the directories, first one wins for a duplicate id."""
+    books: dict[str, Runbook] = {}
+    problems: list[RunbookProblem] = []
+    for directory in dirs:
+        for path in sorted(directory.glob("*.md")):
+            book, found = parse_runbook(path)
+            problems.extend(found)
+            if book is not None and book.id not in books:
+                books[book.id] = book
+    return sorted(books.values(), key=lambda b: b.id), problems
+
+
+def find_runbook(ref: str, profile: Profile | None) -> Runbook:
+    """A runbook by id (from the profile's dirs and the shipped ones) or by path."""
+    path = Path(ref)
+    if path.suffix == ".md" or path.exists():
+        book, problems = parse_runbook(path)
+        if book is None:
+            raise InputError(
+                str(problems[0]) + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
+        return book
+    books, _problems = load_runbooks(runbook_dirs(profile))
+    for book in books:
+        if book.id == ref:
+            return book
+    known = ", ".join(b.id for b in books) or "none found"
+    raise InputError(f"no runbook {ref!r} (known: {known}); see 'opsdash runbook list'")
+
+
+def gate_runner(
+    loaded: LoadedConfig | None,
+    settings: OpsdashSettings,
+    operator: str,
+    *,
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+) -> GateRunner:
+    """Check blocks run the profile's health checks, environment validation, or ad-hoc http checks."""
+    import asyncio
+
+    from pydantic import TypeAdapter, ValidationError
+
+    def run(gates: Sequence[Gate]) -> list[GateResult]:
+        results: list[GateResult] = []
+        if loaded is None and any(g.kind in ("check", "validate") for g in gates):
+            return [GateResult(g.label(), False, "no profile loaded: pass --config") for g in gates]
+        checks: list[Any] = []
+        for gate in gates:
+            if gate.kind == "check":
+                assert loaded is not None
+                check = loaded.profile.check(gate.target)
+                if check is None:
+                    results.append(GateResult(gate.label(), False, "no such check in the profile"))
+                else:
+                    checks.append((gate, check))
+            elif gate.kind == "http":
+                try:
+                    checks.append(
+                        (
+                            gate,
+                            TypeAdapter(Check).validate_python(
+                                {
+                                    "name": "runbook-gate",
+                                    "kind": "http",
+                                    "url": gate.target,
+                                    "conditions": list(gate.conditions),
+                                    "retries": 0,
+                                    "timeout": 10,
+                                }
+                            ),
+                        )
+                    )
+                except ValidationError as exc:
+                    results.append(GateResult(gate.label(), False, f"invalid: {exc.errors()[0]['msg']}"))
+            else:
+                assert loaded is not None
+                try:
+                    report = validate(loaded.profile, env_files=env_files, from_env=from_env).report
+                except (ConfigError, InputError) as exc:
+                    results.append(GateResult(gate.label(), False, str(exc)))
+                    continue
+                passed = report.verdict.rank < Severity.UNKNOWN.rank
+                counts = report.counts()
+                results.append(
+                    GateResult(
+                        gate.label(),
+                        passed,
+                        f"{report.verdict.value}: {counts['CRIT']} critical, {counts['WARN']} warning",
+                    )
+                )
+        if checks:
+            profile = (
+                loaded.profile
+                if loaded
+                else Profile.model_validate({"target": {"name": "runbook", "base_url": "https://localhost"}})
+            )
+            ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+            outcomes = asyncio.run(run_once([c for _g, c in checks], ctx))
+            for (gate, _check), outcome in zip(checks, outcomes, strict=True):
+                ok = outcome.severity.rank < Severity.UNKNOWN.rank
+                results.append(GateResult(gate.label(), ok, f"{outcome.severity.value}: {outcome.summary}"))
+        order = {g.label(): i for i, g in enumerate(gates)}
+        return sorted(results, key=lambda r: order.get(r.label, 0))
+
+    return run
+
+
+def runbook_audit(settings: OpsdashSettings, operator: str) -> AuditHook:
+    def hook(action: str, subject: str, outcome: str, details: Mapping[str, Any]) -> None:
+        audit_event(
+            settings,
+            operator,
+            "operator_action",
+            action,
+            subject=subject,
+            outcome=outcome,
+            details=dict(details),
+        )
+
+    return hook

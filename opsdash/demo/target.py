@@ -26,6 +26,7 @@ from opsdash.demo.httpserver import HttpServer, Request, Response
 APP_VERSION = "2026.11.3"
 PREVIOUS_VERSION = "2026.11.2"
 WEBHOOK_PATH = "/api/payments/ikhokha/webhook"
+CHECKS_MARKER = "# ---- health checks"
 API_BASE_PATH = "/public-api/v1/api"
 
 
@@ -124,9 +125,10 @@ class DemoTarget:
 
     def profile_text(self) -> str:
         text = example_profile_text().replace('example = ".env.production.example"', "# (no example file)")
+        text = text[: text.index(CHECKS_MARKER)]
         app, api = self.app.base_url, self.api.base_url
-        checks = f'''
-# ---- added by 'opsdash demo': live checks against the simulated servers on 127.0.0.1 ----
+        checks = f'''{CHECKS_MARKER}
+# ---- written by 'opsdash demo': the same checks, against the simulated servers on 127.0.0.1 ----
 [health]
 concurrency = 20
 ca_file = "demo-ca.pem"

@@ -128,7 +128,54 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.table("alerts").create_index(["rule", "key", "raised_at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Runbook sessions, their steps and every transition (the executor writes before it acts)."""
+    db.table("runbook_sessions").create(
+        {
+            "id": str,
+            "runbook_id": str,
+            "runbook_path": str,
+            "title": str,
+            "params": str,
+            "operator": str,
+            "status": str,
+            "current_step": int,
+            "started_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("runbook_sessions").create_index(["runbook_id", "started_at"])
+    db.table("runbook_steps").create(
+        {
+            "session_id": str,
+            "step_index": int,
+            "status": str,
+            "started_at": str,
+            "finished_at": str,
+            "exit_code": int,
+            "output": str,
+            "note": str,
+            "detail": str,
+        },
+        pk=("session_id", "step_index"),
+    )
+    db.table("runbook_events").create(
+        {
+            "id": int,
+            "session_id": str,
+            "at": str,
+            "step_index": int,
+            "event": str,
+            "detail": str,
+            "operator": str,
+        },
+        pk="id",
+    )
+    db.table("runbook_events").create_index(["session_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

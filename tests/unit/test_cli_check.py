@@ -8,40 +8,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from opsdash.demo import FAULTS
-
-
-@dataclass
-class Demo:
-    profile: Path
-    data_dir: Path
-    proc: subprocess.Popen[str]
-
-
-@pytest.fixture(scope="module")
-def demo_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    root = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "OPSDASH_DATA_DIR": str(root / "data"), "XDG_CONFIG_HOME": str(root / "config")}
-    opsdash = str(Path(sys.executable).with_name("opsdash"))
-    proc = subprocess.Popen(
-        [opsdash, "demo", "--no-tui", "--dir", str(root / "ws")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.endswith("opsdash.toml"), proc.stderr.read() if proc.stderr else line
-    yield Demo(Path(line), root / "data", proc)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(15) == 0
-    assert not (root / "data" / "demo.json").exists()  # the state file goes with the demo
+from tests.conftest import Demo
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Guided runbooks: the Markdown format (parser), its linter and the executor state machine."""

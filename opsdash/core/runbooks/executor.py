@@ -1,0 +1,423 @@
+"""The runbook executor: a state machine whose every transition is persisted before it is acted on.
+
+A command step is marked *running* in the store before its process starts, so a session killed at
+any point resumes at the right step — and a command that was running when the process died comes
+back *interrupted*, for the operator to retry, confirm or skip; it is never re-run silently.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from opsdash.core.findings import new_run_id
+from opsdash.core.runbooks.gates import Gate, parse_gates
+from opsdash.core.runbooks.model import Runbook, Step, fill_command, fill_text
+from opsdash.core.secrets import redactor
+
+MAX_OUTPUT = 256 * 1024
+
+
+class StepStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+
+class SessionStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True)
+class StepState:
+    status: StepStatus = StepStatus.PENDING
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    output: str = ""
+    note: str = ""
+    detail: str = ""
+
+
+@dataclass
+class SessionState:
+    id: str
+    runbook_id: str
+    runbook_path: str
+    title: str
+    params: dict[str, str]
+    operator: str
+    status: SessionStatus
+    current: int | None
+    steps: list[StepState]
+    started_at: str
+    updated_at: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Store(Protocol):
+    def create(self, state: SessionState) -> None: ...
+
+    def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
+        """Persist the session, step `index`'s state, and one event — atomically."""
+
+    def load(self, session_id: str) -> SessionState | None: ...
+
+
+@dataclass(frozen=True)
+class GateResult:
+    label: str
+    ok: bool
+    summary: str
+
+
+GateRunner = Callable[[Sequence[Gate]], list[GateResult]]
+AuditHook = Callable[[str, str, str, Mapping[str, Any]], None]  # action, subject, outcome, details
+
+
+class StepNotAllowed(Exception):
+    """The operator asked for something this step does not allow now (skip a required step ...)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Executor:
+    runbook: Runbook
+    state: SessionState
+    store: Store
+    run_gates: GateRunner
+    audit: AuditHook = lambda *_args: None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def start(
+        cls,
+        runbook: Runbook,
+        params: Mapping[str, str],
+        operator: str,
+        store: Store,
+        run_gates: GateRunner,
+        audit: AuditHook | None = None,
+    ) -> Executor:
+        problems = [p.problem(params[p.name]) for p in runbook.parameters if p.name in params]
+        missing = [p.name for p in runbook.parameters if p.name not in params]
+        if missing or any(problems):
+            raise ValueError(
+                "; ".join([*(f"parameter {m} has no value" for m in missing), *filter(None, problems)])
+            )
+        now = _now()
+        state = SessionState(
+            id=new_run_id(),
+            runbook_id=runbook.id,
+            runbook_path=str(runbook.path),
+            title=runbook.title,
+            params=dict(params),
+            operator=operator,
+            status=SessionStatus.ACTIVE,
+            current=0,
+            steps=[StepState() for _ in runbook.steps],
+            started_at=now,
+            updated_at=now,
+        )
+        store.create(state)
+        executor = cls(runbook, state, store, run_gates, audit or (lambda *_a: None))
+        executor._record(None, "session-started", f"parameters: {executor._shown_params()}")
+        return executor
+
+    @classmethod
+    def resume(
+        cls,
+        runbook: Runbook,
+        session_id: str,
+        store: Store,
+        run_gates: GateRunner,
+        audit: AuditHook | None = None,
+    ) -> Executor:
+        state = store.load(session_id)
+        if state is None:
+            raise LookupError(f"no runbook session {session_id}")
+        if state.runbook_id != runbook.id or len(state.steps) != len(runbook.steps):
+            raise ValueError(
+                f"session {session_id} belongs to runbook {state.runbook_id!r} with "
+                f"{len(state.steps)} steps; the runbook file has changed since"
+            )
+        executor = cls(runbook, state, store, run_gates, audit or (lambda *_a: None))
+        index = state.current
+        if index is not None and state.steps[index].status is StepStatus.RUNNING:
+            executor._set(
+                index,
+                replace(
+                    state.steps[index],
+                    status=StepStatus.INTERRUPTED,
+                    finished_at=_now(),
+                    detail="opsdash stopped while this step was running; its effect is unknown",
+                ),
+            )
+            executor._record(index, "interrupted", "found running after a restart: not re-run automatically")
+        executor._record(index, "session-resumed", "")
+        return executor
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def finished(self) -> bool:
+        return self.state.status is not SessionStatus.ACTIVE
+
+    @property
+    def current_step(self) -> Step | None:
+        return None if self.state.current is None else self.runbook.steps[self.state.current]
+
+    def current_state(self) -> StepState | None:
+        return None if self.state.current is None else self.state.steps[self.state.current]
+
+    def prose(self, step: Step) -> str:
+        return fill_text(step.body, self.state.params)
+
+    def command(self, step: Step) -> str:
+        return fill_command(step.action, self.state.params)
+
+    def gates(self, step: Step) -> list[Gate]:
+        gates, _problems = parse_gates(fill_text(step.action, self.state.params))
+        return gates
+
+    def allowed(self) -> list[str]:
+        """What the operator may do now: confirm, retry, skip, mark-done, abort."""
+        step, st = self.current_step, self.current_state()
+        if step is None or st is None or self.finished:
+            return []
+        if st.status is StepStatus.INTERRUPTED:
+            return ["retry", "mark-done", "skip", "abort"]
+        if st.status is StepStatus.FAILED:
+            return ["retry", *(["skip"] if step.skippable else []), "abort"]
+        return ["confirm", *(["skip"] if step.skippable else []), "abort"]
+
+    # ------------------------------------------------------------------ actions
+
+    def confirm(self, note: str = "", on_output: Callable[[str], None] | None = None) -> StepState:
+        """Do the current step: a manual step is confirmed, a command runs, a check block is evaluated."""
+        step, st = self._require("confirm")
+        if step.kind == "manual":
+            done = replace(
+                st, status=StepStatus.DONE, started_at=st.started_at or _now(), finished_at=_now(), note=note
+            )
+            self._set(step.index, done)
+            self._advance(step)
+            self._commit(step.index, "confirmed", note)
+            return done
+        if step.kind == "command":
+            return self._run_command(step, note, on_output)
+        return self._run_checks(step, note)
+
+    def retry(self) -> None:
+        step, st = self._require("retry")
+        self._set(step.index, replace(st, status=StepStatus.PENDING, exit_code=None, detail=""))
+        self._record(step.index, "retry", "")
+
+    def mark_done(self, note: str) -> None:
+        """After an interruption: the operator checked that the step's effect did happen."""
+        step, st = self._require("mark-done")
+        self._set(step.index, replace(st, status=StepStatus.DONE, finished_at=_now(), note=note))
+        self._advance(step)
+        self._commit(step.index, "marked-done", note)
+
+    def skip(self, reason: str) -> None:
+        step, st = self._require("skip")
+        self._set(step.index, replace(st, status=StepStatus.SKIPPED, finished_at=_now(), note=reason))
+        self._advance(step)
+        self._commit(step.index, "skipped", reason)
+
+    def abort(self, reason: str) -> None:
+        if self.finished:
+            raise StepNotAllowed("the session has already ended")
+        self.state.status = SessionStatus.ABORTED
+        self._record(self.state.current, "aborted", reason)
+
+    # ------------------------------------------------------------------ internals
+
+    def _require(self, action: str) -> tuple[Step, StepState]:
+        step, st = self.current_step, self.current_state()
+        if step is None or st is None or self.finished:
+            raise StepNotAllowed("the session has ended")
+        if action not in self.allowed():
+            raise StepNotAllowed(
+                f"cannot {action} step {step.id!r} now (allowed: {', '.join(self.allowed())})"
+            )
+        return step, st
+
+    def _shown_params(self) -> str:
+        return ", ".join(f"{k}={redactor.redact(v)}" for k, v in self.state.params.items()) or "none"
+
+    def _set(self, index: int, step_state: StepState) -> None:
+        self.state.steps[index] = step_state
+
+    def _record(self, index: int | None, event: str, detail: str) -> None:
+        self.state.updated_at = _now()
+        detail = redactor.redact(detail)
+        self.store.save(self.state, index, event, detail)
+        step = self.runbook.steps[index] if index is not None else None
+        subject = f"{self.runbook.id}/{step.id}" if step else self.runbook.id
+        outcome = self.state.steps[index].status.value if index is not None else self.state.status.value
+        self.audit(f"runbook-{event}", subject, outcome, {"session": self.state.id, "detail": detail[:500]})
+
+    def _advance(self, step: Step, *, to: int | None = None) -> None:
+        """Move to the next step (or `to`); the caller commits the transition."""
+        nxt = to if to is not None else self.runbook.next_index(step.index)
+        self.state.current = nxt
+        if nxt is None:
+            self.state.status = SessionStatus.COMPLETED
+
+    def _commit(self, index: int, event: str, detail: str) -> None:
+        """Persist a step's transition together with where the session now stands."""
+        self._record(index, event, detail)
+        if self.state.status is SessionStatus.COMPLETED:
+            self._record(None, "completed", "with failed or skipped steps" if self._any_failed() else "")
+
+    def _any_failed(self) -> bool:
+        return any(s.status in (StepStatus.FAILED, StepStatus.SKIPPED) for s in self.state.steps)
+
+    def _after_failure(self, step: Step, event: str, detail: str) -> None:
+        if step.on_fail == "continue":
+            self._advance(step)
+            detail += "; on_fail=continue"
+        elif step.goto:
+            target = self.runbook.step(step.goto)
+            assert target is not None  # lint guarantees it
+            self._set(target.index, StepState())
+            self._advance(step, to=target.index)
+            detail += f"; on_fail=goto:{target.id}"
+        # abort: stay on the failed step; the operator retries or aborts
+        self._commit(step.index, event, detail)
+
+    def _run_command(self, step: Step, note: str, on_output: Callable[[str], None] | None) -> StepState:
+        script = self.command(step)
+        running = StepState(status=StepStatus.RUNNING, started_at=_now(), note=note)
+        self._set(step.index, running)
+        self._record(step.index, "command-started", script)  # persisted before the process starts
+        output, code, detail = _execute(
+            script,
+            step.timeout,
+            self.runbook.path.parent,
+            on_output,
+            {"OPSDASH_RUNBOOK_SESSION": self.state.id},
+        )
+        status = StepStatus.DONE if code == 0 else StepStatus.FAILED
+        finished = replace(
+            running,
+            status=status,
+            finished_at=_now(),
+            exit_code=code,
+            output=redactor.redact(output),
+            detail=detail,
+        )
+        self._set(step.index, finished)
+        message = f"exit {code}{'; ' + detail if detail else ''}"
+        if status is StepStatus.DONE:
+            self._advance(step)
+            self._commit(step.index, "command-finished", message)
+        else:
+            self._after_failure(step, "command-finished", message)
+        return finished
+
+    def _run_checks(self, step: Step, note: str) -> StepState:
+        running = StepState(status=StepStatus.RUNNING, started_at=_now(), note=note)
+        self._set(step.index, running)
+        self._record(step.index, "checks-started", "")
+        results = self.run_gates(self.gates(step))
+        ok = bool(results) and all(r.ok for r in results)
+        summary = "\n".join(f"{'OK  ' if r.ok else 'FAIL'}  {r.label}: {r.summary}" for r in results)
+        finished = replace(
+            running,
+            status=StepStatus.DONE if ok else StepStatus.FAILED,
+            finished_at=_now(),
+            output=redactor.redact(summary),
+            detail="" if ok else f"{sum(not r.ok for r in results)} of {len(results)} checks failed",
+        )
+        self._set(step.index, finished)
+        if ok:
+            self._advance(step)
+            self._commit(step.index, "checks-finished", "all passed")
+        else:
+            self._after_failure(step, "checks-finished", finished.detail)
+        return finished
+
+
+def _execute(
+    script: str,
+    timeout: float,
+    cwd: Any,
+    on_output: Callable[[str], None] | None,
+    extra_env: Mapping[str, str],
+) -> tuple[str, int, str]:
+    """Run a script in its own process group; returns (output, exit code, detail)."""
+    proc = subprocess.Popen(  # noqa: S603 - the script is the runbook's, parameters are shell-quoted
+        [shutil.which("bash") or "/bin/sh", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, **extra_env},
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    chunks: list[bytes] = []
+    size = 0
+    deadline = time.monotonic() + timeout
+    detail = ""
+    os.set_blocking(proc.stdout.fileno(), False)
+    while True:
+        try:
+            data = proc.stdout.read(65536)
+        except BlockingIOError:  # pragma: no cover - read() returns None instead on most platforms
+            data = None
+        if data:
+            chunks.append(data)
+            size += len(data)
+            while size > MAX_OUTPUT and len(chunks) > 1:
+                size -= len(chunks.pop(0))
+            if on_output is not None:
+                on_output(redactor.redact(data.decode("utf-8", "replace")))
+            continue
+        if proc.poll() is not None and data in (b"", None):
+            rest = proc.stdout.read() or b""
+            if rest:
+                chunks.append(rest)
+                if on_output is not None:
+                    on_output(redactor.redact(rest.decode("utf-8", "replace")))
+            break
+        if time.monotonic() > deadline:
+            detail = f"timed out after {timeout:g} s; stopped"
+            _kill(proc)
+            break
+        time.sleep(0.02)
+    code = proc.wait()
+    return b"".join(chunks).decode("utf-8", "replace"), code if not detail else (code or 124), detail
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(2)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,231 @@
+"""`opsdash runbook ...`: list, show, lint, and a plain-terminal guided run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opsdash.core.runbooks.executor import Executor, SessionState, StepNotAllowed, StepStatus
+from opsdash.core.runbooks.model import Runbook, Step
+from opsdash.errors import InputError
+from opsdash.output import emit
+
+STATUS_MARK = {
+    StepStatus.PENDING: " ",
+    StepStatus.RUNNING: "…",
+    StepStatus.DONE: "✓",
+    StepStatus.FAILED: "✗",
+    StepStatus.SKIPPED: "-",
+    StepStatus.INTERRUPTED: "!",
+}
+CHOICE_KEYS = {"c": "confirm", "r": "retry", "d": "mark-done", "s": "skip", "a": "abort", "q": "pause"}
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--param {value!r}: expected name=value")
+        out[key] = text
+    return out
+
+
+def collect_params(book: Runbook, given: dict[str, str], interactive: bool) -> dict[str, str]:
+    unknown = sorted(set(given) - {p.name for p in book.parameters})
+    if unknown:
+        raise click.UsageError(
+            f"runbook {book.id} has no parameter {', '.join(unknown)}; it takes: "
+            f"{', '.join(p.name for p in book.parameters) or 'none'}"
+        )
+    params = {}
+    for param in book.parameters:
+        if param.name in given:
+            problem = param.problem(given[param.name])
+            if problem:
+                raise click.UsageError(f"--param {problem}")
+            params[param.name] = given[param.name]
+            continue
+        if not interactive and param.default is not None:
+            params[param.name] = param.default
+            continue
+        hint = f" ({'/'.join(param.choices)})" if param.choices else ""
+        while True:
+            value = click.prompt(f"{param.prompt}{hint}", default=param.default, show_default=True)
+            problem = param.problem(value)
+            if problem is None:
+                params[param.name] = value
+                break
+            emit(click.style(problem, fg="red"))
+    return params
+
+
+def show_step(ex: Executor, step: Step) -> None:
+    st = ex.state.steps[step.index]
+    emit("")
+    emit(
+        click.style(f"Step {step.index + 1}/{len(ex.runbook.steps)} [{step.kind}] {step.title}", bold=True)
+        + (click.style(f"  ({st.status.value})", fg="yellow") if st.status is not StepStatus.PENDING else "")
+    )
+    prose = ex.prose(step)
+    if prose:
+        emit("\n".join("  " + line for line in prose.splitlines()))
+    if step.kind == "command":
+        emit(click.style("  command:", dim=True))
+        emit("\n".join("    $ " + line for line in ex.command(step).rstrip().splitlines()))
+    elif step.kind == "check":
+        emit(click.style("  must pass:", dim=True))
+        for gate in ex.gates(step):
+            emit(f"    - {gate.label()}" + "".join(f"\n        {c}" for c in gate.conditions))
+    if st.status is StepStatus.INTERRUPTED:
+        emit(click.style(f"  ! {st.detail}. Check whether it took effect before choosing.", fg="yellow"))
+    if st.status is StepStatus.FAILED and st.detail:
+        emit(click.style(f"  ✗ {st.detail}", fg="red"))
+
+
+def guided(ex: Executor) -> int:
+    """Step through a session until it ends or the operator pauses it; returns an exit code."""
+    while not ex.finished:
+        step = ex.current_step
+        assert step is not None
+        show_step(ex, step)
+        allowed = ex.allowed()
+        keys = [k for k, name in CHOICE_KEYS.items() if name in allowed or name == "pause"]
+        labels = {
+            "confirm": {"manual": "confirm done", "command": "run it", "check": "run the checks"}[step.kind]
+        }
+        menu = "  ".join(f"[{k}] {labels.get(CHOICE_KEYS[k], CHOICE_KEYS[k])}" for k in keys)
+        try:
+            action = CHOICE_KEYS[click.prompt(menu, type=click.Choice(keys), show_choices=False)]
+            if action == "pause":
+                emit(f"paused; resume with: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}")
+                return 3
+            if action == "confirm":
+                note = (
+                    click.prompt("  note (optional)", default="", show_default=False)
+                    if step.kind == "manual"
+                    else ""
+                )
+                result = ex.confirm(note, on_output=lambda text: click.echo(text, nl=False))
+                if step.kind == "command":
+                    emit(
+                        click.style(
+                            f"  exit {result.exit_code}" + (f" ({result.detail})" if result.detail else ""),
+                            fg="green" if result.status is StepStatus.DONE else "red",
+                        )
+                    )
+                if step.kind == "check":
+                    for line in result.output.splitlines():
+                        emit("    " + click.style(line, fg="green" if line.startswith("OK") else "red"))
+            elif action == "retry":
+                ex.retry()
+            elif action == "mark-done":
+                ex.mark_done(click.prompt("  how did you confirm it took effect?"))
+            elif action == "skip":
+                ex.skip(click.prompt("  why skip it?"))
+            elif action == "abort":
+                ex.abort(click.prompt("  why abort?"))
+        except StepNotAllowed as exc:
+            emit(click.style(str(exc), fg="red"))
+        except click.Abort:  # Ctrl-C or the end of input: nothing is lost, the session waits
+            emit(f"\npaused; resume with: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}")
+            return 3
+    emit("")
+    status = ex.state.status.value
+    failed = [s for s in ex.state.steps if s.status in (StepStatus.FAILED, StepStatus.SKIPPED)]
+    emit(
+        click.style(f"session {ex.state.id} {status}", bold=True)
+        + (f"; {len(failed)} step(s) failed or skipped" if failed else "")
+    )
+    return 0 if status == "completed" and not failed else (1 if status == "completed" else 2)
+
+
+def print_session(state: SessionState, book: Runbook | None) -> None:
+    emit(
+        click.style(
+            f"{state.title} ({state.runbook_id}) — session {state.id}: {state.status.value}", bold=True
+        )
+    )
+    emit(f"  operator {state.operator}, started {state.started_at}, updated {state.updated_at}")
+    if state.params:
+        emit("  parameters: " + ", ".join(f"{k}={v}" for k, v in state.params.items()))
+    for index, st in enumerate(state.steps):
+        title = book.steps[index].title if book and index < len(book.steps) else f"step {index + 1}"
+        here = " ◀ current" if state.current == index and state.status.value == "active" else ""
+        emit(
+            f"  [{STATUS_MARK[st.status]}] {index + 1}. {title}{here}"
+            + (f"  exit {st.exit_code}" if st.exit_code is not None else "")
+            + (f"  note: {st.note}" if st.note else "")
+        )
+    if state.events:
+        emit(click.style("  events:", dim=True))
+        for event in state.events:
+            where = f"step {event['step_index'] + 1} " if event["step_index"] is not None else ""
+            emit(
+                f"    {event['at']}  {where}{event['event']}"
+                + (f": {event['detail']}" if event["detail"] else "")
+            )
+
+
+def lint_paths(paths: list[Path], known_checks: list[str] | None) -> tuple[int, list[str]]:
+    from opsdash.core.runbooks.lint import lint
+    from opsdash.core.runbooks.parser import parse
+
+    problems: list[str] = []
+    count = 0
+    for path in paths:
+        files = sorted(path.glob("*.md")) if path.is_dir() else [path]
+        if path.is_dir() and not files:
+            problems.append(f"{path}: no runbooks (*.md) here")
+        for file in files:
+            count += 1
+            book, found = parse(file)
+            if book is not None:
+                found = lint(book, known_checks)
+            problems.extend(str(p) for p in found)
+    return count, problems
+
+
+def dry_run(book: Runbook, params: dict[str, str], runner: Any) -> int:
+    from opsdash.core.runbooks.gates import parse_gates
+    from opsdash.core.runbooks.model import fill_command, fill_text
+
+    emit(click.style(f"DRY RUN {book.title} ({book.id}): no command will run", bold=True))
+    failed = 0
+    for step in book.steps:
+        emit("")
+        emit(
+            click.style(f"{step.index + 1}. [{step.kind}] {step.title}", bold=True)
+            + (f"  on failure: {step.on_fail}" if step.kind != "manual" else "")
+            + ("  (main path ends)" if step.end else "")
+        )
+        if step.kind == "command":
+            emit(
+                "\n".join(
+                    "    would run $ " + line
+                    for line in fill_command(step.action, params).rstrip().splitlines()
+                )
+            )
+        elif step.kind == "check":
+            gates, _ = parse_gates(fill_text(step.action, params))
+            for result in runner(gates):
+                failed += not result.ok
+                emit(
+                    "    "
+                    + click.style(
+                        f"{'OK  ' if result.ok else 'FAIL'}  {result.label}: {result.summary}",
+                        fg="green" if result.ok else "red",
+                    )
+                )
+    return 0 if not failed else 1
+
+
+def session_for(ref: str, store: Any, runbook_id: str) -> str:
+    if ref != "latest":
+        return ref
+    found = store.latest_active(runbook_id)
+    if found is None:
+        raise InputError(f"no unfinished session of {runbook_id} to resume")
+    return str(found)

@@ -1,0 +1,148 @@
+"""Runbook sessions in the history database: every transition committed before it is acted on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opsdash.core.findings import Severity
+from opsdash.core.runbooks.executor import SessionState, SessionStatus, StepState, StepStatus
+from opsdash.storage.history import History
+
+VERDICTS = {SessionStatus.ACTIVE: Severity.UNKNOWN, SessionStatus.ABORTED: Severity.CRIT}
+
+
+class RunbookStore:
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.db = history.db
+
+    def create(self, state: SessionState) -> None:
+        with self.db.conn:
+            self.db.table("runbook_sessions").insert(self._session_row(state))
+            self.db.table("runbook_steps").insert_all(
+                {"session_id": state.id, "step_index": i, **self._step_row(s)}
+                for i, s in enumerate(state.steps)
+            )
+            self.db.table("runs").insert(self._run_row(state))
+
+    def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
+        with self.db.conn:  # one transaction: the session, the step and the event land together
+            self.db.table("runbook_sessions").update(state.id, self._session_row(state))
+            if index is not None:
+                self.db.execute(
+                    "UPDATE runbook_steps SET status = ?, started_at = ?, finished_at = ?, exit_code = ?, "
+                    "output = ?, note = ?, detail = ? WHERE session_id = ? AND step_index = ?",
+                    [*self._step_row(state.steps[index]).values(), state.id, index],
+                )
+            self.db.table("runbook_events").insert(
+                {
+                    "session_id": state.id,
+                    "at": state.updated_at,
+                    "step_index": index,
+                    "event": event,
+                    "detail": detail,
+                    "operator": state.operator,
+                }
+            )
+            self.db.table("runs").update(state.id, self._run_row(state))
+
+    def load(self, session_id: str) -> SessionState | None:
+        rows = list(self.db.table("runbook_sessions").rows_where("id = ?", [session_id]))
+        if not rows:
+            return None
+        row = rows[0]
+        steps = [
+            StepState(
+                StepStatus(r["status"]),
+                r["started_at"],
+                r["finished_at"],
+                r["exit_code"],
+                r["output"] or "",
+                r["note"] or "",
+                r["detail"] or "",
+            )
+            for r in self.db.table("runbook_steps").rows_where(
+                "session_id = ?", [session_id], order_by="step_index"
+            )
+        ]
+        return SessionState(
+            id=row["id"],
+            runbook_id=row["runbook_id"],
+            runbook_path=row["runbook_path"],
+            title=row["title"],
+            params=json.loads(row["params"]),
+            operator=row["operator"],
+            status=SessionStatus(row["status"]),
+            current=row["current_step"],
+            steps=steps,
+            started_at=row["started_at"],
+            updated_at=row["updated_at"],
+            events=self.events(session_id),
+        )
+
+    def events(self, session_id: str) -> list[dict[str, Any]]:
+        return list(self.db.table("runbook_events").rows_where("session_id = ?", [session_id], order_by="id"))
+
+    def sessions(self, runbook_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        where, args = ("runbook_id = ?", [runbook_id]) if runbook_id else (None, [])
+        return list(
+            self.db.table("runbook_sessions").rows_where(where, args, order_by="started_at DESC", limit=limit)
+        )
+
+    def latest_active(self, runbook_id: str | None = None) -> str | None:
+        clauses, args = ["status = ?"], ["active"]
+        if runbook_id:
+            clauses.append("runbook_id = ?")
+            args.append(runbook_id)
+        rows = list(
+            self.db.table("runbook_sessions").rows_where(
+                " AND ".join(clauses), args, order_by="updated_at DESC", limit=1
+            )
+        )
+        return rows[0]["id"] if rows else None
+
+    @staticmethod
+    def _session_row(state: SessionState) -> dict[str, Any]:
+        return {
+            "id": state.id,
+            "runbook_id": state.runbook_id,
+            "runbook_path": state.runbook_path,
+            "title": state.title,
+            "params": json.dumps(state.params),
+            "operator": state.operator,
+            "status": state.status.value,
+            "current_step": state.current,
+            "started_at": state.started_at,
+            "updated_at": state.updated_at,
+        }
+
+    @staticmethod
+    def _step_row(step: StepState) -> dict[str, Any]:
+        return {
+            "status": step.status.value,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "exit_code": step.exit_code,
+            "output": step.output,
+            "note": step.note,
+            "detail": step.detail,
+        }
+
+    @staticmethod
+    def _run_row(state: SessionState) -> dict[str, Any]:
+        """Sessions appear in `opsdash history list` as runs of kind 'runbook'."""
+        failed = sum(s.status in (StepStatus.FAILED, StepStatus.INTERRUPTED) for s in state.steps)
+        done = sum(s.status is StepStatus.DONE for s in state.steps)
+        verdict = VERDICTS.get(state.status, Severity.WARN if failed else Severity.OK)
+        return {
+            "run_id": state.id,
+            "kind": "runbook",
+            "target": state.runbook_id,
+            "operator": state.operator,
+            "started_at": state.started_at,
+            "duration_ms": 0,
+            "verdict": verdict.value,
+            "counts": json.dumps({"steps": len(state.steps), "done": done, "failed": failed}),
+            "summary": json.dumps({"title": state.title, "status": state.status.value}),
+        }

@@ -1,0 +1,357 @@
+"""The executor: real SQLite sessions, real subprocesses, gates, branches, resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from opsdash.core.runbooks.executor import Executor, GateResult, SessionStatus, StepNotAllowed, StepStatus
+from opsdash.core.runbooks.gates import Gate
+from opsdash.core.runbooks.parser import parse
+from opsdash.storage.history import History
+from opsdash.storage.runbooks import RunbookStore
+from tests.conftest import Demo
+
+BOOK = """+++
+id = "drill"
+title = "Drill"
+
+[[parameters]]
+name = "message"
+prompt = "Message"
++++
+
+## Announce {#announce}
+Say {{message}}.
+
+## Write a file {#write}
+```command timeout=10
+printf '%s' {{message}} > out.txt && echo wrote
+```
+
+## Gate {#gate}
+```check on_fail=goto:recover
+app-health
+```
+
+## Finish {#finish end}
+Done.
+
+## Recover {#recover}
+Roll back.
+"""
+
+
+class Gates:
+    def __init__(self, *outcomes: bool) -> None:
+        self.outcomes = list(outcomes)
+        self.calls: list[list[str]] = []
+
+    def __call__(self, gates: Sequence[Gate]) -> list[GateResult]:
+        self.calls.append([g.label() for g in gates])
+        ok = self.outcomes.pop(0)
+        return [GateResult(g.label(), ok, "fine" if ok else "down") for g in gates]
+
+
+@pytest.fixture
+def book_path(tmp_path: Path) -> Path:
+    path = tmp_path / "drill.md"
+    path.write_text(BOOK)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with History.open(tmp_path / "data") as history:
+        yield RunbookStore(history)
+
+
+def start(book_path: Path, store: RunbookStore, gates: Gates, message: str = "hello") -> Executor:
+    book, problems = parse(book_path)
+    assert book is not None, problems
+    return Executor.start(book, {"message": message}, "alice", store, gates)
+
+
+def test_end_to_end_with_every_step_kind(book_path: Path, store: RunbookStore) -> None:
+    ex = start(book_path, store, Gates(True))
+    ex.confirm("announced in #deploys")
+    result = ex.confirm()
+    assert (result.status, result.exit_code, result.output.strip()) == (StepStatus.DONE, 0, "wrote")
+    assert (book_path.parent / "out.txt").read_text() == "hello"
+    ex.confirm()
+    ex.confirm()
+    assert ex.finished and ex.state.status is SessionStatus.COMPLETED
+    saved = store.load(ex.state.id)
+    assert saved is not None
+    assert [s.status for s in saved.steps] == [StepStatus.DONE] * 4 + [StepStatus.PENDING]
+    assert saved.steps[0].note == "announced in #deploys"
+    events = [e["event"] for e in saved.events]
+    assert events == [
+        "session-started",
+        "confirmed",
+        "command-started",
+        "command-finished",
+        "checks-started",
+        "checks-finished",
+        "confirmed",
+        "completed",
+    ]
+
+
+def test_failing_gate_takes_the_on_fail_branch(book_path: Path, store: RunbookStore) -> None:
+    ex = start(book_path, store, Gates(False))
+    ex.confirm()
+    ex.confirm()
+    result = ex.confirm()
+    assert result.status is StepStatus.FAILED and "1 of 1 checks failed" in result.detail
+    assert ex.current_step is not None and ex.current_step.id == "recover"
+    ex.confirm("rolled back")
+    assert ex.state.status is SessionStatus.COMPLETED
+    assert store.load(ex.state.id).steps[3].status is StepStatus.PENDING  # type: ignore[union-attr]
+
+
+def test_failing_command_blocks_until_retried(book_path: Path, store: RunbookStore) -> None:
+    book_path.write_text(
+        BOOK.replace("printf '%s' {{message}} > out.txt && echo wrote", "echo broken >&2; exit 7")
+    )
+    ex = start(book_path, store, Gates(True))
+    ex.confirm()
+    failed = ex.confirm()
+    assert (failed.status, failed.exit_code, failed.output.strip()) == (StepStatus.FAILED, 7, "broken")
+    assert ex.allowed() == ["retry", "abort"]
+    with pytest.raises(StepNotAllowed):
+        ex.skip("impatient")  # not skippable
+    with pytest.raises(StepNotAllowed):
+        ex.confirm()
+    ex.retry()
+    assert ex.confirm().status is StepStatus.FAILED
+    ex.abort("cannot fix now")
+    assert store.load(ex.state.id).status is SessionStatus.ABORTED  # type: ignore[union-attr]
+
+
+def test_command_timeout_stops_the_process_group(book_path: Path, store: RunbookStore) -> None:
+    book_path.write_text(
+        BOOK.replace("```command timeout=10", "```command timeout=0.5").replace(
+            "printf '%s' {{message}} > out.txt && echo wrote", "sleep 30 & sleep 30"
+        )
+    )
+    ex = start(book_path, store, Gates(True))
+    ex.confirm()
+    result = ex.confirm()
+    assert result.status is StepStatus.FAILED and "timed out after 0.5 s" in result.detail
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "; touch pwned",
+        "$(touch pwned)",
+        "`touch pwned`",
+        "a' ; touch pwned; '",
+        "--help && touch pwned",
+        "$HOME | touch pwned",
+    ],
+)
+def test_parameters_cannot_inject_commands(book_path: Path, store: RunbookStore, value: str) -> None:
+    ex = start(book_path, store, Gates(True), message=value)
+    ex.confirm()
+    assert ex.confirm().status is StepStatus.DONE
+    assert (book_path.parent / "out.txt").read_text() == value  # the value arrived as one literal argument
+    assert not (book_path.parent / "pwned").exists()
+
+
+def test_parameters_are_validated_before_a_session_starts(book_path: Path, store: RunbookStore) -> None:
+    book_path.write_text(BOOK.replace('prompt = "Message"', "prompt = \"Message\"\npattern = '^[a-z]+$'"))
+    book, _ = parse(book_path)
+    assert book is not None
+    with pytest.raises(ValueError, match="does not match"):
+        Executor.start(book, {"message": "hello; rm -rf /"}, "alice", store, Gates())
+    with pytest.raises(ValueError, match="has no value"):
+        Executor.start(book, {}, "alice", store, Gates())
+
+
+def test_secrets_in_command_output_are_masked(book_path: Path, store: RunbookStore) -> None:
+    from opsdash.core.secrets import redactor
+
+    canary = "canary-runbook-secret-5d2e8f"
+    redactor.register(canary)
+    book_path.write_text(
+        BOOK.replace("printf '%s' {{message}} > out.txt && echo wrote", f"echo token={canary}")
+    )
+    ex = start(book_path, store, Gates(True))
+    ex.confirm()
+    result = ex.confirm()
+    assert canary not in result.output and "token=••••" in result.output
+    assert canary.encode() not in store.history.path.read_bytes()
+
+
+def test_resume_marks_a_running_command_interrupted(book_path: Path, store: RunbookStore) -> None:
+    ex = start(book_path, store, Gates(True))
+    ex.confirm()
+    # simulate a crash after "command-started" was committed: the state says running
+    state = store.load(ex.state.id)
+    assert state is not None
+    from dataclasses import replace
+
+    state.steps[1] = replace(state.steps[1], status=StepStatus.RUNNING)
+    store.save(state, 1, "command-started", "simulated")
+    book, _ = parse(book_path)
+    assert book is not None
+    resumed = Executor.resume(book, ex.state.id, store, Gates(True))
+    assert resumed.current_step is not None and resumed.current_step.id == "write"
+    assert resumed.current_state().status is StepStatus.INTERRUPTED  # type: ignore[union-attr]
+    assert resumed.allowed() == ["retry", "mark-done", "skip", "abort"]
+    resumed.mark_done("checked out.txt by hand")
+    assert resumed.current_step.id == "gate"
+
+
+def test_resume_refuses_a_changed_runbook(book_path: Path, store: RunbookStore) -> None:
+    ex = start(book_path, store, Gates(True))
+    book_path.write_text(BOOK.replace("## Recover {#recover}\nRoll back.\n", ""))
+    book, _ = parse(book_path)
+    assert book is not None
+    with pytest.raises(ValueError, match="has changed"):
+        Executor.resume(book, ex.state.id, store, Gates())
+
+
+# ---------------------------------------------------------------- through the CLI, against the demo
+
+DEMO_BOOK = BOOK.replace("app-health", "app-health\nikhokha-api").replace(
+    "printf '%s' {{message}} > out.txt && echo wrote",
+    "echo run >> runs.log; touch started; sleep 30; echo finished",
+)
+
+
+def test_cli_run_then_kill_9_during_a_command_then_resume(
+    demo_process: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "drill.md"
+    path.write_text(DEMO_BOOK)
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(tmp_path / "data")}
+    args = [opsdash, "runbook", "run", str(path), "--config", str(demo_process.profile)]
+    proc = subprocess.Popen(
+        [*args, "--param", "message=hi"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write("c\nannounced\nc\n")  # confirm step 1 with a note, then run the command
+    proc.stdin.flush()
+    started = tmp_path / "started"
+    for _ in range(300):  # until the command is running (bounded wait, not a timing assertion)
+        if started.exists():
+            break
+        time.sleep(0.05)
+    assert started.exists(), "the command never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+    resumed = subprocess.run(
+        [*args, "--resume", "latest"],
+        input="d\nchecked the deploy log\nc\nc\n\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    out = resumed.stdout
+    assert resumed.returncode == 0, out + resumed.stderr
+    assert "! opsdash stopped while this step was running" in out
+    assert "[✓] 1. Announce" in out and "note: announced" in out  # earlier steps intact
+    assert "OK    check ikhokha-api" in out
+    assert (tmp_path / "runs.log").read_text() == "run\n"  # never re-run silently
+
+    monkeypatch.setenv("OPSDASH_DATA_DIR", str(tmp_path / "data"))
+    with History.open(tmp_path / "data") as history:
+        session = RunbookStore(history).sessions("drill")[0]
+        state = RunbookStore(history).load(session["id"])
+    assert state is not None and state.status is SessionStatus.COMPLETED
+    events = [e["event"] for e in state.events]
+    assert "interrupted" in events and events.index("command-started") < events.index("interrupted")
+    listed = subprocess.run([opsdash, "history", "list", "--json"], capture_output=True, text=True, env=env)
+    assert any(r["kind"] == "runbook" and r["run_id"] == state.id for r in json.loads(listed.stdout))
+    audit = subprocess.run(
+        [opsdash, "audit", "tail", "-n", "50", "--json"], capture_output=True, text=True, env=env
+    )
+    actions = [json.loads(line)["action"] for line in audit.stdout.splitlines()]
+    assert {
+        "runbook-command-started",
+        "runbook-interrupted",
+        "runbook-marked-done",
+        "runbook-completed",
+    } <= set(actions)
+    verify = subprocess.run([opsdash, "audit", "verify"], capture_output=True, text=True, env=env)
+    assert verify.returncode == 0, verify.stdout
+
+
+def test_cli_failing_gate_against_the_demo_takes_the_branch(
+    demo_process: Demo,
+    tmp_path: Path,
+    run,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "drill.md"
+    path.write_text(BOOK)
+    monkeypatch.setenv("OPSDASH_DATA_DIR", str(demo_process.data_dir))
+    assert run("demo", "fault", "app-down", "on").code == 0
+    try:
+        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("c\n\nc\nc\nc\n\n"))
+        result = run("runbook", "run", str(path), "--config", demo_process.profile, "--param", "message=hi")
+    finally:
+        run("demo", "fault", "app-down", "off")
+    assert "FAIL  check app-health" in result.out
+    assert "Step 5/5 [manual] Recover" in result.out
+    assert result.code == 1  # completed, through the failure branch
+
+
+def test_dry_run_runs_checks_but_no_command(demo_process: Demo, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "drill.md"
+    path.write_text(BOOK)
+    result = run(
+        "runbook",
+        "run",
+        str(path),
+        "--config",
+        demo_process.profile,
+        "--dry-run",
+        "--param",
+        "message=it's here",
+    )
+    assert result.code == 0, result.out
+    assert "would run $ printf '%s' 'it'\"'\"'s here' > out.txt" in result.out
+    assert "OK    check app-health" in result.out
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_end_of_input_pauses_and_says_how_to_resume(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "drill.md"
+    path.write_text(BOOK)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("c\nnoted\n"))
+    result = run("runbook", "run", str(path), "--param", "message=hi")
+    assert result.code == 3
+    assert "paused; resume with: opsdash runbook run drill --resume " in result.out
+    session_id = result.out.rsplit("--resume ", 1)[1].split()[0]
+    shown = run("history", "show", session_id)
+    assert "[✓] 1. Announce  note: noted" in shown.out and "active" in shown.out
+
+
+def test_unknown_parameter_and_bad_value_are_usage_errors(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "drill.md"
+    path.write_text(BOOK.replace('prompt = "Message"', 'prompt = "Message"\npattern = \'^[a-z]+$\''))
+    bad = run("runbook", "run", str(path), "--param", "message=Hi There")
+    assert bad.code == 3 and "does not match" in bad.err
+    unknown = run("runbook", "run", str(path), "--param", "colour=red")
+    assert unknown.code == 3 and "has no parameter colour" in unknown.err
+    assert run("runbook", "run", "no-such-runbook").code == 3
