@@ -335,7 +335,9 @@ def test_dry_run_runs_checks_but_no_command(demo_process: Demo, tmp_path: Path, 
     assert not (tmp_path / "out.txt").exists()
 
 
-def test_end_of_input_pauses_and_says_how_to_resume(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_end_of_input_pauses_and_says_how_to_resume(
+    tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "drill.md"
     path.write_text(BOOK)
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("c\nnoted\n"))
@@ -349,7 +351,7 @@ def test_end_of_input_pauses_and_says_how_to_resume(tmp_path: Path, run, monkeyp
 
 def test_unknown_parameter_and_bad_value_are_usage_errors(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "drill.md"
-    path.write_text(BOOK.replace('prompt = "Message"', 'prompt = "Message"\npattern = \'^[a-z]+$\''))
+    path.write_text(BOOK.replace('prompt = "Message"', "prompt = \"Message\"\npattern = '^[a-z]+$'"))
     bad = run("runbook", "run", str(path), "--param", "message=Hi There")
     assert bad.code == 3 and "does not match" in bad.err
     unknown = run("runbook", "run", str(path), "--param", "colour=red")
