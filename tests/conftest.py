@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from opsdash.cli import main
 from opsdash.core.secrets import redactor
 from opsdash.demo import betaskill_env, env_text
 from opsdash.demo.target import CHECKS_MARKER
+
+# CI explores the same examples every run (a failure there must be reproducible); locally,
+# hypothesis keeps searching new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PROFILE = ROOT / "examples" / "betaskill" / "opsdash.toml"

@@ -132,9 +132,12 @@ def _hex(value: str, what: str, length: int | None = None) -> bytes:
 
 def _b64(value: str, what: str) -> bytes:
     try:
-        return base64.b64decode(value, validate=True)
+        raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise _Malformed(f"{what} is not base64") from None
+    if base64.b64encode(raw).decode() != value:  # unused padding bits set: not what any signer produces
+        raise _Malformed(f"{what} is not canonical base64")
+    return raw
 
 
 def _timestamp(value: str, what: str) -> int:

@@ -262,7 +262,7 @@ def _equal(actual: Any, literal: str, unit: float | None) -> bool:
         return literal.lower() == ("true" if actual else "false")
     number, expected = _number(actual), _literal_number(literal, unit)
     if number is not None and expected is not None:
-        return math.isclose(number, expected, rel_tol=1e-9, abs_tol=1e-9)
+        return number == expected  # exact: a relative tolerance would call 999999999 == 1000000000
     return _show(actual) == literal
 
 
