@@ -256,6 +256,8 @@ def _watch(
     import asyncio
     import json
 
+    from opsdash.alerting import BackgroundAlerts
+    from opsdash.core.alerts import check_candidates, check_scope
     from opsdash.core.findings import new_run_id, worst
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
@@ -269,10 +271,14 @@ def _watch(
     history = History.open(session.settings.resolved_data_dir()) if record else None
     redraw = sys.stdout.isatty()
 
+    alerts = BackgroundAlerts(session.settings, session.operator, loaded.profile) if record else None
+
     def on_result(result: CheckResult, state: SustainedState) -> None:
         latest[result.name] = result
         if history is not None:
             history.record_checks(run_id, [result], {result.name: state.status})
+        if alerts is not None:  # sustained state: a check alerts after its failure threshold
+            alerts.submit(check_candidates([result], {result.name: state.status}), check_scope([result]))
         if as_json:
             emit(json.dumps({**result.to_dict(), "sustained": state.status.value}))
             return
@@ -292,7 +298,130 @@ def _watch(
     finally:
         if history is not None:
             history.close()
+        if alerts is not None:
+            alerts.close()
     return worst(s.status for s in w.states.values()).exit_code
+
+
+# ---------------------------------------------------------------- deploy gates
+
+
+def _gate_output(report: Any, as_json: bool) -> None:
+    from opsdash.core.readiness import gate
+    from opsdash.output import report_text
+
+    if as_json:
+        emit_json({**report.to_dict(), "gate": gate(report)})
+        return
+    label = gate(report)
+    colour = {"GO": "green", "NO-GO": "red"}.get(label, "magenta")
+    emit(click.style(label, fg=colour, bold=True) + f"  {report.kind} for {report.target}")
+    emit(report_text(report))
+    if report.summary.get("next"):
+        emit(click.style(f"next: {report.summary['next']}", fg="cyan"))
+
+
+@cli.command()
+@common_options
+@click.option("--no-history", is_flag=True, help="Do not record this run (nor alert on it).")
+def preflight(
+    config: Path | None,
+    env_files: tuple[Path, ...],
+    from_env: bool | None,
+    as_json: bool,
+    operator: str | None,
+    no_history: bool,
+) -> None:
+    """The pre-deploy go/no-go: environment validation, every live check (TLS and the webhook
+    self-test among them) and rollback readiness, as one verdict with every reason listed.
+
+    Recorded in history (a green preflight is the baseline verify-deploy compares with) and the
+    audit log; a NO-GO raises an alert.
+
+    \b
+    Exit codes: 0 GO, 1 GO with warnings, 2 NO-GO, 3 UNKNOWN or usage/config error.
+    """
+    from opsdash.deploys import preflight as run_preflight
+    from opsdash.deploys import progress_to_stderr
+
+    session = open_session(config, operator)
+    report = run_preflight(
+        session.require_config(),
+        session.settings,
+        session.operator,
+        env_files=list(env_files) or None,
+        from_env=from_env,
+        record=not no_history,
+        progress=progress_to_stderr if not as_json else lambda _m: None,
+    )
+    _gate_output(report, as_json)
+    sys.exit(report.exit_code())
+
+
+@cli.command("verify-deploy")
+@common_options
+@click.option(
+    "--window",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the checks to settle.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=10,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between sweeps of all checks.",
+)
+@click.option(
+    "--stable",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Consecutive passing sweeps that count as settled.",
+)
+@click.option(
+    "--expect-version", metavar="V", help="The release that must now be served ([deploy] version_url)."
+)
+def verify_deploy_cmd(
+    config: Path | None,
+    env_files: tuple[Path, ...],
+    from_env: bool | None,
+    as_json: bool,
+    operator: str | None,
+    window: float,
+    interval: float,
+    stable: int,
+    expect_version: str | None,
+) -> None:
+    """After a deploy: watch the checks until they settle, confirm the served release, and compare
+    with the last green run (latency regressions, metrics that fell, certificates that now expire
+    sooner, env values whose fingerprint changed). On failure it points to the rollback runbook.
+
+    \b
+    Exit codes: 0 OK, 1 WARN, 2 CRIT (roll back), 3 UNKNOWN or usage/config error.
+    """
+    from opsdash.deploys import progress_to_stderr, verify_deploy
+
+    session = open_session(config, operator)
+    report = verify_deploy(
+        session.require_config(),
+        session.settings,
+        session.operator,
+        window=window,
+        interval=interval,
+        stable=stable,
+        expect_version=expect_version,
+        env_files=list(env_files) or None,
+        from_env=from_env,
+        progress=progress_to_stderr if not as_json else lambda _m: None,
+    )
+    _gate_output(report, as_json)
+    sys.exit(report.exit_code())
 
 
 # ---------------------------------------------------------------- history
@@ -522,6 +651,12 @@ def webhook_verify(
         verdict, alert = verify_delivery(
             session.settings, session.operator, verifier, delivery, at, history, burst
         )
+        if alert is not None and profile is not None:
+            from opsdash.alerting import send_event_alert
+
+            send_event_alert(
+                session.settings, session.operator, profile, history, history.alerts(alert["rule"])[-1]
+            )
     if as_json:
         emit_json({**verdict.to_dict(), "alert": alert})
     else:
@@ -743,10 +878,11 @@ def runbook_run(
     \b
     Exit codes: 0 completed, 1 completed with failed or skipped steps, 2 aborted, 3 paused or error.
     """
+    from opsdash.auditing import audit_event
     from opsdash.core.runbooks.executor import Executor
     from opsdash.runbook_cli import collect_params, guided, parse_params, session_for
     from opsdash.runbook_cli import dry_run as plan
-    from opsdash.services import audit_event, find_runbook, gate_runner, runbook_audit
+    from opsdash.services import find_runbook, gate_runner, runbook_audit
     from opsdash.storage.history import History
     from opsdash.storage.runbooks import RunbookStore
 
@@ -884,8 +1020,8 @@ def audit_verify(anchor: str | None, as_json: bool) -> None:
     Reports OK, or the first bad record and why (MAC mismatch, gap, broken link, reordering,
     truncated before the anchor, unparseable line). Exit 0 when intact, 2 when not.
     """
+    from opsdash.auditing import audit_key
     from opsdash.core.audit.log import Head, parse_anchor, verify
-    from opsdash.services import audit_key
     from opsdash.storage.history import History
 
     settings = open_session(None, None, require=False).settings
@@ -1001,8 +1137,8 @@ def init(force: bool, directory: Path) -> None:
     client-exposed variables, secrets, URL variables and an iKhokha provider. Only variable names are
     read into the profile, never values. Review the file, then run 'opsdash validate'.
     """
+    from opsdash.auditing import audit_event
     from opsdash.init import write_profile
-    from opsdash.services import audit_event
 
     path = write_profile(directory, force=force)
     session = open_session(None, None, require=False)
@@ -1093,8 +1229,8 @@ demo.help = (
 @click.argument("state", required=False, type=click.Choice(["on", "off"]))
 def demo_fault(name: str | None, state: str | None) -> None:
     """Switch a fault of the running demo on or off; with no arguments, list the faults."""
+    from opsdash.auditing import audit_event
     from opsdash.demo.control import list_faults, set_fault
-    from opsdash.services import audit_event
 
     data_dir = open_session(None, None, require=False).settings.resolved_data_dir()
     if name is None:

@@ -15,6 +15,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -283,6 +285,60 @@ class WebhookSection(_Section):
         return value
 
 
+class DeploySection(_Section):
+    version_url: str | None = Field(None, description="URL answering JSON with the current/previous release.")
+    current_field: str = Field("current", description="JSON field (dotted path) of the running release.")
+    previous_field: str = Field("previous", description="JSON field (dotted path) of the previous release.")
+    version_command: str | None = Field(
+        None, description="Instead of a URL: a command printing that JSON (run with the shell)."
+    )
+    rollback_runbook: str = Field("rollback", description="Runbook id that rolls a deploy back.")
+    latency_regression: float = Field(
+        1.5, gt=1, description="verify-deploy: latency ratio to the green run that warns."
+    )
+    latency_floor_ms: float = Field(
+        100, ge=0, description="verify-deploy: ignore latency increases smaller than this."
+    )
+    metric_drop: float = Field(
+        0.1, gt=0, lt=1, description="verify-deploy: a body metric falling by this share warns."
+    )
+
+    _check_url = field_validator("version_url")(lambda v: None if v is None else check_http_url(v))
+
+
+class AlertChannel(_Section):
+    name: str = Field(description="Shown in delivery reports.")
+    kind: Literal["webhook", "slack"] = Field(description="webhook: generic JSON; slack: Slack-compatible.")
+    url: str | None = Field(None, description="Receiver URL (if it holds no secret).")
+    url_env: str | None = Field(None, description="Variable holding the URL (Slack URLs are secrets).")
+    timeout: float = Field(5.0, gt=0, le=60)
+    retries: int = Field(2, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> AlertChannel:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url or url_env")
+        if self.url is not None:
+            check_http_url(self.url)
+        return self
+
+
+class Silence(_Section):
+    start: datetime = Field(description="Start of the maintenance window (ISO time with zone).")
+    end: datetime = Field(description="End of the maintenance window.")
+    reason: str = ""
+    rules: list[str] = Field(default_factory=list, description="Only these alert rules (default: all).")
+
+
+class AlertsSection(_Section):
+    reminder_interval: int = Field(
+        3600, ge=60, description="Seconds before a still-firing alert is sent again."
+    )
+    send_resolved: bool = Field(True, description="Send a message when an alert resolves.")
+    channels: list[AlertChannel] = Field(default_factory=list)
+    silences: list[Silence] = Field(default_factory=list)
+
+
 class RunbooksSection(_Section):
     dirs: list[Path] = Field(
         default_factory=lambda: [Path("runbooks")], description="Directories of runbook Markdown files."
@@ -307,6 +363,8 @@ class Profile(_Section):
     checks: list[Check] = Field(default_factory=list)
     webhook: WebhookSection = Field(default_factory=WebhookSection)
     runbooks: RunbooksSection = Field(default_factory=RunbooksSection)
+    deploy: DeploySection = Field(default_factory=DeploySection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
 
     @field_validator("checks")
     @classmethod

@@ -19,6 +19,8 @@ FAULTS: dict[str, str] = {
     "webhook-unsigned": "the app's webhook endpoint accepts unsigned deliveries",
     "app-down": "the app's health endpoint answers 503",
     "payments-degraded": "the app reports a payment success rate of 72%",
+    "app-slow": "the app's health endpoint takes 600 ms longer to answer",
+    "secret-rotated": "the iKhokha API secret was rotated (the app's env file and the API agree)",
     "env-plan-shaped": "the env file is the one BetaSkill's plan describes (secrets under VITE_)",
 }
 

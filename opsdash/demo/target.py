@@ -51,6 +51,10 @@ class DemoTarget:
         if unknown:
             raise UnknownFault(", ".join(sorted(unknown)))
         self.env = betaskill_env()
+        self._original_secret = self.env["IKHOKHA_API_SECRET"]
+        self._rotated = secrets.token_hex(16)
+        if "secret-rotated" in self.faults:
+            self.env["IKHOKHA_API_SECRET"] = self._rotated
         self.ca = trustme.CA(organization_name="opsdash demo CA")
         now = dt.datetime.now(dt.UTC)
         ids = ("127.0.0.1", "localhost")
@@ -102,7 +106,9 @@ class DemoTarget:
         if name not in FAULTS:
             raise UnknownFault(name)
         (self.faults.add if on else self.faults.discard)(name)
-        if name == "env-plan-shaped":
+        if name == "secret-rotated":
+            self.env["IKHOKHA_API_SECRET"] = self._rotated if on else self._original_secret
+        if name in ("env-plan-shaped", "secret-rotated"):
             self._write_env()
 
     def _write_env(self) -> None:
@@ -129,6 +135,10 @@ class DemoTarget:
         app, api = self.app.base_url, self.api.base_url
         checks = f'''{CHECKS_MARKER}
 # ---- written by 'opsdash demo': the same checks, against the simulated servers on 127.0.0.1 ----
+[deploy]
+version_url = "{app}/version"
+rollback_runbook = "rollback"
+
 [health]
 concurrency = 20
 ca_file = "demo-ca.pem"
@@ -195,6 +205,8 @@ interval = 10
 
     async def _app(self, req: Request) -> Response:
         if req.path == "/health":
+            if "app-slow" in self.faults:
+                await asyncio.sleep(0.6)
             if "app-down" in self.faults:
                 return Response.json('{"status":"DOWN","reason":"database unreachable"}', 503)
             rate = 0.72 if "payments-degraded" in self.faults else 0.987

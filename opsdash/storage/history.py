@@ -175,7 +175,31 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.table("runbook_events").create_index(["session_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """Alert lifecycle (firing/resolved, reminders, silences) and every delivery attempt per channel."""
+    alerts = db.table("alerts")
+    alerts.add_column("status", str)
+    alerts.add_column("last_sent_at", float)
+    alerts.add_column("silenced", int)
+    alerts.add_column("runbook", str)
+    db.execute("UPDATE alerts SET status = 'firing', last_sent_at = raised_at, silenced = 0")
+    db.table("alert_deliveries").create(
+        {
+            "id": int,
+            "alert_id": int,
+            "channel": str,
+            "event": str,
+            "ok": int,
+            "attempts": int,
+            "error": str,
+            "at": float,
+        },
+        pk="id",
+    )
+    db.table("alert_deliveries").create_index(["alert_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -380,7 +404,18 @@ class History:
         ).fetchone()
         return None if row is None else float(row[0])
 
-    def record_alert(self, rule: str, key: str, severity: str, title: str, detail: str, at: float) -> int:
+    def record_alert(
+        self,
+        rule: str,
+        key: str,
+        severity: str,
+        title: str,
+        detail: str,
+        at: float,
+        *,
+        runbook: str | None = None,
+        silenced: bool = False,
+    ) -> int:
         with self.db.conn:
             table = self.db.table("alerts")
             table.insert(
@@ -392,13 +427,57 @@ class History:
                     "detail": redactor.redact(detail),
                     "raised_at": at,
                     "resolved_at": None,
+                    "status": "firing",
+                    "last_sent_at": None,
+                    "silenced": int(silenced),
+                    "runbook": runbook,
                 }
             )
             return int(table.last_pk or 0)
 
+    def open_alerts(self) -> list[dict[str, Any]]:
+        return list(self.db.table("alerts").rows_where("status = 'firing'", order_by="raised_at"))
+
+    def mark_alert(self, alert_id: int, **fields: Any) -> None:
+        with self.db.conn:
+            self.db.table("alerts").update(alert_id, fields)
+
+    def record_delivery(
+        self, alert_id: int, channel: str, event: str, ok: bool, attempts: int, error: str, at: float
+    ) -> None:
+        with self.db.conn:
+            self.db.table("alert_deliveries").insert(
+                {
+                    "alert_id": alert_id,
+                    "channel": channel,
+                    "event": event,
+                    "ok": int(ok),
+                    "attempts": attempts,
+                    "error": redactor.redact(error),
+                    "at": at,
+                }
+            )
+
+    def deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+        where, args = ("alert_id = ?", [alert_id]) if alert_id is not None else (None, [])
+        return list(self.db.table("alert_deliveries").rows_where(where, args, order_by="id"))
+
     def alerts(self, rule: str | None = None) -> list[dict[str, Any]]:
         where, args = ("rule = ?", [rule]) if rule else (None, [])
         return list(self.db.table("alerts").rows_where(where, args, order_by="raised_at"))
+
+    def last_green(self, kinds: tuple[str, ...]) -> str | None:
+        """The newest run of these kinds that passed (a GO: OK, INFO or WARN, never CRIT or UNKNOWN)."""
+        marks = ", ".join("?" for _ in kinds)
+        row = self.db.execute(
+            f"SELECT run_id FROM runs WHERE kind IN ({marks}) AND verdict IN ('OK', 'INFO', 'WARN') "  # noqa: S608
+            "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+            list(kinds),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def check_results_of(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db.table("check_results").rows_where("run_id = ?", [run_id], order_by="id"))
 
     def purge(self, older_than_days: int, now: datetime | None = None) -> int:
         """Delete runs older than the retention period; returns how many went."""

@@ -80,7 +80,9 @@ class OpsdashApp(App[None]):
             self.sub_title = "demo target (fake values)"
         if self.config_path is not None:
             table = self.query_one("#findings", DataTable)
-            table.add_columns("SEVERITY", "CATEGORY", "RULE", "SUBJECT")
+            # fixed widths: the table never renders with header-sized columns while it sizes itself
+            for label, width in (("SEVERITY", 8), ("CATEGORY", 12), ("RULE", 28), ("SUBJECT", 60)):
+                table.add_column(label, width=width)
             self.run_validation()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:

@@ -56,6 +56,8 @@ FAULT_CASES = {
     "app-down": ("app-health", "CRIT", "http-5xx"),
     "payments-degraded": ("app-health", "CRIT", "condition-failed"),
     "env-plan-shaped": ("ikhokha-api", "UNKNOWN", "not-evaluated"),
+    "app-slow": ("app-health", "OK", None),  # slower, not failing: verify-deploy's latency comparison sees it
+    "secret-rotated": ("ikhokha-api", "OK", None),  # both sides rotated: verify-deploy sees the fingerprint
 }
 
 
@@ -70,7 +72,7 @@ def test_each_fault_turns_the_right_check(run, demo: Demo, fault: str) -> None:
     assert switched.code == 0 and fault in switched.out
     code, checks = check_json(run, demo)
     assert (checks[name]["severity"], checks[name]["error_class"]) == (severity, error)
-    assert code == {"WARN": 1, "CRIT": 2, "UNKNOWN": 3}[severity]
+    assert code == {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}[severity]
     assert run("demo", "fault", fault, "off").code == 0
     assert check_json(run, demo, name)[0] == 0
 

@@ -1,0 +1,136 @@
+"""Alert rules and the dedupe/reminder/resolve decisions. Sending happens in the services.
+
+Rules: a check failing critically (with --watch, after its failure threshold), the provider
+rejecting our credentials, a certificate nearing expiry, a NO-GO preflight, and (raised by the
+webhook verifier) a burst of failed verifications from one source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from opsdash.config import Silence
+from opsdash.core.findings import Report, Severity
+from opsdash.core.health.errors import ErrorClass
+from opsdash.core.health.model import CheckResult
+
+CHECK_CRITICAL = "check-critical"
+CREDENTIALS_REJECTED = "credentials-rejected"
+CERTIFICATE_EXPIRY = "certificate-expiry"
+PREFLIGHT_NO_GO = "preflight-no-go"
+WEBHOOK_BURST = "webhook-failure-burst"
+CHECK_RULES = (CHECK_CRITICAL, CREDENTIALS_REJECTED, CERTIFICATE_EXPIRY)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    rule: str
+    key: str
+    severity: Severity
+    title: str
+    detail: str
+    runbook: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    id: int
+    rule: str
+    key: str
+    raised_at: float
+    last_sent_at: float | None
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # fire | remind | resolve
+    rule: str
+    key: str
+    candidate: Candidate | None = None
+    alert: OpenAlert | None = None
+
+
+def check_candidates(
+    results: Iterable[CheckResult], sustained: Mapping[str, Severity] | None = None
+) -> list[Candidate]:
+    out = []
+    for r in results:
+        status = sustained.get(r.name, r.severity) if sustained is not None else r.severity
+        if r.kind == "provider" and r.error_class is ErrorClass.HTTP_AUTH and status is not Severity.OK:
+            out.append(
+                Candidate(
+                    CREDENTIALS_REJECTED,
+                    r.name,
+                    Severity.CRIT,
+                    f"iKhokha rejected our credentials ({r.name})",
+                    r.summary,
+                    r.runbook,
+                )
+            )
+        elif status is Severity.CRIT:
+            out.append(
+                Candidate(CHECK_CRITICAL, r.name, Severity.CRIT, f"{r.name} is failing", r.summary, r.runbook)
+            )
+        for f in r.findings:
+            if f.rule in ("tls-expiring-soon", "tls-expired"):
+                out.append(
+                    Candidate(
+                        CERTIFICATE_EXPIRY,
+                        r.name,
+                        f.severity,
+                        f"Certificate of {r.target} "
+                        f"{'has expired' if f.rule == 'tls-expired' else 'expires soon'}",
+                        f.detail,
+                        f.runbook,
+                    )
+                )
+    return out
+
+
+def check_scope(results: Iterable[CheckResult]) -> set[tuple[str, str]]:
+    """The (rule, key) pairs these results can resolve."""
+    return {(rule, r.name) for r in results for rule in CHECK_RULES}
+
+
+def preflight_candidate(report: Report) -> Candidate | None:
+    if report.verdict is not Severity.CRIT:
+        return None
+    reasons = sorted({f.rule for f in report.findings if f.severity is Severity.CRIT})
+    return Candidate(
+        PREFLIGHT_NO_GO,
+        report.target,
+        Severity.CRIT,
+        f"Preflight NO-GO for {report.target}",
+        f"{len(reasons)} blocking reason(s): {', '.join(reasons)} (run {report.run_id})",
+        "pre-deploy-checklist",
+    )
+
+
+def active_silence(rule: str, silences: Sequence[Silence], now: datetime) -> Silence | None:
+    return next((s for s in silences if s.start <= now <= s.end and (not s.rules or rule in s.rules)), None)
+
+
+def plan(
+    candidates: Sequence[Candidate],
+    open_alerts: Mapping[tuple[str, str], OpenAlert],
+    scope: set[tuple[str, str]],
+    now: float,
+    reminder_s: float,
+) -> list[Action]:
+    """Fire new alerts, remind about old ones after the interval, resolve what has recovered."""
+    actions = []
+    firing = set()
+    for c in candidates:
+        pair = (c.rule, c.key)
+        firing.add(pair)
+        existing = open_alerts.get(pair)
+        if existing is None:
+            actions.append(Action("fire", c.rule, c.key, candidate=c))
+        elif existing.last_sent_at is None or now - existing.last_sent_at >= reminder_s:
+            actions.append(Action("remind", c.rule, c.key, candidate=c, alert=existing))
+    for pair, alert in sorted(open_alerts.items()):
+        if pair in scope and pair not in firing:
+            actions.append(Action("resolve", alert.rule, alert.key, alert=alert))
+    return actions

@@ -1,0 +1,319 @@
+"""Deploy gates: `opsdash preflight` (go/no-go) and `opsdash verify-deploy` (did it land well?)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opsdash import alerting
+from opsdash.auditing import audit_report
+from opsdash.config import LoadedConfig, OpsdashSettings, Profile
+from opsdash.core.alerts import PREFLIGHT_NO_GO, check_candidates, check_scope, preflight_candidate
+from opsdash.core.findings import Finding, Report, Severity, new_run_id
+from opsdash.core.health.model import CheckResult
+from opsdash.core.health.runner import run_once
+from opsdash.core.readiness import (
+    Baseline,
+    Versions,
+    baseline_from,
+    compare,
+    rollback_findings,
+    versions_from,
+)
+from opsdash.core.rules import rule
+from opsdash.core.runbooks.lint import lint
+from opsdash.core.secrets import fingerprint
+from opsdash.core.validators import validate
+from opsdash.errors import ConfigError, InputError
+from opsdash.services import find_runbook, probe_context
+from opsdash.storage.history import History
+
+GREEN_KINDS = ("preflight", "verify-deploy")
+
+
+def read_versions(profile: Profile, timeout: float = 5.0) -> Versions | None:
+    """The running and previous release, from the profile's version URL or command."""
+    deploy = profile.deploy
+    if deploy.version_url:
+        import httpx
+
+        from opsdash.core.health.probes import make_ssl_context
+
+        ca = profile.health.ca_file
+        try:
+            response = httpx.get(
+                deploy.version_url,
+                timeout=timeout,
+                trust_env=False,
+                verify=make_ssl_context(str(ca) if ca else None),
+            )
+            return versions_from(response.json(), deploy, deploy.version_url)
+        except (httpx.HTTPError, ValueError) as exc:
+            return Versions(None, None, deploy.version_url, f"{type(exc).__name__}: {exc}")
+    if deploy.version_command:
+        try:
+            out = subprocess.run(  # noqa: S603 - the profile's own command, as its owner wrote it
+                shlex.split(deploy.version_command),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            ).stdout
+            return versions_from(json.loads(out), deploy, deploy.version_command)
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            return Versions(None, None, deploy.version_command, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def rollback_readiness(profile: Profile, history: History, versions: Versions | None) -> list[Finding]:
+    runbook_id = profile.deploy.rollback_runbook
+    try:
+        book = find_runbook(runbook_id, profile)
+        problems: list[str] | None = [str(p) for p in lint(book, [c.name for c in profile.checks])]
+    except InputError:
+        problems = None
+    green = history.last_green(GREEN_KINDS)
+    return rollback_findings(versions, problems, green, runbook_id)
+
+
+def _env_fingerprints(history: History, run_id: str) -> dict[str, tuple[str, bool]]:
+    return {k: (v.fingerprint, v.secret) for k, v in history.env_keys(run_id).items()}
+
+
+def _record(
+    settings: OpsdashSettings,
+    operator: str,
+    loaded: LoadedConfig,
+    history: History,
+    report: Report,
+    env: Any,
+    results: Sequence[CheckResult],
+) -> None:
+    history.record(report, operator=operator, env=env, is_secret=loaded.profile.is_secret)
+    history.record_checks(report.run_id, results)
+    audit_report(settings, operator, report, history)
+    candidates = check_candidates(results)
+    scope = check_scope(results) | {(PREFLIGHT_NO_GO, report.target)}
+    if report.kind == "preflight":
+        extra = preflight_candidate(report)
+        candidates += [extra] if extra else []
+    alerting.process(settings, operator, loaded.profile, history, candidates, scope)
+
+
+def preflight(
+    loaded: LoadedConfig,
+    settings: OpsdashSettings,
+    operator: str,
+    *,
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+    record: bool = True,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> Report:
+    """Environment validation + every live check (TLS and the webhook self-test among them) + rollback
+    readiness, as one go/no-go report."""
+    profile = loaded.profile
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    progress("validating the environment")
+    validation = validate(profile, env_files=env_files, from_env=from_env)
+    results: list[CheckResult] = []
+    if profile.checks:
+        progress(f"running {len(profile.checks)} live checks")
+        ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+        results = asyncio.run(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
+    else:
+        results = []
+    progress("checking rollback readiness")
+    versions = read_versions(profile)
+    with History.open(settings.resolved_data_dir()) as history:
+        readiness = rollback_readiness(profile, history, versions)
+        findings = [*validation.report.findings, *(f for r in results for f in r.findings), *readiness]
+        if not profile.checks:
+            findings.append(
+                rule("check-failed").finding(
+                    "checks",
+                    "The profile has no [[checks]]: live health was not evaluated.",
+                    severity=Severity.UNKNOWN,
+                )
+            )
+        report = Report(
+            kind="preflight",
+            target=profile.target.name,
+            run_id=new_run_id(started),
+            started_at=started.isoformat(timespec="milliseconds"),
+            duration_ms=round((time.perf_counter() - t0) * 1000),
+            findings=tuple(findings),
+            summary={
+                "validation": validation.report.verdict.value,
+                "checks": [r.to_dict() for r in results],
+                "versions": None if versions is None else versions.__dict__,
+                "rollback_ready": not readiness or all(f.severity is not Severity.CRIT for f in readiness),
+            },
+        )
+        if record:
+            _record(settings, operator, loaded, history, report, validation.env, results)
+    return report
+
+
+@dataclass
+class Sweep:
+    number: int
+    results: list[CheckResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.severity.rank < Severity.UNKNOWN.rank for r in self.results)
+
+
+def verify_deploy(
+    loaded: LoadedConfig,
+    settings: OpsdashSettings,
+    operator: str,
+    *,
+    window: float,
+    interval: float,
+    stable: int,
+    expect_version: str | None = None,
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> Report:
+    """Poll every check until `stable` consecutive all-good sweeps or the window ends, then compare
+    with the last green run."""
+    profile = loaded.profile
+    if not profile.checks:
+        raise ConfigError("the profile has no [[checks]] to verify a deploy with")
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+    sweeps: list[Sweep] = []
+    streak = 0
+    deadline = time.monotonic() + window
+    while True:
+        results = asyncio.run(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
+        sweep = Sweep(len(sweeps) + 1, results)
+        sweeps.append(sweep)
+        streak = streak + 1 if sweep.ok else 0
+        bad = [r.name for r in results if r.severity.rank >= Severity.UNKNOWN.rank]
+        left = max(0.0, deadline - time.monotonic())
+        progress(
+            f"sweep {sweep.number}: {len(results) - len(bad)}/{len(results)} passing"
+            + (f" (failing: {', '.join(bad)})" if bad else "")
+            + f"; stable {streak}/{stable}; {left:.0f}s left"
+        )
+        if streak >= stable or time.monotonic() + interval > deadline:
+            break
+        time.sleep(interval)
+    final = sweeps[-1].results
+    findings: list[Finding] = [f for r in final for f in r.findings]
+    if streak < stable:
+        findings.append(
+            rule("deploy-unstable").finding(
+                profile.target.name,
+                f"Only {streak} consecutive passing sweep(s) of {stable} within {window:g}s "
+                f"({len(sweeps)} sweeps).",
+                evidence={"sweeps": str(len(sweeps))},
+            )
+        )
+    versions = read_versions(profile)
+    if expect_version is not None:
+        if versions is None or versions.current is None:
+            why = (
+                "the profile has no [deploy] version source"
+                if versions is None
+                else (versions.error or "no value")
+            )
+            findings.append(
+                rule("version-mismatch").finding(
+                    "deploy.version_url",
+                    f"Cannot confirm release {expect_version}: {why}.",
+                    severity=Severity.UNKNOWN,
+                )
+            )
+        elif versions.current != expect_version:
+            findings.append(
+                rule("version-mismatch").finding(
+                    versions.source,
+                    f"Serving {versions.current}, expected {expect_version}.",
+                    evidence={"served": versions.current, "expected": expect_version},
+                )
+            )
+    env = None
+    with contextlib.suppress(ConfigError, InputError):  # no env files here: skip the env comparison only
+        env = validate(profile, env_files=env_files, from_env=from_env).env
+    stable_sweeps = [s.results for s in sweeps[-max(streak, 1) :]]
+    now_env = {k: (fingerprint(v.value), profile.is_secret(k)) for k, v in env.values.items()} if env else {}
+    run_id = new_run_id(started)
+    current = baseline_from(run_id, stable_sweeps, now_env)
+    with History.open(settings.resolved_data_dir()) as history:
+        green_id = history.last_green(GREEN_KINDS)
+        if green_id is not None:
+            green_row = history.resolve(green_id)
+            green = Baseline(
+                green_id, *_baseline_rows(history, green_id), _env_fingerprints(history, green_id)
+            )
+            elapsed = (started - datetime.fromisoformat(green_row.started_at)).total_seconds() / 86400
+            findings += compare(green, current, profile.deploy, elapsed)
+        else:
+            findings.append(
+                rule("rollback-no-green-run").finding(
+                    "history",
+                    "No green run to compare with: this run becomes the baseline if it passes.",
+                    severity=Severity.INFO,
+                )
+            )
+        report = Report(
+            kind="verify-deploy",
+            target=profile.target.name,
+            run_id=run_id,
+            started_at=started.isoformat(timespec="milliseconds"),
+            duration_ms=round((time.perf_counter() - t0) * 1000),
+            findings=tuple(findings),
+            summary={
+                "sweeps": len(sweeps),
+                "stable": streak,
+                "baseline": green_id,
+                "versions": None if versions is None else versions.__dict__,
+                "checks": [r.to_dict() for r in final],
+                "latency_ms": dict(current.latency_ms),
+            },
+        )
+        if report.verdict is Severity.CRIT:
+            report = Report(
+                **{
+                    **report.__dict__,
+                    "summary": {
+                        **report.summary,
+                        "next": f"opsdash runbook run {profile.deploy.rollback_runbook}",
+                    },
+                }
+            )
+        _record(settings, operator, loaded, history, report, env, [r for s in stable_sweeps for r in s])
+    return report
+
+
+def _baseline_rows(history: History, run_id: str) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    latencies: dict[str, list[float]] = {}
+    metrics: dict[str, dict[str, float]] = {}
+    for row in history.check_results_of(run_id):
+        if row["severity"] not in ("OK", "INFO", "WARN"):
+            continue
+        values = json.loads(row["metrics"])
+        if "response_time_ms" in values:
+            latencies.setdefault(row["check_name"], []).append(values["response_time_ms"])
+        metrics[row["check_name"]] = {k: v for k, v in values.items() if k != "response_time_ms"}
+    return {k: statistics.median(v) for k, v in latencies.items()}, metrics
+
+
+def progress_to_stderr(message: str) -> None:
+    print(f"  … {message}", file=sys.stderr, flush=True)
