@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test lint typecheck check bench clean
+.PHONY: help install demo test lint typecheck check bench screenshots clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,8 +26,8 @@ test: $(STAMP) ## Set up and run the test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check opsdash tests benchmarks
-	$(BIN)/ruff format --check opsdash tests benchmarks
+	$(BIN)/ruff check opsdash tests benchmarks scripts
+	$(BIN)/ruff format --check opsdash tests benchmarks scripts
 
 typecheck: $(STAMP) ## mypy (strict) over the package
 	$(BIN)/mypy
@@ -38,6 +38,10 @@ bench: $(STAMP) ## Run the benchmarks (prints figures and ratios)
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/health_sweep.py
 	$(BIN)/python benchmarks/audit_tail.py
+	$(BIN)/python benchmarks/startup.py
+
+screenshots: $(STAMP) ## Regenerate screenshots/*.svg from the fixed sample data
+	$(BIN)/python scripts/screenshots.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

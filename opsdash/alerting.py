@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from opsdash.auditing import audit_event
 from opsdash.config import AlertChannel, OpsdashSettings, Profile
 from opsdash.core.alerts import Action, Candidate, OpenAlert, active_silence, plan
+from opsdash.core.findings import Severity
+from opsdash.core.health.model import CheckResult
 from opsdash.core.secrets import redactor
 from opsdash.storage.history import History
 
@@ -193,20 +195,51 @@ def process(
 
 class BackgroundAlerts:
     """Alert processing off the event loop (a slow channel must not delay probes), one at a time,
-    each with its own database connection."""
+    each with its own database connection. Optionally records the results first, and reports the
+    alerts that fired (the dashboard turns them into notifications)."""
 
-    def __init__(self, settings: OpsdashSettings, operator: str, profile: Profile) -> None:
+    def __init__(
+        self,
+        settings: OpsdashSettings,
+        operator: str,
+        profile: Profile,
+        *,
+        run_id: str | None = None,
+        on_fired: Callable[[list[str]], None] | None = None,
+    ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsdash-alerts")
         self.settings, self.operator, self.profile = settings, operator, profile
+        self.run_id, self.on_fired = run_id, on_fired
 
-    def submit(self, candidates: Sequence[Candidate], scope: set[tuple[str, str]]) -> None:
-        self._pool.submit(self._run, list(candidates), set(scope))
+    def submit(
+        self,
+        candidates: Sequence[Candidate],
+        scope: set[tuple[str, str]],
+        results: Sequence[CheckResult] = (),
+        sustained: dict[str, Severity] | None = None,
+    ) -> None:
+        self._pool.submit(self._run, list(candidates), set(scope), list(results), dict(sustained or {}))
 
-    def _run(self, candidates: list[Candidate], scope: set[tuple[str, str]]) -> None:
-        with History.open(self.settings.resolved_data_dir()) as history:
-            process(self.settings, self.operator, self.profile, history, candidates, scope)
+    def _run(
+        self,
+        candidates: list[Candidate],
+        scope: set[tuple[str, str]],
+        results: list[CheckResult],
+        sustained: dict[str, Severity],
+    ) -> None:
+        try:
+            with History.open(self.settings.resolved_data_dir()) as history:
+                if results and self.run_id:
+                    history.record_checks(self.run_id, results, sustained)
+                actions = process(self.settings, self.operator, self.profile, history, candidates, scope)
+        except Exception as exc:  # never let a background failure pass silently
+            print(f"opsdash: warning: alerts not processed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return
+        fired = [a.candidate.title for a in actions if a.kind == "fire" and a.candidate is not None]
+        if fired and self.on_fired is not None:
+            self.on_fired(fired)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

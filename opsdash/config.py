@@ -433,6 +433,12 @@ class SettingsTable(_Section):
     )
     operator: str | None = Field(None, description="Who is operating; recorded in history. Default: OS user.")
     history_retention_days: int = Field(90, ge=1, description="Runs older than this are purged from history.")
+    theme: str = Field(
+        "textual-dark", description="Dashboard theme; 'ansi-dark' uses the terminal's 16 colours."
+    )
+    keymap: dict[str, str] = Field(
+        default_factory=dict, description='Key remapping by binding id, e.g. {"health.pause" = "space"}.'
+    )
     audit_max_bytes: int = Field(
         100 * 1024 * 1024, ge=4096, description="The audit log rotates to a numbered file at this size."
     )

@@ -7,9 +7,12 @@ The schema is versioned: MIGRATIONS[n] takes a database from version n to n + 1.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -225,19 +228,21 @@ class EnvKey:
 
 
 class History:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, shared: bool = False) -> None:
+        """`shared`: the connection may be used from several threads, one at a time (the dashboard's
+        runbook executor lives across workers)."""
         self.path = path
         try:
-            self.db = sqlite_utils.Database(path)
-            self.db.execute("PRAGMA busy_timeout = 5000")
-            self.db.enable_wal()
-            self._migrate()
+            self.db = sqlite_utils.Database(sqlite3.connect(path, timeout=15, check_same_thread=not shared))
+            with _setup_lock(path):  # one opener at a time sets WAL and migrates; writers then queue on busy
+                self.db.enable_wal()
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{path}: cannot open history database ({exc})") from None
 
     @classmethod
-    def open(cls, data_dir: Path) -> History:
-        return cls(paths.ensure_dir(data_dir) / DB_NAME)
+    def open(cls, data_dir: Path, *, shared: bool = False) -> History:
+        return cls(paths.ensure_dir(data_dir) / DB_NAME, shared=shared)
 
     def close(self) -> None:
         self.db.close()
@@ -558,6 +563,19 @@ class History:
             findings=tuple(self.findings(run.run_id)),
             summary=run.summary,
         )
+
+
+@contextlib.contextmanager
+def _setup_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock beside the database, across processes and threads (each opener has its own
+    file description), so that two first opens never race to create the schema."""
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _like_prefix(text: str) -> str:

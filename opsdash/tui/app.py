@@ -1,39 +1,36 @@
-"""The dashboard application. Screens orchestrate: they call core/services and render results.
-
-This first cut has the validation pane; the health, audit, runbook and history panes are built on
-it as their cores land.
-"""
+"""The dashboard application. It composes the panes, keeps the header's verdict, routes messages
+between panes, and offers every action in the command palette. Panes orchestrate core and
+services calls in workers; nothing here does I/O itself."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from opsdash.config import load_config, load_settings
-from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.secrets import redactor
 from opsdash.demo import FAULTS
 from opsdash.errors import OpsdashError
-from opsdash.services import validate_and_record
-from opsdash.tui.messages import DemoFaultSwitched, ValidationCompleted, ValidationFailed
-
-SEVERITY_STYLE = {
-    Severity.CRIT: "bold red",
-    Severity.UNKNOWN: "magenta",
-    Severity.WARN: "yellow",
-    Severity.INFO: "blue",
-    Severity.OK: "green",
-}
+from opsdash.tui.context import DashboardContext
+from opsdash.tui.messages import AlertsRaised, DemoFaultSwitched, OpenRunbook, OverviewChanged
+from opsdash.tui.panes.audit import AuditPane
+from opsdash.tui.panes.health import HealthPane
+from opsdash.tui.panes.history import HistoryPane
+from opsdash.tui.panes.overview import OverviewPane
+from opsdash.tui.panes.runbooks import RunbooksPane
+from opsdash.tui.panes.validation import ValidationPane
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -43,69 +40,159 @@ Or point at a profile:                    [b]opsdash --config path/to/opsdash.to
 
 Press [b]q[/b] to quit."""
 
-NOTICE = (
-    "Validation pane. Live health, audit tail, runbooks and history panes are being built; "
-    "until then use the CLI: opsdash --help"
+PANES = (
+    ("overview", "Overview"),
+    ("validation", "Validation"),
+    ("health", "Health"),
+    ("audit", "Audit"),
+    ("runbooks", "Runbooks"),
+    ("history", "History"),
 )
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[str] = DataTable(id="help-table", cursor_type="row")
+        yield Static(
+            "[b]Keys[/b]  (remap any of them by id with [opsdash] keymap in opsdash.toml)", id="help-title"
+        )
+        yield table
+
+    def on_mount(self) -> None:
+        table = self.query_one("#help-table", DataTable)
+        table.add_columns("KEY", "ACTION", "ID", "WHERE")
+        seen = set()
+        nodes: list[Any] = [
+            self.app,
+            *self.app.query("ValidationPane, HealthPane, AuditPane, RunbooksPane, HistoryPane"),
+        ]
+        for node in nodes:
+            for binding in node.BINDINGS:
+                if isinstance(binding, Binding) and binding.id and binding.id not in seen:
+                    seen.add(binding.id)
+                    where = "everywhere" if node is self.app else type(node).__name__.removesuffix("Pane")
+                    table.add_row(binding.key, binding.description or binding.action, binding.id, where)
+        table.add_row("ctrl+p", "Command palette (every action)", "", "everywhere")
 
 
 class OpsdashApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "opsdash"
     BINDINGS: ClassVar = [
-        Binding("q", "quit", "Quit", id="quit", tooltip="Leave the dashboard"),
-        Binding("r", "rerun", "Re-run validation", id="rerun", tooltip="Validate the environment again"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
+        *(
+            Binding(
+                str(n),
+                f"show_pane('{pane}')",
+                label,
+                id=f"app.pane.{pane}",
+                show=False,
+                tooltip=f"Show the {label} pane",
+            )
+            for n, (pane, label) in enumerate(PANES, start=1)
+        ),
     ]
 
-    def __init__(self, config_path: Path | None, *, demo: bool = False, record: bool = True) -> None:
+    def __init__(
+        self,
+        config_path: Path | None,
+        *,
+        demo: bool = False,
+        record: bool = True,
+        live: bool = True,
+        data_dir: Path | None = None,
+    ) -> None:
         super().__init__()
-        self.config_path = config_path
-        self.demo = demo
-        self.record = record
-        self.findings: list[Finding] = []
+        self.ctx = build_context(config_path, demo=demo, record=record, live=live, data_dir=data_dir)
+
+    # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        if self.config_path is None:
+        if self.ctx.error is not None:
+            yield Static(
+                f"[b]opsdash cannot start on this configuration[/b]\n\n{self.ctx.error}\n\n"
+                "Fix it (opsdash config validate lists every problem), then start opsdash again.",
+                id="startup-error",
+            )
+        elif self.ctx.loaded is None:
             yield Static(FIRST_RUN, id="first-run")
         else:
-            yield Static("validating…", id="verdict")
-            yield Static(NOTICE, id="notice")
-            yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
-            yield Static("", id="detail")
+            with TabbedContent(id="panes", initial="overview"):
+                with TabPane("Overview [1]", id="overview"):
+                    yield OverviewPane(self.ctx, id="overview-pane")
+                with TabPane("Validation [2]", id="validation"):
+                    yield ValidationPane(self.ctx, id="validation-pane")
+                with TabPane("Health [3]", id="health"):
+                    yield HealthPane(self.ctx, id="health-pane")
+                with TabPane("Audit [4]", id="audit"):
+                    yield AuditPane(self.ctx, id="audit-pane")
+                with TabPane("Runbooks [5]", id="runbooks"):
+                    yield RunbooksPane(self.ctx, id="runbooks-pane")
+                with TabPane("History [6]", id="history"):
+                    yield HistoryPane(self.ctx, id="history-pane")
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.demo:
-            self.sub_title = "demo target (fake values)"
-        if self.config_path is not None:
-            table = self.query_one("#findings", DataTable)
-            # fixed widths: the table never renders with header-sized columns while it sizes itself
-            for label, width in (("SEVERITY", 8), ("CATEGORY", 12), ("RULE", 28), ("SUBJECT", 60)):
-                table.add_column(label, width=width)
-            self.run_validation()
+        self.theme = self.ctx.settings.theme
+        if self.ctx.settings.keymap:
+            self.set_keymap(dict(self.ctx.settings.keymap))
+        if self.ctx.loaded is not None:
+            target = self.ctx.loaded.profile.target
+            self.title = f"opsdash — {target.name} ({target.environment})"
+        self._set_subtitle("UNKNOWN", "starting")
+        # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
 
-    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        if self.config_path is not None:
-            yield SystemCommand("Re-run validation", "Validate the environment again", self.action_rerun)
-        if self.demo:
-            for name, text in FAULTS.items():
-                for state in ("on", "off"):
-                    yield SystemCommand(
-                        f"Demo fault: {name} {state}", text, partial(self.switch_fault, name, state == "on")
-                    )
+    def _set_subtitle(self, label: str, reason: str) -> None:
+        demo = "demo target (fake values) · " if self.ctx.demo else ""
+        self.sub_title = f"{demo}operator {self.ctx.operator} · {label}: {reason}"
 
-    @work(thread=True, group="demo", exit_on_error=False, description="switch a demo fault")
-    def switch_fault(self, name: str, on: bool) -> None:
-        from opsdash.demo.control import set_fault
+    # ------------------------------------------------------------------ routing
 
-        try:
-            active = set_fault(load_settings().resolved_data_dir(), name, on)
-        except OpsdashError as exc:
-            self.post_message(DemoFaultSwitched(name, on, error=str(exc)))
-            return
-        self.post_message(DemoFaultSwitched(name, on, active=active))
+    @on(OverviewChanged)
+    def overview_changed(self, message: OverviewChanged) -> None:
+        overview = self.query_one(OverviewPane)
+        if message.source == "validation":
+            overview.update_validation(message.data)
+        elif message.source == "health":
+            overview.update_health(message.data)
+        self._set_subtitle(*overview.gate())
+
+    @on(TabbedContent.TabActivated)
+    def pane_shown(self, event: TabbedContent.TabActivated) -> None:
+        """Focus the pane's main widget (so its keys work at once) and refresh what it reads from disk."""
+        pane = event.pane.id
+        focus = {
+            "validation": "#findings",
+            "health": "#checks",
+            "audit": "#audit-log",
+            "runbooks": "#runbook-list",
+            "history": "#runs",
+        }.get(pane or "")
+        if focus:
+            self.query_one(focus).focus()
+        if pane == "history":
+            self.query_one(HistoryPane).load()
+        elif pane == "overview":
+            self.query_one(OverviewPane).refresh_history()
+        elif pane == "runbooks" and self.query_one(RunbooksPane).executor is None:
+            self.query_one(RunbooksPane).load()
+
+    @on(OpenRunbook)
+    def open_runbook(self, message: OpenRunbook) -> None:
+        self.action_show_pane("runbooks")
+        self.query_one(RunbooksPane).open_runbook(message.runbook_id)
+
+    @on(AlertsRaised)
+    def alerts_raised(self, message: AlertsRaised) -> None:
+        for title in message.titles:
+            self.notify(title, title="Alert", severity="error", timeout=20)
+        self.query_one(OverviewPane).refresh_history()
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
@@ -115,6 +202,66 @@ class OpsdashApp(App[None]):
             self.notify(
                 error, title=f"{event.worker.description or event.worker.name} failed", severity="error"
             )
+
+    # ------------------------------------------------------------------ actions
+
+    def action_show_pane(self, pane: str) -> None:
+        if self.ctx.loaded is not None:
+            self.query_one(TabbedContent).active = pane
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.ctx.loaded is None:
+            return
+        for pane, label in PANES:
+            yield SystemCommand(
+                f"Show {label}", f"Switch to the {label} pane", partial(self.action_show_pane, pane)
+            )
+        yield SystemCommand(
+            "Re-run validation",
+            "Validate the environment again",
+            lambda: self.query_one(ValidationPane).action_rerun(),
+        )
+        yield SystemCommand(
+            "Pause or resume health checks",
+            "Stop or restart polling",
+            lambda: self.query_one(HealthPane).action_pause(),
+        )
+        yield SystemCommand(
+            "Verify the audit log",
+            "Check the audit log's chain",
+            lambda: self.query_one(AuditPane).action_verify(),
+        )
+        yield SystemCommand("Help: keys", "List every key binding", self.action_help)
+        if self.ctx.demo:
+            for name, text in FAULTS.items():
+                for state in ("on", "off"):
+                    yield SystemCommand(
+                        f"Demo fault: {name} {state}", text, partial(self.switch_fault, name, state == "on")
+                    )
+
+    @work(thread=True, group="demo", exit_on_error=False, description="switch a demo fault")
+    def switch_fault(self, name: str, on: bool) -> None:
+        from opsdash.auditing import audit_event
+        from opsdash.demo.control import set_fault
+
+        try:
+            active = set_fault(self.ctx.data_dir, name, on)
+        except OpsdashError as exc:
+            self.post_message(DemoFaultSwitched(name, on, error=str(exc)))
+            return
+        audit_event(
+            self.ctx.settings,
+            self.ctx.operator,
+            "operator_action",
+            "demo-fault",
+            subject=name,
+            outcome="on" if on else "off",
+        )
+        self.post_message(DemoFaultSwitched(name, on, active=active))
 
     @on(DemoFaultSwitched)
     def fault_switched(self, message: DemoFaultSwitched) -> None:
@@ -126,87 +273,39 @@ class OpsdashApp(App[None]):
             f"{message.fault} is {state}; faults on: {', '.join(message.active) or 'none'}",
             title="Demo fault",
         )
-        self.run_validation()
+        if self.ctx.loaded is not None:
+            self.query_one(ValidationPane).action_rerun()
 
-    def action_rerun(self) -> None:
-        if self.config_path is not None:
-            self.run_validation()
 
-    @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validate")
-    def run_validation(self) -> None:
-        assert self.config_path is not None
+def build_context(
+    config_path: Path | None,
+    *,
+    demo: bool = False,
+    record: bool = True,
+    live: bool = True,
+    data_dir: Path | None = None,
+) -> DashboardContext:
+    """Startup validation: the configuration is loaded (and its problems shown) before any pane."""
+    loaded, error = None, None
+    if config_path is not None:
         try:
-            loaded = load_config(self.config_path)
-            settings = load_settings(loaded.file_table)
-            run = validate_and_record(loaded, settings, settings.resolved_operator(), record=self.record)
+            loaded = load_config(config_path)
         except OpsdashError as exc:
-            self.post_message(ValidationFailed(redactor.redact(str(exc))))
-            return
-        except Exception as exc:  # a bug must show on screen, not vanish with the worker
-            self.post_message(
-                ValidationFailed(redactor.redact(f"internal error: {type(exc).__name__}: {exc}"))
-            )
-            return
-        self.post_message(ValidationCompleted(run.report))
-
-    @on(ValidationFailed)
-    def show_failure(self, message: ValidationFailed) -> None:
-        verdict = self.query_one("#verdict", Static)
-        verdict.set_classes("unknown")
-        verdict.update(f"UNKNOWN — could not validate: {message.error}")
-        self.notify(message.error, title="Validation failed", severity="error")
-
-    @on(ValidationCompleted)
-    def show_report(self, message: ValidationCompleted) -> None:
-        report: Report = message.report
-        self.title = f"opsdash — {report.target}"
-        counts = report.counts()
-        verdict = self.query_one("#verdict", Static)
-        verdict.set_classes(report.verdict.value.lower())
-        gate = (
-            "GO"
-            if report.verdict.exit_code == 0
-            else "NO-GO"
-            if report.verdict is not Severity.UNKNOWN
-            else "UNKNOWN"
-        )
-        verdict.update(
-            f"{gate}  {report.verdict.value}: {counts['CRIT']} critical, {counts['WARN']} warning, "
-            f"{counts['UNKNOWN']} unknown, {counts['INFO']} info"
-        )
-        self.findings = report.sorted_findings()
-        table = self.query_one("#findings", DataTable)
-        table.clear()
-        for index, f in enumerate(self.findings):
-            table.add_row(
-                Text(f.severity.value, style=SEVERITY_STYLE[f.severity]),
-                f.category,
-                f.rule,
-                f.subject,
-                key=str(index),
-            )
-        self._show_detail(0)
-
-    @on(DataTable.RowHighlighted)
-    def highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_detail(event.cursor_row)
-
-    def _show_detail(self, index: int) -> None:
-        detail = self.query_one("#detail", Static)
-        if not self.findings:
-            detail.update("No findings: the environment passes every rule.")
-            return
-        f = self.findings[min(index, len(self.findings) - 1)]
-        text = Text()
-        text.append(f"{f.title}\n", style="bold")
-        text.append(f"{f.detail}\n")
-        for key, value in f.evidence.items():
-            text.append(f"{key}: ", style="dim")
-            text.append(f"{value}\n")
-        text.append(f"fix: {f.remediation}", style="cyan")
-        if f.runbook:
-            text.append(f"  (runbook: {f.runbook})", style="cyan")
-        detail.update(text)
+            error = str(exc)
+    try:
+        settings = load_settings(loaded.file_table if loaded else None, data_dir=data_dir)
+    except OpsdashError as exc:
+        settings, error = load_settings(None, data_dir=data_dir), str(exc)
+    return DashboardContext(
+        config_path=config_path,
+        loaded=loaded,
+        settings=settings,
+        operator=settings.resolved_operator(),
+        demo=demo,
+        live=live,
+        record=record,
+        error=error,
+    )
 
 
 def run_dashboard(config_path: Path | None, *, demo: bool = False) -> None:

@@ -1,95 +1,240 @@
-"""The dashboard's validation pane, driven with Textual's pilot the way an operator uses it."""
+"""The dashboard, driven with Textual's pilot the way an operator uses it."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-from textual.widgets import DataTable, Static
+import pytest
+from textual.widgets import DataTable, Input, Static
 from textual.worker import WorkerFailed
 
-from opsdash.tui.app import OpsdashApp
+from opsdash.demo.control import set_fault
+from opsdash.tui.app import HelpScreen, OpsdashApp
 from opsdash.tui.messages import ValidationCompleted
-from tests.conftest import Project, good_env, plan_shaped_env
+from opsdash.tui.panes.audit import AuditPane
+from opsdash.tui.panes.health import HealthPane
+from opsdash.tui.panes.history import HistoryPane
+from opsdash.tui.panes.runbooks import RunbooksPane
+from opsdash.tui.widgets.logview import LogView
+from tests.conftest import Demo, Project, good_env, plan_shaped_env
+from tests.tui.conftest import SIZE, fast_demo_profile, settle
 
-SIZE = (120, 36)
+
+def text_of(app: OpsdashApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).render())
 
 
-def _verdict(app: OpsdashApp) -> str:
-    return str(app.query_one("#verdict", Static).render())
+async def until(pilot, condition, rounds: int = 300) -> None:  # type: ignore[no-untyped-def]
+    """Let the app work until `condition()` holds (bounded; a hang guard, not a timing assertion)."""
+    for _ in range(rounds):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    notes = [n.message for n in pilot.app._notifications]
+    verdict = [str(w.render()) for w in pilot.app.query("#verdict")]
+    raise AssertionError(
+        f"the dashboard never reached the expected state (verdict {verdict}, notices {notes})"
+    )
 
 
-async def test_plan_shaped_env_shows_its_mistakes_without_secrets(project: Project) -> None:
+async def test_validation_pane_shows_the_plans_mistakes_and_reruns(project: Project) -> None:
     env = plan_shaped_env()
-    project.write_env({**good_env(), **env, "PAYMENT_CANCEL_URL": "http://localhost:5173/cancelled"})
+    project.write_env({**good_env(), **env})
     messages: list[object] = []
     app = OpsdashApp(project.profile)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await pilot.press("2")
+        await until(pilot, lambda: text_of(app, "#verdict").startswith("NO-GO  CRIT"))
         assert any(isinstance(m, ValidationCompleted) for m in messages)
-        assert _verdict(app).startswith("NO-GO  CRIT")
         table = app.query_one("#findings", DataTable)
-        rules = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
-        assert {"secret-client-exposed", "secret-reused", "url-not-https"} <= rules
-        await pilot.pause()
+        assert "secret-client-exposed" in {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
+        assert "NO-GO" in app.sub_title
         screen = app.export_screenshot()
-        assert "NO-GO" in screen and "VITE_IKHOKHA_API_SECRET" in screen
-        for value in env.values():
-            if len(value) > 12:
-                assert value not in screen
-
-
-async def test_moving_the_cursor_shows_that_findings_detail(project: Project) -> None:
-    project.write_env(plan_shaped_env())
-    app = OpsdashApp(project.profile)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        table = app.query_one("#findings", DataTable)
-        last = table.row_count - 1
-        for _ in range(last):
-            await pilot.press("down")
-        await pilot.pause()
-        detail = str(app.query_one("#detail", Static).render())
-        assert app.findings[last].detail.split(":")[0] in detail
-        assert "fix:" in detail
-
-
-async def test_rerun_picks_up_a_fixed_env_file(project: Project) -> None:
-    env = good_env()
-    project.write_env({**env, "VITE_IKHOKHA_TEST_MODE": "true"})
-    app = OpsdashApp(project.profile)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert _verdict(app).startswith("NO-GO")
-        project.write_env(env)
+        assert all(v not in screen for v in env.values() if len(v) > 16)
+        project.write_env(good_env())
         await pilot.press("r")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert _verdict(app).startswith("GO  OK")
+        await until(pilot, lambda: text_of(app, "#verdict").startswith("GO  OK"))
         assert app.query_one("#findings", DataTable).row_count == 0
-        assert "passes every rule" in str(app.query_one("#detail", Static).render())
 
 
-async def test_broken_env_file_shows_unknown_with_the_reason(project: Project) -> None:
-    project.env_file.write_bytes(b"\x00\x01binary")
+async def test_finding_opens_its_runbook(project: Project) -> None:
+    project.write_env({**good_env(), "VITE_IKHOKHA_API_SECRET": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"})
     app = OpsdashApp(project.profile)
     async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        verdict = _verdict(app)
-        assert verdict.startswith("UNKNOWN") and "binary content" in verdict
+        await settle(pilot)
+        await pilot.press("5")  # let the runbook list load
+        await settle(pilot)
+        await pilot.press("2")
+        await pilot.press("o")
+        await settle(pilot)
+        assert app.query_one("#panes").active == "runbooks"  # type: ignore[attr-defined]
+        books = app.query_one("#runbook-list", DataTable)
+        assert str(books.coordinate_to_cell_key(books.cursor_coordinate)[0].value) == "credential-rotation"
+        assert "Rotate iKhokha credentials" in text_of(app, "#session-title")
+
+
+async def test_health_pane_shows_a_failing_check_after_a_demo_fault(
+    demo_process: Demo, tmp_path: Path
+) -> None:
+    app = OpsdashApp(fast_demo_profile(demo_process, tmp_path), record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        table = app.query_one("#checks", DataTable)
+        await until(pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "OK")
+        set_fault(demo_process.data_dir, "provider-down", True)
+        try:
+            await until(pilot, lambda: table.get_cell("ikhokha-api", "error") == "http-5xx")
+            assert str(table.get_cell("app-health", "status")) == "OK"
+            await until(
+                pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "CRIT"
+            )  # after 3 failures
+            assert "failing: ikhokha-api" in app.sub_title
+            await pilot.press("p")
+            assert "PAUSED" in text_of(app, "#health-status")
+        finally:
+            set_fault(demo_process.data_dir, "provider-down", False)
+        app.query_one(HealthPane).watcher.stop()
+
+
+RUNBOOK = """+++
+id = "tui-drill"
+title = "TUI drill"
++++
+
+## Say hello {#hello}
+Tell the channel.
+
+## The app must be up {#gate}
+```check
+app-health
+```
+
+## Record it {#record end}
+```command timeout=10
+echo drill-output-{{x}} 2>/dev/null || echo drill-output
+```
+"""
+
+
+async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
+    demo_process: Demo, tmp_path: Path
+) -> None:
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "drill.md").write_text(RUNBOOK.replace("-{{x}} 2>/dev/null || echo drill-output", ""))
+    profile = fast_demo_profile(demo_process, tmp_path).read_text()
+    profile = profile.replace('dirs = ["runbooks"]', f'dirs = ["{books}"]')
+    path = tmp_path / "opsdash.toml"
+    path.write_text(profile)
+    app = OpsdashApp(path, record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.query_one(RunbooksPane)
+        await pilot.press("5")
+        await settle(pilot)
+        pane.open_runbook("tui-drill")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert pane.executor is not None
+        for _ in range(3):
+            await pilot.click("#step-confirm")
+            await settle(pilot)
+        state = pane.executor.state
+        assert state.status.value == "completed"
+        assert [s.status.value for s in state.steps] == ["done", "done", "done"]
+        assert "drill-output" in state.steps[2].output
+        assert "completed" in text_of(app, "#session-title")
+
+
+async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignore[no-untyped-def]
+    project.write_env({**good_env(), "ENFORCE_HTTPS": "false"})
+    for _ in range(3):
+        run("validate", "--config", project.profile)
+    app = OpsdashApp(project.profile, record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        log = app.query_one("#audit-log", LogView)
+        await until(pilot, lambda: log.row_count == 7)  # genesis + (crit-findings + validate) x 3
+        pane = app.query_one(AuditPane)
+        grep = app.query_one("#audit-grep", Input)
+        grep.value = "crit-findings"
+        await pilot.press("slash")
+        await pilot.press("enter")
+        await until(pilot, lambda: log.row_count == 3)
+        assert all("crit-findings" in (log.entry_at(i).text() if log.entry_at(i) else "") for i in range(3))  # type: ignore[union-attr]
+        await until(pilot, lambda: "verified" in text_of(app, "#audit-status"))
+        run("validate", "--config", project.profile)  # the tail follows appends, filter still applied
+        await until(pilot, lambda: log.row_count == 4)
+        assert pane.filter.grep == "crit-findings"
+
+
+async def test_history_diff_of_two_runs(project: Project, run) -> None:  # type: ignore[no-untyped-def]
+    project.write_env(good_env())
+    run("validate", "--config", project.profile)
+    project.write_env({**good_env(), "VITE_IKHOKHA_TEST_MODE": "true"})
+    run("validate", "--config", project.profile)
+    app = OpsdashApp(project.profile, record=False, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6")
+        await settle(pilot)
+        table = app.query_one("#runs", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        await pilot.press("space", "down", "space", "d")
+        await settle(pilot)
+        detail = text_of(app, "#run-detail")
+        assert "+ CRIT    test-mode-enabled  VITE_IKHOKHA_TEST_MODE" in detail
+        assert "env VITE_IKHOKHA_TEST_MODE: value changed" in detail
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "validate" in text_of(app, "#run-detail")
+        assert len(app.query_one(HistoryPane).marked) == 2
 
 
 async def test_first_run_offers_demo_and_init() -> None:
     app = OpsdashApp(None)
     async with app.run_test(size=SIZE) as pilot:
-        text = str(app.query_one("#first-run", Static).render())
+        text = text_of(app, "#first-run")
         assert "opsdash demo" in text and "opsdash init" in text
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_broken_configuration_shows_what_is_wrong(tmp_path: Path) -> None:
+    bad = tmp_path / "opsdash.toml"
+    bad.write_text('[target]\nname = "x"\nbase_url = "not a url"\n')
+    app = OpsdashApp(bad)
+    async with app.run_test(size=SIZE):
+        text = text_of(app, "#startup-error")
+        assert f"{bad}:3: target.base_url" in text
+
+
+async def test_help_lists_bindings_and_keymap_remaps(project: Project, tmp_path: Path) -> None:
+    text = project.profile.read_text().replace("[opsdash]\n", '[opsdash]\nkeymap = { "app.help" = "f1" }\n')
+    project.profile.write_text(text)
+    app = OpsdashApp(project.profile, live=False, record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        table = app.screen.query_one("#help-table", DataTable)
+        ids = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}
+        assert {
+            "app.help",
+            "validation.rerun",
+            "health.pause",
+            "audit.verify",
+            "runbooks.open",
+            "history.diff",
+        } <= ids
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_ansi_theme_from_settings(project: Project) -> None:
+    text = project.profile.read_text().replace("[opsdash]\n", '[opsdash]\ntheme = "ansi-dark"\n')
+    project.profile.write_text(text)
+    app = OpsdashApp(project.profile, live=False, record=False)
+    async with app.run_test(size=SIZE):
+        assert app.theme == "ansi-dark"
 
 
 async def test_demo_fault_from_the_command_palette(tmp_path: Path) -> None:
@@ -99,47 +244,32 @@ async def test_demo_fault_from_the_command_palette(tmp_path: Path) -> None:
     data_dir = load_settings().resolved_data_dir()
     background = BackgroundDemo(tmp_path / "demo", data_dir, [])
     try:
-        app = OpsdashApp(background.profile, demo=True)
+        app = OpsdashApp(background.profile, demo=True, record=False)
         async with app.run_test(size=SIZE) as pilot:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            assert _verdict(app).startswith("GO  OK")
+            await pilot.press("2")
+            await until(pilot, lambda: text_of(app, "#verdict").startswith("GO"))
             await pilot.press("ctrl+p")
             await pilot.press(*"env-plan-shaped on")
             await pilot.pause(0.3)
             await pilot.press("enter")
-            for _ in range(100):  # the switch and the re-run are two workers, one after the other
-                await app.workers.wait_for_complete()
-                await pilot.pause(0.05)
-                if _verdict(app).startswith("NO-GO"):
-                    break
+            await until(pilot, lambda: text_of(app, "#verdict").startswith("NO-GO"))
             assert list_faults(data_dir) == ["env-plan-shaped"]
-            assert _verdict(app).startswith("NO-GO  CRIT")  # the re-run saw the plan's env file
+            app.query_one(HealthPane).watcher.stop()
     finally:
         background.stop()
 
 
-async def test_a_crashing_worker_is_reported_on_screen(project: Project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_a_crashing_worker_is_reported_on_screen(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def explode(*_args: object) -> list[str]:
         raise RuntimeError("control endpoint exploded")
 
     monkeypatch.setattr("opsdash.demo.control.set_fault", explode)
-    app = OpsdashApp(project.profile, demo=True)
+    app = OpsdashApp(project.profile, demo=True, live=False, record=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await app.workers.wait_for_complete()
         app.switch_fault("app-down", True)
         with contextlib.suppress(WorkerFailed):
             await app.workers.wait_for_complete()
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
-        assert any("control endpoint exploded" in m for m in messages)
-
-
-async def test_no_demo_running_is_a_notification_not_a_crash(project: Project) -> None:
-    app = OpsdashApp(project.profile, demo=True)
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await app.workers.wait_for_complete()
-        app.switch_fault("app-down", True)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert any("no running demo" in n.message for n in app._notifications)
+        assert any("control endpoint exploded" in n.message for n in app._notifications)

@@ -83,6 +83,51 @@ class LineIndex:
         self.offsets = offsets
         return offsets
 
+    def refresh(self) -> str | None:
+        """Catch up with the file: "appended" (new lines indexed), "reset" (truncated or replaced:
+        build() again), or None (unchanged). Needs a built index."""
+        assert self.offsets is not None, "build() first"
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return "reset"
+        if stat.st_ino != os.fstat(self.fd).st_ino or stat.st_size < self.size:
+            self.close()
+            self.__init__(self.path)  # type: ignore[misc]
+            return "reset"
+        if stat.st_size == self.size:
+            return None
+        old = self.size
+        if self._mm is not None:
+            self._mm.close()
+        self.size = stat.st_size
+        self._mm = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
+        if old == 0:
+            self.offsets.append(0)
+        elif self.read(old - 1, old) == b"\n":
+            self.offsets.append(old)
+        chunk = self.read(old, self.size)
+        index = chunk.find(b"\n")
+        while index >= 0:
+            if old + index + 1 < self.size:
+                self.offsets.append(old + index + 1)
+            index = chunk.find(b"\n", index + 1)
+        return "appended"
+
+    def iter_lines(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, line) from the first line, read in large chunks (for a filter scan)."""
+        number, position, carry = 0, 0, b""
+        while position < self.size:
+            chunk = carry + os.pread(self.fd, min(CHUNK, self.size - position), position)
+            position += min(CHUNK, self.size - position)
+            lines = chunk.split(b"\n")
+            carry = lines.pop()
+            for raw in lines:
+                yield number, raw
+                number += 1
+        if carry:
+            yield number, carry
+
     def line(self, number: int) -> bytes:
         """Line `number` (0-based) from the built index."""
         assert self.offsets is not None, "build() first"
@@ -207,6 +252,22 @@ class RecordFilter:
     @property
     def active(self) -> bool:
         return any(v is not None for v in (self.kind, self.operator, self.grep, self.since))
+
+    def quick(self, raw: bytes) -> bool:
+        """A cheap byte test that every match passes (records are canonical JSON), to skip parsing."""
+        if (
+            self.kind is not None
+            and f'"kind":"{self.kind}"'.encode() not in raw
+            and raw.lstrip().startswith(b"{")
+        ):
+            return False
+        if (
+            self.operator is not None
+            and json.dumps(self.operator).encode() not in raw
+            and raw.lstrip().startswith(b"{")
+        ):
+            return False
+        return self.grep is None or self.grep.lower().encode() in raw.lower()
 
     def match(self, entry: Entry) -> bool:
         if self.grep is not None and self.grep.lower() not in entry.text().lower():

@@ -1,0 +1,178 @@
+"""History: past validation, check, preflight, verify-deploy runs and runbook sessions; open one,
+mark two and diff them (new, resolved, changed findings; env values whose fingerprint changed)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from opsdash.storage.history import RunRow
+from opsdash.tui.context import DashboardContext
+from opsdash.tui.panes.validation import SEVERITY_STYLE
+
+
+class HistoryPane(Vertical):
+    BINDINGS: ClassVar = [
+        Binding("enter", "show", "Open", id="history.open", tooltip="Show the run"),
+        Binding("space", "mark", "Mark", id="history.mark", tooltip="Mark a run for diffing (two at most)"),
+        Binding("d", "diff", "Diff", id="history.diff", tooltip="Diff the two marked runs"),
+        Binding("r", "reload", "Reload", id="history.reload", tooltip="Reload the list of runs"),
+    ]
+
+    def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ctx = ctx
+        self.runs: list[RunRow] = []
+        self.marked: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("Enter opens a run · space marks two · d diffs them", id="history-help")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="run-detail-scroll"):
+            yield Static("", id="run-detail")
+
+    def on_mount(self) -> None:
+        self.border_title = "History"
+        table = self.query_one("#runs", DataTable)
+        for label, width in (
+            ("", 1),
+            ("RUN", 22),
+            ("KIND", 13),
+            ("VERDICT", 8),
+            ("STARTED (UTC)", 19),
+            ("OPERATOR", 10),
+            ("TARGET", 24),
+        ):
+            table.add_column(label, width=width)
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False, description="load history")
+    def load(self) -> None:
+        from opsdash.storage.history import History
+
+        with History.open(self.ctx.data_dir) as history:
+            runs = history.list_runs(limit=500)
+        self.app.call_from_thread(self._listed, runs)
+
+    def _listed(self, runs: list[RunRow]) -> None:
+        self.runs = runs
+        table = self.query_one("#runs", DataTable)
+        with self.app.batch_update():
+            table.clear()
+            for r in runs:
+                table.add_row(
+                    "•" if r.run_id in self.marked else " ",
+                    r.run_id,
+                    r.kind,
+                    Text(r.verdict.value, style=SEVERITY_STYLE[r.verdict]),
+                    r.started_at[:19].replace("T", " "),
+                    r.operator,
+                    r.target,
+                    key=r.run_id,
+                )
+
+    def _current(self) -> RunRow | None:
+        table = self.query_one("#runs", DataTable)
+        if table.row_count == 0:
+            return None
+        key = str(table.coordinate_to_cell_key(table.cursor_coordinate)[0].value)
+        return next((r for r in self.runs if r.run_id == key), None)
+
+    def action_mark(self) -> None:
+        run = self._current()
+        if run is None:
+            return
+        if run.run_id in self.marked:
+            self.marked.remove(run.run_id)
+        else:
+            self.marked = [*self.marked[-1:], run.run_id]
+        self._listed(self.runs)
+
+    def action_show(self) -> None:
+        run = self._current()
+        if run is not None:
+            self.show_run(run.run_id)
+
+    @work(thread=True, exclusive=True, group="history-detail", exit_on_error=False, description="open a run")
+    def show_run(self, run_id: str) -> None:
+        from opsdash.storage.history import History
+        from opsdash.storage.runbooks import RunbookStore
+
+        with History.open(self.ctx.data_dir) as history:
+            run = history.resolve(run_id)
+            text = Text()
+            text.append(f"{run.kind} {run.run_id}  ", style="bold")
+            text.append(run.verdict.value, style=SEVERITY_STYLE[run.verdict])
+            text.append(f"  {run.started_at}  by {run.operator}\n")
+            if run.kind == "runbook":
+                state = RunbookStore(history).load(run_id)
+                for index, st in enumerate(state.steps if state else []):
+                    text.append(f"  {index + 1}. {st.status.value:11} {st.note}\n")
+                for event in (state.events if state else [])[-15:]:
+                    text.append(
+                        f"  {event['at'][11:19]} {event['event']} {event['detail'][:80]}\n", style="dim"
+                    )
+            else:
+                for f in history.report(run).sorted_findings():
+                    text.append(f"  {f.severity.value:7}", style=SEVERITY_STYLE[f.severity])
+                    text.append(f" {f.rule}  {f.subject}: {f.detail}\n")
+                if not history.findings(run_id):
+                    text.append("  no findings\n")
+        self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
+
+    def action_diff(self) -> None:
+        if len(self.marked) != 2:
+            self.app.notify("Mark two runs with space, then press d.", severity="warning")
+            return
+        self.diff(*self.marked)
+
+    @work(
+        thread=True, exclusive=True, group="history-detail", exit_on_error=False, description="diff two runs"
+    )
+    def diff(self, a_id: str, b_id: str) -> None:
+        from opsdash.core.diff import diff_runs
+        from opsdash.storage.history import History
+
+        with History.open(self.ctx.data_dir) as history:
+            a, b = sorted((history.resolve(a_id), history.resolve(b_id)), key=lambda r: r.started_at)
+            result = diff_runs(
+                history.findings(a.run_id),
+                history.findings(b.run_id),
+                {k: v.fingerprint for k, v in history.env_keys(a.run_id).items()},
+                {k: v.fingerprint for k, v in history.env_keys(b.run_id).items()},
+            )
+        text = Text(f"diff {a.run_id} → {b.run_id}\n", style="bold")
+        if result.empty:
+            text.append("  no differences in findings or environment\n")
+        for f in result.new:
+            text.append(
+                f"  + {f.severity.value:7} {f.rule}  {f.subject}: {f.detail}\n",
+                style=SEVERITY_STYLE[f.severity],
+            )
+        for f in result.resolved:
+            text.append(f"  - resolved {f.rule}  {f.subject}\n", style="green")
+        for old, new in result.changed:
+            text.append(
+                f"  ~ {new.rule}  {new.subject}: {old.severity.value} → {new.severity.value}\n",
+                style="yellow",
+            )
+        for key in result.env_changed:
+            text.append(f"  ~ env {key}: value changed (fingerprint differs)\n", style="yellow")
+        for key in result.env_added:
+            text.append(f"  + env {key}\n")
+        for key in result.env_removed:
+            text.append(f"  - env {key}\n")
+        self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
+
+    @on(DataTable.RowSelected, "#runs")
+    def selected(self, event: DataTable.RowSelected) -> None:
+        self.show_run(str(event.row_key.value))

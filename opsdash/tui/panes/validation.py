@@ -1,0 +1,177 @@
+"""Validation: findings grouped by severity and category, a detail panel, re-run with progress."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.secrets import redactor
+from opsdash.errors import OpsdashError
+from opsdash.tui.context import DashboardContext
+from opsdash.tui.messages import OpenRunbook, OverviewChanged, ValidationCompleted, ValidationFailed
+
+SEVERITY_STYLE = {
+    Severity.CRIT: "bold red",
+    Severity.UNKNOWN: "magenta",
+    Severity.WARN: "yellow",
+    Severity.INFO: "blue",
+    Severity.OK: "green",
+}
+
+
+def gate_label(report: Report) -> str:
+    if report.verdict is Severity.UNKNOWN:
+        return "UNKNOWN"
+    return "NO-GO" if report.verdict is Severity.CRIT else "GO"
+
+
+def finding_text(f: Finding) -> Text:
+    text = Text()
+    text.append(f"{f.title}\n", style="bold")
+    text.append(f"{f.detail}\n")
+    for key, value in f.evidence.items():
+        text.append(f"{key}: ", style="dim")
+        text.append(f"{value}\n")
+    text.append(f"fix: {f.remediation}", style="cyan")
+    if f.runbook:
+        text.append(f"  (runbook: {f.runbook} — press o)", style="cyan")
+    return text
+
+
+class ValidationPane(Vertical):
+    BINDINGS: ClassVar = [
+        Binding("r", "rerun", "Re-run", id="validation.rerun", tooltip="Validate the environment again"),
+        Binding(
+            "o", "open_runbook", "Runbook", id="validation.open_runbook", tooltip="Open the finding's runbook"
+        ),
+        Binding("y", "copy", "Copy", id="validation.copy", tooltip="Copy the finding to the clipboard"),
+    ]
+
+    def __init__(self, ctx: DashboardContext, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.ctx = ctx
+        self.findings: list[Finding] = []
+        self.report: Report | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("validating…" if self.ctx.live else "not validated yet", id="verdict")
+        yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="detail")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#findings", DataTable)
+        # fixed widths: the table never renders with header-sized columns while it sizes itself
+        for label, width in (("SEVERITY", 8), ("CATEGORY", 12), ("RULE", 28), ("SUBJECT", 60)):
+            table.add_column(label, width=width)
+        self.border_title = "Validation"
+        if self.ctx.live and self.ctx.loaded is not None:
+            self.run_validation()
+
+    def action_rerun(self) -> None:
+        if self.ctx.loaded is not None:
+            self.run_validation()
+
+    @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validate")
+    def run_validation(self) -> None:
+        from opsdash.config import load_config
+        from opsdash.services import validate_and_record
+
+        self.app.call_from_thread(self._loading, True)
+        try:
+            assert self.ctx.config_path is not None
+            loaded = load_config(self.ctx.config_path)
+            run = validate_and_record(loaded, self.ctx.settings, self.ctx.operator, record=self.ctx.record)
+        except OpsdashError as exc:
+            self.post_message(ValidationFailed(redactor.redact(str(exc))))
+            return
+        except Exception as exc:  # a bug must show on screen, not vanish with the worker
+            self.post_message(
+                ValidationFailed(redactor.redact(f"internal error: {type(exc).__name__}: {exc}"))
+            )
+            return
+        finally:
+            self.app.call_from_thread(self._loading, False)
+        self.post_message(ValidationCompleted(run.report))
+
+    def _loading(self, on: bool) -> None:
+        # not `loading` on the table: that would take the keyboard focus away from it mid-work
+        verdict = self.query_one("#verdict", Static)
+        if on:
+            verdict.update("validating…")
+            verdict.set_classes("")
+
+    @on(ValidationFailed)
+    def show_failure(self, message: ValidationFailed) -> None:
+        verdict = self.query_one("#verdict", Static)
+        verdict.set_classes("unknown")
+        verdict.update(f"UNKNOWN — could not validate: {message.error}")
+        self.app.notify(message.error, title="Validation failed", severity="error")
+        self.post_message(OverviewChanged("validation", None))
+
+    @on(ValidationCompleted)
+    def show_report(self, message: ValidationCompleted) -> None:
+        report = message.report
+        self.report = report
+        counts = report.counts()
+        verdict = self.query_one("#verdict", Static)
+        verdict.set_classes(report.verdict.value.lower())
+        verdict.update(
+            f"{gate_label(report)}  {report.verdict.value}: {counts['CRIT']} critical, "
+            f"{counts['WARN']} warning, {counts['UNKNOWN']} unknown, {counts['INFO']} info"
+        )
+        self.findings = report.sorted_findings()
+        table = self.query_one("#findings", DataTable)
+        with self.app.batch_update():
+            table.clear()
+            for index, f in enumerate(self.findings):
+                table.add_row(
+                    Text(f.severity.value, style=SEVERITY_STYLE[f.severity]),
+                    f.category,
+                    f.rule,
+                    f.subject,
+                    key=str(index),
+                )
+        self._show_detail(0)
+        self.post_message(OverviewChanged("validation", report))
+
+    @on(DataTable.RowHighlighted, "#findings")
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail(event.cursor_row)
+
+    def current(self) -> Finding | None:
+        if not self.findings:
+            return None
+        row = self.query_one("#findings", DataTable).cursor_row
+        return self.findings[min(max(row, 0), len(self.findings) - 1)]
+
+    def _show_detail(self, index: int) -> None:
+        detail = self.query_one("#detail", Static)
+        if not self.findings:
+            detail.update("No findings: the environment passes every rule." if self.report else "")
+            return
+        detail.update(finding_text(self.findings[min(index, len(self.findings) - 1)]))
+
+    def action_open_runbook(self) -> None:
+        finding = self.current()
+        if finding is None or not finding.runbook:
+            self.app.notify("This finding has no runbook.", severity="warning")
+            return
+        self.post_message(OpenRunbook(finding.runbook))
+
+    def action_copy(self) -> None:
+        finding = self.current()
+        if finding is None:
+            return
+        text = (
+            f"[{finding.severity.value}] {finding.rule} {finding.subject}: {finding.detail}\n"
+            f"fix: {finding.remediation}"
+        )
+        self.app.copy_to_clipboard(redactor.redact(text))
+        self.app.notify("Finding copied to the clipboard.")

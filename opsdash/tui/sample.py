@@ -1,0 +1,41 @@
+"""Feeding the fixed sample data to the dashboard (screenshots, snapshot tests), and waiting for the
+dashboard to settle. Nothing here touches the network."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.worker import WorkerCancelled, WorkerFailed, WorkerState
+
+from opsdash.demo.sample import sample_report, sample_results
+from opsdash.tui.messages import CheckCompleted, ValidationCompleted
+
+LONG_RUNNING = ("health", "audit-follow")  # workers that poll for as long as the app runs
+
+
+async def feed_sample(app: Any) -> None:
+    """Give the panes the sample validation report and check results, as their workers would."""
+    from opsdash.tui.panes.health import HealthPane
+    from opsdash.tui.panes.validation import ValidationPane
+
+    assert app.ctx.loaded is not None
+    app.query_one(ValidationPane).post_message(ValidationCompleted(sample_report(app.ctx.loaded.profile)))
+    for result, state in sample_results():
+        app.query_one(HealthPane).post_message(CheckCompleted(result, state))
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Wait until no worker is busy (a replaced exclusive worker ends cancelled: that is fine)."""
+    for _ in range(200):
+        running = [
+            w
+            for w in pilot.app.workers
+            if w.state in (WorkerState.PENDING, WorkerState.RUNNING) and w.group not in LONG_RUNNING
+        ]
+        if not running:
+            break
+        with contextlib.suppress(WorkerCancelled, WorkerFailed):
+            await pilot.app.workers.wait_for_complete(running)
+    await pilot.pause()

@@ -1,0 +1,1 @@
+"""Dashboard widgets that the panes share."""
