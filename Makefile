@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test lint typecheck check bench screenshots clean
+.PHONY: help install demo test lint typecheck check bench screenshots docs clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench: $(STAMP) ## Run the benchmarks (prints figures and ratios)
 
 screenshots: $(STAMP) ## Regenerate screenshots/*.svg from the fixed sample data
 	$(BIN)/python scripts/screenshots.py
+
+docs: $(STAMP) ## Regenerate docs/troubleshooting.md and docs/configuration.md from the code
+	$(BIN)/python scripts/gen_docs.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
