@@ -68,8 +68,8 @@ def config_option(f: F) -> F:
     )(f)
 
 
-def common_options(f: F) -> F:
-    """--config, --env-file, --from-env, --json and --operator, shared by the target commands."""
+def env_options(f: F) -> F:
+    """--config, --env-file and --from-env: which profile, and where the target's environment is."""
     options = [
         config_option,
         click.option(
@@ -77,7 +77,7 @@ def common_options(f: F) -> F:
             "env_files",
             multiple=True,
             type=click.Path(path_type=Path),
-            help="Env file to validate (repeatable, later wins); replaces the profile's env.files.",
+            help="Env file to read (repeatable, later wins); replaces the profile's env.files.",
         ),
         click.option(
             "--from-env",
@@ -85,12 +85,19 @@ def common_options(f: F) -> F:
             default=None,
             help="Also read the process environment (inside the deployed environment or CI).",
         ),
-        click.option("--json", "as_json", is_flag=True, help="Machine output on stdout, nothing else."),
-        click.option("--operator", envvar="OPSDASH_OPERATOR", help="Who is running this. Default: OS user."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def common_options(f: F) -> F:
+    """--config, --env-file, --from-env, --json and --operator, shared by the target commands."""
+    f = click.option("--operator", envvar="OPSDASH_OPERATOR", help="Who is running this. Default: OS user.")(
+        f
+    )
+    f = click.option("--json", "as_json", is_flag=True, help="Machine output on stdout, nothing else.")(f)
+    return env_options(f)
 
 
 def json_option(f: F) -> F:
@@ -590,15 +597,7 @@ def webhook() -> None:
 )
 @click.option("--source-ip", help="Where the delivery came from (checked against allowed_sources).")
 @click.option("--now", "now", type=float, help="Verify as of this UNIX time (default: now).")
-@config_option
-@click.option(
-    "--env-file",
-    "env_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Env file holding the profile's secret variables.",
-)
-@click.option("--from-env", is_flag=True, default=None, help="Also read the process environment.")
+@env_options
 @json_option
 def webhook_verify(
     scheme: str | None,
@@ -682,15 +681,7 @@ def webhook_verify(
 @click.option("--path", "path", default=None, help="Path the delivery will be posted to (iKhokha signs it).")
 @click.option("--id", "delivery_id", help="Delivery id (Standard Webhooks, GitHub, Shopify).")
 @click.option("--timestamp", type=int, help="UNIX timestamp to sign with (default: now).")
-@config_option
-@click.option(
-    "--env-file",
-    "env_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Env file holding the profile's secret variables.",
-)
-@click.option("--from-env", is_flag=True, default=None, help="Also read the process environment.")
+@env_options
 @json_option
 def webhook_sign(
     scheme: str | None,
@@ -847,15 +838,7 @@ def runbook_check(paths: tuple[Path, ...], config: Path | None) -> None:
 @click.option(
     "--resume", "resume", metavar="SESSION", help="Continue an interrupted session (an id, or 'latest')."
 )
-@config_option
-@click.option(
-    "--env-file",
-    "env_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Env file for check gates (validation, provider credentials).",
-)
-@click.option("--from-env", is_flag=True, default=None, help="Also read the process environment.")
+@env_options
 @click.option("--operator", envvar="OPSDASH_OPERATOR", help="Who is running this. Default: OS user.")
 def runbook_run(
     ref: str,

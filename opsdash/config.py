@@ -638,21 +638,12 @@ def find_config(explicit: Path | None = None, cwd: Path | None = None) -> Path:
 
 
 def read_config_text(path: Path) -> str:
+    from opsdash.core.files import UnreadableFile, read_text
+
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-    if b"\0" in raw:
-        raise ConfigError(f"{path}: binary content; expected a TOML profile")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not valid UTF-8 text") from None
+        return read_text(path, "config file")
+    except UnreadableFile as exc:
+        raise ConfigError(str(exc)) from None
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -7,19 +7,11 @@ from typing import Any
 
 import click
 
-from opsdash.core.runbooks.executor import Executor, SessionState, StepNotAllowed, StepStatus
+from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionState, StepNotAllowed, StepStatus
 from opsdash.core.runbooks.model import Runbook, Step
 from opsdash.errors import InputError
 from opsdash.output import emit
 
-STATUS_MARK = {
-    StepStatus.PENDING: " ",
-    StepStatus.RUNNING: "…",
-    StepStatus.DONE: "✓",
-    StepStatus.FAILED: "✗",
-    StepStatus.SKIPPED: "-",
-    StepStatus.INTERRUPTED: "!",
-}
 CHOICE_KEYS = {"c": "confirm", "r": "retry", "d": "mark-done", "s": "skip", "a": "abort", "q": "pause"}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
+from opsdash.core.files import UnreadableFile, read_text
 from opsdash.errors import InputError
 
 MAX_ENV_FILE_BYTES = 1_000_000
@@ -60,25 +61,9 @@ class EnvSnapshot:
 
 def _decode(path: Path) -> str:
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: env file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an env file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read env file ({exc.strerror})") from None
-    if len(raw) > MAX_ENV_FILE_BYTES:
-        raise InputError(f"{path}: {len(raw):,} bytes is too large for an env file (limit 1 MB)")
-    if b"\0" in raw:
-        line = raw[: raw.index(b"\0")].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: binary content (NUL byte); this is not an env file")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{path}:{line}: not valid UTF-8 text (byte {exc.start}); is this an env file?"
-        ) from None
+        return read_text(path, "env file", max_bytes=MAX_ENV_FILE_BYTES)
+    except UnreadableFile as exc:
+        raise InputError(str(exc)) from None
 
 
 def _describe_unparseable(text: str) -> str:

@@ -7,12 +7,9 @@ The schema is versioned: MIGRATIONS[n] takes a database from version n to n + 1.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +19,7 @@ import sqlite_utils
 
 from opsdash import paths
 from opsdash.core.envfiles import EnvSnapshot
+from opsdash.core.files import exclusive_lock
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.secrets import fingerprint, redactor
@@ -234,7 +232,9 @@ class History:
         self.path = path
         try:
             self.db = sqlite_utils.Database(sqlite3.connect(path, timeout=15, check_same_thread=not shared))
-            with _setup_lock(path):  # one opener at a time sets WAL and migrates; writers then queue on busy
+            # one opener at a time sets WAL and migrates (two first opens must not race to create the
+            # schema); writers then simply queue on SQLite's busy timeout
+            with exclusive_lock(Path(f"{path}.lock")):
                 self.db.enable_wal()
                 self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -563,19 +563,6 @@ class History:
             findings=tuple(self.findings(run.run_id)),
             summary=run.summary,
         )
-
-
-@contextlib.contextmanager
-def _setup_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock beside the database, across processes and threads (each opener has its own
-    file description), so that two first opens never race to create the schema."""
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def _like_prefix(text: str) -> str:

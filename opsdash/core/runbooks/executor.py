@@ -35,6 +35,16 @@ class StepStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
+STATUS_MARK = {
+    StepStatus.PENDING: " ",
+    StepStatus.RUNNING: "…",
+    StepStatus.DONE: "✓",
+    StepStatus.FAILED: "✗",
+    StepStatus.SKIPPED: "-",
+    StepStatus.INTERRUPTED: "!",
+}
+
+
 class SessionStatus(enum.StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"

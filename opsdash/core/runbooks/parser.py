@@ -15,6 +15,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from opsdash.core.files import UnreadableFile, read_text
 from opsdash.core.runbooks.model import Parameter, Runbook, Step, StepKind
 
 FRONT = "+++"
@@ -87,15 +88,9 @@ def parse(path: Path, text: str | None = None) -> tuple[Runbook | None, list[Pro
     shown = str(path)
     if text is None:
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            return None, [Problem(shown, 0, f"cannot read ({exc.strerror})")]
-        if b"\0" in raw:
-            return None, [Problem(shown, 1, "binary content; a runbook is a Markdown file")]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return None, [Problem(shown, raw[: exc.start].count(b"\n") + 1, "not valid UTF-8")]
+            text = read_text(path, "runbook")
+        except UnreadableFile as exc:
+            return None, [Problem(shown, exc.line, exc.reason)]
     problems: list[Problem] = []
     front_text, body, offset = split_front_matter(text)
     if front_text is None:

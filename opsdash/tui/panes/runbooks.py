@@ -14,21 +14,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Log, Markdown, Static
 
-from opsdash.core.runbooks.executor import Executor, StepNotAllowed, StepStatus
+from opsdash.core.runbooks.executor import STATUS_MARK, Executor, StepNotAllowed
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.secrets import redactor
 from opsdash.errors import OpsdashError
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import RunbookOutputReceived, RunbookStepFinished
 
-MARK = {
-    StepStatus.PENDING: " ",
-    StepStatus.RUNNING: "…",
-    StepStatus.DONE: "✓",
-    StepStatus.FAILED: "✗",
-    StepStatus.SKIPPED: "-",
-    StepStatus.INTERRUPTED: "!",
-}
 BUTTONS = (
     ("confirm", "Do it", "primary"),
     ("retry", "Retry", "default"),
@@ -263,7 +255,7 @@ class RunbooksPane(Vertical):
             for each, st in zip(ex.runbook.steps, state.steps, strict=True):
                 here = state.current == each.index and not ex.finished
                 steps.add_row(
-                    MARK[st.status],
+                    STATUS_MARK[st.status],
                     str(each.index + 1),
                     each.kind,
                     Text(each.title, style="bold" if here else ""),

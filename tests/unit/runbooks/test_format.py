@@ -152,7 +152,7 @@ def test_binary_and_missing_files(tmp_path: Path) -> None:
     binary = tmp_path / "b.md"
     binary.write_bytes(b"+++\x00\x01")
     assert "binary content" in parse(binary)[1][0].message
-    assert "cannot read" in parse(tmp_path / "missing.md")[1][0].message
+    assert "runbook not found" in parse(tmp_path / "missing.md")[1][0].message
 
 
 def test_every_shipped_runbook_is_lint_clean(run) -> None:  # type: ignore[no-untyped-def]
