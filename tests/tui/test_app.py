@@ -136,9 +136,12 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
         await pilot.press("enter")
         await settle(pilot)
         assert pane.executor is not None
-        for _ in range(3):
+        for index in range(3):
+            await until(pilot, lambda: not app.query_one("#step-confirm").disabled)
             await pilot.click("#step-confirm")
-            await settle(pilot)
+            await until(pilot, lambda i=index: pane.executor.state.steps[i].status.value == "done")  # type: ignore[misc, union-attr]
+        await until(pilot, lambda: pane.executor.state.status.value == "completed")  # type: ignore[union-attr]
+        await settle(pilot)
         state = pane.executor.state
         assert state.status.value == "completed"
         assert [s.status.value for s in state.steps] == ["done", "done", "done"]
