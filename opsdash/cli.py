@@ -28,8 +28,6 @@ from opsdash.output import emit, emit_json
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNKNOWN = 3
 
-EXIT_CODES_HELP = "Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error."
-
 
 @dataclass
 class Session:

@@ -532,9 +532,6 @@ class LoadedConfig:
     profile: Profile
     file_table: Mapping[str, Any]
 
-    def line_of(self, *loc: str | int) -> int | None:
-        return locate(self.text, loc)
-
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(

@@ -12,7 +12,7 @@ from typing import Any
 from opsdash import alerting
 from opsdash.auditing import audit_event, audit_report
 from opsdash.config import Check, LoadedConfig, OpsdashSettings, Profile, WebhookSection
-from opsdash.core.alerts import check_candidates, check_scope
+from opsdash.core.alerts import WEBHOOK_BURST, check_candidates, check_scope
 from opsdash.core.envfiles import EnvSnapshot
 from opsdash.core.findings import Report, Severity
 from opsdash.core.health.model import CheckResult
@@ -133,8 +133,6 @@ def watcher(
 
 # ---------------------------------------------------------------- webhooks
 
-BURST_RULE = "webhook-failure-burst"
-
 
 def _env_or_process(name: str, env: EnvSnapshot | None, process_env: Mapping[str, str]) -> str | None:
     value = env.get(name) if env is not None else None
@@ -233,13 +231,13 @@ def verify_delivery(
     )
     failures = history.record_webhook_failure(source, verdict.outcome.value, now)
     rule = burst or BurstRule()
-    if not rule.should_alert(failures, history.last_alert(BURST_RULE, source), now):
+    if not rule.should_alert(failures, history.last_alert(WEBHOOK_BURST, source), now):
         return verdict, None
     recent = sum(1 for t in failures if now - t <= rule.window_s)
     title = f"Burst of failed webhook verifications from {source}"
     window = f"{rule.window_s:.0f} s"
     detail = f"{recent} failed verifications from {source} within {window} (latest: {verdict.outcome})"
-    alert_id = history.record_alert(BURST_RULE, source, "CRIT", title, detail, now)
+    alert_id = history.record_alert(WEBHOOK_BURST, source, "CRIT", title, detail, now)
     audit_event(
         settings,
         operator,
@@ -247,9 +245,15 @@ def verify_delivery(
         "alert",
         subject=source,
         outcome="CRIT",
-        details={"rule": BURST_RULE, "alert_id": alert_id, "detail": detail},
+        details={"rule": WEBHOOK_BURST, "alert_id": alert_id, "detail": detail},
     )
-    return verdict, {"id": alert_id, "rule": BURST_RULE, "source": source, "title": title, "detail": detail}
+    return verdict, {
+        "id": alert_id,
+        "rule": WEBHOOK_BURST,
+        "source": source,
+        "title": title,
+        "detail": detail,
+    }
 
 
 # ---------------------------------------------------------------- runbooks

@@ -153,7 +153,7 @@ conditions = [
     "[STATUS] == 200",
     "[BODY].status == UP",
     "[BODY].payments.success_rate >= 0.95",
-    "[RESPONSE_TIME] < 1000",
+    "[RESPONSE_TIME] < 3000",  # generous: the demo shares its machine with whatever runs beside it
 ]
 metrics = ["payments.pending", "database.latency_ms"]
 

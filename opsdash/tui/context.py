@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from opsdash.config import LoadedConfig, OpsdashSettings
@@ -18,7 +18,6 @@ class DashboardContext:
     live: bool = True  # False: no network work on mount (snapshots feed the panes themselves)
     record: bool = True
     error: str | None = None  # the configuration could not be loaded: shown instead of the panes
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:

@@ -33,8 +33,19 @@ async def until(pilot, condition, rounds: int = 300) -> None:  # type: ignore[no
         await pilot.pause(0.05)
     notes = [n.message for n in pilot.app._notifications]
     verdict = [str(w.render()) for w in pilot.app.query("#verdict")]
+    runbook = [
+        (
+            p.executor.state.status.value,
+            [s.status.value for s in p.executor.state.steps],
+            [s.output[:80] for s in p.executor.state.steps],
+        )
+        for p in pilot.app.query(RunbooksPane)
+        if p.executor
+    ]
+    workers = [(w.name, w.state.value) for w in pilot.app.workers]
     raise AssertionError(
-        f"the dashboard never reached the expected state (verdict {verdict}, notices {notes})"
+        f"the dashboard never reached the expected state (verdict {verdict}, notices {notes}, "
+        f"runbook {runbook}, workers {workers})"
     )
 
 
@@ -139,7 +150,11 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
         for index in range(3):
             await until(pilot, lambda: not app.query_one("#step-confirm").disabled)
             await pilot.click("#step-confirm")
-            await until(pilot, lambda i=index: pane.executor.state.steps[i].status.value == "done")  # type: ignore[misc, union-attr]
+            await until(
+                pilot, lambda i=index: pane.executor.state.steps[i].status.value not in ("pending", "running")
+            )  # type: ignore[misc, union-attr]
+            step = pane.executor.state.steps[index]  # type: ignore[union-attr]
+            assert step.status.value == "done", (index, step)
         await until(pilot, lambda: pane.executor.state.status.value == "completed")  # type: ignore[union-attr]
         await settle(pilot)
         state = pane.executor.state

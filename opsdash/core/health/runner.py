@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from opsdash.config import Check
 from opsdash.core.findings import Report, new_run_id
@@ -94,7 +94,3 @@ class Watcher:
 
     async def run(self, on_result: ResultCallback) -> None:
         await asyncio.gather(*(self._chain(c, on_result) for c in self.checks))
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
