@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import threading
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -146,7 +148,16 @@ class OpsdashApp(App[None]):
         self._set_subtitle("UNKNOWN", "starting")
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+
+    def _hangup(self) -> None:
+        """The terminal is gone. Everything that matters is already persisted (runbook steps are saved
+        before they run, audit records are fsynced), so exit; if restoring the vanished terminal hangs
+        the normal shutdown, leave anyway after a few seconds."""
+        timer = threading.Timer(3.0, os._exit, args=(129,))
+        timer.daemon = True
+        timer.start()
+        self.exit(return_code=129)
 
     def _set_subtitle(self, label: str, reason: str) -> None:
         demo = "demo target (fake values) · " if self.ctx.demo else ""

@@ -291,3 +291,39 @@ async def test_a_crashing_worker_is_reported_on_screen(
             await app.workers.wait_for_complete()
         await pilot.pause()
         assert any("control endpoint exploded" in n.message for n in app._notifications)
+
+
+def test_dashboard_exits_cleanly_when_its_terminal_goes_away(project: Project) -> None:
+    """An SSH session that drops closes the terminal: the dashboard must end, not spin or hang."""
+    import os
+    import pty
+    import select
+    import signal
+    import sys
+    import time
+
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the dashboard on a real terminal
+        os.execv(opsdash, [opsdash, "--config", str(project.profile)])
+    seen = b""
+    deadline = time.monotonic() + 30  # hang guard, not a timing assertion
+    while b"Overview" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:
+                break
+    assert b"Overview" in seen, seen[-500:]
+    os.close(master)  # the terminal goes away: the kernel sends SIGHUP
+    for _ in range(200):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the dashboard kept running after its terminal closed")
+    assert os.WIFEXITED(status) or os.WTERMSIG(status) == signal.SIGHUP
