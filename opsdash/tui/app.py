@@ -167,7 +167,10 @@ class OpsdashApp(App[None]):
 
     @on(OverviewChanged)
     def overview_changed(self, message: OverviewChanged) -> None:
-        overview = self.query_one(OverviewPane)
+        panes = self.query(OverviewPane)
+        if not panes:  # a late message while the app shuts down
+            return
+        overview = panes.first()
         if message.source == "validation":
             overview.update_validation(message.data)
         elif message.source == "health":
@@ -197,13 +200,15 @@ class OpsdashApp(App[None]):
     @on(OpenRunbook)
     def open_runbook(self, message: OpenRunbook) -> None:
         self.action_show_pane("runbooks")
-        self.query_one(RunbooksPane).open_runbook(message.runbook_id)
+        for pane in self.query(RunbooksPane):
+            pane.open_runbook(message.runbook_id)
 
     @on(AlertsRaised)
     def alerts_raised(self, message: AlertsRaised) -> None:
         for title in message.titles:
             self.notify(title, title="Alert", severity="error", timeout=20)
-        self.query_one(OverviewPane).refresh_history()
+        for overview in self.query(OverviewPane):
+            overview.refresh_history()
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
@@ -284,8 +289,8 @@ class OpsdashApp(App[None]):
             f"{message.fault} is {state}; faults on: {', '.join(message.active) or 'none'}",
             title="Demo fault",
         )
-        if self.ctx.loaded is not None:
-            self.query_one(ValidationPane).action_rerun()
+        for pane in self.query(ValidationPane):
+            pane.action_rerun()
 
 
 def build_context(

@@ -96,11 +96,11 @@ async def test_health_pane_shows_a_failing_check_after_a_demo_fault(
         set_fault(demo_process.data_dir, "provider-down", True)
         try:
             await until(pilot, lambda: table.get_cell("ikhokha-api", "error") == "http-5xx")
-            assert str(table.get_cell("app-health", "status")) == "OK"
+            await until(pilot, lambda: str(table.get_cell("app-health", "status")) == "OK")
             await until(
                 pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "CRIT"
             )  # after 3 failures
-            assert "failing: ikhokha-api" in app.sub_title
+            await until(pilot, lambda: "failing: ikhokha-api" in app.sub_title)
             await pilot.press("p")
             assert "PAUSED" in text_of(app, "#health-status")
         finally:
