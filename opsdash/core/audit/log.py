@@ -282,19 +282,12 @@ def verify(directory: Path, key: bytes, anchor: Head | None = None) -> Verificat
         return Verification(False, count, names, head, problem, tuple(notes))
 
     for path in files:
-        with path.open("rb") as handle:
-            data = handle.read()
-        lines = data.split(b"\n")
-        last_index = len(lines) - 1
-        for number, raw in enumerate(lines, start=1):
-            if number - 1 == last_index and raw == b"":
-                break  # the newline that ends the file
+        for number, raw, torn_tail, following in _lines(path):
             try:
                 record = json.loads(raw.decode("utf-8"))
                 if not isinstance(record, dict):
                     raise ValueError("not an object")
             except (ValueError, UnicodeDecodeError):
-                torn_tail = number - 1 == last_index
                 if pending_torn is not None:
                     return fail(pending_torn)
                 pending_torn = Problem(
@@ -344,7 +337,7 @@ def verify(directory: Path, key: bytes, anchor: Head | None = None) -> Verificat
                         Problem(*where, f"seq {seq} after seq {prev['seq']}: records reordered or replayed")
                     )
                 if seq > expected:
-                    if _seq_at(lines, number) == expected:
+                    if _seq_of(following) == expected:
                         return fail(
                             Problem(*where, f"records reordered: seq {seq} comes before seq {expected}")
                         )
@@ -372,12 +365,25 @@ def verify(directory: Path, key: bytes, anchor: Head | None = None) -> Verificat
     return Verification(True, count, names, head, None, tuple(notes))
 
 
-def _seq_at(lines: list[bytes], index: int) -> int | None:
-    """The seq of lines[index] (0-based), if it is a record."""
-    if index >= len(lines):
+def _lines(path: Path) -> Iterator[tuple[int, bytes, bool, bytes | None]]:
+    """(line number, line, is a torn final line, the next line) — streamed, so a log of any size
+    verifies in constant memory; the next line lets a reordering be told from a deletion."""
+    with path.open("rb") as handle:
+        current = handle.readline()
+        number = 1
+        while current:
+            following = handle.readline()
+            complete = current.endswith(b"\n")
+            yield number, current[:-1] if complete else current, not complete, following.rstrip(b"\n") or None
+            current, number = following, number + 1
+
+
+def _seq_of(raw: bytes | None) -> int | None:
+    """The seq of a line, if it is a record."""
+    if raw is None:
         return None
     try:
-        seq = json.loads(lines[index]).get("seq")
+        seq = json.loads(raw).get("seq")
     except (ValueError, AttributeError):
         return None
     return seq if isinstance(seq, int) else None
