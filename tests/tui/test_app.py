@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Button, DataTable, Input, Static
 from textual.worker import WorkerFailed
 
 from opsdash.demo.control import set_fault
@@ -147,12 +147,21 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
         await pilot.press("enter")
         await settle(pilot)
         assert pane.executor is not None
+
+        def idle() -> bool:
+            busy = [
+                w for w in app.workers if w.group == "runbook" and w.state.value in ("pending", "running")
+            ]
+            return not busy and not app.query_one("#step-confirm", Button).disabled
+
         for index in range(3):
-            await until(pilot, lambda: not app.query_one("#step-confirm").disabled)
-            await pilot.click("#step-confirm")
+            await until(pilot, idle)
+            # Button.press(): what a click does, without aiming at coordinates a busy layout may move
+            app.query_one("#step-confirm", Button).press()
             await until(
-                pilot, lambda i=index: pane.executor.state.steps[i].status.value not in ("pending", "running")
-            )  # type: ignore[misc, union-attr]
+                pilot,
+                lambda i=index: pane.executor.state.steps[i].status.value not in ("pending", "running"),  # type: ignore[misc, union-attr]
+            )
             step = pane.executor.state.steps[index]  # type: ignore[union-attr]
             assert step.status.value == "done", (index, step)
         await until(pilot, lambda: pane.executor.state.status.value == "completed")  # type: ignore[union-attr]
