@@ -21,6 +21,7 @@ from opsdash.core.findings import Finding, Severity
 from opsdash.core.health import conditions as cond
 from opsdash.core.health.errors import (
     ErrorClass,
+    classify_status,
     runbook_for,
 )
 from opsdash.core.health.model import CheckResult
@@ -181,8 +182,39 @@ def evaluate_conditions(
     return results, cond.metrics(parsed, facts, extra)
 
 
-def first_failed(results: tuple[cond.ConditionResult, ...]) -> cond.ConditionResult | None:
-    return next((r for r in results if not r.ok), None)
+def condition_failure(
+    check: Check,
+    target: str,
+    started: datetime,
+    t0: float,
+    results: tuple[cond.ConditionResult, ...],
+    *,
+    status: int | None = None,
+    phases: Mapping[str, float] | None = None,
+    facts: Mapping[str, str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    extra: tuple[Finding, ...] = (),
+) -> CheckResult | None:
+    """The failed result for the first condition that does not hold, or None when all hold. A failed
+    [STATUS] condition is classified by the status itself (a 503 is http-5xx, not condition-failed)."""
+    bad = next((r for r in results if not r.ok), None)
+    if bad is None:
+        return None
+    error = classify_status(status) if status is not None and "[STATUS]" in bad.text.upper() else None
+    reason = f"{bad.text} (actual {bad.actual})" + (f": {bad.error}" if bad.error else "")
+    return failed(
+        check,
+        target,
+        started,
+        t0,
+        error or ErrorClass.CONDITION,
+        reason,
+        phases=phases,
+        facts=facts,
+        conditions=results,
+        metrics=metrics,
+        extra=extra,
+    )
 
 
 def is_ip(host: str) -> bool:

@@ -24,9 +24,9 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes.base import (
     ProbeContext,
     ProbeFailed,
+    condition_failure,
     evaluate_conditions,
     failed,
-    first_failed,
     is_ip,
     passed,
     resolve,
@@ -207,21 +207,19 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
             facts=ex.facts,
         )
     metrics["response_time_ms"] = round(ex.response_time_ms, 2)
-    bad = first_failed(results)
-    if bad is not None:
-        status_error = classify_status(ex.status) if "[STATUS]" in bad.text.upper() else None
-        return failed(
-            check,
-            check.url,
-            started,
-            t0,
-            status_error or ErrorClass.CONDITION,
-            f"{bad.text} (actual {bad.actual})" + (f": {bad.error}" if bad.error else ""),
-            phases=ex.phases,
-            facts=ex.facts,
-            conditions=results,
-            metrics=metrics,
-        )
+    failure = condition_failure(
+        check,
+        check.url,
+        started,
+        t0,
+        results,
+        status=ex.status,
+        phases=ex.phases,
+        facts=ex.facts,
+        metrics=metrics,
+    )
+    if failure is not None:
+        return failure
     return passed(
         check,
         check.url,

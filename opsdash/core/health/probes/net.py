@@ -26,9 +26,9 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes.base import (
     ProbeContext,
     ProbeFailed,
+    condition_failure,
     evaluate_conditions,
     failed,
-    first_failed,
     passed,
     resolve,
 )
@@ -111,19 +111,11 @@ async def probe_tcp(check: TcpCheck, ctx: ProbeContext, started: datetime, t0: f
     results, metrics = evaluate_conditions(
         check, cond.Facts(connected=True, response_time_ms=connect_ms, ip=facts["ip"])
     )
-    bad = first_failed(results)
-    if bad:
-        return failed(
-            check,
-            target,
-            started,
-            t0,
-            ErrorClass.CONDITION,
-            f"{bad.text} (actual {bad.actual})",
-            phases={"connect": connect_ms},
-            facts=facts,
-            conditions=results,
-        )
+    failure = condition_failure(
+        check, target, started, t0, results, phases={"connect": connect_ms}, facts=facts
+    )
+    if failure is not None:
+        return failure
     return passed(
         check,
         target,
@@ -165,18 +157,9 @@ async def probe_dns(check: DnsCheck, ctx: ProbeContext, started: datetime, t0: f
     results, _metrics = evaluate_conditions(
         check, cond.Facts(ip=addresses[0], dns_rcode="NOERROR", response_time_ms=dns_ms)
     )
-    bad = first_failed(results)
-    if bad:
-        return failed(
-            check,
-            check.hostname,
-            started,
-            t0,
-            ErrorClass.CONDITION,
-            f"{bad.text} (actual {bad.actual})",
-            facts=facts,
-            conditions=results,
-        )
+    failure = condition_failure(check, check.hostname, started, t0, results, facts=facts)
+    if failure is not None:
+        return failure
     return passed(
         check,
         check.hostname,
@@ -264,20 +247,11 @@ async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: f
     results, _m = evaluate_conditions(
         check, cond.Facts(certificate_expiration_s=days * 86400, connected=True)
     )
-    bad = first_failed(results)
-    if bad:
-        return failed(
-            check,
-            target,
-            started,
-            t0,
-            ErrorClass.CONDITION,
-            f"{bad.text} (actual {bad.actual})",
-            phases=phases,
-            facts=facts,
-            conditions=results,
-            extra=tuple(findings),
-        )
+    failure = condition_failure(
+        check, target, started, t0, results, phases=phases, facts=facts, extra=tuple(findings)
+    )
+    if failure is not None:
+        return failure
     summary = f"{negotiated or 'TLS'} {facts.get('tls_cipher', '')}, certificate valid {days:.0f} more days"
     return passed(
         check,

@@ -20,9 +20,9 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes.base import (
     ProbeContext,
     ProbeFailed,
+    condition_failure,
     evaluate_conditions,
     failed,
-    first_failed,
     passed,
 )
 from opsdash.core.health.probes.http import http_exchange
@@ -102,19 +102,9 @@ async def probe_provider(
     results, metrics = evaluate_conditions(
         check, cond.Facts(status=ex.status, response_time_ms=ex.response_time_ms, body=ex.body)
     )
-    bad = first_failed(results)
-    if bad:
-        return failed(
-            check,
-            base,
-            started,
-            t0,
-            ErrorClass.CONDITION,
-            f"{bad.text} (actual {bad.actual})",
-            phases=ex.phases,
-            facts=ex.facts,
-            conditions=results,
-        )
+    failure = condition_failure(check, base, started, t0, results, phases=ex.phases, facts=ex.facts)
+    if failure is not None:
+        return failure
     return passed(
         check,
         base,
