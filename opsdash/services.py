@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -172,19 +173,9 @@ def webhook_verifier(
     if chosen == "ikhokha":
         app_id_var = cfg.app_id_variable or (provider.app_id_variable if provider else None)
         app_id = _env_or_process(app_id_var, env, process_env) if app_id_var else None
-    options = SchemeOptions(
-        tolerance=cfg.tolerance,
-        app_id=app_id,
-        message_template=cfg.message_template,
-        escape=cfg.escape,
-        header=cfg.header,
-        algorithm=cfg.algorithm,
-        encoding=cfg.encoding,
-        prefix=cfg.prefix,
-        template=cfg.template,
-        timestamp_header=cfg.timestamp_header,
-        id_header=cfg.id_header,
-    )
+    # SchemeOptions' fields are the [webhook] section's names: everything but app_id comes across as is
+    tunables = {f.name for f in dataclasses.fields(SchemeOptions)} - {"app_id"}
+    options = SchemeOptions(app_id=app_id, **cfg.model_dump(include=tunables))
     try:
         return Verifier(chosen, secrets_, options, cfg.allowed_sources, seen)
     except ValueError as exc:

@@ -309,3 +309,49 @@ def test_burst_rule_one_alert_per_window() -> None:
 def test_verdict_json_shape() -> None:
     verdict = _verifier("stripe").verify(_signed("stripe", b"{}"), NOW)
     assert json.loads(json.dumps(verdict.to_dict()))["outcome"] == "verified"
+
+
+def test_every_scheme_option_can_be_set_from_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """webhook_verifier copies [webhook] fields onto SchemeOptions by name: a renamed field would
+    otherwise be dropped silently."""
+    import dataclasses
+
+    from opsdash.config import Profile
+    from opsdash.services import webhook_verifier
+
+    profile = Profile.model_validate(
+        {
+            "target": {"name": "t", "base_url": "https://a.example.com"},
+            "webhook": {
+                "scheme": "generic",
+                "secret_variables": ["HOOK"],
+                "header": "X-Sig",
+                "algorithm": "sha512",
+                "encoding": "base64",
+                "prefix": "v=",
+                "template": "{timestamp}:{body}",
+                "tolerance": 60,
+                "timestamp_header": "X-Ts",
+                "id_header": "X-Id",
+            },
+        }
+    )
+    monkeypatch.setenv("HOOK", "generic-secret-0123456789")
+    options = webhook_verifier(profile).options
+    names = {f.name for f in dataclasses.fields(options)} - {"app_id"}
+    from opsdash.config import WebhookSection
+
+    assert names <= set(WebhookSection.model_fields)
+    assert (options.header, options.algorithm, options.encoding, options.prefix, options.tolerance) == (
+        "X-Sig",
+        "sha512",
+        "base64",
+        "v=",
+        60,
+    )
+    body = b'{"a":1}'
+    headers = sign(
+        "generic", "generic-secret-0123456789", Delivery(body, {}), options, timestamp=NOW, delivery_id="m1"
+    )
+    assert set(headers) == {"X-Sig", "X-Ts", "X-Id"} and headers["X-Sig"].startswith("v=")
+    assert webhook_verifier(profile).verify(Delivery(body, headers), NOW).ok
