@@ -148,3 +148,16 @@ def test_no_demo_secret_in_check_output_or_history(run, demo: Demo) -> None:
     assert b"credentials rejected" in blob
     for value in secrets:
         assert value.encode() not in blob
+
+
+def test_demo_checks_mirror_the_example_profile(demo_process: Demo) -> None:
+    """The demo writes its own loopback copy of the example's [[checks]]: the two lists must not drift."""
+    from opsdash.config import load_config
+    from tests.conftest import EXAMPLE_PROFILE
+
+    example = load_config(EXAMPLE_PROFILE).profile
+    demo = load_config(demo_process.profile).profile
+    assert [(c.name, c.kind, c.conditions[:2]) for c in demo.checks] == [
+        (c.name, c.kind, c.conditions[:2]) for c in example.checks
+    ]
+    assert demo.deploy.rollback_runbook == example.deploy.rollback_runbook

@@ -103,7 +103,7 @@ class AuditPane(Vertical):
         while True:  # chained: the next look is scheduled when this one has finished
             await asyncio.sleep(0.5)
             if self.index is None:
-                if self.path.exists():
+                if await asyncio.to_thread(self.path.exists):
                     self.open_log()
                 continue
             event = await asyncio.to_thread(self.index.refresh)
