@@ -20,7 +20,7 @@ from opsdash import alerting
 from opsdash.auditing import audit_report
 from opsdash.config import LoadedConfig, OpsdashSettings, Profile
 from opsdash.core.alerts import PREFLIGHT_NO_GO, check_candidates, check_scope, preflight_candidate
-from opsdash.core.findings import Finding, Report, Severity, new_run_id
+from opsdash.core.findings import Finding, Report, Severity, new_run_id, worst
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.runner import run_once
 from opsdash.core.readiness import (
@@ -147,20 +147,13 @@ def preflight(
                     severity=Severity.UNKNOWN,
                 )
             )
-        report = Report(
-            kind="preflight",
-            target=profile.target.name,
-            run_id=new_run_id(started),
-            started_at=started.isoformat(timespec="milliseconds"),
-            duration_ms=round((time.perf_counter() - t0) * 1000),
-            findings=tuple(findings),
-            summary={
-                "validation": validation.report.verdict.value,
-                "checks": [r.to_dict() for r in results],
-                "versions": None if versions is None else versions.__dict__,
-                "rollback_ready": not readiness or all(f.severity is not Severity.CRIT for f in readiness),
-            },
-        )
+        summary = {
+            "validation": validation.report.verdict.value,
+            "checks": [r.to_dict() for r in results],
+            "versions": None if versions is None else versions.__dict__,
+            "rollback_ready": not readiness or all(f.severity is not Severity.CRIT for f in readiness),
+        }
+        report = Report.timed("preflight", profile.target.name, started, t0, findings, summary)
         if record:
             _record(settings, operator, loaded, history, report, validation.env, results)
     return report
@@ -272,32 +265,19 @@ def verify_deploy(
                     severity=Severity.INFO,
                 )
             )
-        report = Report(
-            kind="verify-deploy",
-            target=profile.target.name,
-            run_id=run_id,
-            started_at=started.isoformat(timespec="milliseconds"),
-            duration_ms=round((time.perf_counter() - t0) * 1000),
-            findings=tuple(findings),
-            summary={
-                "sweeps": len(sweeps),
-                "stable": streak,
-                "baseline": green_id,
-                "versions": None if versions is None else versions.__dict__,
-                "checks": [r.to_dict() for r in final],
-                "latency_ms": dict(current.latency_ms),
-            },
+        summary: dict[str, Any] = {
+            "sweeps": len(sweeps),
+            "stable": streak,
+            "baseline": green_id,
+            "versions": None if versions is None else versions.__dict__,
+            "checks": [r.to_dict() for r in final],
+            "latency_ms": dict(current.latency_ms),
+        }
+        if worst(f.severity for f in findings) is Severity.CRIT:
+            summary["next"] = f"opsdash runbook run {profile.deploy.rollback_runbook}"
+        report = Report.timed(
+            "verify-deploy", profile.target.name, started, t0, findings, summary, run_id=run_id
         )
-        if report.verdict is Severity.CRIT:
-            report = Report(
-                **{
-                    **report.__dict__,
-                    "summary": {
-                        **report.summary,
-                        "next": f"opsdash runbook run {profile.deploy.rollback_runbook}",
-                    },
-                }
-            )
         _record(settings, operator, loaded, history, report, env, [r for s in stable_sweeps for r in s])
     return report
 

@@ -92,7 +92,7 @@ async def check_and_record(
     ctx = probe_context(profile, env_files=env_files, from_env=from_env)
     started, t0 = datetime.now(UTC), time.perf_counter()
     results = await run_once(checks, ctx, concurrency=profile.health.concurrency, on_result=on_result)
-    report = report_for(results, profile.target.name, started, round((time.perf_counter() - t0) * 1000))
+    report = report_for(results, profile.target.name, started, t0)
     if record:
         with History.open(settings.resolved_data_dir()) as history:
             history.record(report, operator=operator)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -96,6 +97,28 @@ class Report:
     duration_ms: int
     findings: tuple[Finding, ...]
     summary: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def timed(
+        cls,
+        kind: str,
+        target: str,
+        started: datetime,
+        t0: float,
+        findings: Iterable[Finding],
+        summary: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Report:
+        """The report of work that began at `started` (wall clock) and `t0` (time.perf_counter())."""
+        return cls(
+            kind=kind,
+            target=target,
+            run_id=run_id or new_run_id(started),
+            started_at=started.isoformat(timespec="milliseconds"),
+            duration_ms=round((time.perf_counter() - t0) * 1000),
+            findings=tuple(findings),
+            summary=dict(summary or {}),
+        )
 
     @property
     def verdict(self) -> Severity:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from opsdash.config import Check
-from opsdash.core.findings import Report, new_run_id
+from opsdash.core.findings import Report
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes import ProbeContext, probe
 from opsdash.core.health.state import SustainedState
@@ -36,17 +36,9 @@ async def run_once(
     return list(await asyncio.gather(*(one(c) for c in checks)))
 
 
-def report_for(results: Sequence[CheckResult], target: str, started: datetime, duration_ms: int) -> Report:
-    findings = tuple(f for r in results for f in r.findings)
-    return Report(
-        kind="check",
-        target=target,
-        run_id=new_run_id(started),
-        started_at=started.isoformat(timespec="milliseconds"),
-        duration_ms=duration_ms,
-        findings=findings,
-        summary={"checks": [r.to_dict() for r in results]},
-    )
+def report_for(results: Sequence[CheckResult], target: str, started: datetime, t0: float) -> Report:
+    findings = (f for r in results for f in r.findings)
+    return Report.timed("check", target, started, t0, findings, {"checks": [r.to_dict() for r in results]})
 
 
 @dataclass

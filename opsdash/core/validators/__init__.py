@@ -11,7 +11,7 @@ from pathlib import Path
 
 from opsdash.config import Profile
 from opsdash.core.envfiles import EnvSnapshot, load_environment, read_env_file
-from opsdash.core.findings import Finding, Report, Severity, new_run_id
+from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.rules import rule
 from opsdash.core.secrets import redactor
 from opsdash.core.validators import credentials, environment, policy, urls
@@ -117,13 +117,5 @@ def validate(
         "secrets": len(ctx.secret_items()),
         "rules_checked": len(ALL_CHECKS),
     }
-    report = Report(
-        kind="validate",
-        target=profile.target.name,
-        run_id=new_run_id(started),
-        started_at=started.isoformat(timespec="milliseconds"),
-        duration_ms=round((time.perf_counter() - t0) * 1000),
-        findings=tuple(findings),
-        summary=summary,
-    )
+    report = Report.timed("validate", profile.target.name, started, t0, findings, summary)
     return ValidationRun(report=report, env=env)

@@ -41,6 +41,7 @@ class AuditPane(Vertical):
         self.index: LineIndex | None = None
         self.rows: list[int] = []
         self.filter = RecordFilter()
+        self._opening = False
 
     @property
     def path(self) -> Any:
@@ -72,6 +73,13 @@ class AuditPane(Vertical):
         description="index the audit log",
     )
     def open_log(self) -> None:
+        self._opening = True  # one index build at a time: the follower must not start a second
+        try:
+            self._open_log()
+        finally:
+            self._opening = False
+
+    def _open_log(self) -> None:
         if not self.path.exists():
             self.app.call_from_thread(
                 self._status, "no audit log yet: it starts with the first operator action"
@@ -103,8 +111,8 @@ class AuditPane(Vertical):
         while True:  # chained: the next look is scheduled when this one has finished
             await asyncio.sleep(0.5)
             if self.index is None:
-                if await asyncio.to_thread(self.path.exists):
-                    self.open_log()
+                if not self._opening and await asyncio.to_thread(self.path.exists):
+                    self.open_log()  # the log appeared since the pane opened
                 continue
             event = await asyncio.to_thread(self.index.refresh)
             if event == "reset":
