@@ -101,7 +101,6 @@ def failed(
     conditions: tuple[cond.ConditionResult, ...] = (),
     metrics: Mapping[str, float] | None = None,
     extra: tuple[Finding, ...] = (),
-    attempts: int = 1,
 ) -> CheckResult:
     """A failed probe. The finding's rule follows the error class (TLS trouble gets its tls-* rule)
     unless `rule_id` names a more specific one, whose own remediation and runbook then apply."""
@@ -119,23 +118,19 @@ def failed(
         runbook=runbook,
         evidence={"check": check.name, "target": target, "error_class": error.value},
     )
-    return CheckResult(
-        name=check.name,
-        kind=check.kind,
-        target=target,
-        severity=severity,
-        summary=summary,
-        started_at=started.isoformat(timespec="milliseconds"),
-        duration_ms=(time.perf_counter() - t0) * 1000,
-        error_class=error,
-        hint=hint,
-        runbook=runbook,
-        attempts=attempts,
-        phases=dict(phases or {}),
+    return passed(
+        check,
+        target,
+        started,
+        t0,
+        summary,
+        phases=phases,
+        facts=facts,
         conditions=conditions,
-        metrics=dict(metrics or {}),
-        facts=dict(facts or {}),
+        metrics=metrics,
+        severity=severity,
         findings=(finding, *extra),
+        error=error,
     )
 
 
@@ -152,8 +147,9 @@ def passed(
     metrics: Mapping[str, float] | None = None,
     severity: Severity = Severity.OK,
     findings: tuple[Finding, ...] = (),
-    attempts: int = 1,
+    error: ErrorClass | None = None,
 ) -> CheckResult:
+    """A probe's result; the hint and runbook shown with it are those of its first finding."""
     return CheckResult(
         name=check.name,
         kind=check.kind,
@@ -162,7 +158,7 @@ def passed(
         summary=summary,
         started_at=started.isoformat(timespec="milliseconds"),
         duration_ms=(time.perf_counter() - t0) * 1000,
-        attempts=attempts,
+        error_class=error,
         phases=dict(phases or {}),
         conditions=conditions,
         metrics=dict(metrics or {}),
