@@ -21,9 +21,9 @@ import time
 import httpx
 from pydantic import TypeAdapter
 
-from opsdash.config import Check, Profile
 from opsdash.core.health.probes import ProbeContext
 from opsdash.core.health.runner import run_once
+from opsdash.core.profile import Check, Profile
 
 BODY = b'{"status":"UP","payments":{"success_rate":0.99}}'
 RESPONSE = (

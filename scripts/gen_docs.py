@@ -13,17 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from opsdash.config import (
+from opsdash.core.health.errors import ERROR_INFO, ErrorClass
+from opsdash.core.profile import (
     AlertChannel,
     AlertsSection,
     CheckBase,
-    ConfigFile,
     DeploySection,
     DnsCheck,
     EnvSection,
     HealthSection,
     HttpCheck,
-    OpsdashSettings,
     PolicyRule,
     ProviderCheck,
     ProviderSection,
@@ -36,8 +35,8 @@ from opsdash.config import (
     WebhookCheck,
     WebhookSection,
 )
-from opsdash.core.health.errors import ERROR_INFO, ErrorClass
 from opsdash.core.rules import RULES
+from opsdash.ops.config import ConfigFile, OpsdashSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

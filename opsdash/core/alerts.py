@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from opsdash.config import Silence
 from opsdash.core.findings import Report, Severity
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
+from opsdash.core.profile import Silence
 
 CHECK_CRITICAL = "check-critical"
 CREDENTIALS_REJECTED = "credentials-rejected"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
+from opsdash.core.errors import InputError
 from opsdash.core.files import UnreadableFile, read_text
-from opsdash.errors import InputError
 
 MAX_ENV_FILE_BYTES = 1_000_000
 PROCESS_SOURCE = "environment"

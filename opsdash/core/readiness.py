@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsdash.config import DeploySection
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
+from opsdash.core.profile import DeploySection
 from opsdash.core.rules import rule
 
 

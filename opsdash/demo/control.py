@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from opsdash.core.errors import InputError
 from opsdash.demo import FAULTS
-from opsdash.errors import InputError
 
 STATE_FILE = "demo.json"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opsdash.config import Profile
 from opsdash.core.audit.log import LOG_NAME, line_bytes, mac_of
 from opsdash.core.envfiles import EnvSnapshot, EnvValue
 from opsdash.core.findings import Report, Severity
@@ -17,6 +16,7 @@ from opsdash.core.health.conditions import ConditionResult
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
+from opsdash.core.profile import Profile
 from opsdash.core.validators import ALL_CHECKS
 from opsdash.core.validators.context import Context
 from opsdash.storage.history import History

@@ -17,13 +17,12 @@ from typing import Any
 
 import sqlite_utils
 
-from opsdash import paths
 from opsdash.core.envfiles import EnvSnapshot
+from opsdash.core.errors import InputError
 from opsdash.core.files import exclusive_lock
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.secrets import fingerprint, redactor
-from opsdash.errors import InputError
 
 DB_NAME = "history.db"
 
@@ -242,7 +241,8 @@ class History:
 
     @classmethod
     def open(cls, data_dir: Path, *, shared: bool = False) -> History:
-        return cls(paths.ensure_dir(data_dir) / DB_NAME, shared=shared)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return cls(data_dir / DB_NAME, shared=shared)
 
     def close(self) -> None:
         self.db.close()

@@ -21,10 +21,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from opsdash.config import load_config, load_settings
+from opsdash.core.errors import OpsdashError
 from opsdash.core.secrets import redactor
 from opsdash.demo import FAULTS
-from opsdash.errors import OpsdashError
+from opsdash.ops.config import load_config, load_settings
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AlertsRaised, DemoFaultSwitched, OpenRunbook, OverviewChanged
 from opsdash.tui.panes.audit import AuditPane
@@ -261,8 +261,8 @@ class OpsdashApp(App[None]):
 
     @work(thread=True, group="demo", exit_on_error=False, description="switch a demo fault")
     def switch_fault(self, name: str, on: bool) -> None:
-        from opsdash.auditing import audit_event
         from opsdash.demo.control import set_fault
+        from opsdash.ops.audit import audit_event
 
         try:
             active = set_fault(self.ctx.data_dir, name, on)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsdash.config import LoadedConfig, OpsdashSettings
+from opsdash.ops.config import LoadedConfig, OpsdashSettings
 
 
 @dataclass

@@ -265,8 +265,8 @@ async def test_ansi_theme_from_settings(project: Project) -> None:
 
 
 async def test_demo_fault_from_the_command_palette(tmp_path: Path) -> None:
-    from opsdash.config import load_settings
     from opsdash.demo.control import BackgroundDemo, list_faults
+    from opsdash.ops.config import load_settings
 
     data_dir = load_settings().resolved_data_dir()
     background = BackgroundDemo(tmp_path / "demo", data_dir, [])

@@ -152,7 +152,7 @@ def test_no_demo_secret_in_check_output_or_history(run, demo: Demo) -> None:
 
 def test_demo_checks_mirror_the_example_profile(demo_process: Demo) -> None:
     """The demo writes its own loopback copy of the example's [[checks]]: the two lists must not drift."""
-    from opsdash.config import load_config
+    from opsdash.ops.config import load_config
     from tests.conftest import EXAMPLE_PROFILE
 
     example = load_config(EXAMPLE_PROFILE).profile

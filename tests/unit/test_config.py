@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from opsdash.config import load_config, load_settings, locate
-from opsdash.errors import ConfigError
+from opsdash.core.errors import ConfigError
+from opsdash.ops.config import load_config, load_settings, locate
 from tests.conftest import EXAMPLE_PROFILE, Project
 
 
@@ -98,7 +98,7 @@ def test_config_validate_accepts_the_example(run) -> None:
 
 def test_config_schema_is_json_schema_of_the_file(run) -> None:
     schema = json.loads(run("config", "schema").out)
-    from opsdash.config import ConfigFile
+    from opsdash.ops.config import ConfigFile
 
     assert set(schema["properties"]) == set(ConfigFile.model_fields)
     assert {"opsdash", "target", "env", "checks", "webhook", "runbooks"} <= set(schema["properties"])

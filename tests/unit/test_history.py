@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from opsdash.core.errors import InputError
 from opsdash.core.findings import Report
-from opsdash.errors import InputError
 from opsdash.storage.history import SCHEMA_VERSION, History
 from tests.conftest import Project, good_env
 

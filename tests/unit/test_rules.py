@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from opsdash.config import load_config
 from opsdash.core.findings import Finding, Severity
 from opsdash.core.rules import RULES
 from opsdash.core.validators import validate
+from opsdash.ops.config import load_config
 from tests.conftest import Project, env_text, fake_secret, good_env
 
 Setup = Callable[[Project, dict[str, str]], str | dict[str, str]]

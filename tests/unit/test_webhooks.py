@@ -316,8 +316,8 @@ def test_every_scheme_option_can_be_set_from_the_profile(monkeypatch: pytest.Mon
     otherwise be dropped silently."""
     import dataclasses
 
-    from opsdash.config import Profile
-    from opsdash.services import webhook_verifier
+    from opsdash.core.profile import Profile
+    from opsdash.ops.services import webhook_verifier
 
     profile = Profile.model_validate(
         {
@@ -339,7 +339,7 @@ def test_every_scheme_option_can_be_set_from_the_profile(monkeypatch: pytest.Mon
     monkeypatch.setenv("HOOK", "generic-secret-0123456789")
     options = webhook_verifier(profile).options
     names = {f.name for f in dataclasses.fields(options)} - {"app_id"}
-    from opsdash.config import WebhookSection
+    from opsdash.core.profile import WebhookSection
 
     assert names <= set(WebhookSection.model_fields)
     assert (options.header, options.algorithm, options.encoding, options.prefix, options.tolerance) == (

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from opsdash.config import Check
 from opsdash.core.findings import Report
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes import ProbeContext, probe
 from opsdash.core.health.state import SustainedState
+from opsdash.core.profile import Check
 
 ResultCallback = Callable[[CheckResult, SustainedState], None]
 

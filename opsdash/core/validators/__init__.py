@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opsdash.config import Profile
 from opsdash.core.envfiles import EnvSnapshot, load_environment, read_env_file
+from opsdash.core.errors import ConfigError
 from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.profile import Profile
 from opsdash.core.rules import rule
 from opsdash.core.secrets import redactor
 from opsdash.core.validators import credentials, environment, policy, urls
 from opsdash.core.validators.context import Context
-from opsdash.errors import ConfigError
 
 Check = Callable[[Context], Iterator[Finding]]
 ALL_CHECKS: tuple[Check, ...] = (*environment.CHECKS, *credentials.CHECKS, *urls.CHECKS, *policy.CHECKS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from opsdash.config import Profile
 from opsdash.core.envfiles import EnvSnapshot
+from opsdash.core.profile import Profile
 from opsdash.core.secrets import mask
 
 _TRUE = {"true", "1", "yes", "on"}

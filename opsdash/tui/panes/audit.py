@@ -214,8 +214,8 @@ class AuditPane(Vertical):
         description="verify the audit log",
     )
     def verify(self) -> None:
-        from opsdash.auditing import audit_key
         from opsdash.core.audit.log import Head, verify
+        from opsdash.ops.audit import audit_key
         from opsdash.storage.history import History
 
         anchor = None

@@ -16,11 +16,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
+from opsdash.core.errors import OpsdashError
 from opsdash.core.findings import Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 from opsdash.core.secrets import redactor
-from opsdash.errors import OpsdashError
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AlertsRaised, CheckCompleted, OpenRunbook, OverviewChanged
 from opsdash.tui.panes.validation import SEVERITY_STYLE
@@ -133,9 +133,9 @@ class HealthPane(Vertical):
 
     @work(exclusive=True, group="health", exit_on_error=False, description="poll health checks")
     async def poll(self) -> None:
-        from opsdash.alerting import BackgroundAlerts
         from opsdash.core.findings import new_run_id
-        from opsdash.services import watcher
+        from opsdash.ops.alerts import BackgroundAlerts
+        from opsdash.ops.services import watcher
 
         assert self.ctx.loaded is not None
         try:

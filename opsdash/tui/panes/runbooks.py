@@ -14,10 +14,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Log, Markdown, Static
 
+from opsdash.core.errors import OpsdashError
 from opsdash.core.runbooks.executor import STATUS_MARK, Executor, StepNotAllowed
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.secrets import redactor
-from opsdash.errors import OpsdashError
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import RunbookOutputReceived, RunbookStepFinished
 
@@ -116,7 +116,7 @@ class RunbooksPane(Vertical):
         thread=True, exclusive=True, group="runbooks-load", exit_on_error=False, description="load runbooks"
     )
     def load(self) -> None:
-        from opsdash.services import load_runbooks, runbook_dirs
+        from opsdash.ops.services import load_runbooks, runbook_dirs
         from opsdash.storage.history import History
         from opsdash.storage.runbooks import RunbookStore
 
@@ -218,7 +218,7 @@ class RunbooksPane(Vertical):
         description="open a runbook session",
     )
     def start_or_resume(self, book: Runbook, params: dict[str, str] | None, session_id: str | None) -> None:
-        from opsdash.services import gate_runner, runbook_audit
+        from opsdash.ops.services import gate_runner, runbook_audit
         from opsdash.storage.history import History
         from opsdash.storage.runbooks import RunbookStore
 

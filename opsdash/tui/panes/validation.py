@@ -11,9 +11,9 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from opsdash.core.errors import OpsdashError
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.secrets import redactor
-from opsdash.errors import OpsdashError
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import OpenRunbook, OverviewChanged, ValidationCompleted, ValidationFailed
 
@@ -80,8 +80,8 @@ class ValidationPane(Vertical):
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validate")
     def run_validation(self) -> None:
-        from opsdash.config import load_config
-        from opsdash.services import validate_and_record
+        from opsdash.ops.config import load_config
+        from opsdash.ops.services import validate_and_record
 
         self.app.call_from_thread(self._loading, True)
         try:

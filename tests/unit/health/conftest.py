@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from opsdash.config import Check, Profile
 from opsdash.core.envfiles import EnvSnapshot, EnvValue
 from opsdash.core.health.probes import ProbeContext, make_ssl_context
+from opsdash.core.profile import Check, Profile
 from tests.servers import Certs
 
 CHECK = TypeAdapter(Check)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from opsdash.config import load_config
 from opsdash.core.health.errors import ERROR_INFO
 from opsdash.core.rules import RULES
 from opsdash.core.runbooks.lint import lint
 from opsdash.core.runbooks.parser import parse
+from opsdash.ops.config import load_config
 from tests.conftest import EXAMPLE_PROFILE, ROOT
 
 SHIPPED = ROOT / "runbooks"

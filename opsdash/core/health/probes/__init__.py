@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from opsdash.config import Check
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes.base import (
@@ -27,6 +26,7 @@ from opsdash.core.health.probes.base import (
 from opsdash.core.health.probes.http import probe_http
 from opsdash.core.health.probes.net import probe_dns, probe_tcp, probe_tls
 from opsdash.core.health.probes.provider import probe_provider, probe_webhook
+from opsdash.core.profile import Check
 
 __all__ = ["ProbeContext", "ProbeFailed", "make_ssl_context", "probe", "system_resolver"]
 

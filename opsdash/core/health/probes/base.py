@@ -11,11 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from opsdash.config import (
-    Check,
-    HttpCheck,
-    Profile,
-)
 from opsdash.core.envfiles import EnvSnapshot
 from opsdash.core.findings import Finding, Severity
 from opsdash.core.health import conditions as cond
@@ -25,6 +20,7 @@ from opsdash.core.health.errors import (
     runbook_for,
 )
 from opsdash.core.health.model import CheckResult
+from opsdash.core.profile import Check, HttpCheck, Profile
 from opsdash.core.rules import rule
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]

@@ -11,9 +11,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from opsdash.config import (
-    HttpCheck,
-)
 from opsdash.core.health import conditions as cond
 from opsdash.core.health.errors import (
     ErrorClass,
@@ -32,6 +29,7 @@ from opsdash.core.health.probes.base import (
     resolve,
 )
 from opsdash.core.health.probes.net import tls_facts
+from opsdash.core.profile import HttpCheck
 
 
 @dataclass

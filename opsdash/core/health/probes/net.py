@@ -10,11 +10,6 @@ from datetime import datetime
 
 from cryptography import x509
 
-from opsdash.config import (
-    DnsCheck,
-    TcpCheck,
-    TlsCheck,
-)
 from opsdash.core.findings import Finding, Severity
 from opsdash.core.health import conditions as cond
 from opsdash.core.health.errors import (
@@ -32,6 +27,7 @@ from opsdash.core.health.probes.base import (
     passed,
     resolve,
 )
+from opsdash.core.profile import DnsCheck, TcpCheck, TlsCheck
 from opsdash.core.rules import rule
 
 TLS_VERSIONS = {"TLSv1": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}

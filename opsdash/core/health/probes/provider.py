@@ -6,10 +6,6 @@ import json
 import secrets
 from datetime import datetime
 
-from opsdash.config import (
-    ProviderCheck,
-    WebhookCheck,
-)
 from opsdash.core.findings import Severity
 from opsdash.core.health import conditions as cond
 from opsdash.core.health.errors import (
@@ -26,6 +22,7 @@ from opsdash.core.health.probes.base import (
     passed,
 )
 from opsdash.core.health.probes.http import http_exchange
+from opsdash.core.profile import ProviderCheck, WebhookCheck
 from opsdash.core.providers import ikhokha
 
 SELFTEST_HEADER = "X-Opsdash-Test"

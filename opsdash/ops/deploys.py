@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsdash import alerting
-from opsdash.auditing import audit_report
-from opsdash.config import LoadedConfig, OpsdashSettings, Profile
 from opsdash.core.alerts import PREFLIGHT_NO_GO, check_candidates, check_scope, preflight_candidate
+from opsdash.core.errors import ConfigError, InputError
 from opsdash.core.findings import Finding, Report, Severity, new_run_id, worst
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.runner import run_once
+from opsdash.core.profile import Profile
 from opsdash.core.readiness import (
     Baseline,
     Versions,
@@ -35,8 +34,10 @@ from opsdash.core.rules import rule
 from opsdash.core.runbooks.lint import lint
 from opsdash.core.secrets import fingerprint
 from opsdash.core.validators import validate
-from opsdash.errors import ConfigError, InputError
-from opsdash.services import find_runbook, probe_context
+from opsdash.ops import alerts as alerting
+from opsdash.ops.audit import audit_report
+from opsdash.ops.config import LoadedConfig, OpsdashSettings
+from opsdash.ops.services import find_runbook, probe_context
 from opsdash.storage.history import History
 
 GREEN_KINDS = ("preflight", "verify-deploy")

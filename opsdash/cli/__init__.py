@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 import click
 
 from opsdash import __version__
-from opsdash.config import LoadedConfig, OpsdashSettings, find_config, load_config, load_settings
+from opsdash.cli.render import emit, emit_json
+from opsdash.core.errors import ConfigError, InputError, OpsdashError
 from opsdash.core.findings import Severity
 from opsdash.core.secrets import redactor
 from opsdash.demo import FAULTS
-from opsdash.errors import ConfigError, InputError, OpsdashError
-from opsdash.output import emit, emit_json
+from opsdash.ops.config import LoadedConfig, OpsdashSettings, find_config, load_config, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNKNOWN = 3
@@ -162,8 +162,8 @@ def validate(
     \b
     Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
     """
-    from opsdash.output import report_text
-    from opsdash.services import validate_and_record
+    from opsdash.cli.render import report_text
+    from opsdash.ops.services import validate_and_record
 
     session = open_session(config, operator)
     run = validate_and_record(
@@ -221,8 +221,8 @@ def check(
     """
     import asyncio
 
-    from opsdash.output import checks_text, verdict_line
-    from opsdash.services import check_and_record
+    from opsdash.cli.render import checks_text, verdict_line
+    from opsdash.ops.services import check_and_record
 
     session = open_session(config, operator)
     loaded = session.require_config()
@@ -261,13 +261,13 @@ def _watch(
     import asyncio
     import json
 
-    from opsdash.alerting import BackgroundAlerts
+    from opsdash.cli.render import checks_text
     from opsdash.core.alerts import check_candidates, check_scope
     from opsdash.core.findings import new_run_id, worst
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
-    from opsdash.output import checks_text
-    from opsdash.services import watcher
+    from opsdash.ops.alerts import BackgroundAlerts
+    from opsdash.ops.services import watcher
     from opsdash.storage.history import History
 
     w = watcher(loaded, names=names, env_files=env_files, from_env=from_env, interval=seconds)
@@ -312,8 +312,8 @@ def _watch(
 
 
 def _gate_output(report: Any, as_json: bool) -> None:
+    from opsdash.cli.render import report_text
     from opsdash.core.readiness import gate
-    from opsdash.output import report_text
 
     if as_json:
         emit_json({**report.to_dict(), "gate": gate(report)})
@@ -346,8 +346,8 @@ def preflight(
     \b
     Exit codes: 0 GO, 1 GO with warnings, 2 NO-GO, 3 UNKNOWN or usage/config error.
     """
-    from opsdash.deploys import preflight as run_preflight
-    from opsdash.deploys import progress_to_stderr
+    from opsdash.ops.deploys import preflight as run_preflight
+    from opsdash.ops.deploys import progress_to_stderr
 
     session = open_session(config, operator)
     report = run_preflight(
@@ -410,7 +410,7 @@ def verify_deploy_cmd(
     \b
     Exit codes: 0 OK, 1 WARN, 2 CRIT (roll back), 3 UNKNOWN or usage/config error.
     """
-    from opsdash.deploys import progress_to_stderr, verify_deploy
+    from opsdash.ops.deploys import progress_to_stderr, verify_deploy
 
     session = open_session(config, operator)
     report = verify_deploy(
@@ -458,7 +458,7 @@ def _history(config: Path | None) -> Any:
 @click.option("--kind", help="Only runs of this kind (validate, ...).")
 def history_list(config: Path | None, as_json: bool, limit: int, kind: str | None) -> None:
     """List recent runs, newest first."""
-    from opsdash.output import runs_table
+    from opsdash.cli.render import runs_table
 
     with _history(config) as h:
         runs = h.list_runs(limit=limit, kind=kind)
@@ -474,8 +474,8 @@ def history_list(config: Path | None, as_json: bool, limit: int, kind: str | Non
 @json_option
 def history_show(run: str, config: Path | None, as_json: bool) -> None:
     """Show one run's report. RUN is an id, a unique prefix of one, `latest` or `latest~N`."""
-    from opsdash.output import report_text
-    from opsdash.runbook_cli import print_session
+    from opsdash.cli.render import report_text
+    from opsdash.cli.runbook_io import print_session
     from opsdash.storage.runbooks import RunbookStore
 
     with _history(config) as h:
@@ -515,8 +515,8 @@ def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> 
     Lists new, resolved and changed findings, and env keys whose value changed (by fingerprint;
     values are never stored). Exit code 0 when nothing changed, 1 when something did.
     """
+    from opsdash.cli.render import diff_dict, diff_text
     from opsdash.core.diff import diff_runs
-    from opsdash.output import diff_dict, diff_text
 
     with _history(config) as h:
         a, b = h.resolve(run_a), h.resolve(run_b)
@@ -623,7 +623,7 @@ def webhook_verify(
     import time
 
     from opsdash.core.webhooks import BurstRule, Delivery
-    from opsdash.services import verify_delivery, webhook_verifier
+    from opsdash.ops.services import verify_delivery, webhook_verifier
     from opsdash.storage.history import History
 
     session, env = _webhook_profile(config, env_files, from_env)
@@ -649,7 +649,7 @@ def webhook_verify(
             session.settings, session.operator, verifier, delivery, at, history, burst
         )
         if alert is not None and profile is not None:
-            from opsdash.alerting import send_event_alert
+            from opsdash.ops.alerts import send_event_alert
 
             send_event_alert(
                 session.settings, session.operator, profile, history, history.alerts(alert["rule"])[-1]
@@ -702,7 +702,7 @@ def webhook_sign(
     import time
 
     from opsdash.core.webhooks import Delivery, sign
-    from opsdash.services import webhook_verifier
+    from opsdash.ops.services import webhook_verifier
 
     session, env = _webhook_profile(config, env_files, from_env)
     profile = session.config.profile if session.config else None
@@ -740,7 +740,7 @@ def runbook() -> None:
 @json_option
 def runbook_list(config: Path | None, as_json: bool) -> None:
     """List the runbooks from the profile's runbook directories and the shipped ones."""
-    from opsdash.services import load_runbooks, runbook_dirs
+    from opsdash.ops.services import load_runbooks, runbook_dirs
     from opsdash.storage.history import History
     from opsdash.storage.runbooks import RunbookStore
 
@@ -779,7 +779,7 @@ def runbook_list(config: Path | None, as_json: bool) -> None:
 @config_option
 def runbook_show(ref: str, config: Path | None) -> None:
     """Show a runbook: parameters and every step with its command or check gate."""
-    from opsdash.services import find_runbook
+    from opsdash.ops.services import find_runbook
 
     session = open_session(config, None, require=False)
     book = find_runbook(ref, session.config.profile if session.config else None)
@@ -807,8 +807,8 @@ def runbook_show(ref: str, config: Path | None) -> None:
 def runbook_check(paths: tuple[Path, ...], config: Path | None) -> None:
     """Lint runbooks: front matter, check names (against the profile), gotos, unreachable steps,
     undeclared parameters. With no PATH, every runbook opsdash would offer. Exit 3 on errors."""
-    from opsdash.runbook_cli import lint_paths
-    from opsdash.services import runbook_dirs
+    from opsdash.cli.runbook_io import lint_paths
+    from opsdash.ops.services import runbook_dirs
 
     session = open_session(config, None, require=False)
     profile = session.config.profile if session.config else None
@@ -859,11 +859,11 @@ def runbook_run(
     \b
     Exit codes: 0 completed, 1 completed with failed or skipped steps, 2 aborted, 3 paused or error.
     """
-    from opsdash.auditing import audit_event
+    from opsdash.cli.runbook_io import collect_params, guided, parse_params, session_for
+    from opsdash.cli.runbook_io import dry_run as plan
     from opsdash.core.runbooks.executor import Executor
-    from opsdash.runbook_cli import collect_params, guided, parse_params, session_for
-    from opsdash.runbook_cli import dry_run as plan
-    from opsdash.services import find_runbook, gate_runner, runbook_audit
+    from opsdash.ops.audit import audit_event
+    from opsdash.ops.services import find_runbook, gate_runner, runbook_audit
     from opsdash.storage.history import History
     from opsdash.storage.runbooks import RunbookStore
 
@@ -890,7 +890,7 @@ def runbook_run(
             except (LookupError, ValueError) as exc:
                 raise InputError(str(exc)) from None
             emit(f"resuming session {ex.state.id} of {book.title}")
-            from opsdash.runbook_cli import print_session
+            from opsdash.cli.runbook_io import print_session
 
             print_session(ex.state, book)
         else:
@@ -1001,8 +1001,8 @@ def audit_verify(anchor: str | None, as_json: bool) -> None:
     Reports OK, or the first bad record and why (MAC mismatch, gap, broken link, reordering,
     truncated before the anchor, unparseable line). Exit 0 when intact, 2 when not.
     """
-    from opsdash.auditing import audit_key
     from opsdash.core.audit.log import Head, parse_anchor, verify
+    from opsdash.ops.audit import audit_key
     from opsdash.storage.history import History
 
     settings = open_session(None, None, require=False).settings
@@ -1055,7 +1055,7 @@ def config_group() -> None:
 @json_option
 def config_show(config: Path | None, as_json: bool) -> None:
     """Every setting and profile value with where it came from (secrets masked)."""
-    from opsdash.config_report import config_rows
+    from opsdash.ops.config_report import config_rows
 
     session = open_session(config, None)
     rows = config_rows(session.require_config(), session.settings)
@@ -1073,7 +1073,7 @@ def config_show(config: Path | None, as_json: bool) -> None:
 @json_option
 def config_validate(config: Path | None, as_json: bool) -> None:
     """Check the config file; list every problem with file and line. Exit 0 valid, 3 invalid."""
-    from opsdash.config import parse_config, read_config_text
+    from opsdash.ops.config import parse_config, read_config_text
 
     path = find_config(config)
     parsed, problems = parse_config(path, read_config_text(path))
@@ -1097,7 +1097,7 @@ def config_validate(config: Path | None, as_json: bool) -> None:
 @config_group.command("schema")
 def config_schema_cmd() -> None:
     """Print the JSON Schema of opsdash.toml (for editors and CI linting)."""
-    from opsdash.config import config_schema
+    from opsdash.ops.config import config_schema
 
     emit_json(config_schema())
 
@@ -1118,8 +1118,8 @@ def init(force: bool, directory: Path) -> None:
     client-exposed variables, secrets, URL variables and an iKhokha provider. Only variable names are
     read into the profile, never values. Review the file, then run 'opsdash validate'.
     """
-    from opsdash.auditing import audit_event
-    from opsdash.init import write_profile
+    from opsdash.ops.audit import audit_event
+    from opsdash.ops.init import write_profile
 
     path = write_profile(directory, force=force)
     session = open_session(None, None, require=False)
@@ -1210,8 +1210,8 @@ demo.help = (
 @click.argument("state", required=False, type=click.Choice(["on", "off"]))
 def demo_fault(name: str | None, state: str | None) -> None:
     """Switch a fault of the running demo on or off; with no arguments, list the faults."""
-    from opsdash.auditing import audit_event
     from opsdash.demo.control import list_faults, set_fault
+    from opsdash.ops.audit import audit_event
 
     data_dir = open_session(None, None, require=False).settings.resolved_data_dir()
     if name is None:

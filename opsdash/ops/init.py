@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from opsdash.config import CLIENT_PREFIXES, SECRET_PATTERNS, parse_config
 from opsdash.core.envfiles import read_env_file
-from opsdash.errors import ConfigError
+from opsdash.core.errors import ConfigError
+from opsdash.core.profile import CLIENT_PREFIXES, SECRET_PATTERNS
+from opsdash.ops.config import parse_config
 
 ENV_CANDIDATES = (".env.production", ".env.production.local", ".env")
 MODE_CANDIDATES = ("VITE_NODE_ENV", "NODE_ENV", "VITE_APP_ENV", "APP_ENV", "VITE_MODE", "NEXT_PUBLIC_ENV")

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
+from opsdash.cli.render import emit
+from opsdash.core.errors import InputError
 from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionState, StepNotAllowed, StepStatus
 from opsdash.core.runbooks.model import Runbook, Step
-from opsdash.errors import InputError
-from opsdash.output import emit
 
 CHOICE_KEYS = {"c": "confirm", "r": "retry", "d": "mark-done", "s": "skip", "a": "abort", "q": "pause"}
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from opsdash.config import ConfigFile, LoadedConfig, OpsdashSettings, locate
 from opsdash.core.secrets import mask
+from opsdash.ops.config import ConfigFile, LoadedConfig, OpsdashSettings, locate
 
 
 def _flatten(prefix: tuple[str | int, ...], value: Any) -> Iterator[tuple[tuple[str | int, ...], Any]]:

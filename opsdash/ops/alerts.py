@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from opsdash.auditing import audit_event
-from opsdash.config import AlertChannel, OpsdashSettings, Profile
 from opsdash.core.alerts import Action, Candidate, OpenAlert, active_silence, plan
 from opsdash.core.findings import Severity
 from opsdash.core.health.model import CheckResult
+from opsdash.core.profile import AlertChannel, Profile
 from opsdash.core.secrets import redactor
+from opsdash.ops.audit import audit_event
+from opsdash.ops.config import OpsdashSettings
 from opsdash.storage.history import History
 
 EMOJI = {"firing": ":red_circle:", "reminder": ":repeat:", "resolved": ":large_green_circle:"}

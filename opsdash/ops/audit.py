@@ -8,11 +8,11 @@ import stat
 import sys
 from typing import Any
 
-from opsdash import paths
-from opsdash.config import OpsdashSettings
 from opsdash.core.audit.log import AuditLog, Head
+from opsdash.core.errors import InputError
 from opsdash.core.findings import Report, Severity
-from opsdash.errors import InputError
+from opsdash.ops import paths
+from opsdash.ops.config import OpsdashSettings
 from opsdash.storage.history import History
 
 AUDIT_KEY_FILE = "audit.key"

@@ -10,15 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsdash import alerting
-from opsdash.auditing import audit_event, audit_report
-from opsdash.config import Check, LoadedConfig, OpsdashSettings, Profile, WebhookSection
 from opsdash.core.alerts import WEBHOOK_BURST, check_candidates, check_scope
 from opsdash.core.envfiles import EnvSnapshot
+from opsdash.core.errors import ConfigError, InputError
 from opsdash.core.findings import Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes import ProbeContext, make_ssl_context
 from opsdash.core.health.runner import Watcher, report_for, run_once
+from opsdash.core.profile import Check, Profile, WebhookSection
 from opsdash.core.runbooks.executor import AuditHook, GateResult, GateRunner
 from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.model import Runbook
@@ -27,7 +26,9 @@ from opsdash.core.runbooks.parser import parse as parse_runbook
 from opsdash.core.secrets import redactor
 from opsdash.core.validators import ValidationRun, load_target_env, validate
 from opsdash.core.webhooks import BurstRule, Delivery, SchemeOptions, Verdict, Verifier
-from opsdash.errors import ConfigError, InputError
+from opsdash.ops import alerts as alerting
+from opsdash.ops.audit import audit_event, audit_report
+from opsdash.ops.config import LoadedConfig, OpsdashSettings
 from opsdash.storage.history import History
 
 # ---------------------------------------------------------------- validation and checks
@@ -249,7 +250,8 @@ def verify_delivery(
 
 # ---------------------------------------------------------------- runbooks
 
-_SHIPPED = [Path(__file__).with_name("runbooks"), Path(__file__).resolve().parents[1] / "runbooks"]
+_PACKAGE = Path(__file__).resolve().parents[1]
+_SHIPPED = [_PACKAGE / "runbooks", _PACKAGE.parent / "runbooks"]
 
 
 def shipped_runbooks_dir() -> Path | None:

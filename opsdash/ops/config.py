@@ -1,0 +1,316 @@
+"""opsdash's own settings and the target profile, loaded from one TOML file.
+
+The file has an optional `[opsdash]` table (opsdash's settings; `OPSDASH_*` environment variables
+override it) and the target profile: `[target]`, `[env]`, `[urls]`, `[[policy]]`, `[provider]`.
+Errors name the file and line. No UI types live here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import getpass
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from opsdash.core.errors import ConfigError
+from opsdash.core.profile import CHECK_KINDS, Profile
+from opsdash.ops import paths
+
+
+class SettingsTable(BaseModel):
+    """opsdash's own settings as written in the [opsdash] table of the config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path | None = Field(
+        None, description="History database and audit log directory. Default: the platform's user data dir."
+    )
+    operator: str | None = Field(None, description="Who is operating; recorded in history. Default: OS user.")
+    history_retention_days: int = Field(90, ge=1, description="Runs older than this are purged from history.")
+    theme: str = Field(
+        "textual-dark", description="Dashboard theme; 'ansi-dark' uses the terminal's 16 colours."
+    )
+    keymap: dict[str, str] = Field(
+        default_factory=dict, description='Key remapping by binding id, e.g. {"health.pause" = "space"}.'
+    )
+    audit_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=4096, description="The audit log rotates to a numbered file at this size."
+    )
+
+
+class ConfigFile(Profile):
+    """The whole opsdash.toml: opsdash's own settings plus the target profile."""
+
+    opsdash: SettingsTable = Field(
+        default_factory=SettingsTable,
+        description="opsdash's own settings; OPSDASH_* variables override them.",
+    )
+
+
+# ---------------------------------------------------------------- opsdash's own settings
+
+_file_table: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "opsdash_file_table", default=None
+)
+
+
+class _FileTableSource(PydanticBaseSettingsSource):
+    """The `[opsdash]` table of the config file, below environment variables in priority."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return (_file_table.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        table = _file_table.get() or {}
+        return {k: v for k, v in table.items() if k in self.settings_cls.model_fields}
+
+
+class OpsdashSettings(BaseSettings, SettingsTable):
+    """opsdash's own settings: flags, then OPSDASH_* variables, then [opsdash] in the config file."""
+
+    model_config = SettingsConfigDict(env_prefix="OPSDASH_", extra="ignore", frozen=True)
+
+    # Environment only, never the config file (which may be committed): see audit_key() in services.
+    audit_key: SecretStr | None = Field(
+        None,
+        description="Audit-log HMAC key (OPSDASH_AUDIT_KEY). Default: 0600 file in the config dir.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileTableSource(settings_cls))
+
+    def resolved_data_dir(self) -> Path:
+        return (self.data_dir or paths.default_data_dir()).expanduser()
+
+    def resolved_operator(self) -> str:
+        if self.operator:
+            return self.operator
+        for var in ("USER", "LOGNAME", "USERNAME"):
+            if os.environ.get(var):
+                return os.environ[var]
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+
+def load_settings(file_table: Mapping[str, Any] | None = None, **overrides: Any) -> OpsdashSettings:
+    token = _file_table.set(dict(file_table or {}))
+    try:
+        return OpsdashSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        env_name = "OPSDASH_" + field.upper()
+        where = env_name if env_name in os.environ else f"[opsdash].{field}"
+        raise ConfigError(f"{where}: {err['msg']}") from None
+    finally:
+        _file_table.reset(token)
+
+
+# ---------------------------------------------------------------- loading and locating errors
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    path: Path
+    text: str
+    profile: Profile
+    file_table: Mapping[str, Any]
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(
+    r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*="""
+)
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in key.split("."))
+
+
+def locate(text: str, loc: tuple[str | int, ...], *, exact: bool = False) -> int | None:
+    """Best-effort line number of a TOML location such as ('policy', 1, 'expected').
+
+    Without `exact`, the line of the closest enclosing key or table is returned when the location
+    itself is not written in the file."""
+    aot_index: dict[tuple[str | int, ...], int] = {}
+    current: tuple[str | int, ...] = ()
+    best_line, best_len = None, 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            parts = _split_key(header.group(2))
+            path: tuple[str | int, ...] = ()
+            for part in parts:
+                path = (*path, part)
+                if path in aot_index and not (header.group(1) == "[[" and path == parts):
+                    path = (*path, aot_index[path])
+            if header.group(1) == "[[":
+                index = aot_index.get(parts, -1) + 1
+                aot_index[parts] = index
+                path = (*parts, index)
+            current = path
+            full = current
+        else:
+            key = _KEY.match(line)
+            if not key:
+                continue
+            full = (*current, *_split_key(key.group(1)))
+        n = len(full)
+        if n > best_len and tuple(loc[:n]) == full:
+            best_line, best_len = lineno, n
+    if exact and best_len != len(loc):
+        return None
+    return best_line
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _strip_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop pydantic's union tags (checks.0.http.url -> checks.0.url) so the path matches the file."""
+    out: list[str | int] = []
+    for part in loc:
+        if part == "function-after" or (part in CHECK_KINDS and out and isinstance(out[-1], int)):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def validation_messages(exc: ValidationError, path: Path, text: str) -> list[str]:
+    messages = []
+    # A misspelt key also makes the real key "missing": report the misspelling first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    for err in errors:
+        loc = _strip_tags(tuple(err["loc"]))
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, "kind")
+        line = locate(text, loc) if loc else None
+        where = f"{path}:{line}" if line else str(path)
+        if err["type"] == "extra_forbidden":
+            section = _format_loc(loc[:-1]) or "the top level"
+            messages.append(f"{where}: unknown key {loc[-1]!r} in {section}")
+        elif err["type"] == "missing":
+            messages.append(f"{where}: {_format_loc(loc)} is required but missing")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            messages.append(f"{where}: {_format_loc(loc) or 'config'}: {msg}")
+    return messages
+
+
+def find_config(explicit: Path | None = None, cwd: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    from_env = paths.env_path("OPSDASH_CONFIG")
+    if from_env is not None:
+        return from_env
+    candidates = paths.config_candidates(cwd)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"no configuration found (looked in {looked}); pass --config, set OPSDASH_CONFIG, "
+        "or run 'opsdash init' to write one"
+    )
+
+
+def read_config_text(path: Path) -> str:
+    from opsdash.core.files import UnreadableFile, read_text
+
+    try:
+        return read_text(path, "config file")
+    except UnreadableFile as exc:
+        raise ConfigError(str(exc)) from None
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def parse_config(path: Path, text: str) -> tuple[ConfigFile | None, list[str]]:
+    """Parse and validate; returns every problem as 'file:line: message'."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        pos = _TOML_POS.search(msg)
+        if pos:
+            where = f"{path}:{pos.group(1)}:{pos.group(2)}"
+            msg = _TOML_POS.sub("", msg).strip()
+        else:
+            where = f"{path}:{text.count(chr(10)) + 1}"
+        return None, [f"{where}: invalid TOML: {msg}"]
+    try:
+        return ConfigFile.model_validate(data), []
+    except ValidationError as exc:
+        return None, validation_messages(exc, path, text)
+
+
+def _resolve(base: Path, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    value = value.expanduser()
+    return value if value.is_absolute() else base / value
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Load a config file; raise ConfigError naming file and line on the first problem."""
+    text = read_config_text(path)
+    parsed, problems = parse_config(path, text)
+    if parsed is None:
+        more = (
+            f" (+{len(problems) - 1} more; 'opsdash config validate' lists all)" if len(problems) > 1 else ""
+        )
+        raise ConfigError(problems[0] + more)
+    base = path.resolve().parent
+    target = parsed.target.model_copy(update={"bundle_dir": _resolve(base, parsed.target.bundle_dir)})
+    env = parsed.env.model_copy(
+        update={
+            "files": [_resolve(base, f) for f in parsed.env.files],
+            "example": _resolve(base, parsed.env.example),
+            "development": _resolve(base, parsed.env.development),
+        }
+    )
+    health = parsed.health.model_copy(update={"ca_file": _resolve(base, parsed.health.ca_file)})
+    runbooks = parsed.runbooks.model_copy(update={"dirs": [_resolve(base, d) for d in parsed.runbooks.dirs]})
+    fields = {name: getattr(parsed, name) for name in Profile.model_fields}
+    profile = Profile(**{**fields, "target": target, "env": env, "health": health, "runbooks": runbooks})
+    return LoadedConfig(
+        path=path, text=text, profile=profile, file_table=parsed.opsdash.model_dump(exclude_unset=True)
+    )
+
+
+def config_schema() -> dict[str, Any]:
+    schema = ConfigFile.model_json_schema(by_alias=True)
+    schema["properties"]["opsdash"] = OpsdashSettings.model_json_schema()
+    schema["properties"]["opsdash"]["title"] = (
+        "opsdash settings ([opsdash] table; OPSDASH_* env vars override)"
+    )
+    return schema
