@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
 from opsdash.cli.render import emit
-from opsdash.core.errors import InputError
 from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionState, StepNotAllowed, StepStatus
 from opsdash.core.runbooks.model import Runbook, Step
 
@@ -161,25 +159,6 @@ def print_session(state: SessionState, book: Runbook | None) -> None:
             )
 
 
-def lint_paths(paths: list[Path], known_checks: list[str] | None) -> tuple[int, list[str]]:
-    from opsdash.core.runbooks.lint import lint
-    from opsdash.core.runbooks.parser import parse
-
-    problems: list[str] = []
-    count = 0
-    for path in paths:
-        files = sorted(path.glob("*.md")) if path.is_dir() else [path]
-        if path.is_dir() and not files:
-            problems.append(f"{path}: no runbooks (*.md) here")
-        for file in files:
-            count += 1
-            book, found = parse(file)
-            if book is not None:
-                found = lint(book, known_checks)
-            problems.extend(str(p) for p in found)
-    return count, problems
-
-
 def dry_run(book: Runbook, params: dict[str, str], runner: Any) -> int:
     from opsdash.core.runbooks.gates import parse_gates
     from opsdash.core.runbooks.model import fill_command, fill_text
@@ -212,12 +191,3 @@ def dry_run(book: Runbook, params: dict[str, str], runner: Any) -> int:
                     )
                 )
     return 0 if not failed else 1
-
-
-def session_for(ref: str, store: Any, runbook_id: str) -> str:
-    if ref != "latest":
-        return ref
-    found = store.latest_active(runbook_id)
-    if found is None:
-        raise InputError(f"no unfinished session of {runbook_id} to resume")
-    return str(found)

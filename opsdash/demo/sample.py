@@ -192,4 +192,4 @@ def write_sample_data(data_dir: Path) -> None:
                 kind, "BetaSkill", f"20261126T07{i}000-00000{i}", f"2026-11-26T07:{i}0:00.000+00:00", 5, ()
             )
             history.record(report, operator="alice")
-            history.db.execute("UPDATE runs SET verdict = ? WHERE run_id = ?", [verdict.value, report.run_id])
+            history.set_verdict(report.run_id, verdict)

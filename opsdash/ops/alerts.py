@@ -6,6 +6,7 @@ Delivery never blocks checks and never raises: a channel that fails after its re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -14,13 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opsdash.core.alerts import Action, Candidate, OpenAlert, active_silence, plan
-from opsdash.core.findings import Severity
-from opsdash.core.health.model import CheckResult
 from opsdash.core.profile import AlertChannel, Profile
 from opsdash.core.secrets import redactor
-from opsdash.ops.audit import audit_event
-from opsdash.ops.config import OpsdashSettings
+from opsdash.ops.audit import AuditTrail
 from opsdash.storage.history import History
+from opsdash.storage.rows import AlertRow
 
 EMOJI = {"firing": ":red_circle:", "reminder": ":repeat:", "resolved": ":large_green_circle:"}
 
@@ -71,176 +70,117 @@ def deliver(channel: AlertChannel, body: dict[str, Any]) -> tuple[bool, int, str
     return False, channel.retries + 1, error
 
 
-def send_event_alert(
-    settings: OpsdashSettings, operator: str, profile: Profile, history: History, alert: dict[str, Any]
-) -> None:
-    """An alert that is an event (a burst), not a state: sent once, nothing to resolve later."""
-    if active_silence(alert["rule"], profile.alerts.silences, datetime.now(UTC)) is None:
-        _send(settings, operator, profile, history, "firing", alert)
-        history.mark_alert(alert["id"], last_sent_at=time.time(), status="resolved")
+Deliver = Callable[[AlertChannel, dict[str, Any]], tuple[bool, int, str]]
 
 
-def _send(
-    settings: OpsdashSettings,
-    operator: str,
-    profile: Profile,
-    history: History,
-    event: str,
-    alert: dict[str, Any],
-) -> None:
-    for channel in profile.alerts.channels:
-        ok, attempts, error = deliver(channel, payload(channel, event, alert, profile.target.name))
-        history.record_delivery(alert["id"], channel.name, event, ok, attempts, error, time.time())
-        if not ok:
-            print(
-                f"opsdash: warning: alert {alert['id']} not delivered to {channel.name} after {attempts} "
-                f"attempt(s): {redactor.redact(error)}",
-                file=sys.stderr,
-            )
-            audit_event(
-                settings,
-                operator,
-                "system",
-                "alert-delivery-failed",
-                subject=channel.name,
-                outcome="failed",
-                details={"alert_id": alert["id"], "error": error, "event": event},
-            )
+def _as_dict(alert: AlertRow) -> dict[str, Any]:
+    return dataclasses.asdict(alert)
 
 
-def process(
-    settings: OpsdashSettings,
-    operator: str,
-    profile: Profile,
-    history: History,
-    candidates: Sequence[Candidate],
-    scope: set[tuple[str, str]],
-    now: float | None = None,
-) -> list[Action]:
-    """Decide and carry out fire / remind / resolve for these candidates; returns what was done."""
-    now = time.time() if now is None else now
-    open_rows = history.open_alerts()
-    open_alerts = {
-        (r["rule"], r["key"]): OpenAlert(r["id"], r["rule"], r["key"], r["raised_at"], r["last_sent_at"])
-        for r in open_rows
-    }
-    rows = {r["id"]: r for r in open_rows}
-    actions = plan(candidates, open_alerts, scope, now, profile.alerts.reminder_interval)
-    when = datetime.fromtimestamp(now, UTC)
-    for action in actions:
-        silence = active_silence(action.rule, profile.alerts.silences, when)
-        if action.kind == "fire":
-            c = action.candidate
-            assert c is not None
-            alert_id = history.record_alert(
-                c.rule,
-                c.key,
-                c.severity.value,
-                c.title,
-                c.detail,
-                now,
-                runbook=c.runbook,
-                silenced=silence is not None,
-            )
-            audit_event(
-                settings,
-                operator,
-                "security_event" if c.rule in ("credentials-rejected",) else "system",
-                "alert",
-                subject=c.key,
-                outcome=c.severity.value,
-                details={
-                    "rule": c.rule,
-                    "alert_id": alert_id,
-                    "title": c.title,
-                    "silenced": silence.reason if silence else None,
-                },
-            )
-            if silence is None:
-                alert = {
-                    "id": alert_id,
-                    "rule": c.rule,
-                    "key": c.key,
-                    "severity": c.severity.value,
-                    "title": c.title,
-                    "detail": c.detail,
-                    "runbook": c.runbook,
-                }
-                _send(settings, operator, profile, history, "firing", alert)
-                history.mark_alert(alert_id, last_sent_at=now)
-        elif action.kind == "remind" and silence is None:
-            assert action.alert is not None and action.candidate is not None
-            row = {**rows[action.alert.id], "detail": action.candidate.detail}
-            _send(settings, operator, profile, history, "reminder", row)
-            history.mark_alert(action.alert.id, last_sent_at=now)
-        elif action.kind == "resolve":
-            assert action.alert is not None
-            history.mark_alert(action.alert.id, status="resolved", resolved_at=now)
-            audit_event(
-                settings,
-                operator,
-                "system",
-                "alert-resolved",
-                subject=action.key,
-                outcome="resolved",
-                details={"rule": action.rule, "alert_id": action.alert.id},
-            )
-            if (
-                profile.alerts.send_resolved
-                and silence is None
-                and rows[action.alert.id]["last_sent_at"] is not None
-            ):
-                _send(settings, operator, profile, history, "resolved", rows[action.alert.id])
-    return actions
-
-
-class BackgroundAlerts:
-    """Alert processing off the event loop (a slow channel must not delay probes), one at a time,
-    each with its own database connection. Optionally records the results first, and reports the
-    alerts that fired (the dashboard turns them into notifications)."""
+class AlertDispatcher:
+    """Fire, remind, resolve and deliver the profile's alerts; every step is recorded in history and
+    the audit trail. `deliver` and `clock` are seams for tests."""
 
     def __init__(
         self,
-        settings: OpsdashSettings,
-        operator: str,
         profile: Profile,
+        audit: AuditTrail,
         *,
-        run_id: str | None = None,
-        on_fired: Callable[[list[str]], None] | None = None,
+        deliver: Deliver = deliver,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        self.profile, self.audit, self.deliver, self.clock = profile, audit, deliver, clock
 
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsdash-alerts")
-        self.settings, self.operator, self.profile = settings, operator, profile
-        self.run_id, self.on_fired = run_id, on_fired
+    def send_event(self, history: History, alert: AlertRow) -> None:
+        """An alert that is an event (a burst), not a state: sent once, nothing to resolve later."""
+        now = self.clock()
+        if active_silence(alert.rule, self.profile.alerts.silences, datetime.fromtimestamp(now, UTC)) is None:
+            self._send(history, "firing", _as_dict(alert))
+            history.mark_alert(alert.id, last_sent_at=now, status="resolved")
 
-    def submit(
+    def _send(self, history: History, event: str, alert: dict[str, Any]) -> None:
+        for channel in self.profile.alerts.channels:
+            ok, attempts, error = self.deliver(
+                channel, payload(channel, event, alert, self.profile.target.name)
+            )
+            history.record_delivery(alert["id"], channel.name, event, ok, attempts, error, self.clock())
+            if not ok:
+                print(
+                    f"opsdash: warning: alert {alert['id']} not delivered to {channel.name} after "
+                    f"{attempts} attempt(s): {redactor.redact(error)}",
+                    file=sys.stderr,
+                )
+                self.audit.event(
+                    "system",
+                    "alert-delivery-failed",
+                    subject=channel.name,
+                    outcome="failed",
+                    details={"alert_id": alert["id"], "error": error, "event": event},
+                )
+
+    def process(
         self,
+        history: History,
         candidates: Sequence[Candidate],
         scope: set[tuple[str, str]],
-        results: Sequence[CheckResult] = (),
-        sustained: dict[str, Severity] | None = None,
-    ) -> None:
-        self._pool.submit(self._run, list(candidates), set(scope), list(results), dict(sustained or {}))
-
-    def _run(
-        self,
-        candidates: list[Candidate],
-        scope: set[tuple[str, str]],
-        results: list[CheckResult],
-        sustained: dict[str, Severity],
-    ) -> None:
-        try:
-            with History.open(self.settings.resolved_data_dir()) as history:
-                if results and self.run_id:
-                    history.record_checks(self.run_id, results, sustained)
-                actions = process(self.settings, self.operator, self.profile, history, candidates, scope)
-        except Exception as exc:  # never let a background failure pass silently
-            print(f"opsdash: warning: alerts not processed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return
-        fired = [a.candidate.title for a in actions if a.kind == "fire" and a.candidate is not None]
-        if fired and self.on_fired is not None:
-            self.on_fired(fired)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        now: float | None = None,
+    ) -> list[Action]:
+        """Decide and carry out fire / remind / resolve for these candidates; returns what was done."""
+        now = self.clock() if now is None else now
+        rows = {r.id: r for r in history.open_alerts()}
+        open_alerts = {
+            (r.rule, r.key): OpenAlert(r.id, r.rule, r.key, r.raised_at, r.last_sent_at)
+            for r in rows.values()
+        }
+        alerts = self.profile.alerts
+        actions = plan(candidates, open_alerts, scope, now, alerts.reminder_interval)
+        when = datetime.fromtimestamp(now, UTC)
+        for action in actions:
+            silence = active_silence(action.rule, alerts.silences, when)
+            if action.kind == "fire":
+                c = action.candidate
+                assert c is not None
+                alert_id = history.record_alert(
+                    c.rule,
+                    c.key,
+                    c.severity.value,
+                    c.title,
+                    c.detail,
+                    now,
+                    runbook=c.runbook,
+                    silenced=silence is not None,
+                )
+                self.audit.event(
+                    "security_event" if c.rule in ("credentials-rejected",) else "system",
+                    "alert",
+                    subject=c.key,
+                    outcome=c.severity.value,
+                    details={
+                        "rule": c.rule,
+                        "alert_id": alert_id,
+                        "title": c.title,
+                        "silenced": silence.reason if silence else None,
+                    },
+                )
+                if silence is None:
+                    self._send(history, "firing", _as_dict(history.alert(alert_id)))
+                    history.mark_alert(alert_id, last_sent_at=now)
+            elif action.kind == "remind" and silence is None:
+                assert action.alert is not None and action.candidate is not None
+                row = {**_as_dict(rows[action.alert.id]), "detail": action.candidate.detail}
+                self._send(history, "reminder", row)
+                history.mark_alert(action.alert.id, last_sent_at=now)
+            elif action.kind == "resolve":
+                assert action.alert is not None
+                history.mark_alert(action.alert.id, status="resolved", resolved_at=now)
+                self.audit.event(
+                    "system",
+                    "alert-resolved",
+                    subject=action.key,
+                    outcome="resolved",
+                    details={"rule": action.rule, "alert_id": action.alert.id},
+                )
+                row_ = rows[action.alert.id]
+                if alerts.send_resolved and silence is None and row_.last_sent_at is not None:
+                    self._send(history, "resolved", _as_dict(row_))
+        return actions

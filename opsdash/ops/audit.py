@@ -1,4 +1,4 @@
-"""The audit trail: the one function every component writes through, and the key it signs with."""
+"""The audit trail every operation writes through, the key it signs with, and verifying it."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import os
 import secrets
 import stat
 import sys
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from opsdash.core.audit.log import AuditLog, Head
+from opsdash.core.audit.log import LOG_NAME, AuditLog, Head, Verification, parse_anchor, verify
 from opsdash.core.errors import InputError
 from opsdash.core.findings import Report, Severity
 from opsdash.ops import paths
 from opsdash.ops.config import OpsdashSettings
-from opsdash.storage.history import History
+
+if TYPE_CHECKING:
+    from opsdash.ops.base import Ops
+    from opsdash.storage.history import History
 
 AUDIT_KEY_FILE = "audit.key"
 EXPOSURE_RULES = {"secret-client-exposed", "secret-in-bundle", "url-secret-in-query"}
@@ -39,68 +44,98 @@ def audit_key(settings: OpsdashSettings) -> bytes:
     return key.encode()
 
 
-def audit_log(settings: OpsdashSettings, operator: str) -> AuditLog:
-    return AuditLog(
-        paths.ensure_dir(settings.resolved_data_dir()),
-        audit_key(settings),
-        operator=operator,
-        max_bytes=settings.audit_max_bytes,
-    )
+class AuditTrail:
+    """The one way every component writes to the audit log. The key is read once, on first use."""
 
+    def __init__(self, settings: OpsdashSettings, operator: str) -> None:
+        self.settings, self.operator = settings, operator
+        self._log: AuditLog | None = None
 
-def audit_event(
-    settings: OpsdashSettings,
-    operator: str,
-    kind: str,
-    action: str,
-    *,
-    subject: str = "",
-    outcome: str = "",
-    details: dict[str, Any] | None = None,
-) -> Head | None:
-    """The one way every component writes to the audit log. A failure to write is reported on
-    stderr and never loses the operator's result; returns the new head."""
-    try:
-        record = audit_log(settings, operator).append(
-            kind, action, subject=subject, outcome=outcome, details=details
-        )
-    except (OSError, InputError) as exc:
-        print(f"opsdash: warning: audit log not written: {exc}", file=sys.stderr)
-        return None
-    return Head(record["log_id"], record["seq"], record["mac"])
+    @property
+    def directory(self) -> Path:
+        return self.settings.resolved_data_dir()
 
+    @property
+    def path(self) -> Path:
+        return self.directory / LOG_NAME
 
-def audit_report(settings: OpsdashSettings, operator: str, report: Report, history: History | None) -> None:
-    for f in report.findings:
-        if f.rule in EXPOSURE_RULES:
-            audit_event(
-                settings,
-                operator,
-                "security_event",
-                "secret-exposure",
-                subject=f.subject,
-                outcome=f.severity.value,
-                details={"rule": f.rule, "run_id": report.run_id},
+    def key(self) -> bytes:
+        return self.log().key
+
+    def log(self) -> AuditLog:
+        if self._log is None:
+            self._log = AuditLog(
+                paths.ensure_dir(self.directory),
+                audit_key(self.settings),
+                operator=self.operator,
+                max_bytes=self.settings.audit_max_bytes,
             )
-    crit = sorted({f.rule for f in report.findings if f.severity is Severity.CRIT})
-    if crit:
-        audit_event(
-            settings,
-            operator,
-            "security_event",
-            "crit-findings",
+        return self._log
+
+    def event(
+        self,
+        kind: str,
+        action: str,
+        *,
+        subject: str = "",
+        outcome: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> Head | None:
+        """Append one record. A failure to write is reported on stderr and never loses the
+        operator's result; returns the new head."""
+        try:
+            record = self.log().append(kind, action, subject=subject, outcome=outcome, details=details)
+        except (OSError, InputError) as exc:
+            print(f"opsdash: warning: audit log not written: {exc}", file=sys.stderr)
+            return None
+        return Head(record["log_id"], record["seq"], record["mac"])
+
+    def report(self, report: Report, history: History | None) -> None:
+        """A run's security events and its outcome; the outcome's head becomes the run's anchor."""
+        for f in report.findings:
+            if f.rule in EXPOSURE_RULES:
+                self.event(
+                    "security_event",
+                    "secret-exposure",
+                    subject=f.subject,
+                    outcome=f.severity.value,
+                    details={"rule": f.rule, "run_id": report.run_id},
+                )
+        crit = sorted({f.rule for f in report.findings if f.severity is Severity.CRIT})
+        if crit:
+            self.event(
+                "security_event",
+                "crit-findings",
+                subject=report.target,
+                outcome="CRIT",
+                details={"rules": crit, "run_id": report.run_id},
+            )
+        head = self.event(
+            "operator_action",
+            report.kind,
             subject=report.target,
-            outcome="CRIT",
-            details={"rules": crit, "run_id": report.run_id},
+            outcome=report.verdict.value,
+            details={"run_id": report.run_id, **report.counts()},
         )
-    head = audit_event(
-        settings,
-        operator,
-        "operator_action",
-        report.kind,
-        subject=report.target,
-        outcome=report.verdict.value,
-        details={"run_id": report.run_id, **report.counts()},
-    )
-    if head is not None and history is not None:
-        history.record_anchor(report.run_id, head.log_id, head.seq, head.mac)
+        if head is not None and history is not None:
+            history.record_anchor(report.run_id, head.log_id, head.seq, head.mac)
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    result: Verification
+    anchor_source: str
+
+
+def verify_log(ops: Ops, anchor: str | None = None) -> VerifyOutcome:
+    """Verify the whole chain against --anchor SEQ:MAC, else the latest anchor in history."""
+    wanted: Head | None = None
+    source = "none"
+    if anchor:
+        wanted, source = parse_anchor(anchor), "--anchor"  # ValueError: the caller's usage error
+    elif ops.has_history():
+        with ops.history() as history:
+            latest = history.latest_anchor()
+        if latest is not None:
+            wanted, source = Head(latest.log_id, latest.seq, latest.mac), f"history run {latest.run_id}"
+    return VerifyOutcome(verify(ops.audit.directory, ops.audit.key(), wanted), source)

@@ -34,10 +34,9 @@ from opsdash.core.rules import rule
 from opsdash.core.runbooks.lint import lint
 from opsdash.core.secrets import fingerprint
 from opsdash.core.validators import validate
-from opsdash.ops import alerts as alerting
-from opsdash.ops.audit import audit_report
-from opsdash.ops.config import LoadedConfig, OpsdashSettings
-from opsdash.ops.services import find_runbook, probe_context
+from opsdash.ops.base import Ops
+from opsdash.ops.checks import probe_context
+from opsdash.ops.runbooks import find_runbook
 from opsdash.storage.history import History
 
 GREEN_KINDS = ("preflight", "verify-deploy")
@@ -92,30 +91,20 @@ def _env_fingerprints(history: History, run_id: str) -> dict[str, tuple[str, boo
     return {k: (v.fingerprint, v.secret) for k, v in history.env_keys(run_id).items()}
 
 
-def _record(
-    settings: OpsdashSettings,
-    operator: str,
-    loaded: LoadedConfig,
-    history: History,
-    report: Report,
-    env: Any,
-    results: Sequence[CheckResult],
-) -> None:
-    history.record(report, operator=operator, env=env, is_secret=loaded.profile.is_secret)
+def _record(ops: Ops, history: History, report: Report, env: Any, results: Sequence[CheckResult]) -> None:
+    history.record(report, operator=ops.operator, env=env, is_secret=ops.profile.is_secret)
     history.record_checks(report.run_id, results)
-    audit_report(settings, operator, report, history)
+    ops.audit.report(report, history)
     candidates = check_candidates(results)
     scope = check_scope(results) | {(PREFLIGHT_NO_GO, report.target)}
     if report.kind == "preflight":
         extra = preflight_candidate(report)
         candidates += [extra] if extra else []
-    alerting.process(settings, operator, loaded.profile, history, candidates, scope)
+    ops.alerts.process(history, candidates, scope)
 
 
 def preflight(
-    loaded: LoadedConfig,
-    settings: OpsdashSettings,
-    operator: str,
+    ops: Ops,
     *,
     env_files: Sequence[Path] | None = None,
     from_env: bool | None = None,
@@ -124,7 +113,7 @@ def preflight(
 ) -> Report:
     """Environment validation + every live check (TLS and the webhook self-test among them) + rollback
     readiness, as one go/no-go report."""
-    profile = loaded.profile
+    profile = ops.profile
     started, t0 = datetime.now(UTC), time.perf_counter()
     progress("validating the environment")
     validation = validate(profile, env_files=env_files, from_env=from_env)
@@ -137,7 +126,7 @@ def preflight(
         results = []
     progress("checking rollback readiness")
     versions = read_versions(profile)
-    with History.open(settings.resolved_data_dir()) as history:
+    with ops.history() as history:
         readiness = rollback_readiness(profile, history, versions)
         findings = [*validation.report.findings, *(f for r in results for f in r.findings), *readiness]
         if not profile.checks:
@@ -156,7 +145,7 @@ def preflight(
         }
         report = Report.timed("preflight", profile.target.name, started, t0, findings, summary)
         if record:
-            _record(settings, operator, loaded, history, report, validation.env, results)
+            _record(ops, history, report, validation.env, results)
     return report
 
 
@@ -171,9 +160,7 @@ class Sweep:
 
 
 def verify_deploy(
-    loaded: LoadedConfig,
-    settings: OpsdashSettings,
-    operator: str,
+    ops: Ops,
     *,
     window: float,
     interval: float,
@@ -185,7 +172,7 @@ def verify_deploy(
 ) -> Report:
     """Poll every check until `stable` consecutive all-good sweeps or the window ends, then compare
     with the last green run."""
-    profile = loaded.profile
+    profile = ops.profile
     if not profile.checks:
         raise ConfigError("the profile has no [[checks]] to verify a deploy with")
     started, t0 = datetime.now(UTC), time.perf_counter()
@@ -249,7 +236,7 @@ def verify_deploy(
     now_env = {k: (fingerprint(v.value), profile.is_secret(k)) for k, v in env.values.items()} if env else {}
     run_id = new_run_id(started)
     current = baseline_from(run_id, stable_sweeps, now_env)
-    with History.open(settings.resolved_data_dir()) as history:
+    with ops.history() as history:
         green_id = history.last_green(GREEN_KINDS)
         if green_id is not None:
             green_row = history.resolve(green_id)
@@ -279,7 +266,7 @@ def verify_deploy(
         report = Report.timed(
             "verify-deploy", profile.target.name, started, t0, findings, summary, run_id=run_id
         )
-        _record(settings, operator, loaded, history, report, env, [r for s in stable_sweeps for r in s])
+        _record(ops, history, report, env, [r for s in stable_sweeps for r in s])
     return report
 
 
@@ -287,12 +274,12 @@ def _baseline_rows(history: History, run_id: str) -> tuple[dict[str, float], dic
     latencies: dict[str, list[float]] = {}
     metrics: dict[str, dict[str, float]] = {}
     for row in history.check_results_of(run_id):
-        if row["severity"] not in ("OK", "INFO", "WARN"):
+        if row.severity not in ("OK", "INFO", "WARN"):
             continue
-        values = json.loads(row["metrics"])
+        values = row.metrics_dict()
         if "response_time_ms" in values:
-            latencies.setdefault(row["check_name"], []).append(values["response_time_ms"])
-        metrics[row["check_name"]] = {k: v for k, v in values.items() if k != "response_time_ms"}
+            latencies.setdefault(row.check_name, []).append(values["response_time_ms"])
+        metrics[row.check_name] = {k: v for k, v in values.items() if k != "response_time_ms"}
     return {k: statistics.median(v) for k, v in latencies.items()}, metrics
 
 

@@ -23,6 +23,7 @@ from opsdash.core.files import exclusive_lock
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.secrets import fingerprint, redactor
+from opsdash.storage.rows import AlertRow, Anchor, CheckRow, DeliveryRow, rows_as
 
 DB_NAME = "history.db"
 
@@ -346,7 +347,7 @@ class History:
         with self.db.conn:
             self.db.table("check_results").insert_all(rows)
 
-    def latest_check_results(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def latest_check_results(self, names: Iterable[str]) -> dict[str, CheckRow]:
         """The newest row of each named check: one indexed seek per check (not a GROUP BY scan)."""
         out = {}
         for name in names:
@@ -356,17 +357,17 @@ class History:
                 )
             )
             if rows:
-                out[name] = rows[0]
+                out[name] = rows_as(CheckRow, rows)[0]
         return out
 
-    def check_history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+    def check_history(self, name: str, limit: int = 50) -> list[CheckRow]:
         """The last `limit` results of one check, oldest first (for sparklines and trends)."""
         rows = list(
             self.db.table("check_results").rows_where(
                 "check_name = ?", [name], order_by="started_at DESC, id DESC", limit=limit
             )
         )
-        return rows[::-1]
+        return rows_as(CheckRow, rows[::-1])
 
     def record_anchor(self, run_id: str, log_id: str, seq: int, mac: str) -> None:
         with self.db.conn:
@@ -380,8 +381,8 @@ class History:
                 }
             )
 
-    def latest_anchor(self) -> dict[str, Any] | None:
-        rows = list(self.db.table("audit_anchors").rows_where(order_by="id DESC", limit=1))
+    def latest_anchor(self) -> Anchor | None:
+        rows = rows_as(Anchor, self.db.table("audit_anchors").rows_where(order_by="id DESC", limit=1))
         return rows[0] if rows else None
 
     def seen_delivery(self, scheme: str, delivery_id: str, expires_in: float, now: float) -> bool:
@@ -440,8 +441,10 @@ class History:
             )
             return int(table.last_pk or 0)
 
-    def open_alerts(self) -> list[dict[str, Any]]:
-        return list(self.db.table("alerts").rows_where("status = 'firing'", order_by="raised_at"))
+    def open_alerts(self) -> list[AlertRow]:
+        return rows_as(
+            AlertRow, self.db.table("alerts").rows_where("status = 'firing'", order_by="raised_at")
+        )
 
     def mark_alert(self, alert_id: int, **fields: Any) -> None:
         with self.db.conn:
@@ -463,13 +466,16 @@ class History:
                 }
             )
 
-    def deliveries(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+    def deliveries(self, alert_id: int | None = None) -> list[DeliveryRow]:
         where, args = ("alert_id = ?", [alert_id]) if alert_id is not None else (None, [])
-        return list(self.db.table("alert_deliveries").rows_where(where, args, order_by="id"))
+        return rows_as(DeliveryRow, self.db.table("alert_deliveries").rows_where(where, args, order_by="id"))
 
-    def alerts(self, rule: str | None = None) -> list[dict[str, Any]]:
+    def alerts(self, rule: str | None = None) -> list[AlertRow]:
         where, args = ("rule = ?", [rule]) if rule else (None, [])
-        return list(self.db.table("alerts").rows_where(where, args, order_by="raised_at"))
+        return rows_as(AlertRow, self.db.table("alerts").rows_where(where, args, order_by="raised_at, id"))
+
+    def alert(self, alert_id: int) -> AlertRow:
+        return rows_as(AlertRow, [self.db.table("alerts").get(alert_id)])[0]
 
     def last_green(self, kinds: tuple[str, ...]) -> str | None:
         """The newest run of these kinds that passed (a GO: OK, INFO or WARN, never CRIT or UNKNOWN)."""
@@ -481,8 +487,15 @@ class History:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def check_results_of(self, run_id: str) -> list[dict[str, Any]]:
-        return list(self.db.table("check_results").rows_where("run_id = ?", [run_id], order_by="id"))
+    def check_results_of(self, run_id: str) -> list[CheckRow]:
+        return rows_as(
+            CheckRow, self.db.table("check_results").rows_where("run_id = ?", [run_id], order_by="id")
+        )
+
+    def set_verdict(self, run_id: str, verdict: Severity) -> None:
+        """Overwrite a recorded run's verdict (the demo's sample history shows a failed run)."""
+        with self.db.conn:
+            self.db.execute("UPDATE runs SET verdict = ? WHERE run_id = ?", [verdict.value, run_id])
 
     def purge(self, older_than_days: int, now: datetime | None = None) -> int:
         """Delete runs older than the retention period; returns how many went."""

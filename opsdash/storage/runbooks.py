@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from opsdash.core.findings import Severity
 from opsdash.core.runbooks.executor import SessionState, SessionStatus, StepState, StepStatus
 from opsdash.storage.history import History
+from opsdash.storage.rows import SessionRow, rows_as
 
 VERDICTS = {SessionStatus.ACTIVE: Severity.UNKNOWN, SessionStatus.ABORTED: Severity.CRIT}
 
@@ -84,11 +86,18 @@ class RunbookStore:
     def events(self, session_id: str) -> list[dict[str, Any]]:
         return list(self.db.table("runbook_events").rows_where("session_id = ?", [session_id], order_by="id"))
 
-    def sessions(self, runbook_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    def sessions(self, runbook_id: str | None = None, limit: int = 20) -> list[SessionRow]:
         where, args = ("runbook_id = ?", [runbook_id]) if runbook_id else (None, [])
-        return list(
-            self.db.table("runbook_sessions").rows_where(where, args, order_by="started_at DESC", limit=limit)
+        return rows_as(
+            SessionRow,
+            self.db.table("runbook_sessions").rows_where(
+                where, args, order_by="started_at DESC", limit=limit
+            ),
         )
+
+    def last_sessions(self, runbook_ids: Iterable[str]) -> dict[str, SessionRow | None]:
+        """The newest session of each runbook (None: never run)."""
+        return {i: next(iter(self.sessions(i, limit=1)), None) for i in runbook_ids}
 
     def latest_active(self, runbook_id: str | None = None) -> str | None:
         clauses, args = ["status = ?"], ["active"]

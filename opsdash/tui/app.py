@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from opsdash.core.errors import OpsdashError
 from opsdash.core.secrets import redactor
 from opsdash.demo import FAULTS
+from opsdash.ops.base import Ops
 from opsdash.ops.config import load_config, load_settings
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AlertsRaised, DemoFaultSwitched, OpenRunbook, OverviewChanged
@@ -100,15 +101,16 @@ class OpsdashApp(App[None]):
 
     def __init__(
         self,
-        config_path: Path | None,
+        config_path: Path | None = None,
         *,
+        ops: Ops | None = None,
         demo: bool = False,
         record: bool = True,
         live: bool = True,
         data_dir: Path | None = None,
     ) -> None:
         super().__init__()
-        self.ctx = build_context(config_path, demo=demo, record=record, live=live, data_dir=data_dir)
+        self.ctx = build_context(config_path, ops=ops, demo=demo, record=record, live=live, data_dir=data_dir)
 
     # ------------------------------------------------------------------ layout
 
@@ -262,21 +264,13 @@ class OpsdashApp(App[None]):
     @work(thread=True, group="demo", exit_on_error=False, description="switch a demo fault")
     def switch_fault(self, name: str, on: bool) -> None:
         from opsdash.demo.control import set_fault
-        from opsdash.ops.audit import audit_event
 
         try:
             active = set_fault(self.ctx.data_dir, name, on)
         except OpsdashError as exc:
             self.post_message(DemoFaultSwitched(name, on, error=str(exc)))
             return
-        audit_event(
-            self.ctx.settings,
-            self.ctx.operator,
-            "operator_action",
-            "demo-fault",
-            subject=name,
-            outcome="on" if on else "off",
-        )
+        self.ctx.ops.audit.event("operator_action", "demo-fault", subject=name, outcome="on" if on else "off")
         self.post_message(DemoFaultSwitched(name, on, active=active))
 
     @on(DemoFaultSwitched)
@@ -296,12 +290,15 @@ class OpsdashApp(App[None]):
 def build_context(
     config_path: Path | None,
     *,
+    ops: Ops | None = None,
     demo: bool = False,
     record: bool = True,
     live: bool = True,
     data_dir: Path | None = None,
 ) -> DashboardContext:
     """Startup validation: the configuration is loaded (and its problems shown) before any pane."""
+    if ops is not None:
+        return DashboardContext(ops, config_path, demo=demo, live=live, record=record)
     loaded, error = None, None
     if config_path is not None:
         try:
@@ -312,16 +309,8 @@ def build_context(
         settings = load_settings(loaded.file_table if loaded else None, data_dir=data_dir)
     except OpsdashError as exc:
         settings, error = load_settings(None, data_dir=data_dir), str(exc)
-    return DashboardContext(
-        config_path=config_path,
-        loaded=loaded,
-        settings=settings,
-        operator=settings.resolved_operator(),
-        demo=demo,
-        live=live,
-        record=record,
-        error=error,
-    )
+    ops = Ops(settings, loaded, settings.resolved_operator())
+    return DashboardContext(ops, config_path, demo=demo, live=live, record=record, error=error)
 
 
 def run_dashboard(config_path: Path | None, *, demo: bool = False) -> None:

@@ -312,12 +312,12 @@ def test_verdict_json_shape() -> None:
 
 
 def test_every_scheme_option_can_be_set_from_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
-    """webhook_verifier copies [webhook] fields onto SchemeOptions by name: a renamed field would
+    """verifier_for copies [webhook] fields onto SchemeOptions by name: a renamed field would
     otherwise be dropped silently."""
     import dataclasses
 
     from opsdash.core.profile import Profile
-    from opsdash.ops.services import webhook_verifier
+    from opsdash.ops.webhooks import verifier_for
 
     profile = Profile.model_validate(
         {
@@ -337,7 +337,7 @@ def test_every_scheme_option_can_be_set_from_the_profile(monkeypatch: pytest.Mon
         }
     )
     monkeypatch.setenv("HOOK", "generic-secret-0123456789")
-    options = webhook_verifier(profile).options
+    options = verifier_for(profile).options
     names = {f.name for f in dataclasses.fields(options)} - {"app_id"}
     from opsdash.core.profile import WebhookSection
 
@@ -354,4 +354,4 @@ def test_every_scheme_option_can_be_set_from_the_profile(monkeypatch: pytest.Mon
         "generic", "generic-secret-0123456789", Delivery(body, {}), options, timestamp=NOW, delivery_id="m1"
     )
     assert set(headers) == {"X-Sig", "X-Ts", "X-Id"} and headers["X-Sig"].startswith("v=")
-    assert webhook_verifier(profile).verify(Delivery(body, headers), NOW).ok
+    assert verifier_for(profile).verify(Delivery(body, headers), NOW).ok

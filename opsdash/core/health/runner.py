@@ -50,6 +50,7 @@ class Watcher:
     ctx: ProbeContext
     concurrency: int = 50
     interval_override: float | None = None
+    polls: int | None = None  # stop each chain after this many probes (None: until stopped)
     states: dict[str, SustainedState] = field(default_factory=dict)
     paused: bool = False
 
@@ -72,6 +73,7 @@ class Watcher:
 
     async def _chain(self, check: Check, on_result: ResultCallback) -> None:
         interval = self.interval_override or check.interval
+        done = 0
         while not self._stop.is_set():
             if not self.paused:
                 async with self._gate:
@@ -81,6 +83,9 @@ class Watcher:
                 )
                 self.states[check.name] = state
                 on_result(result, state)
+                done += 1
+                if self.polls is not None and done >= self.polls:
+                    return
             if await self._wait(interval):
                 return
 

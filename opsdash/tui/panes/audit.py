@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -11,7 +12,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, ProgressBar, Select, Static
 
-from opsdash.core.audit.log import LOG_NAME
 from opsdash.core.audit.tail import LineIndex, RecordFilter, parse_since
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
@@ -44,8 +44,8 @@ class AuditPane(Vertical):
         self._opening = False
 
     @property
-    def path(self) -> Any:
-        return self.ctx.data_dir / LOG_NAME
+    def path(self) -> Path:
+        return self.ctx.ops.audit.path
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="audit-filters"):
@@ -214,17 +214,9 @@ class AuditPane(Vertical):
         description="verify the audit log",
     )
     def verify(self) -> None:
-        from opsdash.core.audit.log import Head, verify
-        from opsdash.ops.audit import audit_key
-        from opsdash.storage.history import History
+        from opsdash.ops.audit import verify_log
 
-        anchor = None
-        if (self.ctx.data_dir / "history.db").exists():
-            with History.open(self.ctx.data_dir) as history:
-                latest = history.latest_anchor()
-            if latest:
-                anchor = Head(latest["log_id"], latest["seq"], latest["mac"])
-        result = verify(self.ctx.data_dir, audit_key(self.ctx.settings), anchor)
+        result = verify_log(self.ctx.ops).result
         if result.ok:
             text = f"verified: {result.records:,} records intact"
         else:

@@ -7,7 +7,7 @@ are recorded and turned into alerts off the event loop.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -24,6 +24,9 @@ from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AlertsRaised, CheckCompleted, OpenRunbook, OverviewChanged
 from opsdash.tui.panes.validation import SEVERITY_STYLE
+
+if TYPE_CHECKING:
+    from opsdash.ops.checks import Watch
 
 COLUMNS = (
     ("STATUS", 8),
@@ -74,8 +77,7 @@ class HealthPane(Vertical):
         self.results: dict[str, CheckResult] = {}
         self.states: dict[str, SustainedState] = {}
         self.latencies: dict[str, deque[float]] = {}
-        self.watcher: Any = None
-        self.alerts: Any = None
+        self.watcher: Watch | None = None
         self._pending: dict[str, CheckCompleted] = {}
         self._shown: dict[str, dict[str, str]] = {}
 
@@ -119,11 +121,9 @@ class HealthPane(Vertical):
 
     @work(thread=True, group="health-history", exit_on_error=False, description="load latency history")
     def load_history(self, names: list[str]) -> None:
-        from opsdash.storage.history import History
+        from opsdash.ops.history import latency_series
 
-        with History.open(self.ctx.data_dir) as history:
-            series = {n: [r["latency_ms"] for r in history.check_history(n, SPARK_POINTS)] for n in names}
-        self.app.call_from_thread(self._merge_history, series)
+        self.app.call_from_thread(self._merge_history, latency_series(self.ctx.ops, names, SPARK_POINTS))
 
     def _merge_history(self, series: dict[str, list[float]]) -> None:
         for name, values in series.items():
@@ -133,36 +133,18 @@ class HealthPane(Vertical):
 
     @work(exclusive=True, group="health", exit_on_error=False, description="poll health checks")
     async def poll(self) -> None:
-        from opsdash.core.findings import new_run_id
-        from opsdash.ops.alerts import BackgroundAlerts
-        from opsdash.ops.services import watcher
+        """The same watch loop as `opsdash check --watch`: it records, audits and alerts; this pane
+        only shows each result."""
+        from opsdash.ops.checks import Watch
 
-        assert self.ctx.loaded is not None
         try:
-            self.watcher = watcher(self.ctx.loaded)
+            self.watcher = Watch(self.ctx.ops, record=self.ctx.record, on_fired=self._alerts_fired)
         except OpsdashError as exc:
             self.app.notify(redactor.redact(str(exc)), title="Health checks not started", severity="error")
             return
-        if self.ctx.record:
-            self.alerts = BackgroundAlerts(
-                self.ctx.settings,
-                self.ctx.operator,
-                self.ctx.loaded.profile,
-                run_id=new_run_id(),
-                on_fired=self._alerts_fired,
-            )
 
         def on_result(result: CheckResult, state: SustainedState) -> None:
             self.post_message(CheckCompleted(result, state))
-            if self.alerts is not None:
-                from opsdash.core.alerts import check_candidates, check_scope
-
-                self.alerts.submit(
-                    check_candidates([result], {result.name: state.status}),
-                    check_scope([result]),
-                    [result],
-                    {result.name: state.status},
-                )
 
         await self.watcher.run(on_result)
 
@@ -171,9 +153,7 @@ class HealthPane(Vertical):
 
     def on_unmount(self) -> None:
         if self.watcher is not None:
-            self.watcher.stop()
-        if self.alerts is not None:
-            self.alerts.close()
+            self.watcher.close()
 
     @on(CheckCompleted)
     def result_arrived(self, message: CheckCompleted) -> None:

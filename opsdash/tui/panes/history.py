@@ -57,11 +57,9 @@ class HistoryPane(Vertical):
 
     @work(thread=True, exclusive=True, group="history", exit_on_error=False, description="load history")
     def load(self) -> None:
-        from opsdash.storage.history import History
+        from opsdash.ops import history as past
 
-        with History.open(self.ctx.data_dir) as history:
-            runs = history.list_runs(limit=500)
-        self.app.call_from_thread(self._listed, runs)
+        self.app.call_from_thread(self._listed, past.runs(self.ctx.ops, limit=500))
 
     def _listed(self, runs: list[RunRow]) -> None:
         self.runs = runs
@@ -104,29 +102,26 @@ class HistoryPane(Vertical):
 
     @work(thread=True, exclusive=True, group="history-detail", exit_on_error=False, description="open a run")
     def show_run(self, run_id: str) -> None:
-        from opsdash.storage.history import History
-        from opsdash.storage.runbooks import RunbookStore
+        from opsdash.ops import history as past
 
-        with History.open(self.ctx.data_dir) as history:
-            run = history.resolve(run_id)
-            text = Text()
-            text.append(f"{run.kind} {run.run_id}  ", style="bold")
-            text.append(run.verdict.value, style=SEVERITY_STYLE[run.verdict])
-            text.append(f"  {run.started_at}  by {run.operator}\n")
-            if run.kind == "runbook":
-                state = RunbookStore(history).load(run_id)
-                for index, st in enumerate(state.steps if state else []):
-                    text.append(f"  {index + 1}. {st.status.value:11} {st.note}\n")
-                for event in (state.events if state else [])[-15:]:
-                    text.append(
-                        f"  {event['at'][11:19]} {event['event']} {event['detail'][:80]}\n", style="dim"
-                    )
-            else:
-                for f in history.report(run).sorted_findings():
-                    text.append(f"  {f.severity.value:7}", style=SEVERITY_STYLE[f.severity])
-                    text.append(f" {f.rule}  {f.subject}: {f.detail}\n")
-                if not history.findings(run_id):
-                    text.append("  no findings\n")
+        detail = past.show(self.ctx.ops, run_id)
+        run = detail.run
+        text = Text()
+        text.append(f"{run.kind} {run.run_id}  ", style="bold")
+        text.append(run.verdict.value, style=SEVERITY_STYLE[run.verdict])
+        text.append(f"  {run.started_at}  by {run.operator}\n")
+        if detail.report is None:
+            state = detail.session
+            for index, st in enumerate(state.steps if state else []):
+                text.append(f"  {index + 1}. {st.status.value:11} {st.note}\n")
+            for event in (state.events if state else [])[-15:]:
+                text.append(f"  {event['at'][11:19]} {event['event']} {event['detail'][:80]}\n", style="dim")
+        else:
+            for f in detail.report.sorted_findings():
+                text.append(f"  {f.severity.value:7}", style=SEVERITY_STYLE[f.severity])
+                text.append(f" {f.rule}  {f.subject}: {f.detail}\n")
+            if not detail.report.findings:
+                text.append("  no findings\n")
         self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
 
     def action_diff(self) -> None:
@@ -139,17 +134,10 @@ class HistoryPane(Vertical):
         thread=True, exclusive=True, group="history-detail", exit_on_error=False, description="diff two runs"
     )
     def diff(self, a_id: str, b_id: str) -> None:
-        from opsdash.core.diff import diff_runs
-        from opsdash.storage.history import History
+        from opsdash.ops import history as past
 
-        with History.open(self.ctx.data_dir) as history:
-            a, b = sorted((history.resolve(a_id), history.resolve(b_id)), key=lambda r: r.started_at)
-            result = diff_runs(
-                history.findings(a.run_id),
-                history.findings(b.run_id),
-                {k: v.fingerprint for k, v in history.env_keys(a.run_id).items()},
-                {k: v.fingerprint for k, v in history.env_keys(b.run_id).items()},
-            )
+        compared = past.diff(self.ctx.ops, a_id, b_id, oldest_first=True)
+        a, b, result = compared.a, compared.b, compared.diff
         text = Text(f"diff {a.run_id} → {b.run_id}\n", style="bold")
         if result.empty:
             text.append("  no differences in findings or environment\n")

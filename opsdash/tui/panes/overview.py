@@ -3,7 +3,7 @@ alerts, and the last preflight and verify-deploy."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -13,8 +13,12 @@ from textual.widgets import Static
 
 from opsdash.core.findings import Report, Severity
 from opsdash.core.health.state import SustainedState
+from opsdash.core.readiness import live_gate
 from opsdash.tui.context import DashboardContext
-from opsdash.tui.panes.validation import SEVERITY_STYLE, gate_label
+from opsdash.tui.panes.validation import SEVERITY_STYLE
+
+if TYPE_CHECKING:
+    from opsdash.storage.rows import AlertRow
 
 
 class OverviewPane(Vertical):
@@ -23,7 +27,7 @@ class OverviewPane(Vertical):
         self.ctx = ctx
         self.report: Report | None = None
         self.states: dict[str, SustainedState] = {}
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: list[AlertRow] = []
         self.deploys: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -54,18 +58,17 @@ class OverviewPane(Vertical):
         description="load alerts and deploys",
     )
     def refresh_history(self) -> None:
-        from opsdash.storage.history import History
+        from opsdash.ops.history import overview
 
-        with History.open(self.ctx.data_dir) as history:
-            alerts = history.open_alerts()
-            deploys = [r for r in history.list_runs(limit=50) if r.kind in ("preflight", "verify-deploy")][:4]
+        seen = overview(self.ctx.ops)
+        alerts, deploys = seen.alerts, seen.deploys
         lines = [
             f"{r.kind:13} {r.verdict.value:7} {r.started_at[:16].replace('T', ' ')}  {r.run_id}"
             for r in deploys
         ]
         self.app.call_from_thread(self._history_loaded, alerts, lines)
 
-    def _history_loaded(self, alerts: list[dict[str, Any]], deploys: list[str]) -> None:
+    def _history_loaded(self, alerts: list[AlertRow], deploys: list[str]) -> None:
         self.alerts, self.deploys = alerts, deploys
         self.render_all()
 
@@ -78,25 +81,9 @@ class OverviewPane(Vertical):
         self.render_all()
 
     def gate(self) -> tuple[str, str]:
-        """(GO | NO-GO | UNKNOWN, the reason)."""
-        reasons = []
-        crit_checks = [n for n, s in self.states.items() if s.status is Severity.CRIT]
-        if self.report is not None and self.report.verdict is Severity.CRIT:
-            reasons.append(f"{self.report.counts()['CRIT']} critical finding(s)")
-        if crit_checks:
-            reasons.append(f"failing: {', '.join(sorted(crit_checks))}")
-        if reasons:
-            return "NO-GO", "; ".join(reasons)
-        if self.report is None:
-            return "UNKNOWN", "environment not validated yet"
+        """(GO | NO-GO | UNKNOWN, the reason): the core's rule, on what this pane has seen."""
         expected = len(self.ctx.loaded.profile.checks) if self.ctx.loaded else 0
-        if len(self.states) < expected or any(s.status is Severity.UNKNOWN for s in self.states.values()):
-            return "UNKNOWN", "checks still being evaluated"
-        label = gate_label(self.report)
-        return (
-            label,
-            "validation and live checks pass" if label == "GO" else "environment could not be evaluated",
-        )
+        return live_gate(self.report, {n: s.status for n, s in self.states.items()}, expected)
 
     def render_all(self) -> None:
         label, reason = self.gate()
@@ -119,8 +106,8 @@ class OverviewPane(Vertical):
         )
         alerts = Text(no_wrap=True, overflow="ellipsis")
         for a in self.alerts[-6:]:
-            alerts.append(f"{a['severity']:8}", style=SEVERITY_STYLE.get(Severity(a["severity"]), ""))
-            alerts.append(f" {a['title']}\n")
+            alerts.append(f"{a.severity:8}", style=SEVERITY_STYLE.get(Severity(a.severity), ""))
+            alerts.append(f" {a.title}\n")
         self.query_one("#overview-alerts", Static).update(alerts or "no active alerts")
         self.query_one("#overview-deploy", Static).update(
             "\n".join(self.deploys) or "no preflight yet: run 'opsdash preflight' before a deploy"

@@ -4,7 +4,7 @@ resuming an interrupted session. The core executor does the work, in a thread wo
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -20,6 +20,10 @@ from opsdash.core.runbooks.model import Runbook
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import RunbookOutputReceived, RunbookStepFinished
+
+if TYPE_CHECKING:
+    from opsdash.ops.runbooks import Sessions
+    from opsdash.storage.rows import SessionRow
 
 BUTTONS = (
     ("confirm", "Do it", "primary"),
@@ -86,7 +90,7 @@ class RunbooksPane(Vertical):
         self.books: list[Runbook] = []
         self.active: dict[str, str] = {}  # runbook id -> active session id
         self.executor: Executor | None = None
-        self.history: Any = None
+        self.sessions: Sessions | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -116,29 +120,19 @@ class RunbooksPane(Vertical):
         thread=True, exclusive=True, group="runbooks-load", exit_on_error=False, description="load runbooks"
     )
     def load(self) -> None:
-        from opsdash.ops.services import load_runbooks, runbook_dirs
-        from opsdash.storage.history import History
-        from opsdash.storage.runbooks import RunbookStore
+        from opsdash.ops.runbooks import catalogue
 
-        profile = self.ctx.loaded.profile if self.ctx.loaded else None
-        books, _problems = load_runbooks(runbook_dirs(profile))
-        last: dict[str, dict[str, Any]] = {}
-        with History.open(self.ctx.data_dir) as history:
-            store = RunbookStore(history)
-            for book in books:
-                sessions = store.sessions(book.id, limit=1)
-                if sessions:
-                    last[book.id] = sessions[0]
+        books, _problems, last = catalogue(self.ctx.ops)
         self.app.call_from_thread(self._listed, books, last)
 
-    def _listed(self, books: list[Runbook], last: dict[str, dict[str, Any]]) -> None:
+    def _listed(self, books: list[Runbook], last: dict[str, SessionRow | None]) -> None:
         self.books = books
-        self.active = {b: s["id"] for b, s in last.items() if s["status"] == "active"}
+        self.active = {b: s.id for b, s in last.items() if s is not None and s.status == "active"}
         table = self.query_one("#runbook-list", DataTable)
         table.clear()
         for book in books:
             session = last.get(book.id)
-            when = "never" if session is None else str(session["status"])
+            when = "never" if session is None else session.status
             table.add_row(book.id, book.severity, str(len(book.steps)), when, key=book.id)
 
     def _book(self, book_id: str | None = None) -> Runbook | None:
@@ -218,21 +212,16 @@ class RunbooksPane(Vertical):
         description="open a runbook session",
     )
     def start_or_resume(self, book: Runbook, params: dict[str, str] | None, session_id: str | None) -> None:
-        from opsdash.ops.services import gate_runner, runbook_audit
-        from opsdash.storage.history import History
-        from opsdash.storage.runbooks import RunbookStore
+        from opsdash.ops.runbooks import Sessions
 
-        if self.history is None:
-            self.history = History.open(self.ctx.data_dir, shared=True)
-        store = RunbookStore(self.history)
-        runner = gate_runner(self.ctx.loaded, self.ctx.settings, self.ctx.operator)
-        audit = runbook_audit(self.ctx.settings, self.ctx.operator)
         try:
+            if self.sessions is None:  # one connection, kept across this pane's workers
+                self.sessions = Sessions(self.ctx.ops, shared=True)
             if session_id is not None:
-                self.executor = Executor.resume(book, session_id, store, runner, audit)
+                self.executor = self.sessions.resume(book, session_id)
             else:
                 assert params is not None
-                self.executor = Executor.start(book, params, self.ctx.operator, store, runner, audit)
+                self.executor = self.sessions.start(book, params)
         except (OpsdashError, ValueError, LookupError) as exc:
             self.app.call_from_thread(self.app.notify, redactor.redact(str(exc)), severity="error")
             return
@@ -333,5 +322,5 @@ class RunbooksPane(Vertical):
         self.app.notify("Command copied to the clipboard.")
 
     def on_unmount(self) -> None:
-        if self.history is not None:
-            self.history.close()
+        if self.sessions is not None:
+            self.sessions.close()

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 
 from opsdash.core.errors import OpsdashError
 from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.readiness import gate
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import OpenRunbook, OverviewChanged, ValidationCompleted, ValidationFailed
@@ -24,12 +25,6 @@ SEVERITY_STYLE = {
     Severity.INFO: "blue",
     Severity.OK: "green",
 }
-
-
-def gate_label(report: Report) -> str:
-    if report.verdict is Severity.UNKNOWN:
-        return "UNKNOWN"
-    return "NO-GO" if report.verdict is Severity.CRIT else "GO"
 
 
 def finding_text(f: Finding) -> Text:
@@ -80,14 +75,11 @@ class ValidationPane(Vertical):
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validate")
     def run_validation(self) -> None:
-        from opsdash.ops.config import load_config
-        from opsdash.ops.services import validate_and_record
+        from opsdash.ops import validation
 
         self.app.call_from_thread(self._loading, True)
-        try:
-            assert self.ctx.config_path is not None
-            loaded = load_config(self.ctx.config_path)
-            run = validate_and_record(loaded, self.ctx.settings, self.ctx.operator, record=self.ctx.record)
+        try:  # the profile is read again: a re-run after editing it validates the edit
+            run = validation.run(self.ctx.ops.reloaded(), record=self.ctx.record)
         except OpsdashError as exc:
             self.post_message(ValidationFailed(redactor.redact(str(exc))))
             return
@@ -123,7 +115,7 @@ class ValidationPane(Vertical):
         verdict = self.query_one("#verdict", Static)
         verdict.set_classes(report.verdict.value.lower())
         verdict.update(
-            f"{gate_label(report)}  {report.verdict.value}: {counts['CRIT']} critical, "
+            f"{gate(report)}  {report.verdict.value}: {counts['CRIT']} critical, "
             f"{counts['WARN']} warning, {counts['UNKNOWN']} unknown, {counts['INFO']} info"
         )
         self.findings = report.sorted_findings()

@@ -113,6 +113,6 @@ def test_check_history_latest_and_last_n(tmp_path: Path) -> None:
                 )
         latest = history.latest_check_results(["a", "b", "never-ran"])
         assert set(latest) == {"a", "b"}
-        assert latest["a"]["severity"] == "CRIT" and latest["a"]["error_class"] == "http-5xx"
+        assert latest["a"].severity == "CRIT" and latest["a"].error_class == "http-5xx"
         last3 = history.check_history("a", limit=3)
-        assert [r["started_at"][-2:] for r in last3] == ["02", "03", "04"]
+        assert [r.started_at[-2:] for r in last3] == ["02", "03", "04"]

@@ -276,7 +276,7 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
     monkeypatch.setenv("OPSDASH_DATA_DIR", str(tmp_path / "data"))
     with History.open(tmp_path / "data") as history:
         session = RunbookStore(history).sessions("drill")[0]
-        state = RunbookStore(history).load(session["id"])
+        state = RunbookStore(history).load(session.id)
     assert state is not None and state.status is SessionStatus.COMPLETED
     events = [e["event"] for e in state.events]
     assert "interrupted" in events and events.index("command-started") < events.index("interrupted")

@@ -1,0 +1,5 @@
+"""`python -m opsdash` is `opsdash`."""
+
+from opsdash.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""`opsdash check`: the live health checks, once or watched."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from opsdash.cli.common import cli, common_options, open_ops
+from opsdash.cli.render import emit, emit_json
+from opsdash.ops.base import Ops
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@common_options
+@click.option(
+    "--watch",
+    "watch",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Keep polling every SECONDS and redraw in place; shows the sustained state.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --watch: stop after N polls of each check (default: until interrupted).",
+)
+@click.option("--no-history", is_flag=True, help="Do not record results in history.")
+def check(
+    names: tuple[str, ...],
+    config: Path | None,
+    env_files: tuple[Path, ...],
+    from_env: bool | None,
+    as_json: bool,
+    operator: str | None,
+    watch: float | None,
+    count: int | None,
+    no_history: bool,
+) -> None:
+    """Run the profile's live health checks (all, or the NAMEs given) once and report.
+
+    Check kinds: http, tcp, dns, tls, provider (a signed read-only iKhokha request) and webhook
+    (the app must reject unsigned deliveries). Every failure has an error class, a recovery hint and
+    a runbook. Credentials for provider and webhook checks come from the env files.
+
+    With --watch, checks poll until interrupted (or --count polls each); a check goes down after
+    failure_threshold consecutive failures and recovers after success_threshold successes, and
+    alerts follow that sustained state, exactly as in the dashboard. With --json, --watch prints
+    one JSON object per result (JSON lines).
+
+    \b
+    Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
+    With --watch: the worst sustained state when it stopped.
+    """
+    import asyncio
+
+    from opsdash.cli.render import checks_text, verdict_line
+    from opsdash.ops import checks
+
+    ops = open_ops(config, operator)
+    files = list(env_files) or None
+    if count is not None and watch is None:
+        raise click.UsageError("--count goes with --watch")
+    if watch is not None:
+        sys.exit(_watch(ops, names, files, from_env, watch, count, as_json, not no_history))
+    report, results = asyncio.run(
+        checks.run(ops, names=names, env_files=files, from_env=from_env, record=not no_history)
+    )
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        emit(verdict_line(report))
+        emit(checks_text(results))
+    sys.exit(report.exit_code())
+
+
+def _watch(
+    ops: Ops,
+    names: tuple[str, ...],
+    env_files: list[Path] | None,
+    from_env: bool | None,
+    seconds: float,
+    polls: int | None,
+    as_json: bool,
+    record: bool,
+) -> int:
+    import asyncio
+    import json
+
+    from opsdash.cli.render import checks_text
+    from opsdash.core.findings import worst
+    from opsdash.core.health.model import CheckResult
+    from opsdash.core.health.state import SustainedState
+    from opsdash.ops.checks import Watch
+
+    watch = Watch(
+        ops, names=names, env_files=env_files, from_env=from_env, interval=seconds, polls=polls, record=record
+    )
+    latest: dict[str, CheckResult] = {}
+    redraw = sys.stdout.isatty()
+
+    def on_result(result: CheckResult, state: SustainedState) -> None:
+        latest[result.name] = result
+        if as_json:
+            emit(json.dumps({**result.to_dict(), "sustained": state.status.value}))
+            return
+        if len(latest) < len(watch.checks) and not redraw:
+            return
+        ordered = [latest[c.name] for c in watch.checks if c.name in latest]
+        screen = checks_text(ordered, watch.states)
+        if redraw:
+            click.echo("\x1b[H\x1b[2J", nl=False)
+            emit(f"opsdash check --watch {seconds:g}s — {ops.profile.target.name} — Ctrl-C to stop")
+        emit(screen)
+
+    try:
+        asyncio.run(watch.run(on_result))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watch.close()
+    return worst(s.status for s in watch.states.values()).exit_code

@@ -1,0 +1,104 @@
+"""What every command shares: the root group, the common options, and opening `Ops`.
+
+Each command parses its options, calls one `opsdash.ops` function and renders the result; nothing
+here or in a command module touches the database, the audit log or the network itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from opsdash import __version__
+from opsdash.core.errors import ConfigError
+from opsdash.ops.base import Ops
+from opsdash.ops.config import find_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_UNKNOWN = 3
+
+
+def open_ops(config: Path | None, operator: str | None = None, *, require: bool = True) -> Ops:
+    """The profile from --config (or OPSDASH_CONFIG, ./opsdash.toml, the user config dir). With
+    `require=False` a command still runs without one, on the default data directory; a --config
+    that names a missing file is always an error."""
+    return Ops.open(config, operator=operator, require=require)
+
+
+def config_option(f: F) -> F:
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(path_type=Path),
+        envvar="OPSDASH_CONFIG",
+        help="Profile to use (its [opsdash] data_dir is where history and the audit log live). "
+        "Default: ./opsdash.toml, then the user config directory.",
+    )(f)
+
+
+def env_options(f: F) -> F:
+    """--config, --env-file and --from-env: which profile, and where the target's environment is."""
+    options = [
+        config_option,
+        click.option(
+            "--env-file",
+            "env_files",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help="Env file to read (repeatable, later wins); replaces the profile's env.files.",
+        ),
+        click.option(
+            "--from-env",
+            is_flag=True,
+            default=None,
+            help="Also read the process environment (inside the deployed environment or CI).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def operator_option(f: F) -> F:
+    return click.option(
+        "--operator", envvar="OPSDASH_OPERATOR", help="Who is running this. Default: OS user."
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine output on stdout, nothing else.")(f)
+
+
+def common_options(f: F) -> F:
+    """--config, --env-file, --from-env, --json and --operator, shared by the target commands."""
+    return env_options(json_option(operator_option(f)))
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="opsdash")
+@config_option
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Operations dashboard and deploy gate for a payment-taking web app.
+
+    Run without a command to open the dashboard. Every command has --help.
+
+    \b
+    Deploy day:   opsdash validate    (environment gate, pipeline-friendly)
+    History:      opsdash history list | show RUN | diff RUN_A RUN_B
+    Set-up:       opsdash init, opsdash config show | validate | schema
+    Try it:       opsdash demo
+
+    Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
+    """
+    if ctx.invoked_subcommand is None:
+        from opsdash.tui.app import run_dashboard
+
+        try:
+            path: Path | None = find_config(config)
+        except ConfigError:
+            path = None
+        run_dashboard(path)

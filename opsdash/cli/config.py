@@ -1,0 +1,99 @@
+"""`opsdash config show|validate|schema` and `opsdash init`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from opsdash.cli.common import EXIT_UNKNOWN, cli, config_option, json_option, open_ops
+from opsdash.cli.render import emit, emit_json
+from opsdash.core.errors import OpsdashError
+from opsdash.ops.config import find_config, load_config
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect and check opsdash's configuration and the target profile."""
+
+
+@config_group.command("show")
+@config_option
+@json_option
+def config_show(config: Path | None, as_json: bool) -> None:
+    """Every setting and profile value with where it came from (secrets masked)."""
+    from opsdash.ops.config_report import config_rows
+
+    ops = open_ops(config)
+    assert ops.config is not None
+    rows = config_rows(ops.config, ops.settings)
+    if as_json:
+        emit_json([{"key": k, "value": v, "source": s} for k, v, s in rows])
+        return
+    width = max(len(k) for k, _, _ in rows)
+    emit(f"config file: {ops.config.path}")
+    for key, value, source in rows:
+        emit(f"{key:{width}}  {value}  " + click.style(f"[{source}]", dim=True))
+
+
+@config_group.command("validate")
+@config_option
+@json_option
+def config_validate(config: Path | None, as_json: bool) -> None:
+    """Check the config file; list every problem with file and line. Exit 0 valid, 3 invalid."""
+    from opsdash.ops.config import parse_config, read_config_text
+
+    path = find_config(config)
+    parsed, problems = parse_config(path, read_config_text(path))
+    if as_json:
+        emit_json({"path": str(path), "valid": not problems, "problems": problems})
+    elif problems:
+        for problem in problems:
+            emit(problem, err=True)
+    else:
+        assert parsed is not None
+        emit(
+            f"{path}: valid profile for {parsed.target.name} ({parsed.target.environment}): "
+            f"{len(parsed.env.required)} required variables, {len(parsed.policy)} policies"
+        )
+        missing = [str(f) for f in load_config(path).profile.env.files if not f.exists()]
+        if missing:
+            emit(f"note: env file(s) not found here: {', '.join(missing)} (use --env-file or --from-env)")
+    sys.exit(EXIT_UNKNOWN if problems else 0)
+
+
+@config_group.command("schema")
+def config_schema_cmd() -> None:
+    """Print the JSON Schema of opsdash.toml (for editors and CI linting)."""
+    from opsdash.ops.config import config_schema
+
+    emit_json(config_schema())
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing opsdash.toml.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Project directory to inspect and write into.",
+)
+def init(force: bool, directory: Path) -> None:
+    """Write a starter opsdash.toml for the project in the current directory.
+
+    Detects env files (.env.production, .env, .env.example, .env.development), VITE_-style
+    client-exposed variables, secrets, URL variables and an iKhokha provider. Only variable names are
+    read into the profile, never values. Review the file, then run 'opsdash validate'.
+    """
+    from opsdash.ops.init import write_profile
+
+    path = write_profile(directory, force=force)
+    try:  # audited where the new profile keeps its data
+        ops = open_ops(path)
+    except OpsdashError:
+        ops = open_ops(None, require=False)
+    ops.audit.event("operator_action", "config-init", subject=str(path), outcome="written")
+    emit(f"wrote {path}")
+    emit("next: review it, then run 'opsdash config validate' and 'opsdash validate'")

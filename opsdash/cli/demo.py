@@ -1,0 +1,106 @@
+"""`opsdash demo` and `opsdash demo fault`: the simulated BetaSkill deployment."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opsdash.cli.common import cli, config_option, open_ops
+from opsdash.cli.render import emit
+from opsdash.demo import FAULTS
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    type=click.Choice(sorted(FAULTS)),
+    help="Start with this fault on (repeatable).",
+)
+@click.option(
+    "--no-tui",
+    is_flag=True,
+    help="Only run the simulated target: print its profile path and serve until interrupted.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace for the demo profile and env file. Default: a new temp directory.",
+)
+@click.pass_context
+def demo(ctx: click.Context, faults: tuple[str, ...], no_tui: bool, directory: Path | None) -> None:
+    """Try opsdash on a simulated BetaSkill deployment (nothing leaves this machine).
+
+    Starts a BetaSkill app and an iKhokha API on 127.0.0.1 (HTTPS, with a CA made at start-up),
+    writes a matching profile and env file with fake credentials, and opens the dashboard on it.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import asyncio
+    import tempfile
+
+    from opsdash.demo.control import BackgroundDemo, serve
+
+    data_dir = open_ops(None, require=False).data_dir
+    workdir = directory or Path(tempfile.mkdtemp(prefix="opsdash-demo-"))
+    if no_tui:
+
+        def ready(profile: Path, target: Any, _loop: Any, _stop: Any) -> None:
+            click.echo(str(profile))
+            sys.stdout.flush()
+            emit(
+                f"demo running: app {target.app.base_url}, iKhokha API {target.api.base_url}; "
+                f"faults on: {', '.join(sorted(target.faults)) or 'none'}",
+                err=True,
+            )
+            emit(f"try: opsdash check --config {profile}   |   Ctrl-C stops the demo", err=True)
+
+        asyncio.run(serve(workdir, data_dir, faults, ready))
+        return
+    from opsdash.tui.app import run_dashboard
+
+    background = BackgroundDemo(workdir, data_dir, faults)
+    try:
+        assert background.profile is not None
+        run_dashboard(background.profile, demo=True)
+    finally:
+        background.stop()
+
+
+demo.help = (
+    inspect.cleandoc(demo.help or "")
+    + "\n\n\b\nFaults (switch them while it runs with 'opsdash demo fault NAME on|off'):\n"
+    + "\n".join(f"  {name:22} {text}" for name, text in FAULTS.items())
+)
+
+
+@demo.command("fault")
+@click.argument("name", required=False, type=click.Choice(sorted(FAULTS)))
+@click.argument("state", required=False, type=click.Choice(["on", "off"]))
+@config_option
+def demo_fault(name: str | None, state: str | None, config: Path | None) -> None:
+    """Switch a fault of the running demo on or off; with no arguments, list the faults.
+
+    The running demo is found through its data directory: run this in the same environment as
+    'opsdash demo', or pass the demo's profile with --config (its path is in the dashboard's title
+    and printed by 'opsdash demo --no-tui').
+    """
+    from opsdash.demo.control import list_faults, set_fault
+
+    ops = open_ops(config, require=False)
+    if name is None:
+        active = set(list_faults(ops.data_dir))
+        for fault, text in FAULTS.items():
+            emit(f"{'on ' if fault in active else 'off'}  {fault:22} {text}")
+        return
+    if state is None:
+        raise click.UsageError("say 'on' or 'off' after the fault name")
+    now_on = set_fault(ops.data_dir, name, state == "on")
+    ops.audit.event("operator_action", "demo-fault", subject=name, outcome=state)
+    emit(f"{name} is {state}; faults on: {', '.join(sorted(now_on)) or 'none'}")

@@ -1,0 +1,124 @@
+"""`opsdash preflight` and `opsdash verify-deploy`: the deploy gates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opsdash.cli.common import cli, common_options, open_ops
+from opsdash.cli.render import emit, emit_json
+
+
+def _gate_output(report: Any, as_json: bool) -> None:
+    from opsdash.cli.render import report_text
+    from opsdash.core.readiness import gate
+
+    if as_json:
+        emit_json({**report.to_dict(), "gate": gate(report)})
+        return
+    label = gate(report)
+    colour = {"GO": "green", "NO-GO": "red"}.get(label, "magenta")
+    emit(click.style(label, fg=colour, bold=True) + f"  {report.kind} for {report.target}")
+    emit(report_text(report))
+    if report.summary.get("next"):
+        emit(click.style(f"next: {report.summary['next']}", fg="cyan"))
+
+
+@cli.command()
+@common_options
+@click.option("--no-history", is_flag=True, help="Do not record this run (nor alert on it).")
+def preflight(
+    config: Path | None,
+    env_files: tuple[Path, ...],
+    from_env: bool | None,
+    as_json: bool,
+    operator: str | None,
+    no_history: bool,
+) -> None:
+    """The pre-deploy go/no-go: environment validation, every live check (TLS and the webhook
+    self-test among them) and rollback readiness, as one verdict with every reason listed.
+
+    Recorded in history (a green preflight is the baseline verify-deploy compares with) and the
+    audit log; a NO-GO raises an alert.
+
+    \b
+    Exit codes: 0 GO, 1 GO with warnings, 2 NO-GO, 3 UNKNOWN or usage/config error.
+    """
+    from opsdash.ops.deploys import preflight as run_preflight
+    from opsdash.ops.deploys import progress_to_stderr
+
+    report = run_preflight(
+        open_ops(config, operator),
+        env_files=list(env_files) or None,
+        from_env=from_env,
+        record=not no_history,
+        progress=progress_to_stderr if not as_json else lambda _m: None,
+    )
+    _gate_output(report, as_json)
+    sys.exit(report.exit_code())
+
+
+@cli.command("verify-deploy")
+@common_options
+@click.option(
+    "--window",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the checks to settle.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=10,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between sweeps of all checks.",
+)
+@click.option(
+    "--stable",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Consecutive passing sweeps that count as settled.",
+)
+@click.option(
+    "--expect-version", metavar="V", help="The release that must now be served ([deploy] version_url)."
+)
+def verify_deploy_cmd(
+    config: Path | None,
+    env_files: tuple[Path, ...],
+    from_env: bool | None,
+    as_json: bool,
+    operator: str | None,
+    window: float,
+    interval: float,
+    stable: int,
+    expect_version: str | None,
+) -> None:
+    """After a deploy: watch the checks until they settle, confirm the served release, and compare
+    with the last green run (latency regressions, metrics that fell, certificates that now expire
+    sooner, env values whose fingerprint changed). On failure it points to the rollback runbook.
+
+    \b
+    Exit codes: 0 OK, 1 WARN, 2 CRIT (roll back), 3 UNKNOWN or usage/config error.
+    """
+    from opsdash.ops.deploys import progress_to_stderr, verify_deploy
+
+    report = verify_deploy(
+        open_ops(config, operator),
+        window=window,
+        interval=interval,
+        stable=stable,
+        expect_version=expect_version,
+        env_files=list(env_files) or None,
+        from_env=from_env,
+        progress=progress_to_stderr if not as_json else lambda _m: None,
+    )
+    _gate_output(report, as_json)
+    sys.exit(report.exit_code())

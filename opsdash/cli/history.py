@@ -1,0 +1,96 @@
+"""`opsdash history list|show|diff`: past runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from opsdash.cli.common import cli, config_option, json_option, open_ops
+from opsdash.cli.render import emit, emit_json
+
+
+@cli.group()
+def history() -> None:
+    """Past runs kept in the local history database (the profile's data directory)."""
+
+
+@history.command("list")
+@config_option
+@json_option
+@click.option(
+    "--limit",
+    "-n",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="How many runs to show, newest first.",
+)
+@click.option("--kind", help="Only runs of this kind (validate, ...).")
+def history_list(config: Path | None, as_json: bool, limit: int, kind: str | None) -> None:
+    """List recent runs, newest first."""
+    from opsdash.cli.render import runs_table
+    from opsdash.ops import history as past
+
+    runs = past.runs(open_ops(config, require=False), limit=limit, kind=kind)
+    if as_json:
+        emit_json([{**r.__dict__, "verdict": r.verdict.value} for r in runs])
+    else:
+        emit(runs_table(runs))
+
+
+@history.command("show")
+@click.argument("run")
+@config_option
+@json_option
+def history_show(run: str, config: Path | None, as_json: bool) -> None:
+    """Show one run's report. RUN is an id, a unique prefix of one, `latest` or `latest~N`."""
+    from opsdash.cli.render import report_text
+    from opsdash.cli.runbook_io import print_session
+    from opsdash.ops import history as past
+
+    detail = past.show(open_ops(config, require=False), run)
+    if detail.session is not None:
+        state = detail.session
+        if as_json:
+            emit_json(
+                {
+                    **state.__dict__,
+                    "status": state.status.value,
+                    "steps": [{**s.__dict__, "status": s.status.value} for s in state.steps],
+                }
+            )
+        else:
+            print_session(state, detail.runbook)
+        return
+    assert detail.report is not None
+    if as_json:
+        emit_json(detail.report.to_dict())
+    else:
+        emit(report_text(detail.report))
+
+
+@history.command("diff")
+@click.argument("run_a")
+@click.argument("run_b", default="latest")
+@config_option
+@json_option
+def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> None:
+    """What changed from RUN_A to RUN_B (default: the latest run).
+
+    Lists new, resolved and changed findings, and env keys whose value changed (by fingerprint;
+    values are never stored).
+
+    \b
+    Exit codes: 0 nothing changed, 1 something did, 3 usage/config error.
+    """
+    from opsdash.cli.render import diff_dict, diff_text
+    from opsdash.ops import history as past
+
+    c = past.diff(open_ops(config, require=False), run_a, run_b)
+    if as_json:
+        emit_json(diff_dict(c.a, c.b, c.diff))
+    else:
+        emit(diff_text(c.a, c.b, c.diff))
+    sys.exit(0 if c.diff.empty else 1)

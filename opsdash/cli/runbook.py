@@ -1,0 +1,172 @@
+"""`opsdash runbook list|show|check|run`: guided runbooks in a plain terminal."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opsdash.cli.common import (
+    EXIT_UNKNOWN,
+    cli,
+    config_option,
+    env_options,
+    json_option,
+    open_ops,
+    operator_option,
+)
+from opsdash.cli.render import emit, emit_json
+from opsdash.storage.rows import SessionRow
+
+
+def _as_dict(row: SessionRow | None) -> dict[str, Any] | None:
+    return None if row is None else dataclasses.asdict(row)
+
+
+@cli.group()
+def runbook() -> None:
+    """Guided incident and deploy runbooks (Markdown files with check gates)."""
+
+
+@runbook.command("list")
+@config_option
+@json_option
+def runbook_list(config: Path | None, as_json: bool) -> None:
+    """List the runbooks from the profile's runbook directories and the shipped ones."""
+    from opsdash.ops.runbooks import catalogue
+
+    books, problems, last = catalogue(open_ops(config, require=False))
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": b.id,
+                    "title": b.title,
+                    "severity": b.severity,
+                    "steps": len(b.steps),
+                    "path": str(b.path),
+                    "last_session": _as_dict(last[b.id]),
+                }
+                for b in books
+            ]
+        )
+        return
+    width = max((len(b.id) for b in books), default=2)
+    emit(click.style(f"{'ID':{width}}  SEV   STEPS  LAST SESSION                         TITLE", bold=True))
+    for b in books:
+        s = last[b.id]
+        when = f"{s.status:9} {s.started_at[:19]}" if s else "never"
+        emit(f"{b.id:{width}}  {b.severity:5} {len(b.steps):5}  {when:35}  {b.title}")
+    for problem in problems:
+        emit(f"warning: {problem} (run 'opsdash runbook check')", err=True)
+
+
+@runbook.command("show")
+@click.argument("ref", metavar="ID|PATH")
+@config_option
+def runbook_show(ref: str, config: Path | None) -> None:
+    """Show a runbook: parameters and every step with its command or check gate."""
+    from opsdash.ops.runbooks import find_runbook
+
+    book = find_runbook(ref, open_ops(config, require=False).profile_or_none)
+    emit(click.style(f"{book.title}  ({book.id}, {book.severity})", bold=True))
+    emit(f"  {book.summary}")
+    emit(f"  file: {book.path}")
+    for p in book.parameters:
+        rules = (
+            f" pattern {p.pattern}" if p.pattern else (f" one of {', '.join(p.choices)}" if p.choices else "")
+        )
+        emit(f"  parameter {p.name}: {p.prompt}{rules}" + (f" (default {p.default})" if p.default else ""))
+    for step in book.steps:
+        extra = "" if step.kind == "manual" else f"  on failure: {step.on_fail}"
+        emit(
+            f"\n{step.index + 1}. [{step.kind}] {step.title}  #{step.id}{extra}"
+            + ("  (main path ends)" if step.end else "")
+        )
+        if step.action:
+            emit("\n".join("     " + line for line in step.action.rstrip().splitlines()))
+
+
+@runbook.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@config_option
+def runbook_check(paths: tuple[Path, ...], config: Path | None) -> None:
+    """Lint runbooks: front matter, check names (against the profile), gotos, unreachable steps,
+    undeclared parameters. With no PATH, every runbook opsdash would offer. Exit 3 on errors."""
+    from opsdash.ops.runbooks import lint_paths, runbook_dirs
+
+    profile = open_ops(config, require=False).profile_or_none
+    targets = list(paths) or runbook_dirs(profile)
+    names = [c.name for c in profile.checks] if profile else None
+    count, problems = lint_paths(targets, names)
+    for problem in problems:
+        emit(problem, err=True)
+    if names is None:
+        emit("note: no profile, so check names were not verified (pass --config)", err=True)
+    if problems:
+        emit(f"{len(problems)} problem(s) in {count} runbook(s)", err=True)
+        sys.exit(EXIT_UNKNOWN)
+    emit(f"{count} runbook(s) OK")
+
+
+@runbook.command("run")
+@click.argument("ref", metavar="ID|PATH")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A parameter (repeatable).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan with parameters filled in and run the checks; run no command.",
+)
+@click.option(
+    "--resume", "resume", metavar="SESSION", help="Continue an interrupted session (an id, or 'latest')."
+)
+@env_options
+@operator_option
+def runbook_run(
+    ref: str,
+    params: tuple[str, ...],
+    dry_run: bool,
+    resume: str | None,
+    config: Path | None,
+    env_files: tuple[Path, ...],
+    from_env: bool | None,
+    operator: str | None,
+) -> None:
+    """Step through a runbook in the terminal.
+
+    Manual steps are confirmed, commands run only after you say so (output is kept), check gates
+    must pass before the runbook continues, and on failure a step's on_fail (abort, continue,
+    goto:STEP) applies. Every transition is saved before it is acted on and written to the audit
+    log: after a dropped SSH session, --resume continues at the right step, and a command that was
+    running is reported as interrupted, never re-run silently.
+
+    \b
+    Exit codes: 0 completed, 1 completed with failed or skipped steps, 2 aborted, 3 paused or error.
+    """
+    from opsdash.cli.runbook_io import collect_params, guided, parse_params, print_session
+    from opsdash.cli.runbook_io import dry_run as plan
+    from opsdash.ops.runbooks import Sessions, find_runbook, gate_runner
+
+    ops = open_ops(config, operator, require=False)
+    book = find_runbook(ref, ops.profile_or_none)
+    files = list(env_files) or None
+    if dry_run:
+        values = collect_params(book, parse_params(params), interactive=sys.stdin.isatty())
+        ops.audit.event("operator_action", "runbook-dry-run", subject=book.id)
+        sys.exit(plan(book, values, gate_runner(ops, env_files=files, from_env=from_env)))
+    with Sessions(ops, env_files=files, from_env=from_env) as sessions:
+        if resume:
+            ex = sessions.resume(book, resume)
+            emit(f"resuming session {ex.state.id} of {book.title}")
+            print_session(ex.state, book)
+        else:
+            values = collect_params(book, parse_params(params), interactive=True)
+            ex = sessions.start(book, values)
+            emit(click.style(f"{book.title} — session {ex.state.id}", bold=True))
+            emit(f"  if this terminal goes away: opsdash runbook run {book.id} --resume {ex.state.id}")
+            if book.intro:
+                emit("\n".join("  " + line for line in book.intro.splitlines()))
+        sys.exit(guided(ex))

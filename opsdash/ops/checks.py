@@ -1,0 +1,188 @@
+"""Live health checks: one sweep (`opsdash check`), and the one watch loop that `check --watch` and
+the dashboard's Health pane both run."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opsdash.core.alerts import check_candidates, check_scope
+from opsdash.core.errors import ConfigError
+from opsdash.core.findings import Report, Severity, new_run_id
+from opsdash.core.health.model import CheckResult
+from opsdash.core.health.probes import ProbeContext, make_ssl_context
+from opsdash.core.health.runner import ResultCallback, Watcher, report_for, run_once
+from opsdash.core.health.state import SustainedState
+from opsdash.core.profile import Check, Profile
+from opsdash.core.validators import load_target_env
+from opsdash.ops.base import Ops
+
+if TYPE_CHECKING:
+    from opsdash.storage.history import History
+
+
+def select_checks(profile: Profile, names: Sequence[str] = ()) -> list[Check]:
+    if not profile.checks:
+        raise ConfigError("the profile has no [[checks]]; add some (see 'opsdash config schema')")
+    if not names:
+        return list(profile.checks)
+    known = {c.name: c for c in profile.checks}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"no check named {', '.join(unknown)}; the profile has: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def probe_context(
+    profile: Profile, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
+) -> ProbeContext:
+    """Credentials come from the env files when they are there; checks that need none run anyway."""
+    env = load_target_env(profile, env_files=env_files, from_env=from_env, required=False)
+    ca_file = profile.health.ca_file
+    try:
+        ssl_context = make_ssl_context(str(ca_file) if ca_file else None)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"health.ca_file {ca_file}: cannot load it as a CA bundle ({exc})") from None
+    return ProbeContext(profile=profile, env=env, ssl_context=ssl_context)
+
+
+async def run(
+    ops: Ops,
+    *,
+    names: Sequence[str] = (),
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+    record: bool = True,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> tuple[Report, list[CheckResult]]:
+    """Probe the checks once; with `record`, keep the results, audit them and raise alerts."""
+    profile = ops.profile
+    checks = select_checks(profile, names)
+    ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    results = await run_once(checks, ctx, concurrency=profile.health.concurrency, on_result=on_result)
+    report = report_for(results, profile.target.name, started, t0)
+    if record:
+        with ops.history() as history:
+            history.record(report, operator=ops.operator)
+            history.record_checks(report.run_id, results)
+            history.purge(ops.settings.history_retention_days)
+            for r in results:
+                ops.audit.event(
+                    "check_result",
+                    r.name,
+                    subject=r.target,
+                    outcome=r.severity.value,
+                    details={
+                        "error_class": r.error_class.value if r.error_class else None,
+                        "run_id": report.run_id,
+                    },
+                )
+            ops.audit.report(report, history)
+            ops.alerts.process(history, check_candidates(results), check_scope(results))
+    return report, results
+
+
+class Watch:
+    """The one watch loop. Each check polls on its own chain (the core's Watcher); every result is
+    recorded in history with its sustained state, a change of sustained state is audited, and
+    alerts fire, remind and resolve on that state. Recording runs on one background thread with
+    its own connection, so a slow alert channel never delays a probe. `close()` waits for it."""
+
+    def __init__(
+        self,
+        ops: Ops,
+        *,
+        names: Sequence[str] = (),
+        env_files: Sequence[Path] | None = None,
+        from_env: bool | None = None,
+        interval: float | None = None,
+        polls: int | None = None,
+        record: bool = True,
+        on_fired: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        profile = ops.profile
+        checks = select_checks(profile, names)
+        ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+        self.ops, self.on_fired = ops, on_fired
+        self.watcher = Watcher(
+            checks, ctx, concurrency=profile.health.concurrency, interval_override=interval, polls=polls
+        )
+        self.run_id = new_run_id()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="opsdash-record") if record else None
+        self._history: History | None = None  # opened, used and closed on the pool's thread only
+        self._last: dict[str, Severity] = {}
+
+    @property
+    def checks(self) -> Sequence[Check]:
+        return self.watcher.checks
+
+    @property
+    def states(self) -> dict[str, SustainedState]:
+        return self.watcher.states
+
+    @property
+    def paused(self) -> bool:
+        return self.watcher.paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self.watcher.paused = value
+
+    async def run(self, on_result: ResultCallback) -> None:
+        def each(result: CheckResult, state: SustainedState) -> None:
+            before = self._last.get(result.name, Severity.UNKNOWN)
+            self._last[result.name] = state.status
+            on_result(result, state)
+            if self._pool is not None:
+                self._pool.submit(self._record, result, state.status, state.status is not before)
+
+        await self.watcher.run(each)
+
+    def stop(self) -> None:
+        self.watcher.stop()
+
+    def close(self) -> None:
+        """Stop polling and wait until every result so far is recorded."""
+        self.watcher.stop()
+        if self._pool is not None:
+            self._pool.submit(self._close_history)
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _record(self, result: CheckResult, status: Severity, changed: bool) -> None:
+        try:
+            if self._history is None:
+                self._history = self.ops.history()
+            self._history.record_checks(self.run_id, [result], {result.name: status})
+            if changed:
+                self.ops.audit.event(
+                    "check_result",
+                    result.name,
+                    subject=result.target,
+                    outcome=status.value,
+                    details={
+                        "sustained": True,
+                        "error_class": result.error_class.value if result.error_class else None,
+                        "run_id": self.run_id,
+                    },
+                )
+            actions = self.ops.alerts.process(
+                self._history, check_candidates([result], {result.name: status}), check_scope([result])
+            )
+        except Exception as exc:  # never let a background failure pass silently
+            print(f"opsdash: warning: results not recorded: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return
+        fired = [a.candidate.title for a in actions if a.kind == "fire" and a.candidate is not None]
+        if fired and self.on_fired is not None:
+            self.on_fired(fired)
+
+    def _close_history(self) -> None:
+        if self._history is not None:
+            self._history.close()
+            self._history = None

@@ -1,0 +1,97 @@
+"""Reading history: runs, one run (a report or a runbook session), what changed between two runs,
+the dashboard's overview of alerts and deploys, and latency series for sparklines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsdash.core.diff import RunDiff, diff_runs
+from opsdash.core.findings import Report
+from opsdash.core.runbooks.executor import SessionState
+from opsdash.core.runbooks.model import Runbook
+from opsdash.core.runbooks.parser import parse as parse_runbook
+from opsdash.ops.base import Ops
+from opsdash.storage.history import History, RunRow
+from opsdash.storage.rows import AlertRow
+from opsdash.storage.runbooks import RunbookStore
+
+DEPLOY_KINDS = ("preflight", "verify-deploy")
+
+
+def runs(ops: Ops, *, limit: int = 20, kind: str | None = None) -> list[RunRow]:
+    with ops.history() as history:
+        return history.list_runs(limit=limit, kind=kind)
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """One run: a report (validate, check, preflight, verify-deploy) or a runbook session."""
+
+    run: RunRow
+    report: Report | None = None
+    session: SessionState | None = None
+    runbook: Runbook | None = None  # the session's runbook, when its file still parses
+
+
+def show(ops: Ops, ref: str) -> RunDetail:
+    """RUN is an id, a unique prefix of one, `latest` or `latest~N`."""
+    with ops.history() as history:
+        run = history.resolve(ref)
+        if run.kind != "runbook":
+            return RunDetail(run, report=history.report(run))
+        state = RunbookStore(history).load(run.run_id)
+    book = None
+    if state is not None and Path(state.runbook_path).is_file():
+        book, _problems = parse_runbook(Path(state.runbook_path))
+    return RunDetail(run, session=state, runbook=book)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: RunRow
+    b: RunRow
+    diff: RunDiff
+
+
+def _diff(history: History, a: RunRow, b: RunRow) -> Comparison:
+    return Comparison(
+        a,
+        b,
+        diff_runs(
+            history.findings(a.run_id),
+            history.findings(b.run_id),
+            {k: v.fingerprint for k, v in history.env_keys(a.run_id).items()},
+            {k: v.fingerprint for k, v in history.env_keys(b.run_id).items()},
+        ),
+    )
+
+
+def diff(ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = False) -> Comparison:
+    """New, resolved and changed findings, and env keys whose fingerprint changed, from A to B
+    (with `oldest_first`, from the older of the two to the newer)."""
+    with ops.history() as history:
+        a, b = history.resolve(ref_a), history.resolve(ref_b)
+        if oldest_first and b.started_at < a.started_at:
+            a, b = b, a
+        return _diff(history, a, b)
+
+
+@dataclass(frozen=True)
+class Overview:
+    alerts: list[AlertRow]  # firing now, oldest first
+    deploys: list[RunRow]  # the newest preflight / verify-deploy runs
+
+
+def overview(ops: Ops, *, deploys: int = 4) -> Overview:
+    with ops.history() as history:
+        alerts = history.open_alerts()
+        recent = [r for r in history.list_runs(limit=50) if r.kind in DEPLOY_KINDS][:deploys]
+    return Overview(alerts, recent)
+
+
+def latency_series(ops: Ops, names: Iterable[str], points: int) -> dict[str, list[float]]:
+    """The last `points` latencies of each check, oldest first."""
+    with ops.history() as history:
+        return {n: [r.latency_ms for r in history.check_history(n, points)] for n in names}

@@ -1,0 +1,224 @@
+"""Runbooks: where they are found, how their check gates run, and their sessions (every
+transition saved before it is acted on, and audited)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from opsdash.core.errors import ConfigError, InputError
+from opsdash.core.findings import Severity
+from opsdash.core.health.runner import run_once
+from opsdash.core.profile import Check, Profile
+from opsdash.core.runbooks.executor import AuditHook, Executor, GateResult, GateRunner
+from opsdash.core.runbooks.gates import Gate
+from opsdash.core.runbooks.model import Runbook
+from opsdash.core.runbooks.parser import Problem as RunbookProblem
+from opsdash.core.runbooks.parser import parse as parse_runbook
+from opsdash.core.validators import validate
+from opsdash.ops.base import Ops
+from opsdash.ops.checks import probe_context
+from opsdash.storage.rows import SessionRow
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+_SHIPPED = [_PACKAGE / "runbooks", _PACKAGE.parent / "runbooks"]
+
+
+def shipped_runbooks_dir() -> Path | None:
+    """The runbooks that ship with opsdash: in the wheel, or in a checkout."""
+    return next((d for d in _SHIPPED if d.is_dir()), None)
+
+
+def runbook_dirs(profile: Profile | None) -> list[Path]:
+    dirs = [d for d in (profile.runbooks.dirs if profile else []) if d.is_dir()]
+    shipped = shipped_runbooks_dir()
+    if shipped is not None and (profile is None or profile.runbooks.shipped) and shipped not in dirs:
+        dirs.append(shipped)
+    return dirs
+
+
+def load_runbooks(dirs: Sequence[Path]) -> tuple[list[Runbook], list[RunbookProblem]]:
+    """Every runbook in the directories, first one wins for a duplicate id."""
+    books: dict[str, Runbook] = {}
+    problems: list[RunbookProblem] = []
+    for directory in dirs:
+        for path in sorted(directory.glob("*.md")):
+            book, found = parse_runbook(path)
+            problems.extend(found)
+            if book is not None and book.id not in books:
+                books[book.id] = book
+    return sorted(books.values(), key=lambda b: b.id), problems
+
+
+def find_runbook(ref: str, profile: Profile | None) -> Runbook:
+    """A runbook by id (from the profile's dirs and the shipped ones) or by path."""
+    path = Path(ref)
+    if path.suffix == ".md" or path.exists():
+        book, problems = parse_runbook(path)
+        if book is None:
+            raise InputError(
+                str(problems[0]) + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
+        return book
+    books, _problems = load_runbooks(runbook_dirs(profile))
+    for book in books:
+        if book.id == ref:
+            return book
+    known = ", ".join(b.id for b in books) or "none found"
+    raise InputError(f"no runbook {ref!r} (known: {known}); see 'opsdash runbook list'")
+
+
+def gate_runner(
+    ops: Ops, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
+) -> GateRunner:
+    """Check blocks run the profile's health checks, environment validation, or ad-hoc http checks."""
+    import asyncio
+
+    from pydantic import TypeAdapter, ValidationError
+
+    loaded = ops.config
+
+    def run(gates: Sequence[Gate]) -> list[GateResult]:
+        results: list[GateResult] = []
+        if loaded is None and any(g.kind in ("check", "validate") for g in gates):
+            return [GateResult(g.label(), False, "no profile loaded: pass --config") for g in gates]
+        checks: list[Any] = []
+        for gate in gates:
+            if gate.kind == "check":
+                assert loaded is not None
+                check = loaded.profile.check(gate.target)
+                if check is None:
+                    results.append(GateResult(gate.label(), False, "no such check in the profile"))
+                else:
+                    checks.append((gate, check))
+            elif gate.kind == "http":
+                try:
+                    checks.append(
+                        (
+                            gate,
+                            TypeAdapter(Check).validate_python(
+                                {
+                                    "name": "runbook-gate",
+                                    "kind": "http",
+                                    "url": gate.target,
+                                    "conditions": list(gate.conditions),
+                                    "retries": 0,
+                                    "timeout": 10,
+                                }
+                            ),
+                        )
+                    )
+                except ValidationError as exc:
+                    results.append(GateResult(gate.label(), False, f"invalid: {exc.errors()[0]['msg']}"))
+            else:
+                assert loaded is not None
+                try:
+                    report = validate(loaded.profile, env_files=env_files, from_env=from_env).report
+                except (ConfigError, InputError) as exc:
+                    results.append(GateResult(gate.label(), False, str(exc)))
+                    continue
+                passed = report.verdict.rank < Severity.UNKNOWN.rank
+                counts = report.counts()
+                results.append(
+                    GateResult(
+                        gate.label(),
+                        passed,
+                        f"{report.verdict.value}: {counts['CRIT']} critical, {counts['WARN']} warning",
+                    )
+                )
+        if checks:
+            profile = (
+                loaded.profile
+                if loaded
+                else Profile.model_validate({"target": {"name": "runbook", "base_url": "https://localhost"}})
+            )
+            ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+            outcomes = asyncio.run(run_once([c for _g, c in checks], ctx))
+            for (gate, _check), outcome in zip(checks, outcomes, strict=True):
+                ok = outcome.severity.rank < Severity.UNKNOWN.rank
+                results.append(GateResult(gate.label(), ok, f"{outcome.severity.value}: {outcome.summary}"))
+        order = {g.label(): i for i, g in enumerate(gates)}
+        return sorted(results, key=lambda r: order.get(r.label, 0))
+
+    return run
+
+
+def audit_hook(ops: Ops) -> AuditHook:
+    def hook(action: str, subject: str, outcome: str, details: Mapping[str, Any]) -> None:
+        ops.audit.event("operator_action", action, subject=subject, outcome=outcome, details=dict(details))
+
+    return hook
+
+
+def catalogue(ops: Ops) -> tuple[list[Runbook], list[RunbookProblem], dict[str, SessionRow | None]]:
+    """Every runbook opsdash offers, the problems found reading them, and each one's last session."""
+    from opsdash.storage.runbooks import RunbookStore
+
+    books, problems = load_runbooks(runbook_dirs(ops.profile_or_none))
+    with ops.history() as history:
+        last = RunbookStore(history).last_sessions(b.id for b in books)
+    return books, problems, last
+
+
+class Sessions:
+    """Runbook sessions on one history connection, which a dashboard's session keeps open across
+    workers (`shared`). Start one, or resume one by id or 'latest'."""
+
+    def __init__(
+        self,
+        ops: Ops,
+        *,
+        shared: bool = False,
+        env_files: Sequence[Path] | None = None,
+        from_env: bool | None = None,
+    ) -> None:
+        from opsdash.storage.runbooks import RunbookStore
+
+        self.ops = ops
+        self.history = ops.history(shared=shared)
+        self.store = RunbookStore(self.history)
+        self.runner = gate_runner(ops, env_files=env_files, from_env=from_env)
+        self.audit = audit_hook(ops)
+
+    def start(self, book: Runbook, params: dict[str, str]) -> Executor:
+        return Executor.start(book, params, self.ops.operator, self.store, self.runner, self.audit)
+
+    def resume(self, book: Runbook, ref: str) -> Executor:
+        """Resume a session by id, or the newest unfinished one of this runbook with 'latest'."""
+        session_id = self.store.latest_active(book.id) if ref == "latest" else ref
+        if session_id is None:
+            raise InputError(f"no unfinished session of {book.id} to resume")
+        try:
+            return Executor.resume(book, session_id, self.store, self.runner, self.audit)
+        except (LookupError, ValueError) as exc:
+            raise InputError(str(exc)) from None
+
+    def close(self) -> None:
+        self.history.close()
+
+    def __enter__(self) -> Sessions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def lint_paths(paths: list[Path], known_checks: list[str] | None) -> tuple[int, list[str]]:
+    """Lint runbook files and directories; (how many runbooks, every problem as file:line: text)."""
+    from opsdash.core.runbooks.lint import lint
+    from opsdash.core.runbooks.parser import parse
+
+    problems: list[str] = []
+    count = 0
+    for path in paths:
+        files = sorted(path.glob("*.md")) if path.is_dir() else [path]
+        if path.is_dir() and not files:
+            problems.append(f"{path}: no runbooks (*.md) here")
+        for file in files:
+            count += 1
+            book, found = parse(file)
+            if book is not None:
+                found = lint(book, known_checks)
+            problems.extend(str(p) for p in found)
+    return count, problems

@@ -1,0 +1,27 @@
+"""Environment validation: validate the profile's target, record the run, audit it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from opsdash.core.validators import ValidationRun, validate
+from opsdash.ops.base import Ops
+
+
+def run(
+    ops: Ops,
+    *,
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+    record: bool = True,
+) -> ValidationRun:
+    """Validate; with `record`, keep the run in history (fingerprints only) and the audit log."""
+    profile = ops.profile
+    result = validate(profile, env_files=env_files, from_env=from_env)
+    if record:
+        with ops.history() as history:
+            history.record(result.report, operator=ops.operator, env=result.env, is_secret=profile.is_secret)
+            history.purge(ops.settings.history_retention_days)
+            ops.audit.report(result.report, history)
+    return result

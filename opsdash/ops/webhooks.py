@@ -1,0 +1,196 @@
+"""Webhook deliveries: build the profile's verifier, verify a delivery (replay store, audit, burst
+alert), and sign test deliveries."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets as random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsdash.core.alerts import WEBHOOK_BURST
+from opsdash.core.envfiles import EnvSnapshot
+from opsdash.core.errors import ConfigError
+from opsdash.core.profile import Profile, WebhookSection
+from opsdash.core.secrets import redactor
+from opsdash.core.validators import load_target_env
+from opsdash.core.webhooks import BurstRule, Delivery, SchemeOptions, Verdict, Verifier, sign
+from opsdash.ops.base import Ops
+from opsdash.storage.history import History
+from opsdash.storage.rows import AlertRow
+
+
+def _env_or_process(name: str, env: EnvSnapshot | None, process_env: Mapping[str, str]) -> str | None:
+    value = env.get(name) if env is not None else None
+    return value or process_env.get(name) or None
+
+
+def verifier_for(
+    profile: Profile | None,
+    *,
+    scheme: str | None = None,
+    secret_envs: Sequence[str] = (),
+    env: EnvSnapshot | None = None,
+    process_env: Mapping[str, str] | None = None,
+    seen: Callable[[str, str, int], bool] | None = None,
+) -> Verifier:
+    """A verifier from the profile's [webhook] section; secrets come only from environment variables
+    named by --secret-env or by the profile, never from the command line."""
+    process_env = os.environ if process_env is None else process_env
+    cfg = profile.webhook if profile is not None else WebhookSection()
+    provider = profile.provider if profile is not None else None
+    chosen = scheme or cfg.scheme
+    if secret_envs:
+        missing = [v for v in secret_envs if not process_env.get(v)]
+        if missing:
+            raise ConfigError(f"--secret-env {', '.join(missing)}: not set in the environment")
+        secrets_ = [process_env[v] for v in secret_envs]
+    else:
+        names = cfg.secret_variables or [v for v in [provider and provider.webhook_secret_variable] if v]
+        if not names:
+            raise ConfigError("no webhook secret: pass --secret-env VAR, or set webhook.secret_variables")
+        secrets_ = [s for s in (_env_or_process(n, env, process_env) for n in names) if s]
+        if not secrets_:
+            raise ConfigError(f"webhook secret {', '.join(names)} is not set in the env files or environment")
+    for value in secrets_:
+        redactor.register(value)
+    app_id = None
+    if chosen == "ikhokha":
+        app_id_var = cfg.app_id_variable or (provider.app_id_variable if provider else None)
+        app_id = _env_or_process(app_id_var, env, process_env) if app_id_var else None
+    # SchemeOptions' fields are the [webhook] section's names: everything but app_id comes across as is
+    tunables = {f.name for f in dataclasses.fields(SchemeOptions)} - {"app_id"}
+    options = SchemeOptions(app_id=app_id, **cfg.model_dump(include=tunables))
+    try:
+        return Verifier(chosen, secrets_, options, cfg.allowed_sources, seen)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _target_env(ops: Ops, env_files: Sequence[Path] | None, from_env: bool | None) -> EnvSnapshot | None:
+    profile = ops.profile_or_none
+    if profile is None:
+        return None
+    return load_target_env(profile, env_files=env_files, from_env=from_env, required=False)
+
+
+@dataclass(frozen=True)
+class Checked:
+    verdict: Verdict
+    alert: AlertRow | None  # a burst alert this delivery raised
+
+
+def verify(
+    ops: Ops,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    path: str | None = None,
+    source_ip: str | None = None,
+    now: float | None = None,
+    scheme: str | None = None,
+    secret_envs: Sequence[str] = (),
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+) -> Checked:
+    """Verify one delivery: signature, clock, replay (ids kept in history), source. Every outcome is
+    audited; failures count toward the burst rule, whose alert goes to the profile's channels."""
+    profile = ops.profile_or_none
+    env = _target_env(ops, env_files, from_env)
+    at = ops.clock() if now is None else now
+    with ops.history() as history:
+        verifier = verifier_for(
+            profile,
+            scheme=scheme,
+            secret_envs=secret_envs,
+            env=env,
+            seen=lambda s, i, exp: history.seen_delivery(s, i, exp, at),
+        )
+        delivery = Delivery(
+            body, dict(headers), path or (profile.webhook.path if profile else "/"), source_ip
+        )
+        burst = BurstRule(profile.webhook.burst_threshold, profile.webhook.burst_window) if profile else None
+        verdict, alert = record_delivery(ops, verifier, delivery, at, history, burst)
+        if alert is not None and profile is not None:
+            ops.alerts.send_event(history, alert)
+    return Checked(verdict, alert)
+
+
+def record_delivery(
+    ops: Ops,
+    verifier: Verifier,
+    delivery: Delivery,
+    now: float,
+    history: History,
+    burst: BurstRule | None = None,
+) -> tuple[Verdict, AlertRow | None]:
+    """Verify, audit, and count failures toward the burst rule; returns the verdict and any alert."""
+    verdict = verifier.verify(delivery, now)
+    source = delivery.source_ip or "unknown"
+    details = {
+        "scheme": verdict.scheme,
+        "message": verdict.message,
+        "delivery_id": verdict.delivery_id,
+        "clock_skew_s": verdict.skew_s,
+    }
+    if verdict.ok:
+        action, kind = "webhook-verify", "operator_action"
+    else:
+        action, kind = "webhook-verification-failed", "security_event"
+    ops.audit.event(kind, action, subject=source, outcome=verdict.outcome.value, details=details)
+    if verdict.ok:
+        return verdict, None
+    failures = history.record_webhook_failure(source, verdict.outcome.value, now)
+    rule = burst or BurstRule()
+    if not rule.should_alert(failures, history.last_alert(WEBHOOK_BURST, source), now):
+        return verdict, None
+    recent = sum(1 for t in failures if now - t <= rule.window_s)
+    title = f"Burst of failed webhook verifications from {source}"
+    window = f"{rule.window_s:.0f} s"
+    detail = f"{recent} failed verifications from {source} within {window} (latest: {verdict.outcome})"
+    alert_id = history.record_alert(WEBHOOK_BURST, source, "CRIT", title, detail, now)
+    ops.audit.event(
+        "security_event",
+        "alert",
+        subject=source,
+        outcome="CRIT",
+        details={"rule": WEBHOOK_BURST, "alert_id": alert_id, "detail": detail},
+    )
+    return verdict, history.alert(alert_id)
+
+
+def signed_headers(
+    ops: Ops,
+    body: bytes,
+    *,
+    path: str | None = None,
+    scheme: str | None = None,
+    secret_env: str | None = None,
+    delivery_id: str | None = None,
+    timestamp: int | None = None,
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+) -> dict[str, str]:
+    """Signature headers for a test delivery. A header value the profile treats as a secret
+    (iKhokha's application id, say) comes back as ${VAR} for the shell to expand."""
+    profile = ops.profile_or_none
+    verifier = verifier_for(
+        profile,
+        scheme=scheme,
+        secret_envs=(secret_env,) if secret_env else (),
+        env=_target_env(ops, env_files, from_env),
+    )
+    delivery = Delivery(body, {}, path or (profile.webhook.path if profile else "/"))
+    stamp = int(ops.clock()) if timestamp is None else timestamp
+    msg_id = delivery_id or f"msg_{random.token_hex(12)}"
+    headers = sign(
+        verifier.scheme, verifier.secrets[0], delivery, verifier.options, timestamp=stamp, delivery_id=msg_id
+    )
+    app_id_var = profile and (
+        profile.webhook.app_id_variable or (profile.provider and profile.provider.app_id_variable)
+    )
+    if verifier.scheme == "ikhokha" and app_id_var and profile is not None and profile.is_secret(app_id_var):
+        headers["IK-APPID"] = f"${{{app_id_var}}}"  # a secret in this profile: name it, never print it
+    return headers

@@ -1,0 +1,97 @@
+"""What the repositories return: frozen dataclasses, one per table row kind, never bare dicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def rows_as(cls: type[T], rows: Iterable[Mapping[str, Any]]) -> list[T]:
+    """Rows as dataclasses; columns the dataclass does not name are dropped (older schemas added some)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return [cls(**{k: v for k, v in row.items() if k in names}) for row in rows]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The audit log's head right after a run was recorded."""
+
+    id: int
+    run_id: str
+    log_id: str
+    seq: int
+    mac: str
+    recorded_at: str
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    id: int
+    run_id: str
+    check_name: str
+    kind: str
+    target: str
+    started_at: str
+    severity: str
+    sustained: str
+    error_class: str | None
+    summary: str
+    latency_ms: float
+    phases: str
+    metrics: str
+    facts: str
+
+    def metrics_dict(self) -> dict[str, float]:
+        return dict(json.loads(self.metrics or "{}"))
+
+    def facts_dict(self) -> dict[str, Any]:
+        return dict(json.loads(self.facts or "{}"))
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    id: int
+    rule: str
+    key: str
+    severity: str
+    title: str
+    detail: str
+    raised_at: float
+    resolved_at: float | None
+    status: str
+    last_sent_at: float | None
+    silenced: int
+    runbook: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    alert_id: int
+    channel: str
+    event: str
+    ok: int
+    attempts: int
+    error: str
+    at: float
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One runbook session as listed (its steps and events load with RunbookStore.load)."""
+
+    id: str
+    runbook_id: str
+    runbook_path: str
+    title: str
+    params: str
+    operator: str
+    status: str
+    current_step: int
+    started_at: str
+    updated_at: str
