@@ -25,9 +25,10 @@ demo: $(STAMP) ## Set up and open the dashboard on the built-in BetaSkill demo
 test: $(STAMP) ## Set up and run the test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, and the import-linter layer contracts
 	$(BIN)/ruff check opsdash tests benchmarks scripts
 	$(BIN)/ruff format --check opsdash tests benchmarks scripts
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP) ## mypy (strict) over the package
 	$(BIN)/mypy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,7 +19,9 @@ from opsdash.cli.common import (
     operator_option,
 )
 from opsdash.cli.render import emit, emit_json
-from opsdash.storage.rows import SessionRow
+
+if TYPE_CHECKING:
+    from opsdash.storage.rows import SessionRow
 
 
 def _as_dict(row: SessionRow | None) -> dict[str, Any] | None:

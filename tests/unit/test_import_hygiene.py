@@ -1,4 +1,7 @@
-"""The core and storage stay UI-free, and the headless CLI never imports Textual."""
+"""The layers hold at run time: the core imports no other opsdash layer, no settings, paths or
+storage libraries; core and storage stay UI-free; the headless CLI never imports Textual, and a
+`validate --no-history` loads neither the history database nor the audit or alert code.
+(import-linter checks the same contracts statically in `make lint`.)"""
 
 from __future__ import annotations
 
@@ -18,14 +21,26 @@ bad = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich"))
 print(",".join(bad))
 """
 
+CORE_ONLY = """
+import importlib, pkgutil, sys
+import opsdash.core
+for m in pkgutil.walk_packages(opsdash.core.__path__, "opsdash.core."):
+    importlib.import_module(m.name)
+outside = ("opsdash.ops", "opsdash.storage", "opsdash.cli", "opsdash.tui", "opsdash.demo")
+libs = ("textual", "rich", "pydantic_settings", "platformdirs", "sqlite_utils", "click")
+bad = sorted(m for m in sys.modules if m.startswith(outside) or m.split(".")[0] in libs)
+print(",".join(bad))
+"""
+
 CLI_RUN = """
 import sys
 from opsdash.cli import main
 try:
-    main(sys.argv[1:])
+    main(sys.argv[2:])
 except SystemExit as exc:
     code = exc.code
-bad = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich"))
+forbidden = tuple(sys.argv[1].split(","))  # module names, or packages with their submodules
+bad = sorted(m for m in sys.modules if m in forbidden or m.startswith(tuple(f + "." for f in forbidden)))
 print("IMPORTED:" + ",".join(bad), file=sys.stderr)
 sys.exit(code)
 """
@@ -36,6 +51,35 @@ def test_core_and_storage_never_import_ui() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_core_imports_no_other_layer_nor_settings_or_storage_libraries() -> None:
+    out = subprocess.run([sys.executable, "-c", CORE_ONLY], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_validate_no_history_loads_neither_history_nor_audit_nor_alerts(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env.production"
+    env_file.write_text(env_text(good_env()))
+    forbidden = "textual,rich,sqlite_utils,opsdash.storage,opsdash.ops.audit,opsdash.ops.alerts"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CLI_RUN,
+            forbidden,
+            "validate",
+            "--no-history",
+            "--config",
+            str(EXAMPLE_PROFILE),
+            "--env-file",
+            str(env_file),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.rstrip().endswith("IMPORTED:"), proc.stderr[-500:]
+
+
 def test_validate_command_never_imports_textual(tmp_path: Path) -> None:
     env_file = tmp_path / ".env.production"
     env_file.write_text(env_text(good_env()))
@@ -44,6 +88,7 @@ def test_validate_command_never_imports_textual(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             CLI_RUN,
+            "textual,rich",
             "validate",
             "--config",
             str(EXAMPLE_PROFILE),

@@ -320,7 +320,7 @@ class Executor:
         running = StepState(status=StepStatus.RUNNING, started_at=_now(), note=note)
         self._set(step.index, running)
         self._record(step.index, "command-started", script)  # persisted before the process starts
-        output, code, detail = _execute(
+        output, code, detail = _run_command(
             script,
             step.timeout,
             self.runbook.path.parent,
@@ -368,7 +368,7 @@ class Executor:
         return finished
 
 
-def _execute(
+def _run_command(
     script: str,
     timeout: float,
     cwd: Any,
