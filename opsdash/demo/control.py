@@ -68,7 +68,7 @@ async def serve(workdir: Path, data_dir: Path, faults: Iterable[str], ready: Any
     """Run the demo target until SIGINT/SIGTERM, keeping the state file while it runs."""
     from opsdash.demo.target import DemoTarget
 
-    target = DemoTarget(workdir, set(faults))
+    target = DemoTarget(workdir, set(faults), data_dir=data_dir)
     profile = await target.start()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     state = state_path(data_dir)

@@ -44,6 +44,7 @@ def _context(cert: trustme.LeafCert) -> ssl.SSLContext:
 class DemoTarget:
     workdir: Path
     faults: set[str] = field(default_factory=set)
+    data_dir: Path | None = None  # written into the profile: every command given it finds this demo
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
     def __post_init__(self) -> None:
@@ -132,6 +133,8 @@ class DemoTarget:
     def profile_text(self) -> str:
         text = example_profile_text().replace('example = ".env.production.example"', "# (no example file)")
         text = text[: text.index(CHECKS_MARKER)]
+        if self.data_dir is not None:
+            text = text.replace("[opsdash]\n", f"[opsdash]\ndata_dir = {json.dumps(str(self.data_dir))}\n", 1)
         app, api = self.app.base_url, self.api.base_url
         checks = f'''{CHECKS_MARKER}
 # ---- written by 'opsdash demo': the same checks, against the simulated servers on 127.0.0.1 ----

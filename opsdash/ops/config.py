@@ -37,7 +37,9 @@ class SettingsTable(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     data_dir: Path | None = Field(
-        None, description="History database and audit log directory. Default: the platform's user data dir."
+        None,
+        description="History database and audit log directory (relative to this file). "
+        "Default: the platform's user data dir.",
     )
     operator: str | None = Field(None, description="Who is operating; recorded in history. Default: OS user.")
     history_retention_days: int = Field(90, ge=1, description="Runs older than this are purged from history.")
@@ -302,9 +304,10 @@ def load_config(path: Path) -> LoadedConfig:
     runbooks = parsed.runbooks.model_copy(update={"dirs": [_resolve(base, d) for d in parsed.runbooks.dirs]})
     fields = {name: getattr(parsed, name) for name in Profile.model_fields}
     profile = Profile(**{**fields, "target": target, "env": env, "health": health, "runbooks": runbooks})
-    return LoadedConfig(
-        path=path, text=text, profile=profile, file_table=parsed.opsdash.model_dump(exclude_unset=True)
-    )
+    file_table = parsed.opsdash.model_dump(exclude_unset=True)
+    if file_table.get("data_dir") is not None:  # relative to the file, not to wherever opsdash runs
+        file_table["data_dir"] = _resolve(base, file_table["data_dir"])
+    return LoadedConfig(path=path, text=text, profile=profile, file_table=file_table)
 
 
 def config_schema() -> dict[str, Any]:

@@ -1,0 +1,77 @@
+"""Every command that reads or writes data takes --config and uses that profile's data directory,
+wherever it is run from; a relative [opsdash] data_dir is relative to the profile, not the cwd."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Demo, Project
+
+
+@pytest.fixture
+def elsewhere(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project keeps its data in ./ops-data beside its profile; the operator stands elsewhere."""
+    monkeypatch.delenv("OPSDASH_DATA_DIR")
+    text = project.profile.read_text().replace("[opsdash]\n", '[opsdash]\ndata_dir = "ops-data"\n', 1)
+    project.profile.write_text(text)
+    monkeypatch.chdir(project.root)
+    other = tmp_path / "somewhere-else"
+    other.mkdir()
+    return other
+
+
+def test_data_commands_follow_the_profile_from_another_directory(
+    run, project: Project, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = json.loads(run("validate", "--config", "opsdash.toml", "--json").out)
+    data = project.root / "ops-data"
+    assert (data / "history.db").is_file() and (data / "audit.log").is_file()
+
+    monkeypatch.chdir(elsewhere)
+    profile = project.profile
+    verified = run("audit", "verify", "--config", profile, "--json")
+    assert verified.code == 0
+    body = json.loads(verified.out)
+    assert body["directory"] == str(data) and body["anchor_source"] == f"history run {report['run_id']}"
+    tail = [json.loads(line) for line in run("audit", "tail", "--config", profile, "--json").out.splitlines()]
+    assert tail[-1]["action"] == "validate" and tail[-1]["details"]["run_id"] == report["run_id"]
+    listed = json.loads(run("history", "list", "--config", profile, "--json").out)
+    assert [r["run_id"] for r in listed] == [report["run_id"]]
+    assert run("history", "show", "latest", "--config", profile).code == 0
+    runbooks = json.loads(run("runbook", "list", "--config", profile, "--json").out)
+    assert runbooks and all(r["last_session"] is None for r in runbooks)
+
+    # without --config, the same commands do not silently read the project's data
+    assert run("history", "list", "--json").out.strip() == "[]"
+    assert "no audit log yet" in run("audit", "tail").err
+    assert not (elsewhere / "ops-data").exists()
+
+
+def test_demo_fault_reaches_the_demo_through_its_profile(
+    run, demo_process: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo writes its data directory into its profile, so `demo fault --config` finds it from
+    any directory and any shell (one without the demo's OPSDASH_DATA_DIR)."""
+    demo = demo_process
+    monkeypatch.delenv("OPSDASH_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert f'data_dir = "{demo.data_dir}"' in demo.profile.read_text()
+    listed = run("demo", "fault", "--config", demo.profile)
+    assert listed.code == 0 and "app-down" in listed.out
+    try:
+        switched = run("demo", "fault", "app-down", "on", "--config", demo.profile)
+        assert switched.code == 0 and "faults on: app-down" in switched.out
+        checked = run("check", "--config", demo.profile, "app-health")
+        assert checked.code == 2
+    finally:
+        run("demo", "fault", "app-down", "off", "--config", demo.profile)
+    tail = run("audit", "tail", "--config", demo.profile, "--json").out.splitlines()
+    assert any(json.loads(x)["action"] == "demo-fault" for x in tail)
+
+
+def test_demo_fault_without_the_demos_data_dir_says_where_it_looked(run, tmp_path: Path) -> None:
+    result = run("demo", "fault", "app-down", "on")
+    assert result.code == 3 and "opsdash demo" in result.err
