@@ -4,9 +4,12 @@ Prints medians over several runs and the ratio to a floor measured in the same r
   - floor: a bare `python -c pass` (interpreter start-up, which every CLI pays);
   - opsdash validate --no-history and with history (the SQLite write);
   - peak RSS of one validate process;
-  - the modules a validate process imported: textual/rich must be absent.
+  - the modules a validate process imported: textual/rich must be absent;
+  - with --against DIR: the same two commands from another checkout's source (say, the commit
+    before a refactor), alternated run by run with this one, and the ratio between them.
 
-Usage: .venv/bin/python benchmarks/validate.py [--runs N]
+Usage: .venv/bin/python benchmarks/validate.py [--runs N] [--against DIR]
+       (run `python -m compileall -q opsdash` in each tree first, as a wheel install would have)
 """
 
 from __future__ import annotations
@@ -46,6 +49,28 @@ def median_of(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, in
     return statistics.median(times), int(statistics.median(rss))
 
 
+LAUNCH = "import sys\nfrom opsdash.cli import main\nmain(sys.argv[1:])"
+
+
+def against(tree: Path, args: list[str], env: dict[str, str], runs: int) -> tuple[float, float, list[float]]:
+    """Medians of this tree and `tree` running the same command, alternated; and each run's ratio."""
+    ours_env = {**env, "PYTHONPATH": str(ROOT)}
+    theirs_env = {**env, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, "-c", LAUNCH, *args]
+    ours, theirs = [], []
+    for _ in range(runs):
+        for times, run_env in ((ours, ours_env), (theirs, theirs_env)):
+            seconds, _rss, code = timed(cmd, run_env)
+            if code not in (0, 1, 2):
+                raise SystemExit(f"{' '.join(args)} exited {code} with PYTHONPATH={run_env['PYTHONPATH']}")
+            times.append(seconds)
+    return (
+        statistics.median(ours),
+        statistics.median(theirs),
+        [a / b for a, b in zip(ours, theirs, strict=True)],
+    )
+
+
 def imported_ui_modules(cmd: list[str], env: dict[str, str]) -> list[str]:
     code = (
         "import sys\nfrom opsdash.cli import main\n"
@@ -61,6 +86,7 @@ def imported_ui_modules(cmd: list[str], env: dict[str, str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--against", type=Path, metavar="DIR", help="another checkout to compare with")
     args = parser.parse_args()
     opsdash = str(Path(sys.executable).with_name("opsdash"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,6 +99,10 @@ def main() -> None:
         bare, bare_rss = median_of([opsdash, *validate, "--no-history"], env, args.runs)
         full, full_rss = median_of([opsdash, *validate], env, args.runs)
         ui = imported_ui_modules(validate, env)
+        compared = []
+        if args.against is not None:
+            for label, extra in (("--no-history", ["--no-history"]), ("(records history)", [])):
+                compared.append((label, *against(args.against, [*validate, *extra], env, args.runs)))
 
     print(f"runs per figure: {args.runs} (medians; 2-core noisy machine)")
     print(f"floor  python -c pass                   {floor * 1000:7.1f} ms  {floor_rss / 1024:6.1f} MiB")
@@ -84,6 +114,13 @@ def main() -> None:
         f"opsdash validate (records history)      {full * 1000:7.1f} ms  {full_rss / 1024:6.1f} MiB  "
         f"ratio {full / floor:5.1f}x floor"
     )
+    for label, ours, theirs, ratios in compared:
+        spread = sorted(ratios)
+        print(
+            f"validate {label:18} this tree {ours * 1000:6.1f} ms, {args.against} {theirs * 1000:6.1f} ms: "
+            f"ratio {ours / theirs:4.2f} (per-run ratios {spread[0]:.2f}-{spread[-1]:.2f}, "
+            f"median {statistics.median(spread):.2f})"
+        )
     print(f"textual/rich imported by validate: {', '.join(ui) if ui else 'none'}")
     if ui:
         raise SystemExit(1)

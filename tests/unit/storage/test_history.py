@@ -11,7 +11,8 @@ import pytest
 
 from opsdash.core.errors import InputError
 from opsdash.core.findings import Report
-from opsdash.storage.history import SCHEMA_VERSION, History
+from opsdash.storage.history import History
+from opsdash.storage.schema import SCHEMA_VERSION
 from tests.conftest import Project, good_env
 
 

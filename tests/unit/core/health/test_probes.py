@@ -32,7 +32,7 @@ from tests.servers import (
     redirect_loop,
     reset_after_request,
 )
-from tests.unit.health.conftest import env_snapshot, make_check
+from tests.unit.core.health.conftest import env_snapshot, make_check
 
 HANG_GUARD = 30
 

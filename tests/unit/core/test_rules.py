@@ -161,7 +161,7 @@ def test_every_environment_rule_has_cases() -> None:
         r
         for r, v in RULES.items()
         if r.startswith(("tls-", "webhook-")) or r == "check-failed" or v.category == "deploy"
-    }  # tested in tests/unit/health and test_deploy.py
+    }  # tested in tests/unit/core/health and test_deploy.py
     assert set(RULES) - live_check_rules == set(CASES)
 
 

@@ -15,7 +15,7 @@ from opsdash.core.health.state import SustainedState
 from opsdash.demo.httpserver import Request, Response
 from opsdash.storage.history import History
 from tests.servers import http_server
-from tests.unit.health.conftest import make_check
+from tests.unit.core.health.conftest import make_check
 
 OK = CheckResult("c", "http", "u", Severity.OK, "fine", "2026-11-26T10:00:00", 1.0)
 DOWN = replace(OK, severity=Severity.CRIT, summary="down", error_class=ErrorClass.HTTP_5XX)
