@@ -75,7 +75,7 @@ async def health_frames(ticks: int) -> list[float]:
         )
         profile = Path(tmp) / "opsdash.toml"
         profile.write_text('[target]\nname = "bench"\nbase_url = "https://bench.example.com"\n' + checks)
-        app = OpsdashApp(profile, live=False, record=False, data_dir=Path(tmp) / "data")
+        app = OpsdashApp.on_profile(profile, live=False, record=False, data_dir=Path(tmp) / "data")
         frames = []
         async with app.run_test(size=(120, 36)) as pilot:
             await pilot.press("3")

@@ -30,7 +30,7 @@ async def main() -> None:
         out = ROOT / "screenshots"
         out.mkdir(exist_ok=True)
         for number, pane in enumerate(PANES, start=1):
-            app = OpsdashApp(
+            app = OpsdashApp.on_profile(
                 ROOT / "examples" / "betaskill" / "opsdash.toml", live=False, record=False, data_dir=data
             )
             async with app.run_test(size=(120, 36)) as pilot:

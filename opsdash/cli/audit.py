@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, config_option, json_option, open_ops
+from opsdash.cli.common import cli, config_option, json_option
 from opsdash.cli.render import emit, emit_json
+from opsdash.ops.base import Ops
 
 
 @cli.group()
 def audit() -> None:
-    """The tamper-evident audit log of who did what (in OPSDASH_DATA_DIR)."""
+    """The tamper-evident audit log of who did what (in the profile's data directory)."""
 
 
 @audit.command("tail")
@@ -55,13 +56,13 @@ def audit_tail(
     import json
     import time
 
-    from opsdash.core.audit.tail import Entry, Follower, RecordFilter, parse_since, tail
+    from opsdash.core.audit.tail import Entry, RecordFilter, parse_since
 
     try:
         flt = RecordFilter(kind, who, grep, parse_since(since) if since else None)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    path = open_ops(config, require=False).audit.path
+    trail = Ops.open(config, require=False).audit
 
     def show(entry: Entry) -> None:
         if as_json:
@@ -75,11 +76,11 @@ def audit_tail(
         else:
             emit(entry.summary())
 
-    if not path.exists() and not follow:
-        emit(f"no audit log yet at {path}", err=True)
+    if not trail.exists() and not follow:
+        emit(f"no audit log yet at {trail.path}", err=True)
         return
-    follower = Follower.at_end(path)
-    for entry in tail(path, count, flt):
+    follower = trail.follower()
+    for entry in trail.newest(count, flt):
         show(entry)
     if not follow:
         return
@@ -110,7 +111,7 @@ def audit_verify(anchor: str | None, config: Path | None, as_json: bool) -> None
     """
     from opsdash.ops.audit import verify_log
 
-    ops = open_ops(config, require=False)
+    ops = Ops.open(config, require=False)
     try:
         outcome = verify_log(ops, anchor)
     except ValueError as exc:

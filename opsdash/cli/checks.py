@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, common_options, open_ops
+from opsdash.cli.common import cli, common_options
 from opsdash.cli.render import emit, emit_json
 from opsdash.ops.base import Ops
 
@@ -60,7 +60,7 @@ def check(
     from opsdash.cli.render import checks_text, verdict_line
     from opsdash.ops import checks
 
-    ops = open_ops(config, operator)
+    ops = Ops.open(config, operator=operator)
     files = list(env_files) or None
     if count is not None and watch is None:
         raise click.UsageError("--count goes with --watch")

@@ -1,7 +1,8 @@
 """What every command shares: the root group, the common options, and opening `Ops`.
 
-Each command parses its options, calls one `opsdash.ops` function and renders the result; nothing
-here or in a command module touches the database, the audit log or the network itself.
+Each command parses its options, opens `Ops` (`Ops.open(--config)`), calls one `opsdash.ops`
+function and renders the result; nothing here or in a command module touches the database, the
+audit log or the network itself.
 """
 
 from __future__ import annotations
@@ -14,18 +15,10 @@ import click
 
 from opsdash import __version__
 from opsdash.core.errors import ConfigError
-from opsdash.ops.base import Ops
 from opsdash.ops.config import find_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNKNOWN = 3
-
-
-def open_ops(config: Path | None, operator: str | None = None, *, require: bool = True) -> Ops:
-    """The profile from --config (or OPSDASH_CONFIG, ./opsdash.toml, the user config dir). With
-    `require=False` a command still runs without one, on the default data directory; a --config
-    that names a missing file is always an error."""
-    return Ops.open(config, operator=operator, require=require)
 
 
 def config_option(f: F) -> F:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import EXIT_UNKNOWN, cli, config_option, json_option, open_ops
+from opsdash.cli.common import EXIT_UNKNOWN, cli, config_option, json_option
 from opsdash.cli.render import emit, emit_json
-from opsdash.core.errors import OpsdashError
+from opsdash.ops.base import Ops
 from opsdash.ops.config import find_config, load_config
 
 
@@ -25,7 +25,7 @@ def config_show(config: Path | None, as_json: bool) -> None:
     """Every setting and profile value with where it came from (secrets masked)."""
     from opsdash.ops.config_report import config_rows
 
-    ops = open_ops(config)
+    ops = Ops.open(config)
     assert ops.config is not None
     rows = config_rows(ops.config, ops.settings)
     if as_json:
@@ -87,13 +87,8 @@ def init(force: bool, directory: Path) -> None:
     client-exposed variables, secrets, URL variables and an iKhokha provider. Only variable names are
     read into the profile, never values. Review the file, then run 'opsdash validate'.
     """
-    from opsdash.ops.init import write_profile
+    from opsdash.ops.init import init_project
 
-    path = write_profile(directory, force=force)
-    try:  # audited where the new profile keeps its data
-        ops = open_ops(path)
-    except OpsdashError:
-        ops = open_ops(None, require=False)
-    ops.audit.event("operator_action", "config-init", subject=str(path), outcome="written")
+    path = init_project(directory, force=force)
     emit(f"wrote {path}")
     emit("next: review it, then run 'opsdash config validate' and 'opsdash validate'")

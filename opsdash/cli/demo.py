@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from opsdash.cli.common import cli, config_option, open_ops
+from opsdash.cli.common import cli, config_option
 from opsdash.cli.render import emit
 from opsdash.demo import FAULTS
+from opsdash.ops.base import Ops
 
 
 @cli.group(invoke_without_command=True)
@@ -47,7 +48,7 @@ def demo(ctx: click.Context, faults: tuple[str, ...], no_tui: bool, directory: P
 
     from opsdash.demo.control import BackgroundDemo, serve
 
-    data_dir = open_ops(None, require=False).data_dir
+    data_dir = Ops.open(None, require=False).data_dir
     workdir = directory or Path(tempfile.mkdtemp(prefix="opsdash-demo-"))
     if no_tui:
 
@@ -91,9 +92,9 @@ def demo_fault(name: str | None, state: str | None, config: Path | None) -> None
     'opsdash demo', or pass the demo's profile with --config (its path is in the dashboard's title
     and printed by 'opsdash demo --no-tui').
     """
-    from opsdash.demo.control import list_faults, set_fault
+    from opsdash.demo.control import list_faults, switch_fault
 
-    ops = open_ops(config, require=False)
+    ops = Ops.open(config, require=False)
     if name is None:
         active = set(list_faults(ops.data_dir))
         for fault, text in FAULTS.items():
@@ -101,6 +102,5 @@ def demo_fault(name: str | None, state: str | None, config: Path | None) -> None
         return
     if state is None:
         raise click.UsageError("say 'on' or 'off' after the fault name")
-    now_on = set_fault(ops.data_dir, name, state == "on")
-    ops.audit.event("operator_action", "demo-fault", subject=name, outcome=state)
+    now_on = switch_fault(ops, name, state == "on")
     emit(f"{name} is {state}; faults on: {', '.join(sorted(now_on)) or 'none'}")

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from opsdash.cli.common import cli, common_options, open_ops
+from opsdash.cli.common import cli, common_options
 from opsdash.cli.render import emit, emit_json
+from opsdash.ops.base import Ops
 
 
 def _gate_output(report: Any, as_json: bool) -> None:
@@ -25,6 +26,10 @@ def _gate_output(report: Any, as_json: bool) -> None:
     emit(report_text(report))
     if report.summary.get("next"):
         emit(click.style(f"next: {report.summary['next']}", fg="cyan"))
+
+
+def progress_to_stderr(message: str) -> None:
+    print(f"  … {message}", file=sys.stderr, flush=True)
 
 
 @cli.command()
@@ -48,10 +53,9 @@ def preflight(
     Exit codes: 0 GO, 1 GO with warnings, 2 NO-GO, 3 UNKNOWN or usage/config error.
     """
     from opsdash.ops.deploys import preflight as run_preflight
-    from opsdash.ops.deploys import progress_to_stderr
 
     report = run_preflight(
-        open_ops(config, operator),
+        Ops.open(config, operator=operator),
         env_files=list(env_files) or None,
         from_env=from_env,
         record=not no_history,
@@ -108,10 +112,10 @@ def verify_deploy_cmd(
     \b
     Exit codes: 0 OK, 1 WARN, 2 CRIT (roll back), 3 UNKNOWN or usage/config error.
     """
-    from opsdash.ops.deploys import progress_to_stderr, verify_deploy
+    from opsdash.ops.deploys import verify_deploy
 
     report = verify_deploy(
-        open_ops(config, operator),
+        Ops.open(config, operator=operator),
         window=window,
         interval=interval,
         stable=stable,

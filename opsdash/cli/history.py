@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, config_option, json_option, open_ops
+from opsdash.cli.common import cli, config_option, json_option
 from opsdash.cli.render import emit, emit_json
+from opsdash.ops.base import Ops
 
 
 @cli.group()
@@ -33,7 +34,7 @@ def history_list(config: Path | None, as_json: bool, limit: int, kind: str | Non
     from opsdash.cli.render import runs_table
     from opsdash.ops import history as past
 
-    runs = past.runs(open_ops(config, require=False), limit=limit, kind=kind)
+    runs = past.runs(Ops.open(config, require=False), limit=limit, kind=kind)
     if as_json:
         emit_json([{**r.__dict__, "verdict": r.verdict.value} for r in runs])
     else:
@@ -50,7 +51,7 @@ def history_show(run: str, config: Path | None, as_json: bool) -> None:
     from opsdash.cli.runbook_io import print_session
     from opsdash.ops import history as past
 
-    detail = past.show(open_ops(config, require=False), run)
+    detail = past.show(Ops.open(config, require=False), run)
     if detail.session is not None:
         state = detail.session
         if as_json:
@@ -88,7 +89,7 @@ def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> 
     from opsdash.cli.render import diff_dict, diff_text
     from opsdash.ops import history as past
 
-    c = past.diff(open_ops(config, require=False), run_a, run_b)
+    c = past.diff(Ops.open(config, require=False), run_a, run_b)
     if as_json:
         emit_json(diff_dict(c.a, c.b, c.diff))
     else:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from opsdash.core.diff import RunDiff
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
-    from opsdash.storage.history import RunRow
+    from opsdash.storage.rows import RunRow
 
 COLOURS = {
     Severity.OK: "green",

@@ -15,10 +15,10 @@ from opsdash.cli.common import (
     config_option,
     env_options,
     json_option,
-    open_ops,
     operator_option,
 )
 from opsdash.cli.render import emit, emit_json
+from opsdash.ops.base import Ops
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import SessionRow
@@ -40,7 +40,7 @@ def runbook_list(config: Path | None, as_json: bool) -> None:
     """List the runbooks from the profile's runbook directories and the shipped ones."""
     from opsdash.ops.runbooks import catalogue
 
-    books, problems, last = catalogue(open_ops(config, require=False))
+    books, problems, last = catalogue(Ops.open(config, require=False))
     if as_json:
         emit_json(
             [
@@ -73,7 +73,7 @@ def runbook_show(ref: str, config: Path | None) -> None:
     """Show a runbook: parameters and every step with its command or check gate."""
     from opsdash.ops.runbooks import find_runbook
 
-    book = find_runbook(ref, open_ops(config, require=False).profile_or_none)
+    book = find_runbook(ref, Ops.open(config, require=False).profile_or_none)
     emit(click.style(f"{book.title}  ({book.id}, {book.severity})", bold=True))
     emit(f"  {book.summary}")
     emit(f"  file: {book.path}")
@@ -100,7 +100,7 @@ def runbook_check(paths: tuple[Path, ...], config: Path | None) -> None:
     undeclared parameters. With no PATH, every runbook opsdash would offer. Exit 3 on errors."""
     from opsdash.ops.runbooks import lint_paths, runbook_dirs
 
-    profile = open_ops(config, require=False).profile_or_none
+    profile = Ops.open(config, require=False).profile_or_none
     targets = list(paths) or runbook_dirs(profile)
     names = [c.name for c in profile.checks] if profile else None
     count, problems = lint_paths(targets, names)
@@ -150,15 +150,14 @@ def runbook_run(
     """
     from opsdash.cli.runbook_io import collect_params, guided, parse_params, print_session
     from opsdash.cli.runbook_io import dry_run as plan
-    from opsdash.ops.runbooks import Sessions, find_runbook, gate_runner
+    from opsdash.ops.runbooks import Sessions, dry_run_gates, find_runbook
 
-    ops = open_ops(config, operator, require=False)
+    ops = Ops.open(config, operator=operator, require=False)
     book = find_runbook(ref, ops.profile_or_none)
     files = list(env_files) or None
     if dry_run:
         values = collect_params(book, parse_params(params), interactive=sys.stdin.isatty())
-        ops.audit.event("operator_action", "runbook-dry-run", subject=book.id)
-        sys.exit(plan(book, values, gate_runner(ops, env_files=files, from_env=from_env)))
+        sys.exit(plan(book, values, dry_run_gates(ops, book, env_files=files, from_env=from_env)))
     with Sessions(ops, env_files=files, from_env=from_env) as sessions:
         if resume:
             ex = sessions.resume(book, resume)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, common_options, open_ops
+from opsdash.cli.common import cli, common_options
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import Severity
+from opsdash.ops.base import Ops
 
 
 @cli.command()
@@ -45,7 +46,7 @@ def validate(
     from opsdash.cli.render import report_text
     from opsdash.ops import validation
 
-    ops = open_ops(config, operator)
+    ops = Ops.open(config, operator=operator)
     run = validation.run(ops, env_files=list(env_files) or None, from_env=from_env, record=not no_history)
     report = run.report
     if as_json:

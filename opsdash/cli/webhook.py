@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, env_options, json_option, open_ops
+from opsdash.cli.common import cli, env_options, json_option
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.errors import InputError
+from opsdash.ops.base import Ops
 
 SCHEME_NAMES = ["ikhokha", "github", "stripe", "standard", "slack", "shopify", "generic"]
 
@@ -84,7 +85,7 @@ def webhook_verify(
     from opsdash.ops import webhooks
 
     checked = webhooks.verify(
-        open_ops(config, require=config is not None),
+        Ops.open(config, require=config is not None),
         _read_body(body_path),
         _parse_headers(headers),
         path=path,
@@ -147,7 +148,7 @@ def webhook_sign(
     from opsdash.ops import webhooks
 
     headers = webhooks.signed_headers(
-        open_ops(config, require=config is not None),
+        Ops.open(config, require=config is not None),
         _read_body(body_path),
         path=path,
         scheme=scheme,

@@ -1,4 +1,4 @@
-"""Alert rules and the dedupe/reminder/resolve decisions. Sending happens in the services.
+"""Alert rules and the dedupe/reminder/resolve decisions. Sending happens in ops/alerts.py.
 
 Rules: a check failing critically (with --watch, after its failure threshold), the provider
 rejecting our credentials, a certificate nearing expiry, a NO-GO preflight, and (raised by the

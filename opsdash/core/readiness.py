@@ -1,5 +1,5 @@
 """Deploy decisions from results: rollback readiness, the preflight go/no-go, and what changed
-since the last green run. Pure functions; the services gather the inputs."""
+since the last green run. Pure functions; ops gathers the inputs."""
 
 from __future__ import annotations
 

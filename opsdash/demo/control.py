@@ -10,10 +10,13 @@ import signal
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsdash.core.errors import InputError
 from opsdash.demo import FAULTS
+
+if TYPE_CHECKING:
+    from opsdash.ops.base import Ops
 
 STATE_FILE = "demo.json"
 
@@ -35,6 +38,13 @@ def read_state(data_dir: Path) -> dict[str, Any]:
 def set_fault(data_dir: Path, name: str, on: bool) -> list[str]:
     """Switch a fault on a running demo; returns the faults now on."""
     return _call(data_dir, "POST", f"/faults/{name}?state={'on' if on else 'off'}")
+
+
+def switch_fault(ops: Ops, name: str, on: bool) -> list[str]:
+    """What an operator's switch does, from the CLI or the dashboard: switch it, and audit it."""
+    active = set_fault(ops.data_dir, name, on)
+    ops.audit.event("operator_action", "demo-fault", subject=name, outcome="on" if on else "off")
+    return active
 
 
 def list_faults(data_dir: Path) -> list[str]:

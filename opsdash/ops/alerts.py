@@ -24,7 +24,9 @@ from opsdash.storage.rows import AlertRow
 EMOJI = {"firing": ":red_circle:", "reminder": ":repeat:", "resolved": ":large_green_circle:"}
 
 
-def payload(channel: AlertChannel, event: str, alert: dict[str, Any], target: str) -> dict[str, Any]:
+def payload(
+    channel: AlertChannel, event: str, alert: dict[str, Any], target: str, at: float
+) -> dict[str, Any]:
     if channel.kind == "slack":
         text = (
             f"{EMOJI.get(event, '')} [{alert['severity']}] {alert['title']} — {alert['detail']}"
@@ -43,7 +45,7 @@ def payload(channel: AlertChannel, event: str, alert: dict[str, Any], target: st
         "detail": alert["detail"],
         "runbook": alert.get("runbook"),
         "target": target,
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -101,7 +103,7 @@ class AlertDispatcher:
     def _send(self, history: History, event: str, alert: dict[str, Any]) -> None:
         for channel in self.profile.alerts.channels:
             ok, attempts, error = self.deliver(
-                channel, payload(channel, event, alert, self.profile.target.name)
+                channel, payload(channel, event, alert, self.profile.target.name, self.clock())
             )
             history.record_delivery(alert["id"], channel.name, event, ok, attempts, error, self.clock())
             if not ok:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsdash.core.audit.log import LOG_NAME, AuditLog, Head, Verification, parse_anchor, verify
+from opsdash.core.audit.tail import Entry, Follower, LineIndex, RecordFilter, tail
 from opsdash.core.errors import InputError
 from opsdash.core.findings import Report, Severity
 from opsdash.ops import paths
@@ -49,6 +50,7 @@ class AuditTrail:
 
     def __init__(self, settings: OpsdashSettings, operator: str) -> None:
         self.settings, self.operator = settings, operator
+        self._key: bytes | None = None
         self._log: AuditLog | None = None
 
     @property
@@ -60,17 +62,36 @@ class AuditTrail:
         return self.directory / LOG_NAME
 
     def key(self) -> bytes:
-        return self.log().key
+        if self._key is None:
+            self._key = audit_key(self.settings)
+        return self._key
 
     def log(self) -> AuditLog:
         if self._log is None:
             self._log = AuditLog(
                 paths.ensure_dir(self.directory),
-                audit_key(self.settings),
+                self.key(),
                 operator=self.operator,
                 max_bytes=self.settings.audit_max_bytes,
             )
         return self._log
+
+    # reading: the tail engine's views of this trail's log, so no front end opens files itself
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def newest(self, count: int, flt: RecordFilter | None = None) -> list[Entry]:
+        """The newest `count` records (those `flt` matches), oldest first; none before the log exists."""
+        return tail(self.path, count, flt) if self.path.exists() else []
+
+    def follower(self) -> Follower:
+        """Follows appends from the current end (through truncation and rotation)."""
+        return Follower.at_end(self.path)
+
+    def index(self) -> LineIndex:
+        """A line index of the log for a scrolling view (the newest page is readable before it is built)."""
+        return LineIndex(self.path)
 
     def event(
         self,

@@ -1,31 +1,32 @@
 """`Ops`: the one object the CLI, the dashboard and tests work through.
 
 It owns what every operation records with: the settings, the loaded profile, the operator, the
-clock, the history database, the audit trail and the alert dispatcher. `Ops.open()` builds it from
-a config path; tests build it directly and hand in fakes (a clock, an audit trail, a dispatcher
-whose channels are local servers). The history database and the audit/alert modules are imported
-only when an operation needs them, so `opsdash validate --no-history` loads neither.
+clock, the probe context, the history database, the audit trail and the alert dispatcher.
+`Ops.open()` builds it from a config path; tests hand in fakes (a clock, a probe context, a
+dispatcher whose delivery is a function of the test's). The history database and the audit and
+alert modules are imported only when an operation needs them, so `opsdash validate --no-history`
+loads none of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsdash.core.errors import ConfigError
+from opsdash.core.errors import ConfigError, OpsdashError
 from opsdash.core.profile import Profile
 from opsdash.ops.config import LoadedConfig, OpsdashSettings, find_config, load_config, load_settings
 
 if TYPE_CHECKING:
+    from opsdash.core.health.probes import ProbeContext
     from opsdash.ops.alerts import AlertDispatcher
     from opsdash.ops.audit import AuditTrail
     from opsdash.storage.history import History
-
-HISTORY_DB = "history.db"
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Ops:
     clock: Callable[[], float] = time.time
     audit_trail: AuditTrail | None = None
     dispatcher: AlertDispatcher | None = None
+    probes: ProbeContext | None = None  # given: every check runs with it (tests); else from the env files
 
     @classmethod
     def open(
@@ -52,19 +54,41 @@ class Ops:
         try:
             path = find_config(config)
         except ConfigError:
-            if require or config is not None:
+            if require:
                 raise
-            settings = load_settings(operator=operator, data_dir=data_dir)
-            return cls(settings, None, settings.resolved_operator())
+            return cls.bare(operator=operator, data_dir=data_dir)
         loaded = load_config(path)
         settings = load_settings(loaded.file_table, operator=operator, data_dir=data_dir)
         return cls(settings, loaded, settings.resolved_operator())
+
+    @classmethod
+    def bare(cls, *, operator: str | None = None, data_dir: Path | None = None) -> Ops:
+        """Settings only (flags and OPSDASH_* variables), no profile."""
+        settings = load_settings(operator=operator, data_dir=data_dir)
+        return cls(settings, None, settings.resolved_operator())
+
+    @classmethod
+    def open_or_error(cls, config: Path | None, *, data_dir: Path | None = None) -> tuple[Ops, str | None]:
+        """For the dashboard, which shows a broken profile on screen instead of exiting: the Ops, and
+        the problem that kept the profile from loading (the Ops then has settings only)."""
+        if config is None:
+            return cls.bare(data_dir=data_dir), None
+        try:
+            return cls.open(config, data_dir=data_dir), None
+        except OpsdashError as exc:
+            try:
+                return cls.bare(data_dir=data_dir), str(exc)
+            except OpsdashError:  # the settings themselves are broken: defaults, and say why
+                settings = load_settings()
+                return cls(settings, None, settings.resolved_operator()), str(exc)
 
     def reloaded(self) -> Ops:
         """The same session with its profile read again from disk (after the operator edited it)."""
         if self.config is None:
             return self
-        return dataclasses.replace(self, config=load_config(self.config.path), dispatcher=None)
+        return dataclasses.replace(
+            self, config=load_config(self.config.path), audit_trail=self.audit, dispatcher=None
+        )
 
     # ------------------------------------------------------------------ what it knows
 
@@ -84,6 +108,19 @@ class Ops:
 
     # ------------------------------------------------------------------ what it records with
 
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def probe_context(
+        self, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
+    ) -> ProbeContext:
+        """What probes need: the target's credentials (from its env files) and the TLS trust."""
+        if self.probes is not None:
+            return self.probes
+        from opsdash.ops.checks import probe_context
+
+        return probe_context(self.profile, env_files=env_files, from_env=from_env)
+
     def history(self, *, shared: bool = False) -> History:
         """A connection to the history database (one per thread; close it, or use `with`)."""
         from opsdash.storage.history import History
@@ -91,7 +128,9 @@ class Ops:
         return History.open(self.data_dir, shared=shared)
 
     def has_history(self) -> bool:
-        return (self.data_dir / HISTORY_DB).exists()
+        from opsdash.storage.history import DB_NAME
+
+        return (self.data_dir / DB_NAME).exists()
 
     @property
     def audit(self) -> AuditTrail:

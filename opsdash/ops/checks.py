@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,8 +62,8 @@ async def run(
     """Probe the checks once; with `record`, keep the results, audit them and raise alerts."""
     profile = ops.profile
     checks = select_checks(profile, names)
-    ctx = probe_context(profile, env_files=env_files, from_env=from_env)
-    started, t0 = datetime.now(UTC), time.perf_counter()
+    ctx = ops.probe_context(env_files=env_files, from_env=from_env)
+    started, t0 = ops.now(), time.perf_counter()
     results = await run_once(checks, ctx, concurrency=profile.health.concurrency, on_result=on_result)
     report = report_for(results, profile.target.name, started, t0)
     if record:
@@ -108,7 +107,7 @@ class Watch:
     ) -> None:
         profile = ops.profile
         checks = select_checks(profile, names)
-        ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+        ctx = ops.probe_context(env_files=env_files, from_env=from_env)
         self.ops, self.on_fired = ops, on_fired
         self.watcher = Watcher(
             checks, ctx, concurrency=profile.health.concurrency, interval_override=interval, polls=polls
@@ -117,6 +116,12 @@ class Watch:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="opsdash-record") if record else None
         self._history: History | None = None  # opened, used and closed on the pool's thread only
         self._last: dict[str, Severity] = {}
+        if self._pool is not None:  # an unusable data directory stops the watch now, not silently later
+            try:
+                self._pool.submit(self._open_history).result()
+            except BaseException:
+                self._pool.shutdown()
+                raise
 
     @property
     def checks(self) -> Sequence[Check]:
@@ -157,8 +162,7 @@ class Watch:
 
     def _record(self, result: CheckResult, status: Severity, changed: bool) -> None:
         try:
-            if self._history is None:
-                self._history = self.ops.history()
+            assert self._history is not None
             self._history.record_checks(self.run_id, [result], {result.name: status})
             if changed:
                 self.ops.audit.event(
@@ -181,6 +185,9 @@ class Watch:
         fired = [a.candidate.title for a in actions if a.kind == "fire" and a.candidate is not None]
         if fired and self.on_fired is not None:
             self.on_fired(fired)
+
+    def _open_history(self) -> None:
+        self._history = self.ops.history()
 
     def _close_history(self) -> None:
         if self._history is not None:

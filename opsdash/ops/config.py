@@ -86,7 +86,7 @@ class OpsdashSettings(BaseSettings, SettingsTable):
 
     model_config = SettingsConfigDict(env_prefix="OPSDASH_", extra="ignore", frozen=True)
 
-    # Environment only, never the config file (which may be committed): see audit_key() in services.
+    # Environment only, never the config file (which may be committed): see audit_key() in ops/audit.py.
     audit_key: SecretStr | None = Field(
         None,
         description="Audit-log HMAC key (OPSDASH_AUDIT_KEY). Default: 0600 file in the config dir.",

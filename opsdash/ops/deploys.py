@@ -8,11 +8,10 @@ import json
 import shlex
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from opsdash.core.runbooks.lint import lint
 from opsdash.core.secrets import fingerprint
 from opsdash.core.validators import validate
 from opsdash.ops.base import Ops
-from opsdash.ops.checks import probe_context
 from opsdash.ops.runbooks import find_runbook
 from opsdash.storage.history import History
 
@@ -114,13 +112,13 @@ def preflight(
     """Environment validation + every live check (TLS and the webhook self-test among them) + rollback
     readiness, as one go/no-go report."""
     profile = ops.profile
-    started, t0 = datetime.now(UTC), time.perf_counter()
+    started, t0 = ops.now(), time.perf_counter()
     progress("validating the environment")
     validation = validate(profile, env_files=env_files, from_env=from_env)
     results: list[CheckResult] = []
     if profile.checks:
         progress(f"running {len(profile.checks)} live checks")
-        ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+        ctx = ops.probe_context(env_files=env_files, from_env=from_env)
         results = asyncio.run(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
     else:
         results = []
@@ -175,8 +173,8 @@ def verify_deploy(
     profile = ops.profile
     if not profile.checks:
         raise ConfigError("the profile has no [[checks]] to verify a deploy with")
-    started, t0 = datetime.now(UTC), time.perf_counter()
-    ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+    started, t0 = ops.now(), time.perf_counter()
+    ctx = ops.probe_context(env_files=env_files, from_env=from_env)
     sweeps: list[Sweep] = []
     streak = 0
     deadline = time.monotonic() + window
@@ -281,7 +279,3 @@ def _baseline_rows(history: History, run_id: str) -> tuple[dict[str, float], dic
             latencies.setdefault(row.check_name, []).append(values["response_time_ms"])
         metrics[row.check_name] = {k: v for k, v in values.items() if k != "response_time_ms"}
     return {k: statistics.median(v) for k, v in latencies.items()}, metrics
-
-
-def progress_to_stderr(message: str) -> None:
-    print(f"  … {message}", file=sys.stderr, flush=True)

@@ -13,8 +13,8 @@ from opsdash.core.runbooks.executor import SessionState
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.runbooks.parser import parse as parse_runbook
 from opsdash.ops.base import Ops
-from opsdash.storage.history import History, RunRow
-from opsdash.storage.rows import AlertRow
+from opsdash.storage.history import History
+from opsdash.storage.rows import AlertRow, RunRow
 from opsdash.storage.runbooks import RunbookStore
 
 DEPLOY_KINDS = ("preflight", "verify-deploy")

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from opsdash.core.envfiles import read_env_file
-from opsdash.core.errors import ConfigError
+from opsdash.core.errors import ConfigError, OpsdashError
 from opsdash.core.profile import CLIENT_PREFIXES, SECRET_PATTERNS
 from opsdash.ops.config import parse_config
 
@@ -147,4 +147,17 @@ def write_profile(directory: Path, *, force: bool = False) -> Path:
     if problems:  # pragma: no cover - a bug in build_profile, not user input
         raise ConfigError(f"generated profile is invalid: {problems[0]}")
     path.write_text(text, encoding="utf-8")
+    return path
+
+
+def init_project(directory: Path, *, force: bool = False) -> Path:
+    """Write the starter profile and audit it where that profile keeps its data."""
+    from opsdash.ops.base import Ops
+
+    path = write_profile(directory, force=force)
+    try:
+        ops = Ops.open(path)
+    except OpsdashError:  # settings from the environment may still be broken: record where we can
+        ops = Ops.bare()
+    ops.audit.event("operator_action", "config-init", subject=str(path), outcome="written")
     return path

@@ -128,12 +128,13 @@ def gate_runner(
                     )
                 )
         if checks:
-            profile = (
-                loaded.profile
-                if loaded
-                else Profile.model_validate({"target": {"name": "runbook", "base_url": "https://localhost"}})
-            )
-            ctx = probe_context(profile, env_files=env_files, from_env=from_env)
+            if loaded is not None:
+                ctx = ops.probe_context(env_files=env_files, from_env=from_env)
+            else:  # ad-hoc http gates need no profile
+                bare = Profile.model_validate(
+                    {"target": {"name": "runbook", "base_url": "https://localhost"}}
+                )
+                ctx = probe_context(bare)
             outcomes = asyncio.run(run_once([c for _g, c in checks], ctx))
             for (gate, _check), outcome in zip(checks, outcomes, strict=True):
                 ok = outcome.severity.rank < Severity.UNKNOWN.rank
@@ -142,6 +143,14 @@ def gate_runner(
         return sorted(results, key=lambda r: order.get(r.label, 0))
 
     return run
+
+
+def dry_run_gates(
+    ops: Ops, book: Runbook, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
+) -> GateRunner:
+    """A dry run is audited; its check gates really run (commands never do)."""
+    ops.audit.event("operator_action", "runbook-dry-run", subject=book.id)
+    return gate_runner(ops, env_files=env_files, from_env=from_env)
 
 
 def audit_hook(ops: Ops) -> AuditHook:

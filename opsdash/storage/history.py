@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,31 +22,10 @@ from opsdash.core.files import exclusive_lock
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.secrets import fingerprint, redactor
-from opsdash.storage.rows import AlertRow, Anchor, CheckRow, DeliveryRow, rows_as
+from opsdash.storage.rows import AlertRow, Anchor, CheckRow, DeliveryRow, EnvKey, RunRow, rows_as
 from opsdash.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "history.db"
-
-
-@dataclass(frozen=True)
-class RunRow:
-    run_id: str
-    kind: str
-    target: str
-    operator: str
-    started_at: str
-    duration_ms: int
-    verdict: Severity
-    counts: dict[str, int]
-    summary: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class EnvKey:
-    key: str
-    source: str
-    fingerprint: str
-    secret: bool
 
 
 class History:
@@ -67,7 +45,10 @@ class History:
 
     @classmethod
     def open(cls, data_dir: Path, *, shared: bool = False) -> History:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise InputError(f"{data_dir}: cannot create the data directory ({exc.strerror})") from None
         return cls(data_dir / DB_NAME, shared=shared)
 
     def close(self) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from opsdash.core.findings import Severity
+
 T = TypeVar("T")
 
 
@@ -15,6 +17,27 @@ def rows_as(cls: type[T], rows: Iterable[Mapping[str, Any]]) -> list[T]:
     """Rows as dataclasses; columns the dataclass does not name are dropped (older schemas added some)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return [cls(**{k: v for k, v in row.items() if k in names}) for row in rows]
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    kind: str
+    target: str
+    operator: str
+    started_at: str
+    duration_ms: int
+    verdict: Severity
+    counts: dict[str, int]
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EnvKey:
+    key: str
+    source: str
+    fingerprint: str
+    secret: bool
 
 
 @dataclass(frozen=True)
@@ -48,9 +71,6 @@ class CheckRow:
 
     def metrics_dict(self) -> dict[str, float]:
         return dict(json.loads(self.metrics or "{}"))
-
-    def facts_dict(self) -> dict[str, Any]:
-        return dict(json.loads(self.facts or "{}"))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The dashboard application. It composes the panes, keeps the header's verdict, routes messages
-between panes, and offers every action in the command palette. Panes orchestrate core and
-services calls in workers; nothing here does I/O itself."""
+between panes, and offers every action in the command palette. It is given its `Ops`; panes call
+ops functions in workers and render what comes back; nothing here does I/O itself."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from opsdash.core.errors import OpsdashError
 from opsdash.core.secrets import redactor
 from opsdash.demo import FAULTS
 from opsdash.ops.base import Ops
-from opsdash.ops.config import load_config, load_settings
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AlertsRaised, DemoFaultSwitched, OpenRunbook, OverviewChanged
 from opsdash.tui.panes.audit import AuditPane
@@ -101,16 +100,25 @@ class OpsdashApp(App[None]):
 
     def __init__(
         self,
-        config_path: Path | None = None,
+        ops: Ops,
         *,
-        ops: Ops | None = None,
+        error: str | None = None,
         demo: bool = False,
         record: bool = True,
         live: bool = True,
-        data_dir: Path | None = None,
     ) -> None:
+        """The dashboard works through `ops`; `error` is a profile that did not load (shown instead of
+        the panes). `live=False`: no network work on mount; `record=False`: nothing written."""
         super().__init__()
-        self.ctx = build_context(config_path, ops=ops, demo=demo, record=record, live=live, data_dir=data_dir)
+        self.ctx = DashboardContext(ops, demo=demo, live=live, record=record, error=error)
+
+    @classmethod
+    def on_profile(
+        cls, config_path: Path | None, *, data_dir: Path | None = None, **options: Any
+    ) -> OpsdashApp:
+        """The dashboard on a profile file (startup validation: its problems are shown on screen)."""
+        ops, error = Ops.open_or_error(config_path, data_dir=data_dir)
+        return cls(ops, error=error, **options)
 
     # ------------------------------------------------------------------ layout
 
@@ -263,14 +271,13 @@ class OpsdashApp(App[None]):
 
     @work(thread=True, group="demo", exit_on_error=False, description="switch a demo fault")
     def switch_fault(self, name: str, on: bool) -> None:
-        from opsdash.demo.control import set_fault
+        from opsdash.demo.control import switch_fault
 
         try:
-            active = set_fault(self.ctx.data_dir, name, on)
+            active = switch_fault(self.ctx.ops, name, on)
         except OpsdashError as exc:
             self.post_message(DemoFaultSwitched(name, on, error=str(exc)))
             return
-        self.ctx.ops.audit.event("operator_action", "demo-fault", subject=name, outcome="on" if on else "off")
         self.post_message(DemoFaultSwitched(name, on, active=active))
 
     @on(DemoFaultSwitched)
@@ -287,31 +294,5 @@ class OpsdashApp(App[None]):
             pane.action_rerun()
 
 
-def build_context(
-    config_path: Path | None,
-    *,
-    ops: Ops | None = None,
-    demo: bool = False,
-    record: bool = True,
-    live: bool = True,
-    data_dir: Path | None = None,
-) -> DashboardContext:
-    """Startup validation: the configuration is loaded (and its problems shown) before any pane."""
-    if ops is not None:
-        return DashboardContext(ops, config_path, demo=demo, live=live, record=record)
-    loaded, error = None, None
-    if config_path is not None:
-        try:
-            loaded = load_config(config_path)
-        except OpsdashError as exc:
-            error = str(exc)
-    try:
-        settings = load_settings(loaded.file_table if loaded else None, data_dir=data_dir)
-    except OpsdashError as exc:
-        settings, error = load_settings(None, data_dir=data_dir), str(exc)
-    ops = Ops(settings, loaded, settings.resolved_operator())
-    return DashboardContext(ops, config_path, demo=demo, live=live, record=record, error=error)
-
-
 def run_dashboard(config_path: Path | None, *, demo: bool = False) -> None:
-    OpsdashApp(config_path, demo=demo).run()
+    OpsdashApp.on_profile(config_path, demo=demo).run()

@@ -12,7 +12,6 @@ from opsdash.ops.config import LoadedConfig, OpsdashSettings
 @dataclass
 class DashboardContext:
     ops: Ops
-    config_path: Path | None = None
     demo: bool = False
     live: bool = True  # False: no network work on mount (snapshots feed the panes themselves)
     record: bool = True

@@ -22,7 +22,7 @@ def sample_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OpsdashApp:
     monkeypatch.setenv("OPSDASH_AUDIT_KEY", AUDIT_KEY)
     monkeypatch.setenv("OPSDASH_OPERATOR", "alice")
     write_sample_data(data)
-    return OpsdashApp(EXAMPLE_PROFILE, live=False, record=False, data_dir=data)
+    return OpsdashApp.on_profile(EXAMPLE_PROFILE, live=False, record=False, data_dir=data)
 
 
 def fast_demo_profile(demo: Demo, tmp_path: Path, extra: str = "") -> Path:

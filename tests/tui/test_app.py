@@ -53,7 +53,7 @@ async def test_validation_pane_shows_the_plans_mistakes_and_reruns(project: Proj
     env = plan_shaped_env()
     project.write_env({**good_env(), **env})
     messages: list[object] = []
-    app = OpsdashApp(project.profile)
+    app = OpsdashApp.on_profile(project.profile)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await pilot.press("2")
         await until(pilot, lambda: text_of(app, "#verdict").startswith("NO-GO  CRIT"))
@@ -71,7 +71,7 @@ async def test_validation_pane_shows_the_plans_mistakes_and_reruns(project: Proj
 
 async def test_finding_opens_its_runbook(project: Project) -> None:
     project.write_env({**good_env(), "VITE_IKHOKHA_API_SECRET": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"})
-    app = OpsdashApp(project.profile)
+    app = OpsdashApp.on_profile(project.profile)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("5")  # let the runbook list load
@@ -88,7 +88,7 @@ async def test_finding_opens_its_runbook(project: Project) -> None:
 async def test_health_pane_shows_a_failing_check_after_a_demo_fault(
     demo_process: Demo, tmp_path: Path
 ) -> None:
-    app = OpsdashApp(fast_demo_profile(demo_process, tmp_path), record=False)
+    app = OpsdashApp.on_profile(fast_demo_profile(demo_process, tmp_path), record=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
         table = app.query_one("#checks", DataTable)
@@ -138,7 +138,7 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
     profile = profile.replace('dirs = ["runbooks"]', f'dirs = ["{books}"]')
     path = tmp_path / "opsdash.toml"
     path.write_text(profile)
-    app = OpsdashApp(path, record=False)
+    app = OpsdashApp.on_profile(path, record=False)
     async with app.run_test(size=SIZE) as pilot:
         pane = app.query_one(RunbooksPane)
         await pilot.press("5")
@@ -177,7 +177,7 @@ async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignor
     project.write_env({**good_env(), "ENFORCE_HTTPS": "false"})
     for _ in range(3):
         run("validate", "--config", project.profile)
-    app = OpsdashApp(project.profile, record=False)
+    app = OpsdashApp.on_profile(project.profile, record=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")
         log = app.query_one("#audit-log", LogView)
@@ -200,7 +200,7 @@ async def test_history_diff_of_two_runs(project: Project, run) -> None:  # type:
     run("validate", "--config", project.profile)
     project.write_env({**good_env(), "VITE_IKHOKHA_TEST_MODE": "true"})
     run("validate", "--config", project.profile)
-    app = OpsdashApp(project.profile, record=False, live=False)
+    app = OpsdashApp.on_profile(project.profile, record=False, live=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("6")
         await settle(pilot)
@@ -218,7 +218,7 @@ async def test_history_diff_of_two_runs(project: Project, run) -> None:  # type:
 
 
 async def test_first_run_offers_demo_and_init() -> None:
-    app = OpsdashApp(None)
+    app = OpsdashApp.on_profile(None)
     async with app.run_test(size=SIZE) as pilot:
         text = text_of(app, "#first-run")
         assert "opsdash demo" in text and "opsdash init" in text
@@ -229,7 +229,7 @@ async def test_first_run_offers_demo_and_init() -> None:
 async def test_broken_configuration_shows_what_is_wrong(tmp_path: Path) -> None:
     bad = tmp_path / "opsdash.toml"
     bad.write_text('[target]\nname = "x"\nbase_url = "not a url"\n')
-    app = OpsdashApp(bad)
+    app = OpsdashApp.on_profile(bad)
     async with app.run_test(size=SIZE):
         text = text_of(app, "#startup-error")
         assert f"{bad}:3: target.base_url" in text
@@ -238,7 +238,7 @@ async def test_broken_configuration_shows_what_is_wrong(tmp_path: Path) -> None:
 async def test_help_lists_bindings_and_keymap_remaps(project: Project, tmp_path: Path) -> None:
     text = project.profile.read_text().replace("[opsdash]\n", '[opsdash]\nkeymap = { "app.help" = "f1" }\n')
     project.profile.write_text(text)
-    app = OpsdashApp(project.profile, live=False, record=False)
+    app = OpsdashApp.on_profile(project.profile, live=False, record=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
@@ -259,7 +259,7 @@ async def test_help_lists_bindings_and_keymap_remaps(project: Project, tmp_path:
 async def test_ansi_theme_from_settings(project: Project) -> None:
     text = project.profile.read_text().replace("[opsdash]\n", '[opsdash]\ntheme = "ansi-dark"\n')
     project.profile.write_text(text)
-    app = OpsdashApp(project.profile, live=False, record=False)
+    app = OpsdashApp.on_profile(project.profile, live=False, record=False)
     async with app.run_test(size=SIZE):
         assert app.theme == "ansi-dark"
 
@@ -271,7 +271,7 @@ async def test_demo_fault_from_the_command_palette(tmp_path: Path) -> None:
     data_dir = load_settings().resolved_data_dir()
     background = BackgroundDemo(tmp_path / "demo", data_dir, [])
     try:
-        app = OpsdashApp(background.profile, demo=True, record=False)
+        app = OpsdashApp.on_profile(background.profile, demo=True, record=False)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("2")
             await until(pilot, lambda: text_of(app, "#verdict").startswith("GO"))
@@ -293,7 +293,7 @@ async def test_a_crashing_worker_is_reported_on_screen(
         raise RuntimeError("control endpoint exploded")
 
     monkeypatch.setattr("opsdash.demo.control.set_fault", explode)
-    app = OpsdashApp(project.profile, demo=True, live=False, record=False)
+    app = OpsdashApp.on_profile(project.profile, demo=True, live=False, record=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         app.switch_fault("app-down", True)
         with contextlib.suppress(WorkerFailed):

@@ -169,7 +169,7 @@ def test_cli_watch_and_dashboard_record_one_incident_identically(
     ops = Ops.open(incident.profile(tmp_path / "tui"))
 
     async def drive() -> None:
-        app = OpsdashApp(ops=ops)
+        app = OpsdashApp(ops)
         async with app.run_test(size=SIZE) as pilot:
             pane = app.query_one(HealthPane)
             await until(pilot, lambda: len(pane.results) == 1 and incident.health_requests >= POLLS)

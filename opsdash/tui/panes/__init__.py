@@ -1,1 +1,1 @@
-"""The dashboard's panes. Each orchestrates core/services calls in workers and renders results."""
+"""The dashboard's panes. Each calls ops functions in workers and renders what comes back."""

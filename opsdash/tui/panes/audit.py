@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,6 +16,9 @@ from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AuditLinesAppended, AuditVerified
 from opsdash.tui.widgets.logview import LogView
+
+if TYPE_CHECKING:
+    from opsdash.ops.audit import AuditTrail
 
 KINDS = [
     ("all kinds", ""),
@@ -44,8 +46,8 @@ class AuditPane(Vertical):
         self._opening = False
 
     @property
-    def path(self) -> Path:
-        return self.ctx.ops.audit.path
+    def trail(self) -> AuditTrail:
+        return self.ctx.ops.audit
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="audit-filters"):
@@ -80,12 +82,12 @@ class AuditPane(Vertical):
             self._opening = False
 
     def _open_log(self) -> None:
-        if not self.path.exists():
+        if not self.trail.exists():
             self.app.call_from_thread(
                 self._status, "no audit log yet: it starts with the first operator action"
             )
             return
-        index = LineIndex(self.path)
+        index = self.trail.index()
         last = index.last_lines(200)  # the newest page first, before the full index exists
         self.app.call_from_thread(self._provisional, [raw for _off, raw in last])
         bar = self.query_one("#audit-progress", ProgressBar)
@@ -111,7 +113,7 @@ class AuditPane(Vertical):
         while True:  # chained: the next look is scheduled when this one has finished
             await asyncio.sleep(0.5)
             if self.index is None:
-                if not self._opening and await asyncio.to_thread(self.path.exists):
+                if not self._opening and await asyncio.to_thread(self.trail.exists):
                     self.open_log()  # the log appeared since the pane opened
                 continue
             event = await asyncio.to_thread(self.index.refresh)

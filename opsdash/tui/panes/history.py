@@ -3,7 +3,7 @@ mark two and diff them (new, resolved, changed findings; env values whose finger
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -12,9 +12,11 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from opsdash.storage.history import RunRow
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.panes.validation import SEVERITY_STYLE
+
+if TYPE_CHECKING:
+    from opsdash.storage.rows import RunRow
 
 
 class HistoryPane(Vertical):
