@@ -9,6 +9,7 @@ import click
 
 from opsdash.cli.common import cli, config_option, json_option
 from opsdash.cli.render import emit, emit_json
+from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.ops.base import Ops
 
 
@@ -118,7 +119,14 @@ def audit_verify(anchor: str | None, config: Path | None, as_json: bool) -> None
         raise click.UsageError(str(exc)) from None
     result, source = outcome.result, outcome.anchor_source
     if as_json:
-        emit_json({**result.to_dict(), "anchor_source": source, "directory": str(ops.audit.directory)})
+        emit_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                **result.to_dict(),
+                "anchor_source": source,
+                "directory": str(ops.audit.directory),
+            }
+        )
     else:
         if result.ok:
             head = result.head

@@ -9,6 +9,7 @@ import click
 
 from opsdash.cli.common import EXIT_UNKNOWN, cli, config_option, json_option
 from opsdash.cli.render import emit, emit_json
+from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.ops.base import Ops
 from opsdash.ops.config import find_config, load_config
 
@@ -47,7 +48,9 @@ def config_validate(config: Path | None, as_json: bool) -> None:
     path = find_config(config)
     parsed, problems = parse_config(path, read_config_text(path))
     if as_json:
-        emit_json({"path": str(path), "valid": not problems, "problems": problems})
+        emit_json(
+            {"schema_version": SCHEMA_VERSION, "path": str(path), "valid": not problems, "problems": problems}
+        )
     elif problems:
         for problem in problems:
             emit(problem, err=True)

@@ -9,6 +9,7 @@ import click
 
 from opsdash.cli.common import cli, config_option, json_option
 from opsdash.cli.render import emit, emit_json
+from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.ops.base import Ops
 
 
@@ -57,6 +58,7 @@ def history_show(run: str, config: Path | None, as_json: bool) -> None:
         if as_json:
             emit_json(
                 {
+                    "schema_version": SCHEMA_VERSION,
                     **state.__dict__,
                     "status": state.status.value,
                     "steps": [{**s.__dict__, "status": s.status.value} for s in state.steps],

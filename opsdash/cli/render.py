@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.findings import SCHEMA_VERSION, Finding, Report, Severity
 from opsdash.core.secrets import redactor
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ def diff_text(a: RunRow, b: RunRow, diff: RunDiff) -> str:
 
 def diff_dict(a: RunRow, b: RunRow, diff: RunDiff) -> dict[str, Any]:
     return {
+        "schema_version": SCHEMA_VERSION,
         "before": a.run_id,
         "after": b.run_id,
         "new": [f.to_dict() for f in diff.new],

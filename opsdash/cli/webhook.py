@@ -10,6 +10,7 @@ import click
 from opsdash.cli.common import cli, env_options, json_option
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.errors import InputError
+from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.ops.base import Ops
 
 SCHEME_NAMES = ["ikhokha", "github", "stripe", "standard", "slack", "shopify", "generic"]
@@ -102,7 +103,7 @@ def webhook_verify(
         if alert is not None:
             shown = {"id": alert.id, "rule": alert.rule, "source": alert.key}
             shown |= {"title": alert.title, "detail": alert.detail}
-        emit_json({**verdict.to_dict(), "alert": shown})
+        emit_json({"schema_version": SCHEMA_VERSION, **verdict.to_dict(), "alert": shown})
     else:
         label = (
             click.style("VERIFIED", fg="green", bold=True)

@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# The version of every JSON document opsdash prints (docs/schemas/): bumped on any change a script
+# could notice; additions of optional fields do not bump it.
+SCHEMA_VERSION = 1
+
 
 class Severity(enum.StrEnum):
     OK = "OK"
@@ -125,9 +129,16 @@ class Report:
         return worst(f.severity for f in self.findings)
 
     def counts(self) -> dict[str, int]:
+        """How many things were evaluated at each severity: each check result once (a passing check
+        counts as OK), and each finding that is not a check's own."""
         out = {s.value: 0 for s in Severity}
+        checks = self.summary.get("checks") or []
+        owned = {(f["rule"], f["subject"]) for c in checks for f in c.get("findings", [])}
+        for check in checks:
+            out[check["severity"]] += 1
         for f in self.findings:
-            out[f.severity.value] += 1
+            if f.key not in owned:
+                out[f.severity.value] += 1
         return out
 
     def exit_code(self, fail_on: Severity = Severity.WARN) -> int:
@@ -139,6 +150,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,
             "kind": self.kind,
             "verdict": self.verdict.value,
             "target": self.target,
