@@ -44,8 +44,9 @@ bench: $(STAMP) ## Run the benchmarks (prints figures and ratios)
 screenshots: $(STAMP) ## Regenerate screenshots/*.svg from the fixed sample data
 	$(BIN)/python scripts/screenshots.py
 
-docs: $(STAMP) ## Regenerate docs/troubleshooting.md and docs/configuration.md from the code
+docs: $(STAMP) ## Regenerate docs/troubleshooting.md, docs/configuration.md and docs/schemas/ from the code
 	$(BIN)/python scripts/gen_docs.py
+	$(BIN)/python scripts/gen_schemas.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,14 +13,40 @@ import traceback
 
 import click
 
-from opsdash.cli import audit, checks, config, demo, deploys, history, runbook, validate, webhook
+from opsdash.cli import audit, checks, completion, config, demo, deploys, history, runbook, validate, webhook
 from opsdash.cli.common import EXIT_UNKNOWN, cli
 from opsdash.cli.render import emit
 from opsdash.core.errors import OpsdashError
 from opsdash.core.secrets import redactor
 
-__all__ = ["audit", "checks", "cli", "config", "demo", "deploys", "history", "main", "runbook", "validate"]
+__all__ = [
+    "audit",
+    "checks",
+    "cli",
+    "completion",
+    "config",
+    "demo",
+    "deploys",
+    "history",
+    "main",
+    "runbook",
+    "validate",
+]
 __all__ += ["webhook"]
+
+
+def _document_exit_codes(group: click.Group) -> None:
+    """Commands with nothing to report but success or a usage/config error say so too."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _document_exit_codes(command)
+            if not command.invoke_without_command:
+                continue
+        if "Exit codes:" not in (command.help or ""):
+            command.help = (command.help or "") + "\n\n\b\nExit codes: 0 done, 3 usage/config error."
+
+
+_document_exit_codes(cli)
 
 
 def _fail(message: str) -> None:

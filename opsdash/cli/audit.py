@@ -10,6 +10,7 @@ import click
 from opsdash.cli.common import cli, config_option, json_option
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION
+from opsdash.core.text import visible
 from opsdash.ops.base import Ops
 
 
@@ -75,7 +76,7 @@ def audit_tail(
                 )
             )
         else:
-            emit(entry.summary())
+            emit(visible(entry.summary()))
 
     if not trail.exists() and not follow:
         emit(f"no audit log yet at {trail.path}", err=True)
@@ -108,7 +109,10 @@ def audit_verify(anchor: str | None, config: Path | None, as_json: bool) -> None
     """Check the whole chain: MACs, sequence, links, and that nothing was cut after the anchor.
 
     Reports OK, or the first bad record and why (MAC mismatch, gap, broken link, reordering,
-    truncated before the anchor, unparseable line). Exit 0 when intact, 2 when not.
+    truncated before the anchor, unparseable line).
+
+    \b
+    Exit codes: 0 intact, 2 tampered, 3 usage/config error.
     """
     from opsdash.ops.audit import verify_log
 

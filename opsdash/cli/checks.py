@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, common_options
-from opsdash.cli.render import emit, emit_json
+from opsdash.cli.common import chosen_format, cli, common_options, format_option
+from opsdash.cli.completion import check_names
+from opsdash.cli.render import emit
 from opsdash.ops.base import Ops
 
 
 @cli.command()
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=check_names)
 @common_options
 @click.option(
     "--watch",
@@ -28,6 +29,7 @@ from opsdash.ops.base import Ops
     metavar="N",
     help="With --watch: stop after N polls of each check (default: until interrupted).",
 )
+@format_option("junit", "github", "nagios")
 @click.option("--no-history", is_flag=True, help="Do not record results in history.")
 def check(
     names: tuple[str, ...],
@@ -38,6 +40,7 @@ def check(
     operator: str | None,
     watch: float | None,
     count: int | None,
+    fmt: str,
     no_history: bool,
 ) -> None:
     """Run the profile's live health checks (all, or the NAMEs given) once and report.
@@ -51,29 +54,37 @@ def check(
     alerts follow that sustained state, exactly as in the dashboard. With --json, --watch prints
     one JSON object per result (JSON lines).
 
+    For monitoring systems, --format nagios prints one plugin line with perfdata (latency and
+    metrics, thresholds from the conditions) and records nothing; junit and github suit CI.
+
     \b
     Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
     With --watch: the worst sustained state when it stopped.
     """
     import asyncio
 
-    from opsdash.cli.render import checks_text, verdict_line
+    from opsdash.cli.render import checks_table, emit_report, verdict_line
     from opsdash.ops import checks
 
+    fmt = chosen_format(fmt, as_json)
     ops = Ops.open(config, operator=operator)
     files = list(env_files) or None
     if count is not None and watch is None:
         raise click.UsageError("--count goes with --watch")
     if watch is not None:
-        sys.exit(_watch(ops, names, files, from_env, watch, count, as_json, not no_history))
+        if fmt not in ("text", "json"):
+            raise click.UsageError(f"--format {fmt} is for one sweep; --watch prints text or JSON lines")
+        sys.exit(_watch(ops, names, files, from_env, watch, count, fmt == "json", not no_history))
+    record = not no_history and fmt != "nagios"  # the monitoring system keeps the state
     report, results = asyncio.run(
-        checks.run(ops, names=names, env_files=files, from_env=from_env, record=not no_history)
+        checks.run(ops, names=names, env_files=files, from_env=from_env, record=record)
     )
-    if as_json:
-        emit_json(report.to_dict())
-    else:
+    profile = ops.profile
+    conditions = {c.name: c.conditions for c in profile.checks}
+    severities = {c.name: c.severity for c in profile.checks}
+    if not emit_report(report, fmt, profile=None, conditions=conditions, severities=severities):
         emit(verdict_line(report))
-        emit(checks_text(results))
+        checks_table(results)
     sys.exit(report.exit_code())
 
 
@@ -90,7 +101,7 @@ def _watch(
     import asyncio
     import json
 
-    from opsdash.cli.render import checks_text
+    from opsdash.cli.render import checks_table
     from opsdash.core.findings import worst
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
@@ -110,11 +121,10 @@ def _watch(
         if len(latest) < len(watch.checks) and not redraw:
             return
         ordered = [latest[c.name] for c in watch.checks if c.name in latest]
-        screen = checks_text(ordered, watch.states)
         if redraw:
             click.echo("\x1b[H\x1b[2J", nl=False)
             emit(f"opsdash check --watch {seconds:g}s — {ops.profile.target.name} — Ctrl-C to stop")
-        emit(screen)
+        checks_table(ordered, watch.states)
 
     try:
         asyncio.run(watch.run(on_result))

@@ -65,6 +65,35 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine output on stdout, nothing else.")(f)
 
 
+FORMAT_HELP = {
+    "text": "for people",
+    "json": "the report (as --json)",
+    "sarif": "SARIF 2.1.0 for GitHub code scanning",
+    "junit": "JUnit XML for CI test reports",
+    "github": "GitHub Actions annotations",
+    "nagios": "one Nagios/Icinga plugin line with perfdata (records nothing)",
+}
+
+
+def format_option(*formats: str) -> Callable[[F], F]:
+    """--format text|json|<formats>; --json stays a shorthand for --format json."""
+    names = ["text", "json", *formats]
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(names),
+        default="text",
+        show_default=True,
+        help="Output: " + "; ".join(f"{n}: {FORMAT_HELP[n]}" for n in names) + ".",
+    )
+
+
+def chosen_format(fmt: str, as_json: bool) -> str:
+    if as_json and fmt not in ("text", "json"):
+        raise click.UsageError(f"--json and --format {fmt} disagree; pick one")
+    return "json" if as_json else fmt
+
+
 def common_options(f: F) -> F:
     """--config, --env-file, --from-env, --json and --operator, shared by the target commands."""
     return env_options(json_option(operator_option(f)))

@@ -32,17 +32,24 @@ def config_show(config: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json([{"key": k, "value": v, "source": s} for k, v, s in rows])
         return
-    width = max(len(k) for k, _, _ in rows)
+    from opsdash.cli.render import cell, emit_table, table
+
     emit(f"config file: {ops.config.path}")
+    t = table(("KEY", {"no_wrap": True}), ("VALUE", {"ratio": 1}), "SOURCE")
     for key, value, source in rows:
-        emit(f"{key:{width}}  {value}  " + click.style(f"[{source}]", dim=True))
+        t.add_row(cell(key), cell(value), cell(source, "dim"))
+    emit_table(t)
 
 
 @config_group.command("validate")
 @config_option
 @json_option
 def config_validate(config: Path | None, as_json: bool) -> None:
-    """Check the config file; list every problem with file and line. Exit 0 valid, 3 invalid."""
+    """Check the config file; list every problem with file and line.
+
+    \b
+    Exit codes: 0 valid, 3 invalid (or no config found).
+    """
     from opsdash.ops.config import parse_config, read_config_text
 
     path = find_config(config)

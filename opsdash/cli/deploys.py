@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from opsdash.cli.common import cli, common_options
-from opsdash.cli.render import emit, emit_json
+from opsdash.cli.common import chosen_format, cli, common_options, format_option
+from opsdash.cli.render import emit
+from opsdash.core.findings import Report
 from opsdash.ops.base import Ops
 
 
-def _gate_output(report: Any, as_json: bool) -> None:
-    from opsdash.cli.render import report_text
+def _gate_output(report: Report, fmt: str, ops: Ops) -> None:
+    from opsdash.cli.render import emit_report, report_text
     from opsdash.core.readiness import gate
 
-    if as_json:
-        emit_json({**report.to_dict(), "gate": gate(report)})
-        return
     label = gate(report)
+    profile = ops.config.path if ops.config else None
+    if emit_report(report, fmt, profile=profile, extra={"gate": label}):
+        return
     colour = {"GO": "green", "NO-GO": "red"}.get(label, "magenta")
     emit(click.style(label, fg=colour, bold=True) + f"  {report.kind} for {report.target}")
     emit(report_text(report))
@@ -34,6 +34,7 @@ def progress_to_stderr(message: str) -> None:
 
 @cli.command()
 @common_options
+@format_option("sarif", "junit", "github")
 @click.option("--no-history", is_flag=True, help="Do not record this run (nor alert on it).")
 def preflight(
     config: Path | None,
@@ -41,10 +42,12 @@ def preflight(
     from_env: bool | None,
     as_json: bool,
     operator: str | None,
+    fmt: str,
     no_history: bool,
 ) -> None:
     """The pre-deploy go/no-go: environment validation, every live check (TLS and the webhook
     self-test among them) and rollback readiness, as one verdict with every reason listed.
+    --format sarif feeds GitHub code scanning, junit a CI test report, github PR annotations.
 
     Recorded in history (a green preflight is the baseline verify-deploy compares with) and the
     audit log; a NO-GO raises an alert.
@@ -54,14 +57,16 @@ def preflight(
     """
     from opsdash.ops.deploys import preflight as run_preflight
 
+    fmt = chosen_format(fmt, as_json)
+    ops = Ops.open(config, operator=operator)
     report = run_preflight(
-        Ops.open(config, operator=operator),
+        ops,
         env_files=list(env_files) or None,
         from_env=from_env,
         record=not no_history,
-        progress=progress_to_stderr if not as_json else lambda _m: None,
+        progress=progress_to_stderr if fmt == "text" else lambda _m: None,
     )
-    _gate_output(report, as_json)
+    _gate_output(report, fmt, ops)
     sys.exit(report.exit_code())
 
 
@@ -94,6 +99,7 @@ def preflight(
 @click.option(
     "--expect-version", metavar="V", help="The release that must now be served ([deploy] version_url)."
 )
+@format_option("junit", "github")
 def verify_deploy_cmd(
     config: Path | None,
     env_files: tuple[Path, ...],
@@ -104,6 +110,7 @@ def verify_deploy_cmd(
     interval: float,
     stable: int,
     expect_version: str | None,
+    fmt: str,
 ) -> None:
     """After a deploy: watch the checks until they settle, confirm the served release, and compare
     with the last green run (latency regressions, metrics that fell, certificates that now expire
@@ -114,15 +121,17 @@ def verify_deploy_cmd(
     """
     from opsdash.ops.deploys import verify_deploy
 
+    fmt = chosen_format(fmt, as_json)
+    ops = Ops.open(config, operator=operator)
     report = verify_deploy(
-        Ops.open(config, operator=operator),
+        ops,
         window=window,
         interval=interval,
         stable=stable,
         expect_version=expect_version,
         env_files=list(env_files) or None,
         from_env=from_env,
-        progress=progress_to_stderr if not as_json else lambda _m: None,
+        progress=progress_to_stderr if fmt == "text" else lambda _m: None,
     )
-    _gate_output(report, as_json)
+    _gate_output(report, fmt, ops)
     sys.exit(report.exit_code())

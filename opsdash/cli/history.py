@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from opsdash.cli.common import cli, config_option, json_option
+from opsdash.cli.completion import run_ids
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.ops.base import Ops
@@ -39,11 +40,11 @@ def history_list(config: Path | None, as_json: bool, limit: int, kind: str | Non
     if as_json:
         emit_json([{**r.__dict__, "verdict": r.verdict.value} for r in runs])
     else:
-        emit(runs_table(runs))
+        runs_table(runs)
 
 
 @history.command("show")
-@click.argument("run")
+@click.argument("run", shell_complete=run_ids)
 @config_option
 @json_option
 def history_show(run: str, config: Path | None, as_json: bool) -> None:
@@ -75,8 +76,8 @@ def history_show(run: str, config: Path | None, as_json: bool) -> None:
 
 
 @history.command("diff")
-@click.argument("run_a")
-@click.argument("run_b", default="latest")
+@click.argument("run_a", shell_complete=run_ids)
+@click.argument("run_b", default="latest", shell_complete=run_ids)
 @config_option
 @json_option
 def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> None:

@@ -1,20 +1,32 @@
-"""Plain-terminal rendering of reports and diffs for the CLI (click styling, no rich).
+"""Terminal rendering for the CLI.
 
-Everything printed goes through `emit`, which passes the text through the redactor last.
+Everything printed goes through `emit`, which passes the text through the redactor last and honours
+NO_COLOR and FORCE_COLOR (colour otherwise only on a terminal). Text that came from outside (a
+server's answer, an env value, a log line) passes `visible` first, so escape sequences are shown,
+never acted on. Reports stay plain styled text (so `validate` never loads rich); tables are rich
+tables that fit the terminal's width (COLUMNS is honoured), wrapping long cells.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import textwrap
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from opsdash.core.findings import SCHEMA_VERSION, Finding, Report, Severity
 from opsdash.core.secrets import redactor
+from opsdash.core.text import visible
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from opsdash.core.diff import RunDiff
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
@@ -29,8 +41,82 @@ COLOURS = {
 }
 
 
+def colour() -> bool | None:
+    """False with NO_COLOR, True with FORCE_COLOR, else None: colour only on a terminal."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return None
+
+
 def emit(text: str = "", *, err: bool = False, nl: bool = True) -> None:
-    click.echo(redactor.redact(text), err=err, nl=nl)
+    text = redactor.redact(text)
+    wanted = colour()
+    if wanted is False:
+        text = click.unstyle(text)
+    click.echo(text, err=err, nl=nl, color=wanted)
+
+
+def width() -> int:
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def wrapped(text: str, indent: str) -> list[str]:
+    """One paragraph of untrusted text, shown and wrapped to the terminal under `indent`."""
+    return textwrap.wrap(
+        visible(text), width(), initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+    ) or [indent]
+
+
+def table(*columns: str | tuple[str, dict[str, Any]]) -> Table:
+    """A rich table with these columns (name, or (name, column options)) that fits the terminal."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    for column in columns:
+        name, options = (column, {}) if isinstance(column, str) else column
+        t.add_column(name, **{"overflow": "fold", **options})
+    return t
+
+
+def emit_table(t: Table, *, err: bool = False) -> None:
+    from rich.console import Console
+
+    wanted = colour()
+    console = Console(
+        stderr=err,
+        width=width(),
+        no_color=wanted is False,
+        force_terminal=True if wanted else None,
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
+    with console.capture() as captured:
+        console.print(t)
+    emit(captured.get().rstrip("\n"), err=err)
+
+
+def cell(value: object, style: str = "") -> Any:
+    """A table cell from untrusted text: redacted, control characters shown, no markup."""
+    from rich.text import Text
+
+    return Text(visible(redactor.redact(str(value))), style=style)
+
+
+RICH_STYLE = {
+    Severity.OK: "green",
+    Severity.INFO: "blue",
+    Severity.WARN: "yellow",
+    Severity.UNKNOWN: "magenta",
+    Severity.CRIT: "bold red",
+}
+
+
+def severity_cell(severity: Severity) -> Any:
+    return cell(severity.value, RICH_STYLE[severity])
 
 
 def emit_json(data: Any) -> None:
@@ -54,21 +140,22 @@ def verdict_line(report: Report) -> str:
         if counts[s.value]
     ]
     tally = ", ".join(parts) if parts else "no findings"
-    return (
-        f"{sev(report.verdict, 0)}  {report.target} — {tally}  (run {report.run_id}, {report.duration_ms} ms)"
-    )
+    head = f"{sev(report.verdict, 0)}  {visible(report.target)} — {tally}"
+    tail = f"(run {report.run_id}, {report.duration_ms} ms)"
+    one_line = f"{head}  {tail}"
+    return one_line if len(click.unstyle(one_line)) <= width() else f"{head}\n  {tail}"
 
 
 def finding_block(f: Finding, *, indent: str = "  ") -> list[str]:
-    lines = [f"{indent}{sev(f.severity)} {click.style(f.rule, bold=True)}  {f.subject}"]
+    lines = [f"{indent}{sev(f.severity)} {click.style(f.rule, bold=True)}  {visible(f.subject)}"]
     pad = indent + " " * 8
-    lines.append(f"{pad}{f.detail}")
+    lines.extend(wrapped(f.detail, pad))
     for key, value in f.evidence.items():
-        lines.append(f"{pad}{click.style(key + ':', dim=True)} {value}")
+        lines.append(f"{pad}{click.style(key + ':', dim=True)} {visible(str(value))}")
     fix = f"fix: {f.remediation}"
     if f.runbook:
         fix += f"  (runbook: {f.runbook})"
-    lines.append(f"{pad}{click.style(fix, fg='cyan')}")
+    lines.extend(click.style(line, fg="cyan") for line in wrapped(fix, pad))
     return lines
 
 
@@ -77,7 +164,7 @@ def report_text(report: Report, *, min_severity: Severity = Severity.INFO) -> st
     summary = report.summary
     if summary.get("sources"):
         lines.append(
-            f"  sources: {', '.join(summary['sources'])}; {summary.get('variables', 0)} variables, "
+            f"  sources: {visible(', '.join(summary['sources']))}; {summary.get('variables', 0)} variables, "
             f"{summary.get('secrets', 0)} secrets"
         )
     grouped: dict[str, list[Finding]] = defaultdict(list)
@@ -96,20 +183,44 @@ def report_text(report: Report, *, min_severity: Severity = Severity.INFO) -> st
     return "\n".join(lines)
 
 
-def runs_table(runs: list[RunRow]) -> str:
+def runs_table(runs: Sequence[RunRow]) -> None:
+    """A table on a wide terminal; two lines a run on a narrow one (nothing cut, nothing folded)."""
     if not runs:
-        return "no runs in history yet; run 'opsdash validate' first"
-    header = (
-        f"{'RUN':24} {'KIND':10} {'VERDICT':8} {'STARTED (UTC)':26} {'FINDINGS':9} {'OPERATOR':12} TARGET"
+        emit("no runs in history yet; run 'opsdash validate' first")
+        return
+
+    def found(r: RunRow) -> str:
+        return " ".join(f"{r.counts[s]} {s}" for s in ("CRIT", "WARN") if r.counts.get(s)) or "-"
+
+    if width() < 100:
+        for r in runs:
+            emit(f"{r.run_id}  {sev(r.verdict, 0)}  {visible(r.kind)}")
+            for line in wrapped(
+                f"{r.started_at[:19].replace('T', ' ')} · {r.operator} · {r.target} · {found(r)}", "    "
+            ):
+                emit(click.style(line, dim=True))
+        return
+    nowrap = {"no_wrap": True}
+    t = table(
+        ("RUN", nowrap),
+        ("KIND", nowrap),
+        ("VERDICT", nowrap),
+        ("STARTED (UTC)", nowrap),
+        "FOUND",
+        "OPERATOR",
+        "TARGET",
     )
-    lines = [click.style(header, bold=True)]
     for r in runs:
-        total = sum(r.counts.values())
-        lines.append(
-            f"{r.run_id:24} {r.kind:10} {sev(r.verdict, 8)} {r.started_at:26} {total:<9} "
-            f"{r.operator[:12]:12} {r.target}"
+        t.add_row(
+            cell(r.run_id),
+            cell(r.kind),
+            severity_cell(r.verdict),
+            cell(r.started_at[:19].replace("T", " ")),
+            cell(found(r)),
+            cell(r.operator),
+            cell(r.target),
         )
-    return "\n".join(lines)
+    emit_table(t)
 
 
 def diff_text(a: RunRow, b: RunRow, diff: RunDiff) -> str:
@@ -118,12 +229,19 @@ def diff_text(a: RunRow, b: RunRow, diff: RunDiff) -> str:
         lines.append("  no differences in findings or environment")
         return "\n".join(lines)
     sections: list[tuple[str, list[str]]] = [
-        ("new findings", [f"  + {sev(f.severity)} {f.rule}  {f.subject}: {f.detail}" for f in diff.new]),
-        ("resolved findings", [f"  - {sev(f.severity)} {f.rule}  {f.subject}" for f in diff.resolved]),
+        (
+            "new findings",
+            [f"  + {sev(f.severity)} {f.rule}  {visible(f.subject)}: {visible(f.detail)}" for f in diff.new],
+        ),
+        (
+            "resolved findings",
+            [f"  - {sev(f.severity)} {f.rule}  {visible(f.subject)}" for f in diff.resolved],
+        ),
         (
             "changed findings",
             [
-                f"  ~ {f.rule}  {f.subject}: {o.severity.value} → {f.severity.value}; {f.detail}"
+                f"  ~ {f.rule}  {visible(f.subject)}: {o.severity.value} → {f.severity.value}; "
+                f"{visible(f.detail)}"
                 for o, f in diff.changed
             ],
         ),
@@ -153,21 +271,49 @@ def diff_dict(a: RunRow, b: RunRow, diff: RunDiff) -> dict[str, Any]:
     }
 
 
-def checks_text(results: list[CheckResult], sustained: dict[str, SustainedState] | None = None) -> str:
-    """A table of check results; failing checks get their hint and runbook underneath."""
-    width = max((len(r.name) for r in results), default=5)
-    head = f"{'STATUS':8} {'CHECK':{width}} {'KIND':8} {'LATENCY':>9}  SUMMARY"
-    lines = [click.style(head, bold=True)]
+def checks_table(results: Sequence[CheckResult], sustained: dict[str, SustainedState] | None = None) -> None:
+    """A table of check results; a failing check's error class, hint and runbook go under it."""
+    wide = width() >= 90  # a narrow terminal drops KIND so the summary keeps room to read
+    nowrap = {"no_wrap": True}
+    columns: list[str | tuple[str, dict[str, Any]]] = [("STATUS", nowrap), "CHECK"]
+    columns += [("KIND", nowrap)] if wide else []
+    columns += [("LATENCY", {"justify": "right", "no_wrap": True}), ("SUMMARY", {"ratio": 1})]
+    t = table(*columns)
     for r in results:
         shown = sustained[r.name].status if sustained and r.name in sustained else r.severity
-        latency = r.metrics.get("response_time_ms")
-        latency_text = f"{latency:7.0f}ms" if latency is not None else f"{r.duration_ms:7.0f}ms"
-        lines.append(f"{sev(shown, 8)} {r.name:{width}} {r.kind:8} {latency_text:>9}  {r.summary}")
+        latency = r.metrics.get("response_time_ms", r.duration_ms)
+        kind = [cell(r.kind)] if wide else []
+        t.add_row(severity_cell(shown), cell(r.name), *kind, cell(f"{latency:.0f} ms"), cell(r.summary))
         if not r.ok:
-            pad = " " * 9
             cls = f"[{r.error_class.value}] " if r.error_class else ""
-            lines.append(
-                click.style(f"{pad}{cls}{r.hint or ''}", fg="cyan")
-                + (click.style(f"  (runbook: {r.runbook})", fg="cyan") if r.runbook else "")
-            )
-    return "\n".join(lines)
+            hint = cls + (r.hint or "") + (f"  (runbook: {r.runbook})" if r.runbook else "")
+            t.add_row(*[""] * (len(columns) - 1), cell(hint, "cyan"))
+    emit_table(t)
+
+
+def emit_report(
+    report: Report,
+    fmt: str,
+    *,
+    profile: Path | None = None,
+    extra: Mapping[str, Any] | None = None,
+    conditions: Mapping[str, Sequence[str]] | None = None,
+    severities: Mapping[str, str] | None = None,
+) -> bool:
+    """Print a report in a machine format; False for 'text' (the caller prints its own)."""
+    from opsdash.cli import formats
+
+    if fmt == "json":
+        emit_json({**report.to_dict(), **(extra or {})})
+    elif fmt == "sarif":
+        emit_json(formats.sarif(report, profile))
+    elif fmt == "junit":
+        emit(formats.junit(report))
+    elif fmt == "github":
+        for line in formats.github(report, profile):
+            emit(line)
+    elif fmt == "nagios":
+        emit(formats.nagios(report, conditions or {}, severities or {}))
+    else:
+        return False
+    return True

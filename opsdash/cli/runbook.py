@@ -17,6 +17,7 @@ from opsdash.cli.common import (
     json_option,
     operator_option,
 )
+from opsdash.cli.completion import runbook_ids
 from opsdash.cli.render import emit, emit_json
 from opsdash.ops.base import Ops
 
@@ -56,18 +57,20 @@ def runbook_list(config: Path | None, as_json: bool) -> None:
             ]
         )
         return
-    width = max((len(b.id) for b in books), default=2)
-    emit(click.style(f"{'ID':{width}}  SEV   STEPS  LAST SESSION                         TITLE", bold=True))
+    from opsdash.cli.render import cell, emit_table, table
+
+    t = table(("ID", {"no_wrap": True}), "SEV", ("STEPS", {"justify": "right"}), "LAST SESSION", "TITLE")
     for b in books:
         s = last[b.id]
-        when = f"{s.status:9} {s.started_at[:19]}" if s else "never"
-        emit(f"{b.id:{width}}  {b.severity:5} {len(b.steps):5}  {when:35}  {b.title}")
+        when = f"{s.status} {s.started_at[:19].replace('T', ' ')}" if s else "never"
+        t.add_row(cell(b.id), cell(b.severity), cell(len(b.steps)), cell(when), cell(b.title))
+    emit_table(t)
     for problem in problems:
         emit(f"warning: {problem} (run 'opsdash runbook check')", err=True)
 
 
 @runbook.command("show")
-@click.argument("ref", metavar="ID|PATH")
+@click.argument("ref", metavar="ID|PATH", shell_complete=runbook_ids)
 @config_option
 def runbook_show(ref: str, config: Path | None) -> None:
     """Show a runbook: parameters and every step with its command or check gate."""
@@ -97,7 +100,11 @@ def runbook_show(ref: str, config: Path | None) -> None:
 @config_option
 def runbook_check(paths: tuple[Path, ...], config: Path | None) -> None:
     """Lint runbooks: front matter, check names (against the profile), gotos, unreachable steps,
-    undeclared parameters. With no PATH, every runbook opsdash would offer. Exit 3 on errors."""
+    undeclared parameters. With no PATH, every runbook opsdash would offer.
+
+    \b
+    Exit codes: 0 all clean, 3 problems found (each as file:line) or usage/config error.
+    """
     from opsdash.ops.runbooks import lint_paths, runbook_dirs
 
     profile = Ops.open(config, require=False).profile_or_none
@@ -115,7 +122,7 @@ def runbook_check(paths: tuple[Path, ...], config: Path | None) -> None:
 
 
 @runbook.command("run")
-@click.argument("ref", metavar="ID|PATH")
+@click.argument("ref", metavar="ID|PATH", shell_complete=runbook_ids)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A parameter (repeatable).")
 @click.option(
     "--dry-run",

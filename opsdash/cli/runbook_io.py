@@ -9,6 +9,7 @@ import click
 from opsdash.cli.render import emit
 from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionState, StepNotAllowed, StepStatus
 from opsdash.core.runbooks.model import Runbook, Step
+from opsdash.core.text import visible
 
 CHOICE_KEYS = {"c": "confirm", "r": "retry", "d": "mark-done", "s": "skip", "a": "abort", "q": "pause"}
 
@@ -140,14 +141,14 @@ def print_session(state: SessionState, book: Runbook | None) -> None:
     )
     emit(f"  operator {state.operator}, started {state.started_at}, updated {state.updated_at}")
     if state.params:
-        emit("  parameters: " + ", ".join(f"{k}={v}" for k, v in state.params.items()))
+        emit("  parameters: " + visible(", ".join(f"{k}={v}" for k, v in state.params.items())))
     for index, st in enumerate(state.steps):
         title = book.steps[index].title if book and index < len(book.steps) else f"step {index + 1}"
         here = " ◀ current" if state.current == index and state.status.value == "active" else ""
         emit(
             f"  [{STATUS_MARK[st.status]}] {index + 1}. {title}{here}"
             + (f"  exit {st.exit_code}" if st.exit_code is not None else "")
-            + (f"  note: {st.note}" if st.note else "")
+            + (f"  note: {visible(st.note)}" if st.note else "")
         )
     if state.events:
         emit(click.style("  events:", dim=True))
@@ -155,7 +156,7 @@ def print_session(state: SessionState, book: Runbook | None) -> None:
             where = f"step {event['step_index'] + 1} " if event["step_index"] is not None else ""
             emit(
                 f"    {event['at']}  {where}{event['event']}"
-                + (f": {event['detail']}" if event["detail"] else "")
+                + (f": {visible(event['detail'])}" if event["detail"] else "")
             )
 
 

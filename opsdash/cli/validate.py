@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, common_options
-from opsdash.cli.render import emit, emit_json
+from opsdash.cli.common import chosen_format, cli, common_options, format_option
+from opsdash.cli.render import emit
 from opsdash.core.findings import Severity
 from opsdash.ops.base import Ops
 
@@ -22,6 +22,7 @@ from opsdash.ops.base import Ops
     show_default=True,
     help="Lowest severity that fails the run: with 'crit', warnings exit 0.",
 )
+@format_option("sarif", "github")
 @click.option("--verbose", "-v", is_flag=True, help="Also show INFO findings.")
 @click.option("--no-history", is_flag=True, help="Do not record this run in history.")
 def validate(
@@ -31,6 +32,7 @@ def validate(
     as_json: bool,
     operator: str | None,
     fail_on: str,
+    fmt: str,
     verbose: bool,
     no_history: bool,
 ) -> None:
@@ -38,19 +40,19 @@ def validate(
 
     Reads the profile's env files (or --env-file), checks production mode, test mode, required
     variables, credentials, URLs and policy settings, prints a report grouped by category and records
-    the run in history. Secrets are shown only as fingerprints.
+    the run in history. Secrets are shown only as fingerprints. In CI, --format sarif feeds GitHub
+    code scanning (findings point at the env file and line) and --format github annotates the run.
 
     \b
     Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
     """
-    from opsdash.cli.render import report_text
+    from opsdash.cli.render import emit_report, report_text
     from opsdash.ops import validation
 
+    fmt = chosen_format(fmt, as_json)
     ops = Ops.open(config, operator=operator)
     run = validation.run(ops, env_files=list(env_files) or None, from_env=from_env, record=not no_history)
     report = run.report
-    if as_json:
-        emit_json(report.to_dict())
-    else:
+    if not emit_report(report, fmt, profile=ops.config.path if ops.config else None):
         emit(report_text(report, min_severity=Severity.INFO if verbose else Severity.WARN))
     sys.exit(report.exit_code(Severity.parse(fail_on)))

@@ -11,6 +11,7 @@ from opsdash.cli.common import cli, env_options, json_option
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.errors import InputError
 from opsdash.core.findings import SCHEMA_VERSION
+from opsdash.core.text import visible
 from opsdash.ops.base import Ops
 
 SCHEME_NAMES = ["ikhokha", "github", "stripe", "standard", "slack", "shopify", "generic"]
@@ -110,9 +111,9 @@ def webhook_verify(
             if verdict.ok
             else click.style("REJECTED", fg="red", bold=True)
         )
-        emit(f"{label}  [{verdict.outcome}] {verdict.scheme}: {verdict.message}")
+        emit(f"{label}  [{verdict.outcome}] {verdict.scheme}: {visible(verdict.message)}")
         if verdict.delivery_id:
-            emit(f"  delivery id: {verdict.delivery_id}")
+            emit(f"  delivery id: {visible(verdict.delivery_id)}")
         if verdict.skew_s is not None:
             emit(f"  clock skew: {verdict.skew_s:+.0f} s (now minus the delivery's timestamp)")
         if alert:

