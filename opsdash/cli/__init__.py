@@ -49,7 +49,25 @@ def _document_exit_codes(group: click.Group) -> None:
 _document_exit_codes(cli)
 
 
-def _fail(message: str) -> None:
+def _requested_format(argv: list[str]) -> tuple[str, str]:
+    """(the command, the --format asked for) from the raw arguments, for failures before parsing."""
+    fmt = ""
+    for i, arg in enumerate(argv):
+        if arg == "--format" and i + 1 < len(argv):
+            fmt = argv[i + 1]
+        elif arg.startswith("--format="):
+            fmt = arg.split("=", 1)[1]
+    command = next((a for a in argv if not a.startswith("-")), "opsdash")
+    return command, fmt
+
+
+def _fail(message: str, argv: list[str] | None = None) -> None:
+    from opsdash.cli.formats import could_not_run
+
+    command, fmt = _requested_format(argv if argv is not None else sys.argv[1:])
+    document = could_not_run(fmt, command, message) if fmt else None
+    if document is not None:  # machine consumers read stdout: tell them the run failed, there
+        emit(document)
     emit(f"opsdash: error: {message}", err=True)
     sys.exit(EXIT_UNKNOWN)
 
@@ -59,11 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="opsdash", standalone_mode=False)
     except OpsdashError as exc:
-        _fail(str(exc))
+        _fail(str(exc), argv)
     except click.UsageError as exc:
         hint = f"\nTry '{exc.ctx.command_path} --help' for help." if exc.ctx else ""
-        emit(f"opsdash: error: {exc.format_message()}{hint}", err=True)
-        sys.exit(EXIT_UNKNOWN)
+        _fail(f"{exc.format_message()}{hint}", argv)
     except click.ClickException as exc:
         _fail(exc.format_message())
     except click.exceptions.Abort:

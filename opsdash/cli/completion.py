@@ -70,8 +70,9 @@ def completion(shell: str) -> None:
     zsh:   echo 'eval "$(opsdash completion zsh)"' >> ~/.zshrc
     fish:  opsdash completion fish > ~/.config/fish/completions/opsdash.fish
 
-    Commands, options and choices complete, and so do check names (opsdash check), runbook ids
-    (runbook show|run), run ids (history show|diff) and demo faults, from the --config profile.
+    Commands, options and choices complete; so do check names for 'opsdash check', runbook ids for
+    'runbook show' and 'runbook run', run ids for 'history show' and 'history diff', and demo
+    faults, all read from the --config profile.
     """
     from click.shell_completion import get_completion_class
 

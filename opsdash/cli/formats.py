@@ -16,6 +16,7 @@ from xml.etree import ElementTree as ET
 from opsdash import __version__
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.rules import RULES
+from opsdash.core.text import visible
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {
@@ -30,7 +31,7 @@ _SOURCE = re.compile(r"^(?P<path>.+):(?P<line>\d+)$")
 
 def location(f: Finding, fallback: Path | None = None) -> tuple[str | None, int | None]:
     """Where a finding points in a file: its evidence's `source` (path:line), else the profile."""
-    source = f.evidence.get("source", "")
+    source = f.evidence.get("source") or f.evidence.get("sources", "").split(", ")[0]
     match = _SOURCE.match(source)
     if match and match.group("path") != "environment":
         return _relative(match.group("path")), int(match.group("line"))
@@ -40,17 +41,26 @@ def location(f: Finding, fallback: Path | None = None) -> tuple[str | None, int 
 
 
 def _relative(path: str) -> str:
-    """Repository-relative when the file is under the working directory (as code scanning wants)."""
+    """Relative to the working directory (the repository root in CI, as code scanning wants);
+    a file outside it keeps its absolute path."""
     try:
         rel = os.path.relpath(path)
     except ValueError:
-        return path
-    return Path(path).as_posix() if rel.startswith("..") else Path(rel).as_posix()
+        rel = ".."
+    return Path(path).resolve().as_posix() if rel.startswith("..") else Path(rel).as_posix()
+
+
+def _message(f: Finding) -> str:
+    """The finding in one sentence, its subject named once."""
+    return f.detail if f.subject in f.detail else f"{f.subject}: {f.detail}"
 
 
 def sarif(report: Report, profile_path: Path | None = None) -> dict[str, Any]:
     """A SARIF 2.1.0 log with one run: every rule opsdash knows, and a result per finding."""
-    used = sorted({f.rule for f in report.findings})
+    checks: Sequence[Mapping[str, Any]] = report.summary.get("checks") or []
+    owned = {(f["rule"], f["subject"]) for c in checks for f in c.get("findings", [])}
+    findings = [f for f in report.sorted_findings() if f.key not in owned and f.severity is not Severity.OK]
+    used = sorted({f.rule for f in findings})
     rules = []
     for rule_id in used:
         known = RULES.get(rule_id)
@@ -60,6 +70,7 @@ def sarif(report: Report, profile_path: Path | None = None) -> dict[str, Any]:
                 "id": rule_id,
                 "name": "".join(part.capitalize() for part in rule_id.split("-")),
                 "shortDescription": {"text": title},
+                "fullDescription": {"text": f"{title}. {known.remediation}" if known else title},
                 "help": {"text": known.remediation if known else title},
                 "defaultConfiguration": {"level": SARIF_LEVEL[known.severity] if known else "warning"},
                 "properties": {"category": known.category if known else "other"},
@@ -67,22 +78,24 @@ def sarif(report: Report, profile_path: Path | None = None) -> dict[str, Any]:
         )
     index = {rule_id: n for n, rule_id in enumerate(used)}
     results = []
-    for f in report.sorted_findings():
-        if f.severity is Severity.OK:
-            continue
+    for f in findings:
         result: dict[str, Any] = {
             "ruleId": f.rule,
             "ruleIndex": index[f.rule],
             "level": SARIF_LEVEL[f.severity],
-            "message": {"text": f"{f.subject}: {f.detail} Fix: {f.remediation}"},
-            "properties": {"severity": f.severity.value, "subject": f.subject},
+            "message": {"text": visible(f"{_message(f)} Fix: {f.remediation}")},
+            "properties": {"severity": f.severity.value, "subject": visible(f.subject)},
         }
         uri, line = location(f, profile_path)
-        if uri is not None:
-            physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
-            if line is not None:
-                physical["region"] = {"startLine": line}
-            result["locations"] = [{"physicalLocation": physical}]
+        if uri is not None:  # code scanning places a result on a line: the profile's first when unknown
+            result["locations"] = [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": Path(uri).as_uri() if uri.startswith("/") else uri},
+                        "region": {"startLine": line or 1},
+                    }
+                }
+            ]
         results.append(result)
     return {
         "$schema": SARIF_SCHEMA,
@@ -104,10 +117,10 @@ def sarif(report: Report, profile_path: Path | None = None) -> dict[str, Any]:
 
 
 def junit(report: Report) -> str:
-    """JUnit XML: a test case per check (and per finding that is not a check's own). CRIT fails,
-    UNKNOWN is an error, WARN passes with the warning in its output (as the gate's exit code 1 is
-    'GO with warnings')."""
-    suite = ET.Element("testsuite", name=f"opsdash {report.kind}", timestamp=report.started_at)
+    """JUnit XML: a test case per check (and per finding that is not a check's own). CRIT and WARN
+    fail (as the exit code does: 2 and 1), UNKNOWN is an error. Text from servers is escaped."""
+    stamp = report.started_at.split("+")[0].removesuffix("Z")  # the JUnit XSD's timestamp has no zone
+    suite = ET.Element("testsuite", name=f"opsdash {report.kind}", timestamp=stamp)
     checks: Sequence[Mapping[str, Any]] = report.summary.get("checks") or []
     owned = {(f["rule"], f["subject"]) for c in checks for f in c.get("findings", [])}
     cases: list[tuple[str, str, Severity, str, float]] = [
@@ -115,13 +128,19 @@ def junit(report: Report) -> str:
             f"{report.kind}.checks",
             str(c["name"]),
             Severity(c["severity"]),
-            str(c.get("summary", "")),
+            visible(str(c.get("summary", ""))),
             float(c.get("duration_ms", 0)) / 1000,
         )
         for c in checks
     ]
     cases += [
-        (f"{report.kind}.{f.category}", f"{f.rule} {f.subject}", f.severity, f"{f.title} {f.detail}", 0.0)
+        (
+            f"{report.kind}.{f.category}",
+            visible(f"{f.rule} {f.subject}"),
+            f.severity,
+            visible(f"{f.title}. {f.detail}"),
+            0.0,
+        )
         for f in report.sorted_findings()
         if f.key not in owned
     ]
@@ -130,14 +149,13 @@ def junit(report: Report) -> str:
     failures = errors = 0
     for classname, name, severity, text, seconds in cases:
         case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
-        if severity is Severity.CRIT:
+        short = text if len(text) <= 200 else text[:199] + "…"
+        if severity in (Severity.CRIT, Severity.WARN):
             failures += 1
-            ET.SubElement(case, "failure", message=text[:200], type=severity.value).text = text
+            ET.SubElement(case, "failure", message=short, type=severity.value).text = text
         elif severity is Severity.UNKNOWN:
             errors += 1
-            ET.SubElement(case, "error", message=text[:200], type=severity.value).text = text
-        elif severity is Severity.WARN:
-            ET.SubElement(case, "system-out").text = f"WARN: {text}"
+            ET.SubElement(case, "error", message=short, type=severity.value).text = text
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
@@ -178,7 +196,7 @@ def github(report: Report, profile_path: Path | None = None) -> list[str]:
             if line is not None:
                 props.insert(1, f"line={line}")
         lines.append(
-            f"::{command} {','.join(props)}::{_gh_data(f'{f.subject}: {f.detail} Fix: {f.remediation}')}"
+            f"::{command} {','.join(props)}::{_gh_data(visible(f'{_message(f)} Fix: {f.remediation}'))}"
         )
     return lines
 
@@ -193,6 +211,13 @@ NAGIOS_STATE = {
 _CONDITION = re.compile(
     r"^\s*\[(?:(?P<rt>RESPONSE_TIME)\]|BODY\]\.(?P<path>[\w.\-]+))\s*(?P<op><=|>=|<|>)\s*(?P<n>-?\d+(?:\.\d+)?)\s*$"
 )
+
+
+def _number(value: float) -> str:
+    """Plain decimal, never an exponent (12345678, not 1.23457e+07)."""
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 def _label(text: str) -> str:
@@ -219,7 +244,7 @@ def nagios(report: Report, conditions: Mapping[str, Sequence[str]], severities: 
     verdict = report.verdict
     bad = [c for c in checks if Severity(c["severity"]).rank >= Severity.WARN.rank]
     if bad:
-        text = "; ".join(f"{c['name']}: {c.get('summary', '')}" for c in bad)
+        text = "; ".join(f"{c['name']}: {visible(str(c.get('summary', '')))}" for c in bad)
     else:
         text = f"{len(checks)} check(s) OK"
     perf = []
@@ -227,7 +252,8 @@ def nagios(report: Report, conditions: Mapping[str, Sequence[str]], severities: 
         limits = thresholds(conditions.get(c["name"], ()))
         crit = severities.get(c["name"], "crit") == "crit"
         metrics = dict(c.get("metrics") or {})
-        metrics.setdefault("response_time_ms", c.get("duration_ms", 0))
+        if c.get("error_class") is None:  # a check that never got an answer has no latency to graph
+            metrics.setdefault("response_time_ms", c.get("duration_ms", 0))
         for key, value in metrics.items():
             if not isinstance(value, int | float):
                 continue
@@ -235,10 +261,50 @@ def nagios(report: Report, conditions: Mapping[str, Sequence[str]], severities: 
             unit = "ms" if key == "response_time_ms" else ""
             limit = limits.get(key, "")
             warn_crit = f";{limit}" if crit else f"{limit};"
-            perf.append(f"{_label(label)}={value:g}{unit};{warn_crit}")
+            perf.append(f"{_label(label)}={_number(value)}{unit};{warn_crit}")
     line = f"OPSDASH {report.kind.upper()} {NAGIOS_STATE[verdict]} - {text}"
     return line.replace("|", "/").replace("\n", " ") + (" | " + " ".join(perf) if perf else "")
 
 
 def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def could_not_run(fmt: str, command: str, message: str) -> str | None:
+    """What a consumer of `fmt` reads when the command could not run at all (a config or usage
+    error, exit 3): a plugin line, a SARIF log whose invocation failed, a JUnit error. Without it a
+    monitoring system shows "no output" and a SARIF upload fails on an empty file."""
+    message = visible(message)
+    if fmt == "nagios":
+        return f"OPSDASH {command.upper()} UNKNOWN - {message}".replace("|", "/")
+    if fmt == "sarif":
+        return dumps(
+            {
+                "$schema": SARIF_SCHEMA,
+                "version": "2.1.0",
+                "runs": [
+                    {
+                        "tool": {"driver": {"name": "opsdash", "version": __version__, "rules": []}},
+                        "invocations": [
+                            {
+                                "executionSuccessful": False,
+                                "toolExecutionNotifications": [
+                                    {"level": "error", "message": {"text": message}}
+                                ],
+                            }
+                        ],
+                        "results": [],
+                    }
+                ],
+            }
+        )
+    if fmt == "junit":
+        root = ET.Element("testsuites", name="opsdash")
+        suite = ET.SubElement(
+            root, "testsuite", name=f"opsdash {command}", tests="1", failures="0", errors="1"
+        )
+        case = ET.SubElement(suite, "testcase", classname=f"{command}.run", name="opsdash could run")
+        ET.SubElement(case, "error", message=message[:200], type="UNKNOWN").text = message
+        ET.indent(root)
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+    return None

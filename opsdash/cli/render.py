@@ -96,7 +96,7 @@ def emit_table(t: Table, *, err: bool = False) -> None:
     )
     with console.capture() as captured:
         console.print(t)
-    emit(captured.get().rstrip("\n"), err=err)
+    emit("\n".join(line.rstrip() for line in captured.get().rstrip("\n").splitlines()), err=err)
 
 
 def cell(value: object, style: str = "") -> Any:
@@ -130,7 +130,7 @@ def sev(severity: Severity, width: int = 7) -> str:
 def verdict_line(report: Report) -> str:
     counts = report.counts()
     parts = [
-        f"{counts[s.value]} {name}"
+        f"{counts[s.value]} {name}" + ("s" if name == "warning" and counts[s.value] > 1 else "")
         for s, name in (
             (Severity.CRIT, "critical"),
             (Severity.UNKNOWN, "unknown"),

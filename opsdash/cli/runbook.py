@@ -57,14 +57,22 @@ def runbook_list(config: Path | None, as_json: bool) -> None:
             ]
         )
         return
-    from opsdash.cli.render import cell, emit_table, table
+    from opsdash.cli.render import cell, emit_table, table, width, wrapped
 
-    t = table(("ID", {"no_wrap": True}), "SEV", ("STEPS", {"justify": "right"}), "LAST SESSION", "TITLE")
-    for b in books:
-        s = last[b.id]
-        when = f"{s.status} {s.started_at[:19].replace('T', ' ')}" if s else "never"
-        t.add_row(cell(b.id), cell(b.severity), cell(len(b.steps)), cell(when), cell(b.title))
-    emit_table(t)
+    def when(s: SessionRow | None) -> str:
+        return f"{s.status} {s.started_at[:19].replace('T', ' ')}" if s else "never"
+
+    if width() < 90:  # narrow: two lines a runbook, nothing cut
+        for b in books:
+            emit(f"{b.id}  {b.severity}  {len(b.steps)} steps")
+            for line in wrapped(f"{b.title} · last: {when(last[b.id])}", "    "):
+                emit(click.style(line, dim=True))
+    else:
+        nowrap = {"no_wrap": True}
+        t = table(("ID", nowrap), ("SEV", nowrap), ("STEPS", {"justify": "right"}), "LAST SESSION", "TITLE")
+        for b in books:
+            t.add_row(cell(b.id), cell(b.severity), cell(len(b.steps)), cell(when(last[b.id])), cell(b.title))
+        emit_table(t)
     for problem in problems:
         emit(f"warning: {problem} (run 'opsdash runbook check')", err=True)
 
@@ -157,10 +165,11 @@ def runbook_run(
     """
     from opsdash.cli.runbook_io import collect_params, guided, parse_params, print_session
     from opsdash.cli.runbook_io import dry_run as plan
-    from opsdash.ops.runbooks import Sessions, dry_run_gates, find_runbook
+    from opsdash.ops.runbooks import Sessions, dry_run_gates, find_runbook, lint_before_run
 
     ops = Ops.open(config, operator=operator, require=False)
     book = find_runbook(ref, ops.profile_or_none)
+    lint_before_run(ops, book)
     files = list(env_files) or None
     if dry_run:
         values = collect_params(book, parse_params(params), interactive=sys.stdin.isatty())

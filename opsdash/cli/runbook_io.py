@@ -76,11 +76,48 @@ def show_step(ex: Executor, step: Step) -> None:
         emit(click.style(f"  ✗ {st.detail}", fg="red"))
 
 
+def wait_for_detached(ex: Executor) -> bool:
+    """The step's command, started by an opsdash that died, still runs: it cannot be run again or
+    skipped, so wait for it (Ctrl-C leaves it running). False when the operator stopped waiting."""
+    import time
+
+    st = ex.current_state()
+    assert st is not None
+    emit(
+        click.style(
+            f"  … this step's command is still running (process group {ex.running_pid()}, started "
+            f"{st.started_at}) from an opsdash that is no longer here. Waiting for it to end; Ctrl-C "
+            "leaves it running.",
+            fg="yellow",
+        )
+    )
+    index = ex.state.current
+    try:
+        while ex.running_pid() is not None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return False
+    ex.settle_detached()
+    if index is not None:
+        ended = ex.state.steps[index]
+        result = f"exit {ended.exit_code}" if ended.exit_code is not None else "its exit status is unknown"
+        emit(click.style(f"  the command ended: {result}", fg="green" if ended.exit_code == 0 else "yellow"))
+        if ended.output:
+            lines = visible(ended.output, multiline=True).splitlines()[-20:]
+            emit("\n".join("    " + line for line in lines))
+    return True
+
+
 def guided(ex: Executor) -> int:
     """Step through a session until it ends or the operator pauses it; returns an exit code."""
     while not ex.finished:
         step = ex.current_step
         assert step is not None
+        if ex.running_pid() is not None:
+            if not wait_for_detached(ex):
+                emit(f"\npaused; resume with: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}")
+                return 3
+            continue  # the step has a result now: look again at where the session stands
         show_step(ex, step)
         allowed = ex.allowed()
         keys = [k for k, name in CHOICE_KEYS.items() if name in allowed or name == "pause"]
@@ -156,7 +193,7 @@ def print_session(state: SessionState, book: Runbook | None) -> None:
             where = f"step {event['step_index'] + 1} " if event["step_index"] is not None else ""
             emit(
                 f"    {event['at']}  {where}{event['event']}"
-                + (f": {visible(event['detail'])}" if event["detail"] else "")
+                + (f": {visible(event['detail'].strip())}" if event["detail"] else "")
             )
 
 

@@ -166,6 +166,7 @@ class StepState(_Fixed):
     output: str = Field(description="A command step's output (capped, secrets redacted).")
     note: str
     detail: str
+    pid: int | None = Field(None, description="The process group of a command step that ran.")
 
 
 class SessionEvent(_Fixed):

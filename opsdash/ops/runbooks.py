@@ -51,10 +51,16 @@ def load_runbooks(dirs: Sequence[Path]) -> tuple[list[Runbook], list[RunbookProb
     return sorted(books.values(), key=lambda b: b.id), problems
 
 
+def looks_like_path(ref: str) -> bool:
+    """`./rollback.md`, `/srv/runbooks/x.md`, `drill.md`: a path. `rollback`: an id, even when the
+    current directory happens to hold a file of that name (deploy repositories often do)."""
+    return "/" in ref or ref.endswith(".md") or ref.startswith(".")
+
+
 def find_runbook(ref: str, profile: Profile | None) -> Runbook:
-    """A runbook by id (from the profile's dirs and the shipped ones) or by path."""
+    """A runbook by id (from the profile's dirs and the shipped ones, only) or by a path."""
     path = Path(ref)
-    if path.suffix == ".md" or path.exists():
+    if looks_like_path(ref):
         book, problems = parse_runbook(path)
         if book is None:
             raise InputError(
@@ -145,6 +151,18 @@ def gate_runner(
     return run
 
 
+def lint_before_run(ops: Ops, book: Runbook) -> None:
+    """A runbook with problems is refused before its first step, not found out at step 4."""
+    from opsdash.core.runbooks.lint import lint
+
+    profile = ops.profile_or_none
+    problems = lint(book, [c.name for c in profile.checks] if profile else None)
+    if problems:
+        listed = "; ".join(str(p) for p in problems[:5])
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InputError(f"runbook {book.id} has problems, fix them first: {listed}{more}")
+
+
 def dry_run_gates(
     ops: Ops, book: Runbook, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
 ) -> GateRunner:
@@ -191,6 +209,7 @@ class Sessions:
         self.audit = audit_hook(ops)
 
     def start(self, book: Runbook, params: dict[str, str]) -> Executor:
+        lint_before_run(self.ops, book)
         return Executor.start(book, params, self.ops.operator, self.store, self.runner, self.audit)
 
     def resume(self, book: Runbook, ref: str) -> Executor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from opsdash.core.findings import Severity
@@ -34,7 +35,7 @@ class RunbookStore:
             if index is not None:
                 self.db.execute(
                     "UPDATE runbook_steps SET status = ?, started_at = ?, finished_at = ?, exit_code = ?, "
-                    "output = ?, note = ?, detail = ? WHERE session_id = ? AND step_index = ?",
+                    "output = ?, note = ?, detail = ?, pid = ? WHERE session_id = ? AND step_index = ?",
                     [*self._step_row(state.steps[index]).values(), state.id, index],
                 )
             self.db.table("runbook_events").insert(
@@ -48,6 +49,21 @@ class RunbookStore:
                 }
             )
             self.db.table("runs").update(state.id, self._run_row(state))
+
+    def output_path(self, session_id: str, index: int) -> Path:
+        return self.history.path.parent / "runbook-output" / f"{session_id}-{index}.out"
+
+    def claim(self, session_id: str, index: int, expected: StepStatus, step: StepState) -> bool:
+        """Move a step from `expected` to `step` only if no one else has moved it: of two processes
+        that try to run the same step, exactly one wins."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "UPDATE runbook_steps SET status = ?, started_at = ?, finished_at = ?, exit_code = ?, "
+                "output = ?, note = ?, detail = ?, pid = ? "
+                "WHERE session_id = ? AND step_index = ? AND status = ?",
+                [*self._step_row(step).values(), session_id, index, expected.value],
+            )
+        return cursor.rowcount == 1
 
     def load(self, session_id: str) -> SessionState | None:
         rows = list(self.db.table("runbook_sessions").rows_where("id = ?", [session_id]))
@@ -63,6 +79,7 @@ class RunbookStore:
                 r["output"] or "",
                 r["note"] or "",
                 r["detail"] or "",
+                r.get("pid"),
             )
             for r in self.db.table("runbook_steps").rows_where(
                 "session_id = ?", [session_id], order_by="step_index"
@@ -136,6 +153,7 @@ class RunbookStore:
             "output": step.output,
             "note": step.note,
             "detail": step.detail,
+            "pid": step.pid,
         }
 
     @staticmethod

@@ -182,5 +182,10 @@ def _v6(db: sqlite_utils.Database) -> None:
     db.table("alert_deliveries").create_index(["alert_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: sqlite_utils.Database) -> None:
+    """The process group a running command step started, so a restart can tell it still runs."""
+    db.table("runbook_steps").add_column("pid", int)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)

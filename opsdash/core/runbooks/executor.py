@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from opsdash.core.findings import new_run_id
@@ -24,6 +25,7 @@ from opsdash.core.runbooks.model import Runbook, Step, fill_command, fill_text
 from opsdash.core.secrets import redactor
 
 MAX_OUTPUT = 256 * 1024
+DETACHED = "its command ended while no opsdash was watching; its exit status is unknown"
 
 
 class StepStatus(enum.StrEnum):
@@ -60,6 +62,7 @@ class StepState:
     output: str = ""
     note: str = ""
     detail: str = ""
+    pid: int | None = None  # a running command's process group, so a restart can tell it still runs
 
 
 @dataclass
@@ -85,6 +88,13 @@ class Store(Protocol):
         """Persist the session, step `index`'s state, and one event — atomically."""
 
     def load(self, session_id: str) -> SessionState | None: ...
+
+    def claim(self, session_id: str, index: int, expected: StepStatus, step: StepState) -> bool:
+        """Set step `index` to `step` only if it is still `expected` (atomically, across processes)."""
+
+    def output_path(self, session_id: str, index: int) -> Path:
+        """Where a command step's output goes while it runs (beside it, `.status` gets its exit code),
+        so a command that outlives its opsdash keeps both for the next one to collect."""
 
 
 @dataclass(frozen=True)
@@ -170,17 +180,11 @@ class Executor:
             )
         executor = cls(runbook, state, store, run_gates, audit or (lambda *_a: None))
         index = state.current
-        if index is not None and state.steps[index].status is StepStatus.RUNNING:
-            executor._set(
-                index,
-                replace(
-                    state.steps[index],
-                    status=StepStatus.INTERRUPTED,
-                    finished_at=_now(),
-                    detail="opsdash stopped while this step was running; its effect is unknown",
-                ),
-            )
-            executor._record(index, "interrupted", "found running after a restart: not re-run automatically")
+        pid = executor.running_pid()
+        if pid is not None:
+            executor._record(index, "found-running", f"its command is still running (process group {pid})")
+        else:
+            executor.settle_detached("opsdash stopped while this step was running; its effect is unknown")
         executor._record(index, "session-resumed", "")
         return executor
 
@@ -207,10 +211,41 @@ class Executor:
         gates, _problems = parse_gates(fill_text(step.action, self.state.params))
         return gates
 
+    def running_pid(self) -> int | None:
+        """The process group of the current step's command when it is still running (possibly
+        started by an opsdash that has since died); None otherwise."""
+        st = self.current_state()
+        if st is None or st.status is not StepStatus.RUNNING or st.pid is None:
+            return None
+        return st.pid if command_alive(st.pid, self.state.id) else None
+
+    def settle_detached(
+        self, why: str = "it ended while no opsdash was watching; its exit status is unknown"
+    ) -> None:
+        """A step left running by another process whose command is gone becomes interrupted: the
+        operator checks its effect, then marks it done or retries. Never re-run automatically."""
+        index, st, step = self.state.current, self.current_state(), self.current_step
+        if index is None or st is None or step is None or st.status is not StepStatus.RUNNING:
+            return
+        if self.running_pid():
+            return
+        out_path = self.store.output_path(self.state.id, index)
+        output, code = _collected(out_path)
+        _discard(out_path)
+        if code is not None:  # the command finished on its own and said how: that is its result
+            self._finish_command(step, st, output, code, "finished while no opsdash was watching")
+            return
+        interrupted = replace(
+            st, status=StepStatus.INTERRUPTED, finished_at=_now(), detail=why, output=redactor.redact(output)
+        )
+        self._set(index, interrupted)
+        self._record(index, "interrupted", "found running after a restart: not re-run automatically")
+
     def allowed(self) -> list[str]:
-        """What the operator may do now: confirm, retry, skip, mark-done, abort."""
+        """What the operator may do now: confirm, retry, skip, mark-done, abort. Nothing while the
+        step runs: a running command can be neither started again nor skipped nor aborted under."""
         step, st = self.current_step, self.current_state()
-        if step is None or st is None or self.finished:
+        if step is None or st is None or self.finished or st.status is StepStatus.RUNNING:
             return []
         if st.status is StepStatus.INTERRUPTED:
             return ["retry", "mark-done", "skip", "abort"]
@@ -256,6 +291,11 @@ class Executor:
     def abort(self, reason: str) -> None:
         if self.finished:
             raise StepNotAllowed("the session has already ended")
+        st = self.current_state()
+        if st is not None and st.status is StepStatus.RUNNING:
+            raise StepNotAllowed(
+                "a step is running: wait for it to finish (or stop its command) before aborting"
+            )
         self.state.status = SessionStatus.ABORTED
         self._record(self.state.current, "aborted", reason)
 
@@ -315,18 +355,42 @@ class Executor:
         # abort: stay on the failed step; the operator retries or aborts
         self._commit(step.index, event, detail)
 
+    def _claim(self, step: Step, running: StepState) -> None:
+        """Mark the step running in the store, unless another process got there first."""
+        before = self.state.steps[step.index].status
+        if not self.store.claim(self.state.id, step.index, before, running):
+            raise StepNotAllowed(
+                f"step {step.id!r} was started by another opsdash on this session; "
+                "resume the session to see where it is"
+            )
+        self._set(step.index, running)
+
     def _run_command(self, step: Step, note: str, on_output: Callable[[str], None] | None) -> StepState:
         script = self.command(step)
         running = StepState(status=StepStatus.RUNNING, started_at=_now(), note=note)
-        self._set(step.index, running)
+        self._claim(step, running)
         self._record(step.index, "command-started", script)  # persisted before the process starts
+
+        def started(pid: int) -> None:
+            self._set(step.index, replace(running, pid=pid))
+            self._record(step.index, "command-running", f"process group {pid}")
+
+        out_path = self.store.output_path(self.state.id, step.index)
         output, code, detail = _run_command(
             script,
             step.timeout,
             self.runbook.path.parent,
             on_output,
             {"OPSDASH_RUNBOOK_SESSION": self.state.id},
+            started,
+            out_path,
         )
+        _discard(out_path)
+        return self._finish_command(step, self.state.steps[step.index], output, code, detail)
+
+    def _finish_command(
+        self, step: Step, running: StepState, output: str, code: int, detail: str
+    ) -> StepState:
         status = StepStatus.DONE if code == 0 else StepStatus.FAILED
         finished = replace(
             running,
@@ -347,7 +411,7 @@ class Executor:
 
     def _run_checks(self, step: Step, note: str) -> StepState:
         running = StepState(status=StepStatus.RUNNING, started_at=_now(), note=note)
-        self._set(step.index, running)
+        self._claim(step, running)
         self._record(step.index, "checks-started", "")
         results = self.run_gates(self.gates(step))
         ok = bool(results) and all(r.ok for r in results)
@@ -368,56 +432,111 @@ class Executor:
         return finished
 
 
+# The step's shell runs under a small wrapper that writes its exit code beside the output file, so a
+# command that outlives a killed opsdash still leaves both for the next one to collect.
+_WRAPPER = '"$3" -c "$1"; s=$?; printf %s "$s" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$s"'
+
+
+def _status_path(out_path: Path) -> Path:
+    return out_path.with_suffix(".status")
+
+
+def _collected(out_path: Path) -> tuple[str, int | None]:
+    """What a detached command left: its output (the newest MAX_OUTPUT bytes) and exit code."""
+    try:
+        with out_path.open("rb") as handle:
+            handle.seek(max(0, out_path.stat().st_size - MAX_OUTPUT))
+            output = handle.read().decode("utf-8", "replace")
+    except OSError:
+        output = ""
+    try:
+        code: int | None = int(_status_path(out_path).read_text().strip())
+    except (OSError, ValueError):
+        code = None
+    return output, code
+
+
+def _discard(out_path: Path) -> None:
+    """The output is kept (redacted) in the session; the raw file must not linger."""
+    for path in (out_path, _status_path(out_path)):
+        path.unlink(missing_ok=True)
+
+
 def _run_command(
     script: str,
     timeout: float,
     cwd: Any,
     on_output: Callable[[str], None] | None,
     extra_env: Mapping[str, str],
+    on_start: Callable[[int], None],
+    out_path: Path,
 ) -> tuple[str, int, str]:
-    """Run a script in its own process group; returns (output, exit code, detail)."""
-    proc = subprocess.Popen(  # noqa: S603 - the script is the runbook's, parameters are shell-quoted
-        [shutil.which("bash") or "/bin/sh", "-c", script],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-        env={**os.environ, **extra_env},
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
+    """Run a script in its own process group, its output going to `out_path` (which this process
+    follows, so the command never dies of a closed pipe if opsdash does); returns (output, exit
+    code, detail)."""
+    out_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _discard(out_path)
+    sink = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        shell = shutil.which("bash") or "/bin/sh"
+        status = str(_status_path(out_path))
+        proc = subprocess.Popen(  # noqa: S603 - the script is the runbook's, parameters are shell-quoted
+            ["/bin/sh", "-c", _WRAPPER, "opsdash-step", script, status, shell],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env={**os.environ, **extra_env},
+            start_new_session=True,
+        )
+    finally:
+        os.close(sink)
+    on_start(proc.pid)
     chunks: list[bytes] = []
     size = 0
     deadline = time.monotonic() + timeout
     detail = ""
-    os.set_blocking(proc.stdout.fileno(), False)
-    while True:
-        try:
-            data = proc.stdout.read(65536)
-        except BlockingIOError:  # pragma: no cover - read() returns None instead on most platforms
-            data = None
-        if data:
-            chunks.append(data)
-            size += len(data)
-            while size > MAX_OUTPUT and len(chunks) > 1:
-                size -= len(chunks.pop(0))
-            if on_output is not None:
-                on_output(redactor.redact(data.decode("utf-8", "replace")))
-            continue
-        if proc.poll() is not None and data in (b"", None):
-            rest = proc.stdout.read() or b""
-            if rest:
-                chunks.append(rest)
+    with out_path.open("rb") as follow:
+        while True:
+            data = follow.read(65536)
+            if data:
+                chunks.append(data)
+                size += len(data)
+                while size > MAX_OUTPUT and len(chunks) > 1:
+                    size -= len(chunks.pop(0))
                 if on_output is not None:
-                    on_output(redactor.redact(rest.decode("utf-8", "replace")))
-            break
-        if time.monotonic() > deadline:
-            detail = f"timed out after {timeout:g} s; stopped"
-            _kill(proc)
-            break
-        time.sleep(0.02)
+                    on_output(redactor.redact(data.decode("utf-8", "replace")))
+                continue
+            if proc.poll() is not None:
+                rest = follow.read()
+                if rest:
+                    chunks.append(rest)
+                    if on_output is not None:
+                        on_output(redactor.redact(rest.decode("utf-8", "replace")))
+                break
+            if time.monotonic() > deadline:
+                detail = f"timed out after {timeout:g} s; stopped"
+                _kill(proc)
+                break
+            time.sleep(0.02)
     code = proc.wait()
     return b"".join(chunks).decode("utf-8", "replace"), code if not detail else (code or 124), detail
+
+
+def command_alive(pgid: int, session_id: str) -> bool:
+    """Whether the process group a step's command started still has a member. Where /proc shows the
+    leader, its environment must name this session, so a reused pid is not mistaken for ours."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
+    except OSError:  # the leader is gone but the group lives on, or no /proc: it may still run
+        return True
+    return f"OPSDASH_RUNBOOK_SESSION={session_id}".encode() in environ
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

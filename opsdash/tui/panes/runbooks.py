@@ -281,6 +281,8 @@ class RunbooksPane(Vertical):
             self.query_one("#step-note", Input).value = ""
             if event.button.id == "step-confirm":
                 self.query_one("#step-output", Log).clear()
+            for action_name, _label, _variant in BUTTONS:  # one action at a time: no second press
+                self.query_one(f"#step-{action_name}", Button).disabled = True
             self.act(event.button.id.removeprefix("step-"), note)
 
     @work(thread=True, exclusive=True, group="runbook", exit_on_error=False, description="run a runbook step")

@@ -19,6 +19,7 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import pytest
 
+from opsdash.core.findings import Report, Severity
 from opsdash.demo import FAULTS
 from opsdash.demo.control import set_fault
 from tests.conftest import Demo, Project, plan_shaped_env
@@ -217,3 +218,57 @@ def test_every_command_documents_its_exit_codes() -> None:
     assert len(commands) > 20
     missing = [path for path, command in commands if "Exit codes:" not in (command.help or "")]
     assert not missing, missing
+
+
+def hostile_report() -> Report:
+    """A check whose server answered with escape sequences, a bell, CR/LF and a pipe."""
+    from opsdash.core.findings import Finding
+
+    nasty = "DOWN\x1b]0;pwned\x07\r\nX|Y \x1b[2J"
+    finding = Finding("check-failed", Severity.CRIT, "health", "app-health", "Check failed", nasty, "Fix it.")
+    check = {
+        "name": "app-health",
+        "severity": "CRIT",
+        "summary": nasty,
+        "error_class": "condition",
+        "duration_ms": 12.0,
+        "metrics": {"big": 12345678.0, "rate": 0.125},
+        "findings": [finding.to_dict()],
+    }
+    return Report("check", "T", "r1", "2026-11-26T10:00:00.000+00:00", 12, (finding,), {"checks": [check]})
+
+
+def test_machine_formats_escape_what_servers_say() -> None:
+    from opsdash.cli import formats
+
+    report = hostile_report()
+    xml = formats.junit(report)
+    ET.fromstring(xml)  # a well-formed document: no raw control characters
+    assert "\\x1b]0;pwned\\x07" in xml
+    line = formats.nagios(report, {"app-health": ["[BODY].big < 20000000"]}, {"app-health": "crit"})
+    assert "\n" not in line and "\r" not in line and ESC not in line and "\x07" not in line
+    status, _, perfdata = line.partition(" | ")
+    assert "|" not in status
+    assert "'app-health.big'=12345678;;~:20000000" in perfdata and "'app-health.rate'=0.125;;" in perfdata
+    assert "'app-health'=" not in perfdata  # a check that got no answer has no latency to graph
+    for annotation in formats.github(report):
+        assert ESC not in annotation and "\n" not in annotation
+
+
+def test_a_run_that_cannot_start_still_answers_in_the_asked_format(tmp_path: Path) -> None:
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    missing = str(tmp_path / "nowhere.toml")
+
+    def run_(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([opsdash, *args], capture_output=True, text=True)
+
+    nagios = run_("check", "--config", missing, "--format", "nagios")
+    assert nagios.returncode == 3
+    assert nagios.stdout.startswith("OPSDASH CHECK UNKNOWN - ") and "nowhere.toml" in nagios.stdout
+    sarif = run_("validate", "--config", missing, "--format", "sarif")
+    log = json.loads(sarif.stdout)
+    assert not list(sarif_validator().iter_errors(log))
+    assert log["runs"][0]["invocations"][0]["executionSuccessful"] is False
+    junit = run_("preflight", "--config", missing, "--format", "junit")
+    suite = ET.fromstring(junit.stdout).find("testsuite")
+    assert suite is not None and suite.get("errors") == "1"

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -98,6 +99,7 @@ def test_end_to_end_with_every_step_kind(book_path: Path, store: RunbookStore) -
         "session-started",
         "confirmed",
         "command-started",
+        "command-running",
         "command-finished",
         "checks-started",
         "checks-finished",
@@ -213,6 +215,42 @@ def test_resume_marks_a_running_command_interrupted(book_path: Path, store: Runb
     assert resumed.current_step.id == "gate"
 
 
+def test_a_running_step_allows_nothing_and_a_second_executor_loses_the_claim(
+    book_path: Path, store: RunbookStore, tmp_path: Path
+) -> None:
+    """Two operators (or two presses) on one session: the command runs once."""
+    import threading
+
+    slow = BOOK.replace("printf '%s' {{message}} > out.txt && echo wrote", "echo run >> runs.log; sleep 1")
+    book_path.write_text(slow)
+    shared = History.open(tmp_path / "data", shared=True)  # the first executor works from a thread
+    first = start(book_path, RunbookStore(shared), Gates(True))
+    first.confirm()  # the manual step
+    book, _ = parse(book_path)
+    assert book is not None
+    with History.open(tmp_path / "data") as other_history:  # a second process's own connection
+        second = Executor.resume(book, first.state.id, RunbookStore(other_history), Gates(True))
+        assert second.allowed()[0] == "confirm"  # it saw the step pending
+        worker = threading.Thread(target=first.confirm)
+        worker.start()
+        for _ in range(200):  # until the first has the step (bounded; not a timing assertion)
+            if first.current_state().status is StepStatus.RUNNING:  # type: ignore[union-attr]
+                break
+            time.sleep(0.01)
+        assert first.allowed() == []  # no second start, no skip, no abort under a running command
+        with pytest.raises(StepNotAllowed):
+            first.abort("panic")
+        with pytest.raises(StepNotAllowed, match="started by another opsdash"):
+            second.confirm()
+        worker.join(10)
+    shared.close()
+    assert (book_path.parent / "runs.log").read_text() == "run\n"
+    saved = store.load(first.state.id)
+    assert saved is not None
+    assert [e["event"] for e in saved.events].count("command-started") == 1
+    assert saved.steps[1].status is StepStatus.DONE and saved.steps[1].pid is not None
+
+
 def test_resume_refuses_a_changed_runbook(book_path: Path, store: RunbookStore) -> None:
     ex = start(book_path, store, Gates(True))
     book_path.write_text(BOOK.replace("## Recover {#recover}\nRoll back.\n", ""))
@@ -226,7 +264,7 @@ def test_resume_refuses_a_changed_runbook(book_path: Path, store: RunbookStore) 
 
 DEMO_BOOK = BOOK.replace("app-health", "app-health\nikhokha-api").replace(
     "printf '%s' {{message}} > out.txt && echo wrote",
-    "echo run >> runs.log; touch started; sleep 30; echo finished",
+    "echo run >> runs.log; touch started; sleep 3; echo finished; touch finished",
 )
 
 
@@ -260,7 +298,7 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
 
     resumed = subprocess.run(
         [*args, "--resume", "latest"],
-        input="d\nchecked the deploy log\nc\nc\n\n",
+        input="c\nc\n\n",  # the command's result is known: on to the checks, then the last step
         capture_output=True,
         text=True,
         env=env,
@@ -268,9 +306,13 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
     )
     out = resumed.stdout
     assert resumed.returncode == 0, out + resumed.stderr
-    assert "! opsdash stopped while this step was running" in out
+    # the command outlived the killed opsdash: reported as running, waited for, never started again
+    assert "this step's command is still running (process group" in out
+    assert (tmp_path / "finished").exists()
+    # the command kept writing (no pipe to a dead opsdash) and its exit status was collected
+    assert "the command ended: exit 0" in out and "    finished" in out
     assert "[✓] 1. Announce" in out and "note: announced" in out  # earlier steps intact
-    assert "OK    check ikhokha-api" in out
+    assert "OK    check ikhokha-api" in out, out
     assert (tmp_path / "runs.log").read_text() == "run\n"  # never re-run silently
 
     monkeypatch.setenv("OPSDASH_DATA_DIR", str(tmp_path / "data"))
@@ -278,8 +320,12 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
         session = RunbookStore(history).sessions("drill")[0]
         state = RunbookStore(history).load(session.id)
     assert state is not None and state.status is SessionStatus.COMPLETED
-    events = [e["event"] for e in state.events]
-    assert "interrupted" in events and events.index("command-started") < events.index("interrupted")
+    events = [(e["event"], e["detail"]) for e in state.events]
+    finished = [d for e, d in events if e == "command-finished"]
+    assert finished == ["exit 0; finished while no opsdash was watching"]
+    assert [e for e, _ in events].count("command-started") == 1 and ("found-running", mock.ANY) in events
+    assert "finished" in state.steps[1].output and state.steps[1].exit_code == 0
+    assert not list((tmp_path / "data" / "runbook-output").iterdir())  # the raw output file is gone
     listed = subprocess.run([opsdash, "history", "list", "--json"], capture_output=True, text=True, env=env)
     assert any(r["kind"] == "runbook" and r["run_id"] == state.id for r in json.loads(listed.stdout))
     audit = subprocess.run(
@@ -288,8 +334,8 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
     actions = [json.loads(line)["action"] for line in audit.stdout.splitlines()]
     assert {
         "runbook-command-started",
-        "runbook-interrupted",
-        "runbook-marked-done",
+        "runbook-found-running",
+        "runbook-command-finished",
         "runbook-completed",
     } <= set(actions)
     verify = subprocess.run([opsdash, "audit", "verify"], capture_output=True, text=True, env=env)
@@ -357,3 +403,23 @@ def test_unknown_parameter_and_bad_value_are_usage_errors(tmp_path: Path, run) -
     unknown = run("runbook", "run", str(path), "--param", "colour=red")
     assert unknown.code == 3 and "has no parameter colour" in unknown.err
     assert run("runbook", "run", "no-such-runbook").code == 3
+
+
+def test_a_file_named_like_a_runbook_id_does_not_replace_it(run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rollback").write_text(
+        BOOK.replace('id = "drill"', 'id = "rollback"')
+    )  # a deploy script, say
+    shown = run("runbook", "show", "rollback")
+    assert shown.code == 0 and "Drill" not in shown.out and "(rollback," in shown.out  # the shipped one
+    (tmp_path / "drill.md").write_text(BOOK)
+    assert "Drill" in run("runbook", "show", "./drill.md").out  # a path that looks like one is a path
+
+
+def test_run_refuses_a_runbook_with_problems_before_its_first_step(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "broken.md"
+    broken.write_text(BOOK.replace("on_fail=goto:recover", "on_fail=goto:nowhere"))
+    result = run("runbook", "run", str(broken), "--param", "message=hi")
+    assert result.code == 3
+    assert f"{broken}:" in result.err and "nowhere" in result.err
+    assert run("history", "list", "--json").out.strip() == "[]"  # no session was started
