@@ -63,5 +63,16 @@ class Redactor:
                 text = text.replace(value, mask(value))
         return text
 
+    def unmask(self, text: str) -> str:
+        """The inverse of `redact` for the secrets this process knows (from the target's env files):
+        a resumed runbook session gets back the parameter it was given, never from storage."""
+        with self._lock:
+            values = list(self._values)
+        for value in values:
+            shown = mask(value)
+            if shown in text:
+                text = text.replace(shown, value)
+        return text
+
 
 redactor = Redactor()

@@ -3,11 +3,12 @@ transition saved before it is acted on, and audited)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from opsdash.core.errors import ConfigError, InputError
+from opsdash.core.errors import ConfigError, InputError, OpsdashError
 from opsdash.core.findings import Severity
 from opsdash.core.health.runner import run_once
 from opsdash.core.profile import Check, Profile
@@ -16,7 +17,7 @@ from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.runbooks.parser import Problem as RunbookProblem
 from opsdash.core.runbooks.parser import parse as parse_runbook
-from opsdash.core.validators import validate
+from opsdash.core.validators import load_target_env, validate
 from opsdash.ops.base import Ops
 from opsdash.ops.checks import probe_context
 from opsdash.storage.rows import SessionRow
@@ -163,10 +164,21 @@ def lint_before_run(ops: Ops, book: Runbook) -> None:
         raise InputError(f"runbook {book.id} has problems, fix them first: {listed}{more}")
 
 
+def learn_secrets(ops: Ops, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None) -> None:
+    """Teach the masker the target's secrets before any step runs, so a command that prints one, or
+    a parameter that is one, is masked in the output, the session, history and the audit log."""
+    profile = ops.profile_or_none
+    if profile is None:
+        return
+    with contextlib.suppress(OpsdashError):  # an unreadable env file must not block an incident runbook
+        load_target_env(profile, env_files=env_files, from_env=from_env, required=False)
+
+
 def dry_run_gates(
     ops: Ops, book: Runbook, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
 ) -> GateRunner:
     """A dry run is audited; its check gates really run (commands never do)."""
+    learn_secrets(ops, env_files=env_files, from_env=from_env)
     ops.audit.event("operator_action", "runbook-dry-run", subject=book.id)
     return gate_runner(ops, env_files=env_files, from_env=from_env)
 
@@ -203,6 +215,7 @@ class Sessions:
         from opsdash.storage.runbooks import RunbookStore
 
         self.ops = ops
+        learn_secrets(ops, env_files=env_files, from_env=from_env)
         self.history = ops.history(shared=shared)
         self.store = RunbookStore(self.history)
         self.runner = gate_runner(ops, env_files=env_files, from_env=from_env)

@@ -9,6 +9,7 @@ from typing import Any
 
 from opsdash.core.findings import Severity
 from opsdash.core.runbooks.executor import SessionState, SessionStatus, StepState, StepStatus
+from opsdash.core.secrets import redactor
 from opsdash.storage.history import History
 from opsdash.storage.rows import SessionRow, rows_as
 
@@ -135,7 +136,7 @@ class RunbookStore:
             "runbook_id": state.runbook_id,
             "runbook_path": state.runbook_path,
             "title": state.title,
-            "params": json.dumps(state.params),
+            "params": json.dumps({k: redactor.redact(v) for k, v in state.params.items()}),  # never a secret
             "operator": state.operator,
             "status": state.status.value,
             "current_step": state.current,

@@ -85,6 +85,25 @@ async def test_finding_opens_its_runbook(project: Project) -> None:
         assert "Rotate iKhokha credentials" in text_of(app, "#session-title")
 
 
+@pytest.mark.parametrize("book_id", ["payment-provider-outage", "tls-certificate", "pre-deploy-checklist"])
+async def test_a_runbook_link_opens_exactly_that_runbook(project: Project, book_id: str) -> None:
+    """The link that Overview, Validation and Health post (OpenRunbook) selects the runbook it names,
+    even while the list is (re)loading — it used to land on the first row."""
+    from opsdash.tui.messages import OpenRunbook
+
+    app = OpsdashApp.on_profile(project.profile, live=False, record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(OpenRunbook(book_id))
+        await settle(pilot)
+        assert app.query_one("#panes").active == "runbooks"  # type: ignore[attr-defined]
+        books = app.query_one("#runbook-list", DataTable)
+        assert str(books.coordinate_to_cell_key(books.cursor_coordinate)[0].value) == book_id
+        app.query_one(RunbooksPane).load()  # a reload (as switching panes does) keeps it
+        await settle(pilot)
+        assert str(books.coordinate_to_cell_key(books.cursor_coordinate)[0].value) == book_id
+
+
 async def test_health_pane_shows_a_failing_check_after_a_demo_fault(
     demo_process: Demo, tmp_path: Path
 ) -> None:

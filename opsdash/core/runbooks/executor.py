@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from opsdash.core.findings import new_run_id
 from opsdash.core.runbooks.gates import Gate, parse_gates
 from opsdash.core.runbooks.model import Runbook, Step, fill_command, fill_text
-from opsdash.core.secrets import redactor
+from opsdash.core.secrets import MASK, redactor
 
 MAX_OUTPUT = 256 * 1024
 DETACHED = "its command ended while no opsdash was watching; its exit status is unknown"
@@ -177,6 +177,15 @@ class Executor:
             raise ValueError(
                 f"session {session_id} belongs to runbook {state.runbook_id!r} with "
                 f"{len(state.steps)} steps; the runbook file has changed since"
+            )
+        # parameters are stored masked when they hold a secret; the secrets the masker knows again
+        # (from the target's env files) bring them back, and a step never runs with a mask in it
+        state.params = {k: redactor.unmask(v) for k, v in state.params.items()}
+        still_masked = sorted(k for k, v in state.params.items() if MASK in v)
+        if still_masked and state.status is SessionStatus.ACTIVE:
+            raise ValueError(
+                f"parameter {', '.join(still_masked)} of session {session_id} held a secret that is not in "
+                "the target's env files any more; start a new session"
             )
         executor = cls(runbook, state, store, run_gates, audit or (lambda *_a: None))
         index = state.current

@@ -91,6 +91,7 @@ class RunbooksPane(Vertical):
         self.active: dict[str, str] = {}  # runbook id -> active session id
         self.executor: Executor | None = None
         self.sessions: Sessions | None = None
+        self._wanted: str | None = None  # a runbook a link asked for, applied once the list is loaded
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -129,11 +130,21 @@ class RunbooksPane(Vertical):
         self.books = books
         self.active = {b: s.id for b, s in last.items() if s is not None and s.status == "active"}
         table = self.query_one("#runbook-list", DataTable)
+        # a reload keeps the runbook the operator (or a runbook link) chose, never falls back to row 0
+        current = self._book() if table.row_count else None
+        keep = self._wanted or (current.id if current else None)
         table.clear()
         for book in books:
             session = last.get(book.id)
             when = "never" if session is None else session.status
             table.add_row(book.id, book.severity, str(len(book.steps)), when, key=book.id)
+        wanted, self._wanted = self._wanted, None
+        if keep is not None and any(b.id == keep for b in books):
+            table.move_cursor(row=table.get_row_index(keep))
+            if wanted is not None:
+                self._preview(self._book(keep))
+        elif wanted is not None:
+            self.app.notify(f"No runbook {wanted!r} here.", severity="warning")
 
     def _book(self, book_id: str | None = None) -> Runbook | None:
         if book_id is None:
@@ -144,13 +155,18 @@ class RunbooksPane(Vertical):
         return next((b for b in self.books if b.id == book_id), None)
 
     def open_runbook(self, book_id: str) -> None:
-        """Select a runbook by id (from a finding's or check's runbook link) and show it."""
+        """Select a runbook by id (from a finding's or check's runbook link) and show it. The list
+        may be reloading: the choice is kept until it has been applied to the new list."""
+        self._wanted = book_id
         table = self.query_one("#runbook-list", DataTable)
+        if not self.books:
+            return  # the list is still loading: _listed selects it
         try:
             table.move_cursor(row=table.get_row_index(book_id))
         except Exception:
             self.app.notify(f"No runbook {book_id!r} here.", severity="warning")
             return
+        self._wanted = None  # selected: a reload keeps the selection anyway
         self._preview(self._book(book_id))
         table.focus()
 

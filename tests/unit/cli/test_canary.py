@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -107,3 +108,59 @@ def test_init_reads_names_never_values(run, tmp_path: Path) -> None:
     result = run("init", "--dir", app)
     assert result.code == 0
     assert canary not in (app / "opsdash.toml").read_text() + result.out + result.err
+
+
+RUNBOOK = """+++
+id = "leaky"
+title = "Leaky drill"
+
+[[parameters]]
+name = "reason"
+prompt = "Why"
++++
+
+## Print things {#print}
+```command timeout=10
+echo "reason: {{reason}}"; grep IKHOKHA_API_SECRET .env.production
+```
+"""
+
+
+def test_no_canary_from_a_runbook_command_or_parameter(run, project: Project, tmp_path: Path) -> None:
+    """A command that prints the API secret, and the secret typed as a parameter, are masked on the
+    terminal, in the session, in history and in the audit log: runbook runs learn the target's
+    secrets from its env files first."""
+    secret = f"canary{secrets.token_hex(12)}"
+    project.write_env({**good_env(), "IKHOKHA_API_SECRET": secret})
+    book = project.root / "leaky.md"
+    book.write_text(RUNBOOK)
+    import subprocess
+    import sys
+
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    result = subprocess.run(
+        [
+            opsdash,
+            "runbook",
+            "run",
+            str(book),
+            "--config",
+            str(project.profile),
+            "--param",
+            f"reason={secret}",
+        ],
+        input="c\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "IKHOKHA_API_SECRET=" in result.stdout  # the command did print the line
+    shown = run("history", "show", "latest", "--config", project.profile, "--json").out
+    assert "IKHOKHA_API_SECRET=" in shown
+    data = Path(os.environ["OPSDASH_DATA_DIR"])
+    for text in (result.stdout, result.stderr, shown):
+        _assert_clean(text, [secret])
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

@@ -423,3 +423,23 @@ def test_run_refuses_a_runbook_with_problems_before_its_first_step(run, tmp_path
     assert result.code == 3
     assert f"{broken}:" in result.err and "nowhere" in result.err
     assert run("history", "list", "--json").out.strip() == "[]"  # no session was started
+
+
+def test_a_secret_parameter_is_stored_masked_and_comes_back_only_from_the_env(
+    book_path: Path, store: RunbookStore
+) -> None:
+    from opsdash.core.secrets import redactor
+
+    secret = "s3cr3t-" + "x9" * 12
+    redactor.register(secret)  # the target's env files hold it (runbook runs load them first)
+    ex = start(book_path, store, Gates(True), message=secret)
+    ex.confirm()
+    assert secret.encode() not in store.history.path.read_bytes()
+    book, _ = parse(book_path)
+    assert book is not None
+    redactor.clear()  # a later opsdash whose env no longer has that secret
+    with pytest.raises(ValueError, match="held a secret"):
+        Executor.resume(book, ex.state.id, store, Gates(True))
+    redactor.register(secret)
+    resumed = Executor.resume(book, ex.state.id, store, Gates(True))
+    assert resumed.state.params["message"] == secret  # the command gets the real value back
