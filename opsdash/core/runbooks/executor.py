@@ -228,9 +228,7 @@ class Executor:
             return None
         return st.pid if command_alive(st.pid, self.state.id) else None
 
-    def settle_detached(
-        self, why: str = "it ended while no opsdash was watching; its exit status is unknown"
-    ) -> None:
+    def settle_detached(self, why: str = DETACHED) -> None:
         """A step left running by another process whose command is gone becomes interrupted: the
         operator checks its effect, then marks it done or retries. Never re-run automatically."""
         index, st, step = self.state.current, self.current_state(), self.current_step
