@@ -116,6 +116,10 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
     Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
     """
+    if ctx.invoked_subcommand is not None:
+        if config is not None:  # `opsdash --config X check` means `opsdash check --config X`
+            ctx.default_map = _config_defaults(cli, str(config))
+        return
     if ctx.invoked_subcommand is None:
         from opsdash.tui.app import run_dashboard
 
@@ -124,3 +128,15 @@ def cli(ctx: click.Context, config: Path | None) -> None:
         except ConfigError:
             path = None
         run_dashboard(path)
+
+
+def _config_defaults(group: click.Group, config: str) -> dict[str, Any]:
+    """A default_map giving every command below `group` that takes --config this profile."""
+    out: dict[str, Any] = {}
+    for name, command in group.commands.items():
+        entry: dict[str, Any] = _config_defaults(command, config) if isinstance(command, click.Group) else {}
+        if any(param.name == "config" for param in command.params):
+            entry["config"] = config
+        if entry:
+            out[name] = entry
+    return out

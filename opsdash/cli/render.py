@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import textwrap
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -55,7 +56,12 @@ def emit(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     wanted = colour()
     if wanted is False:
         text = click.unstyle(text)
-    click.echo(text, err=err, nl=nl, color=wanted)
+    try:
+        click.echo(text, err=err, nl=nl, color=wanted)
+    except BrokenPipeError:
+        # the reader stopped reading (`opsdash check | head -1`): the rest of the output goes
+        # nowhere, and the command still finishes and exits with its verdict
+        os.dup2(os.open(os.devnull, os.O_WRONLY), (sys.stderr if err else sys.stdout).fileno())
 
 
 def width() -> int:

@@ -75,3 +75,40 @@ def test_demo_fault_reaches_the_demo_through_its_profile(
 def test_demo_fault_without_the_demos_data_dir_says_where_it_looked(run, tmp_path: Path) -> None:
     result = run("demo", "fault", "app-down", "on")
     assert result.code == 3 and "opsdash demo" in result.err
+
+
+def test_the_top_level_config_reaches_the_command(
+    run, project: Project, elsewhere: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(elsewhere)
+    result = run("--config", project.profile, "validate", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["target"] == "BetaSkill"
+    assert (project.root / "ops-data" / "history.db").is_file()  # and its data directory with it
+
+
+def test_a_reader_that_stops_reading_does_not_change_the_verdict(demo_process: Demo, tmp_path: Path) -> None:
+    """`opsdash check | head -1` still exits with the check's verdict (it used to become 1 or 130)."""
+    import os
+    import subprocess
+    import sys
+
+    from opsdash.demo.control import set_fault
+
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(tmp_path / "data")}
+    set_fault(demo_process.data_dir, "app-down", True)
+    try:
+        proc = subprocess.Popen(
+            [opsdash, "check", "--config", str(demo_process.profile), "--no-history"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader is gone before opsdash writes a line
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        set_fault(demo_process.data_dir, "app-down", False)
+    assert proc.returncode == 2, err
+    assert b"Traceback" not in err and b"Exception ignored" not in err
