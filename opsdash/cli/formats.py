@@ -57,9 +57,7 @@ def _message(f: Finding) -> str:
 
 def sarif(report: Report, profile_path: Path | None = None) -> dict[str, Any]:
     """A SARIF 2.1.0 log with one run: every rule opsdash knows, and a result per finding."""
-    checks: Sequence[Mapping[str, Any]] = report.summary.get("checks") or []
-    owned = {(f["rule"], f["subject"]) for c in checks for f in c.get("findings", [])}
-    findings = [f for f in report.sorted_findings() if f.key not in owned and f.severity is not Severity.OK]
+    findings = [f for f in report.own_findings() if f.severity is not Severity.OK]  # checks are not code
     used = sorted({f.rule for f in findings})
     rules = []
     for rule_id in used:
@@ -121,8 +119,7 @@ def junit(report: Report) -> str:
     fail (as the exit code does: 2 and 1), UNKNOWN is an error. Text from servers is escaped."""
     stamp = report.started_at.split("+")[0].removesuffix("Z")  # the JUnit XSD's timestamp has no zone
     suite = ET.Element("testsuite", name=f"opsdash {report.kind}", timestamp=stamp)
-    checks: Sequence[Mapping[str, Any]] = report.summary.get("checks") or []
-    owned = {(f["rule"], f["subject"]) for c in checks for f in c.get("findings", [])}
+    checks = report.checks
     cases: list[tuple[str, str, Severity, str, float]] = [
         (
             f"{report.kind}.checks",
@@ -141,8 +138,7 @@ def junit(report: Report) -> str:
             visible(f"{f.title}. {f.detail}"),
             0.0,
         )
-        for f in report.sorted_findings()
-        if f.key not in owned
+        for f in report.own_findings()
     ]
     if not cases:
         cases.append((f"{report.kind}.verdict", report.target, report.verdict, "no findings", 0.0))
@@ -240,7 +236,7 @@ def thresholds(conditions: Sequence[str]) -> dict[str, str]:
 def nagios(report: Report, conditions: Mapping[str, Sequence[str]], severities: Mapping[str, str]) -> str:
     """One plugin line: state, what failed, and perfdata (latency and numeric metrics per check, with
     the check's conditions as WARN or CRIT thresholds by the check's own severity)."""
-    checks: Sequence[Mapping[str, Any]] = report.summary.get("checks") or []
+    checks = report.checks
     verdict = report.verdict
     bad = [c for c in checks if Severity(c["severity"]).rank >= Severity.WARN.rank]
     if bad:

@@ -132,14 +132,21 @@ class Report:
         """How many things were evaluated at each severity: each check result once (a passing check
         counts as OK), and each finding that is not a check's own."""
         out = {s.value: 0 for s in Severity}
-        checks = self.summary.get("checks") or []
-        owned = {(f["rule"], f["subject"]) for c in checks for f in c.get("findings", [])}
-        for check in checks:
+        for check in self.checks:
             out[check["severity"]] += 1
-        for f in self.findings:
-            if f.key not in owned:
-                out[f.severity.value] += 1
+        for f in self.own_findings():
+            out[f.severity.value] += 1
         return out
+
+    @property
+    def checks(self) -> list[Mapping[str, Any]]:
+        """The check results of a check, preflight or verify-deploy run (as their to_dict())."""
+        return list(self.summary.get("checks") or [])
+
+    def own_findings(self) -> list[Finding]:
+        """The findings that are not a check result's own (validation, readiness, ...), sorted."""
+        owned = {(f["rule"], f["subject"]) for c in self.checks for f in c.get("findings", [])}
+        return [f for f in self.sorted_findings() if f.key not in owned]
 
     def exit_code(self, fail_on: Severity = Severity.WARN) -> int:
         """Exit code for pipelines; with fail_on=CRIT a warning alone does not fail the gate."""
