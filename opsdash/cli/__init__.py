@@ -35,20 +35,6 @@ __all__ = [
 __all__ += ["webhook"]
 
 
-def _document_exit_codes(group: click.Group) -> None:
-    """Commands with nothing to report but success or a usage/config error say so too."""
-    for command in group.commands.values():
-        if isinstance(command, click.Group):
-            _document_exit_codes(command)
-            if not command.invoke_without_command:
-                continue
-        if "Exit codes:" not in (command.help or ""):
-            command.help = (command.help or "") + "\n\n\b\nExit codes: 0 done, 3 usage/config error."
-
-
-_document_exit_codes(cli)
-
-
 def _requested_format(argv: list[str]) -> tuple[str, str]:
     """(the command, the --format asked for) from the raw arguments, for failures before parsing."""
     fmt = ""

@@ -54,6 +54,9 @@ def audit_tail(
 
     Lines that are not JSON or not UTF-8 are shown marked, never skipped. Reading starts from the
     end of the file, so even a multi-gigabyte log shows its last page at once.
+
+    \b
+    Exit codes: 0 shown (also when there is no log yet), 3 usage/config error.
     """
     import json
     import time

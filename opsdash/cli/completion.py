@@ -73,6 +73,9 @@ def completion(shell: str) -> None:
     Commands, options and choices complete; so do check names for 'opsdash check', runbook ids for
     'runbook show' and 'runbook run', run ids for 'history show' and 'history diff', and demo
     faults, all read from the --config profile.
+
+    \b
+    Exit codes: 0 printed, 3 usage error.
     """
     from click.shell_completion import get_completion_class
 

@@ -23,7 +23,11 @@ def config_group() -> None:
 @config_option
 @json_option
 def config_show(config: Path | None, as_json: bool) -> None:
-    """Every setting and profile value with where it came from (secrets masked)."""
+    """Every setting and profile value with where it came from (secrets masked).
+
+    \b
+    Exit codes: 0 shown, 3 no configuration or an invalid one.
+    """
     from opsdash.ops.config_report import config_rows
 
     ops = Ops.open(config)
@@ -75,7 +79,11 @@ def config_validate(config: Path | None, as_json: bool) -> None:
 
 @config_group.command("schema")
 def config_schema_cmd() -> None:
-    """Print the JSON Schema of opsdash.toml (for editors and CI linting)."""
+    """Print the JSON Schema of opsdash.toml (for editors and CI linting).
+
+    \b
+    Exit codes: 0 printed.
+    """
     from opsdash.ops.config import config_schema
 
     emit_json(config_schema())
@@ -96,6 +104,9 @@ def init(force: bool, directory: Path) -> None:
     Detects env files (.env.production, .env, .env.example, .env.development), VITE_-style
     client-exposed variables, secrets, URL variables and an iKhokha provider. Only variable names are
     read into the profile, never values. Review the file, then run 'opsdash validate'.
+
+    \b
+    Exit codes: 0 written, 3 the file exists (pass --force) or the directory is not one.
     """
     from opsdash.ops.init import init_project
 

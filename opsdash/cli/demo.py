@@ -40,6 +40,9 @@ def demo(ctx: click.Context, faults: tuple[str, ...], no_tui: bool, directory: P
 
     Starts a BetaSkill app and an iKhokha API on 127.0.0.1 (HTTPS, with a CA made at start-up),
     writes a matching profile and env file with fake credentials, and opens the dashboard on it.
+
+    \b
+    Exit codes: 0 after you quit, 3 the demo could not start.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -88,9 +91,12 @@ demo.help = (
 def demo_fault(name: str | None, state: str | None, config: Path | None) -> None:
     """Switch a fault of the running demo on or off; with no arguments, list the faults.
 
-    The running demo is found through its data directory: run this in the same environment as
-    'opsdash demo', or pass the demo's profile with --config (its path is in the dashboard's title
-    and printed by 'opsdash demo --no-tui').
+    The running demo is found through its data directory: run this in the same
+    environment as 'opsdash demo', or pass the demo's profile with --config: the opsdash.toml in
+    its workspace (--dir), whose path 'opsdash demo --no-tui' prints.
+
+    \b
+    Exit codes: 0 switched or listed, 3 no running demo or usage error.
     """
     from opsdash.demo.control import list_faults, switch_fault
 

@@ -32,7 +32,11 @@ def history() -> None:
 )
 @click.option("--kind", help="Only runs of this kind (validate, ...).")
 def history_list(config: Path | None, as_json: bool, limit: int, kind: str | None) -> None:
-    """List recent runs, newest first."""
+    """List recent runs, newest first.
+
+    \b
+    Exit codes: 0 listed, 3 usage/config error or unreadable history.
+    """
     from opsdash.cli.render import runs_table
     from opsdash.ops import history as past
 
@@ -48,7 +52,11 @@ def history_list(config: Path | None, as_json: bool, limit: int, kind: str | Non
 @config_option
 @json_option
 def history_show(run: str, config: Path | None, as_json: bool) -> None:
-    """Show one run's report. RUN is an id, a unique prefix of one, `latest` or `latest~N`."""
+    """Show one run's report. RUN is an id, a unique prefix of one, `latest` or `latest~N`.
+
+    \b
+    Exit codes: 0 shown, 3 no such run or usage/config error.
+    """
     from opsdash.cli.render import report_text
     from opsdash.cli.runbook_io import print_session
     from opsdash.ops import history as past

@@ -38,7 +38,11 @@ def runbook() -> None:
 @config_option
 @json_option
 def runbook_list(config: Path | None, as_json: bool) -> None:
-    """List the runbooks from the profile's runbook directories and the shipped ones."""
+    """List the runbooks from the profile's runbook directories and the shipped ones.
+
+    \b
+    Exit codes: 0 listed, 3 usage/config error.
+    """
     from opsdash.ops.runbooks import catalogue
 
     books, problems, last = catalogue(Ops.open(config, require=False))
@@ -81,7 +85,11 @@ def runbook_list(config: Path | None, as_json: bool) -> None:
 @click.argument("ref", metavar="ID|PATH", shell_complete=runbook_ids)
 @config_option
 def runbook_show(ref: str, config: Path | None) -> None:
-    """Show a runbook: parameters and every step with its command or check gate."""
+    """Show a runbook: parameters and every step with its command or check gate.
+
+    \b
+    Exit codes: 0 shown, 3 no such runbook or an unreadable one.
+    """
     from opsdash.ops.runbooks import find_runbook
 
     book = find_runbook(ref, Ops.open(config, require=False).profile_or_none)

@@ -146,6 +146,9 @@ def webhook_sign(
 
     A header value the profile treats as a secret (iKhokha's application id, say) is printed as
     ${VAR}, for your shell to expand; a secret is never printed.
+
+    \b
+    Exit codes: 0 printed, 3 no secret or usage/config error.
     """
     from opsdash.ops import webhooks
 
