@@ -135,10 +135,14 @@ class HealthPane(Vertical):
     async def poll(self) -> None:
         """The same watch loop as `opsdash check --watch`: it records, audits and alerts; this pane
         only shows each result."""
+        import asyncio
+
         from opsdash.ops.checks import Watch
 
-        try:
-            self.watcher = Watch(self.ctx.ops, record=self.ctx.record, on_fired=self._alerts_fired)
+        try:  # it reads the env files and opens the history database: not on the event loop
+            self.watcher = await asyncio.to_thread(
+                Watch, self.ctx.ops, record=self.ctx.record, on_fired=self._alerts_fired
+            )
         except OpsdashError as exc:
             self.app.notify(redactor.redact(str(exc)), title="Health checks not started", severity="error")
             return
