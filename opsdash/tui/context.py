@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from opsdash.ops.base import Ops
 from opsdash.ops.config import LoadedConfig, OpsdashSettings
@@ -28,7 +27,3 @@ class DashboardContext:
     @property
     def operator(self) -> str:
         return self.ops.operator
-
-    @property
-    def data_dir(self) -> Path:
-        return self.ops.data_dir
