@@ -13,7 +13,6 @@ from opsdash.core.runbooks.executor import SessionState
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.runbooks.parser import parse as parse_runbook
 from opsdash.ops.base import Ops
-from opsdash.storage.history import History
 from opsdash.storage.rows import AlertRow, RunRow
 from opsdash.storage.runbooks import RunbookStore
 
@@ -55,19 +54,6 @@ class Comparison:
     diff: RunDiff
 
 
-def _diff(history: History, a: RunRow, b: RunRow) -> Comparison:
-    return Comparison(
-        a,
-        b,
-        diff_runs(
-            history.findings(a.run_id),
-            history.findings(b.run_id),
-            {k: v.fingerprint for k, v in history.env_keys(a.run_id).items()},
-            {k: v.fingerprint for k, v in history.env_keys(b.run_id).items()},
-        ),
-    )
-
-
 def diff(ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = False) -> Comparison:
     """New, resolved and changed findings, and env keys whose fingerprint changed, from A to B
     (with `oldest_first`, from the older of the two to the newer)."""
@@ -75,7 +61,13 @@ def diff(ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = Fa
         a, b = history.resolve(ref_a), history.resolve(ref_b)
         if oldest_first and b.started_at < a.started_at:
             a, b = b, a
-        return _diff(history, a, b)
+        changed = diff_runs(
+            history.findings(a.run_id),
+            history.findings(b.run_id),
+            {k: v.fingerprint for k, v in history.env_keys(a.run_id).items()},
+            {k: v.fingerprint for k, v in history.env_keys(b.run_id).items()},
+        )
+    return Comparison(a, b, changed)
 
 
 @dataclass(frozen=True)
