@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import socket
 import ssl
 import struct
@@ -139,3 +140,77 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Chain:
+    """Root → intermediate → leaf for 127.0.0.1, each dated as the test needs. Built with
+    `cryptography` because trustme cannot date an intermediate. `server` presents leaf and
+    intermediate; `ca_pem` is the root a client must trust."""
+
+    def __init__(self, *, leaf_days: float, intermediate_days: float) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        def name(cn: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+        def issue(
+            subject: str,
+            issuer: str,
+            key: ec.EllipticCurvePrivateKey,
+            signer: ec.EllipticCurvePrivateKey,
+            days: float,
+            *,
+            ca: bool,
+        ) -> x509.Certificate:
+            builder = (
+                x509.CertificateBuilder()
+                .subject_name(name(subject))
+                .issuer_name(name(issuer))
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(NOW - dt.timedelta(days=60))
+                .not_valid_after(NOW + dt.timedelta(days=days))
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            )
+            if ca:
+                builder = builder.add_extension(
+                    x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+                )
+            else:
+                builder = builder.add_extension(
+                    x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                    critical=False,
+                )
+            return builder.sign(signer, hashes.SHA256())
+
+        keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+        root = issue("opsdash test root", "opsdash test root", keys[0], keys[0], 3650, ca=True)
+        self.intermediate = issue(
+            "opsdash test intermediate", "opsdash test root", keys[1], keys[0], intermediate_days, ca=True
+        )
+        self.leaf = issue("127.0.0.1", "opsdash test intermediate", keys[2], keys[1], leaf_days, ca=False)
+        pem = serialization.Encoding.PEM
+        self.ca_pem = root.public_bytes(pem)
+        self.chain_pem = self.leaf.public_bytes(pem) + self.intermediate.public_bytes(pem)
+        self.key_pem = keys[2].private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    def server(self, directory: str) -> ssl.SSLContext:
+        chain, key = f"{directory}/chain.pem", f"{directory}/key.pem"
+        with open(chain, "wb") as f:
+            f.write(self.chain_pem)
+        with open(key, "wb") as f:
+            f.write(self.key_pem)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(chain, key)
+        return ctx
+
+    def ca_file(self, directory: str) -> str:
+        path = f"{directory}/root.pem"
+        with open(path, "wb") as f:
+            f.write(self.ca_pem)
+        return path

@@ -150,7 +150,16 @@ class CheckBase(_Section):
         return value
 
 
-class HttpCheck(CheckBase):
+class CertThresholds(_Section):
+    warn_days: float = Field(
+        30, ge=0, description="WARN when a certificate of the chain expires sooner (https only; 0: off)."
+    )
+    crit_days: float = Field(
+        7, ge=0, description="CRIT when a certificate of the chain expires sooner (https only; 0: off)."
+    )
+
+
+class HttpCheck(CheckBase, CertThresholds):
     kind: Literal["http"]
     url: str = Field(description="URL to request.")
     method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
@@ -166,6 +175,18 @@ class HttpCheck(CheckBase):
 
     _check_url = field_validator("url")(check_http_url)
 
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for name, text in value.items():
+            if not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
+                raise ValueError(f"header {name}: control characters (CR, LF ...) are not allowed in a value")
+        return value
+
 
 class TcpCheck(CheckBase):
     kind: Literal["tcp"]
@@ -179,14 +200,16 @@ class DnsCheck(CheckBase):
     expect: list[str] = Field(default_factory=list, description="Addresses that must be among the answers.")
 
 
-class TlsCheck(CheckBase):
+class TlsCheck(CheckBase, CertThresholds):
     kind: Literal["tls"]
     host: str
     port: int = Field(443, ge=1, le=65535)
     server_name: str | None = Field(None, description="SNI and name to verify. Default: host.")
-    warn_days: float = Field(30, ge=0, description="WARN when the certificate expires sooner.")
-    crit_days: float = Field(7, ge=0, description="CRIT when the certificate expires sooner.")
-    min_version: Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    min_version: Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] = Field(
+        "TLSv1.2",
+        description="Oldest protocol the server may accept; a server still accepting an older one is "
+        "tls-old-protocol (WARN).",
+    )
 
 
 def _optional_url(value: str | None) -> str | None:

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import re
 
-# C0 controls (tab and newline handled by the caller's choice), DEL, and the C1 range (8-bit CSI/OSC)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROL_AND_NEWLINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 controls (tab and newline handled by the caller's choice), DEL, the C1 range (8-bit CSI/OSC), and
+# the invisible format characters that reorder or hide text on screen: bidi overrides and isolates,
+# zero-width characters, line/paragraph separators, the BOM, lone surrogates.
+_FORMAT = "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff"
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_FORMAT}]")
+_CONTROL_AND_NEWLINES = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_FORMAT}]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def visible(text: str, *, multiline: bool = False) -> str:
     """`text` with control characters shown, never interpreted. With `multiline`, newlines and tabs
     stay as they are; otherwise they are shown too, so one field cannot forge another line."""
     pattern = _CONTROL if multiline else _CONTROL_AND_NEWLINES
-    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return pattern.sub(_escape, text)

@@ -74,7 +74,7 @@ def sample_results() -> list[tuple[CheckResult, SustainedState]]:
             Severity.OK,
             "HTTP 200 in 42 ms",
             42.0,
-            phases={"connect": 3.1, "tls": 9.8, "request": 0.4, "first_byte": 27.2, "total": 42.0},
+            phases={"connect": 3.1, "tls": 9.8, "request": 0.4, "first_byte": 27.2, "body": 1.5},
             metrics={"payments.success_rate": 0.987, "payments.pending": 3},
             conditions=(ConditionResult("[STATUS] == 200", True, "200"),),
         ),

@@ -178,7 +178,7 @@ def classify_status(status: int) -> ErrorClass | None:
         return ErrorClass.HTTP_NOT_FOUND
     if status == 429:
         return ErrorClass.HTTP_RATE_LIMITED
-    if status >= 500:
+    if 500 <= status <= 599:
         return ErrorClass.HTTP_5XX
     return None
 
@@ -207,9 +207,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def classify_exception(exc: BaseException) -> tuple[ErrorClass, str]:
-    """Map a network exception (httpx's or the socket's) to an error class and a short reason."""
-    import httpx  # local: the validate path never pays for httpx
-
+    """Map a socket, TLS or timeout exception to an error class and a short reason."""
     chain = _chain(exc)
     for item in chain:
         if isinstance(item, ssl.SSLError):
@@ -219,29 +217,13 @@ def classify_exception(exc: BaseException) -> tuple[ErrorClass, str]:
             return ErrorClass.DNS, item.strerror or str(item)
         if isinstance(item, ConnectionRefusedError):
             return ErrorClass.REFUSED, "connection refused"
-        if isinstance(item, ConnectionResetError | BrokenPipeError):
-            return ErrorClass.RESET, "connection reset by peer"
+        if isinstance(item, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            return ErrorClass.RESET, str(item) if item.args else "connection reset by peer"
         if isinstance(item, OSError) and item.errno in (errno.ECONNREFUSED,):
             return ErrorClass.REFUSED, "connection refused"
     first = chain[0]
-    if isinstance(first, httpx.ConnectTimeout):
-        return ErrorClass.CONNECT_TIMEOUT, "no answer to the connection attempt"
-    if isinstance(first, httpx.TimeoutException | TimeoutError):
+    if isinstance(first, TimeoutError):
         return ErrorClass.READ_TIMEOUT, "no complete response in time"
-    if isinstance(first, httpx.TooManyRedirects):
-        return ErrorClass.TOO_MANY_REDIRECTS, str(first)
-    if isinstance(first, httpx.RemoteProtocolError):
-        text = str(first)
-        if "disconnected" in text.lower() or "peer closed" in text.lower():
-            return ErrorClass.RESET, text
-        return ErrorClass.PROTOCOL, text
-    if isinstance(first, httpx.ReadError | httpx.WriteError):
-        return ErrorClass.RESET, str(first) or "connection lost while reading"
-    if isinstance(first, httpx.ConnectError):
-        text = str(first)
-        if "Name or service not known" in text or "nodename nor servname" in text:
-            return ErrorClass.DNS, text
-        return ErrorClass.REFUSED, text or "could not connect"
-    if isinstance(first, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return ErrorClass.CONFIG, str(first)
+    if isinstance(first, OSError):
+        return ErrorClass.REFUSED, first.strerror or str(first) or "could not connect"
     return ErrorClass.PROTOCOL, f"{type(first).__name__}: {first}"

@@ -29,13 +29,26 @@ class Gate:
         )
 
 
+def _strip_comment(line: str) -> str:
+    """The line without a trailing `# comment`: a # at the start or after a blank, outside quotes."""
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
 def parse_gates(block: str) -> tuple[list[Gate], list[tuple[int, str]]]:
     """Gates and (line, problem) pairs; lines are 1-based within the block."""
     gates: list[Gate] = []
     problems: list[tuple[int, str]] = []
     for number, raw in enumerate(block.splitlines(), start=1):
-        text = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("[") else raw.rstrip()
-        if not text.strip() or text.lstrip().startswith("#"):
+        text = _strip_comment(raw)
+        if not text.strip():
             continue
         if raw[:1].isspace():
             if not gates or gates[-1].kind != "http":

@@ -52,7 +52,8 @@ def check_detail(result: CheckResult, state: SustainedState | None) -> Text:
         text.append(f"  (runbook: {result.runbook} — press o)\n" if result.runbook else "\n", style="cyan")
     if result.phases:
         text.append("phases  ", style="dim")
-        text.append("  ".join(f"{k} {v:.1f} ms" for k, v in result.phases.items()) + "\n")
+        parts = [f"{k} {v:.1f}" for k, v in result.phases.items()]
+        text.append(" + ".join(parts) + f" = {sum(result.phases.values()):.1f} ms\n")
     facts = {k: v for k, v in result.facts.items() if k.startswith(("cert_", "tls_", "ip", "status"))}
     for key, value in facts.items():
         text.append(f"{key}: ", style="dim")

@@ -152,3 +152,26 @@ def test_init_refuses_to_overwrite(run, tmp_path: Path) -> None:
     assert "already exists" in result.err and "--force" in result.err
     assert (tmp_path / "opsdash.toml").read_text() == "# mine\n"
     assert run("init", "--dir", tmp_path, "--force").code == 0
+
+
+def test_config_validate_rejects_conditions_gatus_would_not_understand(run, tmp_path: Path) -> None:
+    path = tmp_path / "opsdash.toml"
+    path.write_text(
+        '[target]\nname = "x"\nbase_url = "https://a.example.com"\n'
+        "[[checks]]\n"
+        'name = "and"\nkind = "http"\nurl = "https://a.example.com/h"\n'
+        'conditions = ["[STATUS] == 200 && [BODY].ok == true"]\n'
+        "[[checks]]\n"
+        'name = "func"\nkind = "http"\nurl = "https://a.example.com/h"\n'
+        'conditions = ["[BODY].name == glob(*John*)"]\n'
+        "[[checks]]\n"
+        'name = "triple"\nkind = "http"\nurl = "https://a.example.com/h"\n'
+        'conditions = ["[STATUS] === 200"]\n'
+    )
+    result = run("config", "validate", "--config", path)
+    assert result.code == 3
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 3, lines
+    for number, (line, word) in enumerate(zip(lines, ("&&", "glob", "==="), strict=True)):
+        assert line.startswith(f"{path}:{8 + 5 * number}:"), line
+        assert word in line and "column" in line

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import functools
 import socket
 import ssl
 import time
@@ -165,10 +165,17 @@ def passed(
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(texts: tuple[str, ...]) -> tuple[cond.Condition, ...]:
+    """Conditions are parsed once per distinct list, not on every poll (the profile already
+    validated them at load)."""
+    return tuple(cond.parse_all(list(texts)))
+
+
 def evaluate_conditions(
     check: Check, facts: cond.Facts
 ) -> tuple[tuple[cond.ConditionResult, ...], dict[str, float]]:
-    parsed = cond.parse_all(check.conditions)
+    parsed = _parsed(tuple(check.conditions))
     results = tuple(cond.evaluate(c, facts) for c in parsed)
     extra = check.metrics if isinstance(check, HttpCheck) else []
     return results, cond.metrics(parsed, facts, extra)
@@ -187,12 +194,12 @@ def condition_failure(
     metrics: Mapping[str, float] | None = None,
     extra: tuple[Finding, ...] = (),
 ) -> CheckResult | None:
-    """The failed result for the first condition that does not hold, or None when all hold. A failed
-    [STATUS] condition is classified by the status itself (a 503 is http-5xx, not condition-failed)."""
+    """The failed result for the first condition that does not hold, or None when all hold. Status
+    comes before body: on a 503 (or 401, 404, 429) any failed condition is classified by the status."""
     bad = next((r for r in results if not r.ok), None)
     if bad is None:
         return None
-    error = classify_status(status) if status is not None and "[STATUS]" in bad.text.upper() else None
+    error = classify_status(status) if status is not None else None
     reason = f"{bad.text} (actual {bad.actual})" + (f": {bad.error}" if bad.error else "")
     return failed(
         check,
@@ -207,14 +214,6 @@ def condition_failure(
         metrics=metrics,
         extra=extra,
     )
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 async def resolve(ctx: ProbeContext, host: str, port: int, timeout: float) -> tuple[list[str], float]:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
 import contextlib
+import functools
 import ssl
 import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
 
-from opsdash.core.findings import Finding, Severity
+from opsdash.core.findings import Finding, Severity, worst
 from opsdash.core.health import conditions as cond
+from opsdash.core.health.conditions import duration_text
 from opsdash.core.health.errors import (
     ErrorClass,
     classify_exception,
@@ -27,7 +33,7 @@ from opsdash.core.health.probes.base import (
     passed,
     resolve,
 )
-from opsdash.core.profile import DnsCheck, TcpCheck, TlsCheck
+from opsdash.core.profile import Check, DnsCheck, TcpCheck, TlsCheck
 from opsdash.core.rules import rule
 
 TLS_VERSIONS = {"TLSv1": 1, "TLSv1.1": 2, "TLSv1.2": 3, "TLSv1.3": 4}
@@ -44,27 +50,70 @@ def _inspecting_context() -> ssl.SSLContext:
     return ctx
 
 
-def certificate_facts(der: bytes, now: datetime) -> dict[str, str]:
+def _days(not_after: datetime, now: datetime) -> float:
+    return (not_after - now).total_seconds() / 86400
+
+
+@dataclass(frozen=True)
+class Certificate:
+    subject: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    names: str  # DNS and IP subject alternative names
+
+
+@functools.lru_cache(maxsize=1024)
+def describe(der: bytes) -> Certificate:
+    """A certificate's facts, parsed once per distinct certificate (every poll of a host presents
+    the same ones; parsing them each time was a third of an https probe's own CPU)."""
     cert = x509.load_der_x509_certificate(der)
-    not_after = cert.not_valid_after_utc
-    facts = {
-        "cert_subject": cert.subject.rfc4514_string(),
-        "cert_issuer": cert.issuer.rfc4514_string(),
-        "cert_not_before": cert.not_valid_before_utc.isoformat(),
-        "cert_not_after": not_after.isoformat(),
-        "cert_days_left": f"{(not_after - now).total_seconds() / 86400:.1f}",
-    }
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
         names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-        facts["cert_names"] = ", ".join(names)
     except x509.ExtensionNotFound:
-        facts["cert_names"] = ""
-    return facts
+        names = []
+    return Certificate(
+        cert.subject.rfc4514_string(),
+        cert.issuer.rfc4514_string(),
+        cert.not_valid_before_utc,
+        cert.not_valid_after_utc,
+        ", ".join(names),
+    )
 
 
-def tls_facts(sslobj: ssl.SSLObject | None, now: datetime) -> dict[str, str]:
+def certificate_facts(der: bytes, now: datetime) -> dict[str, str]:
+    cert = describe(der)
+    return {
+        "cert_subject": cert.subject,
+        "cert_issuer": cert.issuer,
+        "cert_not_before": cert.not_before.isoformat(),
+        "cert_not_after": cert.not_after.isoformat(),
+        "cert_days_left": f"{_days(cert.not_after, now):.1f}",
+        "cert_names": cert.names,
+    }
+
+
+def peer_chain(sslobj: ssl.SSLObject, *, verified: bool) -> list[Certificate]:
+    """The certificates the server presented (leaf first), or the chain OpenSSL verified (leaf to
+    trust anchor). Public in Python 3.13 (DER bytes); present but private on 3.11 and 3.12."""
+    name = "get_verified_chain" if verified else "get_unverified_chain"
+    method = getattr(sslobj, name, None)
+    try:
+        if method is not None:
+            ders = list(method())
+        else:
+            inner = getattr(getattr(sslobj, "_sslobj", None), name, None)
+            ders = [c.public_bytes(_ssl.ENCODING_DER) for c in (inner() or [])] if inner else []
+        return [describe(d) for d in ders]
+    except (ssl.SSLError, ValueError):
+        return []
+
+
+def tls_facts(sslobj: ssl.SSLObject | None, now: datetime, *, verified: bool = True) -> dict[str, str]:
+    """What blackbox_exporter tells of a TLS connection: the leaf, and the earliest expiry over the
+    presented chain (`probe_ssl_earliest_cert_expiry`) and over the verified chain."""
     if sslobj is None:
         return {}
     facts: dict[str, str] = {}
@@ -77,14 +126,48 @@ def tls_facts(sslobj: ssl.SSLObject | None, now: datetime) -> dict[str, str]:
     der = sslobj.getpeercert(binary_form=True)
     if der:
         facts.update(certificate_facts(der, now))
-    chain = getattr(sslobj, "get_verified_chain", None)  # Python 3.13+
-    if chain is not None:
-        try:
-            ends = [c.not_valid_after_utc for c in (x509.load_der_x509_certificate(d) for d in chain())]
-            facts["chain_earliest_expiry"] = min(ends).isoformat()
-        except (ssl.SSLError, ValueError):  # pragma: no cover
-            pass
+    presented = peer_chain(sslobj, verified=False)
+    if presented:
+        first = min(presented, key=lambda c: c.not_after)
+        facts["chain_length"] = str(len(presented))
+        facts["chain_earliest_subject"] = first.subject
+        facts["chain_earliest_expiry"] = first.not_after.isoformat()
+        facts["chain_earliest_days_left"] = f"{_days(first.not_after, now):.1f}"
+        expired = [c for c in presented if c.not_after < now]
+        if expired:
+            facts["chain_expired"] = "; ".join(f"{c.subject} ({c.not_after.isoformat()})" for c in expired)
+    chain = peer_chain(sslobj, verified=True) if verified else []
+    if chain:
+        facts["verified_chain_expiry"] = min(c.not_after for c in chain).isoformat()
     return facts
+
+
+def earliest_days(facts: Mapping[str, str]) -> float | None:
+    """Days until the first certificate of the presented chain expires (the leaf alone if the chain
+    is unknown): the day the connection breaks."""
+    days = facts.get("chain_earliest_days_left") or facts.get("cert_days_left")
+    return float(days) if days else None
+
+
+def expiry_findings(
+    check: Check, target: str, facts: Mapping[str, str], warn_days: float, crit_days: float
+) -> tuple[Finding, ...]:
+    """tls-expiring-soon when the earliest expiry in the chain is inside the warning window."""
+    days = earliest_days(facts)
+    if days is None or not (days < crit_days or days < warn_days):
+        return ()
+    severity = Severity.CRIT if days < crit_days else Severity.WARN
+    subject = facts.get("chain_earliest_subject", facts.get("cert_subject", ""))
+    when = facts.get("chain_earliest_expiry", facts.get("cert_not_after", ""))
+    which = "the certificate" if subject == facts.get("cert_subject") else f"the chain certificate {subject}"
+    return (
+        rule("tls-expiring-soon").finding(
+            check.name,
+            f"{check.name}: {which} expires in {duration_text(days * 86400)} ({when}).",
+            severity=severity,
+            evidence={"check": check.name, "target": target, "subject": subject, "not_after": when},
+        ),
+    )
 
 
 async def probe_tcp(check: TcpCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:
@@ -174,12 +257,38 @@ async def _handshake(
     t = time.perf_counter()
     async with asyncio.timeout(timeout):
         _reader, writer = await asyncio.open_connection(
-            host, port, ssl=context, server_hostname=server_name, ssl_handshake_timeout=timeout
+            host, port, ssl=context, server_hostname=server_name, ssl_handshake_timeout=timeout + 1
         )
     elapsed = (time.perf_counter() - t) * 1000
     sslobj = writer.get_extra_info("ssl_object")
     writer.close()
     return sslobj, elapsed
+
+
+_BELOW = {
+    "TLSv1.1": ssl.TLSVersion.TLSv1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_2,
+}
+
+
+async def _accepts_older(check: TlsCheck, name: str) -> str | None:
+    """Offer only protocols below the policy minimum: the version the server still accepts, "" when it
+    refuses them all, None when this machine's OpenSSL cannot offer them (then nothing is known)."""
+    below = _BELOW.get(check.min_version)
+    if below is None:
+        return ""
+    ctx = _inspecting_context()
+    with warnings.catch_warnings():  # deliberately offering what the server should refuse
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.maximum_version = below
+    try:
+        sslobj, _ms = await _handshake(check.host, check.port, name, ctx, check.timeout)
+    except ssl.SSLError as exc:
+        return None if "NO_PROTOCOLS_AVAILABLE" in str(exc).upper() else ""
+    except (OSError, TimeoutError, ValueError):
+        return ""
+    return (sslobj.version() if sslobj else None) or ""
 
 
 async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:
@@ -202,53 +311,49 @@ async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: f
             target,
             started,
             t0,
-            ErrorClass.CONNECT_TIMEOUT,
+            ErrorClass.TLS_HANDSHAKE,
             f"no TLS handshake within {check.timeout:g}s",
         )
     except OSError as exc:
         error, reason = classify_exception(exc)
         return failed(check, target, started, t0, error, reason)
     now = ctx.now()
-    facts = tls_facts(sslobj, now)
+    facts = tls_facts(sslobj, now, verified=verify_error is None)
     phases = {"handshake": handshake_ms}
     if verify_error is not None:
         error, reason = verify_error
-        if error is ErrorClass.TLS_EXPIRED and "cert_not_after" in facts:
-            reason = f"expired {facts['cert_not_after']} ({reason})"
+        if error is ErrorClass.TLS_EXPIRED and "chain_expired" in facts:
+            reason = f"expired: {facts['chain_expired']} ({reason})"
         return failed(check, target, started, t0, error, reason, phases=phases, facts=facts)
-    days = float(facts.get("cert_days_left", "nan"))
-    findings: list[Finding] = []
-    severity = Severity.OK
-    if days < check.crit_days or days < check.warn_days:
-        severity = Severity.CRIT if days < check.crit_days else Severity.WARN
-        findings.append(
-            rule("tls-expiring-soon").finding(
-                check.name,
-                f"{check.name}: the certificate for {name} expires in {days:.0f} days "
-                f"({facts['cert_not_after']}).",
-                severity=severity,
-                evidence={"check": check.name, "target": target, "not_after": facts["cert_not_after"]},
-            )
-        )
+    findings = list(expiry_findings(check, target, facts, check.warn_days, check.crit_days))
     negotiated = facts.get("tls_version", "")
-    if negotiated in TLS_VERSIONS and TLS_VERSIONS[negotiated] < TLS_VERSIONS[check.min_version]:
-        severity = max(severity, Severity.WARN, key=lambda s: s.rank)
+    older = await _accepts_older(check, name)
+    if older is None:
+        facts["old_protocols"] = f"not tested: this machine's OpenSSL cannot offer below {check.min_version}"
+    elif older or (negotiated in TLS_VERSIONS and TLS_VERSIONS[negotiated] < TLS_VERSIONS[check.min_version]):
+        accepted = older or negotiated
+        facts["old_protocols"] = f"accepts {accepted}"
         findings.append(
             rule("tls-old-protocol").finding(
                 check.name,
-                f"{check.name}: {target} negotiated {negotiated}; the policy minimum is {check.min_version}.",
-                evidence={"check": check.name, "target": target, "negotiated": negotiated},
+                f"{check.name}: {target} still accepts {accepted}; "
+                f"the policy minimum is {check.min_version}.",
+                evidence={"check": check.name, "target": target, "accepted": accepted},
             )
         )
-    results, _m = evaluate_conditions(
-        check, cond.Facts(certificate_expiration_s=days * 86400, connected=True)
-    )
+    else:
+        facts["old_protocols"] = f"refused below {check.min_version}"
+    days = earliest_days(facts)
+    expiration = days * 86400 if days is not None else None
+    results, _m = evaluate_conditions(check, cond.Facts(certificate_expiration_s=expiration, connected=True))
     failure = condition_failure(
         check, target, started, t0, results, phases=phases, facts=facts, extra=tuple(findings)
     )
     if failure is not None:
         return failure
-    summary = f"{negotiated or 'TLS'} {facts.get('tls_cipher', '')}, certificate valid {days:.0f} more days"
+    summary = f"{negotiated or 'TLS'} {facts.get('tls_cipher', '')}"
+    if days is not None:
+        summary += f", certificates valid {duration_text(days * 86400)} more"
     return passed(
         check,
         target,
@@ -258,7 +363,7 @@ async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: f
         phases=phases,
         facts=facts,
         conditions=results,
-        severity=severity,
+        severity=worst(f.severity for f in findings),
         findings=tuple(findings),
-        metrics={"cert_days_left": round(days, 1)},
+        metrics={"cert_days_left": round(days, 1)} if days is not None else {},
     )

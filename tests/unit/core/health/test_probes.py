@@ -65,7 +65,9 @@ async def test_http_ok_with_conditions_phases_and_metrics(ctx: ProbeContext, cer
         )
         result = await run(check, ctx)
     assert result.severity is Severity.OK, result.summary
-    assert {"connect", "tls", "request", "first_byte", "total"} <= set(result.phases)
+    assert {"connect", "tls", "request", "first_byte", "body"} <= set(result.phases)
+    # The phases are consecutive: they add up to the reported response time.
+    assert sum(result.phases.values()) == pytest.approx(result.metrics["response_time_ms"], abs=0.02)
     assert result.metrics["payments.success_rate"] == 0.99 and result.metrics["payments.pending"] == 2
     assert result.facts["tls_version"].startswith("TLSv1.")
     assert float(result.facts["cert_days_left"]) > 190
@@ -361,3 +363,117 @@ async def test_checks_run_concurrently_and_never_hang(ctx: ProbeContext, certs: 
         ErrorClass.TLS_EXPIRED,
         ErrorClass.REFUSED,
     ]
+
+
+async def test_waiting_for_a_concurrency_slot_is_not_response_time(ctx: ProbeContext) -> None:
+    """Six checks through one slot against a server that takes 0.3 s: had the wait for the slot been
+    timed, the last would report at least 1.8 s. Each reports its own exchange only."""
+    from opsdash.core.health.runner import run_once
+
+    delay = 0.3
+
+    async def slow(_req: Request) -> Response:
+        await asyncio.sleep(delay)
+        return Response.json(json.dumps(HEALTH))
+
+    async with http_server(slow) as server:
+        checks = [make_check(name=f"c{i}", kind="http", url=f"{server.base_url}/{i}") for i in range(6)]
+        results = await asyncio.wait_for(run_once(checks, ctx, concurrency=1), HANG_GUARD)
+    for result in results:
+        assert result.ok, result.summary
+        assert delay * 1000 <= result.metrics["response_time_ms"] < 3 * delay * 1000
+        assert sum(result.phases.values()) == pytest.approx(result.metrics["response_time_ms"], abs=0.02)
+
+
+async def stalls_tls(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+    await reader.read(65536)  # the ClientHello, never answered
+    await asyncio.sleep(3600)
+
+
+async def test_tls_handshake_stall_is_named_as_such(ctx: ProbeContext) -> None:
+    async with raw_server(stalls_tls) as port:
+        http = await run(make_check(kind="http", url=f"https://127.0.0.1:{port}/", timeout=0.5), ctx)
+        tls = await run(make_check(kind="tls", host="127.0.0.1", port=port, timeout=0.5), ctx)
+    for result in (http, tls):
+        assert (result.severity, result.error_class) == (Severity.CRIT, ErrorClass.TLS_HANDSHAKE), (
+            result.summary
+        )
+        assert "no TLS handshake within 0.5s" in result.summary
+
+
+async def test_compressed_body_is_read_and_a_bomb_is_capped(ctx: ProbeContext) -> None:
+    import gzip
+
+    payload = {"/ok": gzip.compress(json.dumps(HEALTH).encode()), "/bomb": gzip.compress(b"0" * 50_000_000)}
+
+    async def handler(req: Request) -> Response:
+        return Response(
+            200, payload[req.path], {"content-encoding": "gzip", "content-type": "application/json"}
+        )
+
+    async with http_server(handler) as server:
+        ok = await run(
+            make_check(kind="http", url=f"{server.base_url}/ok", conditions=["[BODY].status == UP"]), ctx
+        )
+        bomb = await run(make_check(kind="http", url=f"{server.base_url}/bomb", max_body_bytes=100_000), ctx)
+    assert ok.severity is Severity.OK, ok.summary
+    assert bomb.error_class is ErrorClass.TOO_LARGE, bomb.summary
+
+
+async def endless_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(65536)
+    writer.write(b"HTTP/1.1 200 OK\r\n")
+    for i in range(100_000):
+        writer.write(b"X-Filler-%d: %s\r\n" % (i, b"z" * 100))
+        await writer.drain()
+
+
+async def test_endless_response_head_is_a_protocol_error(ctx: ProbeContext) -> None:
+    async with raw_server(endless_headers) as port:
+        result = await run(make_check(kind="http", url=f"http://127.0.0.1:{port}/", timeout=10), ctx)
+    assert result.error_class is ErrorClass.PROTOCOL, result.summary
+    assert "response head larger than 64 KiB" in result.summary
+
+
+async def test_header_with_a_line_break_is_refused_not_sent(ctx: ProbeContext) -> None:
+    """Even a check built around the profile's validation never puts a raw line break on the wire."""
+    seen: list[Request] = []
+
+    async def handler(req: Request) -> Response:
+        seen.append(req)
+        return Response.json("{}")
+
+    async with http_server(handler) as server:
+        check = make_check(kind="http", url=f"{server.base_url}/")
+        check = check.model_copy(update={"headers": {"X-Note": "a\r\nX-Injected: 1"}})
+        result = await run(check, ctx)
+    assert result.error_class is ErrorClass.CONFIG, result.summary
+    assert seen == []
+
+
+def test_header_with_a_line_break_is_a_config_error_at_load() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="control characters"):
+        make_check(kind="http", url="http://127.0.0.1/", headers={"X-Note": "a\r\nX-Injected: 1"})
+
+
+def test_probing_loads_no_pooled_http_client() -> None:
+    """The probe path runs on asyncio and httptools alone: httpx/httpcore (whose per-request
+    `import sniffio` retries cost a quarter of a sweep's CPU) are never loaded by a sweep."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys\n"
+        "from tests.unit.core.health.conftest import make_check, make_profile\n"
+        "from opsdash.core.health.probes import ProbeContext, probe\n"
+        "from tests.servers import closed_port\n"
+        "ctx = ProbeContext(profile=make_profile())\n"
+        "for url in (f'http://127.0.0.1:{closed_port()}/', f'https://127.0.0.1:{closed_port()}/'):\n"
+        "    r = asyncio.run(probe(make_check(kind='http', url=url), ctx))\n"
+        "    assert r.error_class.value == 'refused', r.summary\n"
+        "print(sorted(m for m in ('httpx', 'httpcore', 'sniffio', 'anyio') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -183,3 +183,16 @@ def test_shipped_runbooks_have_checkpoints() -> None:
         assert book is not None
         assert any(s.kind == "check" for s in book.steps), f"{path.name} has no check gate"
         assert lint(book, names) == []
+
+
+def test_check_block_comments_are_not_part_of_conditions() -> None:
+    from opsdash.core.runbooks.gates import parse_gates
+
+    gates, problems = parse_gates(
+        "http https://app.example.com/version   # the release endpoint\n"
+        "  [STATUS] == 200                      # must answer\n"
+        '  [BODY].note == "a # b"\n'
+    )
+    assert problems == []
+    assert gates[0].target == "https://app.example.com/version"
+    assert gates[0].conditions == ("[STATUS] == 200", '[BODY].note == "a # b"')
