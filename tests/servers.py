@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import ssl
 import struct
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trustme
@@ -60,6 +61,9 @@ async def http_server(
         yield server
     finally:
         await server.close()
+
+
+Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @contextlib.asynccontextmanager
@@ -133,6 +137,43 @@ async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
     await writer.drain()
     await asyncio.sleep(0.1)
+
+
+class ThreadedRawServer:
+    """A TCP server on 127.0.0.1 in a thread of its own, behaving as `behaviour` says: for tests that
+    drive opsdash synchronously (the CLI, the ops layer) against a hostile peer."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    async def _main(self) -> None:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await self.behaviour(reader, writer)
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self.loop = asyncio.get_running_loop()
+        self.stop = asyncio.Event()
+        self.ready.set()
+        await self.stop.wait()
+        server.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
 
 
 def closed_port() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -45,11 +46,27 @@ def read_text(path: Path, what: str, *, max_bytes: int | None = None) -> str:
         ) from None
 
 
+class LinkRefused(OSError):
+    """A path opsdash writes to is a symbolic link: another user could have pointed it anywhere."""
+
+
+def open_private(path: Path, flags: int) -> int:
+    """os.open for a file opsdash writes: never through a symbolic link, created 0600."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LinkRefused(
+                errno.ELOOP, f"{path} is a symbolic link; opsdash does not write through links"
+            ) from None
+        raise
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """An exclusive flock on `path` (created 0600): across processes, and across threads too, since
     every holder opens its own file description."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(path, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -313,8 +313,10 @@ class AlertChannel(_Section):
     kind: Literal["webhook", "slack"] = Field(description="webhook: generic JSON; slack: Slack-compatible.")
     url: str | None = Field(None, description="Receiver URL (if it holds no secret).")
     url_env: str | None = Field(None, description="Variable holding the URL (Slack URLs are secrets).")
-    timeout: float = Field(5.0, gt=0, le=60)
-    retries: int = Field(2, ge=0, le=5)
+    timeout: float = Field(
+        2.0, gt=0, le=60, description="Seconds for the whole delivery, retries included; then it is failed."
+    )
+    retries: int = Field(2, ge=0, le=5, description="Retries within that time, with backoff.")
 
     @model_validator(mode="after")
     def _one_url(self) -> AlertChannel:

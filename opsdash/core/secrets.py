@@ -10,6 +10,7 @@ import hashlib
 import math
 import threading
 from collections import Counter
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MASK = "••••"
 _MIN_REDACT_LEN = 6
@@ -24,6 +25,67 @@ def mask(value: str) -> str:
     if value == "":
         return "(empty)"
     return f"{MASK} ({len(value)} chars, {fingerprint(value)})"
+
+
+_SECRET_PARAMS = (
+    "key",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "signature",
+    "sig",
+    "apikey",
+    "api_key",
+    "access_token",
+    "auth",
+)
+
+
+def secret_param(name: str) -> bool:
+    """A query parameter whose value is a credential by its name (`api_key`, `token`, `X-Amz-Signature`)."""
+    lowered = name.lower()
+    return any(lowered == p or lowered.endswith("_" + p) or lowered.endswith(p) for p in _SECRET_PARAMS)
+
+
+def url_credentials(url: str) -> list[str]:
+    """The credentials a URL of any scheme carries in its userinfo: the password
+    (`postgres://app:PASS@db`, `redis://:PASS@cache`), or a user that stands alone as a token
+    (`https://ghp_TOKEN@github.com`)."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or "@" not in parts.netloc:
+        return []
+    userinfo = parts.netloc.rpartition("@")[0]
+    user, colon, password = userinfo.partition(":")
+    if colon:
+        return [password] if password else []
+    # A lone user is a token in an http(s) URL; elsewhere (postgres://app@db) it is a user name.
+    return [user] if user and parts.scheme.lower() in ("http", "https") else []
+
+
+def mask_url(url: str, known: frozenset[str] | set[str] = frozenset()) -> str:
+    """The URL, any scheme, with its userinfo credentials and every query value that is secret by
+    name or a known secret replaced by a mask; the rest as written."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme:
+        return url
+    netloc = parts.netloc
+    for credential in url_credentials(url):
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = userinfo.replace(credential, mask(credential)) + "@" + host
+    query = "&".join(_masked_pair(pair, known) for pair in parts.query.split("&")) if parts.query else ""
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _masked_pair(pair: str, known: frozenset[str] | set[str]) -> str:
+    name, equals, value = pair.partition("=")
+    plain = unquote_plus(value)
+    return (
+        f"{name}={mask(plain)}" if equals and (secret_param(unquote_plus(name)) or plain in known) else pair
+    )
 
 
 def entropy_bits_per_char(value: str) -> float:

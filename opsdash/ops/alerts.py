@@ -7,20 +7,25 @@ Delivery never blocks checks and never raises: a channel that fails after its re
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from opsdash.core.alerts import Action, Candidate, OpenAlert, active_silence, plan
+from opsdash.core.health.probes.base import ProbeFailed
 from opsdash.core.profile import AlertChannel, Profile
 from opsdash.core.secrets import redactor
+from opsdash.ops import outbound
 from opsdash.ops.audit import AuditTrail
 from opsdash.storage.history import History
 from opsdash.storage.rows import AlertRow
 
+RECEIVER_BODY_CAP = 64 * 1024  # what a receiver answers is only read for its status
 EMOJI = {"firing": ":red_circle:", "reminder": ":repeat:", "resolved": ":large_green_circle:"}
 
 
@@ -50,26 +55,36 @@ def payload(
 
 
 def deliver(channel: AlertChannel, body: dict[str, Any]) -> tuple[bool, int, str]:
-    """POST with retries and backoff; (ok, attempts, last error)."""
-    import httpx
-
+    """POST with retries and backoff, all within the channel's `timeout`: a receiver that never
+    answers, or drips its answer, costs at most that long. Returns (ok, attempts, last error)."""
     url = channel.url or os.environ.get(channel.url_env or "", "")
     if not url:
         return False, 0, f"{channel.url_env} is not set"
     if channel.url_env:
         redactor.register(url)  # a Slack-style URL is a credential
-    error = ""
-    for attempt in range(1, channel.retries + 2):
+    data = json.dumps(body).encode()
+    deadline = time.monotonic() + channel.timeout
+    error, attempt = "", 0
+    while True:
+        attempt += 1
         try:
-            response = httpx.post(url, json=body, timeout=channel.timeout, trust_env=False)
-            if response.status_code < 300:
+            answer = outbound.request(
+                "POST",
+                url,
+                timeout=max(deadline - time.monotonic(), 0.05),
+                body=data,
+                headers={"Content-Type": "application/json"},
+                max_body_bytes=RECEIVER_BODY_CAP,
+            )
+            if answer.status < 300:
                 return True, attempt, ""
-            error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        if attempt <= channel.retries:
-            time.sleep(0.5 * 2 ** (attempt - 1))
-    return False, channel.retries + 1, error
+            error = f"HTTP {answer.status}"
+        except ProbeFailed as exc:
+            error = f"{exc.error.value}: {exc.reason}"
+        backoff = 0.2 * 2 ** (attempt - 1)
+        if attempt > channel.retries or deadline - time.monotonic() < backoff + 0.1:
+            return False, attempt, error
+        time.sleep(backoff)
 
 
 Deliver = Callable[[AlertChannel, dict[str, Any]], tuple[bool, int, str]]
@@ -101,10 +116,13 @@ class AlertDispatcher:
             history.mark_alert(alert.id, last_sent_at=now, status="resolved")
 
     def _send(self, history: History, event: str, alert: dict[str, Any]) -> None:
-        for channel in self.profile.alerts.channels:
-            ok, attempts, error = self.deliver(
-                channel, payload(channel, event, alert, self.profile.target.name, self.clock())
-            )
+        channels = self.profile.alerts.channels
+        at = self.clock()
+        bodies = [payload(channel, event, alert, self.profile.target.name, at) for channel in channels]
+        # Every channel at once: a slow receiver costs its own deadline once, not once per channel.
+        with ThreadPoolExecutor(max_workers=max(len(channels), 1)) as pool:
+            outcomes = list(pool.map(self.deliver, channels, bodies))
+        for channel, (ok, attempts, error) in zip(channels, outcomes, strict=True):
             history.record_delivery(alert["id"], channel.name, event, ok, attempts, error, self.clock())
             if not ok:
                 print(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shlex
 import statistics
 import subprocess
@@ -19,6 +18,7 @@ from opsdash.core.alerts import PREFLIGHT_NO_GO, check_candidates, check_scope, 
 from opsdash.core.errors import ConfigError, InputError
 from opsdash.core.findings import Finding, Report, Severity, new_run_id, worst
 from opsdash.core.health.model import CheckResult
+from opsdash.core.health.probes.base import ProbeFailed
 from opsdash.core.health.runner import run_once
 from opsdash.core.profile import Profile
 from opsdash.core.readiness import (
@@ -33,31 +33,34 @@ from opsdash.core.rules import rule
 from opsdash.core.runbooks.lint import lint
 from opsdash.core.secrets import fingerprint
 from opsdash.core.validators import validate
+from opsdash.ops import outbound
 from opsdash.ops.base import Ops
 from opsdash.ops.runbooks import find_runbook
 from opsdash.storage.history import History
 
 GREEN_KINDS = ("preflight", "verify-deploy")
+VERSION_BODY_CAP = 1_000_000  # a version answer is a few hundred bytes
 
 
 def read_versions(profile: Profile, timeout: float = 5.0) -> Versions | None:
     """The running and previous release, from the profile's version URL or command."""
     deploy = profile.deploy
     if deploy.version_url:
-        import httpx
-
-        from opsdash.core.health.probes import make_ssl_context
-
         ca = profile.health.ca_file
         try:
-            response = httpx.get(
+            answer = outbound.request(
+                "GET",
                 deploy.version_url,
                 timeout=timeout,
-                trust_env=False,
-                verify=make_ssl_context(str(ca) if ca else None),
+                ca_file=str(ca) if ca else None,
+                max_body_bytes=VERSION_BODY_CAP,
             )
-            return versions_from(response.json(), deploy, deploy.version_url)
-        except (httpx.HTTPError, ValueError) as exc:
+            if answer.status >= 300:
+                raise ValueError(f"HTTP {answer.status}")
+            return versions_from(outbound.loads(answer.body), deploy, deploy.version_url)
+        except ProbeFailed as exc:
+            return Versions(None, None, deploy.version_url, exc.reason)
+        except ValueError as exc:
             return Versions(None, None, deploy.version_url, f"{type(exc).__name__}: {exc}")
     if deploy.version_command:
         try:
@@ -68,7 +71,7 @@ def read_versions(profile: Profile, timeout: float = 5.0) -> Versions | None:
                 timeout=timeout,
                 check=True,
             ).stdout
-            return versions_from(json.loads(out), deploy, deploy.version_command)
+            return versions_from(outbound.loads(out), deploy, deploy.version_command)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             return Versions(None, None, deploy.version_command, f"{type(exc).__name__}: {exc}")
     return None

@@ -8,6 +8,7 @@ The schema and its migrations are in schema.py.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ import sqlite_utils
 
 from opsdash.core.envfiles import EnvSnapshot
 from opsdash.core.errors import InputError
-from opsdash.core.files import exclusive_lock
+from opsdash.core.files import exclusive_lock, open_private
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.secrets import fingerprint, redactor
@@ -33,6 +34,10 @@ class History:
         """`shared`: the connection may be used from several threads, one at a time (the dashboard's
         runbook executor lives across workers)."""
         self.path = path
+        try:
+            os.close(open_private(path, os.O_RDWR | os.O_CREAT))  # 0600 from birth, never via a link
+        except OSError as exc:
+            raise InputError(f"{path}: cannot open history database ({exc.strerror or exc})") from None
         try:
             self.db = sqlite_utils.Database(sqlite3.connect(path, timeout=15, check_same_thread=not shared))
             # one opener at a time sets WAL and migrates (two first opens must not race to create the

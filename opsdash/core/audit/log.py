@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsdash.core.files import exclusive_lock
+from opsdash.core.files import exclusive_lock, open_private
 from opsdash.core.secrets import redactor
 
 KINDS = ("operator_action", "security_event", "check_result", "system")
@@ -145,7 +145,7 @@ class AuditLog:
         with self._locked():
             if self.path.exists() and self.path.stat().st_size >= self.max_bytes:
                 self._rotate()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
             try:
                 last, torn = _last_record(fd)
                 prefix = b""
@@ -203,7 +203,7 @@ class AuditLog:
         numbers = [int(m.group(1)) for p in self.directory.iterdir() if (m := _ROTATED.match(p.name))]
         self.path.rename(self.directory / f"audit-{max(numbers, default=0) + 1:06d}.log")
         if last is not None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
             try:
                 self._genesis(fd, previous=last)
             finally:

@@ -14,7 +14,7 @@ from opsdash.core.errors import ConfigError
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.profile import Profile
 from opsdash.core.rules import rule
-from opsdash.core.secrets import redactor
+from opsdash.core.secrets import redactor, url_credentials
 from opsdash.core.validators import credentials, environment, policy, urls
 from opsdash.core.validators.context import Context
 
@@ -47,9 +47,13 @@ def _optional_snapshot(path: Path | None, what: str, notes: list[Finding]) -> En
 
 
 def register_secrets(profile: Profile, env: EnvSnapshot) -> None:
+    """Teach the redactor every secret in the env: secret variables, and the credentials inside any
+    variable's URL (`DATABASE_URL=postgres://app:PASS@db`)."""
     for item in env.values.values():
         if item.value and profile.is_secret(item.key):
             redactor.register(item.value)
+        for credential in url_credentials(item.value or ""):
+            redactor.register(credential)
 
 
 def load_target_env(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from opsdash.core.envfiles import EnvSnapshot
 from opsdash.core.profile import Profile
-from opsdash.core.secrets import mask
+from opsdash.core.secrets import mask, mask_url
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -45,6 +45,7 @@ class Context:
             return "(not set)"
         if self.is_secret(key):
             return mask(value)
+        value = mask_url(value)  # a connection string's password is a secret whatever the variable's name
         return value if len(value) <= _SHOWN_CHARS else value[: _SHOWN_CHARS - 1] + "…"
 
     def evidence(self, key: str, **extra: str) -> dict[str, str]:

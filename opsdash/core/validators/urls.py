@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import re
 from collections.abc import Iterator
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from opsdash.core.findings import Finding
 from opsdash.core.rules import rule
-from opsdash.core.secrets import mask
+from opsdash.core.secrets import mask_url, secret_param
 from opsdash.core.validators.context import Context
 
 _URL_SUFFIXES = ("_URL", "_URI", "_ENDPOINT", "_BASE_URL")
-_SECRET_PARAMS = (
-    "key",
-    "secret",
-    "token",
-    "password",
-    "passwd",
-    "signature",
-    "sig",
-    "apikey",
-    "api_key",
-    "access_token",
-    "auth",
-)
+_OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://\S")
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
 
@@ -47,18 +36,8 @@ def url_variables(ctx: Context) -> list[tuple[str, str]]:
 
 
 def redact_url(url: str, ctx: Context) -> str:
-    """The URL with every query value that is secret-like or a known secret replaced by a mask."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    secrets = {v for _, v in ctx.secret_items()}
-    query = [(k, mask(v) if _secret_param(k) or v in secrets else v) for k, v in parse_qsl(parts.query, True)]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="•(), :")))
-
-
-def _secret_param(name: str) -> bool:
-    lowered = name.lower()
-    return any(lowered == p or lowered.endswith("_" + p) or lowered.endswith(p) for p in _SECRET_PARAMS)
+    """The URL with its credentials and every secret-like or known-secret query value masked."""
+    return mask_url(url, {v for _, v in ctx.secret_items()})
 
 
 def local_or_private(host: str) -> str | None:
@@ -105,6 +84,8 @@ def check_urls(ctx: Context) -> Iterator[Finding]:
         shown = redact_url(value, ctx)
         evidence = {"source": ctx.env.source_of(var), "value": shown, "role": role}
         parts = urlsplit(value)
+        if role == "other" and parts.scheme not in ("http", "https") and _OTHER_SCHEME.match(value):
+            continue  # DATABASE_URL=postgres://…: not an http URL, and no http rule is about it
         try:
             port_ok = parts.port is None or 0 < parts.port < 65536
         except ValueError:
@@ -131,7 +112,7 @@ def check_urls(ctx: Context) -> Iterator[Finding]:
             yield rule("url-off-domain").finding(
                 var, f"{var} points at {host}, not the production domain {domain}.", evidence=evidence
             )
-        leaked = [k for k, v in parse_qsl(parts.query, True) if _secret_param(k) or v in secrets]
+        leaked = [k for k, v in parse_qsl(parts.query, True) if secret_param(k) or v in secrets]
         if leaked:
             yield rule("url-secret-in-query").finding(
                 var, f"{var} carries {', '.join(sorted(set(leaked)))} in its query string.", evidence=evidence

@@ -24,6 +24,7 @@ from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AlertsRaised, CheckCompleted, OpenRunbook, OverviewChanged
 from opsdash.tui.panes.validation import SEVERITY_STYLE
+from opsdash.tui.safe import clean, safe
 
 if TYPE_CHECKING:
     from opsdash.ops.checks import Watch
@@ -43,10 +44,10 @@ SPARK_POINTS = 60
 def check_detail(result: CheckResult, state: SustainedState | None) -> Text:
     text = Text()
     status = state.status if state else result.severity
-    text.append(f"{result.name}", style="bold")
-    text.append(f"  {result.kind} → {result.target}\n", style="dim")
+    text.append(clean(result.name), style="bold")
+    text.append(f"  {result.kind} → {clean(result.target)}\n", style="dim")
     text.append(f"{status.value}", style=SEVERITY_STYLE[status])
-    text.append(f"  {result.summary}\n")
+    text.append(f"  {clean(result.summary)}\n")
     if result.hint:
         text.append(f"{result.hint}", style="cyan")
         text.append(f"  (runbook: {result.runbook} — press o)\n" if result.runbook else "\n", style="cyan")
@@ -57,7 +58,7 @@ def check_detail(result: CheckResult, state: SustainedState | None) -> Text:
     facts = {k: v for k, v in result.facts.items() if k.startswith(("cert_", "tls_", "ip", "status"))}
     for key, value in facts.items():
         text.append(f"{key}: ", style="dim")
-        text.append(f"{value}\n")
+        text.append(f"{clean(value)}\n")
     metrics = {k: v for k, v in result.metrics.items() if k != "response_time_ms"}
     if metrics:
         text.append("metrics  ", style="dim")
@@ -192,7 +193,7 @@ class HealthPane(Vertical):
             "latency": f"{latency:6.0f} ms",
             "error": result.error_class.value if result.error_class else "",
             "since": (state.since or "")[11:19],
-            "summary": result.summary,
+            "summary": safe(result.summary),
         }
         shown = self._shown.setdefault(result.name, {})
         for column, value in cells.items():

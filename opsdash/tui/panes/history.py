@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Static
 
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.panes.validation import SEVERITY_STYLE
+from opsdash.tui.safe import clean, safe
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import RunRow
@@ -72,11 +73,11 @@ class HistoryPane(Vertical):
                 table.add_row(
                     "•" if r.run_id in self.marked else " ",
                     r.run_id,
-                    r.kind,
+                    safe(r.kind),
                     Text(r.verdict.value, style=SEVERITY_STYLE[r.verdict]),
                     r.started_at[:19].replace("T", " "),
-                    r.operator,
-                    r.target,
+                    safe(r.operator),
+                    safe(r.target),
                     key=r.run_id,
                 )
 
@@ -111,17 +112,19 @@ class HistoryPane(Vertical):
         text = Text()
         text.append(f"{run.kind} {run.run_id}  ", style="bold")
         text.append(run.verdict.value, style=SEVERITY_STYLE[run.verdict])
-        text.append(f"  {run.started_at}  by {run.operator}\n")
+        text.append(f"  {run.started_at}  by {clean(run.operator)}\n")
         if detail.report is None:
             state = detail.session
             for index, st in enumerate(state.steps if state else []):
-                text.append(f"  {index + 1}. {st.status.value:11} {st.note}\n")
+                text.append(f"  {index + 1}. {st.status.value:11} {clean(st.note)}\n")
             for event in (state.events if state else [])[-15:]:
-                text.append(f"  {event['at'][11:19]} {event['event']} {event['detail'][:80]}\n", style="dim")
+                text.append(
+                    f"  {event['at'][11:19]} {event['event']} {clean(event['detail'])[:80]}\n", style="dim"
+                )
         else:
             for f in detail.report.sorted_findings():
                 text.append(f"  {f.severity.value:7}", style=SEVERITY_STYLE[f.severity])
-                text.append(f" {f.rule}  {f.subject}: {f.detail}\n")
+                text.append(f" {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n")
             if not detail.report.findings:
                 text.append("  no findings\n")
         self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
@@ -145,14 +148,14 @@ class HistoryPane(Vertical):
             text.append("  no differences in findings or environment\n")
         for f in result.new:
             text.append(
-                f"  + {f.severity.value:7} {f.rule}  {f.subject}: {f.detail}\n",
+                f"  + {f.severity.value:7} {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n",
                 style=SEVERITY_STYLE[f.severity],
             )
         for f in result.resolved:
-            text.append(f"  - resolved {f.rule}  {f.subject}\n", style="green")
+            text.append(f"  - resolved {f.rule}  {clean(f.subject)}\n", style="green")
         for old, new in result.changed:
             text.append(
-                f"  ~ {new.rule}  {new.subject}: {old.severity.value} → {new.severity.value}\n",
+                f"  ~ {new.rule}  {clean(new.subject)}: {old.severity.value} → {new.severity.value}\n",
                 style="yellow",
             )
         for key in result.env_changed:

@@ -16,6 +16,7 @@ from opsdash.core.health.state import SustainedState
 from opsdash.core.readiness import live_gate
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.panes.validation import SEVERITY_STYLE
+from opsdash.tui.safe import clean
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import AlertRow
@@ -95,19 +96,19 @@ class OverviewPane(Vertical):
         for name, state in sorted(self.states.items(), key=lambda kv: (-kv[1].status.rank, kv[0])):
             checks.append(f"{state.status.value:8}", style=SEVERITY_STYLE[state.status])
             summary = state.last.summary if state.last else ""
-            checks.append(f" {name:20} {summary[:40]}\n")
+            checks.append(f" {name:20} {clean(summary)[:40]}\n")
         self.query_one("#overview-checks", Static).update(checks or "no check results yet")
         findings = Text(no_wrap=True, overflow="ellipsis")
         for f in self.report.sorted_findings()[:6] if self.report else []:
             findings.append(f"{f.severity.value:8}", style=SEVERITY_STYLE[f.severity])
-            findings.append(f" {f.rule}  {f.subject}\n")
+            findings.append(f" {f.rule}  {clean(f.subject)}\n")
         self.query_one("#overview-findings", Static).update(
             findings or ("no findings" if self.report else "not validated yet")
         )
         alerts = Text(no_wrap=True, overflow="ellipsis")
         for a in self.alerts[-6:]:
             alerts.append(f"{a.severity:8}", style=SEVERITY_STYLE.get(Severity(a.severity), ""))
-            alerts.append(f" {a.title}\n")
+            alerts.append(f" {clean(a.title)}\n")
         self.query_one("#overview-alerts", Static).update(alerts or "no active alerts")
         self.query_one("#overview-deploy", Static).update(
             "\n".join(self.deploys) or "no preflight yet: run 'opsdash preflight' before a deploy"

@@ -17,6 +17,7 @@ from opsdash.core.readiness import gate
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import OpenRunbook, OverviewChanged, ValidationCompleted, ValidationFailed
+from opsdash.tui.safe import clean, safe
 
 SEVERITY_STYLE = {
     Severity.CRIT: "bold red",
@@ -29,11 +30,11 @@ SEVERITY_STYLE = {
 
 def finding_text(f: Finding) -> Text:
     text = Text()
-    text.append(f"{f.title}\n", style="bold")
-    text.append(f"{f.detail}\n")
+    text.append(f"{clean(f.title)}\n", style="bold")
+    text.append(f"{clean(f.detail)}\n")
     for key, value in f.evidence.items():
         text.append(f"{key}: ", style="dim")
-        text.append(f"{value}\n")
+        text.append(f"{clean(value)}\n")
     text.append(f"fix: {f.remediation}", style="cyan")
     if f.runbook:
         text.append(f"  (runbook: {f.runbook} — press o)", style="cyan")
@@ -103,8 +104,8 @@ class ValidationPane(Vertical):
     def show_failure(self, message: ValidationFailed) -> None:
         verdict = self.query_one("#verdict", Static)
         verdict.set_classes("unknown")
-        verdict.update(f"UNKNOWN — could not validate: {message.error}")
-        self.app.notify(message.error, title="Validation failed", severity="error")
+        verdict.update(safe(f"UNKNOWN — could not validate: {message.error}"))
+        self.app.notify(clean(message.error), title="Validation failed", severity="error", markup=False)
         self.post_message(OverviewChanged("validation", None))
 
     @on(ValidationCompleted)
@@ -127,7 +128,7 @@ class ValidationPane(Vertical):
                     Text(f.severity.value, style=SEVERITY_STYLE[f.severity]),
                     f.category,
                     f.rule,
-                    f.subject,
+                    safe(f.subject),
                     key=str(index),
                 )
         self._show_detail(0)

@@ -17,6 +17,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from opsdash.core.audit.tail import Entry
+from opsdash.tui.safe import safe
 
 KIND_STYLE = {
     "security_event": "bold red",
@@ -29,9 +30,9 @@ CACHE = 2000
 
 def entry_text(entry: Entry) -> Text:
     if entry.record is None:
-        return Text(entry.summary(), style="reverse red")
+        return safe(entry.summary(), style="reverse red")
     kind = str(entry.record.get("kind", ""))
-    text = Text(entry.summary())
+    text = safe(entry.summary())
     text.stylize(KIND_STYLE.get(kind, ""), 0, len(text))
     return text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -13,13 +14,17 @@ from tests.conftest import Project, good_env
 
 @pytest.fixture
 def canaries(project: Project, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    values = [f"canary{secrets.token_hex(12)}{i}" for i in range(6)]
+    values = [f"canary{secrets.token_hex(12)}{i}" for i in range(8)]
     env = good_env()
     env["IKHOKHA_API_SECRET"] = values[0]
     env["IKHOKHA_WEBHOOK_SECRET"] = values[0]  # reused: shows up in a finding about both
     env["VITE_IKHOKHA_API_SECRET"] = values[1]  # client-exposed
     env["IKHOKHA_API_KEY"] = "short" + values[2][:5]  # weak
     env["PAYMENT_RETURN_URL"] = f"https://app.betaskill.com/ok?api_key={values[3]}"
+    env["DATABASE_URL"] = (
+        f"postgres://betaskill:{values[6]}@db.internal:5432/betaskill"  # not a secret's name
+    )
+    env["REDIS_URL"] = f"redis://:{values[7]}@cache.internal:6379/0"
     text = "".join(f"{k}={v}\n" for k, v in env.items())
     text += f'BROKEN_SECRET="{values[4]}\n'  # an unparseable line holding a secret
     project.write_env(text)
@@ -65,6 +70,10 @@ def test_no_canary_in_any_command_output(run, project: Project, canaries: list[s
     joined = "\n".join(outputs)
     assert "secret-client-exposed" in joined and "secret-matches-dev" in joined
     assert "url-secret-in-query" in joined and "dotenv-parse-error" in joined
+    url_rules = {
+        f["subject"]: f["rule"] for f in json.loads(first.out)["findings"] if f["rule"].startswith("url-")
+    }
+    assert "DATABASE_URL" not in url_rules and "REDIS_URL" not in url_rules  # not http URLs: no http rule
     _assert_clean(joined, canaries)
 
 

@@ -161,3 +161,37 @@ def test_demo_checks_mirror_the_example_profile(demo_process: Demo) -> None:
         (c.name, c.kind, c.conditions[:2]) for c in example.checks
     ]
     assert demo.deploy.rollback_runbook == example.deploy.rollback_runbook
+
+
+def test_a_hostile_health_body_is_shown_not_obeyed(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A body that would clear the screen, write the clipboard and style itself reaches the operator
+    as visible text in `opsdash check`; the JSON output keeps it exact."""
+    import asyncio
+
+    from tests.servers import ThreadedRawServer
+
+    hostile = "[link=https://e.example/]x[/link]\x1b[2J\x1b]52;c;ZQ==\x07"
+    body = json.dumps({"status": hostile}).encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+
+    server = ThreadedRawServer(answer)
+    try:
+        profile = tmp_path / "opsdash.toml"
+        profile.write_text(
+            '[target]\nname = "T"\nbase_url = "https://app.example.com"\n[[checks]]\nname = "app"\n'
+            f'kind = "http"\nurl = "{server.url}health"\nconditions = ["[BODY].status == UP"]\n'
+        )
+        text = run("check", "--config", profile, "--no-history")
+        as_json = run("check", "--config", profile, "--no-history", "--json")
+    finally:
+        server.close()
+    assert text.code == 2
+    assert "\x1b" not in text.out and "\x07" not in text.out
+    assert "\\x1b[2J" in text.out and "\\x1b]52;c;" in text.out
+    assert "[link=https://e.example/]x[/link]" in text.out
+    (check,) = json.loads(as_json.out)["summary"]["checks"]
+    assert "\\x1b[2J" in check["conditions"][0]["actual"]  # a shown value is escaped there too

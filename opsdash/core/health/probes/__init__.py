@@ -1,9 +1,8 @@
 """One probe of one check, for every check kind. Probes never raise: every failure is a result.
 
-HTTP goes through httpx with a fresh client per probe (sharing one SSL context): a fresh connection
-gives honest connect/TLS timings, and keeps probes off a shared connection pool, whose bookkeeping
-grows with the number of connections in flight (encode/httpx#3215) and would inflate latencies.
-TLS facts come from a direct handshake.
+HTTP goes over a fresh connection per probe, timed at the socket (`wire.py`): honest connect and
+TLS phases, and no shared pool whose bookkeeping would inflate latencies under concurrency. TLS
+checks make a direct handshake and read the whole presented chain (`net.py`).
 """
 
 from __future__ import annotations

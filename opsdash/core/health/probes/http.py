@@ -35,7 +35,9 @@ from opsdash.core.health.probes.wire import (
 from opsdash.core.profile import HttpCheck
 
 
-def _failure(exc: BaseException, timeline: Timeline, facts: dict[str, str], timeout: float) -> ProbeFailed:
+def exchange_failure(
+    exc: BaseException, timeline: Timeline, facts: dict[str, str], timeout: float
+) -> ProbeFailed:
     """Why an exchange failed, named by the phase it stopped in."""
     stage = timeline.stage
     phases = timeline.close()
@@ -47,7 +49,7 @@ def _failure(exc: BaseException, timeline: Timeline, facts: dict[str, str], time
             "tls": (ErrorClass.TLS_HANDSHAKE, "no TLS handshake"),
             "body": (ErrorClass.READ_TIMEOUT, "body not finished"),
         }.get(stage or "", (ErrorClass.READ_TIMEOUT, "no response"))
-        reason = f"{reason} within {timeout:g}s"
+        reason = f"{reason} within {timeout:.3g}s"
     elif isinstance(exc, TooLarge):
         error, reason = ErrorClass.TOO_LARGE, str(exc)
     elif isinstance(exc, BadRedirect):
@@ -92,11 +94,11 @@ async def http_exchange(
             facts=facts,
         )
     except TooLarge:
-        raise _failure(
+        raise exchange_failure(
             TooLarge(f"body larger than {max_body_bytes:,} bytes"), timeline, facts, timeout
         ) from None
     except (TimeoutError, OSError, ssl.SSLError, BadRequest, BadResponse, BadRedirect) as exc:
-        raise _failure(exc, timeline, facts, timeout) from None
+        raise exchange_failure(exc, timeline, facts, timeout) from None
     exchange.facts.update(tls_facts(exchange.ssl_object, ctx.now()))
     return exchange
 
