@@ -50,8 +50,11 @@ def demo(ctx: click.Context, faults: tuple[str, ...], no_tui: bool, directory: P
     import tempfile
 
     from opsdash.demo.control import BackgroundDemo, serve
+    from opsdash.demo.target import claim_workdir
 
     data_dir = Ops.open(None, require=False).data_dir
+    if directory is not None:
+        claim_workdir(directory)  # before anything starts: a clear error, not a half-started demo
     workdir = directory or Path(tempfile.mkdtemp(prefix="opsdash-demo-"))
     if no_tui:
 

@@ -62,6 +62,24 @@ def open_private(path: Path, flags: int) -> int:
         raise
 
 
+def write_file(path: Path, data: bytes | str, mode: int = 0o600) -> None:
+    """Replace `path` with `data` atomically: a new file beside it (never through a link, with
+    `mode` from birth), then a rename, which replaces a link planted at `path` instead of writing
+    through it."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(raw)
+        os.chmod(temp, mode)  # whatever the umask
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """An exclusive flock on `path` (created 0600): across processes, and across threads too, since

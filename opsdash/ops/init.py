@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from opsdash.core.envfiles import read_env_file
 from opsdash.core.errors import ConfigError, OpsdashError
+from opsdash.core.files import write_file
 from opsdash.core.profile import CLIENT_PREFIXES, SECRET_PATTERNS
 from opsdash.ops.config import parse_config
 
@@ -146,7 +147,7 @@ def write_profile(directory: Path, *, force: bool = False) -> Path:
     _parsed, problems = parse_config(path, text)
     if problems:  # pragma: no cover - a bug in build_profile, not user input
         raise ConfigError(f"generated profile is invalid: {problems[0]}")
-    path.write_text(text, encoding="utf-8")
+    write_file(path, text, 0o644)
     return path
 
 

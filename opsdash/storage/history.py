@@ -351,22 +351,27 @@ class History:
 
     def resolve(self, ref: str) -> RunRow:
         """A run by id, unique id prefix, or `latest` / `latest~N` (N runs before the latest)."""
+        shown = ref if len(ref) <= 40 else ref[:39] + "…"
+        if not ref.strip():
+            raise InputError("no run given: pass a run id, a unique prefix of one, or latest / latest~N")
         if ref == "latest" or ref.startswith("latest~"):
             back = ref.partition("~")[2]
-            if back and not back.isdigit():
-                raise InputError(f"run reference {ref!r}: expected latest~N with a number N")
+            if back and not (back.isascii() and back.isdigit() and len(back) <= 9):
+                raise InputError(f"run reference {shown!r}: expected latest~N with a number N")
             offset = int(back or 0)
             runs = self.list_runs(limit=offset + 1)
             if len(runs) <= offset:
-                raise InputError(f"run {ref!r} not found: history has {len(runs)} run(s)")
+                raise InputError(f"run {shown!r} not found: history has {len(runs)} run(s)")
             return runs[offset]
-        rows = list(
-            self.db.table("runs").rows_where("run_id LIKE ? ESCAPE '\\'", [_like_prefix(ref)], limit=2)
+        rows = (
+            list(self.db.table("runs").rows_where("run_id LIKE ? ESCAPE '\\'", [_like_prefix(ref)], limit=2))
+            if len(ref) <= 64  # run ids are 25 characters; SQLite refuses absurd LIKE patterns
+            else []
         )
         if not rows:
-            raise InputError(f"run {ref!r} not found in history ({self.path}); see 'opsdash history list'")
+            raise InputError(f"run {shown!r} not found in history ({self.path}); see 'opsdash history list'")
         if len(rows) > 1:
-            raise InputError(f"run {ref!r} is ambiguous; type more of the id")
+            raise InputError(f"run {shown!r} is ambiguous; type more of the id")
         return self._run(rows[0])
 
     def findings(self, run_id: str) -> list[Finding]:

@@ -233,8 +233,11 @@ def parse_since(text: str) -> datetime:
     from datetime import UTC, timedelta
 
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    if text[:-1].isascii() and text[:-1].isdigit() and text[-1:] in units:
+        try:
+            return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        except OverflowError:  # further back than any date: every record
+            return datetime.min.replace(tzinfo=UTC)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -55,3 +55,33 @@ def test_audit_log_is_private(tmp_path: Path) -> None:
     log.append("system", "test")
     assert mode(log.path) == 0o600
     assert os.stat(log.path).st_nlink == 1
+
+
+def test_init_replaces_a_planted_link_instead_of_writing_through_it(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / ".env.production").write_text("VITE_APP_URL=https://app.example.com\n")
+    victim = tmp_path / "victim"
+    victim.write_text("root's file\n")
+    (project / "opsdash.toml").symlink_to(victim)
+    result = run("init", "--dir", project, "--force")
+    assert result.code == 0, result.err
+    assert victim.read_text() == "root's file\n"
+    assert not (project / "opsdash.toml").is_symlink()
+    assert "[target]" in (project / "opsdash.toml").read_text()
+
+
+@pytest.mark.parametrize("planted", ["link", "not-empty"])
+def test_demo_refuses_a_workspace_it_does_not_own(run, tmp_path: Path, planted: str) -> None:  # type: ignore[no-untyped-def]
+    workspace = tmp_path / "opsdash-demo"
+    if planted == "link":
+        target = tmp_path / "elsewhere"
+        target.mkdir()
+        workspace.symlink_to(target)
+    else:
+        workspace.mkdir()
+        (workspace / "notes.txt").write_text("someone's notes\n")
+    result = run("demo", "--no-tui", "--dir", str(workspace))
+    assert result.code == 3, result.out + result.err
+    assert ("symbolic link" if planted == "link" else "not empty") in result.err
+    assert "internal error" not in result.err

@@ -136,3 +136,30 @@ def test_purge_removes_old_runs_only(tmp_path: Path) -> None:
             history.record(Report("validate", "t", run_id, started, 1, ()), operator="op")
         assert history.purge(90, now=now) == 1
         assert [r.run_id for r in history.list_runs()] == ["new"]
+
+
+@pytest.mark.parametrize(
+    ("ref", "says"),
+    [
+        ("", "no run given"),
+        ("x" * 100_000, "not found"),
+        ("latest~²", "expected latest~N"),
+        ("latest~99999999999999999999", "expected latest~N"),
+    ],
+    ids=["empty", "100k-chars", "superscript", "huge-offset"],
+)
+def test_odd_run_references_are_clear_errors(run, project: Project, ref: str, says: str) -> None:
+    _validate(run, project)
+    result = run("history", "show", ref)
+    assert result.code == 3, result.err
+    assert says in result.err and "internal error" not in result.err
+    assert len(result.err) < 300  # a 100,000-character id is not echoed back whole
+
+
+def test_audit_tail_since_further_back_than_any_date_shows_everything(run, project: Project) -> None:
+    _validate(run, project)
+    everything = run("audit", "tail", "-n", "5")
+    result = run("audit", "tail", "-n", "5", "--since", "99999999d")
+    assert result.code == 0, result.err
+    assert result.out == everything.out and result.out
+    assert run("audit", "tail", "--since", "³d").code == 3

@@ -96,9 +96,21 @@ async def probe_provider(
             phases=ex.phases,
             facts=ex.facts,
         )
-    results, metrics = evaluate_conditions(
-        check, cond.Facts(status=ex.status, response_time_ms=ex.response_time_ms, body=ex.body)
-    )
+    facts = cond.Facts(status=ex.status, response_time_ms=ex.response_time_ms, body=ex.body)
+    try:
+        facts.json_body()  # an API answer cut short is not "credentials accepted"
+    except cond.BodyUnparseable as exc:
+        return failed(
+            check,
+            base,
+            started,
+            t0,
+            ErrorClass.BODY_UNPARSEABLE,
+            f"HTTP {ex.status}, but {exc}: cannot tell whether the credentials were accepted",
+            phases=ex.phases,
+            facts=ex.facts,
+        )
+    results, metrics = evaluate_conditions(check, facts)
     failure = condition_failure(check, base, started, t0, results, phases=ex.phases, facts=ex.facts)
     if failure is not None:
         return failure

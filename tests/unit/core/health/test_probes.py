@@ -302,6 +302,20 @@ async def test_provider_tells_failures_apart(
     assert result.runbook == "payment-provider-outage"
 
 
+async def test_provider_200_with_a_truncated_body_is_not_credentials_accepted(
+    signed_ctx: ProbeContext, certs: Certs
+) -> None:
+    async def truncated(_req: Request) -> Response:
+        return Response(200, b'{"payments": [{"id": "p1", "amou', {"content-type": "application/json"})
+
+    async with http_server(truncated, certs.valid) as server:
+        check = make_check(kind="provider", base_url=f"{server.base_url}/public-api/v1/api")
+        result = await run(check, signed_ctx)
+    assert result.error_class is ErrorClass.BODY_UNPARSEABLE, result.summary
+    assert "credentials accepted" not in result.summary
+    assert "cannot tell whether the credentials were accepted" in result.summary
+
+
 async def test_provider_without_credentials_is_unknown(ctx: ProbeContext) -> None:
     result = await run(make_check(kind="provider", base_url="https://127.0.0.1:9/api"), ctx)
     assert result.severity is Severity.UNKNOWN and "no env files" in result.summary
