@@ -47,6 +47,7 @@ WHY = {
     "required-empty": "An empty value usually means a secret manager or CI variable did not inject; the app sees ''.",
     "dotenv-parse-error": "Loaders recover from broken lines differently; the app may read another value than you wrote.",
     "dotenv-duplicate-key": "Only one of the two values is used; the next person may edit the other one.",
+    "env-value-altered": "The build inlines the value its loader read (cut at a #, or with $NAME expanded), not the one in the file: the app gets something nobody checked.",
     "example-drift": "The example is how the next deploy learns what to set; drift means a variable gets forgotten.",
     "secret-client-exposed": "Vite inlines every VITE_ variable into the JavaScript it ships: the secret is public.",
     "secret-in-bundle": "The secret is readable by anyone who opens the site's JavaScript, whatever the variable is called.",

@@ -71,7 +71,7 @@ def config_validate(config: Path | None, as_json: bool) -> None:
             f"{path}: valid profile for {parsed.target.name} ({parsed.target.environment}): "
             f"{len(parsed.env.required)} required variables, {len(parsed.policy)} policies"
         )
-        missing = [str(f) for f in load_config(path).profile.env.files if not f.exists()]
+        missing = [str(f) for f in load_config(path).profile.env.env_files() if not f.exists()]
         if missing:
             emit(f"note: env file(s) not found here: {', '.join(missing)} (use --env-file or --from-env)")
     sys.exit(EXIT_UNKNOWN if problems else 0)

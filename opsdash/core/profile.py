@@ -57,7 +57,18 @@ class TargetSection(_Section):
 
 
 class EnvSection(_Section):
-    files: list[Path] = Field(default_factory=list, description="Env files, in load order (later wins).")
+    framework: Literal["plain", "vite", "next", "cra"] = Field(
+        "plain",
+        description="How the app reads its env files. vite/next/cra: the framework's files for `mode` "
+        "(.env, .env.local, .env.MODE, .env.MODE.local in its order), read with Node's dotenv and "
+        "dotenv-expand. plain: `files` as listed, values literal.",
+    )
+    mode: str = Field("production", description="The build mode whose env files the framework reads.")
+    dir: Path = Field(Path("."), description="Where the framework's env files are (relative to this file).")
+    files: list[Path] = Field(
+        default_factory=list,
+        description="Env files, in load order (later wins). With a framework: files read after its own.",
+    )
     example: Path | None = Field(None, description="The .env.example the env files are compared with.")
     development: Path | None = Field(
         None, description="The development env file; secrets must differ from it."
@@ -81,6 +92,15 @@ class EnvSection(_Section):
         description="Variables (or patterns) that enable fallback/dev credentials; must be false.",
     )
     min_secret_length: int = Field(16, ge=1, description="Shorter secrets are reported as weak.")
+
+    def env_files(self) -> list[Path]:
+        """The files the app's loader reads, lowest precedence first: the framework's own that exist,
+        then `files`. A plain profile's `files` are all returned, present or not (absent is an error)."""
+        from opsdash.core.envfiles import framework_files
+
+        own = [p for p in framework_files(self.framework, self.mode, self.dir) if p.is_file()]
+        known = {p.resolve() for p in own}  # a listed file the framework reads anyway keeps its place
+        return [*own, *(p for p in self.files if p.resolve() not in known)]
 
 
 class UrlsSection(_Section):

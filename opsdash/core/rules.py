@@ -101,6 +101,14 @@ RULES: dict[str, Rule] = {
             "value.",
         ),
         Rule(
+            "env-value-altered",
+            "environment",
+            _W,
+            "The framework reads another value than the file shows",
+            "Quote the value (an unquoted # starts a comment for Node's dotenv) or escape $ as \\$ "
+            "(dotenv-expand expands it), so the build gets what the file says.",
+        ),
+        Rule(
             "dotenv-duplicate-key",
             "environment",
             _W,

@@ -296,6 +296,7 @@ def load_config(path: Path) -> LoadedConfig:
     env = parsed.env.model_copy(
         update={
             "files": [_resolve(base, f) for f in parsed.env.files],
+            "dir": _resolve(base, parsed.env.dir),
             "example": _resolve(base, parsed.env.example),
             "development": _resolve(base, parsed.env.development),
         }

@@ -67,21 +67,25 @@ def load_target_env(
     """The target's environment as the app sees it: --env-file (or the profile's files), plus the
     process environment when asked. With required=False, absent profile files are skipped and
     None is returned when there is nothing to read (checks that need no credentials still run)."""
-    files = list(env_files) if env_files else list(profile.env.files)
-    if not required and not env_files:
-        files = [f for f in files if f.exists()]
+    files = list(env_files) if env_files else profile.env.env_files()
     use_process = profile.env.from_process if from_env is None else from_env
+    if (not required or use_process) and not env_files:
+        # A pipeline that keeps its configuration in environment variables has no env files to read:
+        # with --from-env the process environment is the environment.
+        files = [f for f in files if f.exists()]
     if not files and not use_process:
         if not required:
             return None
         raise ConfigError(
-            "no env files to validate: set env.files in the profile, pass --env-file, or use --from-env"
+            "no env files to validate: set env.files (or env.framework) in the profile, pass --env-file, "
+            "or use --from-env"
         )
     env = load_environment(
         files,
         process_env=(os.environ if process_env is None else process_env) if use_process else None,
         process_keys=profile.variables_named(),
         process_prefixes=profile.target.client_prefixes,
+        framework=profile.env.framework,
     )
     register_secrets(profile, env)
     return env

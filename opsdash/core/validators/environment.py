@@ -84,6 +84,13 @@ def check_dotenv_hygiene(ctx: Context) -> Iterator[Finding]:
             yield rule("dotenv-parse-error").finding(
                 problem.source, f"{problem.source}: {problem.message}.", evidence={"source": problem.source}
             )
+        elif problem.kind == "reads-differently":
+            yield rule("env-value-altered").finding(
+                problem.key or problem.source,
+                f"{problem.source}: {problem.message}.",
+                severity=Severity.CRIT if problem.key and ctx.is_secret(problem.key) else None,
+                evidence={"source": problem.source},
+            )
         else:
             yield rule("dotenv-duplicate-key").finding(
                 problem.key or problem.source,

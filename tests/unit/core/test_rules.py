@@ -46,6 +46,16 @@ def _profile_line(project: Project, section: str, line: str) -> None:
     project.profile.write_text(text.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1))
 
 
+def _vite(then: Setup) -> Setup:
+    """The same env, read as Vite reads it (Node's dotenv, then dotenv-expand)."""
+
+    def setup(project: Project, env: dict[str, str]) -> str | dict[str, str]:
+        _profile_line(project, "env", 'framework = "vite"')
+        return then(project, env)
+
+    return setup
+
+
 def _bundle(contains_secret: bool) -> Setup:
     def setup(project: Project, env: dict[str, str]) -> dict[str, str]:
         dist = project.root / "dist" / "assets"
@@ -101,6 +111,10 @@ CASES: dict[str, tuple[Setup, Setup]] = {
         _append('export FEATURE_FLAGS="beta # not a comment"  # a comment\n'),
     ),
     "dotenv-duplicate-key": (_append("ENFORCE_HTTPS=false\n"), _second_file_overrides("ENFORCE_HTTPS")),
+    "env-value-altered": (
+        _vite(_append("VITE_SITE_TITLE=BetaSkill#1\n")),
+        _vite(_append('VITE_SITE_TITLE="BetaSkill#1"\n')),
+    ),
     "example-drift": (_drop("USE_FALLBACK_CREDENTIALS"), _set()),
     "secret-client-exposed": (
         _set(VITE_IKHOKHA_API_SECRET=fake_secret()),
