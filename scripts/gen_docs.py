@@ -49,7 +49,7 @@ WHY = {
     "dotenv-duplicate-key": "Only one of the two values is used; the next person may edit the other one.",
     "env-value-altered": "The build inlines the value its loader read (cut at a #, or with $NAME expanded), not the one in the file: the app gets something nobody checked.",
     "example-drift": "The example is how the next deploy learns what to set; drift means a variable gets forgotten.",
-    "secret-client-exposed": "Vite inlines every VITE_ variable into the JavaScript it ships: the secret is public.",
+    "secret-client-exposed": "The bundler inlines a VITE_ (NEXT_PUBLIC_, REACT_APP_) variable into the JavaScript it ships wherever the code reads it (all of them where code reads import.meta.env whole): the secret is one build away from public.",
     "secret-in-bundle": "The secret is readable by anyone who opens the site's JavaScript, whatever the variable is called.",
     "secret-reused": "One leak or one rotation then affects two things at once; iKhokha callbacks signed with the API "
     "secret are a known case to confirm with the provider.",

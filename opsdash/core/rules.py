@@ -127,9 +127,9 @@ RULES: dict[str, Rule] = {
             "secret-client-exposed",
             "credentials",
             _C,
-            "Secret is bundled into browser JavaScript",
+            "Secret is under a client-exposed prefix (shipped to browsers when read)",
             "Rename the variable without the client prefix, move signing to the server, rotate the secret "
-            "(it has been public), rebuild and check the bundle.",
+            "if any deployed build may have shipped it, rebuild and check the bundle.",
             RB_ROTATION,
         ),
         Rule(

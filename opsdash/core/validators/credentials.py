@@ -3,69 +3,127 @@
 from __future__ import annotations
 
 import fnmatch
-import os
+import itertools
 import re
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 
 from opsdash.core.findings import Finding, Severity
 from opsdash.core.rules import rule
 from opsdash.core.secrets import entropy_bits_per_char, fingerprint, mask
+from opsdash.core.validators.bundle import LABEL_ORDER, BundleScan, scan_bundle
 from opsdash.core.validators.context import Context, parse_bool
 
-_PLACEHOLDER_WORDS = (
-    "changeme",
-    "change_me",
-    "change-me",
-    "replace",
-    "your_",
-    "your-",
-    "placeholder",
-    "example",
-    "dummy",
-    "todo",
-    "fixme",
-    "fake",
-    "sample",
-    "xxxx",
-    "insert",
-    "${",
-    "<",
-    ">",
-)
-_PLACEHOLDER_VALUES = {"secret", "password", "123456", "12345678", "null", "none", "undefined", "nil", "key"}
-_TEST_MARKER = re.compile(r"(?:^|[^a-z])(?:test|sandbox|dev)(?:[^a-z]|$)")
+FOUND = "found in the bundle"
+NOT_FOUND = "not found in the scanned bundle"
+NOT_SCANNED = "no bundle scanned"
+
 _MIN_ENTROPY = 3.0
 _MIN_DISTINCT = 6
-BUNDLE_SUFFIXES = {
-    ".js",
-    ".mjs",
-    ".cjs",
-    ".map",
-    ".html",
-    ".htm",
-    ".json",
-    ".css",
-    ".txt",
-    ".svg",
-    ".webmanifest",
-}
-MAX_BUNDLE_FILE = 50_000_000
-_MIN_SCANNED_SECRET = 8
+
+# Placeholders are recognised by the shape of the whole value, never by a character or word somewhere
+# inside it: a random 32-character password contains `<`, `>` or `${` about half the time, and a
+# random base64url one holds `dev` or `todo` between two `-` often enough to matter.
+_WRAPPED = (
+    (re.compile(r"<\s*[A-Za-z][\w .:/-]*>"), "a <...> template marker"),
+    (re.compile(r"\[\s*[A-Za-z][\w .:/-]*\]"), "a [...] template marker"),
+    (re.compile(r"\{\{\s*[A-Za-z][\w .:/-]*\}\}"), "a {{...}} template marker"),
+    (re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=?+][^{}]*)?\}"), "an unexpanded ${...} reference"),
+    (re.compile(r"\$[A-Z_][A-Z0-9_]*"), "an unexpanded $NAME reference"),
+    (re.compile(r"%[A-Z_][A-Z0-9_]*%"), "an unexpanded %NAME% reference"),
+)
+_WORDS = re.compile(r"[A-Za-z0-9]+(?:[-_. ]+[A-Za-z0-9]+)*")
+_SEPARATORS = re.compile(r"[-_. ]+")
+# `sk_live_xxxxxxxx`, `xxxx-xxxx-xxxx`: the filler must be a third of the value (random base64url ends
+# in `-Xxx` about once in a million).
+_FILLER = re.compile(r"(?:[A-Za-z0-9]+[-_:])*?[-_: ]*(?P<fill>(?:[xX]{3,}|\*{3,}|•{3,}|#{3,})[-_: xX*•#]*)")
+_ELLIPSIS = re.compile(r"(?:[A-Za-z0-9]+[-_:])*[A-Za-z0-9]*(?:\.{3,}|…)")
+_TEST_PREFIX = re.compile(r"[A-Za-z]{2,8}_(?:test|sandbox|dev)_", re.IGNORECASE)
+_SEQUENCES = (
+    "01234567890123456789",
+    "98765432109876543210",
+    "abcdefghijklmnopqrstuvwxyz",
+    "zyxwvutsrqponmlkjihgfedcba",
+    "qwertyuiopasdfghjklzxcvbnm",
+)
+# Compared with the value lowercased, non-alphanumerics removed and trailing digits dropped.
+_WHOLE = frozenset(
+    {
+        "changeme", "replaceme", "placeholder", "todo", "tbd", "fixme", "dummy", "example", "sample",
+        "fake", "test", "demo", "secret", "password", "passwd", "pass", "key", "apikey", "secretkey",
+        "token", "mysecret", "supersecret", "yoursecret", "yourkey", "yourapikey", "yourtoken", "setme",
+        "notset", "null", "none", "nil", "undefined", "empty", "default", "xxx", "letmein", "qwerty",
+        "admin", "na",
+    }
+)  # fmt: skip
+_LEADERS = frozenset(
+    {
+        "your", "replace", "replaceme", "change", "changeme", "insert", "enter", "paste", "fill",
+        "placeholder", "example", "sample", "dummy", "fake", "test", "demo", "sandbox", "todo", "fixme",
+    }
+)  # fmt: skip
+# Three-letter leaders start a random base64url value about once in a million: they need a second word.
+_SHORT_LEADERS = frozenset({"put", "add", "set"})
+_FOLLOWERS = frozenset(
+    {"your", "the", "a", "me", "real", "here", "key", "secret", "token", "password", "value", "api"}
+)
+_ANYWHERE = frozenset({"changeme", "replaceme", "placeholder"})
+_PAIRS = frozenset({("change", "me"), ("replace", "me"), ("replace", "with"), ("set", "me"), ("fill", "me")})
 
 
 def placeholder_reason(value: str) -> str | None:
-    lowered = value.strip().lower()
-    if lowered in _PLACEHOLDER_VALUES:
-        return "a well-known placeholder"
-    if len(set(lowered)) == 1:
+    """Why the whole of `value` has the shape of a placeholder or test value, or None.
+
+    The reason names the shape or a placeholder word, never the value."""
+    text = value.strip()
+    lowered = text.lower()
+    if not text or len(set(lowered)) == 1:
         return "one character repeated"
-    for word in _PLACEHOLDER_WORDS:
-        if word in lowered:
-            return f"contains {word!r}"
-    if _TEST_MARKER.search(lowered):
+    for pattern, reason in _WRAPPED:
+        if pattern.fullmatch(text):
+            return f"the whole value is {reason}"
+    normalized = re.sub(r"[^a-z0-9]", "", lowered)
+    stem = normalized.rstrip("0123456789")
+    if stem in _WHOLE:
+        return "the whole value is a well-known placeholder word"  # not echoed: it may be a real password
+    if _repeated_unit(lowered):
+        return "a short sequence repeated"
+    if len(lowered) >= 4 and any(lowered in seq for seq in _SEQUENCES):
+        return "a counting or keyboard sequence"
+    filler = _FILLER.fullmatch(text)
+    if filler and len(filler["fill"]) * 3 >= len(text):
+        return "filled in with x, * or # characters"
+    if _ELLIPSIS.fullmatch(text):
+        return "cut short with an ellipsis, as in documentation"
+    if _TEST_PREFIX.match(text):
         return "marked as a test, sandbox or dev credential"
+    if _WORDS.fullmatch(text):
+        return _wording_reason(_SEPARATORS.split(lowered))
+    return None
+
+
+def _repeated_unit(text: str) -> bool:
+    n = len(text)
+    return any(n % size == 0 and n >= 3 * size and text == text[:size] * (n // size) for size in (2, 3, 4))
+
+
+def _wording_reason(words: list[str]) -> str | None:
+    """Placeholder wording in a value made only of words and separators (`your-api-key-here`)."""
+    while len(words) > 1 and words[-1].isdigit():
+        words = words[:-1]
+    if len(words) < 2:
+        return None
+    first = words[0]
+    if first in _LEADERS or (first in _SHORT_LEADERS and words[1] in _FOLLOWERS):
+        return f"starts with {first!r}"
+    if words[-1] == "here":
+        return "ends with 'here'"
+    for word in words:
+        if word in _ANYWHERE:
+            return f"contains {word!r}"
+    for pair in itertools.pairwise(words):
+        if pair in _PAIRS:
+            return f"contains {' '.join(pair)!r}"
     return None
 
 
@@ -143,32 +201,69 @@ def check_fallback(ctx: Context) -> Iterator[Finding]:
             )
 
 
-def check_client_exposed(ctx: Context) -> Iterator[Finding]:
-    for key, _value in ctx.secret_items():
-        if ctx.profile.is_client_exposed(key):
-            prefix = next(p for p in ctx.profile.target.client_prefixes if key.startswith(p))
-            yield rule("secret-client-exposed").finding(
+def _where(files: Mapping[str, tuple[str, ...]]) -> str:
+    parts = [f"{name} ({', '.join(labels)})" for name, labels in files.items()]
+    return ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+
+
+def _scan(ctx: Context) -> BundleScan | str:
+    """The scan of the profile's bundle, or why there is none."""
+    root = ctx.profile.target.bundle_dir
+    if root is None:
+        return "target.bundle_dir is not set; point it at the built front end, e.g. dist"
+    if not root.is_dir():
+        return f"{root} does not exist"
+    return scan_bundle(root, ctx.secret_items())
+
+
+def _client_exposed(ctx: Context, scan: BundleScan | str) -> Iterator[Finding]:
+    r = rule("secret-client-exposed")
+    for key, value in ctx.secret_items():
+        if not ctx.profile.is_client_exposed(key):
+            continue
+        prefix = next(p for p in ctx.profile.target.client_prefixes if key.startswith(p))
+        head = f"{key} is a secret under the client-exposed prefix {prefix}"
+        inlined = (
+            f"the bundler inlines a {prefix} variable into browser JavaScript wherever the code reads it"
+        )
+        if isinstance(scan, BundleScan) and scan.hits.get(key):
+            where = _where(scan.hits[key])
+            yield r.finding(
                 key,
-                f"{key} is a secret under the client-exposed prefix {prefix}: the bundler inlines it into "
-                "browser JavaScript, where every visitor can read it.",
-                evidence=ctx.evidence(key, prefix=prefix),
+                f"{head}, and its value is in the scanned bundle in {scan.root}: {where}. Every visitor "
+                "can read it.",
+                evidence=ctx.evidence(key, prefix=prefix, bundle=FOUND, files=where),
+            )
+        elif isinstance(scan, BundleScan) and key in scan.searched:
+            partly = f"; {len(scan.skipped)} file(s) could not be scanned" if scan.skipped else ""
+            yield r.finding(
+                key,
+                f"{head}. Its value was not found in the scanned bundle ({scan.root}, {scan.files} file(s), "
+                f"searched as written, JS-escaped, and base64-, URL- and hex-encoded{partly}), so this build "
+                f"does not seem to ship it. It stays critical: {inlined}, so the next build whose code reads "
+                "it ships it to every visitor, and an earlier build may already have.",
+                evidence=ctx.evidence(key, prefix=prefix, bundle=NOT_FOUND, scanned=str(scan.root)),
+                remediation="Rename the variable without the client prefix and read it only on the server; "
+                "rotate the secret if any deployed build may have shipped it; rebuild and rescan.",
+            )
+        else:
+            why = (
+                f"the value, {len(value)} characters, is too short to search for"
+                if isinstance(scan, BundleScan)
+                else scan
+            )
+            yield r.finding(
+                key,
+                f"{head}: {inlined}, where every visitor can read it. No bundle was scanned ({why}), so "
+                "it is not known whether the current build ships it.",
+                evidence=ctx.evidence(key, prefix=prefix, bundle=NOT_SCANNED),
             )
 
 
-def _bundle_files(root: Path) -> Iterator[Path]:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in sorted(files):
-            path = Path(dirpath) / name
-            if path.suffix.lower() in BUNDLE_SUFFIXES and not path.is_symlink():
-                yield path
-
-
-def check_bundle(ctx: Context) -> Iterator[Finding]:
-    root = ctx.profile.target.bundle_dir
-    if root is None:
-        return
+def _in_bundle(ctx: Context, scan: BundleScan | str) -> Iterator[Finding]:
     r = rule("secret-in-bundle")
-    if not root.is_dir():
+    root = ctx.profile.target.bundle_dir
+    if root is not None and not isinstance(scan, BundleScan):
         yield r.finding(
             str(root),
             f"The bundle directory {root} does not exist, so it could not be scanned for secrets.",
@@ -178,25 +273,36 @@ def check_bundle(ctx: Context) -> Iterator[Finding]:
             runbook=None,
         )
         return
-    needles = [(k, v.encode()) for k, v in ctx.secret_items() if len(v) >= _MIN_SCANNED_SECRET]
-    hits: dict[str, list[str]] = defaultdict(list)
-    for path in _bundle_files(root):
-        try:
-            if path.stat().st_size > MAX_BUNDLE_FILE:
-                continue
-            data = path.read_bytes()
-        except OSError:
-            continue
-        for key, needle in needles:
-            if needle in data:
-                hits[key].append(str(path.relative_to(root)))
-    for key, files in sorted(hits.items()):
-        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    if not isinstance(scan, BundleScan):
+        return
+    for key, files in sorted(scan.hits.items()):
+        where = _where(files)
+        encodings = sorted({label for labels in files.values() for label in labels}, key=LABEL_ORDER.index)
         yield r.finding(
             key,
-            f"The value of {key} appears literally in {len(files)} built file(s) in {root}: {shown}.",
-            evidence=ctx.evidence(key, files=shown),
+            f"The value of {key} appears in {len(files)} built file(s) in {scan.root}: {where}.",
+            evidence=ctx.evidence(key, files=where, encodings=", ".join(encodings)),
         )
+    if scan.skipped:
+        shown = "; ".join(scan.skipped[:5]) + (
+            f"; and {len(scan.skipped) - 5} more" if len(scan.skipped) > 5 else ""
+        )
+        yield r.finding(
+            str(scan.root),
+            f"{len(scan.skipped)} file(s) in {scan.root} could not be scanned for secrets: {shown}.",
+            severity=Severity.UNKNOWN,
+            title="Bundle partly scanned",
+            remediation="Check why the files are unreadable or so large (an unminified or vendored build?), "
+            "then rescan.",
+            runbook=None,
+        )
+
+
+def check_exposure(ctx: Context) -> Iterator[Finding]:
+    """`secret-client-exposed` and `secret-in-bundle`, from one scan of the bundle."""
+    scan = _scan(ctx)
+    yield from _client_exposed(ctx, scan)
+    yield from _in_bundle(ctx, scan)
 
 
 CHECKS = (
@@ -204,6 +310,5 @@ CHECKS = (
     check_reuse,
     check_matches_dev,
     check_fallback,
-    check_client_exposed,
-    check_bundle,
+    check_exposure,
 )
