@@ -306,6 +306,30 @@ class WebhookSection(_Section):
                 ) from None
         return value
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        from opsdash.core.webhooks.templates import validate_path
+
+        validate_path(value)
+        return value
+
+    @field_validator("message_template")
+    @classmethod
+    def _message_template(cls, value: str) -> str:
+        from opsdash.core.webhooks.templates import validate_message_template
+
+        validate_message_template(value)
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        from opsdash.core.webhooks.templates import validate_template
+
+        validate_template(value)
+        return value
+
 
 class DeploySection(_Section):
     version_url: str | None = Field(None, description="URL answering JSON with the current/previous release.")

@@ -4,6 +4,7 @@ alert), and sign test deliveries."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import secrets as random
 from collections.abc import Callable, Mapping, Sequence
@@ -12,11 +13,20 @@ from pathlib import Path
 
 from opsdash.core.alerts import WEBHOOK_BURST
 from opsdash.core.envfiles import EnvSnapshot
-from opsdash.core.errors import ConfigError
+from opsdash.core.errors import ConfigError, InputError
 from opsdash.core.profile import Profile, WebhookSection
 from opsdash.core.secrets import redactor
+from opsdash.core.text import visible
 from opsdash.core.validators import load_target_env
-from opsdash.core.webhooks import BurstRule, Delivery, SchemeOptions, Verdict, Verifier, sign
+from opsdash.core.webhooks import (
+    BurstRule,
+    Delivery,
+    SchemeOptions,
+    Verdict,
+    Verifier,
+    sign,
+    validate_path,
+)
 from opsdash.ops.base import Ops
 from opsdash.storage.history import History
 from opsdash.storage.rows import AlertRow
@@ -58,8 +68,11 @@ def verifier_for(
         redactor.register(value)
     app_id = None
     if chosen == "ikhokha":
-        app_id_var = cfg.app_id_variable or (provider.app_id_variable if provider else None)
-        app_id = _env_or_process(app_id_var, env, process_env) if app_id_var else None
+        app_id = _app_id(cfg, provider.app_id_variable if provider else None, env, process_env)
+    try:
+        validate_path(cfg.path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     # SchemeOptions' fields are the [webhook] section's names: everything but app_id comes across as is
     tunables = {f.name for f in dataclasses.fields(SchemeOptions)} - {"app_id"}
     options = SchemeOptions(app_id=app_id, **cfg.model_dump(include=tunables))
@@ -67,6 +80,42 @@ def verifier_for(
         return Verifier(chosen, secrets_, options, cfg.allowed_sources, seen)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _app_id(
+    cfg: WebhookSection, provider_var: str | None, env: EnvSnapshot | None, process_env: Mapping[str, str]
+) -> str | None:
+    """The application id IK-APPID must equal. A variable named for it but unset is a config error:
+    checking nothing would accept any IK-APPID without a word."""
+    name, where = (
+        (cfg.app_id_variable, "webhook.app_id_variable")
+        if cfg.app_id_variable
+        else (provider_var, "provider.app_id_variable")
+    )
+    if not name:
+        return None
+    value = _env_or_process(name, env, process_env)
+    if value is None:
+        raise ConfigError(
+            f"{name} ({where}) is not set in the env files or environment: IK-APPID cannot be checked "
+            "against the application id"
+        )
+    return value
+
+
+def _finite_now(now: float | None) -> None:
+    if now is not None and not math.isfinite(now):
+        raise InputError(f"--now {now}: not a UNIX time (give a finite number of seconds)")
+
+
+def _path_or_profile(path: str | None, profile: Profile | None) -> str:
+    if path is None:
+        return profile.webhook.path if profile else "/"
+    try:
+        validate_path(path, "--path")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return path
 
 
 def _target_env(ops: Ops, env_files: Sequence[Path] | None, from_env: bool | None) -> EnvSnapshot | None:
@@ -97,7 +146,9 @@ def verify(
 ) -> Checked:
     """Verify one delivery: signature, clock, replay (ids kept in history), source. Every outcome is
     audited; failures count toward the burst rule, whose alert goes to the profile's channels."""
+    _finite_now(now)  # NaN would pass every tolerance, and is stored as NULL
     profile = ops.profile_or_none
+    delivery_path = _path_or_profile(path, profile)
     env = _target_env(ops, env_files, from_env)
     at = ops.clock() if now is None else now
     with ops.history() as history:
@@ -108,9 +159,7 @@ def verify(
             env=env,
             seen=lambda s, i, exp: history.seen_delivery(s, i, exp, at),
         )
-        delivery = Delivery(
-            body, dict(headers), path or (profile.webhook.path if profile else "/"), source_ip
-        )
+        delivery = Delivery(body, dict(headers), delivery_path, source_ip)
         burst = BurstRule(profile.webhook.burst_threshold, profile.webhook.burst_window) if profile else None
         verdict, alert = record_delivery(ops, verifier, delivery, at, history, burst)
         if alert is not None and profile is not None:
@@ -128,7 +177,8 @@ def record_delivery(
 ) -> tuple[Verdict, AlertRow | None]:
     """Verify, audit, and count failures toward the burst rule; returns the verdict and any alert."""
     verdict = verifier.verify(delivery, now)
-    source = delivery.source_ip or "unknown"
+    # the source is stored and shown: a control character or lone surrogate in it must not stop that
+    source = visible(delivery.source_ip[:100]) if delivery.source_ip else "unknown"
     details = {
         "scheme": verdict.scheme,
         "message": verdict.message,
@@ -182,9 +232,13 @@ def signed_headers(
         secret_envs=(secret_env,) if secret_env else (),
         env=_target_env(ops, env_files, from_env),
     )
-    delivery = Delivery(body, {}, path or (profile.webhook.path if profile else "/"))
+    delivery = Delivery(body, {}, _path_or_profile(path, profile))
     stamp = int(ops.clock()) if timestamp is None else timestamp
     msg_id = delivery_id or f"msg_{random.token_hex(12)}"
+    if not msg_id.isprintable() or msg_id != msg_id.strip():
+        raise InputError(
+            f"--id {visible(msg_id)[:60]!r}: a delivery id is printable text, no blanks around it"
+        )
     headers = sign(
         verifier.scheme, verifier.secrets[0], delivery, verifier.options, timestamp=stamp, delivery_id=msg_id
     )

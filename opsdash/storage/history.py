@@ -199,7 +199,7 @@ class History:
     def seen_delivery(self, scheme: str, delivery_id: str, expires_in: float, now: float) -> bool:
         """Record a delivery id; True when it was already there and unexpired (a replay)."""
         with self.db.conn:
-            self.db.execute("DELETE FROM webhook_seen WHERE expires_at < ?", [now])
+            self.db.execute("DELETE FROM webhook_seen WHERE expires_at < ? OR expires_at IS NULL", [now])
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO webhook_seen (scheme, delivery_id, seen_at, expires_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -211,7 +211,9 @@ class History:
         """Record a failed verification; returns this source's failure times, newest last."""
         with self.db.conn:
             self.db.table("webhook_failures").insert({"source": source, "at": at, "outcome": outcome})
-        rows = self.db.execute("SELECT at FROM webhook_failures WHERE source = ? ORDER BY at", [source])
+        rows = self.db.execute(  # a NULL time (an old '--now nan') is not a time: never counted
+            "SELECT at FROM webhook_failures WHERE source = ? AND at IS NOT NULL ORDER BY at", [source]
+        )
         return [float(r[0]) for r in rows]
 
     def last_alert(self, rule: str, key: str) -> float | None:

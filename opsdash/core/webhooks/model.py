@@ -33,8 +33,14 @@ class Delivery:
     source_ip: str | None = None
 
     def header(self, name: str) -> str | None:
+        """The header's value, any case; with duplicates the last one, as the providers' libraries
+        read headers (they lowercase the names into a dict)."""
         wanted = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+        found = None
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                found = value
+        return found
 
 
 @dataclass(frozen=True)

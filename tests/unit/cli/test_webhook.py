@@ -129,3 +129,90 @@ def test_no_option_takes_a_secret_value(run) -> None:
     for command in ("verify", "sign"):
         help_text = run("webhook", command, "--help").out
         assert "--secret-env" in help_text and "--secret " not in help_text
+
+
+def _security_events(run) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    out = run("audit", "tail", "-n", "100", "--json", "--kind", "security_event").out
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_malformed_timestamps_are_rejected_audited_and_counted(run, body: Path, secret_env: str) -> None:
+    # t=² used to end in "internal error": unaudited, uncounted, so a sender could stay out of the log
+    args = ["webhook", "verify", "--scheme", "stripe", "--secret-env", secret_env, "--body", str(body)]
+    args += ["--header", "Stripe-Signature: t=²,v1=" + "0" * 64, "--source-ip", "198.51.100.7"]
+    results = [run(*args, "--now", str(int(NOW) + i), "--json") for i in range(5)]
+    assert [r.code for r in results] == [2] * 5
+    verdicts = [json.loads(r.out) for r in results]
+    assert (
+        verdicts[0]["outcome"] == "malformed-header"
+        and "'²' is not a UNIX timestamp" in verdicts[0]["message"]
+    )
+    assert [bool(v["alert"]) for v in verdicts] == [False, False, False, False, True]  # the 5th: a burst
+    failed = [e for e in _security_events(run) if e["action"] == "webhook-verification-failed"]
+    assert len(failed) == 5 and {e["subject"] for e in failed} == {"198.51.100.7"}
+
+
+def test_a_non_ascii_app_id_is_rejected_and_audited(run, project: Project, body: Path) -> None:
+    common = ["--config", str(project.profile), "--body", str(body)]
+    result = run(
+        "webhook", "verify", *common, "--header", "IK-APPID: ÏKHOKHA", "--header", "IK-SIGN: " + "0" * 64
+    )
+    assert result.code == 2 and "[app-id-mismatch]" in result.out
+    assert [e["outcome"] for e in _security_events(run)] == ["app-id-mismatch"]
+
+
+def test_now_nan_is_refused_and_later_rejections_still_work(run, body: Path, secret_env: str) -> None:
+    args = ["webhook", "verify", "--scheme", "github", "--secret-env", secret_env, "--body", str(body)]
+    args += ["--header", "X-Hub-Signature-256: sha256=" + "0" * 64, "--source-ip", "198.51.100.9"]
+    for value in ("nan", "inf", "-inf"):
+        refused = run(*args, "--now", value)
+        assert refused.code == 3 and f"--now {value}: not a UNIX time" in refused.err
+        assert "internal error" not in refused.err
+    later = run(*args, "--now", NOW)  # a NaN once stored as NULL broke every later rejection
+    assert later.code == 2 and "[bad-signature]" in later.out
+    assert len(_security_events(run)) == 1
+
+
+def test_an_app_id_variable_named_but_unset_is_a_config_error(
+    run, project: Project, body: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = good_env()
+    del env["IKHOKHA_API_KEY"]
+    project.write_env(env)
+    monkeypatch.delenv("IKHOKHA_API_KEY", raising=False)
+    common = ["--config", str(project.profile), "--body", str(body)]
+    headers = ["--header", "IK-APPID: anyone at all", "--header", "IK-SIGN: " + "0" * 64]
+    for result in (run("webhook", "verify", *common, *headers), run("webhook", "sign", *common)):
+        assert result.code == 3, result.out  # not a silent accept of any IK-APPID
+        assert "IKHOKHA_API_KEY (webhook.app_id_variable) is not set" in result.err
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('message_template = "{url}{body}"', "{url} is not a field"),
+        ('message_template = "{path}{body"', "before end of string"),
+        ('path = "https://app.betaskill.com/api/payments/ikhokha/webhook"', "is not a path"),
+    ],
+)
+def test_a_template_or_path_mistake_is_a_config_error_not_a_failure_per_delivery(
+    run, project: Project, body: Path, line: str, problem: str
+) -> None:
+    text = project.profile.read_text()
+    text = text.replace('path = "/api/payments/ikhokha/webhook"\n', "") if line.startswith("path") else text
+    project.profile.write_text(
+        text.replace('[webhook]\nscheme = "ikhokha"\n', f'[webhook]\nscheme = "ikhokha"\n{line}\n')
+    )
+    common = ["--config", str(project.profile), "--body", str(body)]
+    result = run("webhook", "verify", *common, "--header", "IK-APPID: x", "--header", "IK-SIGN: " + "0" * 64)
+    assert result.code == 3 and problem in result.err and "internal error" not in result.err
+
+
+def test_a_url_for_path_is_refused(run, body: Path, secret_env: str) -> None:
+    args = ["webhook", "verify", "--scheme", "ikhokha", "--secret-env", secret_env, "--body", str(body)]
+    result = run(*args, "--path", "https://app.betaskill.com/api/payments/ikhokha/webhook")
+    assert (
+        result.code == 3
+        and "--path 'https://app.betaskill.com/api/" in result.err
+        and "not a path" in result.err
+    )

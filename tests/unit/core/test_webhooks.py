@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import string
 from pathlib import Path
 
@@ -14,7 +15,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsdash.core.webhooks import SCHEMES, BurstRule, Delivery, Outcome, SchemeOptions, Verifier, sign
+from opsdash.core.webhooks import (
+    SCHEMES,
+    UNREADABLE,
+    BurstRule,
+    Delivery,
+    Outcome,
+    SchemeOptions,
+    Verifier,
+    sign,
+    validate_message_template,
+    validate_path,
+    validate_template,
+)
 
 NOW = 1_764_150_000  # 2025-11-26
 
@@ -66,13 +79,13 @@ def test_standard_webhooks_vector() -> None:
 
 
 def test_stripe_sdk_style_cases() -> None:
-    # stripe-python's webhook tests: whsec_ secret used as-is, t=/v1= header, several v1 entries,
-    # a v0 entry ignored, and "no signatures with expected scheme" when only v0 is present
+    # stripe-python's webhook tests: whsec_ secret used as-is, t=/v1= header, several v1 entries (junk
+    # ones skipped), a v0 entry ignored, and "no signatures with expected scheme" when only v0 is present
     secret, payload = "whsec_test_secret", b'{\n  "id": "evt_test_webhook",\n  "object": "event"\n}'
     digest = hmac.new(secret.encode(), f"{NOW}.".encode() + payload, hashlib.sha256).hexdigest()
     verifier = Verifier("stripe", [secret])
     ok = verifier.verify(Delivery(payload, {"Stripe-Signature": f"t={NOW},v1=bad0,v1={digest},v0=ff"}), NOW)
-    assert ok.outcome is Outcome.MALFORMED_HEADER  # "bad0" is not a 32-byte hex signature
+    assert ok.ok  # "bad0" cannot match, and stripe-python accepts the valid v1 beside it
     good = verifier.verify(Delivery(payload, {"Stripe-Signature": f"t={NOW},v1={'0' * 64},v1={digest}"}), NOW)
     assert good.ok and good.delivery_id == "evt_test_webhook"
     only_v0 = verifier.verify(Delivery(payload, {"Stripe-Signature": f"t={NOW},v0={digest}"}), NOW)
@@ -178,10 +191,22 @@ def test_any_changed_signature_character_fails(scheme: str, data: st.DataObject)
     value = delivery.headers[name]
     i = data.draw(st.integers(0, len(value) - 1))
     replacement = data.draw(st.sampled_from(string.ascii_letters + string.digits + "+/=,"))
-    if replacement.lower() == value[i].lower():
-        return  # hex is case-insensitive: the same signature
-    changed = {**delivery.headers, name: value[:i] + replacement + value[i + 1 :]}
+    if replacement == value[i] or (
+        scheme in ("ikhokha", "generic") and replacement.lower() == value[i].lower()
+    ):
+        return  # the same signature: iKhokha and the generic scheme read hex in either case
+    changed_value = value[:i] + replacement + value[i + 1 :]
+    if scheme == "standard" and _b64_lenient(changed_value) == _b64_lenient(value):
+        return  # the library ignores the unused low bits of the last base64 digit: the same signature
+    changed = {**delivery.headers, name: changed_value}
     assert not _verifier(scheme).verify(Delivery(delivery.body, changed, delivery.path), NOW).ok
+
+
+def _b64_lenient(value: str) -> bytes | None:
+    try:
+        return base64.b64decode(value.removeprefix("v1,"))
+    except ValueError:
+        return None
 
 
 @pytest.mark.parametrize("scheme", ["stripe", "standard", "slack", "generic"])
@@ -355,3 +380,135 @@ def test_every_scheme_option_can_be_set_from_the_profile(monkeypatch: pytest.Mon
     )
     assert set(headers) == {"X-Sig", "X-Ts", "X-Id"} and headers["X-Sig"].startswith("v=")
     assert verifier_for(profile).verify(Delivery(body, headers), NOW).ok
+
+
+# ---------------------------------------------------------------- inputs that used to crash the verifier
+
+
+@pytest.mark.parametrize(
+    ("scheme", "header", "value"),
+    [
+        ("stripe", "Stripe-Signature", f"t=²,v1={'0' * 64}"),
+        ("stripe", "Stripe-Signature", f"t={'9' * 5000},v1={'0' * 64}"),
+        ("slack", "X-Slack-Request-Timestamp", "¹⁷⁶⁴¹⁵⁰⁰⁰⁰"),
+        ("standard", "webhook-timestamp", "²"),
+        ("standard", "webhook-timestamp", "nan"),
+        ("standard", "webhook-timestamp", "1e999"),
+        ("generic", "X-Ts", "١٧٦٤١٥٠٠٠٠"),
+    ],
+)
+def test_timestamps_in_other_digits_are_malformed_not_a_crash(scheme: str, header: str, value: str) -> None:
+    delivery = _signed(scheme, b"{}")
+    verdict = _verifier(scheme).verify(Delivery(b"{}", {**delivery.headers, header: value}, "/hook"), NOW)
+    assert verdict.outcome is Outcome.MALFORMED_HEADER and "not a UNIX timestamp" in verdict.message
+
+
+def test_decimal_digits_of_other_scripts_are_read_as_the_libraries_read_them() -> None:
+    # int() in stripe-python and slack_sdk reads Arabic-Indic digits as the number they spell
+    delivery = _signed("stripe", b"{}")
+    value = delivery.headers["Stripe-Signature"].replace(
+        str(NOW), str(NOW).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    )
+    assert _verifier("stripe").verify(Delivery(b"{}", {"Stripe-Signature": value}), NOW).ok
+
+
+def test_a_non_ascii_app_id_is_a_mismatch() -> None:
+    verdict = _verifier("ikhokha").verify(
+        Delivery(b"{}", {**_signed("ikhokha", b"{}").headers, "IK-APPID": "ÏKAPP"}), NOW
+    )
+    assert verdict.outcome is Outcome.APP_ID_MISMATCH and "ÏKAPP" in verdict.message
+
+
+def test_a_non_ascii_app_id_can_be_the_configured_one() -> None:
+    options = SchemeOptions(app_id="ÏKAPP")
+    headers = sign("ikhokha", SECRET, Delivery(b"{}", {}, "/hook"), options)
+    assert Verifier("ikhokha", [SECRET], options).verify(Delivery(b"{}", headers, "/hook"), NOW).ok
+
+
+def test_ids_with_control_characters_or_lone_surrogates_can_be_stored_and_shown() -> None:
+    # the id goes to the replay store, the audit log and the terminal: escaped, never acted on
+    delivery = _signed("standard", b"{}", msg_id="msg_\x1b]52;c;é")
+    verdict = _verifier("standard").verify(delivery, NOW)
+    assert verdict.ok and verdict.delivery_id == "msg_\\x1b]52;c;é"
+    github = _signed("github", b"{}", msg_id="gh_\udcff")  # a header read with surrogateescape
+    verdict = _verifier("github").verify(github, NOW)
+    assert verdict.ok and verdict.delivery_id == "gh_\\udcff"
+    json.dumps(verdict.to_dict(), ensure_ascii=False).encode("utf-8")  # what the audit log writes
+    surrogate_id = {**delivery.headers, "webhook-id": "msg_\udcff"}  # no sender can sign this as text
+    verdict = _verifier("standard").verify(Delivery(b"{}", surrogate_id), NOW)
+    assert verdict.outcome is Outcome.MALFORMED_HEADER and "webhook-id" in verdict.message
+
+
+def test_verifying_as_of_nan_is_refused() -> None:
+    # NaN compares false with every tolerance: a stale delivery would pass
+    with pytest.raises(ValueError, match="finite"):
+        _verifier("stripe").verify(_signed("stripe", b"{}", ts=NOW - 10**6), float("nan"))
+
+
+def test_the_last_of_duplicate_headers_counts_as_in_the_libraries() -> None:
+    good = _signed("slack", b"{}").headers
+    assert _verifier("slack").verify(Delivery(b"{}", {"x-slack-signature": "v0=" + "0" * 64, **good}), NOW).ok
+    assert (
+        not _verifier("slack")
+        .verify(Delivery(b"{}", {**good, "x-slack-signature": "v0=" + "0" * 64}), NOW)
+        .ok
+    )
+
+
+def test_an_unpadded_standard_webhooks_secret_works() -> None:
+    unpadded = "whsec_" + base64.b64encode(b"k" * 23).decode().rstrip("=")
+    padded = "whsec_" + base64.b64encode(b"k" * 23).decode()
+    headers = sign("standard", padded, Delivery(b"{}", {}), timestamp=NOW, delivery_id="m")
+    assert Verifier("standard", [unpadded]).verify(Delivery(b"{}", headers), NOW).ok
+
+
+def test_a_delivery_that_trips_a_bug_is_rejected_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(delivery: Delivery, options: SchemeOptions) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(SCHEMES["github"], "parse", broken)
+    verdict = Verifier("github", ["s"]).verify(Delivery(b"{}", {}), NOW)
+    assert verdict.outcome is Outcome.MALFORMED_HEADER and verdict.message.startswith(UNREADABLE)
+
+
+# ---------------------------------------------------------------- templates and paths, at config load
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{url}{body}", "{url} is not a field; the fields are {path} {body}"),
+        ("{path}{body", "expected '}' before end of string"),
+        ("{path}{body}{", "single '{' encountered"),
+        ("{path}", "has no {body}"),
+        ("{path!r}{body}", "{path!r} is not a field"),
+        ("{body:>10}", "{body:>10} is not a field"),
+    ],
+)
+def test_bad_message_templates_are_config_errors(template: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        validate_message_template(template)
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        Verifier("ikhokha", ["s"], SchemeOptions(message_template=template))
+
+
+def test_generic_template_fields_and_literal_braces() -> None:
+    with pytest.raises(ValueError, match=re.escape("{url} is not a field")):
+        validate_template("{url}.{body}")
+    options = SchemeOptions(template="{{{timestamp}}}.{body}", timestamp_header="X-Ts")
+    headers = sign("generic", "s", Delivery(b"{}", {}), options, timestamp=NOW)
+    expected = hmac.new(b"s", f"{{{NOW}}}.{{}}".encode(), hashlib.sha256).hexdigest()
+    assert headers["X-Signature"] == expected
+    assert Verifier("generic", ["s"], options).verify(Delivery(b"{}", headers), NOW).ok
+
+
+@pytest.mark.parametrize(
+    "path", ["https://app.betaskill.com/api/payments/ikhokha/webhook", "api/webhook", "//host/path", "/a b"]
+)
+def test_a_path_that_is_not_a_path_is_a_config_error(path: str) -> None:
+    with pytest.raises(ValueError, match=r"webhook\.path .* (is not a path|contains spaces)"):
+        validate_path(path)
+
+
+def test_a_path_with_a_query_is_a_path() -> None:
+    validate_path("/api/payments/ikhokha/webhook?source=ikhokha")

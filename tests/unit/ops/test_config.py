@@ -175,3 +175,18 @@ def test_config_validate_rejects_conditions_gatus_would_not_understand(run, tmp_
     for number, (line, word) in enumerate(zip(lines, ("&&", "glob", "==="), strict=True)):
         assert line.startswith(f"{path}:{8 + 5 * number}:"), line
         assert word in line and "column" in line
+
+
+def test_config_validate_rejects_webhook_templates_that_would_fail_every_delivery(
+    run, tmp_path: Path
+) -> None:
+    path = tmp_path / "opsdash.toml"
+    path.write_text(
+        '[target]\nname = "x"\nbase_url = "https://a.example.com"\n'
+        '[webhook]\nscheme = "ikhokha"\nmessage_template = "{url}{body}"\npath = "https://a.example.com/hook"\n'
+    )
+    result = run("config", "validate", "--config", path)
+    assert result.code == 3
+    lines = result.err.strip().splitlines()
+    assert any(line.startswith(f"{path}:6:") and "{url}" in line for line in lines), lines
+    assert any(line.startswith(f"{path}:7:") and "path" in line for line in lines), lines

@@ -163,3 +163,18 @@ def test_audit_tail_since_further_back_than_any_date_shows_everything(run, proje
     assert result.code == 0, result.err
     assert result.out == everything.out and result.out
     assert run("audit", "tail", "--since", "³d").code == 3
+
+
+def test_history_poisoned_by_an_old_nan_time_still_counts_webhook_failures(tmp_path: Path) -> None:
+    """Before '--now nan' was refused, it stored NULL times; they must not crash later rejections."""
+    from opsdash.storage.history import History
+
+    with History.open(tmp_path) as history:
+        history.db.execute(
+            "INSERT INTO webhook_failures (source, at, outcome) VALUES ('203.0.113.9', NULL, 'x')"
+        )
+        history.db.execute(
+            "INSERT INTO webhook_seen (scheme, delivery_id, seen_at, expires_at) VALUES ('s', 'd1', 1, NULL)"
+        )
+        assert history.record_webhook_failure("203.0.113.9", "bad-signature", 1000.0) == [1000.0]
+        assert history.seen_delivery("s", "d1", 300, 2000.0) is False  # not a replay for ever
