@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,15 +102,16 @@ def _describe_unparseable(text: str) -> str:
     return "cannot parse this line (expected KEY=value)"
 
 
-def read_env_file(path: Path, *, node: bool = False) -> tuple[list[EnvValue], list[EnvProblem]]:
-    """Parse one env file. Missing, binary and non-UTF-8 files raise InputError. With `node`, each
-    value is the one the Node `dotenv` parser returns (what Vite, Next.js and CRA read)."""
+def read_env_file(path: Path, *, node: str | None = None) -> tuple[list[EnvValue], list[EnvProblem]]:
+    """Parse one env file. Missing, binary and non-UTF-8 files raise InputError. With `node`
+    ("builtin": Node's util.parseEnv, which Vite uses; "dotenv": the npm parser of Next.js and CRA),
+    each value is the one that parser returns."""
     text = _decode(path)
     values: list[EnvValue] = []
     problems: list[EnvProblem] = []
     first_seen: dict[str, int] = {}
     shown = str(path)
-    node_values = node_dotenv(text) if node else {}
+    node_values = {"builtin": node_parse_env, "dotenv": node_dotenv}[node](text) if node else {}
     for binding in parse_stream(io.StringIO(text)):
         line = binding.original.line
         if binding.error:
@@ -138,6 +139,12 @@ def read_env_file(path: Path, *, node: bool = False) -> tuple[list[EnvValue], li
         if node and binding.key in node_values:
             value = node_values[binding.key]
         values.append(EnvValue(binding.key, value, f"{shown}:{line}"))
+    seen = {v.key for v in values}
+    for key, value in node_values.items():  # lines python-dotenv refused but the framework reads
+        if key not in seen:
+            found = re.search(rf"(?m)^[ \t]*(?:export[ \t]+)?{re.escape(key)}[ \t]*=", text)
+            line = text[: found.start()].count("\n") + 1 if found else 0
+            values.append(EnvValue(key, value, f"{shown}:{line}"))
     return values, problems
 
 
@@ -149,6 +156,50 @@ _NODE_LINE = re.compile(
     re.M,
 )
 _NODE_QUOTED = re.compile(r"^(['\"`])([\s\S]*)\1$", re.M)
+
+
+def node_parse_env(text: str) -> dict[str, str]:
+    """Node's own `util.parseEnv` (src/node_dotenv.cc), which Vite 8 uses: a quoted value ends at its
+    closing quote whatever follows on the line, an unquoted one at the first `#`; keys come out
+    sorted (the parser keeps them in a std::map), and the last assignment of a key wins."""
+    store: dict[str, str] = {}
+    content = text.replace("\r\n", "\n").replace("\r", "\n")
+    while content:
+        if content[0] in "\n#" or not content.strip(" \t"):
+            newline = content.find("\n")
+            content = "" if newline < 0 else content[newline + 1 :]
+            continue
+        equal = content.find("=")
+        newline = content.find("\n")
+        if equal < 0 or (0 <= newline < equal):  # a line without '=' is skipped
+            content = "" if newline < 0 else content[newline + 1 :]
+            if equal < 0:
+                break
+            continue
+        key = content[:equal].strip()
+        content = content[equal + 1 :].lstrip(" \t")
+        if key.startswith("export "):
+            key = key[len("export ") :].strip()
+        if not key:
+            newline = content.find("\n")
+            content = "" if newline < 0 else content[newline + 1 :]
+            continue
+        if content[:1] in ("'", '"', "`"):
+            closing = content.find(content[0], 1)
+            if closing >= 0:
+                value = content[1:closing]
+                if content[0] == '"':
+                    value = value.replace("\\n", "\n")
+                store[key] = value
+                rest = content[closing + 1 :]
+                newline = rest.find("\n")
+                content = "" if newline < 0 else rest[newline + 1 :]
+                continue
+        newline = content.find("\n")
+        value = content if newline < 0 else content[:newline]
+        content = "" if newline < 0 else content[newline + 1 :]
+        store[key] = value.split("#", 1)[0].strip()
+    return dict(sorted(store.items()))
 
 
 def node_dotenv(text: str) -> dict[str, str]:
@@ -163,14 +214,38 @@ def node_dotenv(text: str) -> dict[str, str]:
     return out
 
 
-# dotenv-expand (v11/v12, lib/main.js), which Vite, Next.js and CRA apply after parsing.
+def _js_replace(text: str, pattern: str, replacement: str) -> str:
+    """JavaScript's `text.replace(pattern, replacement)` for a string pattern: the first occurrence,
+    with `$$`, `$&`, `` $` `` and `$'` in the replacement meaning what they mean there."""
+    i = text.find(pattern)
+    if i < 0:
+        return text
+    special = {"$": "$", "&": pattern, "`": text[:i], "'": text[i + len(pattern) :]}
+    out, j = [], 0
+    while j < len(replacement):
+        if replacement[j] == "$" and j + 1 < len(replacement) and replacement[j + 1] in special:
+            out.append(special[replacement[j + 1]])
+            j += 2
+        else:
+            out.append(replacement[j])
+            j += 1
+    return text[:i] + "".join(out) + text[i + len(pattern) :]
+
+
+def _unescape(value: str) -> str:
+    return value.replace("\\$", "$")
+
+
+# Vite: dotenv-expand 12 as bundled in vite (vite/dist/node/chunks/node.js), over the values merged
+# from every file (later files win); a name may refer to any variable, earlier ones already expanded.
 _EXPAND = re.compile(r"(?<!\\)\${([^{}]+)}|(?<!\\)\$([A-Za-z_][A-Za-z0-9_]*)")
 _EXPAND_OP = re.compile(r"(:\+|\+|:-|-)")
+_ROUNDS = 100  # the loaders loop (or recurse) until nothing expands; a bound keeps cycles finite
 
 
-def _expand_value(value: str, env: Mapping[str, str], running: Mapping[str, str]) -> str:
+def _vite_value(value: str, env: Mapping[str, str], parsed: Mapping[str, str]) -> str:
     result, seen = value, set()
-    for _ in range(100):  # dotenv-expand loops until nothing expands; a bound keeps cycles finite
+    for _ in range(_ROUNDS):
         match = _EXPAND.search(result)
         if match is None:
             break
@@ -185,23 +260,58 @@ def _expand_value(value: str, env: Mapping[str, str], running: Mapping[str, str]
         else:
             default, found = rest, env.get(key)
         replacement = (default if found in seen else found) if found else default
-        result = result.replace(template, replacement, 1)
-        if result == running.get(key):
+        result = _js_replace(result, template, replacement)
+        if result == parsed.get(key):
             break
     return result
 
 
-def node_expand(values: Mapping[str, str], process_env: Mapping[str, str]) -> dict[str, str]:
-    """dotenv-expand over values merged from every file (later files already won), in file order.
-    A variable already set in the process keeps its process value, as dotenv-expand does."""
-    running: dict[str, str] = {}
-    for key, value in values.items():
+def vite_expand(merged: Mapping[str, str], process_env: Mapping[str, str]) -> dict[str, str]:
+    parsed = dict(merged)
+    for key in list(parsed):
+        value = parsed[key]
         if process_env.get(key) and process_env[key] != value:
-            expanded = process_env[key]
+            value = process_env[key]
         else:
-            expanded = _expand_value(value, {**running, **process_env}, running)
-        running[key] = expanded.replace("\\$", "$")
-    return running
+            value = _vite_value(value, {**parsed, **process_env}, parsed)
+        parsed[key] = _unescape(value)
+    return parsed
+
+
+# Next.js (@next/env) and CRA (react-scripts): each file expanded on its own, highest precedence
+# first, with the older dotenv-expand (`_interpolate`: right-most `$NAME` / `${NAME:-default}`
+# first); what an earlier file set is in the environment of the later ones, and the first file wins.
+_LAST_DOLLAR = re.compile(r"(?<!\\)\$")
+_GROUP = re.compile(r"((?<!\\)\${?(\w+)(?::-([^}\\]*))?}?)", re.ASCII)
+
+
+def _next_value(value: str, env: Mapping[str, str], parsed: Mapping[str, str]) -> str:
+    for _ in range(_ROUNDS):
+        dollars = [m.start() for m in _LAST_DOLLAR.finditer(value)]
+        if not dollars:
+            break
+        match = _GROUP.search(value[dollars[-1] :])
+        if match is None:
+            break
+        group, name, default = match.group(1), match.group(2), match.group(3)
+        value = _js_replace(value, group, env.get(name) or default or parsed.get(name) or "")
+    return value
+
+
+def next_expand(files: Sequence[Mapping[str, str]], process_env: Mapping[str, str]) -> dict[str, str]:
+    """`files`: each file's parsed values, lowest precedence first (as everywhere here)."""
+    env = dict(process_env)
+    out: dict[str, str] = {}
+    for values in reversed(files):
+        parsed = dict(values)
+        for key in list(parsed):
+            start = env[key] if key in env else parsed[key]
+            parsed[key] = _unescape(_next_value(start, env, parsed))
+        env.update(parsed)
+        for key, value in parsed.items():
+            if key not in out and key not in process_env:
+                out[key] = value
+    return out
 
 
 def load_environment(
@@ -219,23 +329,34 @@ def load_environment(
     Unrelated process variables (PATH, HOME ...) are never pulled in. With a `framework`, values are
     read and expanded as that framework's loader does (see the module docstring)."""
     node = framework != "plain"
+    parser = ("builtin" if framework == "vite" else "dotenv") if node else None
     effective: dict[str, EnvValue] = {}
     written: dict[str, str] = {}  # what python-dotenv reads: the value as it looks in the file
     shadowed: list[EnvValue] = []
     problems: list[EnvProblem] = []
     sources: list[str] = []
+    per_file: list[dict[str, str]] = []
     for path in files:
-        values, file_problems = read_env_file(path, node=node)
+        values, file_problems = read_env_file(path, node=parser)
         sources.append(str(path))
         problems.extend(file_problems)
         looks = {v.key: v.value for v in read_env_file(path)[0]} if node else {}
+        per_file.append({v.key: v.value for v in values})
         for item in values:
             if item.key in effective:
                 shadowed.append(effective[item.key])
             effective[item.key] = item
             written[item.key] = looks.get(item.key, item.value)
     if node:
-        expanded = node_expand({k: v.value for k, v in effective.items()}, process_env or {})
+        env = process_env or {}
+        if framework == "vite":
+            merged: dict[str, str] = {}
+            for values_of_file in per_file:  # Node's parseEnv keeps a file's keys sorted (a std::map),
+                for key in sorted(values_of_file):  # and expansion follows that order
+                    merged[key] = values_of_file[key]
+            expanded = vite_expand(merged, env)
+        else:
+            expanded = next_expand(per_file, env)
         for key, item in list(effective.items()):
             effective[key] = EnvValue(key, expanded[key], item.source)
             if expanded[key] != written[key]:
