@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -15,16 +14,8 @@ from typing import Any
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.probes import make_ssl_context, system_resolver
 from opsdash.core.health.probes.base import ProbeFailed
-from opsdash.core.health.probes.http import exchange_failure
-from opsdash.core.health.probes.wire import (
-    BadRedirect,
-    BadRequest,
-    BadResponse,
-    Exchange,
-    Timeline,
-    TooLarge,
-    fetch,
-)
+from opsdash.core.health.probes.http import exchange
+from opsdash.core.health.probes.wire import Exchange
 
 MAX_JSON_DEPTH = 64
 
@@ -44,26 +35,16 @@ def request(
     outcome: list[Exchange | BaseException] = []
 
     async def go() -> Exchange:
-        timeline, facts = Timeline(), dict[str, str]()
-        try:
-            return await fetch(
-                method,
-                url,
-                resolve=system_resolver,
-                ssl_context=make_ssl_context(ca_file),
-                headers=headers,
-                body=body,
-                timeout=timeout,
-                max_body_bytes=max_body_bytes,
-                timeline=timeline,
-                facts=facts,
-            )
-        except TooLarge:
-            raise exchange_failure(
-                TooLarge(f"body larger than {max_body_bytes:,} bytes"), timeline, facts, timeout
-            ) from None
-        except (TimeoutError, OSError, ssl.SSLError, BadRequest, BadResponse, BadRedirect) as exc:
-            raise exchange_failure(exc, timeline, facts, timeout) from None
+        return await exchange(
+            method,
+            url,
+            resolve=system_resolver,
+            ssl_context=make_ssl_context(ca_file),
+            headers=headers,
+            body=body,
+            timeout=timeout,
+            max_body_bytes=max_body_bytes,
+        )
 
     def run() -> None:
         try:

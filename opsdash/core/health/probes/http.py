@@ -17,6 +17,7 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes.base import (
     ProbeContext,
     ProbeFailed,
+    Resolver,
     condition_failure,
     evaluate_conditions,
     failed,
@@ -63,11 +64,12 @@ def exchange_failure(
     return ProbeFailed(error, reason, phases=phases, facts=facts)
 
 
-async def http_exchange(
-    ctx: ProbeContext,
+async def exchange(
     method: str,
     url: str,
     *,
+    resolve: Resolver,
+    ssl_context: ssl.SSLContext,
     headers: Mapping[str, str] | None = None,
     body: bytes | str = b"",
     timeout: float,
@@ -75,15 +77,16 @@ async def http_exchange(
     follow_redirects: bool = False,
     max_redirects: int = 5,
 ) -> Exchange:
-    """One HTTP request on a fresh connection, timed at the socket; failures raise ProbeFailed."""
+    """One HTTP request on a fresh connection, timed at the socket; every failure raises
+    ProbeFailed with its error class (probes, and the ops layer's outbound calls, share this)."""
     timeline = Timeline()
     facts: dict[str, str] = {}
     try:
-        exchange = await fetch(
+        return await fetch(
             method,
             url,
-            resolve=ctx.resolver,
-            ssl_context=ctx.ssl_context,
+            resolve=resolve,
+            ssl_context=ssl_context,
             headers=headers,
             body=body.encode() if isinstance(body, str) else body,
             timeout=timeout,
@@ -99,8 +102,35 @@ async def http_exchange(
         ) from None
     except (TimeoutError, OSError, ssl.SSLError, BadRequest, BadResponse, BadRedirect) as exc:
         raise exchange_failure(exc, timeline, facts, timeout) from None
-    exchange.facts.update(tls_facts(exchange.ssl_object, ctx.now()))
-    return exchange
+
+
+async def http_exchange(
+    ctx: ProbeContext,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | str = b"",
+    timeout: float,
+    max_body_bytes: int = 1_000_000,
+    follow_redirects: bool = False,
+    max_redirects: int = 5,
+) -> Exchange:
+    """`exchange` for a probe: its context's resolver and trust, and the TLS facts of the answer."""
+    answer = await exchange(
+        method,
+        url,
+        resolve=ctx.resolver,
+        ssl_context=ctx.ssl_context,
+        headers=headers,
+        body=body,
+        timeout=timeout,
+        max_body_bytes=max_body_bytes,
+        follow_redirects=follow_redirects,
+        max_redirects=max_redirects,
+    )
+    answer.facts.update(tls_facts(answer.ssl_object, ctx.now()))
+    return answer
 
 
 async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:

@@ -25,13 +25,14 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
 
 import httptools
 
 from opsdash import __version__
+from opsdash.core.health.probes.base import Resolver
 
 USER_AGENT = f"opsdash/{__version__}"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -317,9 +318,6 @@ def _request(
         raise BadRequest("a header value has characters outside Latin-1") from None
 
 
-Connector = Callable[[str, int], Awaitable[list[str]]]
-
-
 def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -332,7 +330,7 @@ async def _one(
     method: str,
     url: str,
     *,
-    resolve: Connector,
+    resolve: Resolver,
     ssl_context: ssl.SSLContext,
     headers: Mapping[str, str],
     body: bytes,
@@ -396,7 +394,7 @@ async def fetch(
     method: str,
     url: str,
     *,
-    resolve: Connector,
+    resolve: Resolver,
     ssl_context: ssl.SSLContext,
     headers: Mapping[str, str] | None = None,
     body: bytes = b"",
