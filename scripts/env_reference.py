@@ -72,6 +72,7 @@ def main() -> int:
     script.write_text(NODE)
     rng = random.Random(args.seed)  # noqa: S311 - reproducible test data, not secrets
     compared = mismatched = crashed = 0
+    differ: dict[str, int] = {}
     shown = 0
     for framework in ("vite", "next"):
         for i in range(args.trees):
@@ -79,7 +80,10 @@ def main() -> int:
             root.mkdir()
             tree(root, framework, rng)
             done = subprocess.run(  # noqa: S603 - our own script and tree
-                ["node", str(script), framework, str(root)],  # noqa: S607 - node from PATH, as npm capture_output=True, text=True, cwd=scratch
+                ["node", str(script), framework, str(root)],  # noqa: S607 - node from PATH, as npm
+                capture_output=True,
+                text=True,
+                cwd=scratch,
             )
             if done.returncode != 0:  # the loader itself failed (a self-referring value overflows its stack)
                 crashed += 1
@@ -91,6 +95,7 @@ def main() -> int:
             compared += len(set(theirs) | set(ours))
             if theirs != ours:
                 mismatched += 1
+                differ[framework] = differ.get(framework, 0) + 1
                 if shown < 5:
                     shown += 1
                     print(f"--- {framework} tree {i}: theirs {theirs}\n    ours   {ours}")
@@ -100,6 +105,8 @@ def main() -> int:
         f"{2 * args.trees} trees, {compared} variables compared, {mismatched} trees differ; "
         f"the reference loader crashed on {crashed}"
     )
+    for framework in ("vite", "next"):
+        print(f"  {framework}: {differ.get(framework, 0)} of {args.trees} trees differ")
     shutil.rmtree(scratch, ignore_errors=True)
     return 1 if mismatched else 0
 

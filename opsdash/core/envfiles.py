@@ -285,17 +285,19 @@ _LAST_DOLLAR = re.compile(r"(?<!\\)\$")
 _GROUP = re.compile(r"((?<!\\)\${?(\w+)(?::-([^}\\]*))?}?)", re.ASCII)
 
 
-def _next_value(value: str, env: Mapping[str, str], parsed: Mapping[str, str]) -> str:
+def _next_value(value: str, env: Mapping[str, str], parsed: Mapping[str, str]) -> str | None:
+    """None when the expansion never ends (a value that refers to itself): @next/env's recursion
+    overflows the stack there, and it drops the whole file."""
     for _ in range(_ROUNDS):
         dollars = [m.start() for m in _LAST_DOLLAR.finditer(value)]
         if not dollars:
-            break
+            return value
         match = _GROUP.search(value[dollars[-1] :])
         if match is None:
-            break
+            return value
         group, name, default = match.group(1), match.group(2), match.group(3)
         value = _js_replace(value, group, env.get(name) or default or parsed.get(name) or "")
-    return value
+    return None
 
 
 def next_expand(files: Sequence[Mapping[str, str]], process_env: Mapping[str, str]) -> dict[str, str]:
@@ -305,12 +307,15 @@ def next_expand(files: Sequence[Mapping[str, str]], process_env: Mapping[str, st
     for values in reversed(files):
         parsed = dict(values)
         for key in list(parsed):
-            start = env[key] if key in env else parsed[key]
-            parsed[key] = _unescape(_next_value(start, env, parsed))
-        env.update(parsed)
-        for key, value in parsed.items():
-            if key not in out and key not in process_env:
-                out[key] = value
+            expanded = _next_value(env[key] if key in env else parsed[key], env, parsed)
+            if expanded is None:
+                break
+            parsed[key] = _unescape(expanded)
+        else:
+            env.update(parsed)
+            for key, value in parsed.items():
+                if key not in out and key not in process_env:
+                    out[key] = value
     return out
 
 
@@ -358,6 +363,20 @@ def load_environment(
         else:
             expanded = next_expand(per_file, env)
         for key, item in list(effective.items()):
+            if key not in expanded:  # its file was dropped by the loader (a value referring to itself)
+                del effective[key]
+                where, _, line = item.source.rpartition(":")
+                problems.append(
+                    EnvProblem(
+                        "reads-differently",
+                        where,
+                        int(line) if line.isdigit() else 0,
+                        key,
+                        f"{FRAMEWORK_NAMES.get(framework, framework)} reads no {key}: a value in this file "
+                        "refers to itself, and the loader drops the whole file",
+                    )
+                )
+                continue
             effective[key] = EnvValue(key, expanded[key], item.source)
             if expanded[key] != written[key]:
                 where, _, line = item.source.rpartition(":")

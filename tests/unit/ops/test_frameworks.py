@@ -176,3 +176,20 @@ def test_ci_path_with_only_environment_variables_gives_a_verdict(
     report = json.loads(result.out)
     assert report["summary"]["sources"] == ["environment"]
     assert report["verdict"] in ("OK", "WARN", "CRIT")
+
+
+def test_vite_and_next_expand_as_their_own_loaders_do(tmp_path: Path) -> None:
+    """Cases where the real loaders (scripts/env_reference.py: vite 8 loadEnv, @next/env) differ from
+    a naive reading; each expected value is what they returned on the same tree."""
+    (tmp_path / ".env").write_text("A=$LATER\nLATER=late\nQ='q'abc\n")
+    env = load_environment([tmp_path / ".env"], framework="vite")
+    assert env.get("A") == "late"  # Node's parseEnv sorts keys: LATER is expanded first
+    assert env.get("Q") == "q"  # a quoted value ends at its quote
+    (tmp_path / ".env.production").write_text("X=prod\nSELF=${SELF}x\n")
+    (tmp_path / ".env.local").write_text("X=local\n")
+    files = [tmp_path / ".env", tmp_path / ".env.production", tmp_path / ".env.local"]
+    env = load_environment(files, framework="next")
+    assert env.get("X") == "local"
+    assert env.get("SELF") is None  # @next/env drops a file whose expansion never ends ...
+    dropped = [p for p in env.problems if p.key == "SELF"]
+    assert dropped and "drops the whole file" in dropped[0].message  # ... and opsdash says so
