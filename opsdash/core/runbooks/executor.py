@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from opsdash.core.files import open_private
 from opsdash.core.findings import new_run_id
 from opsdash.core.runbooks.gates import Gate, parse_gates
 from opsdash.core.runbooks.model import Runbook, Step, fill_command, fill_text
@@ -483,7 +484,7 @@ def _run_command(
     code, detail)."""
     out_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     _discard(out_path)
-    sink = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    sink = open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         shell = shutil.which("bash") or "/bin/sh"
         status = str(_status_path(out_path))
