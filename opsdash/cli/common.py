@@ -47,7 +47,8 @@ def env_options(f: F) -> F:
             "--from-env",
             is_flag=True,
             default=None,
-            help="Also read the process environment (inside the deployed environment or CI).",
+            help="Also read the process environment (inside the deployed environment or CI); with none "
+            "of the profile's env files present, it alone is validated.",
         ),
     ]
     for option in reversed(options):

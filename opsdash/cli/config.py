@@ -101,9 +101,13 @@ def config_schema_cmd() -> None:
 def init(force: bool, directory: Path) -> None:
     """Write a starter opsdash.toml for the project in the current directory.
 
-    Detects env files (.env.production, .env, .env.example, .env.development), VITE_-style
-    client-exposed variables, secrets, URL variables and an iKhokha provider. Only variable names are
-    read into the profile, never values. Review the file, then run 'opsdash validate'.
+    Recognises Vite, Next.js and CRA projects (their config file or package.json) and reads every env
+    file the framework loads for production (plain projects: .env, .env.production,
+    .env.production.local), plus .env.example and .env.development. Takes envPrefix and
+    outDir/distDir where the framework config writes them literally, secrets, URL variables by role
+    (*_API_BASE / *_BASE_URL / *_ENDPOINT are API bases), base_url from the app's own https URLs,
+    an iKhokha provider, and starter [[checks]]. Only variable names and that host are written,
+    never values. Review the file, then run 'opsdash validate'.
 
     \b
     Exit codes: 0 written, 3 the file exists (pass --force) or the directory is not one.
