@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, config_option, json_option
+from opsdash.cli.common import cli, config_option, json_option, operator_option
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.core.text import visible
@@ -106,16 +106,19 @@ def audit_tail(
 
 @audit.command("verify")
 @click.option("--anchor", help="SEQ:MAC the log must still contain (default: the latest anchor in history).")
+@click.option("--print-head", is_flag=True, help="Also print the verified head as SEQ:MAC (for CI logs).")
 @config_option
 @json_option
-def audit_verify(anchor: str | None, config: Path | None, as_json: bool) -> None:
-    """Check the whole chain: MACs, sequence, links, and that nothing was cut after the anchor.
+def audit_verify(anchor: str | None, print_head: bool, config: Path | None, as_json: bool) -> None:
+    """Check the whole chain: MACs, sequence, links, and that nothing was cut after the anchors.
 
-    Reports OK, or the first bad record and why (MAC mismatch, gap, broken link, reordering,
-    truncated before the anchor, unparseable line).
+    The log must reach the head anchored beside the audit key on every append, the latest anchor in
+    history (or --anchor SEQ:MAC). Reports OK, the first bad record with the first bad seq and why
+    (MAC mismatch, gap, broken link, reordering, truncated before an anchor, unparseable line), or
+    WARN for a torn write that was repaired but not yet acknowledged (`opsdash audit ack-repair`).
 
     \b
-    Exit codes: 0 intact, 2 tampered, 3 usage/config error.
+    Exit codes: 0 intact, 1 intact but a repair is not acknowledged, 2 tampered, 3 usage/config error.
     """
     from opsdash.ops.audit import verify_log
 
@@ -131,21 +134,88 @@ def audit_verify(anchor: str | None, config: Path | None, as_json: bool) -> None
                 "schema_version": SCHEMA_VERSION,
                 **result.to_dict(),
                 "anchor_source": source,
+                "head_anchor": outcome.head_anchor,
                 "directory": str(ops.audit.directory),
             }
         )
     else:
-        if result.ok:
-            head = result.head
-            emit(
-                click.style("OK", fg="green", bold=True)
-                + f"  {result.records} records in {len(result.files)} "
-                f"file(s) verify" + (f"; head seq {head.seq}" if head else "") + f"; anchor: {source}"
-            )
+        named = [f"head {outcome.head_anchor}"] if outcome.head_anchor else []
+        named += [source] if source != "none" else []
+        anchors = f"anchors: {', '.join(named) or 'none yet'}"
+        head = result.head
+        if result.problem is not None:
+            emit(click.style("TAMPERED", fg="red", bold=True) + f"  {visible(str(result.problem))}")
+            if result.problem.first_bad_seq is not None:
+                emit(f"  first bad seq: {result.problem.first_bad_seq}")
+            emit(f"  {result.records} records verified before it; {anchors}")
         else:
-            emit(click.style("TAMPERED", fg="red", bold=True) + f"  {result.problem}")
-            emit(f"  {result.records} records verified before it; anchor: {source}")
+            label = (
+                click.style("WARN", fg="yellow", bold=True)
+                if result.warnings
+                else click.style("OK", fg="green", bold=True)
+            )
+            emit(
+                f"{label}  {result.records} records in {len(result.files)} file(s) verify"
+                + (f"; head seq {head.seq}" if head else "")
+                + f"; {anchors}"
+            )
+        for warning in result.warnings:
+            emit(f"  warning: {visible(warning)}")
         emit(f"  log: {ops.audit.path}")
         for note in result.notes:
-            emit(f"  note: {note}")
-    sys.exit(0 if result.ok else 2)
+            emit(f"  note: {visible(note)}")
+        if print_head and head is not None and result.ok:
+            emit(f"  head: {head.seq}:{head.mac}")
+    sys.exit({"OK": 0, "WARN": 1}.get(result.status, 2))
+
+
+@audit.command("ack-repair")
+@config_option
+@operator_option
+def audit_ack_repair(config: Path | None, operator: str | None) -> None:
+    """Acknowledge the repaired torn writes `audit verify` warns about (itself an audit record).
+
+    A torn write is a record a crash cut short; the next append kept the fragment and signed a
+    repair record, and verify reports it (WARN) until an operator has looked and acknowledged it.
+
+    \b
+    Exit codes: 0 acknowledged (or nothing to acknowledge), 2 the log does not verify, 3 usage error.
+    """
+    from opsdash.ops.audit import acknowledge_repairs
+
+    ops = Ops.open(config, require=False, operator=operator)
+    outcome, acked = acknowledge_repairs(ops)
+    result = outcome.result
+    if not result.ok:
+        emit(click.style("TAMPERED", fg="red", bold=True) + f"  {visible(str(result.problem))}")
+        emit("  nothing acknowledged: run `opsdash audit verify` and see docs/operator-guide.md")
+        sys.exit(2)
+    if not acked:
+        emit("nothing to acknowledge: no unacknowledged repairs")
+        return
+    emit(f"acknowledged repair record(s) seq {', '.join(map(str, acked))} as {ops.operator}")
+
+
+@audit.command("head")
+@config_option
+@json_option
+def audit_head(config: Path | None, as_json: bool) -> None:
+    """Print the log's head as SEQ:MAC, to keep somewhere the data dir's users cannot edit.
+
+    Copy it to a CI log, a ticket or a syslog; later, `opsdash audit verify --anchor SEQ:MAC`
+    proves nothing up to that record has been cut or changed. The MAC is not a secret.
+
+    \b
+    Exit codes: 0 printed, 3 no audit log yet or usage/config error.
+    """
+    from opsdash.ops.audit import export_head
+
+    ops = Ops.open(config, require=False)
+    head = export_head(ops)
+    if head is None:
+        emit(f"no audit log yet at {ops.audit.path}", err=True)
+        sys.exit(3)
+    if as_json:
+        emit_json({"schema_version": SCHEMA_VERSION, **head.__dict__})
+    else:
+        emit(f"{head.seq}:{head.mac}")

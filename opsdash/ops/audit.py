@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import stat
@@ -10,8 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsdash.core.audit.log import LOG_NAME, AuditLog, Head, Verification, parse_anchor, verify
+from opsdash.core.audit.log import (
+    ACK_ACTION,
+    LOG_NAME,
+    AuditLog,
+    AuditRefused,
+    Head,
+    HeadAnchor,
+    log_files,
+    read_head,
+)
 from opsdash.core.audit.tail import Entry, Follower, LineIndex, RecordFilter, tail
+from opsdash.core.audit.verify import Verification, parse_anchor, verify
 from opsdash.core.errors import InputError
 from opsdash.core.findings import Report, Severity
 from opsdash.ops import paths
@@ -22,16 +33,25 @@ if TYPE_CHECKING:
     from opsdash.storage.history import History
 
 AUDIT_KEY_FILE = "audit.key"
+ANCHOR_DIR = "audit-anchors"
 EXPOSURE_RULES = {"secret-client-exposed", "secret-in-bundle", "url-secret-in-query"}
+
+
+def anchor_path(data_dir: Path) -> Path:
+    """Where the head of the log in `data_dir` is anchored: beside the key, one file per data dir."""
+    name = hashlib.sha256(str(data_dir.expanduser().resolve()).encode()).hexdigest()[:16]
+    return paths.config_dir() / ANCHOR_DIR / f"{name}.head"
 
 
 def audit_key(settings: OpsdashSettings) -> bytes:
     """OPSDASH_AUDIT_KEY, else a 0600 key file in the config dir (never the data dir, so whoever can
-    edit the log cannot also re-sign it), created on first use."""
+    edit the log cannot also re-sign it), created on first use, and never while a log signed with an
+    earlier key exists: a new key would make that whole log fail verification."""
     if settings.audit_key is not None:
         return settings.audit_key.get_secret_value().encode()
     path = paths.config_dir() / AUDIT_KEY_FILE
     if not path.exists():
+        _refuse_a_new_key(path, settings.resolved_data_dir())
         paths.ensure_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -41,8 +61,25 @@ def audit_key(settings: OpsdashSettings) -> bytes:
         raise InputError(f"{path}: the audit key is readable by others (mode {mode & 0o777:o}); chmod 600 it")
     key = path.read_text().strip()
     if len(key) < 32:
-        raise InputError(f"{path}: the audit key is too short; delete it to create a new one")
+        raise InputError(f"{path}: the audit key is too short; restore the key that signed the log")
     return key.encode()
+
+
+def _refuse_a_new_key(path: Path, data_dir: Path) -> None:
+    """A missing key while a log it signed exists (this profile's, or any other whose head is
+    anchored beside the key) is a lost key, not a first run: a new one would fail that whole log."""
+    signed = log_files(data_dir)[-1:] if data_dir.is_dir() else []
+    anchors = sorted((path.parent / ANCHOR_DIR).glob("*.head"))
+    if not signed and not anchors:
+        return
+    what = f"the audit log {signed[0]}" if signed else f"the log anchored in {anchors[0]}"
+    aside = [*([f"the audit*.log files in {data_dir}"] if signed else []), *map(str, anchors)]
+    raise InputError(
+        f"{path} is missing, but {what} was signed with it: opsdash will not make a new key while a "
+        "log signed by the old one exists. Restore the key file from backup (mode 0600), or set "
+        "OPSDASH_AUDIT_KEY to it. To start again without it (those logs can no longer be verified), "
+        f"move aside {', '.join(aside)} (see 'When audit verify fails' in docs/operator-guide.md)"
+    )
 
 
 class AuditTrail:
@@ -66,6 +103,9 @@ class AuditTrail:
             self._key = audit_key(self.settings)
         return self._key
 
+    def head_anchor(self) -> HeadAnchor:
+        return HeadAnchor(anchor_path(self.directory), self.key())
+
     def log(self) -> AuditLog:
         if self._log is None:
             self._log = AuditLog(
@@ -73,6 +113,7 @@ class AuditTrail:
                 self.key(),
                 operator=self.operator,
                 max_bytes=self.settings.audit_max_bytes,
+                anchor=self.head_anchor(),
             )
         return self._log
 
@@ -106,6 +147,9 @@ class AuditTrail:
         operator's result; returns the new head."""
         try:
             record = self.log().append(kind, action, subject=subject, outcome=outcome, details=details)
+        except AuditRefused as exc:
+            print(f"opsdash: warning: audit: {exc}", file=sys.stderr)
+            return None
         except (OSError, InputError) as exc:
             print(f"opsdash: warning: audit log not written: {exc}", file=sys.stderr)
             return None
@@ -146,17 +190,40 @@ class AuditTrail:
 class VerifyOutcome:
     result: Verification
     anchor_source: str
+    head_anchor: str | None = None
 
 
 def verify_log(ops: Ops, anchor: str | None = None) -> VerifyOutcome:
-    """Verify the whole chain against --anchor SEQ:MAC, else the latest anchor in history."""
-    wanted: Head | None = None
+    """Verify the whole chain against the head anchor beside the key, and --anchor SEQ:MAC, else
+    the latest anchor in history (an extra signal: history.db sits in the data dir with the log)."""
+    wanted: list[tuple[Head, str]] = []
     source = "none"
     if anchor:
-        wanted, source = parse_anchor(anchor), "--anchor"  # ValueError: the caller's usage error
+        wanted, source = [(parse_anchor(anchor), "--anchor")], "--anchor"  # ValueError: usage error
     elif ops.has_history():
-        with ops.history() as history:
+        with ops.history(write=False) as history:
             latest = history.latest_anchor()
         if latest is not None:
-            wanted, source = Head(latest.log_id, latest.seq, latest.mac), f"history run {latest.run_id}"
-    return VerifyOutcome(verify(ops.audit.directory, ops.audit.key(), wanted), source)
+            source = f"history run {latest.run_id}"
+            wanted = [(Head(latest.log_id, latest.seq, latest.mac), source)]
+    trail = ops.audit
+    head_file = trail.head_anchor()
+    result = verify(trail.directory, trail.key(), anchors=wanted, head_file=head_file)
+    return VerifyOutcome(result, source, str(head_file.path) if head_file.exists() else None)
+
+
+def acknowledge_repairs(ops: Ops) -> tuple[VerifyOutcome, tuple[int, ...]]:
+    """Record that an operator has seen the repaired torn writes verify reports; nothing is
+    acknowledged unless the chain verifies. Returns the verification and the seqs acknowledged."""
+    outcome = verify_log(ops)
+    repairs = outcome.result.unacknowledged_repairs
+    if not outcome.result.ok or not repairs:
+        return outcome, ()
+    ops.audit.log().append("system", ACK_ACTION, details={"repairs": list(repairs)})
+    return outcome, repairs
+
+
+def export_head(ops: Ops) -> Head | None:
+    """The head to copy somewhere else (CI log, ticket): the anchored one, else the log's last record."""
+    trail = ops.audit
+    return trail.head_anchor().load() or read_head(trail.directory)

@@ -1,13 +1,24 @@
-"""An append-only, hash-chained JSON-lines audit log.
+"""An append-only, hash-chained JSON-lines audit log, and the head anchor that pins its end.
 
-Each record carries its sequence number, the previous record's MAC and its own MAC: HMAC-SHA256,
-keyed with a secret that is *not* in the data directory, over a canonical serialisation (sorted
-keys, no spaces, UTF-8). Editing, deleting, reordering or forging a record breaks the chain at that
-record; truncating the tail is caught against an anchor (seq and MAC) kept elsewhere.
+Each record carries its sequence number, the previous record's MAC and its own MAC: HMAC-SHA256 keyed
+with a secret that is *not* in the data directory. Editing, deleting, reordering or forging a record
+breaks the chain at that record.
+
+Format 2 (what `append` writes): the MAC covers the line's bytes as written, up to `,"mac":`, and the
+fields the chain needs come first in a fixed order (`v`, `seq`, `log_id`, `prev`, `kind`), so
+`verify.py` checks a record with one prefix comparison and one HMAC of the raw bytes; re-serialising
+JSON per record made it 9x slower than the HMAC alone. Format 1 records (no `v`; the MAC over a
+canonical serialisation: sorted keys, no spaces, UTF-8) still verify, and a format-1 log simply
+continues in format 2.
+
+Cutting records off the end leaves a valid, shorter chain, so the head (log_id, seq, MAC) is anchored
+on every append in a file beside the key (`HeadAnchor`), where whoever can write the data directory
+cannot; verify checks the log against it. An append refuses to continue a log that disagrees with its
+anchor or was signed with another key, so a cut is never papered over by new records.
 
 Appends hold an exclusive file lock and are fsynced, so two processes can append at once. A crash
-mid-write leaves at most one torn final line; the next append starts on a new line and says so in
-its own record, and `verify` reports the torn line either way.
+mid-write leaves at most one torn final line; the next append starts on a new line after a signed
+repair record, which `verify` reports (WARN) until an operator acknowledges it.
 """
 
 from __future__ import annotations
@@ -20,19 +31,33 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opsdash.core.errors import InputError, OpsdashError
 from opsdash.core.files import exclusive_lock, open_private
 from opsdash.core.secrets import redactor
 
 KINDS = ("operator_action", "security_event", "check_result", "system")
 LOG_NAME = "audit.log"
+FORMAT = 2
+REPAIR_ACTION = "torn-line-repaired"
+ACK_ACTION = "repair-acknowledged"
 _ROTATED = re.compile(r"^audit-(\d{6})\.log$")
 _TAIL_READ = 256 * 1024
+FORMAT_2_START = b'{"v":2,'
+MAC_MARK = b',"mac":"'
+MAC_TAIL = len(MAC_MARK) + 64 + 2  # ,"mac":"<64 hex>"}
+
+
+class AuditRefused(OpsdashError):
+    """Appending would hide tampering or mix keys; the message names the files and the way out."""
+
+
+# ---------------------------------------------------------------- record formats
 
 
 def _dump(record: Mapping[str, Any]) -> bytes:
@@ -40,17 +65,44 @@ def _dump(record: Mapping[str, Any]) -> bytes:
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
-    """What the MAC covers: the record without its MAC, sorted keys, no spaces, UTF-8."""
+    """Format 1: what the MAC covers, the record without its MAC, sorted keys, no spaces, UTF-8."""
     return _dump({k: v for k, v in record.items() if k != "mac"})
 
 
 def line_bytes(record: Mapping[str, Any]) -> bytes:
-    """How a record is written: canonical too, so that any byte changed in the file is detectable."""
+    """Format 1: how a record is written, canonical too, so any byte changed in the file shows."""
     return _dump(record) + b"\n"
 
 
 def mac_of(key: bytes, record: Mapping[str, Any]) -> str:
+    """Format 1 MAC."""
     return hmac.new(key, canonical(record), hashlib.sha256).hexdigest()
+
+
+def encode(key: bytes, record: Mapping[str, Any]) -> tuple[bytes, str]:
+    """A format-2 line for `record` (no mac; fields in the order given) and its MAC."""
+    body = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")[:-1]
+    mac = hmac.digest(key, body, "sha256").hex()
+    return body + MAC_MARK + mac.encode() + b'"}\n', mac
+
+
+def format_2_parts(raw: bytes) -> tuple[bytes, bytes] | None:
+    """(the bytes the MAC covers, the MAC as written) of a format-2 line without its newline."""
+    if len(raw) <= MAC_TAIL or raw[-MAC_TAIL:-66] != MAC_MARK or raw[-2:] != b'"}':
+        return None
+    return raw[:-MAC_TAIL], raw[-66:-2]
+
+
+def signed_by(key: bytes, raw: bytes, record: Mapping[str, Any]) -> bool:
+    """Whether the line `raw` (no newline), parsed as `record`, was written with `key`, byte for byte."""
+    if raw.startswith(FORMAT_2_START):
+        parts = format_2_parts(raw)
+        return parts is not None and hmac.compare_digest(
+            hmac.digest(key, parts[0], "sha256").hex().encode(), parts[1]
+        )
+    return (
+        hmac.compare_digest(mac_of(key, record), str(record.get("mac"))) and line_bytes(record) == raw + b"\n"
+    )
 
 
 def _now() -> str:
@@ -73,41 +125,123 @@ class Head:
     mac: str
 
 
-def _last_record(fd: int) -> tuple[dict[str, Any] | None, bool]:
-    """The last complete, parseable record of an open file, and whether the file ends mid-line."""
+def _head(record: Mapping[str, Any]) -> Head:
+    return Head(str(record["log_id"]), int(record["seq"]), str(record["mac"]))
+
+
+# ---------------------------------------------------------------- the head anchor
+
+
+@dataclass(frozen=True)
+class HeadAnchor:
+    """The newest record's (log_id, seq, MAC), rewritten atomically after every append, kept outside
+    the data directory (beside the key) and signed with the key so it cannot be swapped for another."""
+
+    path: Path
+    key: bytes
+
+    def _sign(self, head: Head) -> str:
+        message = f"opsdash-audit-head\0{head.log_id}\0{head.seq}\0{head.mac}".encode()
+        return hmac.digest(self.key, message, "sha256").hex()
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> Head | None:
+        """The anchored head, None before the first append. AuditRefused when it is unusable."""
+        try:
+            data = json.loads(self.path.read_bytes())
+            head = Head(str(data["log_id"]), int(data["seq"]), str(data["mac"]))
+            signature = str(data["anchor_mac"])
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # not evidence of anything: a usage problem (exit 3)
+            raise InputError(f"{self.path}: cannot read the audit head anchor ({exc.strerror})") from None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise AuditRefused(f"{self.path}: the audit head anchor is not readable (damaged?)") from None
+        if not hmac.compare_digest(self._sign(head), signature):
+            raise AuditRefused(
+                f"{self.path}: the audit head anchor does not verify with the audit key "
+                "(edited, or written with another key)"
+            )
+        return head
+
+    def store(self, head: Head, directory: Path) -> None:
+        """Replace the anchor (a new file, fsynced, then renamed: a crash leaves the old or the new)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        payload = {
+            "log_id": head.log_id,
+            "seq": head.seq,
+            "mac": head.mac,
+            "data_dir": str(directory),
+            "updated": _now(),
+            "anchor_mac": self._sign(head),
+        }
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.write(fd, json.dumps(payload, indent=1).encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, self.path)
+
+
+# ---------------------------------------------------------------- reading the end of a file
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """The end of an open log: its last record (line and parsed), a torn final fragment if any,
+    and the complete lines read, newest last (to find an anchored record without a full scan)."""
+
+    size: int
+    raw: bytes | None
+    last: dict[str, Any] | None
+    torn: bytes | None
+    lines: list[bytes]
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "seq" in record and "mac" in record else None
+
+
+def _tail_of(fd: int) -> _Tail:
     size = os.fstat(fd).st_size
     if size == 0:
-        return None, False
+        return _Tail(0, None, None, None, [])
     start = max(0, size - _TAIL_READ)
     data = os.pread(fd, size - start, start)
-    torn = not data.endswith(b"\n")
     lines = data.split(b"\n")
-    if torn:
-        lines = lines[:-1]
+    torn = lines.pop() or None  # what follows the last newline: empty unless a write was torn
+    if start > 0:
+        lines = lines[1:]  # the first line of the window is probably partial
     for raw in reversed(lines):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "seq" in record and "mac" in record:
-            return record, torn
+        if raw.strip() and (record := _parse(raw)) is not None:
+            return _Tail(size, raw, record, torn, lines)
     if start > 0:  # a pathological 256 KiB of garbage: scan the whole file
-        return _last_record_slow(fd), torn
-    return None, torn
+        found = _find(fd, lambda record: True)
+        if found is not None:
+            return _Tail(size, found[0], found[1], torn, [])
+    return _Tail(size, None, None, torn, lines)
 
 
-def _last_record_slow(fd: int) -> dict[str, Any] | None:
-    last = None
+def _find(fd: int, wanted: Any) -> tuple[bytes, dict[str, Any]] | None:
+    """The last complete record of a whole file for which `wanted(record)` holds."""
+    found = None
     with os.fdopen(os.dup(fd), "rb") as handle:
         handle.seek(0)
-        for raw in handle:
-            with contextlib.suppress(ValueError):
-                record = json.loads(raw)
-                if isinstance(record, dict) and "seq" in record and "mac" in record:
-                    last = record
-    return last
+        for line in handle:
+            if line.endswith(b"\n") and (record := _parse(line[:-1])) is not None and wanted(record):
+                found = (line[:-1], record)
+    return found
+
+
+# ---------------------------------------------------------------- writing
 
 
 @dataclass
@@ -117,6 +251,7 @@ class AuditLog:
     operator: str = "unknown"
     max_bytes: int = 100 * 1024 * 1024
     host: str = field(default_factory=socket.gethostname)
+    anchor: HeadAnchor | None = None
 
     @property
     def path(self) -> Path:
@@ -138,259 +273,180 @@ class AuditLog:
         details: Mapping[str, Any] | None = None,
         operator: str | None = None,
     ) -> dict[str, Any]:
-        """Append one record (fsynced) and return it. Text is scrubbed of known secrets first."""
+        """Append one record (fsynced), re-anchor the head and return the record. Text is scrubbed
+        of known secrets first. AuditRefused when the log disagrees with its anchor or its key."""
         if kind not in KINDS:
             raise ValueError(f"unknown audit kind {kind!r}")
         clean_details = json.loads(redactor.redact(json.dumps(dict(details or {}), default=str)))
         with self._locked():
-            if self.path.exists() and self.path.stat().st_size >= self.max_bytes:
-                self._rotate()
             fd = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
             try:
-                last, torn = _last_record(fd)
-                prefix = b""
-                if last is None:
-                    last = self._genesis(fd)
-                if torn:
-                    prefix = b"\n"  # start on a new line; the torn line stays for verify to report
-                    clean_details["repaired_torn_line"] = True
-                record = {
-                    "seq": int(last["seq"]) + 1,
-                    "ts": _now(),
-                    "log_id": last["log_id"],
-                    "operator": redactor.redact(operator or self.operator),
-                    "host": self.host,
-                    "kind": kind,
-                    "action": redactor.redact(action),
-                    "subject": redactor.redact(subject),
-                    "outcome": redactor.redact(outcome),
-                    "details": clean_details,
-                    "prev": last["mac"],
-                }
-                record["mac"] = mac_of(self.key, record)
-                os.write(fd, prefix + line_bytes(record))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        return record
-
-    def _genesis(self, fd: int, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The first record of a file: a new log, or the continuation of a rotated one."""
-        record: dict[str, Any] = {
-            "seq": 0 if previous is None else int(previous["seq"]) + 1,
-            "ts": _now(),
-            "log_id": secrets.token_hex(8) if previous is None else previous["log_id"],
-            "operator": self.operator,
-            "host": self.host,
-            "kind": "system",
-            "action": "genesis" if previous is None else "rotated",
-            "subject": "",
-            "outcome": "",
-            "details": {} if previous is None else {"previous_file_last_seq": previous["seq"]},
-            "prev": "" if previous is None else previous["mac"],
-        }
-        record["mac"] = mac_of(self.key, record)
-        os.write(fd, line_bytes(record))
-        os.fsync(fd)
-        return record
-
-    def _rotate(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            last, _torn = _last_record(fd)
-        finally:
-            os.close(fd)
-        numbers = [int(m.group(1)) for p in self.directory.iterdir() if (m := _ROTATED.match(p.name))]
-        self.path.rename(self.directory / f"audit-{max(numbers, default=0) + 1:06d}.log")
-        if last is not None:
-            fd = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-            try:
-                self._genesis(fd, previous=last)
-            finally:
-                os.close(fd)
-
-    def head(self) -> Head | None:
-        if not self.path.exists():
-            return None
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            last, _torn = _last_record(fd)
-        finally:
-            os.close(fd)
-        return Head(last["log_id"], int(last["seq"]), last["mac"]) if last else None
-
-
-# ---------------------------------------------------------------- verification
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    seq: int | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" + (f" (seq {self.seq})" if self.seq is not None else "")
-        return f"{where}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Verification:
-    ok: bool
-    records: int
-    files: tuple[str, ...]
-    head: Head | None
-    problem: Problem | None = None
-    notes: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "records": self.records,
-            "files": list(self.files),
-            "head": None if self.head is None else self.head.__dict__,
-            "problem": None
-            if self.problem is None
-            else {**self.problem.__dict__, "message": str(self.problem)},
-            "notes": list(self.notes),
-        }
-
-
-def verify(directory: Path, key: bytes, anchor: Head | None = None) -> Verification:
-    """Walk every file in order; report the first bad record and why."""
-    files = log_files(directory)
-    names = tuple(str(f) for f in files)
-    if not files:
-        if anchor is not None:
-            problem = Problem(
-                str(directory / LOG_NAME),
-                0,
-                None,
-                f"log is missing but an anchor says seq {anchor.seq} existed (deleted?)",
-            )
-            return Verification(False, 0, names, None, problem)
-        return Verification(True, 0, names, None, notes=("no audit log yet",))
-    prev: dict[str, Any] | None = None
-    count = 0
-    notes: list[str] = []
-    pending_torn: Problem | None = None
-    anchor_seen = False
-
-    def fail(problem: Problem) -> Verification:
-        head = Head(prev["log_id"], int(prev["seq"]), prev["mac"]) if prev else None
-        return Verification(False, count, names, head, problem, tuple(notes))
-
-    for path in files:
-        for number, raw, torn_tail, following in _lines(path):
-            try:
-                record = json.loads(raw.decode("utf-8"))
-                if not isinstance(record, dict):
-                    raise ValueError("not an object")
-            except (ValueError, UnicodeDecodeError):
-                if pending_torn is not None:
-                    return fail(pending_torn)
-                pending_torn = Problem(
-                    str(path),
-                    number,
-                    None,
-                    "unparseable line"
-                    + (
-                        " at the end of the file: a write was interrupted (crash?) or the file was cut"
-                        if torn_tail
-                        else " (edited, or a torn write that was never repaired)"
+                tail = _tail_of(fd)
+                if tail.last is None or tail.raw is None:
+                    if tail.size:
+                        raise AuditRefused(
+                            f"{self.path}: {tail.size} bytes but no audit record in it; move the file "
+                            "aside (keep it) and run again to start a new log"
+                        )
+                    last = self._start(fd)
+                else:
+                    self._check(fd, tail.raw, tail.last, tail.lines)
+                    last = tail.last
+                if tail.torn is not None:  # the torn line stays, for verify to check and report
+                    last = self._write(
+                        fd,
+                        self._fields(
+                            last,
+                            "system",
+                            REPAIR_ACTION,
+                            details={
+                                "torn_bytes": len(tail.torn),
+                                "torn_sha256": hashlib.sha256(tail.torn).hexdigest(),
+                            },
+                        ),
+                        prefix=b"\n",
+                    )
+                if os.fstat(fd).st_size >= self.max_bytes:
+                    fd = self._rotate(fd)
+                    last = self._write(
+                        fd,
+                        self._fields(
+                            last, "system", "rotated", details={"previous_file_last_seq": last["seq"]}
+                        ),
+                    )
+                record = self._write(
+                    fd,
+                    self._fields(
+                        last,
+                        kind,
+                        redactor.redact(action),
+                        subject=redactor.redact(subject),
+                        outcome=redactor.redact(outcome),
+                        details=clean_details,
+                        operator=redactor.redact(operator or self.operator),
                     ),
                 )
-                continue
-            seq = record.get("seq")
-            where = (str(path), number, seq if isinstance(seq, int) else None)
-            if not isinstance(seq, int) or "mac" not in record:
-                return fail(Problem(*where, "not an audit record (no seq or mac)"))
-            if pending_torn is not None:
-                if record.get("details", {}).get("repaired_torn_line") is True:
-                    notes.append(
-                        f"{pending_torn.file}:{pending_torn.line}: torn line from an interrupted write, "
-                        f"marked repaired by seq {seq}"
-                    )
-                    pending_torn = None
-                else:
-                    return fail(pending_torn)
-            if not hmac.compare_digest(mac_of(key, record), str(record["mac"])):
-                return fail(
-                    Problem(*where, "MAC mismatch: the record was changed, or written without the key")
+            finally:
+                os.close(fd)
+            if self.anchor is not None:
+                try:
+                    self.anchor.store(_head(record), self.directory)
+                except OSError as exc:
+                    raise AuditRefused(
+                        f"record seq {record['seq']} written, but its head anchor {self.anchor.path} "
+                        f"could not be ({exc.strerror or exc}); a cut after it would go unnoticed"
+                    ) from None
+        return record
+
+    def _fields(
+        self,
+        last: Mapping[str, Any] | None,
+        kind: str,
+        action: str,
+        *,
+        subject: str = "",
+        outcome: str = "",
+        details: Mapping[str, Any] | None = None,
+        operator: str | None = None,
+    ) -> dict[str, Any]:
+        # the order is the format: verify reads v, seq, log_id, prev and kind by position
+        return {
+            "v": FORMAT,
+            "seq": 0 if last is None else int(last["seq"]) + 1,
+            "log_id": secrets.token_hex(8) if last is None else str(last["log_id"]),
+            "prev": "" if last is None else str(last["mac"]),
+            "kind": kind,
+            "ts": _now(),
+            "operator": operator or self.operator,
+            "host": self.host,
+            "action": action,
+            "subject": subject,
+            "outcome": outcome,
+            "details": dict(details or {}),
+        }
+
+    def _write(self, fd: int, fields: dict[str, Any], prefix: bytes = b"") -> dict[str, Any]:
+        line, mac = encode(self.key, fields)
+        os.write(fd, prefix + line)
+        os.fsync(fd)
+        return {**fields, "mac": mac}
+
+    def _start(self, fd: int) -> dict[str, Any]:
+        """The first record of an empty current file: the continuation of the newest rotated file
+        (a rotation was interrupted), else a new log's genesis, unless an anchor says a log existed."""
+        rotated = [p for p in log_files(self.directory) if p != self.path]
+        if rotated:
+            rfd = os.open(rotated[-1], os.O_RDONLY)
+            try:
+                tail = _tail_of(rfd)
+                if tail.last is None or tail.raw is None:
+                    raise AuditRefused(f"{rotated[-1]}: no audit record in it; cannot continue the log")
+                self._check(rfd, tail.raw, tail.last, tail.lines)
+            finally:
+                os.close(rfd)
+            fields = self._fields(
+                tail.last, "system", "rotated", details={"previous_file_last_seq": tail.last["seq"]}
+            )
+            return self._write(fd, fields)
+        head = self.anchor.load() if self.anchor is not None else None
+        if head is not None and self.anchor is not None:
+            raise AuditRefused(
+                f"{self.path} is missing or empty, but {self.anchor.path} records that log {head.log_id} "
+                f"reached seq {head.seq}: the log was deleted. Restore it from backup; to start a new log "
+                "deliberately, move the anchor file aside (keep it as evidence)"
+            )
+        return self._write(fd, self._fields(None, "system", "genesis"))
+
+    def _check(self, fd: int, raw: bytes, last: Mapping[str, Any], lines: Sequence[bytes]) -> None:
+        """Continue only a log written with this key and still reaching its anchored head."""
+        seq = last.get("seq")
+        if not signed_by(self.key, raw, last):
+            raise AuditRefused(
+                f"{self.path}: its last record (seq {seq}) does not verify with this audit key: the key "
+                "was replaced, or the record edited. Nothing is appended under another key; restore the "
+                "key that signed the log, and run `opsdash audit verify`"
+            )
+        head = self.anchor.load() if self.anchor is not None else None
+        if head is None or self.anchor is None:
+            return
+        if head.log_id == last.get("log_id") and isinstance(seq, int) and seq >= head.seq:
+            found: Mapping[str, Any] | None = last
+            if seq > head.seq:  # the log is ahead of its anchor: a crash between the two writes
+                found = next(
+                    (r for raw in reversed(lines) if (r := _parse(raw)) is not None and r["seq"] == head.seq),
+                    None,
                 )
-            if line_bytes(record) != raw + b"\n":
-                return fail(Problem(*where, "the line is not byte-for-byte as written (edited)"))
-            if prev is None:
-                if seq != 0 or record.get("action") != "genesis":
-                    return fail(
-                        Problem(
-                            *where,
-                            f"the log starts at seq {seq}, not at a genesis record "
-                            "(earlier records removed?)",
-                        )
-                    )
-            else:
-                expected = int(prev["seq"]) + 1
-                if seq < expected:
-                    return fail(
-                        Problem(*where, f"seq {seq} after seq {prev['seq']}: records reordered or replayed")
-                    )
-                if seq > expected:
-                    if _seq_of(following) == expected:
-                        return fail(
-                            Problem(*where, f"records reordered: seq {seq} comes before seq {expected}")
-                        )
-                    return fail(Problem(*where, f"gap: seq {expected}..{seq - 1} missing (records deleted)"))
-                if record.get("prev") != prev["mac"] or record.get("log_id") != prev["log_id"]:
-                    return fail(Problem(*where, "broken link: prev does not match the previous record's MAC"))
-            if anchor is not None and seq == anchor.seq:
-                anchor_seen = True
-                if not hmac.compare_digest(str(record["mac"]), anchor.mac):
-                    return fail(Problem(*where, "differs from the anchor recorded earlier (log rewritten)"))
-            prev = record
-            count += 1
-    if pending_torn is not None:
-        return fail(pending_torn)
-    assert prev is not None
-    head = Head(prev["log_id"], int(prev["seq"]), prev["mac"])
-    if anchor is not None and not anchor_seen:
-        problem = Problem(
-            names[-1],
-            0,
-            None,
-            f"truncated: the log ends at seq {head.seq}, before the anchor seq {anchor.seq}",
+                if found is None and (hit := _find(fd, lambda r: r.get("seq") == head.seq)) is not None:
+                    found = hit[1]
+            if found is not None and hmac.compare_digest(str(found.get("mac")), head.mac):
+                return
+        raise AuditRefused(
+            f"{self.path}: the log ends at seq {seq} (log {last.get('log_id')}) but {self.anchor.path} "
+            f"anchors seq {head.seq} of log {head.log_id}: records were cut or the log replaced. Nothing "
+            "is appended until an operator has looked: run `opsdash audit verify` (recovery: "
+            "docs/operator-guide.md, 'When audit verify fails')"
         )
-        return Verification(False, count, names, head, problem, tuple(notes))
-    return Verification(True, count, names, head, None, tuple(notes))
+
+    def _rotate(self, fd: int) -> int:
+        """Rename the full file to the next number; the open file for the new one (`fd` closed)."""
+        numbers = [int(m.group(1)) for p in self.directory.iterdir() if (m := _ROTATED.match(p.name))]
+        self.path.rename(self.directory / f"audit-{max(numbers, default=0) + 1:06d}.log")
+        new = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        os.close(fd)
+        return new
+
+    def head(self) -> Head | None:
+        return read_head(self.directory)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes, bool, bytes | None]]:
-    """(line number, line, is a torn final line, the next line) — streamed, so a log of any size
-    verifies in constant memory; the next line lets a reordering be told from a deletion."""
-    with path.open("rb") as handle:
-        current = handle.readline()
-        number = 1
-        while current:
-            following = handle.readline()
-            complete = current.endswith(b"\n")
-            yield number, current[:-1] if complete else current, not complete, following.rstrip(b"\n") or None
-            current, number = following, number + 1
-
-
-def _seq_of(raw: bytes | None) -> int | None:
-    """The seq of a line, if it is a record."""
-    if raw is None:
+def read_head(directory: Path) -> Head | None:
+    """The head as the current file says (unverified): its last complete record's seq and MAC."""
+    try:
+        fd = os.open(directory / LOG_NAME, os.O_RDONLY)
+    except FileNotFoundError:
         return None
     try:
-        seq = json.loads(raw).get("seq")
-    except (ValueError, AttributeError):
-        return None
-    return seq if isinstance(seq, int) else None
-
-
-def parse_anchor(text: str) -> Head:
-    seq, sep, mac = text.partition(":")
-    if not sep or not seq.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", mac):
-        raise ValueError(f"anchor {text!r}: expected SEQ:MAC (a number, a colon, 64 hex digits)")
-    return Head("", int(seq), mac)
+        last = _tail_of(fd).last
+    finally:
+        os.close(fd)
+    return _head(last) if last else None

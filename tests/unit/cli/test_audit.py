@@ -33,6 +33,7 @@ def test_validate_leaves_an_audit_trail_and_an_anchor(run, project: Project) -> 
     assert verified.code == 0
     body = json.loads(verified.out)
     assert body["ok"] and body["records"] == 4 and body["anchor_source"] == f"history run {report['run_id']}"
+    assert body["status"] == "OK" and body["head_anchor"] is not None
 
 
 def test_verify_reports_tampering_with_exit_2(run, project: Project) -> None:
@@ -53,7 +54,107 @@ def test_truncation_is_caught_with_the_history_anchor(run, project: Project) -> 
     log = data_dir() / "audit.log"
     log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:2]))
     result = run("audit", "verify")
-    assert result.code == 2 and "truncated" in result.out and "anchor: history run" in result.out
+    assert result.code == 2 and "truncated" in result.out and "history run" in result.out
+    assert "first bad seq: 2" in result.out
+
+
+def cut_newest(count: int) -> None:
+    log = data_dir() / "audit.log"
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-count]))
+
+
+def test_cutting_records_written_after_the_last_run_is_caught(run, project: Project, tmp_path: Path) -> None:
+    """The records a webhook or runbook wrote after the last run were invisible to history's anchor."""
+    run("validate", "--config", project.profile)
+    run("init", "--dir", tmp_path)  # an operator action after the run: audited, no history row
+    run("init", "--dir", tmp_path, "--force")
+    cut_newest(2)
+    result = run("audit", "verify", "--json")
+    body = json.loads(result.out)
+    assert result.code == 2 and body["status"] == "TAMPERED"
+    assert body["problem"]["first_bad_seq"] == 2 and "(seq 2..3 cut)" in body["problem"]["reason"]
+    anchor = Path(body["head_anchor"])
+    assert (
+        anchor.is_relative_to(tmp_path / "home" / "config") and oct(anchor.stat().st_mode & 0o777) == "0o600"
+    )
+
+
+@pytest.mark.parametrize("history", ["deleted", "anchor rows edited"])
+def test_truncation_is_caught_even_when_history_is_tampered_with_too(
+    run, project: Project, history: str
+) -> None:
+    run("validate", "--config", project.profile)
+    run("validate", "--config", project.profile)
+    cut_newest(1)
+    db = data_dir() / "history.db"
+    if history == "deleted":
+        db.unlink()
+    else:
+        import sqlite3
+
+        kept = json.loads((data_dir() / "audit.log").read_bytes().splitlines()[-1])
+        with sqlite3.connect(db) as con:
+            con.execute("UPDATE audit_anchors SET seq = ?, mac = ?", (kept["seq"], kept["mac"]))
+    result = run("audit", "verify")
+    assert result.code == 2 and "truncated" in result.out and "first bad seq: 2" in result.out
+
+
+def test_a_cut_log_is_not_papered_over_by_the_next_run(run, project: Project) -> None:
+    run("validate", "--config", project.profile)
+    run("validate", "--config", project.profile)
+    cut_newest(1)
+    before = (data_dir() / "audit.log").read_bytes()
+    again = run("validate", "--config", project.profile)
+    assert again.code == 0 and "records were cut" in again.err and "opsdash audit verify" in again.err
+    assert (data_dir() / "audit.log").read_bytes() == before
+    assert run("audit", "verify").code == 2
+
+
+def test_a_repaired_torn_write_warns_until_acknowledged(run, project: Project) -> None:
+    run("validate", "--config", project.profile)
+    with (data_dir() / "audit.log").open("ab") as handle:
+        handle.write(b'{"v":2,"seq":2,"log_id"')  # a crash mid-write
+    torn = run("audit", "verify")
+    assert torn.code == 2 and "a write was interrupted" in torn.out
+    run("validate", "--config", project.profile)  # repairs: a signed repair record, then its own
+    for _ in range(2):
+        warned = run("audit", "verify")
+        assert warned.code == 1 and warned.out.startswith("WARN")
+        assert "audit.log:3: a write was interrupted (torn line); repaired by seq 2" in warned.out
+        assert "opsdash audit ack-repair" in warned.out
+    acked = run("audit", "ack-repair", "--operator", "erin")
+    assert acked.code == 0 and "seq 2" in acked.out
+    assert run("audit", "verify").code == 0
+    newest = json.loads(run("audit", "tail", "-n", "1", "--json").out)
+    assert (newest["action"], newest["operator"], newest["details"]) == (
+        "repair-acknowledged",
+        "erin",
+        {"repairs": [2]},
+    )
+    assert "nothing to acknowledge" in run("audit", "ack-repair").out
+
+
+def test_ack_repair_refuses_a_tampered_log(run, project: Project) -> None:
+    run("validate", "--config", project.profile)
+    cut_newest(1)
+    result = run("audit", "ack-repair")
+    assert result.code == 2 and "nothing acknowledged" in result.out
+
+
+def test_head_exports_what_verify_anchor_accepts(run, project: Project) -> None:
+    assert run("audit", "head").code == 3
+    run("validate", "--config", project.profile)
+    head = run("audit", "head").out.strip()
+    seq, mac = head.split(":")
+    assert seq == "1" and len(mac) == 64
+    assert json.loads(run("audit", "head", "--json").out)["mac"] == mac
+    printed = run("audit", "verify", "--print-head")
+    assert printed.code == 0 and f"head: {head}" in printed.out
+    run("validate", "--config", project.profile)
+    assert run("audit", "verify", "--anchor", head).code == 0
+    log = data_dir() / "audit.log"
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:1]))
+    assert run("audit", "verify", "--anchor", head).code == 2
 
 
 def test_explicit_anchor_and_bad_anchor(run, project: Project) -> None:
@@ -90,6 +191,32 @@ def test_audit_key_from_environment(run, project: Project, monkeypatch: pytest.M
     assert run("audit", "verify").code == 0
     monkeypatch.setenv("OPSDASH_AUDIT_KEY", "a-different-key-000000000000000000000")
     assert run("audit", "verify").code == 2
+    before = (data_dir() / "audit.log").read_bytes()
+    refused = run("validate", "--config", project.profile)
+    assert "does not verify with this audit key" in refused.err
+    assert (data_dir() / "audit.log").read_bytes() == before
+
+
+def test_a_lost_key_is_never_silently_replaced(
+    run, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("validate", "--config", project.profile)
+    key = tmp_path / "home" / "config" / "opsdash" / "audit.key"
+    saved = key.read_bytes()
+    key.unlink()
+    result = run("audit", "verify")
+    assert result.code == 3 and "Traceback" not in result.err
+    assert f"{key} is missing, but the audit log {data_dir() / 'audit.log'} was signed with it" in result.err
+    assert "Restore the key file" in result.err
+    assert "audit log not written" in run("validate", "--config", project.profile).err
+    with monkeypatch.context() as other_profile:  # a profile whose data dir has no log yet
+        other_profile.setenv("OPSDASH_DATA_DIR", str(tmp_path / "other-data"))
+        elsewhere = run("validate", "--config", project.profile)
+        assert "the log anchored in" in elsewhere.err and "was signed with it" in elsewhere.err
+    assert not key.exists()
+    key.write_bytes(saved)
+    key.chmod(0o600)
+    assert run("audit", "verify").code == 0
 
 
 def test_init_is_audited(run, tmp_path: Path) -> None:
@@ -130,3 +257,12 @@ def test_follow_prints_appended_records(project: Project) -> None:
     finally:
         follow.terminate()
         follow.wait(10)
+
+
+def test_an_unreadable_log_is_a_clear_error_not_a_traceback(run, project: Project) -> None:
+    run("validate", "--config", project.profile)
+    (data_dir() / "audit.log").unlink()
+    (data_dir() / "audit.log").mkdir()
+    result = run("audit", "verify")
+    assert result.code == 3 and "audit.log: cannot read the audit log (Is a directory)" in result.err
+    assert "Traceback" not in result.err + result.out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from opsdash.core.audit.log import AuditLog, Head, log_files, parse_anchor, verify
+from opsdash.core.audit.log import AuditLog, Head, HeadAnchor, line_bytes, log_files, mac_of
+from opsdash.core.audit.verify import parse_anchor, verify
 
 KEY = b"test-audit-key-0123456789abcdef0123456789"
 
@@ -58,7 +60,45 @@ def test_whitespace_edit_is_caught_too(tmp_path: Path) -> None:
     write(tmp_path, content)
     result = verify(tmp_path, KEY)
     assert result.problem is not None and result.problem.seq == 2
+    assert "MAC mismatch" in result.problem.reason  # the MAC covers the bytes as written
+
+
+def write_format_1(directory: Path, count: int) -> None:
+    """A log as earlier versions wrote it: MAC over sorted, compact JSON; no "v"."""
+    prev, out = "", []
+    for seq in range(count):
+        record = {
+            "seq": seq,
+            "ts": "2026-11-20T10:00:00.000+00:00",
+            "log_id": "00112233aabbccdd",
+            "operator": "alice",
+            "host": "old",
+            "kind": "system" if seq == 0 else "operator_action",
+            "action": "genesis" if seq == 0 else "validate",
+            "subject": "",
+            "outcome": "",
+            "details": {},
+            "prev": prev,
+        }
+        record["mac"] = prev = mac_of(KEY, record)
+        out.append(line_bytes(record))
+    write(directory, out)
+
+
+def test_a_format_1_log_still_verifies_and_continues_in_format_2(tmp_path: Path) -> None:
+    write_format_1(tmp_path, 4)
+    assert verify(tmp_path, KEY).ok
+    edited = lines(tmp_path)
+    edited[2] = edited[2].replace(b'"kind":', b'"kind": ')
+    write(tmp_path, edited)
+    result = verify(tmp_path, KEY)
+    assert result.problem is not None and result.problem.seq == 2
     assert "not byte-for-byte" in result.problem.reason
+    write_format_1(tmp_path, 4)
+    record = AuditLog(tmp_path, KEY).append("operator_action", "validate")
+    assert record["seq"] == 4 and record["v"] == 2 and lines(tmp_path)[-1].startswith(b'{"v":2,"seq":4,')
+    migrated = verify(tmp_path, KEY)
+    assert migrated.ok and migrated.records == 5 and migrated.head == Head(record["log_id"], 4, record["mac"])
 
 
 def test_deleted_line_is_a_gap(tmp_path: Path) -> None:
@@ -89,17 +129,21 @@ def test_truncated_tail_is_caught_against_the_anchor(tmp_path: Path) -> None:
     assert verify(tmp_path, KEY).ok  # without an anchor a clean cut looks like a shorter log ...
     result = verify(tmp_path, KEY, anchor)  # ... which is why runs record anchors
     assert not result.ok and result.problem is not None
-    assert "truncated: the log ends at seq 3, before the anchor seq 5" in result.problem.reason
+    assert "truncated: the log ends at seq 3, before seq 5" in result.problem.reason
+    assert result.problem.first_bad_seq == 4
 
 
-def test_rewritten_log_differs_from_anchor(tmp_path: Path) -> None:
+def test_replaced_log_differs_from_anchor(tmp_path: Path) -> None:
     log = make_log(tmp_path, records=3)
     anchor = log.head()
     assert anchor is not None
     (tmp_path / "audit.log").unlink()
     make_log(tmp_path, records=3)  # a fresh log with the same key and length
     result = verify(tmp_path, KEY, anchor)
-    assert result.problem is not None and "differs from the anchor" in result.problem.reason
+    assert result.problem is not None and "the log was replaced" in result.problem.reason
+    by_seq_only = verify(tmp_path, KEY, Head("", anchor.seq, anchor.mac))  # as --anchor SEQ:MAC gives it
+    assert by_seq_only.problem is not None and by_seq_only.problem.first_bad_seq == 3
+    assert "differs from the head anchored in the given anchor" in by_seq_only.problem.reason
 
 
 def test_forged_line_without_the_key(tmp_path: Path) -> None:
@@ -128,18 +172,37 @@ def test_removed_genesis_is_reported(tmp_path: Path) -> None:
     assert result.problem is not None and "not at a genesis record" in result.problem.reason
 
 
-def test_torn_final_line_is_reported_then_repaired_by_the_next_append(tmp_path: Path) -> None:
+def test_torn_final_line_is_reported_then_repaired_and_warned_about_until_acknowledged(
+    tmp_path: Path,
+) -> None:
     log = make_log(tmp_path)
     with (tmp_path / "audit.log").open("ab") as handle:
-        handle.write(b'{"seq":6,"ts":"2026-11-2')  # the process died mid-write
+        handle.write(b'{"v":2,"seq":6,"log_id":"')  # the process died mid-write
     result = verify(tmp_path, KEY)
-    assert not result.ok and result.problem is not None
+    assert not result.ok and result.problem is not None and result.status == "TAMPERED"
     assert "interrupted" in result.problem.reason and result.problem.line == 7
+    assert result.problem.first_bad_seq == 6
     record = log.append("operator_action", "validate")
-    assert record["seq"] == 6 and record["details"]["repaired_torn_line"] is True
-    repaired = verify(tmp_path, KEY)
-    assert repaired.ok and repaired.records == 7
-    assert any("torn line" in note and "repaired by seq 6" in note for note in repaired.notes)
+    assert record["seq"] == 7
+    repair = json.loads(lines(tmp_path)[7])
+    assert (repair["seq"], repair["kind"], repair["action"]) == (6, "system", "torn-line-repaired")
+    for appended in range(2):  # it keeps being reported, whatever is appended after it
+        repaired = verify(tmp_path, KEY)
+        assert repaired.ok and repaired.status == "WARN" and repaired.records == 8 + appended
+        assert repaired.unacknowledged_repairs == (6,)
+        assert "audit.log:7: a write was interrupted" in repaired.warnings[0]
+        log.append("operator_action", "validate")
+    log.append("system", "repair-acknowledged", details={"repairs": [6]}, operator="bob")
+    acknowledged = verify(tmp_path, KEY)
+    assert acknowledged.status == "OK" and not acknowledged.warnings
+    content = lines(tmp_path)
+    content[6] = content[6].replace(b"seq", b"SEQ")  # the kept fragment is covered by the repair record
+    write(tmp_path, content)
+    changed = verify(tmp_path, KEY)
+    assert (
+        changed.problem is not None
+        and "the torn line that seq 6 repaired was changed" in changed.problem.reason
+    )
 
 
 def test_garbage_line_in_the_middle_is_not_silently_skipped(tmp_path: Path) -> None:
@@ -185,22 +248,26 @@ def test_anchor_parsing() -> None:
 
 
 def _append_many(directory: str, who: str, count: int) -> None:
-    log = AuditLog(Path(directory), KEY, operator=who)
+    anchor = HeadAnchor(Path(directory).with_name("config") / "x.head", KEY)
+    log = AuditLog(Path(directory), KEY, operator=who, anchor=anchor)
     for i in range(count):
         log.append("operator_action", "step", subject=who, details={"i": i})
 
 
 def test_two_processes_appending_at_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
     ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_append_many, args=(str(tmp_path), who, 10_000)) for who in ("p1", "p2")]
+    workers = [ctx.Process(target=_append_many, args=(str(data), who, 3_000)) for who in ("p1", "p2")]
     for w in workers:
         w.start()
     for w in workers:
         w.join(300)
         assert w.exitcode == 0
-    result = verify(tmp_path, KEY)
+    anchor = HeadAnchor(tmp_path / "config" / "x.head", KEY)
+    result = verify(data, KEY, head_file=anchor)
     assert result.ok, result.problem
-    assert result.records == 20_001
-    by_who = [json.loads(line)["operator"] for line in lines(tmp_path)[1:]]
-    assert by_who.count("p1") == by_who.count("p2") == 10_000
-    assert oct(os.stat(tmp_path / "audit.log").st_mode & 0o777) == "0o600"
+    assert result.records == 6_001 and anchor.load() == result.head  # the anchor kept up with both
+    by_who = [json.loads(line)["operator"] for line in lines(data)[1:]]
+    assert by_who.count("p1") == by_who.count("p2") == 3_000
+    assert sum(a != b for a, b in itertools.pairwise(by_who)) > 10  # they did interleave
+    assert oct(os.stat(data / "audit.log").st_mode & 0o777) == "0o600"
