@@ -99,6 +99,14 @@ def preflight(
 @click.option(
     "--expect-version", metavar="V", help="The release that must now be served ([deploy] version_url)."
 )
+@click.option(
+    "--baseline",
+    default="last-ok",
+    show_default=True,
+    metavar="last-ok|last|RUN",
+    help="The run to compare with: the newest preflight or verify-deploy that ended OK, the newest "
+    "whatever its verdict, or a run (id, prefix, latest~N) of a check, preflight or verify-deploy.",
+)
 @format_option("junit", "github")
 def verify_deploy_cmd(
     config: Path | None,
@@ -110,11 +118,13 @@ def verify_deploy_cmd(
     interval: float,
     stable: int,
     expect_version: str | None,
+    baseline: str,
     fmt: str,
 ) -> None:
     """After a deploy: watch the checks until they settle, confirm the served release, and compare
-    with the last green run (latency regressions, metrics that fell, certificates that now expire
-    sooner, env values whose fingerprint changed). On failure it points to the rollback runbook.
+    with the baseline run, by default the last one that ended OK (latency regressions, metrics that
+    fell, certificates that now expire sooner, env values whose fingerprint changed). On failure it
+    points to the rollback runbook.
 
     \b
     Exit codes: 0 OK, 1 WARN, 2 CRIT (roll back), 3 UNKNOWN or usage/config error.
@@ -129,6 +139,7 @@ def verify_deploy_cmd(
         interval=interval,
         stable=stable,
         expect_version=expect_version,
+        baseline=baseline,
         env_files=list(env_files) or None,
         from_env=from_env,
         progress=progress_to_stderr if fmt == "text" else lambda _m: None,

@@ -106,3 +106,21 @@ def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> 
     else:
         emit(diff_text(c.a, c.b, c.diff))
     sys.exit(0 if c.diff.empty else 1)
+
+
+@history.command("compact")
+@config_option
+def history_compact(config: Path | None) -> None:
+    """Rebuild the history database to give free space back (one full VACUUM).
+
+    Retention already gives space back as it deletes; this is for a database an older opsdash made
+    (without incremental vacuum) that is over 64 MiB. It needs free disk space of the file's size
+    and blocks other opsdash commands while it runs.
+
+    \b
+    Exit codes: 0 compacted, 3 usage/config error or unusable history.
+    """
+    from opsdash.ops import history as past
+
+    freed = past.compact(Ops.open(config, require=False))
+    emit(f"history compacted: {freed / 2**20:.1f} MiB given back")

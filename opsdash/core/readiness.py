@@ -10,8 +10,11 @@ from typing import Any
 
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
+from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import DeploySection
 from opsdash.core.rules import rule
+
+CERT_DAYS = "cert_days_left"
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,91 @@ def live_gate(report: Report | None, states: Mapping[str, Severity], expected_ch
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """The dashboard's one verdict: GO | NO-GO | UNKNOWN, why (the worst contributor first), and
+    whether it is stale (polling paused: the live half of it is no longer being refreshed)."""
+
+    label: str
+    reason: str
+    worst: Severity = Severity.UNKNOWN
+    stale: bool = False
+
+    @property
+    def headline(self) -> str:
+        return f"{self.label} (stale)" if self.stale else self.label
+
+    def __str__(self) -> str:
+        return f"{self.headline}: {self.reason}"
+
+
+def dashboard_verdict(
+    report: Report | None,
+    states: Mapping[str, SustainedState],
+    expected_checks: int,
+    alerts: Sequence[tuple[Severity, str]] = (),
+    *,
+    paused: bool = False,
+) -> Verdict:
+    """The verdict the header and the overview show, from the latest validation, each check's
+    state (failing-before-threshold counts as WARN) and the active alerts. CRIT anywhere is NO-GO;
+    anything not yet evaluated is UNKNOWN, never GO; a GO with any WARN says so and names it."""
+    contributors: list[tuple[Severity, str]] = []
+    if report is not None:
+        counts = report.counts()
+        by_severity = {
+            s: sorted({f.rule for f in report.findings if f.severity is s})
+            for s in (Severity.CRIT, Severity.WARN)
+        }
+        if counts["CRIT"]:
+            contributors.append(
+                (
+                    Severity.CRIT,
+                    f"{counts['CRIT']} critical finding(s) ({', '.join(by_severity[Severity.CRIT][:2])})",
+                )
+            )
+        if counts["WARN"]:
+            contributors.append(
+                (
+                    Severity.WARN,
+                    f"{counts['WARN']} warning finding(s) ({', '.join(by_severity[Severity.WARN][:2])})",
+                )
+            )
+    for name, state in sorted(states.items()):
+        if state.shown in (Severity.CRIT, Severity.WARN):
+            contributors.append((state.shown, f"{name} {state.label}"))
+    for severity, title in alerts:
+        if severity in (Severity.CRIT, Severity.WARN):
+            contributors.append((severity, f"alert: {title}"))
+    contributors.sort(key=lambda c: -c[0].rank)
+    shown = [text for _s, text in contributors[:3]]
+    if len(contributors) > 3:
+        shown.append(f"+{len(contributors) - 3} more")
+    named = "; ".join(shown)
+    worst = contributors[0][0] if contributors else Severity.OK
+
+    def verdict(label: str, reason: str, severity: Severity) -> Verdict:
+        if paused:
+            reason = f"polling paused, live checks not refreshed (p resumes) · {reason}"
+        return Verdict(label, reason, severity, stale=paused)
+
+    if worst is Severity.CRIT:
+        return verdict("NO-GO", named, Severity.CRIT)
+    if report is None:
+        return verdict(
+            "UNKNOWN", "environment not validated yet" + (f"; {named}" if named else ""), Severity.UNKNOWN
+        )
+    if report.verdict is Severity.UNKNOWN:
+        return verdict("UNKNOWN", "environment could not be evaluated", Severity.UNKNOWN)
+    pending = expected_checks - len(states) + sum(1 for s in states.values() if s.shown is Severity.UNKNOWN)
+    if pending > 0:
+        wait = f"{pending} check(s) still being evaluated"
+        return verdict("UNKNOWN", wait + (f"; {named}" if named else ""), Severity.UNKNOWN)
+    if worst is Severity.WARN:
+        return verdict("GO", f"with warnings: {named}", Severity.WARN)
+    return verdict("GO", "validation and live checks pass", Severity.OK)
+
+
+@dataclass(frozen=True)
 class Baseline:
     """What a run measured: per-check latency and metrics, and env key fingerprints."""
 
@@ -124,6 +212,8 @@ def baseline_from(
                 latencies.setdefault(r.name, []).append(r.metrics["response_time_ms"])
             if r.ok:
                 metrics[r.name] = {k: v for k, v in r.metrics.items() if k != "response_time_ms"}
+            if CERT_DAYS in r.metrics:  # from every result: a certificate inside the warning window
+                metrics.setdefault(r.name, {})[CERT_DAYS] = r.metrics[CERT_DAYS]  # is still compared
     return Baseline(run_id, {k: statistics.median(v) for k, v in latencies.items()}, metrics, dict(env or {}))
 
 
@@ -153,7 +243,7 @@ def compare(
             after = now.metrics.get(check, {}).get(name)
             if after is None:
                 continue
-            if name == "cert_days_left":
+            if name == CERT_DAYS:
                 if after < before - elapsed_days - 1:
                     out.append(
                         rule("cert-days-dropped").finding(
@@ -184,3 +274,16 @@ def compare(
                 )
             )
     return out
+
+
+def why_not_comparable(a_kind: str, a_target: str, b_kind: str, b_target: str) -> str | None:
+    """None when two runs can be diffed; else why not, in words an operator can act on. A diff
+    compares findings and env fingerprints, so both runs must be of the same kind, on the same
+    target, and not runbook sessions (which have steps, not findings)."""
+    if "runbook" in (a_kind, b_kind):
+        return "a runbook session has steps, not findings: open it with Enter instead"
+    if a_kind != b_kind:
+        return f"a {a_kind} run and a {b_kind} run check different things: mark two {a_kind} runs"
+    if a_target != b_target:
+        return f"the runs are of different targets ({a_target} and {b_target})"
+    return None

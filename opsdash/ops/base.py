@@ -121,11 +121,12 @@ class Ops:
 
         return probe_context(self.profile, env_files=env_files, from_env=from_env)
 
-    def history(self, *, shared: bool = False) -> History:
-        """A connection to the history database (one per thread; close it, or use `with`)."""
+    def history(self, *, shared: bool = False, write: bool = True) -> History:
+        """A connection to the history database (one per thread; close it, or use `with`).
+        `write=False` for reading only: a read-only data directory is read as it is."""
         from opsdash.storage.history import History
 
-        return History.open(self.data_dir, shared=shared)
+        return History.open(self.data_dir, shared=shared, write=write)
 
     def has_history(self) -> bool:
         from opsdash.storage.history import DB_NAME

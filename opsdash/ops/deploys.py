@@ -22,6 +22,7 @@ from opsdash.core.health.probes.base import ProbeFailed
 from opsdash.core.health.runner import run_once
 from opsdash.core.profile import Profile
 from opsdash.core.readiness import (
+    CERT_DAYS,
     Baseline,
     Versions,
     baseline_from,
@@ -37,8 +38,33 @@ from opsdash.ops import outbound
 from opsdash.ops.base import Ops
 from opsdash.ops.runbooks import find_runbook
 from opsdash.storage.history import History
+from opsdash.storage.rows import RunRow
 
 GREEN_KINDS = ("preflight", "verify-deploy")
+BASELINE_KINDS = ("check", *GREEN_KINDS)  # runs that recorded check results to compare with
+BASELINES = ("last-ok", "last")
+
+
+def baseline_run(history: History, spec: str = "last-ok") -> RunRow | None:
+    """The run verify-deploy compares with. `last-ok`: the newest preflight or verify-deploy whose
+    verdict was OK (a run that ended in WARN is not a baseline: its warnings would become the
+    norm); `last`: the newest of them whatever its verdict; else a run reference (id, prefix,
+    latest~N) of a check, preflight or verify-deploy run. None when history has no such run."""
+    if spec == "last-ok":
+        found = history.last_run(GREEN_KINDS, ("OK", "INFO"))
+    elif spec == "last":
+        found = history.last_run(GREEN_KINDS)
+    else:
+        run = history.resolve(spec)
+        if run.kind not in BASELINE_KINDS:
+            raise InputError(
+                f"baseline {run.run_id} is a {run.kind} run: pick a check, preflight or verify-deploy run "
+                "(they record check results to compare with)"
+            )
+        return run
+    return None if found is None else history.resolve(found)
+
+
 VERSION_BODY_CAP = 1_000_000  # a version answer is a few hundred bytes
 
 
@@ -93,8 +119,7 @@ def _env_fingerprints(history: History, run_id: str) -> dict[str, tuple[str, boo
 
 
 def _record(ops: Ops, history: History, report: Report, env: Any, results: Sequence[CheckResult]) -> None:
-    history.record(report, operator=ops.operator, env=env, is_secret=ops.profile.is_secret)
-    history.record_checks(report.run_id, results)
+    history.record(report, operator=ops.operator, env=env, is_secret=ops.profile.is_secret, results=results)
     ops.audit.report(report, history)
     candidates = check_candidates(results)
     scope = check_scope(results) | {(PREFLIGHT_NO_GO, report.target)}
@@ -167,15 +192,18 @@ def verify_deploy(
     interval: float,
     stable: int,
     expect_version: str | None = None,
+    baseline: str = "last-ok",
     env_files: Sequence[Path] | None = None,
     from_env: bool | None = None,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> Report:
     """Poll every check until `stable` consecutive all-good sweeps or the window ends, then compare
-    with the last green run."""
+    with the baseline run (see baseline_run)."""
     profile = ops.profile
     if not profile.checks:
         raise ConfigError("the profile has no [[checks]] to verify a deploy with")
+    with ops.history() as history:  # a baseline that does not exist is a usage error, found before the wait
+        base = baseline_run(history, baseline)
     started, t0 = ops.now(), time.perf_counter()
     ctx = ops.probe_context(env_files=env_files, from_env=from_env)
     sweeps: list[Sweep] = []
@@ -238,26 +266,27 @@ def verify_deploy(
     run_id = new_run_id(started)
     current = baseline_from(run_id, stable_sweeps, now_env)
     with ops.history() as history:
-        green_id = history.last_green(GREEN_KINDS)
-        if green_id is not None:
-            green_row = history.resolve(green_id)
+        if base is not None:
             green = Baseline(
-                green_id, *_baseline_rows(history, green_id), _env_fingerprints(history, green_id)
+                base.run_id, *_baseline_rows(history, base.run_id), _env_fingerprints(history, base.run_id)
             )
-            elapsed = (started - datetime.fromisoformat(green_row.started_at)).total_seconds() / 86400
+            elapsed = (started - datetime.fromisoformat(base.started_at)).total_seconds() / 86400
             findings += compare(green, current, profile.deploy, elapsed)
         else:
             findings.append(
                 rule("rollback-no-green-run").finding(
                     "history",
-                    "No green run to compare with: this run becomes the baseline if it passes.",
+                    "No OK preflight or verify-deploy run to compare with: this run becomes the baseline "
+                    "if it ends OK."
+                    if baseline == "last-ok"
+                    else "No preflight or verify-deploy run to compare with.",
                     severity=Severity.INFO,
                 )
             )
         summary: dict[str, Any] = {
             "sweeps": len(sweeps),
             "stable": streak,
-            "baseline": green_id,
+            "baseline": None if base is None else base.run_id,
             "versions": None if versions is None else versions.__dict__,
             "checks": [r.to_dict() for r in final],
             "latency_ms": dict(current.latency_ms),
@@ -275,10 +304,11 @@ def _baseline_rows(history: History, run_id: str) -> tuple[dict[str, float], dic
     latencies: dict[str, list[float]] = {}
     metrics: dict[str, dict[str, float]] = {}
     for row in history.check_results_of(run_id):
-        if row.severity not in ("OK", "INFO", "WARN"):
-            continue
         values = row.metrics_dict()
-        if "response_time_ms" in values:
-            latencies.setdefault(row.check_name, []).append(values["response_time_ms"])
-        metrics[row.check_name] = {k: v for k, v in values.items() if k != "response_time_ms"}
+        if row.severity in ("OK", "INFO", "WARN"):
+            if "response_time_ms" in values:
+                latencies.setdefault(row.check_name, []).append(values["response_time_ms"])
+            metrics[row.check_name] = {k: v for k, v in values.items() if k != "response_time_ms"}
+        if CERT_DAYS in values:  # every result: a certificate expiring soon is still a certificate
+            metrics.setdefault(row.check_name, {})[CERT_DAYS] = values[CERT_DAYS]
     return {k: statistics.median(v) for k, v in latencies.items()}, metrics

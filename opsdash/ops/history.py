@@ -6,21 +6,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsdash.core.diff import RunDiff, diff_runs
 from opsdash.core.findings import Report
-from opsdash.core.runbooks.executor import SessionState
-from opsdash.core.runbooks.model import Runbook
-from opsdash.core.runbooks.parser import parse as parse_runbook
 from opsdash.ops.base import Ops
 from opsdash.storage.rows import AlertRow, RunRow
-from opsdash.storage.runbooks import RunbookStore
+
+if TYPE_CHECKING:  # a runbook session's modules load only when one is shown
+    from opsdash.core.runbooks.executor import SessionState
+    from opsdash.core.runbooks.model import Runbook
 
 DEPLOY_KINDS = ("preflight", "verify-deploy")
 
 
 def runs(ops: Ops, *, limit: int = 20, kind: str | None = None) -> list[RunRow]:
-    with ops.history() as history:
+    with ops.history(write=False) as history:
         return history.list_runs(limit=limit, kind=kind)
 
 
@@ -36,10 +37,13 @@ class RunDetail:
 
 def show(ops: Ops, ref: str) -> RunDetail:
     """RUN is an id, a unique prefix of one, `latest` or `latest~N`."""
-    with ops.history() as history:
+    with ops.history(write=False) as history:
         run = history.resolve(ref)
         if run.kind != "runbook":
             return RunDetail(run, report=history.report(run))
+        from opsdash.core.runbooks.parser import parse as parse_runbook
+        from opsdash.storage.runbooks import RunbookStore
+
         state = RunbookStore(history).load(run.run_id)
     book = None
     if state is not None and Path(state.runbook_path).is_file():
@@ -57,7 +61,7 @@ class Comparison:
 def diff(ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = False) -> Comparison:
     """New, resolved and changed findings, and env keys whose fingerprint changed, from A to B
     (with `oldest_first`, from the older of the two to the newer)."""
-    with ops.history() as history:
+    with ops.history(write=False) as history:
         a, b = history.resolve(ref_a), history.resolve(ref_b)
         if oldest_first and b.started_at < a.started_at:
             a, b = b, a
@@ -77,7 +81,7 @@ class Overview:
 
 
 def overview(ops: Ops, *, deploys: int = 4) -> Overview:
-    with ops.history() as history:
+    with ops.history(write=False) as history:
         alerts = history.open_alerts()
         recent = [r for r in history.list_runs(limit=50) if r.kind in DEPLOY_KINDS][:deploys]
     return Overview(alerts, recent)
@@ -85,5 +89,11 @@ def overview(ops: Ops, *, deploys: int = 4) -> Overview:
 
 def latency_series(ops: Ops, names: Iterable[str], points: int) -> dict[str, list[float]]:
     """The last `points` latencies of each check, oldest first."""
-    with ops.history() as history:
+    with ops.history(write=False) as history:
         return {n: [r.latency_ms for r in history.check_history(n, points)] for n in names}
+
+
+def compact(ops: Ops) -> int:
+    """Rebuild the history file with incremental vacuum; the bytes given back."""
+    with ops.history() as history:
+        return history.compact()

@@ -65,12 +65,46 @@ class CheckRow:
     error_class: str | None
     summary: str
     latency_ms: float
-    phases: str
-    metrics: str
-    facts: str
+    phases: str | None
+    metrics: str | None
+    facts: str | None
+    # v8: what else the check's report showed (NULL in rows an older opsdash wrote)
+    duration_ms: float | None = None
+    attempts: int | None = None
+    hint: str | None = None
+    runbook: str | None = None
+    conditions: str | None = None
+    findings: str | None = None
+    facts_id: int | None = None
+    shared_facts: str | None = None  # the body facts_id names (facts then holds only this row's own)
 
     def metrics_dict(self) -> dict[str, float]:
         return dict(json.loads(self.metrics or "{}"))
+
+    def facts_dict(self) -> dict[str, Any]:
+        """Every fact the probe recorded: the shared ones, then this row's own in their places."""
+        return {**json.loads(self.shared_facts or "{}"), **json.loads(self.facts or "{}")}
+
+    def as_result(self) -> dict[str, Any]:
+        """The check result as its report showed it (CheckResult.to_dict())."""
+        return {
+            "name": self.check_name,
+            "kind": self.kind,
+            "target": self.target,
+            "severity": self.severity,
+            "summary": self.summary,
+            "error_class": self.error_class,
+            "hint": self.hint,
+            "runbook": self.runbook,
+            "started_at": self.started_at,
+            "duration_ms": self.latency_ms if self.duration_ms is None else self.duration_ms,
+            "attempts": 1 if self.attempts is None else self.attempts,
+            "phases": json.loads(self.phases or "{}"),
+            "conditions": json.loads(self.conditions or "[]"),
+            "metrics": json.loads(self.metrics or "{}"),
+            "facts": self.facts_dict(),
+            "findings": json.loads(self.findings or "[]"),
+        }
 
 
 @dataclass(frozen=True)

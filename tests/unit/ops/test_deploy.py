@@ -98,8 +98,9 @@ def test_rollback_readiness(run, demo: Demo, tmp_path: Path) -> None:
 
 
 def test_verify_deploy_finds_latency_regression_and_changed_secret(run, demo: Demo) -> None:
+    gate(run, "preflight", "--config", demo.profile)  # warns: history has no green run yet
     code, green = gate(run, "preflight", "--config", demo.profile)
-    assert green["gate"] == "GO"
+    assert green["gate"] == "GO" and green["verdict"] == "OK"  # the baseline: the last OK run
     fault(demo, "app-slow")
     fault(demo, "secret-rotated")
     code, report = gate(
@@ -145,6 +146,83 @@ def test_verify_deploy_unstable_and_wrong_version_point_to_rollback(run, demo: D
     rules = {f["rule"] for f in report["findings"] if f["severity"] == "CRIT"}
     assert {"deploy-unstable", "version-mismatch", "check-failed"} <= rules
     assert code == 2 and report["summary"]["next"] == "opsdash runbook run rollback"
+
+
+def verify(run, demo: Demo, *extra: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    return gate(
+        run,
+        "verify-deploy",
+        "--config",
+        demo.profile,
+        "--window",
+        "30",
+        "--interval",
+        "0.5",
+        "--stable",
+        "1",
+        *extra,
+    )
+
+
+def test_verify_deploy_compares_with_the_last_ok_run_and_sees_a_certificate_drop(run, demo: Demo) -> None:
+    gate(run, "preflight", "--config", demo.profile)  # WARN: no green run yet
+    _code, ok = gate(run, "preflight", "--config", demo.profile)
+    assert ok["verdict"] == "OK", ok["findings"]
+    fault(demo, "cert-expiring")  # 365 days -> 20: inside the warning window
+    _code, warned = gate(run, "preflight", "--config", demo.profile)
+    assert warned["verdict"] == "WARN"
+
+    _code, report = verify(run, demo)
+    assert report["summary"]["baseline"] == ok["run_id"]  # not the newer run that ended in WARN
+    dropped = {f["subject"]: f for f in report["findings"] if f["rule"] == "cert-days-dropped"}
+    assert "app-tls" in dropped and "now has 20 days left, was 365" in dropped["app-tls"]["detail"]
+
+    _code, latest = verify(run, demo, "--baseline", "last")
+    assert latest["summary"]["baseline"] == report["run_id"]  # the newest, whatever its verdict
+    _code, chosen = verify(run, demo, "--baseline", ok["run_id"][:18])
+    assert chosen["summary"]["baseline"] == ok["run_id"]
+
+
+@pytest.mark.parametrize(
+    ("baseline", "says"),
+    [("19990101", "not found"), ("latest~x", "expected latest~N")],
+)
+def test_verify_deploy_with_an_unknown_baseline_stops_before_waiting(
+    run, demo: Demo, baseline: str, says: str
+) -> None:
+    result = run(
+        "verify-deploy",
+        "--config",
+        demo.profile,
+        "--window",
+        "600",
+        "--interval",
+        "60",
+        "--baseline",
+        baseline,
+    )
+    assert result.code == 3 and says in result.err and "Traceback" not in result.err
+
+
+def test_a_certificate_inside_the_warning_window_is_still_compared() -> None:
+    from opsdash.core.findings import Severity
+    from opsdash.core.health.model import CheckResult
+    from opsdash.core.profile import DeploySection
+    from opsdash.core.readiness import Baseline, baseline_from, compare
+
+    expiring = CheckResult(
+        "app-tls",
+        "tls",
+        "app:443",
+        Severity.WARN,
+        "expires in 20 days",
+        "2026-11-26T00:00:00+00:00",
+        5.0,
+        metrics={"cert_days_left": 20.0},
+    )
+    now = baseline_from("new", [[expiring]])
+    green = Baseline("green", {}, {"app-tls": {"cert_days_left": 365.0}})
+    assert [f.rule for f in compare(green, now, DeploySection())] == ["cert-days-dropped"]
 
 
 # ---------------------------------------------------------------- alerts

@@ -125,7 +125,8 @@ def test_corrupt_database_is_a_clear_error(run, project: Project, isolated: Path
     (data / "history.db").write_bytes(b"this is not a database" * 100)
     result = run("validate", "--config", project.profile)
     assert result.code == 3
-    assert "cannot open history database" in result.err
+    assert "history database is corrupt" in result.err and str(data / "history.db") in result.err
+    assert "Traceback" not in result.err
 
 
 def test_purge_removes_old_runs_only(tmp_path: Path) -> None:

@@ -1,0 +1,225 @@
+"""A year of runs: check results live only in their table, `history show` still shows all of them,
+and every query the CLI and the dashboard make is answered through an index."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.health.conditions import ConditionResult
+from opsdash.core.health.errors import ErrorClass
+from opsdash.core.health.model import CheckResult
+from opsdash.ops import history as past
+from opsdash.ops.base import Ops
+from opsdash.storage.history import History
+
+
+def result(
+    name: str, at: str, *, days: float = 365.0, failing: bool = False, latency: float = 18.76
+) -> CheckResult:
+    finding = Finding(
+        "check-failed", Severity.CRIT, "checks", name, f"{name} is failing", "HTTP 503", "Fix it.", "outage"
+    )
+    return CheckResult(
+        name=name,
+        kind="http",
+        target=f"https://{name}.example/health",
+        severity=Severity.CRIT if failing else Severity.OK,
+        summary="HTTP 503 in 19 ms" if failing else "HTTP 200 in 19 ms",
+        started_at=at,
+        duration_ms=20.94,
+        error_class=ErrorClass.HTTP_5XX if failing else None,
+        hint="up but unhealthy" if failing else None,
+        runbook="outage" if failing else None,
+        attempts=2 if failing else 1,
+        phases={"connect": 2.571, "tls": 12.834},
+        conditions=(ConditionResult("[STATUS] == 200", not failing, "503" if failing else "200"),),
+        metrics={"response_time_ms": latency, "cert_days_left": days},
+        facts={
+            "ip": "127.0.0.1",
+            "status": "503" if failing else "200",
+            "cert_subject": "CN=app.example",
+            "cert_days_left": f"{days:.1f}",
+            "cert_not_after": "2027-11-26T17:51:12+00:00",
+            "chain_earliest_days_left": f"{days:.1f}",
+        },
+        findings=(finding,) if failing else (),
+    )
+
+
+def report(kind: str, run_id: str, at: str, results: list[CheckResult]) -> Report:
+    return Report(
+        kind,
+        "BetaSkill",
+        run_id,
+        at,
+        5,
+        tuple(f for r in results for f in r.findings),
+        {"checks": [r.to_dict() for r in results], "validation": "OK"},
+    )
+
+
+@pytest.fixture
+def data(isolated: Path) -> Path:
+    import os
+
+    return Path(os.environ["OPSDASH_DATA_DIR"])
+
+
+def test_show_gives_back_every_check_result_from_the_table_alone(run, data: Path) -> None:
+    at = "2026-11-26T07:00:00.000+00:00"
+    results = [result("app", at), result("api", at, failing=True, days=20.0)]
+    recorded = report("preflight", "20261126T070000-aaaaaa", at, results)
+    with History.open(data) as history:
+        history.record(recorded, operator="alice", results=results)
+        stored = history.db.execute("SELECT summary FROM runs").fetchone()[0]
+    assert "checks" not in json.loads(stored)  # the summary no longer copies them
+
+    shown = json.loads(run("history", "show", "latest", "--json").out)
+    assert shown["summary"]["checks"] == [r.to_dict() for r in results]
+    assert shown["summary"]["validation"] == "OK"
+    assert shown["counts"] == recorded.to_dict()["counts"]
+    assert shown["findings"] == recorded.to_dict()["findings"]
+
+
+def test_a_run_of_several_sweeps_shows_its_final_sweep(run, data: Path) -> None:
+    sweeps = [
+        [
+            result("app", f"2026-11-26T07:00:0{i}.000+00:00", latency=10.0 + i),
+            result("api", f"2026-11-26T07:00:0{i}.000+00:00"),
+        ]
+        for i in range(3)
+    ]
+    final = sweeps[-1]
+    recorded = report("verify-deploy", "20261126T070000-bbbbbb", final[0].started_at, final)
+    with History.open(data) as history:
+        history.record(recorded, operator="alice", results=[r for s in sweeps for r in s])
+        assert len(history.check_results_of(recorded.run_id)) == 6  # every sweep kept for the baseline
+    shown = json.loads(run("history", "show", recorded.run_id, "--json").out)
+    assert shown["summary"]["checks"] == [r.to_dict() for r in final]
+
+
+def test_runs_recorded_before_the_split_still_show_their_checks(run, data: Path) -> None:
+    """A run an older opsdash wrote keeps its checks in the summary; show and list still work."""
+    at = "2026-11-26T07:00:00.000+00:00"
+    old = report("check", "20261126T070000-cccccc", at, [result("app", at)])
+    with History.open(data) as history:
+        history.db.execute(
+            "INSERT INTO runs VALUES (?, 'check', 'BetaSkill', 'bob', ?, 5, 'OK', ?, ?)",
+            [old.run_id, at, json.dumps(old.counts()), json.dumps(dict(old.summary))],
+        )
+        history.db.conn.commit()
+    shown = json.loads(run("history", "show", "latest", "--json").out)
+    assert shown["summary"]["checks"] == old.to_dict()["summary"]["checks"]
+    (listed,) = json.loads(run("history", "list", "--json").out)
+    assert "checks" not in listed["summary"] and listed["summary"]["validation"] == "OK"
+
+
+def test_certificate_facts_are_stored_once_and_read_back_whole(data: Path) -> None:
+    with History.open(data) as history:
+        for day in range(20):
+            at = f"2026-11-{day + 1:02d}T07:00:00.000+00:00"
+            history.record(
+                report("check", f"202611{day + 1:02d}T070000-dddddd", at, []),
+                operator="op",
+                results=[result("app", at, days=365.0 - day)],
+            )
+        shared = history.db.execute("SELECT COUNT(*) FROM shared_facts").fetchone()[0]
+        latest = history.latest_check_results(["app"])["app"]
+        series = history.check_history("app", limit=3)
+    assert shared == 1  # only the days left changed: the rest is one body
+    assert latest.as_result()["facts"] == result("app", "x", days=346.0).to_dict()["facts"]
+    assert list(latest.as_result()["facts"]) == list(result("app", "x").facts)  # in the probe's order
+    assert [r.metrics_dict()["cert_days_left"] for r in series] == [348.0, 347.0, 346.0]
+
+
+# ---------------------------------------------------------------- every query has an index
+
+
+@pytest.fixture
+def year(data: Path) -> Iterator[History]:
+    """A small history shaped like a year's: runs of every kind, check results, findings, env."""
+    with History.open(data) as history:
+        for i in range(60):
+            at = f"2026-{1 + i // 6:02d}-{1 + i % 6:02d}T07:00:00.000+00:00"
+            kind = ("check", "preflight", "verify-deploy", "validate")[i % 4]
+            results = (
+                [] if kind == "validate" else [result(f"c{n}", at, failing=n == i % 7) for n in range(7)]
+            )
+            history.record(
+                report(kind, f"2026{i:04d}T070000-{i:06x}", at, results), operator="op", results=results
+            )
+        yield history
+
+
+def plans(history: History, call) -> list[str]:  # type: ignore[no-untyped-def]
+    """The query plan of every SELECT `call` makes."""
+    statements: list[str] = []
+    history.db.conn.set_trace_callback(statements.append)
+    try:
+        call()
+    finally:
+        history.db.conn.set_trace_callback(None)
+    probe = sqlite3.connect(history.path)
+    out = []
+    for sql in statements:
+        if sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            out += [f"{sql[:60]} :: {r[3]}" for r in probe.execute(f"EXPLAIN QUERY PLAN {sql}")]
+    probe.close()
+    assert out, "no query was traced"
+    return out
+
+
+BIG = ("runs", "check_results", "findings", "env_keys", "c")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "list",
+        "list-kind",
+        "list-500",
+        "latest~5",
+        "prefix",
+        "show",
+        "diff",
+        "latest-per-check",
+        "check-history",
+        "last-ok",
+        "run-checks",
+    ],
+)
+def test_every_query_the_cli_and_dashboard_make_uses_an_index(year: History, query: str) -> None:
+    calls = {
+        "list": lambda: year.list_runs(),
+        "list-kind": lambda: year.list_runs(kind="preflight"),
+        "list-500": lambda: year.list_runs(limit=500),
+        "latest~5": lambda: year.resolve("latest~5"),
+        "prefix": lambda: year.resolve("20260007"),
+        "show": lambda: year.report(year.resolve("latest~1")),
+        "diff": lambda: (year.findings("20260003T070000-000003"), year.env_keys("20260003T070000-000003")),
+        "latest-per-check": lambda: year.latest_check_results([f"c{n}" for n in range(7)]),
+        "check-history": lambda: year.check_history("c3", 50),
+        "last-ok": lambda: year.last_run(("preflight", "verify-deploy"), ("OK", "INFO")),
+        "run-checks": lambda: year.run_checks("20260001T070000-000001"),
+    }
+    for line in plans(year, calls[query]):
+        step = line.partition(" :: ")[2]
+        assert "TEMP B-TREE" not in step, line  # no sort of every row
+        if step.startswith("SCAN "):
+            table = step.split()[1]
+            assert table not in BIG or "USING" in step, line  # no full scan of a big table
+
+
+def test_the_history_pane_and_list_read_no_check_results(year: History, data: Path) -> None:
+    statements: list[str] = []
+    year.db.conn.set_trace_callback(statements.append)
+    year.list_runs(limit=500)
+    year.db.conn.set_trace_callback(None)
+    assert statements and not any("check_results" in s for s in statements)
+    assert len(past.runs(Ops.bare(data_dir=data), limit=500)) == 60

@@ -1,0 +1,326 @@
+"""history.db under faults: a failed first creation, a corrupt file, a read-only data directory, and
+retention that covers every table and gives the space back."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from opsdash.core.errors import InputError
+from opsdash.core.findings import Report
+from opsdash.storage import schema
+from opsdash.storage.history import History
+from opsdash.storage.schema import SCHEMA_VERSION
+from tests.conftest import Project, good_env
+from tests.unit.storage.test_history_checks import report, result
+
+
+@pytest.fixture
+def data(isolated: Path) -> Path:
+    return Path(os.environ["OPSDASH_DATA_DIR"])
+
+
+def tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def test_a_disk_that_fills_during_first_creation_leaves_nothing_half_made(
+    run, project: Project, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(_db: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    steps = list(schema.MIGRATIONS)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*steps[:4], disk_full, *steps[5:]])  # v1-v4 done, then full
+    result_ = run("validate", "--config", project.profile)
+    assert result_.code == 3
+    assert "disk is full" in result_.err and "history.db" in result_.err and "Traceback" not in result_.err
+    assert tables(data / "history.db") == set()  # v1-v4 rolled back with the failed step
+
+    monkeypatch.setattr(schema, "MIGRATIONS", steps)  # space is back
+    project.write_env(good_env())
+    assert run("validate", "--config", project.profile).code in (0, 1)
+    listed = run("history", "list", "--json")
+    assert listed.code == 0 and len(json.loads(listed.out)) == 1
+    with History.open(data) as history:
+        assert history.schema_version == SCHEMA_VERSION
+
+
+def test_a_database_an_older_opsdash_left_half_made_is_completed(data: Path) -> None:
+    """Older opsdash committed DDL step by step: runs existed at user_version 0, and every later
+    command failed with 'table runs already exists'."""
+    data.mkdir(parents=True)
+    conn = sqlite3.connect(data / "history.db")
+    conn.execute(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, kind TEXT, target TEXT, operator TEXT, "
+        "started_at TEXT, duration_ms INTEGER, verdict TEXT, counts TEXT, summary TEXT)"
+    )
+    conn.execute(  # ... and findings; the disk filled before env_keys
+        "CREATE TABLE findings (id INTEGER PRIMARY KEY, run_id TEXT, rule TEXT, severity TEXT, category TEXT, "
+        "subject TEXT, title TEXT, detail TEXT, remediation TEXT, runbook TEXT, evidence TEXT)"
+    )
+    conn.commit()
+    conn.close()
+    with History.open(data) as history:
+        assert history.schema_version == SCHEMA_VERSION
+        history.record(Report("validate", "t", "r1", "2026-11-26T00:00:00+00:00", 1, ()), operator="op")
+        assert [r.run_id for r in history.list_runs()] == ["r1"]
+
+
+# ---------------------------------------------------------------- corruption
+
+
+def _fill(data: Path, runs: int = 40) -> None:
+    with History.open(data) as history:
+        for i in range(runs):
+            at = f"2026-11-{1 + i % 28:02d}T07:{i % 60:02d}:00.000+00:00"
+            results = [result(f"c{n}", at, failing=n == 3) for n in range(10)]
+            history.record(
+                report("check", f"202611{i:02d}T0700-{i:06x}", at, results), operator="op", results=results
+            )
+        history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_random_bytes_in_the_file_are_reported_with_the_file_and_the_recovery(
+    run, project: Project, data: Path
+) -> None:
+    _fill(data)
+    path = data / "history.db"
+    with History.open(data) as history:  # the daily check last ran two days ago
+        history.conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'checked_at'",
+            [(datetime.now(UTC) - timedelta(days=2)).isoformat(timespec="seconds")],
+        )
+        history.conn.commit()
+        history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = path.stat().st_size // 4096
+    with path.open("r+b") as handle:
+        handle.seek(4096 * (pages // 2))
+        handle.write(random.Random(4).randbytes(4096))
+
+    result_ = run("validate", "--config", project.profile)  # the day's first recording command checks
+    assert result_.code == 3
+    assert "history database is corrupt" in result_.err and str(path) in result_.err
+    assert f"mv '{path}' '{path}.corrupt'" in result_.err  # the recovery, ready to paste
+    assert "Traceback" not in result_.err and "internal error" not in result_.err
+
+    path.rename(path.with_name("history.db.corrupt"))  # the documented recovery works
+    assert run("history", "list").code == 0
+
+
+def test_a_damaged_page_met_mid_query_is_the_same_clear_error(data: Path) -> None:
+    _fill(data, runs=2)
+    with pytest.raises(InputError, match="history database is corrupt"), History.open(data):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+
+def test_a_header_of_random_bytes_is_reported_on_open(run, data: Path) -> None:
+    _fill(data, runs=2)
+    path = data / "history.db"
+    with path.open("r+b") as handle:
+        handle.write(random.Random(5).randbytes(4096))
+    result_ = run("history", "show", "latest")
+    assert result_.code == 3 and "corrupt" in result_.err and str(path) in result_.err
+
+
+# ---------------------------------------------------------------- read-only data directory
+
+
+@pytest.fixture
+def read_only(data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data directory opsdash may not write (as root, chmod would not stop it: the refusal the
+    kernel gives is injected where opsdash meets it)."""
+    _fill(data, runs=3)
+
+    def refuse(path: Path, _flags: int) -> int:
+        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+
+    real_access = os.access
+    monkeypatch.setattr("opsdash.storage.history.open_private", refuse)
+    monkeypatch.setattr(
+        "opsdash.storage.history.os.access",
+        lambda p, mode: False if mode == os.W_OK and str(p).startswith(str(data)) else real_access(p, mode),
+    )
+    return data
+
+
+def test_read_commands_work_in_a_read_only_data_dir(run, read_only: Path) -> None:
+    before = (read_only / "history.db").read_bytes()
+    listed = run("history", "list", "--json")
+    assert listed.code == 0, listed.err
+    runs = [r["run_id"] for r in json.loads(listed.out)]
+    assert len(runs) == 3
+    shown = run("history", "show", "latest", "--json")
+    assert shown.code == 0 and len(json.loads(shown.out)["summary"]["checks"]) == 10
+    assert run("history", "diff", runs[1], runs[0]).code in (0, 1)
+    assert (read_only / "history.db").read_bytes() == before
+
+
+def test_recording_in_a_read_only_data_dir_says_so(run, project: Project, read_only: Path) -> None:
+    result_ = run("validate", "--config", project.profile)
+    assert result_.code == 3
+    assert "read-only" in result_.err and str(read_only) in result_.err and "--no-history" in result_.err
+    assert "Traceback" not in result_.err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the injected variant runs")
+def test_read_commands_work_in_a_chmod_read_only_data_dir(run, data: Path) -> None:
+    _fill(data, runs=2)
+    data.chmod(0o500)
+    try:
+        assert run("history", "list").code == 0
+    finally:
+        data.chmod(0o700)
+
+
+def test_no_history_yet_in_a_missing_data_dir_is_an_empty_list(run, data: Path) -> None:
+    result_ = run("history", "list")
+    assert result_.code == 0 and "no runs in history yet" in result_.out
+    assert not data.exists()  # reading created nothing
+
+
+# ---------------------------------------------------------------- retention
+
+
+def _age(history: History, old: str, old_ts: float, new: str, new_ts: float) -> None:
+    """One old and one new row in every table retention covers."""
+    conn = history.conn
+    for at, ts, tag in ((old, old_ts, "old"), (new, new_ts, "new")):
+        results = [result(f"c{n}-{tag}", at) for n in range(30)]
+        history.record(report("check", f"run-{tag}", at, results), operator="op", results=results)
+        history.record_anchor(f"run-{tag}", "log1", 1, "mac")
+        conn.execute("UPDATE audit_anchors SET recorded_at = ? WHERE run_id = ?", [at, f"run-{tag}"])
+        alert = history.record_alert("r", tag, "CRIT", "t", "d", ts)
+        history.mark_alert(alert, status="resolved", resolved_at=ts)
+        history.record_delivery(alert, "ops", "firing", True, 1, "", ts)
+        history.record_webhook_failure(f"src-{tag}", "bad", ts)
+        for status in ("completed", "active"):
+            sid = f"s-{tag}-{status}"
+            conn.execute(
+                "INSERT INTO runbook_sessions (id, runbook_id, runbook_path, title, params, operator, status, "
+                "current_step, started_at, updated_at) VALUES (?, 'rb', 'p', 't', '{}', 'op', ?, 0, ?, ?)",
+                [sid, status, at, at],
+            )
+            conn.execute(
+                "INSERT INTO runbook_steps (session_id, step_index, status) VALUES (?, 0, 'done')", [sid]
+            )
+            conn.execute("INSERT INTO runbook_events (session_id, at, event) VALUES (?, ?, 'x')", [sid, at])
+            conn.execute(
+                "INSERT INTO runs (run_id, kind, target, operator, started_at, duration_ms, verdict, counts, "
+                "summary) VALUES (?, 'runbook', 'rb', 'op', ?, 0, 'OK', '{}', '{}')",
+                [sid, at],
+            )
+        conn.commit()
+    firing = history.record_alert("r", "still-firing", "CRIT", "t", "d", old_ts)
+    assert firing
+
+
+def count(history: History, table: str, where: str = "1") -> int:
+    return int(history.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}").fetchone()[0])
+
+
+def test_retention_covers_every_table_and_gives_the_space_back(data: Path) -> None:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    old, new = now - timedelta(days=200), now - timedelta(days=1)
+    outputs = data / "runbook-output"
+    outputs.mkdir(parents=True)
+    (outputs / "s-old-completed-0.out").write_text("old output")
+    (outputs / "s-new-completed-0.out").write_text("new output")
+    with History.open(data) as history:
+        iso = "milliseconds"
+        _age(
+            history,
+            old.isoformat(timespec=iso),
+            old.timestamp(),
+            new.isoformat(timespec=iso),
+            new.timestamp(),
+        )
+        history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = (data / "history.db").stat().st_size
+
+        assert history.purge(90, now=now) == 2  # the old check run and the old ended session
+        history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        runs = {r.run_id for r in history.list_runs(limit=100)}
+        assert runs == {
+            "run-new",
+            "s-new-completed",
+            "s-new-active",
+            "s-old-active",
+        }  # an active session stays
+        assert count(history, "findings") == 0 and count(history, "env_keys") == 0
+        assert count(history, "check_results", "check_name LIKE '%old'") == 0
+        assert count(history, "check_results", "check_name LIKE '%new'") == 30
+        assert count(history, "shared_facts") == 1  # one body: the new rows still use it
+        assert {r[0] for r in history.conn.execute("SELECT key FROM alerts")} == {"new", "still-firing"}
+        assert count(history, "alert_deliveries") == 1
+        assert [r[0] for r in history.conn.execute("SELECT source FROM webhook_failures")] == ["src-new"]
+        assert {r[0] for r in history.conn.execute("SELECT id FROM runbook_sessions")} == {
+            "s-new-completed",
+            "s-new-active",
+            "s-old-active",
+        }
+        assert count(history, "runbook_steps") == 3 and count(history, "runbook_events") == 3
+        assert count(history, "audit_anchors") == 1  # the log's newest anchor is kept
+        assert history.conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert (data / "history.db").stat().st_size < size
+    assert sorted(p.name for p in outputs.iterdir()) == ["s-new-completed-0.out"]
+
+
+def test_shared_facts_no_row_uses_any_more_are_dropped(data: Path) -> None:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    old = (now - timedelta(days=200)).isoformat(timespec="milliseconds")
+    new = (now - timedelta(days=1)).isoformat(timespec="milliseconds")
+    with History.open(data) as history:
+        history.record(report("check", "old", old, []), operator="op", results=[result("a", old)])
+        changed = result("a", new)
+        changed = changed.__class__(
+            **{**changed.__dict__, "facts": {**changed.facts, "cert_subject": "CN=renewed"}}
+        )
+        history.record(report("check", "new", new, []), operator="op", results=[changed])
+        assert count(history, "shared_facts") == 2
+        history.purge(90, now=now)
+        assert count(history, "shared_facts") == 1
+        assert history.latest_check_results(["a"])["a"].as_result()["facts"]["cert_subject"] == "CN=renewed"
+
+
+def test_an_old_database_without_auto_vacuum_is_converted(data: Path) -> None:
+    data.mkdir(parents=True)
+    conn = sqlite3.connect(data / "history.db")  # as an older opsdash made it: auto_vacuum off
+    conn.execute("CREATE TABLE x (y)")
+    conn.execute("DROP TABLE x")
+    conn.close()
+    with History.open(data) as history:
+        assert history.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+        history.purge(90)
+        assert history.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental from now on
+
+
+def test_history_compact_converts_a_large_old_database(run, data: Path) -> None:
+    data.mkdir(parents=True)
+    conn = sqlite3.connect(data / "history.db")  # auto_vacuum off, with pages to give back
+    conn.execute("CREATE TABLE filler (x)")
+    conn.executemany("INSERT INTO filler VALUES (?)", [("x" * 1000,)] * 2000)
+    conn.commit()
+    conn.execute("DROP TABLE filler")
+    conn.commit()
+    conn.close()
+    result_ = run("history", "compact")
+    assert result_.code == 0 and "MiB given back" in result_.out
+    conn = sqlite3.connect(data / "history.db")
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    conn.close()
