@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test lint typecheck check bench screenshots docs clean
+.PHONY: help install demo test lint typecheck check bench prometheus screenshots docs clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,7 +39,13 @@ bench: $(STAMP) ## Run the benchmarks (prints figures and ratios)
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/health_sweep.py
 	$(BIN)/python benchmarks/audit_tail.py
+	$(BIN)/python benchmarks/audit_verify.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/history.py
+	$(BIN)/python benchmarks/serve.py
+
+prometheus: $(STAMP) ## opsdash serve with real Prometheus + Alertmanager (needs the Debian packages)
+	$(BIN)/python scripts/prometheus_integration.py
 
 screenshots: $(STAMP) ## Regenerate screenshots/*.svg from the fixed sample data
 	$(BIN)/python scripts/screenshots.py

@@ -13,7 +13,19 @@ import traceback
 
 import click
 
-from opsdash.cli import audit, checks, completion, config, demo, deploys, history, runbook, validate, webhook
+from opsdash.cli import (
+    audit,
+    checks,
+    completion,
+    config,
+    demo,
+    deploys,
+    history,
+    runbook,
+    serve,
+    validate,
+    webhook,
+)
 from opsdash.cli.common import EXIT_UNKNOWN, cli
 from opsdash.cli.render import emit
 from opsdash.core.errors import OpsdashError
@@ -30,9 +42,10 @@ __all__ = [
     "history",
     "main",
     "runbook",
+    "serve",
     "validate",
+    "webhook",
 ]
-__all__ += ["webhook"]
 
 
 def _requested_format(argv: list[str]) -> tuple[str, str]:

@@ -3,6 +3,11 @@
 Rules: a check failing critically (with --watch, after its failure threshold), the provider
 rejecting our credentials, a certificate nearing expiry, a NO-GO preflight, and (raised by the
 webhook verifier) a burst of failed verifications from one source.
+
+One incident, one alert: a check that is down is one incident, whichever of `check-critical` and
+`credentials-rejected` opened it. The rule that fits the first failure names the alert; a later
+failure of the other kind, and the sweeps on which the check is recovering (down, but answering
+again until `success_threshold` successes), keep that same alert open instead of raising another.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ CERTIFICATE_EXPIRY = "certificate-expiry"
 PREFLIGHT_NO_GO = "preflight-no-go"
 WEBHOOK_BURST = "webhook-failure-burst"
 CHECK_RULES = (CHECK_CRITICAL, CREDENTIALS_REJECTED, CERTIFICATE_EXPIRY)
+INCIDENT_RULES = (CHECK_CRITICAL, CREDENTIALS_REJECTED)  # a check being down: one incident per check
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Candidate:
     title: str
     detail: str
     runbook: str | None = None
+    opens: bool = True  # False: keeps an open incident open (a recovering check), never raises one
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class OpenAlert:
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # fire | remind | resolve
+    kind: str  # fire | remind | resolve; a fire with `alert` set is an alert first sent late (silenced)
     rule: str
     key: str
     candidate: Candidate | None = None
@@ -58,7 +65,20 @@ def check_candidates(
     out = []
     for r in results:
         status = sustained.get(r.name, r.severity) if sustained is not None else r.severity
-        if r.kind == "provider" and r.error_class is ErrorClass.HTTP_AUTH and status is not Severity.OK:
+        down = status in (Severity.CRIT, Severity.WARN)  # after the failure threshold, when watched
+        if r.ok and down:  # recovering: the incident stays open until the check has recovered
+            out.append(
+                Candidate(
+                    CHECK_CRITICAL,
+                    r.name,
+                    Severity.CRIT,
+                    f"{r.name} is recovering",
+                    r.summary,
+                    r.runbook,
+                    opens=False,
+                )
+            )
+        elif r.kind == "provider" and r.error_class is ErrorClass.HTTP_AUTH and down:
             out.append(
                 Candidate(
                     CREDENTIALS_REJECTED,
@@ -119,18 +139,33 @@ def plan(
     now: float,
     reminder_s: float,
 ) -> list[Action]:
-    """Fire new alerts, remind about old ones after the interval, resolve what has recovered."""
+    """Fire new alerts, remind about old ones after the interval, resolve what has recovered.
+
+    An open alert that was never sent (it was raised inside a silence) is fired, late, rather than
+    reminded about: a pager that opens incidents on `firing` must still open this one."""
     actions = []
     firing = set()
     for c in candidates:
-        pair = (c.rule, c.key)
+        existing = incident_of(c, open_alerts)
+        pair = (existing.rule, existing.key) if existing is not None else (c.rule, c.key)
+        if pair in firing:
+            continue  # two candidates of one incident in one batch: one action
         firing.add(pair)
-        existing = open_alerts.get(pair)
         if existing is None:
-            actions.append(Action("fire", c.rule, c.key, candidate=c))
-        elif existing.last_sent_at is None or now - existing.last_sent_at >= reminder_s:
-            actions.append(Action("remind", c.rule, c.key, candidate=c, alert=existing))
+            if c.opens:
+                actions.append(Action("fire", c.rule, c.key, candidate=c))
+        elif existing.last_sent_at is None:
+            actions.append(Action("fire", existing.rule, existing.key, candidate=c, alert=existing))
+        elif now - existing.last_sent_at >= reminder_s:
+            actions.append(Action("remind", existing.rule, existing.key, candidate=c, alert=existing))
     for pair, alert in sorted(open_alerts.items()):
         if pair in scope and pair not in firing:
             actions.append(Action("resolve", alert.rule, alert.key, alert=alert))
     return actions
+
+
+def incident_of(c: Candidate, open_alerts: Mapping[tuple[str, str], OpenAlert]) -> OpenAlert | None:
+    """The open alert this candidate belongs to: its own rule's, or for a check being down, the
+    alert of whichever incident rule opened it."""
+    rules = INCIDENT_RULES if c.rule in INCIDENT_RULES else (c.rule,)
+    return next((a for r in rules if (a := open_alerts.get((r, c.key))) is not None), None)

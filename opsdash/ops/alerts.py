@@ -2,6 +2,12 @@
 
 Delivery never blocks checks and never raises: a channel that fails after its retries is recorded
 (history and audit log) and reported on stderr.
+
+Alertmanager channels get Alertmanager's own shape (POST /api/v2/alerts). Alertmanager expects an
+active alert to be posted again before its `endsAt`, so every alert is sent there with an `endsAt`
+a few minutes ahead and re-posted while it stays open (at most once a minute, as Prometheus does);
+deduplication and grouping are then Alertmanager's. A resolved alert is posted with `endsAt` = the
+time it resolved.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from opsdash.core.alerts import Action, Candidate, OpenAlert, active_silence, plan
+from opsdash.core.alerts import CHECK_RULES, Action, Candidate, OpenAlert, active_silence, incident_of, plan
 from opsdash.core.health.probes.base import ProbeFailed
-from opsdash.core.profile import AlertChannel, Profile
+from opsdash.core.profile import AlertChannel, Profile, Silence
 from opsdash.core.secrets import redactor
 from opsdash.ops import outbound
 from opsdash.ops.audit import AuditTrail
@@ -27,11 +33,28 @@ from opsdash.storage.rows import AlertRow
 
 RECEIVER_BODY_CAP = 64 * 1024  # what a receiver answers is only read for its status
 EMOJI = {"firing": ":red_circle:", "reminder": ":repeat:", "resolved": ":large_green_circle:"}
+ALERTMANAGER_PATH = "/api/v2/alerts"
+ALERTMANAGER_RESEND = 60.0  # seconds between posts of a still-open alert, as Prometheus' resend delay
+AM_SEVERITY = {"CRIT": "critical", "WARN": "warning", "UNKNOWN": "unknown", "INFO": "info", "OK": "none"}
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def payload(
-    channel: AlertChannel, event: str, alert: dict[str, Any], target: str, at: float
-) -> dict[str, Any]:
+    channel: AlertChannel,
+    event: str,
+    alert: dict[str, Any],
+    target: str,
+    at: float,
+    *,
+    generator_url: str = "",
+    valid_for: float = 4 * ALERTMANAGER_RESEND,
+) -> Any:
+    """What one channel is sent for one alert event (firing, reminder, resolved)."""
+    if channel.kind == "alertmanager":
+        return [alertmanager_alert(event, alert, target, at, generator_url, valid_for)]
     if channel.kind == "slack":
         text = (
             f"{EMOJI.get(event, '')} [{alert['severity']}] {alert['title']} — {alert['detail']}"
@@ -54,10 +77,48 @@ def payload(
     }
 
 
-def deliver(channel: AlertChannel, body: dict[str, Any]) -> tuple[bool, int, str]:
+def alertmanager_alert(
+    event: str, alert: dict[str, Any], target: str, at: float, generator_url: str, valid_for: float
+) -> dict[str, Any]:
+    """One postableAlert of Alertmanager's v2 API: labels identify it (Alertmanager dedupes on
+    them), annotations describe it; `endsAt` in the future while it fires, the resolve time once
+    resolved."""
+    subject = "check" if alert["rule"] in CHECK_RULES else "subject"
+    labels = {
+        "alertname": alert["rule"],
+        subject: alert["key"],
+        "target": target,
+        "severity": AM_SEVERITY.get(alert["severity"], str(alert["severity"]).lower()),
+    }
+    annotations = {"summary": alert["title"], "description": alert["detail"]}
+    if alert.get("runbook"):
+        annotations["runbook"] = alert["runbook"]
+    if alert.get("silenced_span"):
+        annotations["silenced"] = alert["silenced_span"]
+    resolved = event == "resolved"
+    ends = (alert.get("resolved_at") or at) if resolved else at + valid_for
+    body = {
+        "labels": labels,
+        "annotations": {k: redactor.redact(str(v)) for k, v in annotations.items()},
+        "startsAt": _iso(alert["raised_at"]),
+        "endsAt": _iso(ends),
+    }
+    if generator_url:
+        body["generatorURL"] = generator_url
+    return body
+
+
+def channel_url(channel: AlertChannel) -> str:
+    url = channel.url or os.environ.get(channel.url_env or "", "")
+    if url and channel.kind == "alertmanager" and not url.rstrip("/").endswith(ALERTMANAGER_PATH):
+        url = url.rstrip("/") + ALERTMANAGER_PATH
+    return url
+
+
+def deliver(channel: AlertChannel, body: Any) -> tuple[bool, int, str]:
     """POST with retries and backoff, all within the channel's `timeout`: a receiver that never
     answers, or drips its answer, costs at most that long. Returns (ok, attempts, last error)."""
-    url = channel.url or os.environ.get(channel.url_env or "", "")
+    url = channel_url(channel)
     if not url:
         return False, 0, f"{channel.url_env} is not set"
     if channel.url_env:
@@ -87,16 +148,26 @@ def deliver(channel: AlertChannel, body: dict[str, Any]) -> tuple[bool, int, str
         time.sleep(backoff)
 
 
-Deliver = Callable[[AlertChannel, dict[str, Any]], tuple[bool, int, str]]
+Deliver = Callable[[AlertChannel, Any], tuple[bool, int, str]]
 
 
 def _as_dict(alert: AlertRow) -> dict[str, Any]:
     return dataclasses.asdict(alert)
 
 
+def silenced_span(alert: AlertRow | OpenAlert, silences: Sequence[Silence], now: float) -> str:
+    """Words for the time an alert spent silenced: from when it was raised to when its silence ended."""
+    raised = datetime.fromtimestamp(alert.raised_at, UTC)
+    silence = active_silence(alert.rule, silences, raised)
+    until = silence.end if silence is not None else datetime.fromtimestamp(now, UTC)
+    why = f" ({silence.reason})" if silence is not None and silence.reason else ""
+    return f"silenced from {_iso(alert.raised_at)} to {_iso(until.timestamp())}{why}"
+
+
 class AlertDispatcher:
     """Fire, remind, resolve and deliver the profile's alerts; every step is recorded in history and
-    the audit trail. `deliver` and `clock` are seams for tests."""
+    the audit trail. `deliver` and `clock` are seams for tests. `generator_url` is the link an
+    Alertmanager shows for where an alert came from (`opsdash serve` sets its own address)."""
 
     def __init__(
         self,
@@ -105,8 +176,18 @@ class AlertDispatcher:
         *,
         deliver: Deliver = deliver,
         clock: Callable[[], float] = time.time,
+        generator_url: str | None = None,
     ) -> None:
         self.profile, self.audit, self.deliver, self.clock = profile, audit, deliver, clock
+        self.generator_url = generator_url
+        self._posted: dict[int, float] = {}  # alert id -> last post to the Alertmanager channels
+
+    @property
+    def _valid_for(self) -> float:
+        """How long Alertmanager should hold a firing alert without hearing from us again: four
+        resend periods, or three polls of the slowest check, whichever is longer."""
+        slowest = max((c.interval for c in self.profile.checks), default=0.0)
+        return max(4 * ALERTMANAGER_RESEND, 3 * slowest)
 
     def send_event(self, history: History, alert: AlertRow) -> None:
         """An alert that is an event (a burst), not a state: sent once, nothing to resolve later."""
@@ -115,10 +196,19 @@ class AlertDispatcher:
             self._send(history, "firing", _as_dict(alert))
             history.mark_alert(alert.id, last_sent_at=now, status="resolved")
 
-    def _send(self, history: History, event: str, alert: dict[str, Any]) -> None:
-        channels = self.profile.alerts.channels
+    def _send(
+        self, history: History, event: str, alert: dict[str, Any], channels: Sequence[AlertChannel] = ()
+    ) -> None:
+        channels = channels or self.profile.alerts.channels
         at = self.clock()
-        bodies = [payload(channel, event, alert, self.profile.target.name, at) for channel in channels]
+        target = self.profile.target.name
+        link = self.generator_url or self.profile.target.base_url
+        bodies = [
+            payload(channel, event, alert, target, at, generator_url=link, valid_for=self._valid_for)
+            for channel in channels
+        ]
+        if any(c.kind == "alertmanager" for c in channels):
+            self._posted[alert["id"]] = at
         # Every channel at once: a slow receiver costs its own deadline once, not once per channel.
         with ThreadPoolExecutor(max_workers=max(len(channels), 1)) as pool:
             outcomes = list(pool.map(self.deliver, channels, bodies))
@@ -145,7 +235,8 @@ class AlertDispatcher:
         scope: set[tuple[str, str]],
         now: float | None = None,
     ) -> list[Action]:
-        """Decide and carry out fire / remind / resolve for these candidates; returns what was done."""
+        """Decide and carry out fire / remind / resolve for these candidates; returns what was done
+        (an alert that stays silenced is not among it)."""
         now = self.clock() if now is None else now
         rows = {r.id: r for r in history.open_alerts()}
         open_alerts = {
@@ -155,52 +246,147 @@ class AlertDispatcher:
         alerts = self.profile.alerts
         actions = plan(candidates, open_alerts, scope, now, alerts.reminder_interval)
         when = datetime.fromtimestamp(now, UTC)
+        done: list[Action] = []
+        held: set[int] = set()  # open alerts these candidates keep firing
         for action in actions:
             silence = active_silence(action.rule, alerts.silences, when)
-            if action.kind == "fire":
-                c = action.candidate
-                assert c is not None
-                alert_id = history.record_alert(
-                    c.rule,
-                    c.key,
-                    c.severity.value,
-                    c.title,
-                    c.detail,
-                    now,
-                    runbook=c.runbook,
-                    silenced=silence is not None,
-                )
-                self.audit.event(
-                    "security_event" if c.rule in ("credentials-rejected",) else "system",
-                    "alert",
-                    subject=c.key,
-                    outcome=c.severity.value,
-                    details={
-                        "rule": c.rule,
-                        "alert_id": alert_id,
-                        "title": c.title,
-                        "silenced": silence.reason if silence else None,
-                    },
-                )
-                if silence is None:
-                    self._send(history, "firing", _as_dict(history.alert(alert_id)))
-                    history.mark_alert(alert_id, last_sent_at=now)
-            elif action.kind == "remind" and silence is None:
+            if action.kind == "fire" and action.alert is not None:
+                held.add(action.alert.id)
+                if silence is None:  # raised inside a silence that has ended: its first notice
+                    self._fire_late(history, rows[action.alert.id], action, now)
+                    done.append(action)
+            elif action.kind == "fire":
+                self._fire(history, action, silence, now)
+                done.append(action)
+            elif action.kind == "remind":
                 assert action.alert is not None and action.candidate is not None
-                row = {**_as_dict(rows[action.alert.id]), "detail": action.candidate.detail}
-                self._send(history, "reminder", row)
-                history.mark_alert(action.alert.id, last_sent_at=now)
+                held.add(action.alert.id)
+                if silence is None:
+                    row = {**_as_dict(rows[action.alert.id]), "detail": action.candidate.detail}
+                    self._send(history, "reminder", row)
+                    history.mark_alert(action.alert.id, last_sent_at=now)
+                    done.append(action)
             elif action.kind == "resolve":
-                assert action.alert is not None
-                history.mark_alert(action.alert.id, status="resolved", resolved_at=now)
-                self.audit.event(
-                    "system",
-                    "alert-resolved",
-                    subject=action.key,
-                    outcome="resolved",
-                    details={"rule": action.rule, "alert_id": action.alert.id},
+                self._resolve(history, rows, action, silence, now)
+                done.append(action)
+        self._refresh(history, candidates, open_alerts, held, now)
+        return done
+
+    def _fire(self, history: History, action: Action, silence: Silence | None, now: float) -> None:
+        c = action.candidate
+        assert c is not None
+        alert_id = history.record_alert(
+            c.rule,
+            c.key,
+            c.severity.value,
+            c.title,
+            c.detail,
+            now,
+            runbook=c.runbook,
+            silenced=silence is not None,
+        )
+        self.audit.event(
+            "security_event" if c.rule in ("credentials-rejected",) else "system",
+            "alert",
+            subject=c.key,
+            outcome=c.severity.value,
+            details={
+                "rule": c.rule,
+                "alert_id": alert_id,
+                "title": c.title,
+                "silenced": silence.reason if silence else None,
+            },
+        )
+        if silence is None:
+            self._send(history, "firing", _as_dict(history.alert(alert_id)))
+            history.mark_alert(alert_id, last_sent_at=now)
+
+    def _fire_late(self, history: History, row: AlertRow, action: Action, now: float) -> None:
+        assert action.candidate is not None
+        span = silenced_span(row, self.profile.alerts.silences, now)
+        body = {
+            **_as_dict(row),
+            "detail": f"{action.candidate.detail} (started inside a silence: {span})",
+            "silenced_span": span,
+        }
+        self._send(history, "firing", body)
+        history.mark_alert(row.id, last_sent_at=now)
+        self.audit.event(
+            "system",
+            "alert-after-silence",
+            subject=row.key,
+            outcome=row.severity,
+            details={"rule": row.rule, "alert_id": row.id, "silenced": span},
+        )
+
+    def _resolve(
+        self, history: History, rows: dict[int, AlertRow], action: Action, silence: Silence | None, now: float
+    ) -> None:
+        assert action.alert is not None
+        history.mark_alert(action.alert.id, status="resolved", resolved_at=now)
+        self.audit.event(
+            "system",
+            "alert-resolved",
+            subject=action.key,
+            outcome="resolved",
+            details={"rule": action.rule, "alert_id": action.alert.id},
+        )
+        row = rows[action.alert.id]
+        self._posted.pop(row.id, None)
+        if row.last_sent_at is None or silence is not None:
+            return
+        resolved = {**_as_dict(row), "resolved_at": now}
+        if self.profile.alerts.send_resolved:
+            self._send(history, "resolved", resolved)
+        else:  # Alertmanager must still hear the end, or it holds the alert until its endsAt
+            am = [c for c in self.profile.alerts.channels if c.kind == "alertmanager"]
+            if am:
+                self._send(history, "resolved", resolved, am)
+
+    def _refresh(
+        self,
+        history: History,
+        candidates: Sequence[Candidate],
+        open_alerts: dict[tuple[str, str], OpenAlert],
+        held: set[int],
+        now: float,
+    ) -> None:
+        """Post the alerts these candidates keep open to Alertmanager again, once a resend period
+        has passed, so Alertmanager never lets a firing alert lapse."""
+        am = [c for c in self.profile.alerts.channels if c.kind == "alertmanager"]
+        if not am:
+            return
+        ids = held | {a.id for c in candidates if (a := incident_of(c, open_alerts)) is not None}
+        for alert_id in sorted(ids):
+            last = self._posted.get(alert_id)
+            if last is not None and now - last < ALERTMANAGER_RESEND:
+                continue
+            row = history.alert(alert_id)
+            if row.status != "firing" or row.last_sent_at is None:
+                continue  # resolved meanwhile, or never sent (silenced)
+            if last is None and now - row.last_sent_at < ALERTMANAGER_RESEND:
+                self._posted[alert_id] = row.last_sent_at  # sent by an earlier process: count from then
+                continue
+            self._send_quietly(row, am, now)
+
+    def _send_quietly(self, row: AlertRow, channels: Sequence[AlertChannel], now: float) -> None:
+        """A refresh: not a new delivery (history keeps the notices), but a failure is still said."""
+        self._posted[row.id] = now
+        link = self.generator_url or self.profile.target.base_url
+        for channel in channels:
+            body = payload(
+                channel,
+                "firing",
+                _as_dict(row),
+                self.profile.target.name,
+                now,
+                generator_url=link,
+                valid_for=self._valid_for,
+            )
+            ok, attempts, error = self.deliver(channel, body)
+            if not ok:
+                print(
+                    f"opsdash: warning: alert {row.id} not re-sent to {channel.name} after "
+                    f"{attempts} attempt(s): {redactor.redact(error)}",
+                    file=sys.stderr,
                 )
-                row_ = rows[action.alert.id]
-                if alerts.send_resolved and silence is None and row_.last_sent_at is not None:
-                    self._send(history, "resolved", _as_dict(row_))
-        return actions

@@ -4,6 +4,7 @@ the dashboard's Health pane both run."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,9 @@ from opsdash.ops.base import Ops
 
 if TYPE_CHECKING:
     from opsdash.storage.history import History
+
+
+RECORD_GATHER = 0.05  # seconds a result may wait to be recorded with the ones arriving after it
 
 
 def select_checks(profile: Profile, names: Sequence[str] = ()) -> list[Check]:
@@ -115,6 +119,9 @@ class Watch:
         self.run_id = new_run_id()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="opsdash-record") if record else None
         self._history: History | None = None  # opened, used and closed on the pool's thread only
+        self._pending: list[tuple[CheckResult, Severity, bool]] = []
+        self._queue_lock = threading.Lock()
+        self._flush_queued = False
         self._last: dict[str, Severity] = {}
         if self._pool is not None:  # an unusable data directory stops the watch now, not silently later
             try:
@@ -145,7 +152,7 @@ class Watch:
             self._last[result.name] = state.status
             on_result(result, state)
             if self._pool is not None:
-                self._pool.submit(self._record, result, state.status, state.status is not before)
+                self._queue((result, state.status, state.status is not before))
 
         await self.watcher.run(each)
 
@@ -160,24 +167,53 @@ class Watch:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def _record(self, result: CheckResult, status: Severity, changed: bool) -> None:
+    def _queue(self, item: tuple[CheckResult, Severity, bool]) -> None:
+        """Results wait for the recording thread together: under load (thousands of checks in
+        `opsdash serve`) one transaction records many, instead of a commit per result."""
+        assert self._pool is not None
+        with self._queue_lock:
+            self._pending.append(item)
+            if self._flush_queued:
+                return
+            self._flush_queued = True
+        self._pool.submit(self._record_pending)
+
+    def _record_pending(self) -> None:
+        time.sleep(RECORD_GATHER)  # let the results of one burst arrive, and record them together
+        with self._queue_lock:
+            batch, self._pending, self._flush_queued = self._pending, [], False
+        chunk: list[tuple[CheckResult, Severity, bool]] = []
+        names: set[str] = set()
+        for item in batch:  # a check polled twice in one batch starts a new chunk: statuses go by name
+            if item[0].name in names:
+                self._record(chunk)
+                chunk, names = [], set()
+            chunk.append(item)
+            names.add(item[0].name)
+        if chunk:
+            self._record(chunk)
+
+    def _record(self, chunk: Sequence[tuple[CheckResult, Severity, bool]]) -> None:
+        results = [result for result, _status, _changed in chunk]
+        statuses = {result.name: status for result, status, _changed in chunk}
         try:
             assert self._history is not None
-            self._history.record_checks(self.run_id, [result], {result.name: status})
-            if changed:
-                self.ops.audit.event(
-                    "check_result",
-                    result.name,
-                    subject=result.target,
-                    outcome=status.value,
-                    details={
-                        "sustained": True,
-                        "error_class": result.error_class.value if result.error_class else None,
-                        "run_id": self.run_id,
-                    },
-                )
+            self._history.record_checks(self.run_id, results, statuses)
+            for result, status, changed in chunk:
+                if changed:
+                    self.ops.audit.event(
+                        "check_result",
+                        result.name,
+                        subject=result.target,
+                        outcome=status.value,
+                        details={
+                            "sustained": True,
+                            "error_class": result.error_class.value if result.error_class else None,
+                            "run_id": self.run_id,
+                        },
+                    )
             actions = self.ops.alerts.process(
-                self._history, check_candidates([result], {result.name: status}), check_scope([result])
+                self._history, check_candidates(results, statuses), check_scope(results)
             )
         except Exception as exc:  # never let a background failure pass silently
             print(f"opsdash: warning: results not recorded: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -1,0 +1,157 @@
+"""`opsdash serve` (the headless service for Prometheus and Alertmanager) and `opsdash web` (the
+dashboard in a browser)."""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from opsdash.cli.common import cli, config_option
+from opsdash.cli.render import emit
+from opsdash.ops.base import Ops
+
+DEFAULT_LISTEN = "127.0.0.1:9477"
+WEB_PORT = 9478
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT, [IPv6]:PORT or :PORT (loopback) → (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9477)", param_hint="--listen")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Profile to serve (repeatable: several targets in one process, each series labelled with its "
+    "target). Default: as for every command (OPSDASH_CONFIG, ./opsdash.toml, the user config dir).",
+)
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where /metrics and /healthz answer. Port 0 picks a free one (the URL is printed).",
+)
+@click.option(
+    "--from-env",
+    is_flag=True,
+    default=None,
+    help="Also read the process environment for the targets' credentials and validation.",
+)
+@click.option("--operator", envvar="OPSDASH_OPERATOR", help="Who runs the service. Default: OS user.")
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM/SIGINT, how long the probes in flight get to finish before they are cancelled.",
+)
+@click.option("--no-validate", is_flag=True, help="Only watch the checks; do not validate on an interval.")
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    configs: tuple[Path, ...],
+    listen: str,
+    from_env: bool | None,
+    operator: str | None,
+    drain_timeout: float,
+    no_validate: bool,
+) -> None:
+    """Run opsdash as a service: watch the checks, validate, alert, and serve /metrics.
+
+    Polls each check on its interval on the same watch loop as the dashboard and 'check --watch'
+    (history, audit log, alerts), validates the environment every [serve] validate_interval
+    seconds, and answers Prometheus on /metrics (probe_success, probe_duration_seconds,
+    probe_http_status_code, probe_ssl_earliest_cert_expiry, probe_http_duration_seconds{phase},
+    opsdash_check_state, opsdash_validation_findings, opsdash_gate, opsdash_alerts_firing,
+    opsdash_audit_verified; labels target and check) and /healthz.
+
+    Listens on 127.0.0.1 unless --listen says otherwise; /metrics has no authentication. Prints
+    its URL on stdout. SIGTERM or SIGINT lets the probes in flight finish, records them and exits
+    0; SIGHUP reads the profiles again (a broken one keeps being served as it was).
+
+    \b
+    Exit codes: 0 stopped by a signal, 3 usage/config error (nothing started).
+    """
+    import asyncio
+
+    from opsdash.ops.serve import ServeOptions, Service
+
+    host, port = parse_listen(listen)
+    paths: list[Path | None] = list(configs) or [ctx.find_root().params.get("config")]
+    all_ops = [Ops.open(path, operator=operator) for path in paths]
+    options = ServeOptions(host, port, from_env, drain_timeout, validate=not no_validate)
+
+    def announce(url: str) -> None:
+        click.echo(url)
+        sys.stdout.flush()
+        targets = ", ".join(f"{o.profile.target.name} ({len(o.profile.checks)} checks)" for o in all_ops)
+        emit(f"opsdash serve: {url}/metrics and {url}/healthz; watching {targets}", err=True)
+        if not is_loopback(host):
+            emit(
+                f"opsdash serve: warning: listening on {host}, beyond this machine; /metrics has no "
+                "authentication: firewall it or put it behind an authenticating proxy",
+                err=True,
+            )
+
+    service = Service(all_ops, options, announce=announce)
+    sys.exit(asyncio.run(service.run()))
+
+
+@cli.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=WEB_PORT, show_default=True)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The URL browsers use, when behind a reverse proxy (e.g. https://ops.example.com).",
+)
+def web(config: Path | None, host: str, port: int, public_url: str | None) -> None:
+    """Open the dashboard in a browser (through textual-serve).
+
+    Each browser tab runs its own dashboard process on this machine, as the user running this
+    command. It listens on 127.0.0.1 by default and has no login of its own: keep it local, or
+    put it behind a proxy that authenticates (and pass --public-url). Connections whose Origin is
+    not this server's are refused, so a web page cannot drive the dashboard.
+
+    \b
+    Exit codes: 0 stopped, 3 usage/config error.
+    """
+    from opsdash.cli.webserve import DashboardServer
+    from opsdash.ops.config import find_config
+
+    path = find_config(config) if config is not None else None
+    command = f"{shlex.quote(sys.executable)} -m opsdash"
+    if path is not None:
+        command += f" --config {shlex.quote(str(path.resolve()))}"
+    if not is_loopback(host) and public_url is None:
+        emit(
+            f"opsdash web: warning: listening on {host} with no authentication; anyone who reaches it "
+            "gets the dashboard. Put it behind an authenticating proxy (and pass --public-url).",
+            err=True,
+        )
+    server = DashboardServer(command, host=host, port=port, public_url=public_url)
+    emit(f"opsdash web: open {server.public_url} (Ctrl-C stops)", err=True)
+    server.serve()

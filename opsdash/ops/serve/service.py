@@ -1,0 +1,306 @@
+"""The service: one or more profiles watched by the one watch loop (`opsdash.ops.checks.Watch`),
+validated on an interval, and reported on /metrics and /healthz.
+
+Everything it records goes through the same ops functions as the CLI and the dashboard: the
+Watch records each result in history, audits changes of sustained state and raises alerts; the
+validation loop calls `ops.validation.run`; the audit log is verified with `ops.audit.verify_log`.
+
+Signals: SIGTERM and SIGINT stop polling, let the probes in flight finish (bounded by
+`drain_timeout`), flush what they produced to history and alerts, and return 0. SIGHUP reads each
+profile again; a profile that no longer loads keeps being watched as it was, with a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsdash.core.errors import ConfigError, OpsdashError
+from opsdash.core.health.model import CheckResult
+from opsdash.core.health.state import SustainedState
+from opsdash.ops import validation
+from opsdash.ops.audit import verify_log
+from opsdash.ops.base import Ops
+from opsdash.ops.checks import Watch, select_checks
+from opsdash.ops.httpserver import HttpServer, Request, Response
+from opsdash.ops.serve.metrics import CONTENT_TYPE, Exposition, TargetStatus
+
+DEFAULT_PORT = 9477
+ALERT_COUNT_EVERY = 5.0  # seconds between reads of the open alerts for opsdash_alerts_firing
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    from_env: bool | None = None
+    drain_timeout: float = 10.0  # seconds the probes in flight get to finish on SIGTERM
+    validate: bool = True
+
+
+def warn(message: str) -> None:
+    print(f"opsdash serve: warning: {message}", file=sys.stderr, flush=True)
+
+
+def check_targets(all_ops: Sequence[Ops]) -> None:
+    """Profiles served together need distinct target names (the `target` label), and those that
+    share a data directory need distinct check names: alerts and check history are kept by check
+    name there."""
+    seen: dict[str, Path] = {}
+    by_dir: dict[Path, dict[str, str]] = {}
+    for ops in all_ops:
+        assert ops.config is not None
+        name, path = ops.profile.target.name, ops.config.path
+        select_checks(ops.profile)  # a profile with no [[checks]] is refused before anything starts
+        if name in seen:
+            raise ConfigError(
+                f"{seen[name]} and {path} both name their target {name!r}; the target label must differ"
+            )
+        seen[name] = path
+        checks = by_dir.setdefault(ops.data_dir.resolve(), {})
+        for check in ops.profile.checks:
+            if check.name in checks:
+                raise ConfigError(
+                    f"targets {checks[check.name]!r} and {name!r} share the data directory {ops.data_dir} "
+                    f"and both have a check named {check.name!r}; give each profile its own "
+                    "[opsdash] data_dir"
+                )
+            checks[check.name] = name
+
+
+class Target:
+    """One profile being served: its Watch, its validation loop and what /metrics says of it."""
+
+    def __init__(self, ops: Ops, exposition: Exposition, options: ServeOptions, generator_url: str) -> None:
+        self.ops, self.exposition, self.options = ops, exposition, options
+        profile = ops.profile
+        self.watch = Watch(ops, from_env=options.from_env)
+        ops.alerts.generator_url = generator_url
+        self.status = TargetStatus(profile.target.name, len(self.watch.checks), self.watch.states)
+        self._stop = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        return self.status.name
+
+    async def run(self) -> None:
+        loops = [self.watch.run(self._on_result), self._alerts_loop()]
+        if self.options.validate:
+            loops.append(self._validate_loop())
+        await asyncio.gather(*loops)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.watch.stop()
+
+    def close(self) -> None:
+        """Wait until every result so far is recorded (history, audit, alerts)."""
+        self.watch.close()
+
+    def _on_result(self, result: CheckResult, state: SustainedState) -> None:
+        self.exposition.update(self.name, result, state)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """True when stopped meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def _validate_loop(self) -> None:
+        interval = self.ops.profile.serve.validate_interval
+        while not self._stop.is_set():
+            try:
+                run = await asyncio.to_thread(validation.run, self.ops, from_env=self.options.from_env)
+                self.status.validation, self.status.validated_at = run.report, time.time()
+            except OpsdashError as exc:
+                warn(f"{self.name}: validation could not run: {exc}")
+            try:
+                outcome = await asyncio.to_thread(verify_log, self.ops)
+                self.status.audit_verified = outcome.result.ok
+                if not outcome.result.ok:
+                    warn(f"{self.name}: the audit log did not verify: {outcome.result.problem}")
+            except (OpsdashError, OSError, ValueError) as exc:
+                self.status.audit_verified = False
+                warn(f"{self.name}: the audit log could not be verified: {exc}")
+            if await self._sleep(interval):
+                return
+
+    async def _alerts_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.status.alerts_firing = await asyncio.to_thread(self._count_alerts)
+            except OpsdashError as exc:
+                warn(f"{self.name}: open alerts not read: {exc}")
+            if await self._sleep(ALERT_COUNT_EVERY):
+                return
+
+    def _count_alerts(self) -> int:
+        if not self.ops.has_history():
+            return 0
+        keys = {c.name for c in self.watch.checks} | {self.name}
+        with self.ops.history() as history:
+            return sum(1 for a in history.open_alerts() if a.key in keys and not a.silenced)
+
+
+class Service:
+    """`opsdash serve`: build it with the profiles' Ops, then `asyncio.run(service.run())`."""
+
+    def __init__(
+        self,
+        all_ops: Sequence[Ops],
+        options: ServeOptions = ServeOptions(),
+        *,
+        announce: Callable[[str], None] = lambda _url: None,
+    ) -> None:
+        check_targets(all_ops)
+        self.options, self.announce = options, announce
+        self.targets: list[Target] = []
+        self.exposition = Exposition(lambda: [t.status for t in self.targets])
+        self.server = HttpServer(self._handle)
+        self._all_ops = list(all_ops)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._reload = False
+        self._tasks: dict[Target, asyncio.Task[None]] = {}
+        self.started_at = time.time()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
+        return f"http://{host}:{self.server.port}"
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def reload(self) -> None:
+        self._reload = True
+        self._wake.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        try:
+            await self.server.start(self.options.host, self.options.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.options.host}:{self.options.port}: {exc.strerror}"
+            ) from None
+        try:
+            for ops in self._all_ops:
+                self._start(await asyncio.to_thread(Target, ops, self.exposition, self.options, self.url))
+            self._audit("serve-start")
+            self.announce(self.url)
+            while not self._stopping:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._reload and not self._stopping:
+                    self._reload = False
+                    await self._reload_targets()
+            await self._drain(list(self.targets))
+            self._audit("serve-stop")
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self.server.close()
+        return 0
+
+    def _start(self, target: Target) -> None:
+        self.targets.append(target)
+        self._tasks[target] = asyncio.create_task(target.run(), name=f"serve:{target.name}")
+        self._tasks[target].add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            warn(f"{task.get_name()} stopped: {type(task.exception()).__name__}: {task.exception()}")
+
+    async def _drain(self, targets: Sequence[Target]) -> None:
+        """Stop polling, give the probes in flight `drain_timeout` to finish, record everything."""
+        for t in targets:
+            t.stop()
+        tasks = [self._tasks.pop(t) for t in targets if t in self._tasks]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.options.drain_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                warn(
+                    f"{len(pending)} target(s) still probing after {self.options.drain_timeout:g}s; cancelled"
+                )
+                await asyncio.gather(*pending, return_exceptions=True)
+        for t in targets:
+            await asyncio.to_thread(t.close)
+
+    async def _reload_targets(self) -> None:
+        fresh: list[Ops] = []
+        for t in self.targets:
+            try:
+                fresh.append(t.ops.reloaded())
+            except OpsdashError as exc:
+                where = t.ops.config.path if t.ops.config else t.name
+                warn(f"reload: {where}: {exc}; still serving it as it was")
+                return
+        try:
+            check_targets(fresh)
+        except ConfigError as exc:
+            warn(f"reload: {exc}; still serving the profiles as they were")
+            return
+        old = list(self.targets)
+        await self._drain(old)
+        self.targets = []
+        for before, ops in zip(old, fresh, strict=True):
+            try:
+                target = await asyncio.to_thread(Target, ops, self.exposition, self.options, self.url)
+            except OpsdashError as exc:
+                warn(f"reload: {before.name}: {exc}; still serving it as it was")
+                target = await asyncio.to_thread(Target, before.ops, self.exposition, self.options, self.url)
+            if target.name != before.name:
+                self.exposition.forget(before.name)
+            self.exposition.forget(target.name, keep=[c.name for c in target.watch.checks])
+            self._start(target)
+        self._audit("serve-reload")
+
+    def _audit(self, action: str) -> None:
+        for t in self.targets:
+            t.ops.audit.event("operator_action", action, subject=t.name, details={"listen": self.url})
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _handle(self, req: Request) -> Response:
+        if req.method != "GET":
+            return Response(405, b"only GET\n", {"allow": "GET", "content-type": "text/plain"})
+        if req.path == "/metrics":
+            return Response(200, self.exposition.render(), {"content-type": CONTENT_TYPE})
+        if req.path == "/healthz":
+            return self._health()
+        if req.path == "/":
+            body = b"opsdash serve: /metrics (Prometheus), /healthz\n"
+            return Response(200, body, {"content-type": "text/plain; charset=utf-8"})
+        return Response(404, b"not found\n", {"content-type": "text/plain"})
+
+    def _health(self) -> Response:
+        targets = [
+            {
+                "target": t.name,
+                "checks": t.status.expected_checks,
+                "evaluated": sum(1 for s in t.status.states.values() if s.last is not None),
+                "validated_at": t.status.validated_at,
+            }
+            for t in self.targets
+        ]
+        status = "stopping" if self._stopping else "ok"
+        body = json.dumps(
+            {"status": status, "uptime_s": round(time.time() - self.started_at, 1), "targets": targets}
+        )
+        return Response(
+            503 if self._stopping else 200, body.encode() + b"\n", {"content-type": "application/json"}
+        )

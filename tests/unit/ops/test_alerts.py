@@ -1,0 +1,227 @@
+"""Alerts as a pager sees them: one alert per incident (also when the demo's credentials fault
+comes and goes), a silence that ends mid-incident gives a `firing`, and Alertmanager channels get
+Alertmanager's v2 shape, re-posted while the alert is open and ended when it resolves."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsdash.core.alerts import CHECK_CRITICAL, CREDENTIALS_REJECTED, check_candidates, check_scope
+from opsdash.core.findings import Severity
+from opsdash.core.health.errors import ErrorClass
+from opsdash.core.health.model import CheckResult
+from opsdash.core.health.state import SustainedState
+from opsdash.core.profile import AlertChannel
+from opsdash.ops.alerts import ALERTMANAGER_RESEND, AlertDispatcher
+from opsdash.ops.base import Ops
+from tests.conftest import Demo
+
+T0 = 1_800_000_000.0
+PROFILE = """
+[target]
+name = "drill"
+base_url = "https://app.example.com"
+
+[alerts]
+reminder_interval = 600
+{silence}
+
+[[alerts.channels]]
+name = "pager"
+kind = "webhook"
+url = "https://pager.example.com/hook"
+
+[[alerts.channels]]
+name = "am"
+kind = "alertmanager"
+url = "http://127.0.0.1:9093"
+"""
+SILENCE = """
+[[alerts.silences]]
+start = "{start}"
+end = "{end}"
+reason = "maintenance window"
+"""
+# Alertmanager's v2 OpenAPI: postableAlert = labels (required), annotations, startsAt, endsAt, generatorURL
+POSTABLE_ALERT_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Sent(list[tuple[str, Any]]):
+    def deliver(self, channel: AlertChannel, body: Any) -> tuple[bool, int, str]:
+        self.append((channel.name, body))
+        return True, 1, ""
+
+    def to(self, channel: str) -> list[Any]:
+        return [body for name, body in self if name == channel]
+
+
+def drill(tmp_path: Path, silence: str = "") -> tuple[Ops, Clock, Sent]:
+    path = tmp_path / "opsdash.toml"
+    path.write_text(PROFILE.format(silence=silence))
+    ops = Ops.open(path, operator="dana")
+    clock, sent = Clock(), Sent()
+    ops.clock = clock
+    ops.dispatcher = AlertDispatcher(ops.profile, ops.audit, deliver=sent.deliver, clock=clock)
+    return ops, clock, sent
+
+
+def provider_result(status: int) -> CheckResult:
+    rejected = status == 401
+    return CheckResult(
+        name="ikhokha-api",
+        kind="provider",
+        target="https://api.example.com",
+        severity=Severity.CRIT if status != 200 else Severity.OK,
+        summary="credentials rejected (401)"
+        if rejected
+        else f"HTTP {status}"
+        if status != 200
+        else "reachable",
+        started_at="2027-01-15T08:00:00+00:00",
+        duration_ms=12.0,
+        error_class=ErrorClass.HTTP_AUTH if rejected else ErrorClass.HTTP_5XX if status != 200 else None,
+    )
+
+
+def watch_through(ops: Ops, clock: Clock, statuses: list[int]) -> None:
+    """What the watch loop does with each result: sustained state (3 to go down, 2 to recover),
+    then alerts on that state."""
+    state = SustainedState()
+    with ops.history() as history:
+        for status in statuses:
+            clock.now += 10
+            result = provider_result(status)
+            state = state.update(result, 3, 2)
+            ops.alerts.process(
+                history, check_candidates([result], {result.name: state.status}), check_scope([result])
+            )
+
+
+def test_credentials_rejected_then_recovered_is_one_alert(tmp_path: Path) -> None:
+    ops, clock, sent = drill(tmp_path)
+    watch_through(ops, clock, [401, 401, 401, 401, 200, 200, 200])
+    with ops.history() as history:
+        alerts = history.alerts()
+    assert [(a.rule, a.status) for a in alerts] == [(CREDENTIALS_REJECTED, "resolved")]
+    assert [b["status"] for b in sent.to("pager")] == ["firing", "resolved"]
+    assert alerts[0].resolved_at == T0 + 60  # on the second success, not the first
+
+
+def test_an_outage_that_turns_into_rejected_credentials_stays_one_incident(tmp_path: Path) -> None:
+    ops, clock, sent = drill(tmp_path)
+    watch_through(ops, clock, [503, 503, 503, 401, 401, 200, 200])
+    with ops.history() as history:
+        alerts = history.alerts()
+    assert [(a.rule, a.status) for a in alerts] == [(CHECK_CRITICAL, "resolved")]
+    assert [b["status"] for b in sent.to("pager")] == ["firing", "resolved"]
+
+
+def test_a_blip_below_the_threshold_raises_nothing(tmp_path: Path) -> None:
+    ops, clock, sent = drill(tmp_path)
+    watch_through(ops, clock, [401, 401, 200, 200])
+    with ops.history() as history:
+        assert history.alerts() == []
+    assert sent == []
+
+
+def test_demo_credentials_fault_on_then_off_raises_one_alert(demo_process: Demo, tmp_path: Path) -> None:
+    """The incident the dashboard showed two alerts for, against the real demo: the credentials
+    fault on for three polls (the check goes down), then off until the check has recovered."""
+    from opsdash.demo.control import set_fault
+    from opsdash.ops.checks import Watch
+
+    ops = Ops.open(demo_process.profile, operator="dana")
+    ops.dispatcher = AlertDispatcher(ops.profile, ops.audit, deliver=Sent().deliver)
+    set_fault(demo_process.data_dir, "credentials-rejected", True)
+    seen: list[tuple[str | None, Severity]] = []
+    watch = Watch(ops, names=["ikhokha-api"], interval=1, polls=6)
+
+    def on_result(result: CheckResult, state: SustainedState) -> None:
+        seen.append((result.error_class.value if result.error_class else None, state.status))
+        if len(seen) == 3:
+            set_fault(demo_process.data_dir, "credentials-rejected", False)
+
+    try:
+        asyncio.run(watch.run(on_result))
+    finally:
+        watch.close()
+        set_fault(demo_process.data_dir, "credentials-rejected", False)
+    assert seen[2] == ("http-auth", Severity.CRIT) and seen[-1] == (None, Severity.OK)
+    with ops.history() as history:
+        alerts = history.alerts()
+    assert [(a.rule, a.key, a.status) for a in alerts] == [(CREDENTIALS_REJECTED, "ikhokha-api", "resolved")]
+
+
+def test_an_incident_that_outlives_its_silence_is_sent_as_firing(tmp_path: Path) -> None:
+    silence = SILENCE.format(start=iso(T0 - 100), end=iso(T0 + 45))
+    ops, clock, sent = drill(tmp_path, silence)
+    watch_through(ops, clock, [503, 503, 503, 503, 503, 503, 503])  # down at T0+30, silence ends T0+45
+    pager = sent.to("pager")
+    assert [b["status"] for b in pager] == ["firing"]  # never a reminder first
+    assert "started inside a silence" in pager[0]["detail"]
+    assert f"to {iso(T0 + 45).replace('+00:00', 'Z')}" in pager[0]["detail"]
+    assert "maintenance window" in pager[0]["detail"]
+    (am,) = sent.to("am")[0]
+    assert am["annotations"]["silenced"].startswith("silenced from ")
+    assert am["startsAt"] == iso(T0 + 30).replace("+00:00", "Z")  # when the incident began
+
+
+def test_alertmanager_gets_its_v2_shape_refreshes_and_an_end(tmp_path: Path) -> None:
+    ops, clock, sent = drill(tmp_path)
+    ops.alerts.generator_url = "http://127.0.0.1:9477"
+    # fires at T0+30; re-posted once at T0+90 (the resend period after); resolves at T0+110
+    watch_through(ops, clock, [503] * 9 + [200, 200])
+    posts = sent.to("am")
+    assert len(posts) == 3
+    for post in posts:
+        assert isinstance(post, list) and len(post) == 1
+        alert = post[0]
+        assert set(alert) <= POSTABLE_ALERT_FIELDS and "labels" in alert
+        assert all(LABEL_NAME.match(k) and isinstance(v, str) for k, v in alert["labels"].items())
+        assert all(isinstance(v, str) for v in alert["annotations"].values())
+        for field in ("startsAt", "endsAt"):
+            datetime.fromisoformat(alert[field])
+    firing, refresh, resolved = (p[0] for p in posts)
+    assert firing["labels"] == {
+        "alertname": "check-critical",
+        "check": "ikhokha-api",
+        "target": "drill",
+        "severity": "critical",
+    }
+    assert firing["annotations"]["summary"] == "ikhokha-api is failing"
+    assert firing["generatorURL"] == "http://127.0.0.1:9477"
+    assert datetime.fromisoformat(firing["endsAt"]).timestamp() > T0 + 30  # still active
+    assert datetime.fromisoformat(refresh["endsAt"]).timestamp() >= T0 + 30 + ALERTMANAGER_RESEND
+    assert resolved["labels"] == firing["labels"]
+    assert datetime.fromisoformat(resolved["endsAt"]).timestamp() == T0 + 110
+    with ops.history() as history:
+        (alert,) = history.alerts()
+        events = [d.event for d in history.deliveries(alert.id)]
+    assert events == ["firing", "firing", "resolved", "resolved"]  # refreshes are not new notices
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9093", "http://127.0.0.1:9093/api/v2/alerts"])
+def test_alertmanager_url_is_its_base_or_the_alerts_endpoint(url: str) -> None:
+    from opsdash.ops.alerts import channel_url
+
+    channel = AlertChannel(name="am", kind="alertmanager", url=url)
+    assert channel_url(channel) == "http://127.0.0.1:9093/api/v2/alerts"

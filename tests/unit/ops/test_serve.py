@@ -1,0 +1,347 @@
+"""`opsdash serve` as Prometheus and Alertmanager meet it: a real process, scraped over HTTP and
+parsed with prometheus_client's own parser, posting to an Alertmanager-API receiver, stopped with
+SIGTERM. The target and the receiver are servers this test starts on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Project
+
+WAIT = 60  # seconds any one condition may take on a loaded machine before the test gives up
+POSTABLE_ALERT_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
+
+
+class Stage:
+    """The target (/healthy always 200; /flaky 503 until `fixed`) and an Alertmanager v2 API."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {"/healthy": 0, "/flaky": 0}
+        self.fixed = False
+        self.alerts: list[dict[str, Any]] = []
+        stage = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                stage.requests[self.path] = stage.requests.get(self.path, 0) + 1
+                failing = self.path == "/flaky" and not stage.fixed
+                self._answer(503 if failing else 200, b'{"status":"UP"}')
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path != "/api/v2/alerts":
+                    self._answer(404, b"{}")
+                    return
+                stage.alerts.extend(json.loads(body))
+                self._answer(200, b"")
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stage() -> Iterator[Stage]:
+    s = Stage()
+    yield s
+    s.close()
+
+
+def write_profile(project: Project, stage: Stage, target: str = "BetaSkill") -> Path:
+    text = project.profile.read_text().replace('name = "BetaSkill"', f'name = "{target}"', 1)
+    project.profile.write_text(
+        text
+        + f"""
+[serve]
+validate_interval = 10
+
+[[checks]]
+name = "healthy"
+kind = "http"
+url = "{stage.url}/healthy"
+interval = 1
+retries = 0
+
+[[checks]]
+name = "flaky"
+kind = "http"
+url = "{stage.url}/flaky"
+interval = 1
+retries = 0
+failure_threshold = 2
+success_threshold = 1
+
+[[alerts.channels]]
+name = "alertmanager"
+kind = "alertmanager"
+url = "{stage.url}"
+retries = 0
+"""
+    )
+    return project.profile
+
+
+class Serve:
+    def __init__(self, *args: str | Path) -> None:
+        opsdash = str(Path(sys.executable).with_name("opsdash"))
+        self.proc = subprocess.Popen(
+            [opsdash, "serve", "--listen", "127.0.0.1:0", *map(str, args)],
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.proc.stderr.read() if self.proc.stderr else ""
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        status, text = self.get("/metrics")
+        assert status == 200
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def stop(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        _out, err = self.proc.communicate(timeout=WAIT)
+        return self.proc.returncode, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def until(condition: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+def env_values(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip().strip('"') for k, v in pairs}
+
+
+def series(target: str, check: str, **extra: str) -> frozenset[tuple[str, str]]:
+    return frozenset({"target": target, "check": check, **extra}.items())
+
+
+def test_metrics_alerts_and_a_clean_stop(project: Project, stage: Stage) -> None:
+    serve = Serve("--config", write_profile(project, stage))
+    try:
+        down = ("opsdash_check_state", series("BetaSkill", "flaky"))
+        samples = until(lambda: (s := serve.samples()).get(down) == 2 and s, "flaky is down")
+        healthy, flaky = series("BetaSkill", "healthy"), series("BetaSkill", "flaky")
+        assert samples[("probe_success", healthy)] == 1 and samples[("probe_success", flaky)] == 0
+        assert samples[("probe_http_status_code", healthy)] == 200
+        assert samples[("probe_http_status_code", flaky)] == 503
+        assert samples[("opsdash_check_state", healthy)] == 0
+        assert samples[("probe_duration_seconds", healthy)] > 0
+        phases = {dict(labels)["phase"] for name, labels in samples if name == "probe_http_duration_seconds"}
+        assert {"connect", "processing", "transfer"} <= phases
+        gate = frozenset({"target": "BetaSkill", "verdict": "NO-GO"}.items())
+        assert samples[("opsdash_gate", gate)] == 1
+        firing = ("opsdash_alerts_firing", frozenset({"target": "BetaSkill"}.items()))
+        until(lambda: serve.samples().get(firing) == 1, "the alert is counted")
+        assert serve.samples()[("opsdash_audit_verified", frozenset({"target": "BetaSkill"}.items()))] == 1
+
+        first = until(lambda: stage.alerts and stage.alerts[0], "Alertmanager hears of the alert")
+        assert set(first) <= POSTABLE_ALERT_FIELDS
+        assert first["labels"] == {
+            "alertname": "check-critical",
+            "check": "flaky",
+            "target": "BetaSkill",
+            "severity": "critical",
+        }
+        assert first["annotations"]["summary"] == "flaky is failing"
+        assert first["generatorURL"] == serve.url
+        assert datetime.fromisoformat(first["endsAt"]) > datetime.fromisoformat(first["startsAt"])
+
+        stage.fixed = True
+        up = until(
+            lambda: [a for a in stage.alerts if a["labels"]["check"] == "flaky" and a is not first],
+            "Alertmanager hears the end",
+        )[-1]
+        assert up["labels"] == first["labels"] and up["startsAt"] == first["startsAt"]
+        assert datetime.fromisoformat(up["endsAt"]) > datetime.fromisoformat(up["startsAt"])
+        status, health = serve.get("/healthz")
+        assert status == 200 and json.loads(health)["status"] == "ok"
+        secrets = [v for k, v in env_values(project.env_file).items() if "SECRET" in k or "KEY" in k]
+        assert secrets
+        published = serve.get("/metrics")[1] + json.dumps(stage.alerts) + health
+        assert not [s for s in secrets if s in published]
+
+        code, err = serve.stop()
+    finally:
+        serve.kill()
+    assert code == 0, err
+    # Every probe the target answered, up to the last one in flight at SIGTERM, is in history.
+    from opsdash.storage.history import History
+
+    with History.open(Path(os.environ["OPSDASH_DATA_DIR"])) as history:
+        recorded = {name: len(history.check_history(name, limit=100_000)) for name in ("healthy", "flaky")}
+    assert recorded == {"healthy": stage.requests["/healthy"], "flaky": stage.requests["/flaky"]}
+
+
+def test_two_profiles_in_one_process_are_labelled_by_target(
+    project: Project, stage: Stage, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    other = Project(staging, staging / "opsdash.toml", staging / ".env.production")
+    other.profile.write_text(project.profile.read_text())
+    other.env_file.write_text(project.env_file.read_text())
+    first = write_profile(project, stage)
+    second = write_profile(other, stage, target="staging")
+    # one data directory for both: fine while their checks have names of their own
+    second.write_text(second.read_text().replace('name = "healthy"', 'name = "staging-healthy"'))
+    second.write_text(second.read_text().replace('name = "flaky"', 'name = "staging-flaky"'))
+    serve = Serve("--config", first, "--config", second, "--no-validate")
+    try:
+        targets = until(
+            lambda: (
+                {dict(labels)["target"] for name, labels in serve.samples() if name == "probe_success"}
+                == {"BetaSkill", "staging"}
+            ),
+            "both targets' checks are scraped",
+        )
+        assert targets
+    finally:
+        assert serve.stop()[0] == 0
+        serve.kill()
+
+
+def test_two_profiles_with_one_target_name_are_refused(run, project: Project, stage: Stage) -> None:  # type: ignore[no-untyped-def]
+    path = write_profile(project, stage)
+    result = run("serve", "--config", path, "--config", path, "--listen", "127.0.0.1:0")
+    assert result.code == 3 and "both name their target 'BetaSkill'" in result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("listen", ["9477", "localhost:http", "127.0.0.1:70000"])
+def test_a_bad_listen_address_is_a_usage_error(run, project: Project, listen: str) -> None:  # type: ignore[no-untyped-def]
+    result = run("serve", "--config", project.profile, "--listen", listen)
+    assert result.code == 3 and "is not HOST:PORT" in result.err
+
+
+def test_sighup_reloads_and_a_broken_profile_keeps_the_old_one(project: Project, stage: Stage) -> None:
+    path = write_profile(project, stage)
+    serve = Serve("--config", path, "--no-validate")
+    try:
+        until(lambda: ("probe_success", series("BetaSkill", "flaky")) in serve.samples(), "flaky scraped")
+        path.write_text(path.read_text().replace('name = "flaky"', 'name = "renamed"'))
+        serve.proc.send_signal(signal.SIGHUP)
+        until(lambda: ("probe_success", series("BetaSkill", "renamed")) in serve.samples(), "renamed scraped")
+        assert ("probe_success", series("BetaSkill", "flaky")) not in serve.samples()
+        path.write_text(path.read_text() + "\n[[checks]\nbroken")
+        serve.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)  # give the reload its chance; the service must still answer as before
+        assert ("probe_success", series("BetaSkill", "renamed")) in serve.samples()
+        code, err = serve.stop()
+    finally:
+        serve.kill()
+    assert code == 0
+    assert "still serving it as it was" in err
+
+
+def test_web_serves_the_dashboard_page_and_refuses_other_origins(tmp_path: Path) -> None:
+    """`opsdash web` on 127.0.0.1: the page loads; a WebSocket from another site's page is refused
+    before any dashboard process starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    proc = subprocess.Popen(
+        [opsdash, "web", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        assert f"open http://127.0.0.1:{port}" in proc.stderr.readline()
+        base = f"http://127.0.0.1:{port}"
+
+        def page() -> str | None:
+            try:
+                with urllib.request.urlopen(base + "/", timeout=5) as answer:
+                    return str(answer.read().decode())
+            except OSError:
+                return None
+
+        assert "opsdash" in until(page, "the page is served")
+
+        def upgrade(origin: str) -> int:
+            request = urllib.request.Request(
+                base + "/ws",
+                headers={
+                    "Origin": origin,
+                    "Connection": "Upgrade",
+                    "Upgrade": "websocket",
+                    "Sec-WebSocket-Version": "13",
+                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                },
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert upgrade("https://evil.example") == 403
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=WAIT)
+
+
+def test_a_profile_without_checks_is_refused_before_listening(run, project: Project) -> None:  # type: ignore[no-untyped-def]
+    result = run("serve", "--config", project.profile, "--listen", "127.0.0.1:0")
+    assert result.code == 3 and "no [[checks]]" in result.err and result.out == ""
