@@ -168,12 +168,18 @@ def runbook_run(
     log: after a dropped SSH session, --resume continues at the right step, and a command that was
     running is reported as interrupted, never re-run silently.
 
+    Ctrl-C while a command runs does not stop it (it runs in its own process group): you choose to
+    wait, leave it running and pause (its output and exit status are collected on --resume), or
+    interrupt it. One command runs per session, even across terminals: a second opsdash on the same
+    session sees the step running and cannot start it again.
+
     \b
-    Exit codes: 0 completed, 1 completed with failed or skipped steps, 2 aborted, 3 paused or error.
+    Exit codes: 0 completed, 1 completed with failed or skipped steps, or escalated (ended on the
+    branch a failed step led to), 2 aborted, 3 paused (or a command left running) or error.
     """
     from opsdash.cli.runbook_io import collect_params, guided, parse_params, print_session
     from opsdash.cli.runbook_io import dry_run as plan
-    from opsdash.ops.runbooks import Sessions, dry_run_gates, find_runbook, lint_before_run
+    from opsdash.ops.runbooks import Sessions, dry_run_gates, find_runbook, lint_before_run, suggested_params
 
     ops = Ops.open(config, operator=operator, require=False)
     book = find_runbook(ref, ops.profile_or_none)
@@ -182,13 +188,16 @@ def runbook_run(
     if dry_run:
         values = collect_params(book, parse_params(params), interactive=sys.stdin.isatty())
         sys.exit(plan(book, values, dry_run_gates(ops, book, env_files=files, from_env=from_env)))
-    with Sessions(ops, env_files=files, from_env=from_env) as sessions:
+    # shared: the step runs on a worker thread so Ctrl-C reaches the operator, not the command
+    with Sessions(ops, shared=True, env_files=files, from_env=from_env) as sessions:
         if resume:
             ex = sessions.resume(book, resume)
             emit(f"resuming session {ex.state.id} of {book.title}")
             print_session(ex.state, book)
         else:
-            values = collect_params(book, parse_params(params), interactive=True)
+            given = parse_params(params)
+            suggested = suggested_params(ops, book) if len(given) < len(book.parameters) else {}
+            values = collect_params(book, given, interactive=True, suggested=suggested)
             ex = sessions.start(book, values)
             emit(click.style(f"{book.title} — session {ex.state.id}", bold=True))
             emit(f"  if this terminal goes away: opsdash runbook run {book.id} --resume {ex.state.id}")

@@ -7,7 +7,15 @@ from typing import Any
 import click
 
 from opsdash.cli.render import emit
-from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionState, StepNotAllowed, StepStatus
+from opsdash.core.runbooks.executor import (
+    STATUS_MARK,
+    Executor,
+    SessionState,
+    SessionStatus,
+    StepNotAllowed,
+    StepState,
+    StepStatus,
+)
 from opsdash.core.runbooks.model import Runbook, Step
 from opsdash.core.text import visible
 
@@ -24,7 +32,9 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def collect_params(book: Runbook, given: dict[str, str], interactive: bool) -> dict[str, str]:
+def collect_params(
+    book: Runbook, given: dict[str, str], interactive: bool, suggested: dict[str, str] | None = None
+) -> dict[str, str]:
     unknown = sorted(set(given) - {p.name for p in book.parameters})
     if unknown:
         raise click.UsageError(
@@ -39,12 +49,14 @@ def collect_params(book: Runbook, given: dict[str, str], interactive: bool) -> d
                 raise click.UsageError(f"--param {problem}")
             params[param.name] = given[param.name]
             continue
-        if not interactive and param.default is not None:
-            params[param.name] = param.default
+        default = (suggested or {}).get(param.name, param.default)
+        if not interactive and default is not None:
+            params[param.name] = default
             continue
-        hint = f" ({'/'.join(param.choices)})" if param.choices else ""
+        if param.hint():
+            emit(click.style(f"  {param.hint()}", dim=True))
         while True:
-            value = click.prompt(f"{param.prompt}{hint}", default=param.default, show_default=True)
+            value = click.prompt(param.prompt, default=default, show_default=True)
             problem = param.problem(value)
             if problem is None:
                 params[param.name] = value
@@ -73,12 +85,71 @@ def show_step(ex: Executor, step: Step) -> None:
     if st.status is StepStatus.INTERRUPTED:
         emit(click.style(f"  ! {st.detail}. Check whether it took effect before choosing.", fg="yellow"))
     if st.status is StepStatus.FAILED and st.detail:
-        emit(click.style(f"  ✗ {st.detail}", fg="red"))
+        emit(click.style(f"  ✗ {visible(st.detail)}", fg="red"))
+    if st.status is StepStatus.PENDING and st.detail:  # a branch a failure led to says which failure
+        emit(click.style(f"  ! {visible(st.detail)}", fg="yellow"))
+
+
+def ask_about_running(ex: Executor) -> str:
+    """Ctrl-C while a command runs: the command is not stopped by it (it runs in its own process
+    group); the operator chooses. Returns wait | detach | interrupt."""
+    emit(click.style("\n  the command is still running.", fg="yellow"))
+    try:
+        answer = click.prompt(
+            "  [w] wait for it  [l] leave it running and pause (collected on resume)  [i] interrupt it",
+            type=click.Choice(["w", "l", "i"]),
+            show_choices=False,
+            default="w",
+        )
+    except click.Abort:
+        answer = "l"
+    if answer == "i":
+        try:
+            reason = click.prompt("  why interrupt it?", default="interrupted from the terminal")
+        except click.Abort:
+            reason = "interrupted from the terminal"
+        ex.interrupt(reason)
+        return "interrupt"
+    return {"w": "wait", "l": "detach"}[answer]
+
+
+def run_watched(ex: Executor, note: str, on_output: Any) -> StepState | None:
+    """Confirm the current step on a worker thread so Ctrl-C reaches the operator, not the command.
+    None when the operator left the command running (the session pauses)."""
+    import threading
+
+    box: list[StepState | BaseException] = []
+    done = threading.Event()  # not Thread.join: a join cut short by Ctrl-C can report a live thread dead
+
+    def work() -> None:
+        try:
+            box.append(ex.confirm(note, on_output=on_output))
+        except BaseException as exc:  # handed to the main thread, raised there
+            box.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="runbook-step", daemon=True).start()
+    detached = False
+    while not done.is_set():
+        try:
+            done.wait(0.2)
+        except KeyboardInterrupt:
+            if ex.control_active and ask_about_running(ex) == "detach":
+                ex.detach()
+                detached = True
+    result = box[0]
+    if detached and isinstance(result, StepState) and result.status is StepStatus.RUNNING:
+        return None  # left running: the next opsdash collects it
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def wait_for_detached(ex: Executor) -> bool:
     """The step's command, started by an opsdash that died, still runs: it cannot be run again or
-    skipped, so wait for it (Ctrl-C leaves it running). False when the operator stopped waiting."""
+    skipped, so wait for it (Ctrl-C asks: wait, leave it running, or interrupt it). False when the
+    operator left it running."""
     import time
 
     st = ex.current_state()
@@ -87,16 +158,20 @@ def wait_for_detached(ex: Executor) -> bool:
         click.style(
             f"  … this step's command is still running (process group {ex.running_pid()}, started "
             f"{st.started_at}) from an opsdash that is no longer here. Waiting for it to end; Ctrl-C "
-            "leaves it running.",
+            "to leave it running or interrupt it.",
             fg="yellow",
         )
     )
     index = ex.state.current
-    try:
-        while ex.running_pid() is not None:
+    while ex.running_pid() is not None:
+        try:
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        return False
+        except KeyboardInterrupt:
+            choice = ask_about_running(ex)
+            if choice == "detach":
+                return False
+            if choice == "interrupt":
+                break
     ex.settle_detached()
     if index is not None:
         ended = ex.state.steps[index]
@@ -136,7 +211,13 @@ def guided(ex: Executor) -> int:
                     if step.kind == "manual"
                     else ""
                 )
-                result = ex.confirm(note, on_output=lambda text: click.echo(text, nl=False))
+                result = run_watched(ex, note, lambda text: click.echo(text, nl=False))
+                if result is None:
+                    emit(
+                        f"\nleft running; paused. Its output and exit status are collected when you "
+                        f"resume: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}"
+                    )
+                    return 3
                 if step.kind == "command":
                     emit(
                         click.style(
@@ -146,7 +227,8 @@ def guided(ex: Executor) -> int:
                     )
                 if step.kind == "check":
                     for line in result.output.splitlines():
-                        emit("    " + click.style(line, fg="green" if line.startswith("OK") else "red"))
+                        good = line.lstrip().startswith(("OK", "✓"))
+                        emit("    " + click.style(line, fg="green" if good else "red"))
             elif action == "retry":
                 ex.retry()
             elif action == "mark-done":
@@ -161,13 +243,16 @@ def guided(ex: Executor) -> int:
             emit(f"\npaused; resume with: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}")
             return 3
     emit("")
-    status = ex.state.status.value
+    status = ex.state.status
     failed = [s for s in ex.state.steps if s.status in (StepStatus.FAILED, StepStatus.SKIPPED)]
     emit(
-        click.style(f"session {ex.state.id} {status}", bold=True)
+        click.style(f"session {ex.state.id} {status.value}", bold=True)
         + (f"; {len(failed)} step(s) failed or skipped" if failed else "")
+        + ("; it ended on the branch a failure led to" if status is SessionStatus.ESCALATED else "")
     )
-    return 0 if status == "completed" and not failed else (1 if status == "completed" else 2)
+    if status is SessionStatus.ABORTED:
+        return 2
+    return 0 if status is SessionStatus.COMPLETED and not failed else 1
 
 
 def print_session(state: SessionState, book: Runbook | None) -> None:
@@ -221,11 +306,6 @@ def dry_run(book: Runbook, params: dict[str, str], runner: Any) -> int:
             gates, _ = parse_gates(fill_text(step.action, params))
             for result in runner(gates):
                 failed += not result.ok
-                emit(
-                    "    "
-                    + click.style(
-                        f"{'OK  ' if result.ok else 'FAIL'}  {result.label}: {result.summary}",
-                        fg="green" if result.ok else "red",
-                    )
-                )
+                for line in result.lines():
+                    emit("    " + click.style(line, fg="green" if result.ok else "red"))
     return 0 if not failed else 1

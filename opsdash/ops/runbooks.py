@@ -127,11 +127,13 @@ def gate_runner(
                     continue
                 passed = report.verdict.rank < Severity.UNKNOWN.rank
                 counts = report.counts()
+                worst = [f for f in report.sorted_findings() if f.severity.rank >= Severity.WARN.rank][:5]
                 results.append(
                     GateResult(
                         gate.label(),
                         passed,
                         f"{report.verdict.value}: {counts['CRIT']} critical, {counts['WARN']} warning",
+                        tuple(f"{f.severity.value:<5} {f.rule}: {f.title}" for f in worst),
                     )
                 )
         if checks:
@@ -145,7 +147,13 @@ def gate_runner(
             outcomes = asyncio.run(run_once([c for _g, c in checks], ctx))
             for (gate, _check), outcome in zip(checks, outcomes, strict=True):
                 ok = outcome.severity.rank < Severity.UNKNOWN.rank
-                results.append(GateResult(gate.label(), ok, f"{outcome.severity.value}: {outcome.summary}"))
+                evidence = tuple(
+                    f"{'✓' if c.ok else '✗'} {c.text}  (actual: {c.error or c.actual})"
+                    for c in outcome.conditions
+                )
+                results.append(
+                    GateResult(gate.label(), ok, f"{outcome.severity.value}: {outcome.summary}", evidence)
+                )
         order = {g.label(): i for i, g in enumerate(gates)}
         return sorted(results, key=lambda r: order.get(r.label, 0))
 
@@ -263,3 +271,35 @@ def lint_paths(paths: list[Path], known_checks: list[str] | None) -> tuple[int, 
                 found = lint(book, known_checks)
             problems.extend(str(p) for p in found)
     return count, problems
+
+
+def suggested_params(ops: Ops, book: Runbook) -> dict[str, str]:
+    """Values opsdash can look up for a runbook's parameters (`suggest = "previous-release"`): the
+    releases `[deploy] version_url` or `version_command` reports. Only values a parameter accepts;
+    nothing when the profile has no version source or it cannot be read."""
+    wanted = [p for p in book.parameters if p.suggest]
+    profile = ops.profile_or_none
+    if not wanted or profile is None:
+        return {}
+    from opsdash.ops.deploys import read_versions
+
+    versions = read_versions(profile)
+    if versions is None:
+        return {}
+    known = {"previous-release": versions.previous, "current-release": versions.current}
+    return {
+        p.name: value
+        for p in wanted
+        if (value := known.get(p.suggest or "")) is not None and p.problem(value) is None
+    }
+
+
+def unfinished(ops: Ops) -> SessionRow | None:
+    """The newest session still active (paused, interrupted, or with a command running), which the
+    dashboard offers to resume on start. None when there is none, or no history yet."""
+    from opsdash.storage.runbooks import RunbookStore
+
+    if not ops.has_history():
+        return None
+    with ops.history(write=False) as history:
+        return RunbookStore(history).latest_active_row()

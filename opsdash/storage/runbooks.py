@@ -118,16 +118,19 @@ class RunbookStore:
         return {i: next(iter(self.sessions(i, limit=1)), None) for i in runbook_ids}
 
     def latest_active(self, runbook_id: str | None = None) -> str | None:
+        row = self.latest_active_row(runbook_id)
+        return row.id if row else None
+
+    def latest_active_row(self, runbook_id: str | None = None) -> SessionRow | None:
+        """The most recently updated session that has not ended (of one runbook, or of any)."""
         clauses, args = ["status = ?"], ["active"]
         if runbook_id:
             clauses.append("runbook_id = ?")
             args.append(runbook_id)
-        rows = list(
-            self.db.table("runbook_sessions").rows_where(
-                " AND ".join(clauses), args, order_by="updated_at DESC", limit=1
-            )
+        rows = self.db.table("runbook_sessions").rows_where(
+            " AND ".join(clauses), args, order_by="updated_at DESC", limit=1
         )
-        return rows[0]["id"] if rows else None
+        return next(iter(rows_as(SessionRow, rows)), None)
 
     @staticmethod
     def _session_row(state: SessionState) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 A command step is marked *running* in the store before its process starts, so a session killed at
 any point resumes at the right step — and a command that was running when the process died comes
 back *interrupted*, for the operator to retry, confirm or skip; it is never re-run silently.
+
+While a command runs, the only thing the operator may do is interrupt it (or, from a front end that
+is going away, detach from it: the command keeps running, writing its output where the next opsdash
+collects it with its exit status).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,7 +56,11 @@ STATUS_MARK = {
 class SessionStatus(enum.StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
+    ESCALATED = "escalated"  # ended on a branch a failure led to (on_fail=goto:...), not the main path
     ABORTED = "aborted"
+
+
+ESCALATION = "; on_fail=goto:"  # how a failure that took a branch reads in the session's events
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,21 @@ class SessionState:
     started_at: str
     updated_at: str
     events: list[dict[str, Any]] = field(default_factory=list)
+    escalated: bool = False  # a failure sent the session down an on_fail=goto branch
+
+
+@dataclass
+class CommandControl:
+    """What another thread (a front end) may ask of the command this executor is running."""
+
+    interrupt: threading.Event = field(default_factory=threading.Event)
+    detach: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""
+
+    def reset(self) -> None:
+        self.interrupt.clear()
+        self.detach.clear()
+        self.reason = ""
 
 
 class Store(Protocol):
@@ -103,6 +127,11 @@ class GateResult:
     label: str
     ok: bool
     summary: str
+    evidence: tuple[str, ...] = ()  # one line per condition: what was required, what was seen
+
+    def lines(self) -> list[str]:
+        head = f"{'OK  ' if self.ok else 'FAIL'}  {self.label}: {self.summary}"
+        return [head, *(f"      {line}" for line in self.evidence)]
 
 
 GateRunner = Callable[[Sequence[Gate]], list[GateResult]]
@@ -124,6 +153,10 @@ class Executor:
     store: Store
     run_gates: GateRunner
     audit: AuditHook = lambda *_args: None
+    control: CommandControl = field(default_factory=CommandControl)
+    # a front end's thread may interrupt while the step's thread records: one write at a time; a
+    # front end closing the store takes it too, so no write is ever cut off mid-statement
+    lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -188,6 +221,7 @@ class Executor:
                 f"parameter {', '.join(still_masked)} of session {session_id} held a secret that is not in "
                 "the target's env files any more; start a new session"
             )
+        state.escalated = any(ESCALATION in (e.get("detail") or "") for e in state.events)
         executor = cls(runbook, state, store, run_gates, audit or (lambda *_a: None))
         index = state.current
         pid = executor.running_pid()
@@ -224,10 +258,11 @@ class Executor:
     def running_pid(self) -> int | None:
         """The process group of the current step's command when it is still running (possibly
         started by an opsdash that has since died); None otherwise."""
-        st = self.current_state()
-        if st is None or st.status is not StepStatus.RUNNING or st.pid is None:
+        st, index = self.current_state(), self.state.current
+        if st is None or index is None or st.status is not StepStatus.RUNNING:
             return None
-        return st.pid if command_alive(st.pid, self.state.id) else None
+        pid = st.pid or _pid_left(self.store.output_path(self.state.id, index))
+        return pid if pid is not None and command_alive(pid, self.state.id) else None
 
     def settle_detached(self, why: str = DETACHED) -> None:
         """A step left running by another process whose command is gone becomes interrupted: the
@@ -239,22 +274,40 @@ class Executor:
             return
         out_path = self.store.output_path(self.state.id, index)
         output, code = _collected(out_path)
-        _discard(out_path)
         if code is not None:  # the command finished on its own and said how: that is its result
-            self._finish_command(step, st, output, code, "finished while no opsdash was watching")
+            done = replace(st, status=StepStatus.DONE if code == 0 else StepStatus.FAILED, exit_code=code)
+            if self._settle(index, done):
+                self._finish_command(step, st, output, code, "finished while no opsdash was watching")
+                _discard(out_path)
             return
         interrupted = replace(
             st, status=StepStatus.INTERRUPTED, finished_at=_now(), detail=why, output=redactor.redact(output)
         )
-        self._set(index, interrupted)
-        self._record(index, "interrupted", "found running after a restart: not re-run automatically")
+        if self._settle(index, interrupted):
+            self._set(index, interrupted)
+            self._record(index, "interrupted", "found running after a restart: not re-run automatically")
+            _discard(out_path)
+
+    def _settle(self, index: int, settled: StepState) -> bool:
+        """Claim a running step's result, unless the opsdash that ran it recorded one meanwhile (it
+        watched the command end): then that record is the truth, and this executor adopts it."""
+        with self.lock:
+            if self.store.claim(self.state.id, index, StepStatus.RUNNING, settled):
+                return True
+            fresh = self.store.load(self.state.id)
+        if fresh is not None:
+            self.state.status, self.state.current = fresh.status, fresh.current
+            self.state.steps, self.state.escalated = fresh.steps, fresh.escalated or self.state.escalated
+        return False
 
     def allowed(self) -> list[str]:
-        """What the operator may do now: confirm, retry, skip, mark-done, abort. Nothing while the
-        step runs: a running command can be neither started again nor skipped nor aborted under."""
+        """What the operator may do now: confirm, retry, skip, mark-done, abort — or, while a command
+        runs, only interrupt it: it can be neither started again nor skipped nor aborted under."""
         step, st = self.current_step, self.current_state()
-        if step is None or st is None or self.finished or st.status is StepStatus.RUNNING:
+        if step is None or st is None or self.finished:
             return []
+        if st.status is StepStatus.RUNNING:
+            return ["interrupt"] if step.kind == "command" else []
         if st.status is StepStatus.INTERRUPTED:
             return ["retry", "mark-done", "skip", "abort"]
         if st.status is StepStatus.FAILED:
@@ -302,10 +355,38 @@ class Executor:
         st = self.current_state()
         if st is not None and st.status is StepStatus.RUNNING:
             raise StepNotAllowed(
-                "a step is running: wait for it to finish (or stop its command) before aborting"
+                "a step is running: wait for it to finish, or interrupt its command, before aborting"
             )
         self.state.status = SessionStatus.ABORTED
         self._record(self.state.current, "aborted", reason)
+
+    def interrupt(self, reason: str) -> None:
+        """Stop the running command (SIGTERM to its process group, SIGKILL after a grace period).
+        The thread running it in this process records the result; a command left running by an
+        opsdash that has gone is stopped here and recorded as interrupted."""
+        step, _running = self._require("interrupt")
+        self._record(step.index, "interrupt-requested", reason)
+        if self.control_active:
+            self.control.reason = reason
+            self.control.interrupt.set()
+            return
+        pid = self.running_pid()
+        if pid is not None:
+            _kill_group(pid)
+        self.settle_detached(f"interrupted by the operator: {reason}")
+
+    def detach(self) -> None:
+        """Stop watching the running command and leave it running: it keeps writing its output where
+        the next opsdash (or a resume) collects it with its exit status."""
+        if self.control_active:
+            self.control.detach.set()
+
+    @property
+    def control_active(self) -> bool:
+        """Whether this executor is watching a command it started (from another thread)."""
+        return self._watching
+
+    _watching: bool = field(default=False, init=False, repr=False)
 
     # ------------------------------------------------------------------ internals
 
@@ -326,9 +407,10 @@ class Executor:
         self.state.steps[index] = step_state
 
     def _record(self, index: int | None, event: str, detail: str) -> None:
-        self.state.updated_at = _now()
         detail = redactor.redact(detail)
-        self.store.save(self.state, index, event, detail)
+        with self.lock:
+            self.state.updated_at = _now()
+            self.store.save(self.state, index, event, detail)
         step = self.runbook.steps[index] if index is not None else None
         subject = f"{self.runbook.id}/{step.id}" if step else self.runbook.id
         outcome = self.state.steps[index].status.value if index is not None else self.state.status.value
@@ -339,13 +421,15 @@ class Executor:
         nxt = to if to is not None else self.runbook.next_index(step.index)
         self.state.current = nxt
         if nxt is None:
-            self.state.status = SessionStatus.COMPLETED
+            self.state.status = SessionStatus.ESCALATED if self.state.escalated else SessionStatus.COMPLETED
 
     def _commit(self, index: int, event: str, detail: str) -> None:
         """Persist a step's transition together with where the session now stands."""
         self._record(index, event, detail)
         if self.state.status is SessionStatus.COMPLETED:
             self._record(None, "completed", "with failed or skipped steps" if self._any_failed() else "")
+        elif self.state.status is SessionStatus.ESCALATED:
+            self._record(None, "escalated", "ended on the branch a failed step led to")
 
     def _any_failed(self) -> bool:
         return any(s.status in (StepStatus.FAILED, StepStatus.SKIPPED) for s in self.state.steps)
@@ -356,17 +440,23 @@ class Executor:
             detail += "; on_fail=continue"
         elif step.goto:
             target = self.runbook.step(step.goto)
-            assert target is not None  # lint guarantees it
-            self._set(target.index, StepState())
+            if target is None:  # lint refuses such a runbook; stay on the failed step, result kept
+                self._commit(step.index, event, f"{detail}; on_fail target {step.goto!r} is not a step")
+                return
+            why = f"reached because step {step.index + 1} ({step.title}) failed: {detail}"
+            self._set(target.index, StepState(detail=redactor.redact(why)))
+            self.state.escalated = True
             self._advance(step, to=target.index)
-            detail += f"; on_fail=goto:{target.id}"
+            detail += f"{ESCALATION}{target.id}"
         # abort: stay on the failed step; the operator retries or aborts
         self._commit(step.index, event, detail)
 
     def _claim(self, step: Step, running: StepState) -> None:
         """Mark the step running in the store, unless another process got there first."""
         before = self.state.steps[step.index].status
-        if not self.store.claim(self.state.id, step.index, before, running):
+        with self.lock:
+            claimed = self.store.claim(self.state.id, step.index, before, running)
+        if not claimed:
             raise StepNotAllowed(
                 f"step {step.id!r} was started by another opsdash on this session; "
                 "resume the session to see where it is"
@@ -384,22 +474,36 @@ class Executor:
             self._record(step.index, "command-running", f"process group {pid}")
 
         out_path = self.store.output_path(self.state.id, step.index)
-        output, code, detail = _run_command(
-            script,
-            step.timeout,
-            self.runbook.path.parent,
-            on_output,
-            {"OPSDASH_RUNBOOK_SESSION": self.state.id},
-            started,
-            out_path,
-        )
-        _discard(out_path)
-        return self._finish_command(step, self.state.steps[step.index], output, code, detail)
+        self.control.reset()
+        self._watching = True
+        try:
+            output, code, detail = _run_command(
+                script,
+                step.timeout,
+                self.runbook.path.parent,
+                on_output,
+                {"OPSDASH_RUNBOOK_SESSION": self.state.id},
+                started,
+                out_path,
+                self.control,
+            )
+        finally:
+            self._watching = False
+        if code is None:  # detached: the command runs on; its output file stays for the next opsdash
+            self._record(step.index, "detached", "left running; its result is collected on the next start")
+            return self.state.steps[step.index]
+        finished = self._finish_command(step, self.state.steps[step.index], output, code, detail)
+        _discard(out_path)  # after the result is saved: another opsdash watching it can still read it
+        return finished
 
     def _finish_command(
         self, step: Step, running: StepState, output: str, code: int, detail: str
     ) -> StepState:
         status = StepStatus.DONE if code == 0 else StepStatus.FAILED
+        if code < 0 and not detail:  # killed, by the operator elsewhere or by the system
+            detail = (
+                f"stopped by signal {signal.Signals(-code).name}" if -code in signal.valid_signals() else ""
+            )
         finished = replace(
             running,
             status=status,
@@ -423,13 +527,19 @@ class Executor:
         self._record(step.index, "checks-started", "")
         results = self.run_gates(self.gates(step))
         ok = bool(results) and all(r.ok for r in results)
-        summary = "\n".join(f"{'OK  ' if r.ok else 'FAIL'}  {r.label}: {r.summary}" for r in results)
+        summary = "\n".join(line for r in results for line in r.lines())
+        failed = [r for r in results if not r.ok]
         finished = replace(
             running,
             status=StepStatus.DONE if ok else StepStatus.FAILED,
             finished_at=_now(),
             output=redactor.redact(summary),
-            detail="" if ok else f"{sum(not r.ok for r in results)} of {len(results)} checks failed",
+            detail=""
+            if ok
+            else f"{len(failed)} of {len(results)} checks failed: "
+            + "; ".join(f"{r.label} ({r.summary})" for r in failed)[:400]
+            if results
+            else "the check block named nothing to check",
         )
         self._set(step.index, finished)
         if ok:
@@ -442,11 +552,26 @@ class Executor:
 
 # The step's shell runs under a small wrapper that writes its exit code beside the output file, so a
 # command that outlives a killed opsdash still leaves both for the next one to collect.
-_WRAPPER = '"$3" -c "$1"; s=$?; printf %s "$s" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$s"'
+# It first writes its own pid (the process group's id): an opsdash killed before it saved the pid
+# still leaves the next one a way to find the command.
+_WRAPPER = (
+    'printf %s "$$" > "$4"; "$3" -c "$1"; s=$?; printf %s "$s" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$s"'
+)
 
 
 def _status_path(out_path: Path) -> Path:
     return out_path.with_suffix(".status")
+
+
+def _pid_path(out_path: Path) -> Path:
+    return out_path.with_suffix(".pid")
+
+
+def _pid_left(out_path: Path) -> int | None:
+    try:
+        return int(_pid_path(out_path).read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _collected(out_path: Path) -> tuple[str, int | None]:
@@ -466,7 +591,7 @@ def _collected(out_path: Path) -> tuple[str, int | None]:
 
 def _discard(out_path: Path) -> None:
     """The output is kept (redacted) in the session; the raw file must not linger."""
-    for path in (out_path, _status_path(out_path)):
+    for path in (out_path, _status_path(out_path), _pid_path(out_path)):
         path.unlink(missing_ok=True)
 
 
@@ -478,10 +603,11 @@ def _run_command(
     extra_env: Mapping[str, str],
     on_start: Callable[[int], None],
     out_path: Path,
-) -> tuple[str, int, str]:
+    control: CommandControl,
+) -> tuple[str, int | None, str]:
     """Run a script in its own process group, its output going to `out_path` (which this process
     follows, so the command never dies of a closed pipe if opsdash does); returns (output, exit
-    code, detail)."""
+    code, detail). The exit code is None when `control` asked to detach: the command runs on."""
     out_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     _discard(out_path)
     sink = open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -489,7 +615,7 @@ def _run_command(
         shell = shutil.which("bash") or "/bin/sh"
         status = str(_status_path(out_path))
         proc = subprocess.Popen(  # noqa: S603 - the script is the runbook's, parameters are shell-quoted
-            ["/bin/sh", "-c", _WRAPPER, "opsdash-step", script, status, shell],
+            ["/bin/sh", "-c", _WRAPPER, "opsdash-step", script, status, shell, str(_pid_path(out_path))],
             stdout=sink,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -522,6 +648,12 @@ def _run_command(
                     if on_output is not None:
                         on_output(redactor.redact(rest.decode("utf-8", "replace")))
                 break
+            if control.detach.is_set():
+                return b"".join(chunks).decode("utf-8", "replace"), None, "detached"
+            if control.interrupt.is_set():
+                detail = f"interrupted by the operator: {control.reason}" if control.reason else "interrupted"
+                _kill(proc)
+                break
             if time.monotonic() > deadline:
                 detail = f"timed out after {timeout:g} s; stopped"
                 _kill(proc)
@@ -532,19 +664,44 @@ def _run_command(
 
 
 def command_alive(pgid: int, session_id: str) -> bool:
-    """Whether the process group a step's command started still has a member. Where /proc shows the
-    leader, its environment must name this session, so a reused pid is not mistaken for ours."""
+    """Whether the process group a step's command started still has a live member (zombies left
+    for a reaper do not count). Where /proc shows the leader, its environment must name this
+    session, so a reused pid is not mistaken for ours."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    members = _live_members(pgid)
+    if members is None:  # no /proc: the group answers signals, so it may still run
+        return True
+    if pgid not in members:
+        return bool(members)  # the leader is gone but the group lives on
     try:
         environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
-    except OSError:  # the leader is gone but the group lives on, or no /proc: it may still run
+    except OSError:
         return True
     return f"OPSDASH_RUNBOOK_SESSION={session_id}".encode() in environ
+
+
+def _live_members(pgid: int) -> set[int] | None:
+    """The pids of a process group that are not zombies, from /proc (None without /proc)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    found: set[int] = set()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            found.add(int(entry.name))
+    return found
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -558,3 +715,19 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _kill_group(pgid: int, grace: float = 2.0) -> None:
+    """Stop a process group this process did not start (a command left by an opsdash that died)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)

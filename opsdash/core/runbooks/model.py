@@ -20,6 +20,21 @@ class Parameter:
     pattern: str | None = None
     choices: tuple[str, ...] = ()
     default: str | None = None
+    help: str = ""  # what the value is for, in words (shown instead of the pattern)
+    example: str = ""
+    suggest: str | None = None  # a value opsdash can look up: previous-release | current-release
+
+    def hint(self) -> str:
+        """What an operator reads beside the prompt: the help, the choices or an example — never
+        the raw pattern unless nothing else says what is wanted."""
+        parts = [self.help] if self.help else []
+        if self.choices:
+            parts.append(f"one of {', '.join(self.choices)}")
+        elif self.example:
+            parts.append(f"e.g. {self.example}")
+        elif self.pattern and not self.help:
+            parts.append(f"format {self.pattern}")
+        return "; ".join(parts)
 
     def problem(self, value: str) -> str | None:
         """Why `value` is not acceptable, or None."""

@@ -21,10 +21,17 @@ from opsdash.core.runbooks.model import Parameter, Runbook, Step, StepKind
 FRONT = "+++"
 SEVERITIES = ("info", "warn", "crit")
 FRONT_KEYS = {"id", "title", "summary", "severity", "tags", "parameters"}
-PARAM_KEYS = {"name", "prompt", "pattern", "choices", "default"}
+PARAM_KEYS = {"name", "prompt", "pattern", "choices", "default", "help", "example", "suggest"}
+SUGGESTIONS = ("previous-release", "current-release")  # what [deploy] version_url/command can tell
 _ATTRS = re.compile(r"\s*\{([^{}]*)\}\s*$")
 _SLUG = re.compile(r"[^a-z0-9]+")
 ACTIONS = ("command", "check")
+# Sizes no runbook an operator follows by hand comes near; beyond them a file is refused, not parsed
+# slowly into every `opsdash runbook` command.
+MAX_BYTES = 512 * 1024
+MAX_STEPS = 200
+MAX_PARAMETERS = 50
+MAX_ACTION_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -88,10 +95,12 @@ def parse(path: Path, text: str | None = None) -> tuple[Runbook | None, list[Pro
     shown = str(path)
     if text is None:
         try:
-            text = read_text(path, "runbook")
+            text = read_text(path, "runbook", max_bytes=MAX_BYTES)
         except UnreadableFile as exc:
             return None, [Problem(shown, exc.line, exc.reason)]
     problems: list[Problem] = []
+    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
+        return None, [Problem(shown, 1, f"the file is larger than {MAX_BYTES // 1024} KiB: not a runbook")]
     front_text, body, offset = split_front_matter(text)
     if front_text is None:
         return None, [
@@ -116,8 +125,9 @@ def parse(path: Path, text: str | None = None) -> tuple[Runbook | None, list[Pro
     if severity not in SEVERITIES:
         problems.append(Problem(shown, 2, f"front matter: severity must be one of {', '.join(SEVERITIES)}"))
     parameters = _parameters(front.get("parameters", []), shown, problems)
+    before = len(problems)
     steps, intro = _steps(body, offset, shown, problems)
-    if not steps:
+    if not steps and len(problems) == before:
         problems.append(Problem(shown, offset + 1, "no steps: each '## ' section is a step"))
     if any(p for p in problems):
         return None, problems
@@ -141,7 +151,10 @@ def _parameters(raw: Any, shown: str, problems: list[Problem]) -> tuple[Paramete
             Problem(shown, 2, "front matter: parameters must be an array of tables ([[parameters]])")
         )
         return ()
-    out = []
+    out: list[Parameter] = []
+    if len(raw) > MAX_PARAMETERS:
+        problems.append(Problem(shown, 2, f"front matter: {len(raw)} parameters (at most {MAX_PARAMETERS})"))
+        return ()
     for i, item in enumerate(raw):
         where = f"front matter: parameters[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
@@ -156,13 +169,28 @@ def _parameters(raw: Any, shown: str, problems: list[Problem]) -> tuple[Paramete
             except re.error as exc:
                 problems.append(Problem(shown, 2, f"{where}: pattern is not a valid regex ({exc})"))
                 pattern = None
+        suggest = item.get("suggest")
+        if suggest is not None and suggest not in SUGGESTIONS:
+            problems.append(Problem(shown, 2, f"{where}: suggest must be one of {', '.join(SUGGESTIONS)}"))
+            suggest = None
         param = Parameter(
             name=item["name"],
             prompt=str(item.get("prompt", item["name"])),
             pattern=pattern,
             choices=tuple(str(c) for c in item.get("choices", [])),
             default=None if item.get("default") is None else str(item["default"]),
+            help=str(item.get("help", "")),
+            example=str(item.get("example", "")),
+            suggest=suggest,
         )
+        if param.example and param.problem(param.example):
+            problems.append(
+                Problem(
+                    shown,
+                    2,
+                    f"{where}: example {param.example!r} is not acceptable: {param.problem(param.example)}",
+                )
+            )
         if param.default is not None and param.problem(param.default):
             problems.append(
                 Problem(
@@ -176,10 +204,18 @@ def _parameters(raw: Any, shown: str, problems: list[Problem]) -> tuple[Paramete
 
 
 def _steps(body: str, offset: int, shown: str, problems: list[Problem]) -> tuple[list[Step], str]:
+    headings = sum(line.startswith("## ") for line in body.split("\n"))
+    if headings > 4 * MAX_STEPS:  # refused before the Markdown parse that would take seconds
+        problems.append(Problem(shown, offset + 1, f"{headings} steps (at most {MAX_STEPS})"))
+        return [], ""
     md = MarkdownIt("commonmark")
     tokens = md.parse(body)
     lines = body.split("\n")
     heads = [(i, t) for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2" and t.map]
+    _unclosed_fences(tokens, lines, offset, shown, problems)
+    if len(heads) > MAX_STEPS:
+        problems.append(Problem(shown, offset + 1, f"{len(heads)} steps (at most {MAX_STEPS})"))
+        return [], ""
     intro_end = heads[0][1].map[0] if heads and heads[0][1].map else len(lines)
     intro = "\n".join(line for line in lines[:intro_end] if not line.startswith("# ")).strip()
     steps: list[Step] = []
@@ -196,7 +232,7 @@ def _steps(body: str, offset: int, shown: str, problems: list[Problem]) -> tuple
                 Problem(shown, line, f"step id {step_id!r} is used twice (first at line {seen_ids[step_id]})")
             )
         seen_ids[step_id] = line
-        section = [t for t in tokens if t.map and start < t.map[0] < end]
+        section = tokens[i + 1 : heads[n + 1][0] if n + 1 < len(heads) else len(tokens)]
         fences = [
             t for t in section if t.type == "fence" and t.info.strip().split(" ")[0] in ACTIONS and t.map
         ]
@@ -218,6 +254,10 @@ def _steps(body: str, offset: int, shown: str, problems: list[Problem]) -> tuple
             fence_kind, fence_attrs, fence_flags = _fence_attrs(fence.info)
             kind = "command" if fence_kind == "command" else "check"
             action, action_line = fence.content, offset + spans[0][0] + 1
+            if len(action.encode()) > MAX_ACTION_BYTES:
+                problems.append(
+                    Problem(shown, action_line, f"step {step_id!r}: the block is larger than 64 KiB")
+                )
         values = {**attrs, **fence_attrs}
         flags |= fence_flags
         for key in sorted(set(values) - {"timeout", "on_fail"}):
@@ -273,3 +313,24 @@ def _steps(body: str, offset: int, shown: str, problems: list[Problem]) -> tuple
             )
         )
     return steps, intro
+
+
+def _unclosed_fences(
+    tokens: list[Any], lines: list[str], offset: int, shown: str, problems: list[Problem]
+) -> None:
+    """A code fence that is never closed swallows every step after it: named, not parsed around."""
+    for token in tokens:
+        if token.type != "fence" or not token.map:
+            continue
+        last = lines[token.map[1] - 1].strip().lstrip("> \t") if token.map[1] - 1 < len(lines) else ""
+        mark = token.markup[:1]
+        closed = token.map[1] - token.map[0] >= 2 and len(last) >= len(token.markup) and set(last) == {mark}
+        if not closed:
+            problems.append(
+                Problem(
+                    shown,
+                    offset + token.map[0] + 1,
+                    f"the code block opened here with {token.markup} is never closed "
+                    "(everything after it, later steps included, would be read as its content)",
+                )
+            )

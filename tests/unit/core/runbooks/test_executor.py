@@ -14,7 +14,15 @@ from unittest import mock
 
 import pytest
 
-from opsdash.core.runbooks.executor import Executor, GateResult, SessionStatus, StepNotAllowed, StepStatus
+from opsdash.core.runbooks.executor import (
+    Executor,
+    GateResult,
+    SessionStatus,
+    StepNotAllowed,
+    StepStatus,
+    _live_members,
+    command_alive,
+)
 from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
@@ -59,7 +67,8 @@ class Gates:
     def __call__(self, gates: Sequence[Gate]) -> list[GateResult]:
         self.calls.append([g.label() for g in gates])
         ok = self.outcomes.pop(0)
-        return [GateResult(g.label(), ok, "fine" if ok else "down") for g in gates]
+        evidence = ("✓ [STATUS] == 200  (actual: 200)" if ok else "✗ [STATUS] == 200  (actual: 503)",)
+        return [GateResult(g.label(), ok, "fine" if ok else "down", evidence) for g in gates]
 
 
 @pytest.fixture
@@ -108,16 +117,39 @@ def test_end_to_end_with_every_step_kind(book_path: Path, store: RunbookStore) -
     ]
 
 
-def test_failing_gate_takes_the_on_fail_branch(book_path: Path, store: RunbookStore) -> None:
+def test_failing_gate_takes_the_on_fail_branch_and_the_session_says_it_escalated(
+    book_path: Path, store: RunbookStore
+) -> None:
     ex = start(book_path, store, Gates(False))
     ex.confirm()
     ex.confirm()
     result = ex.confirm()
-    assert result.status is StepStatus.FAILED and "1 of 1 checks failed" in result.detail
+    # the failure names what failed and how: each condition with the value seen
+    assert result.status is StepStatus.FAILED
+    assert result.detail == "1 of 1 checks failed: check app-health (down)"
+    assert "✗ [STATUS] == 200  (actual: 503)" in result.output
     assert ex.current_step is not None and ex.current_step.id == "recover"
+    # the branch says why the session is there
+    assert ex.current_state().detail.startswith("reached because step 3 (Gate) failed: 1 of 1")  # type: ignore[union-attr]
     ex.confirm("rolled back")
-    assert ex.state.status is SessionStatus.COMPLETED
-    assert store.load(ex.state.id).steps[3].status is StepStatus.PENDING  # type: ignore[union-attr]
+    assert ex.state.status is SessionStatus.ESCALATED  # not "completed": the main path did not hold
+    saved = store.load(ex.state.id)
+    assert saved is not None and saved.status is SessionStatus.ESCALATED
+    assert saved.steps[3].status is StepStatus.PENDING
+    assert [e["event"] for e in saved.events][-1] == "escalated"
+
+
+def test_an_escalated_session_resumed_on_its_branch_still_ends_escalated(
+    book_path: Path, store: RunbookStore
+) -> None:
+    ex = start(book_path, store, Gates(False))
+    for _ in range(3):
+        ex.confirm()
+    book, _ = parse(book_path)
+    assert book is not None
+    resumed = Executor.resume(book, ex.state.id, store, Gates())
+    resumed.confirm("rolled back")
+    assert resumed.state.status is SessionStatus.ESCALATED
 
 
 def test_failing_command_blocks_until_retried(book_path: Path, store: RunbookStore) -> None:
@@ -237,7 +269,8 @@ def test_a_running_step_allows_nothing_and_a_second_executor_loses_the_claim(
             if first.current_state().status is StepStatus.RUNNING:  # type: ignore[union-attr]
                 break
             time.sleep(0.01)
-        assert first.allowed() == []  # no second start, no skip, no abort under a running command
+        # no second start, no skip, no abort under a running command: only interrupting it
+        assert first.allowed() == ["interrupt"]
         with pytest.raises(StepNotAllowed):
             first.abort("panic")
         with pytest.raises(StepNotAllowed, match="started by another opsdash"):
@@ -359,7 +392,9 @@ def test_cli_failing_gate_against_the_demo_takes_the_branch(
         run("demo", "fault", "app-down", "off")
     assert "FAIL  check app-health" in result.out
     assert "Step 5/5 [manual] Recover" in result.out
-    assert result.code == 1  # completed, through the failure branch
+    assert "reached because step 3 (Gate) failed: 1 of 1 checks failed: check app-health" in result.out
+    assert "escalated; 1 step(s) failed or skipped; it ended on the branch a failure led to" in result.out
+    assert result.code == 1  # escalated: through the failure branch, not the main path
 
 
 def test_dry_run_runs_checks_but_no_command(demo_process: Demo, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
@@ -443,3 +478,71 @@ def test_a_secret_parameter_is_stored_masked_and_comes_back_only_from_the_env(
     redactor.register(secret)
     resumed = Executor.resume(book, ex.state.id, store, Gates(True))
     assert resumed.state.params["message"] == secret  # the command gets the real value back
+
+
+def test_interrupting_a_running_command_stops_its_process_group_and_records_why(
+    book_path: Path, store: RunbookStore, tmp_path: Path
+) -> None:
+    import threading
+
+    book_path.write_text(
+        BOOK.replace(
+            "printf '%s' {{message}} > out.txt && echo wrote",
+            "(sleep 30; touch late) & echo started; sleep 30; touch finished",
+        )
+    )
+    shared = History.open(tmp_path / "shared", shared=True)
+    ex = start(book_path, RunbookStore(shared), Gates(True))
+    ex.confirm()
+    worker = threading.Thread(target=ex.confirm)
+    worker.start()
+    while ex.current_state().pid is None:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    pid = ex.current_state().pid  # type: ignore[union-attr]
+    with pytest.raises(StepNotAllowed):
+        ex.skip("no")
+    ex.interrupt("wrong release")
+    worker.join(15)
+    assert not worker.is_alive()
+    st = ex.state.steps[1]
+    assert st.status is StepStatus.FAILED and st.detail == "interrupted by the operator: wrong release"
+    assert st.exit_code is not None and st.exit_code != 0
+    # the whole group is gone, the background child too (zombies awaiting a reaper aside)
+    assert pid is not None and not command_alive(pid, ex.state.id)
+    assert _live_members(pid) == set()
+    assert not (book_path.parent / "finished").exists() and not (book_path.parent / "late").exists()
+    events = [e["event"] for e in RunbookStore(shared).load(ex.state.id).events]  # type: ignore[union-attr]
+    assert "interrupt-requested" in events and events.count("command-started") == 1
+    assert ex.allowed() == ["retry", "abort"]
+    shared.close()
+
+
+def test_a_detached_command_runs_on_and_a_resume_collects_its_output_and_status(
+    book_path: Path, store: RunbookStore, tmp_path: Path
+) -> None:
+    import threading
+
+    book_path.write_text(
+        BOOK.replace("printf '%s' {{message}} > out.txt && echo wrote", "echo begun; sleep 1; echo ended")
+    )
+    shared = History.open(tmp_path / "shared", shared=True)
+    ex = start(book_path, RunbookStore(shared), Gates(True))
+    ex.confirm()
+    worker = threading.Thread(target=ex.confirm)
+    worker.start()
+    while ex.current_state().pid is None:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    ex.detach()  # as the dashboard does when the operator quits and leaves it running
+    worker.join(10)
+    assert ex.state.steps[1].status is StepStatus.RUNNING
+    book, _ = parse(book_path)
+    assert book is not None
+    resumed = Executor.resume(book, ex.state.id, RunbookStore(shared), Gates(True))
+    assert resumed.running_pid() is not None and resumed.allowed() == ["interrupt"]
+    while resumed.running_pid() is not None:
+        time.sleep(0.05)
+    resumed.settle_detached()
+    st = resumed.state.steps[1]
+    assert (st.status, st.exit_code) == (StepStatus.DONE, 0)
+    assert st.output.split() == ["begun", "ended"]  # written while no one watched, collected
+    shared.close()

@@ -116,6 +116,35 @@ BROKEN = {
         "on_fail must be abort, continue or goto",
     ),
     "duplicate ids": ('+++\nid="x"\ntitle="t"\n+++\n## A {#same}\n## B {#same}\n', 6, "used twice"),
+    # an unclosed fence swallows the steps after it: "## B" would silently become part of A's command
+    "unclosed fence": (
+        '+++\nid="x"\ntitle="t"\n+++\n## A\n```command\necho hi\n\n## B\nok\n',
+        6,
+        "never closed",
+    ),
+    "unclosed fence in prose": ('+++\nid="x"\ntitle="t"\n+++\n## A\n~~~\nsample\n', 6, "never closed"),
+    "too many steps": (
+        '+++\nid="x"\ntitle="t"\n+++\n' + "".join(f"## S{i}\n" for i in range(201)),
+        5,
+        "201 steps (at most 200)",
+    ),
+    "absurdly many steps": (
+        '+++\nid="x"\ntitle="t"\n+++\n' + "".join(f"## S{i}\n" for i in range(10_000)),
+        5,
+        "10000 steps",
+    ),
+    "too many parameters": (
+        '+++\nid="x"\ntitle="t"\n'
+        + "".join(f'[[parameters]]\nname="p{i}"\n' for i in range(51))
+        + "+++\n## S\n",
+        2,
+        "51 parameters",
+    ),
+    "huge command block": (
+        '+++\nid="x"\ntitle="t"\n+++\n## S\n```command\n' + "echo x\n" * 10_000 + "```\n",
+        6,
+        "larger than 64 KiB",
+    ),
 }
 
 
@@ -146,6 +175,18 @@ def test_lint_finds_what_would_break_mid_incident(tmp_path: Path, case: str) -> 
     assert book is not None, problems
     found = lint(book, ["app-health"])
     assert any(words in p.message for p in found), [str(p) for p in found]
+
+
+def test_a_closed_fence_in_a_blockquote_or_list_is_not_reported(tmp_path: Path) -> None:
+    text = GOOD.replace("Roll back.", "> ```\n> quoted\n> ```\n\n- item\n\n  ```\n  listed\n  ```\n")
+    book, problems = parse(write(tmp_path, text))
+    assert problems == [] and book is not None
+
+
+def test_an_oversized_file_is_refused_unread(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "\n" + "x" * 600_000)
+    book, problems = parse(path)
+    assert book is None and "too large for a runbook" in problems[0].message
 
 
 def test_binary_and_missing_files(tmp_path: Path) -> None:

@@ -1,0 +1,180 @@
+"""`opsdash runbook run` as separate processes, the way two operators or one nervous one use it:
+two terminals on one session, and Ctrl-C while a command is deploying."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from opsdash.core.runbooks.executor import SessionStatus, StepStatus, _live_members
+from opsdash.storage.history import History
+from opsdash.storage.runbooks import RunbookStore
+
+OPSDASH = str(Path(sys.executable).with_name("opsdash"))
+
+BOOK = """+++
+id = "deploy-drill"
+title = "Deploy drill"
++++
+
+## Deploy {#deploy}
+```command timeout=60
+echo run >> runs.log; touch started; echo deploying; sleep {{seconds}}; echo deployed; touch finished
+```
+
+## Tell people {#tell}
+Say it is out.
+"""
+
+
+def book(tmp_path: Path, seconds: int) -> Path:
+    path = tmp_path / "deploy.md"
+    path.write_text(BOOK.replace("{{seconds}}", str(seconds)))
+    return path
+
+
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "OPSDASH_DATA_DIR": str(tmp_path / "data")}
+
+
+def wait_for(path: Path) -> None:
+    for _ in range(1200):  # a hang guard of 60 s, not a timing assertion
+        if path.exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path.name} never appeared")
+
+
+def run_it(path: Path, tmp_path: Path, output: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    """`opsdash runbook run PATH`, with "run it" already answered for the first (command) step."""
+    proc = subprocess.Popen(
+        [OPSDASH, "runbook", "run", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=output,
+        stderr=subprocess.STDOUT if output == subprocess.PIPE else subprocess.DEVNULL,
+        text=True,
+        env=env(tmp_path),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write("c\n")
+    proc.stdin.flush()
+    return proc
+
+
+def session(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with History.open(tmp_path / "data") as history:
+        store = RunbookStore(history)
+        state = store.load(store.sessions("deploy-drill")[0].id)
+    assert state is not None
+    return state
+
+
+def test_two_terminals_resuming_one_session_run_its_command_once(tmp_path: Path) -> None:
+    path = book(tmp_path, 2)
+    paused = subprocess.run(
+        [OPSDASH, "runbook", "run", str(path)], input="q\n", capture_output=True, text=True, env=env(tmp_path)
+    )
+    assert paused.returncode == 3, paused.stdout + paused.stderr
+    # both operators press "run it" on the same pending step at the same moment
+    procs = [
+        subprocess.Popen(
+            [OPSDASH, "runbook", "run", str(path), "--resume", "latest"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env(tmp_path),
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate("c\n", timeout=60)[0] for p in procs]
+    assert (tmp_path / "runs.log").read_text() == "run\n", outs  # one deploy, not two
+    state = session(tmp_path)
+    assert [e["event"] for e in state.events].count("command-started") == 1
+    assert state.steps[0].status is StepStatus.DONE and state.steps[0].exit_code == 0
+    loser = " ".join(outs)
+    # the other one was told, instead of starting it again
+    assert (
+        "was started by another opsdash on this session" in loser or "still running (process group" in loser
+    )
+
+
+def test_ctrl_c_during_a_command_asks_and_interrupt_stops_it(tmp_path: Path) -> None:
+    path = book(tmp_path, 30)
+    proc = run_it(path, tmp_path)
+    wait_for(tmp_path / "started")
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the foreground opsdash (not the command)
+    out = proc.communicate("i\nwrong release\nq\n", timeout=60)[0]
+    assert "the command is still running" in out
+    assert proc.returncode == 3, out  # paused on the failed step, for the operator to decide
+    assert not (tmp_path / "finished").exists()
+    state = session(tmp_path)
+    step = state.steps[0]
+    assert step.status is StepStatus.FAILED
+    assert step.detail == "interrupted by the operator: wrong release"
+    assert "deploying" in step.output and step.exit_code not in (None, 0)
+    assert state.status is SessionStatus.ACTIVE
+
+
+def test_ctrl_c_then_leave_it_running_and_resume_collects_the_result(tmp_path: Path) -> None:
+    path = book(tmp_path, 2)
+    proc = run_it(path, tmp_path)
+    wait_for(tmp_path / "started")
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate("l\n", timeout=60)[0]
+    assert proc.returncode == 3 and "left running; paused" in out, out
+    assert session(tmp_path).steps[0].status is StepStatus.RUNNING
+    resumed = subprocess.run(
+        [OPSDASH, "runbook", "run", str(path), "--resume", "latest"],
+        input="c\n\n",  # the command's result is collected; then "Tell people", with no note
+        capture_output=True,
+        text=True,
+        env=env(tmp_path),
+        timeout=60,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    state = session(tmp_path)
+    # whether it was still running at the resume (waited for) or had ended (collected at once)
+    finished = [e["detail"] for e in state.events if e["event"] == "command-finished"]
+    assert finished == ["exit 0; finished while no opsdash was watching"]
+    assert state.steps[0].exit_code == 0 and "deployed" in state.steps[0].output
+    assert (tmp_path / "runs.log").read_text() == "run\n"
+    assert state.status is SessionStatus.COMPLETED
+
+
+@pytest.mark.parametrize("action", ["retry", "skip"])
+def test_after_kill_9_a_live_command_is_reported_and_only_interrupt_is_allowed(
+    tmp_path: Path, action: str
+) -> None:
+    from opsdash.core.runbooks.executor import Executor, StepNotAllowed
+    from opsdash.core.runbooks.parser import parse
+
+    path = book(tmp_path, 30)
+    proc = run_it(path, tmp_path, output=subprocess.DEVNULL)
+    wait_for(tmp_path / "started")
+    proc.send_signal(signal.SIGKILL)  # the operator's opsdash dies; the deploy goes on
+    proc.wait(10)
+    parsed, _ = parse(path)
+    assert parsed is not None
+    with History.open(tmp_path / "data") as history:
+        store = RunbookStore(history)
+        other = Executor.resume(parsed, store.sessions("deploy-drill")[0].id, store, lambda gates: [])
+        pid = other.running_pid()
+        assert pid is not None  # the live child is reported ...
+        assert other.allowed() == ["interrupt"]  # ... and nothing may start it again or pass it by
+        with pytest.raises(StepNotAllowed):
+            other.retry() if action == "retry" else other.skip("no")
+        other.interrupt("stop it from the second terminal")
+        step = other.state.steps[0]
+        assert step.status is StepStatus.INTERRUPTED
+        assert step.detail == "interrupted by the operator: stop it from the second terminal"
+        assert "deploying" in step.output
+        assert other.allowed() == ["retry", "mark-done", "skip", "abort"]
+    assert _live_members(pid) == set()  # the deploy's whole process group is gone
+    assert not (tmp_path / "finished").exists()
