@@ -23,11 +23,12 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from opsdash.core.errors import ConfigError
-from opsdash.core.profile import CHECK_KINDS, Profile
+from opsdash.core.profile import CHECK_KINDS, Profile, check_keymap, check_theme
 from opsdash.ops import paths
 
 
@@ -52,6 +53,9 @@ class SettingsTable(BaseModel):
     audit_max_bytes: int = Field(
         100 * 1024 * 1024, ge=4096, description="The audit log rotates to a numbered file at this size."
     )
+
+    _known_theme = field_validator("theme")(check_theme)
+    _known_keymap = field_validator("keymap")(check_keymap)
 
 
 class ConfigFile(Profile):

@@ -1,38 +1,39 @@
-"""The dashboard application. It composes the panes, keeps the header's verdict, routes messages
-between panes, and offers every action in the command palette. It is given its `Ops`; panes call
-ops functions in workers and render what comes back; nothing here does I/O itself."""
+"""The dashboard application. It paints its header at once, mounts each pane when it is first
+needed, keeps the one verdict every view shows, routes messages between panes, and offers every
+action in the command palette. It is given its `Ops`; panes call ops functions in workers and
+render what comes back; nothing here does I/O itself."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from rich.text import Text
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from opsdash.core.errors import OpsdashError
+from opsdash.core.readiness import Verdict
 from opsdash.core.secrets import redactor
-from opsdash.demo import FAULTS
 from opsdash.ops.base import Ops
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AlertsRaised, DemoFaultSwitched, OpenRunbook, OverviewChanged
-from opsdash.tui.panes.audit import AuditPane
-from opsdash.tui.panes.health import HealthPane
-from opsdash.tui.panes.history import HistoryPane
 from opsdash.tui.panes.overview import OverviewPane
-from opsdash.tui.panes.runbooks import RunbooksPane
-from opsdash.tui.panes.validation import ValidationPane
+from opsdash.tui.style import MONO_THEME, gate_style, use_palette
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -50,33 +51,111 @@ PANES = (
     ("runbooks", "Runbooks"),
     ("history", "History"),
 )
+# Each pane's module and class, imported when the pane is first mounted (markdown, SQLite and the
+# tail engine are not loaded until an operator opens the pane that needs them).
+PANE_CLASSES = {
+    "validation": ("opsdash.tui.panes.validation", "ValidationPane"),
+    "health": ("opsdash.tui.panes.health", "HealthPane"),
+    "audit": ("opsdash.tui.panes.audit", "AuditPane"),
+    "runbooks": ("opsdash.tui.panes.runbooks", "RunbooksPane"),
+    "history": ("opsdash.tui.panes.history", "HistoryPane"),
+}
+FOCUS = {
+    "validation": "#findings",
+    "health": "#checks",
+    "audit": "#audit-log",
+    "runbooks": "#runbook-list",
+    "history": "#runs",
+}
+SOURCES = ("validation", "health")  # the panes whose workers feed the verdict: mounted at once
+IDLE_PANES = ("audit",)  # mounted when start-up is over, before anyone asks for them
+IDLE_MOUNT_AFTER = 1.5  # seconds
+DEFAULT_THEME = "textual-dark"
+
+
+def choose_theme(configured: str, *, monochrome: bool, colours: str | None) -> str:
+    """NO_COLOR: the monochrome theme. A 16-colour terminal: the ANSI theme, unless the profile
+    chose a theme of its own. Otherwise what the profile says."""
+    if monochrome:
+        return MONO_THEME.name
+    if configured == DEFAULT_THEME and colours in ("standard", "windows"):
+        return "ansi-dark"
+    return configured
+
+
+def pane_class(pane: str) -> Any:
+    """The pane's class (its module imported now); panes are built as `cls(ctx, id=...)`."""
+    module, name = PANE_CLASSES[pane]
+    return getattr(importlib.import_module(module), name)
+
+
+def key_rows(app: App[Any]) -> list[tuple[str, str, str, str]]:
+    """(key as shown, what it does, binding id, where) for every key the dashboard answers."""
+    from opsdash.tui.widgets.table import FilterBar, OpsTable
+
+    keymap: dict[str, str] = dict(getattr(app, "_keymap", {}) or {})
+    rows: list[tuple[str, str, str, str]] = []
+    seen: set[str] = set()
+    owners: list[tuple[str, type[Any]]] = [("everywhere", type(app))]
+    owners += [(label, pane_class(pane)) for pane, label in PANES if pane in PANE_CLASSES]
+    owners += [("every table", OpsTable), ("filter box", FilterBar)]
+    for where, owner in owners:
+        for binding in owner.BINDINGS:
+            if not isinstance(binding, Binding) or not binding.id or binding.id in seen:
+                continue
+            seen.add(binding.id)
+            key = keymap.get(binding.id, binding.key)
+            shown = ", ".join(
+                app.get_key_display(Binding(k.strip(), binding.action)) for k in key.split(",") if k.strip()
+            )
+            rows.append((shown, binding.description or binding.action, binding.id, where))
+    rows.append(("/", "Filter the table (every pane)", "", "every table"))
+    rows.append(("ctrl+p", "Command palette (every action)", "", "everywhere"))
+    return rows
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
 
     def compose(self) -> ComposeResult:
-        table: DataTable[str] = DataTable(id="help-table", cursor_type="row")
+        from opsdash.tui.widgets.table import Col, OpsTable
+
         yield Static(
-            "[b]Keys[/b]  (remap any of them by id with [opsdash] keymap in opsdash.toml)", id="help-title"
+            Text("Keys  (remap any of them by id with [opsdash] keymap in opsdash.toml; Esc closes)"),
+            id="help-title",
         )
-        yield table
+        yield OpsTable(
+            [Col("KEY", 12), Col("ACTION", 28, flex=1), Col("ID", 22), Col("WHERE", 12)], id="help-table"
+        )
 
     def on_mount(self) -> None:
         table = self.query_one("#help-table", DataTable)
-        table.add_columns("KEY", "ACTION", "ID", "WHERE")
-        seen = set()
-        nodes: list[Any] = [
-            self.app,
-            *self.app.query("ValidationPane, HealthPane, AuditPane, RunbooksPane, HistoryPane"),
-        ]
-        for node in nodes:
-            for binding in node.BINDINGS:
-                if isinstance(binding, Binding) and binding.id and binding.id not in seen:
-                    seen.add(binding.id)
-                    where = "everywhere" if node is self.app else type(node).__name__.removesuffix("Pane")
-                    table.add_row(binding.key, binding.description or binding.action, binding.id, where)
-        table.add_row("ctrl+p", "Command palette (every action)", "", "everywhere")
+        for key, action, binding_id, where in key_rows(self.app):
+            table.add_row(Text(key), Text(action), Text(binding_id), Text(where))
+        table.focus()
+
+
+class VerdictBar(Static):
+    """The header: the verdict and its reason on the left (never cut before the label), the
+    target and operator on the right when there is room."""
+
+    DEFAULT_CSS = """
+    VerdictBar { dock: top; height: 1; background: $panel; }
+    """
+
+    def show(self, verdict: Verdict, where: str, notice: str = "") -> None:
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        text.append(f" {verdict.headline} ", style=gate_style(verdict.label))
+        text.append(f" {verdict.reason}")
+        if notice:  # before the target and operator: what the operator must not miss
+            text.append(f"  ▶ {notice}", style="bold")
+        width = self.size.width or 80
+        room = width - len(text.plain) - 3
+        if room >= len(where):
+            text.append(" " * (room - len(where) + 2))
+            text.append(where, style="dim")
+        text.truncate(max(width, 1), overflow="ellipsis")
+        self.update(text)
 
 
 class OpsdashApp(App[None]):
@@ -85,11 +164,19 @@ class OpsdashApp(App[None]):
     BINDINGS: ClassVar = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
+        Binding(
+            "escape",
+            "leave",
+            "Back",
+            show=False,
+            id="app.back",
+            tooltip="Leave an input box or close a dialog",
+        ),
         *(
             Binding(
                 str(n),
                 f"show_pane('{pane}')",
-                label,
+                f"{label} pane",
                 id=f"app.pane.{pane}",
                 show=False,
                 tooltip=f"Show the {label} pane",
@@ -109,8 +196,11 @@ class OpsdashApp(App[None]):
     ) -> None:
         """The dashboard works through `ops`; `error` is a profile that did not load (shown instead of
         the panes). `live=False`: no network work on mount; `record=False`: nothing written."""
+        self.monochrome = bool(os.environ.get("NO_COLOR"))  # read before Textual consumes it
         super().__init__()
         self.ctx = DashboardContext(ops, demo=demo, live=live, record=record, error=error)
+        use_palette("mono" if self.monochrome else "colour")
+        self._mounting: dict[str, asyncio.Future[Widget]] = {}
 
     @classmethod
     def on_profile(
@@ -123,42 +213,81 @@ class OpsdashApp(App[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield VerdictBar("", id="verdict-bar")
         if self.ctx.error is not None:
             yield Static(
-                f"[b]opsdash cannot start on this configuration[/b]\n\n{self.ctx.error}\n\n"
-                "Fix it (opsdash config validate lists every problem), then start opsdash again.",
+                Text.assemble(
+                    ("opsdash cannot start on this configuration", "bold"),
+                    f"\n\n{self.ctx.error}\n\n",
+                    "Fix it (opsdash config validate lists every problem), then start opsdash again.",
+                ),
                 id="startup-error",
             )
         elif self.ctx.loaded is None:
             yield Static(FIRST_RUN, id="first-run")
         else:
             with TabbedContent(id="panes", initial="overview"):
-                with TabPane("Overview [1]", id="overview"):
-                    yield OverviewPane(self.ctx, id="overview-pane")
-                with TabPane("Validation [2]", id="validation"):
-                    yield ValidationPane(self.ctx, id="validation-pane")
-                with TabPane("Health [3]", id="health"):
-                    yield HealthPane(self.ctx, id="health-pane")
-                with TabPane("Audit [4]", id="audit"):
-                    yield AuditPane(self.ctx, id="audit-pane")
-                with TabPane("Runbooks [5]", id="runbooks"):
-                    yield RunbooksPane(self.ctx, id="runbooks-pane")
-                with TabPane("History [6]", id="history"):
-                    yield HistoryPane(self.ctx, id="history-pane")
+                for n, (pane, label) in enumerate(PANES, start=1):
+                    with TabPane(f"{label} [{n}]", id=pane):
+                        if pane == "overview":
+                            yield OverviewPane(self.ctx, id="overview-pane")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.theme = self.ctx.settings.theme
+        self._apply_theme()
         if self.ctx.settings.keymap:
             self.set_keymap(dict(self.ctx.settings.keymap))
         if self.ctx.loaded is not None:
             target = self.ctx.loaded.profile.target
             self.title = f"opsdash — {target.name} ({target.environment})"
-        self._set_subtitle("UNKNOWN", "starting")
+            self.call_after_refresh(self._start_sources)
+        self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+
+    def _apply_theme(self) -> None:
+        wanted = choose_theme(
+            self.ctx.settings.theme,
+            monochrome=self.monochrome,
+            colours=None if self.is_headless else self.console.color_system,
+        )
+        if self.monochrome:
+            self.register_theme(MONO_THEME)
+        if wanted not in self.available_themes:
+            self.notify(
+                f"theme {wanted!r} is not a theme (see 'opsdash config validate'); using {DEFAULT_THEME}",
+                severity="error",
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+
+    async def _start_sources(self) -> None:
+        for pane in SOURCES:
+            await self.ensure_pane(pane)
+        # once start-up is over, the Audit pane is built in idle time (it reads one page of the
+        # log, never all of it), so switching to it later shows the newest records at once
+        self.set_timer(IDLE_MOUNT_AFTER, self._mount_idle)
+
+    async def _mount_idle(self) -> None:
+        for pane in IDLE_PANES:
+            await self.ensure_pane(pane)
+
+    async def ensure_pane(self, pane: str) -> Any:
+        """The pane's widget, mounted now if this is the first time it is needed."""
+        cls = pane_class(pane)
+        found = self.query(cls)
+        if found:
+            return found.first()
+        pending = self._mounting.get(pane)
+        if pending is not None:
+            return await pending
+        future: asyncio.Future[Widget] = asyncio.get_running_loop().create_future()
+        self._mounting[pane] = future
+        widget: Widget = cls(self.ctx, id=f"{pane}-pane")
+        await self.query_one(f"TabPane#{pane}", TabPane).mount(widget)
+        future.set_result(widget)
+        return widget
 
     def _hangup(self) -> None:
         """The terminal is gone. Everything that matters is already persisted (runbook steps are saved
@@ -169,49 +298,59 @@ class OpsdashApp(App[None]):
         timer.start()
         self.exit(return_code=129)
 
-    def _set_subtitle(self, label: str, reason: str) -> None:
-        demo = "demo target (fake values) · " if self.ctx.demo else ""
-        self.sub_title = f"{demo}operator {self.ctx.operator} · {label}: {reason}"
+    def show_verdict(self) -> None:
+        """The header, the overview and the Health status line: one verdict, from one picture."""
+        verdict = self.ctx.verdict()
+        demo = " · demo target (fake values)" if self.ctx.demo else ""
+        where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
+        unfinished = self.ctx.picture.unfinished  # offered on start: an interrupted incident comes first
+        notice = f"runbook {unfinished}: 5 resumes" if unfinished else ""
+        self.sub_title = f"{verdict}{demo} · operator {self.ctx.operator}"
+        for bar in self.query(VerdictBar):
+            bar.show(verdict, where, notice)
+        for overview in self.query(OverviewPane):
+            overview.render_all()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.show_verdict)
 
     # ------------------------------------------------------------------ routing
 
     @on(OverviewChanged)
     def overview_changed(self, message: OverviewChanged) -> None:
-        panes = self.query(OverviewPane)
-        if not panes:  # a late message while the app shuts down
-            return
-        overview = panes.first()
+        picture = self.ctx.picture
         if message.source == "validation":
-            overview.update_validation(message.data)
+            picture.report, picture.validated = message.data, True
         elif message.source == "health":
-            overview.update_health(message.data)
-        self._set_subtitle(*overview.gate())
+            picture.states = dict(message.data)
+        elif message.source == "paused":
+            picture.paused = bool(message.data)
+        elif message.source == "alerts":
+            picture.alerts = list(message.data)
+        self.show_verdict()
 
     @on(TabbedContent.TabActivated)
-    def pane_shown(self, event: TabbedContent.TabActivated) -> None:
-        """Focus the pane's main widget (so its keys work at once) and refresh what it reads from disk."""
-        pane = event.pane.id
-        focus = {
-            "validation": "#findings",
-            "health": "#checks",
-            "audit": "#audit-log",
-            "runbooks": "#runbook-list",
-            "history": "#runs",
-        }.get(pane or "")
-        if focus:
-            self.query_one(focus).focus()
-        if pane == "history":
-            self.query_one(HistoryPane).load()
-        elif pane == "overview":
+    async def pane_shown(self, event: TabbedContent.TabActivated) -> None:
+        """Mount the pane the first time, focus its main widget (so its keys work at once) and
+        refresh what it reads from disk."""
+        pane = event.pane.id or ""
+        if pane == "overview":
             self.query_one(OverviewPane).refresh_history()
-        elif pane == "runbooks" and self.query_one(RunbooksPane).executor is None:
-            self.query_one(RunbooksPane).load()
+            self.set_focus(None)
+            return
+        widget: Any = await self.ensure_pane(pane)
+        with contextlib.suppress(Exception):
+            self.query_one(FOCUS[pane]).focus()
+        if pane == "history" or (pane == "runbooks" and widget.executor is None):
+            widget.load()
+        elif pane == "audit":
+            widget.shown()
 
     @on(OpenRunbook)
-    def open_runbook(self, message: OpenRunbook) -> None:
+    async def open_runbook(self, message: OpenRunbook) -> None:
+        pane: Any = await self.ensure_pane("runbooks")
         self.action_show_pane("runbooks")
-        for pane in self.query(RunbooksPane):
-            pane.open_runbook(message.runbook_id)
+        pane.open_runbook(message.runbook_id)
 
     @on(AlertsRaised)
     def alerts_raised(self, message: AlertsRaised) -> None:
@@ -238,6 +377,35 @@ class OpsdashApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    async def action_quit(self) -> None:
+        """Quit — unless a runbook command is running here: then the Runbooks pane asks (wait for
+        it, leave it running, interrupt it) and quits once that is settled."""
+        for pane in self.query(pane_class("runbooks")):
+            if pane.hold_quit(self.exit):
+                return
+        self.exit()
+
+    def action_leave(self) -> None:
+        """Esc: out of an input box (back to the pane's table or log), or close the dialog."""
+        if isinstance(self.screen, ModalScreen):
+            self.screen.dismiss(None)
+            return
+        focused = self.focused
+        if isinstance(focused, Input):
+            pane = self.query_one(TabbedContent).active if self.ctx.loaded else ""
+            target = self.query(FOCUS.get(pane, "#none"))
+            if target:
+                target.first().focus()
+            else:
+                self.set_focus(None)
+
+    def on_key(self, event: events.Key) -> None:
+        """Esc in a dialog that has no key of its own for it (app bindings do not reach a modal
+        screen, but its unhandled keys bubble here)."""
+        if event.key == "escape" and isinstance(self.screen, ModalScreen):
+            event.stop()
+            self.screen.dismiss(None)
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if self.ctx.loaded is None:
@@ -246,28 +414,31 @@ class OpsdashApp(App[None]):
             yield SystemCommand(
                 f"Show {label}", f"Switch to the {label} pane", partial(self.action_show_pane, pane)
             )
-        yield SystemCommand(
-            "Re-run validation",
-            "Validate the environment again",
-            lambda: self.query_one(ValidationPane).action_rerun(),
-        )
-        yield SystemCommand(
-            "Pause or resume health checks",
-            "Stop or restart polling",
-            lambda: self.query_one(HealthPane).action_pause(),
-        )
-        yield SystemCommand(
-            "Verify the audit log",
-            "Check the audit log's chain",
-            lambda: self.query_one(AuditPane).action_verify(),
-        )
+        yield SystemCommand("Re-run validation", "Validate the environment again", self._rerun_validation)
+        yield SystemCommand("Pause or resume health checks", "Stop or restart polling", self._pause_health)
+        yield SystemCommand("Verify the audit log", "Check the audit log's chain", self._verify_audit)
         yield SystemCommand("Help: keys", "List every key binding", self.action_help)
         if self.ctx.demo:
+            from opsdash.demo import FAULTS
+
             for name, text in FAULTS.items():
                 for state in ("on", "off"):
                     yield SystemCommand(
                         f"Demo fault: {name} {state}", text, partial(self.switch_fault, name, state == "on")
                     )
+
+    async def _rerun_validation(self) -> None:
+        pane: Any = await self.ensure_pane("validation")
+        pane.action_rerun()
+
+    async def _pause_health(self) -> None:
+        pane: Any = await self.ensure_pane("health")
+        pane.action_pause()
+
+    async def _verify_audit(self) -> None:
+        self.action_show_pane("audit")
+        pane: Any = await self.ensure_pane("audit")
+        pane.action_verify()
 
     @work(thread=True, group="demo", exit_on_error=False, description="switch a demo fault")
     def switch_fault(self, name: str, on: bool) -> None:
@@ -281,7 +452,7 @@ class OpsdashApp(App[None]):
         self.post_message(DemoFaultSwitched(name, on, active=active))
 
     @on(DemoFaultSwitched)
-    def fault_switched(self, message: DemoFaultSwitched) -> None:
+    async def fault_switched(self, message: DemoFaultSwitched) -> None:
         if message.error:
             self.notify(message.error, title="Demo fault", severity="error")
             return
@@ -290,9 +461,15 @@ class OpsdashApp(App[None]):
             f"{message.fault} is {state}; faults on: {', '.join(message.active) or 'none'}",
             title="Demo fault",
         )
-        for pane in self.query(ValidationPane):
-            pane.action_rerun()
+        await self._rerun_validation()
 
 
 def run_dashboard(config_path: Path | None, *, demo: bool = False) -> None:
+    """Run the dashboard on this terminal. Without one (stdout or stdin redirected) it would draw
+    into a pipe and never end: say so and stop, exit code 3."""
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise OpsdashError(
+            "the dashboard needs a terminal, but stdout or stdin is not one; for scripts and CI use "
+            "'opsdash validate', 'opsdash check' or 'opsdash preflight' (with --json)"
+        )
     OpsdashApp.on_profile(config_path, demo=demo).run()

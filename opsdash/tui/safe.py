@@ -11,8 +11,8 @@ from opsdash.core.secrets import redactor
 from opsdash.core.text import visible
 
 
-def clean(value: object) -> str:
-    return visible(redactor.redact(str(value)))
+def clean(value: object, *, multiline: bool = False) -> str:
+    return visible(redactor.redact(str(value)), multiline=multiline)
 
 
 def safe(value: object, style: str = "") -> Text:

@@ -17,13 +17,12 @@ LONG_RUNNING = ("health", "audit-follow")  # workers that poll for as long as th
 
 async def feed_sample(app: Any) -> None:
     """Give the panes the sample validation report and check results, as their workers would."""
-    from opsdash.tui.panes.health import HealthPane
-    from opsdash.tui.panes.validation import ValidationPane
-
     assert app.ctx.loaded is not None
-    app.query_one(ValidationPane).post_message(ValidationCompleted(sample_report(app.ctx.loaded.profile)))
+    validation = await app.ensure_pane("validation")  # mounted just after the first paint
+    health = await app.ensure_pane("health")
+    validation.post_message(ValidationCompleted(sample_report(app.ctx.loaded.profile)))
     for result, state in sample_results():
-        app.query_one(HealthPane).post_message(CheckCompleted(result, state))
+        health.post_message(CheckCompleted(result, state))
 
 
 async def settle(pilot: Pilot[Any]) -> None:

@@ -115,13 +115,22 @@ async def test_health_pane_shows_a_failing_check_after_a_demo_fault(
         set_fault(demo_process.data_dir, "provider-down", True)
         try:
             await until(pilot, lambda: table.get_cell("ikhokha-api", "error") == "http-5xx")
+            # the first failure shows at once, before the check is down: never "OK" beside an error
+            assert str(table.get_cell("ikhokha-api", "status")) in (
+                "failing 1 of 3",
+                "failing 2 of 3",
+                "CRIT",
+            )
             await until(pilot, lambda: str(table.get_cell("app-health", "status")) == "OK")
             await until(
                 pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "CRIT"
             )  # after 3 failures
-            await until(pilot, lambda: "failing: ikhokha-api" in app.sub_title)
+            await until(
+                pilot, lambda: app.sub_title.startswith("NO-GO") and "ikhokha-api CRIT" in app.sub_title
+            )
             await pilot.press("p")
             assert "PAUSED" in text_of(app, "#health-status")
+            assert app.sub_title.startswith("NO-GO (stale)")
         finally:
             set_fault(demo_process.data_dir, "provider-down", False)
         app.query_one(HealthPane).watcher.stop()
@@ -159,9 +168,9 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
     path.write_text(profile)
     app = OpsdashApp.on_profile(path, record=False)
     async with app.run_test(size=SIZE) as pilot:
-        pane = app.query_one(RunbooksPane)
-        await pilot.press("5")
+        await pilot.press("5")  # the pane is mounted when first shown
         await settle(pilot)
+        pane = app.query_one(RunbooksPane)
         pane.open_runbook("tui-drill")
         await pilot.press("enter")
         await settle(pilot)
@@ -208,7 +217,12 @@ async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignor
         await pilot.press("enter")
         await until(pilot, lambda: log.row_count == 3)
         assert all("crit-findings" in (log.entry_at(i).text() if log.entry_at(i) else "") for i in range(3))  # type: ignore[union-attr]
-        await until(pilot, lambda: "verified" in text_of(app, "#audit-status"))
+        assert "not verified yet" in text_of(
+            app, "#audit-status"
+        )  # nothing verified behind the operator's back
+        log.focus()
+        await pilot.press("v")
+        await until(pilot, lambda: "verified: 7 records intact" in text_of(app, "#audit-status"))
         run("validate", "--config", project.profile)  # the tail follows appends, filter still applied
         await until(pilot, lambda: log.row_count == 4)
         assert pane.filter.grep == "crit-findings"

@@ -171,7 +171,8 @@ def test_cli_watch_and_dashboard_record_one_incident_identically(
     async def drive() -> None:
         app = OpsdashApp(ops)
         async with app.run_test(size=SIZE) as pilot:
-            pane = app.query_one(HealthPane)
+            pane = await app.ensure_pane("health")  # mounted just after the first paint
+            assert isinstance(pane, HealthPane)
             await until(pilot, lambda: len(pane.results) == 1 and incident.health_requests >= POLLS)
             await until(
                 pilot,

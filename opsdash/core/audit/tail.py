@@ -5,15 +5,21 @@ records show at once; the full index of line starts (an `array('Q')`, 8 bytes a 
 afterwards in chunks with progress. Lines are read with `os.pread`. `Follower` picks up appended
 lines and survives truncation and rotation by reopening. `RecordFilter` selects by kind, operator,
 text and time, and never crashes on a line that is not JSON or not UTF-8: it marks it instead.
+
+`StreamIndex` is what a scrolling view uses: the current log and its rotated predecessors as one
+stream, indexed from the end backwards only as far as the operator scrolls, so opening a 1 GB log
+costs one page, never a full scan; it follows appends and rotation without losing its place.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import mmap
 import os
+import threading
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -307,3 +313,212 @@ def tail(path: Path, n: int, flt: RecordFilter | None = None) -> list[Entry]:
                 if len(out) >= n:
                     break
     return out[::-1]
+
+
+@dataclass
+class _Part:
+    path: Path
+    fd: int
+    inode: int
+    base: int  # where this file starts in the stream
+    size: int
+
+
+class StreamIndex:
+    """Line starts of a log and its rotated files (oldest first) seen as one stream.
+
+    Positions are byte offsets in the concatenation of the files, so they stay valid when the
+    current file is rotated (its bytes keep their place; the new file starts after them).
+    `offsets` holds the line starts of [low, end), ascending; `extend_back` indexes further back
+    on demand. Lines are read with `os.pread`; nothing is mapped or held in memory but offsets.
+    """
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.parts: list[_Part] = []
+        self.lock = threading.Lock()  # refresh (follower) and extend_back (scroll) run on threads
+        self.current = files[-1] if files else None
+        for path in files:
+            self._add_part(path)
+        self.offsets: array[int] = array("Q")
+        self.low = self.end
+
+    @classmethod
+    def of_directory(cls, directory: Path) -> StreamIndex:
+        from opsdash.core.audit.log import log_files
+
+        return cls(log_files(directory))
+
+    def _add_part(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        stat = os.fstat(fd)
+        self.parts.append(_Part(path, fd, stat.st_ino, self.end, stat.st_size))
+
+    def close(self) -> None:
+        for part in self.parts:
+            os.close(part.fd)
+        self.parts = []
+
+    def __enter__(self) -> StreamIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def end(self) -> int:
+        last = self.parts[-1] if getattr(self, "parts", None) else None
+        return last.base + last.size if last else 0
+
+    @property
+    def complete(self) -> bool:
+        """Every line of every file is indexed."""
+        return self.low == 0
+
+    @property
+    def files(self) -> int:
+        return len(self.parts)
+
+    def _part_at(self, position: int) -> _Part:
+        bases = [p.base for p in self.parts]
+        return self.parts[max(0, bisect.bisect_right(bases, position) - 1)]
+
+    # ---------------------------------------------------------------- indexing
+
+    def extend_back(self, budget: int = 4 * 1024 * 1024) -> int:
+        """Index about `budget` more bytes before `low` (at least one whole line); returns how many
+        line starts were added (they are prepended to `offsets`)."""
+        chunks: list[array[int]] = []
+        position, remaining = self.low, budget
+        while position > 0 and remaining > 0:
+            part = self._part_at(position - 1)
+            start = max(part.base, position - remaining)
+            data = os.pread(part.fd, position - start, start - part.base)
+            starts = array("Q")
+            index = data.find(b"\n")
+            while index >= 0:
+                if start + index + 1 < position:
+                    starts.append(start + index + 1)
+                index = data.find(b"\n", index + 1)
+            if start == part.base:
+                starts.insert(0, part.base)  # a file's first byte always starts a line
+            if not starts:
+                if chunks:  # the budget ends inside a line: that line waits for the next call
+                    break
+                remaining = position - part.base  # one line longer than the budget: find its start
+                continue
+            chunks.append(starts)
+            remaining -= position - starts[0]
+            position = starts[0]
+        added = array("Q")
+        for chunk in reversed(chunks):
+            added.extend(chunk)
+        if added:
+            with self.lock:
+                self.offsets = added + self.offsets
+                self.low = position
+        return len(added)
+
+    def _index_appended(self, part: _Part, old_size: int, new_size: int) -> None:
+        if old_size == 0:
+            self.offsets.append(part.base)
+        elif os.pread(part.fd, 1, old_size - 1) == b"\n":
+            self.offsets.append(part.base + old_size)
+        position = old_size
+        while position < new_size:
+            data = os.pread(part.fd, min(CHUNK, new_size - position), position)
+            index = data.find(b"\n")
+            while index >= 0:
+                if position + index + 1 < new_size:
+                    self.offsets.append(part.base + position + index + 1)
+                index = data.find(b"\n", index + 1)
+            position += len(data)
+        part.size = new_size
+
+    def refresh(self) -> str | None:
+        """Catch up with the files: "appended", "rotated" (the current file was renamed and a new
+        one started: both are read), "reset" (truncated or replaced in place: open a new index),
+        or None (nothing changed)."""
+        with self.lock:
+            return self._refresh()
+
+    def _refresh(self) -> str | None:
+        if self.current is None:
+            return None
+        try:
+            stat = os.stat(self.current)
+        except FileNotFoundError:
+            return None  # mid-rotation: the new file appears on the next look
+        if not self.parts:
+            self._add_part(self.current)
+            part = self.parts[0]
+            self.low = 0
+            size, part.size = part.size, 0
+            if not size:
+                return None
+            self._index_appended(part, 0, size)
+            return "appended"
+        last = self.parts[-1]
+        if stat.st_ino != last.inode:
+            final = os.fstat(last.fd).st_size  # lines written just before the rename
+            if final > last.size:
+                self._index_appended(last, last.size, final)
+            self._add_part(self.current)
+            new = self.parts[-1]
+            size, new.size = new.size, 0
+            if size:
+                self._index_appended(new, 0, size)
+            return "rotated"
+        if stat.st_size < last.size:
+            return "reset"
+        if stat.st_size == last.size:
+            return None
+        self._index_appended(last, last.size, stat.st_size)
+        return "appended"
+
+    # ---------------------------------------------------------------- reading
+
+    def line_at(self, position: int) -> bytes:
+        """The line starting at stream `position`."""
+        part = self._part_at(position)
+        limit = part.base + part.size
+        k = bisect.bisect_right(self.offsets, position)
+        if position >= self.low and k < len(self.offsets):
+            stop = min(self.offsets[k], limit)
+            data = os.pread(part.fd, stop - position, position - part.base)
+        else:  # not indexed (a filter result further back): read up to the newline
+            data, at = b"", position
+            while at < limit:
+                more = os.pread(part.fd, min(65536, limit - at), at - part.base)
+                cut = more.find(b"\n")
+                if cut >= 0:
+                    data += more[: cut + 1]
+                    break
+                data += more
+                at += len(more)
+        return data[:-1] if data.endswith(b"\n") else data
+
+    def scan(
+        self, keep: Callable[[bytes], bool], progress: Callable[[int, int], None] | None = None
+    ) -> array[int]:
+        """Stream positions of every line `keep` accepts, oldest first, read in large chunks."""
+        out = array("Q")
+        total = self.end
+        for part in list(self.parts):
+            position, carry, carry_at = 0, b"", part.base
+            size = part.size
+            while position < size:
+                data = carry + os.pread(part.fd, min(CHUNK, size - position), position)
+                at = carry_at
+                lines = data.split(b"\n")
+                carry = lines.pop()
+                for raw in lines:
+                    if keep(raw):
+                        out.append(at)
+                    at += len(raw) + 1
+                carry_at = at
+                position += min(CHUNK, size - position)
+                if progress is not None:
+                    progress(part.base + position, total)
+            if carry and keep(carry):
+                out.append(carry_at)
+        return out

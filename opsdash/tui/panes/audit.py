@@ -1,4 +1,9 @@
-"""Audit: the live tail of the audit log on the core tail engine, with filters and verify state."""
+"""Audit: the live tail of the audit log (and its rotated files) on the core tail engine.
+
+It opens at the newest record at once: the engine indexes backwards from the end, one page at
+first and more only as the operator scrolls up, so a 1 GB log costs what its last page costs.
+Nothing is verified until the operator asks (v): the status says "not verified yet" until then.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, ProgressBar, Select, Static
 
-from opsdash.core.audit.tail import LineIndex, RecordFilter, parse_since
+from opsdash.core.audit.tail import RecordFilter, StreamIndex, parse_since
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AuditLinesAppended, AuditVerified
-from opsdash.tui.widgets.logview import LogView
+from opsdash.tui.widgets.logview import LogView, NearTop
 
 if TYPE_CHECKING:
     from opsdash.ops.audit import AuditTrail
@@ -27,23 +32,30 @@ KINDS = [
     ("check results", "check_result"),
     ("system", "system"),
 ]
+FIRST_PAGE = 256 * 1024  # bytes indexed before the first paint: several screens of records
+MORE = 4 * 1024 * 1024  # bytes indexed each time the operator scrolls near the top
 
 
 class AuditPane(Vertical):
     BINDINGS: ClassVar = [
         Binding("v", "verify", "Verify", id="audit.verify", tooltip="Verify the audit log's chain"),
         Binding("slash", "focus_filter", "Filter", id="audit.filter", tooltip="Filter by text"),
-        Binding("end", "follow", "Follow", id="audit.follow", tooltip="Jump to the newest record and follow"),
+        Binding(
+            "end,G", "follow", "Newest", id="audit.follow", tooltip="Jump to the newest record and follow"
+        ),
+        Binding("home,g", "oldest", "Oldest", id="audit.oldest", tooltip="Jump to the oldest record"),
         Binding("y", "copy", "Copy", id="audit.copy", tooltip="Copy the newest visible record"),
     ]
 
     def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ctx = ctx
-        self.index: LineIndex | None = None
-        self.rows: list[int] = []
+        self.index: StreamIndex | None = None
+        self.rows: Any = []  # stream positions shown: the index's offsets, or a filter's matches
         self.filter = RecordFilter()
-        self._opening = False
+        self.verify_text = "not verified yet (v verifies)"
+        self._extending = False
+        self._to_top = False  # g pressed: land on the oldest record once everything is indexed
 
     @property
     def trail(self) -> AuditTrail:
@@ -55,7 +67,7 @@ class AuditPane(Vertical):
             yield Input(placeholder="operator", id="audit-operator")
             yield Input(placeholder="text (/ to focus)", id="audit-grep")
             yield Input(placeholder="since: 2h, 2026-11-26T10:00", id="audit-since")
-        yield Static("", id="audit-status")
+        yield Static("opening the audit log…", id="audit-status")
         yield ProgressBar(id="audit-progress", show_eta=False)
         yield LogView(id="audit-log")
 
@@ -65,45 +77,34 @@ class AuditPane(Vertical):
         self.open_log()
         if self.ctx.live:
             self.follow_log()
-            self.verify()
+
+    def shown(self) -> None:
+        """The pane became visible: keep the newest record in view while following."""
+        log = self.query_one("#audit-log", LogView)
+        if log.follow:
+            log.call_after_refresh(log.scroll_end, animate=False)
 
     @work(
-        thread=True,
-        exclusive=True,
-        group="audit-open",
-        exit_on_error=False,
-        description="index the audit log",
+        thread=True, exclusive=True, group="audit-open", exit_on_error=False, description="open the audit log"
     )
     def open_log(self) -> None:
-        self._opening = True  # one index build at a time: the follower must not start a second
-        try:
-            self._open_log()
-        finally:
-            self._opening = False
-
-    def _open_log(self) -> None:
-        if not self.trail.exists():
+        index = StreamIndex.of_directory(self.trail.directory)
+        if index.files == 0:
+            index.close()
             self.app.call_from_thread(
                 self._status, "no audit log yet: it starts with the first operator action"
             )
+            self.app.call_from_thread(self._opened, None)
             return
-        index = self.trail.index()
-        last = index.last_lines(200)  # the newest page first, before the full index exists
-        self.app.call_from_thread(self._provisional, [raw for _off, raw in last])
-        bar = self.query_one("#audit-progress", ProgressBar)
-        self.app.call_from_thread(setattr, bar, "display", index.size > 50_000_000)
-        index.build(lambda done, total: self.app.call_from_thread(bar.update, total=total, progress=done))
-        self.app.call_from_thread(self._indexed, index)
+        index.extend_back(FIRST_PAGE)
+        self.app.call_from_thread(self._opened, index)
 
-    def _provisional(self, lines: list[bytes]) -> None:
-        self.query_one("#audit-log", LogView).set_source(lambda n: lines[n], range(len(lines)))
-
-    def _indexed(self, index: LineIndex) -> None:
+    def _opened(self, index: StreamIndex | None) -> None:
         if self.index is not None:
             self.index.close()
         self.index = index
-        self.query_one("#audit-progress", ProgressBar).display = False
-        self.apply_filter()
+        if index is not None:
+            self.apply_filter()
 
     def _status(self, text: str) -> None:
         self.query_one("#audit-status", Static).update(text)
@@ -112,39 +113,91 @@ class AuditPane(Vertical):
     async def follow_log(self) -> None:
         while True:  # chained: the next look is scheduled when this one has finished
             await asyncio.sleep(0.5)
-            if self.index is None:
-                if not self._opening and await asyncio.to_thread(self.trail.exists):
+            index = self.index
+            if index is None:
+                if await asyncio.to_thread(self.trail.exists):
                     self.open_log()  # the log appeared since the pane opened
+                    await asyncio.sleep(0.5)
                 continue
-            event = await asyncio.to_thread(self.index.refresh)
+            event = await asyncio.to_thread(index.refresh)
             if event == "reset":
                 self.post_message(AuditLinesAppended(0, "reset"))
-            elif event == "appended":
-                self.post_message(AuditLinesAppended(len(self.index.offsets or [])))
+            elif event is not None:
+                self.post_message(AuditLinesAppended(len(index.offsets), event))
 
     @on(AuditLinesAppended)
     def lines_appended(self, message: AuditLinesAppended) -> None:
         if message.event == "reset":
-            self.app.notify("The audit log was truncated or rotated; reading it again.", severity="warning")
+            self.app.notify("The audit log was truncated or replaced; reading it again.", severity="warning")
             self.open_log()
             return
-        assert self.index is not None and self.index.offsets is not None
-        start = self.rows[-1] + 1 if self.rows else 0
-        new = range(start, len(self.index.offsets))
+        if message.event == "rotated":
+            self.app.notify("The audit log rotated; following the new file.", timeout=5)
+        if self.index is None:
+            return
+        log = self.query_one("#audit-log", LogView)
         if not self.filter.active:
-            self.rows.extend(new)
+            self.rows = self.index.offsets
         else:
             from opsdash.core.audit.tail import Entry
 
-            self.rows.extend(n for n in new if self.filter.match(Entry.parse(self.index.line(n))))
-        self.query_one("#audit-log", LogView).rows_appended(self.rows)
+            known = self.rows[-1] if len(self.rows) else -1
+            start = len(self.index.offsets)
+            while start > 0 and self.index.offsets[start - 1] > known:
+                start -= 1
+            for position in self.index.offsets[start:]:
+                raw = self.index.line_at(position)
+                if self.filter.quick(raw) and self.filter.match(Entry.parse(raw)):
+                    self.rows.append(position)
+        log.rows_appended(self.rows)
+        self._summary()
+
+    @on(NearTop)
+    def near_top(self, _message: NearTop) -> None:
+        if (
+            self.index is not None
+            and not self.index.complete
+            and not self.filter.active
+            and not self._extending
+        ):
+            self._extending = True
+            self.extend(MORE)
+
+    @work(thread=True, group="audit-extend", exit_on_error=False, description="read older audit records")
+    def extend(self, budget: int) -> None:
+        index = self.index
+        if index is None:
+            return
+        added = index.extend_back(budget) if budget else self._extend_all(index)
+        self.app.call_from_thread(self._extended, added)
+
+    def _extend_all(self, index: StreamIndex) -> int:
+        bar = self.query_one("#audit-progress", ProgressBar)
+        total, added = index.low, 0
+        self.app.call_from_thread(setattr, bar, "display", True)
+        while not index.complete:
+            added += index.extend_back(16 * MORE)
+            self.app.call_from_thread(bar.update, total=total or 1, progress=total - index.low)
+        self.app.call_from_thread(setattr, bar, "display", False)
+        return added
+
+    def _extended(self, added: int) -> None:
+        self._extending = False
+        if self.index is None or self.filter.active:
+            return
+        self.rows = self.index.offsets
+        log = self.query_one("#audit-log", LogView)
+        log.rows_prepended(self.rows, added)
+        if self._to_top:
+            self._to_top = False
+            log.scroll_home(animate=False, immediate=True)
         self._summary()
 
     def apply_filter(self) -> None:
         if self.index is None:
             return
         if not self.filter.active:
-            self.rows = list(range(len(self.index.offsets or [])))
+            self.rows = self.index.offsets
             self._show()
         else:
             self.scan_filter(self.filter)
@@ -159,29 +212,44 @@ class AuditPane(Vertical):
     def scan_filter(self, flt: RecordFilter) -> None:
         from opsdash.core.audit.tail import Entry
 
-        assert self.index is not None
-        rows = [n for n, raw in self.index.iter_lines() if flt.quick(raw) and flt.match(Entry.parse(raw))]
+        index = self.index
+        assert index is not None
+        bar = self.query_one("#audit-progress", ProgressBar)
+        self.app.call_from_thread(setattr, bar, "display", index.end > 50_000_000)
+        rows = index.scan(
+            lambda raw: flt.quick(raw) and flt.match(Entry.parse(raw)),
+            lambda done, total: self.app.call_from_thread(bar.update, total=total, progress=done),
+        )
+        self.app.call_from_thread(setattr, bar, "display", False)
         self.app.call_from_thread(self._filtered, rows)
 
-    def _filtered(self, rows: list[int]) -> None:
+    def _filtered(self, rows: Any) -> None:
         self.rows = rows
         self._show()
 
     def _show(self) -> None:
-        assert self.index is not None
         index = self.index
-        self.query_one("#audit-log", LogView).set_source(index.line, self.rows)
+        assert index is not None
+        self.query_one("#audit-log", LogView).set_source(index.line_at, self.rows)
         self._summary()
 
     def _summary(self) -> None:
-        total = len(self.index.offsets or []) if self.index else 0
-        shown = f"{len(self.rows):,} of {total:,} records" if self.filter.active else f"{total:,} records"
-        verify = getattr(self, "_verify_text", "not verified yet (v)")
-        self._status(f"{shown} · {verify}")
+        index = self.index
+        if index is None:
+            return
+        files = f" in {index.files} files" if index.files > 1 else ""
+        size = f"{index.end / 2**20:,.1f} MiB{files}"
+        if self.filter.active:
+            shown = f"{len(self.rows):,} matching records ({size})"
+        elif index.complete:
+            shown = f"{len(self.rows):,} records ({size})"
+        else:
+            shown = f"newest {len(self.rows):,} records of {size} (scroll up or g for older)"
+        self._status(f"{shown} · {self.verify_text}")
 
     @on(Input.Submitted)
     @on(Select.Changed, "#audit-kind")
-    def filters_changed(self, _event: object) -> None:
+    def filters_changed(self, event: Input.Submitted | Select.Changed) -> None:
         since_text = self.query_one("#audit-since", Input).value.strip()
         try:
             since = parse_since(since_text) if since_text else None
@@ -196,6 +264,8 @@ class AuditPane(Vertical):
             since=since,
         )
         self.apply_filter()
+        if isinstance(event, Input.Submitted):
+            self.query_one("#audit-log", LogView).focus()  # Enter applies and returns to the log
 
     def action_focus_filter(self) -> None:
         self.query_one("#audit-grep", Input).focus()
@@ -205,7 +275,17 @@ class AuditPane(Vertical):
         log.follow = True
         log.scroll_end(animate=False)
 
+    def action_oldest(self) -> None:
+        log = self.query_one("#audit-log", LogView)
+        log.follow = False
+        if self.index is not None and not self.index.complete and not self.filter.active:
+            self._extending = self._to_top = True
+            self.extend(0)  # index everything (with progress), then the view lands on the top
+        log.scroll_home(animate=False)
+
     def action_verify(self) -> None:
+        self.verify_text = "verifying…"
+        self._summary()
         self.verify()
 
     @work(
@@ -228,7 +308,7 @@ class AuditPane(Vertical):
 
     @on(AuditVerified)
     def verified(self, message: AuditVerified) -> None:
-        self._verify_text = message.text
+        self.verify_text = message.text
         self._summary()
         if not message.ok:
             self.app.notify(message.text, title="Audit log", severity="error", timeout=30)

@@ -1,7 +1,9 @@
-"""Health: the live table of checks, updated by key, with a detail panel and a latency sparkline.
+"""Health: the live table of checks, updated by key, with a scrollable detail panel (state,
+phases, certificate facts, metrics) and a latency sparkline from history and live results.
 
 Polls are chained per check by the core Watcher (never two probes of one check in flight); results
-are recorded and turned into alerts off the event loop.
+are recorded and turned into alerts off the event loop. Every cell reads the check's
+`SustainedState.label`, the same words the overview and the header use.
 """
 
 from __future__ import annotations
@@ -13,41 +15,57 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Sparkline, Static
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Sparkline, Static
 
 from opsdash.core.errors import OpsdashError
-from opsdash.core.findings import Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import AlertsRaised, CheckCompleted, OpenRunbook, OverviewChanged
-from opsdash.tui.panes.validation import SEVERITY_STYLE
 from opsdash.tui.safe import clean, safe
+from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 if TYPE_CHECKING:
     from opsdash.ops.checks import Watch
 
 COLUMNS = (
-    ("STATUS", 8),
-    ("CHECK", 22),
-    ("KIND", 8),
-    ("LATENCY", 9),
-    ("ERROR", 20),
-    ("SINCE", 12),
-    ("SUMMARY", 60),
+    Col("STATUS", 17),
+    Col("CHECK", 19),
+    Col("LATENCY", 7),
+    Col("ERROR", 8, flex=1),  # the summary takes most of any extra width
+    Col("SUMMARY", 14, flex=6),
 )
 SPARK_POINTS = 60
 
 
-def check_detail(result: CheckResult, state: SustainedState | None) -> Text:
+def status_cell(state: SustainedState, stale: bool = False) -> Text:
+    if stale:
+        return Text(f"stale: {state.label}", style=f"{SEVERITY_STYLE[state.shown]} italic")
+    return Text(state.label, style=SEVERITY_STYLE[state.shown])
+
+
+def check_detail(result: CheckResult, state: SustainedState | None, stale: bool = False) -> Text:
     text = Text()
-    status = state.status if state else result.severity
     text.append(clean(result.name), style="bold")
     text.append(f"  {result.kind} → {clean(result.target)}\n", style="dim")
-    text.append(f"{status.value}", style=SEVERITY_STYLE[status])
-    text.append(f"  {clean(result.summary)}\n")
+    if state is not None:
+        text.append(state.label, style=SEVERITY_STYLE[state.shown])
+        sustained = f"  sustained {state.status.value}"
+        if state.since:
+            sustained += f" since {state.since[11:19]}"
+        if state.phase == "failing":
+            sustained += f"; goes {result.severity.value} after {state.failure_threshold} failures in a row"
+        elif state.phase == "recovering":
+            sustained += f"; OK after {state.success_threshold} successes in a row"
+        text.append(sustained + (" · STALE: polling paused (p resumes)" if stale else "") + "\n", style="dim")
+    text.append("last result  ", style="dim")
+    text.append(result.severity.value, style=SEVERITY_STYLE[result.severity])
+    text.append(f"  {clean(result.summary)}  ({result.started_at[11:19]})\n")
+    if result.error_class:
+        text.append(f"error class  {result.error_class.value}\n", style="dim")
     if result.hint:
         text.append(f"{result.hint}", style="cyan")
         text.append(f"  (runbook: {result.runbook} — press o)\n" if result.runbook else "\n", style="cyan")
@@ -55,14 +73,17 @@ def check_detail(result: CheckResult, state: SustainedState | None) -> Text:
         text.append("phases  ", style="dim")
         parts = [f"{k} {v:.1f}" for k, v in result.phases.items()]
         text.append(" + ".join(parts) + f" = {sum(result.phases.values()):.1f} ms\n")
-    facts = {k: v for k, v in result.facts.items() if k.startswith(("cert_", "tls_", "ip", "status"))}
-    for key, value in facts.items():
-        text.append(f"{key}: ", style="dim")
-        text.append(f"{clean(value)}\n")
+    for fact, shown in result.facts.items():
+        text.append(f"{clean(fact)}: ", style="dim")
+        text.append(f"{clean(shown)}\n")
     metrics = {k: v for k, v in result.metrics.items() if k != "response_time_ms"}
     if metrics:
-        text.append("metrics  ", style="dim")
-        text.append("  ".join(f"{k}={v:g}" for k, v in metrics.items()) + "\n")
+        text.append("metrics\n", style="dim")
+        for key, value in metrics.items():
+            text.append(f"  {clean(key)} = {value:g}\n")
+    for condition in result.conditions:
+        mark = "pass" if condition.ok else "FAIL"
+        text.append(f"  {mark} {clean(condition.text)}  (got {clean(condition.actual)})\n", style="dim")
     return text
 
 
@@ -71,6 +92,7 @@ class HealthPane(Vertical):
         Binding("p", "pause", "Pause", id="health.pause", tooltip="Pause or resume polling"),
         Binding("o", "open_runbook", "Runbook", id="health.open_runbook", tooltip="Open the check's runbook"),
         Binding("y", "copy", "Copy", id="health.copy", tooltip="Copy the check's detail to the clipboard"),
+        Binding("slash", "filter", "Filter", id="health.filter", tooltip="Filter the checks"),
     ]
 
     def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
@@ -82,30 +104,23 @@ class HealthPane(Vertical):
         self.watcher: Watch | None = None
         self._pending: dict[str, CheckCompleted] = {}
         self._shown: dict[str, dict[str, str]] = {}
+        self._paused_view = False  # paused without a running watch (live=False: tests, snapshots)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="health-status")
-        yield DataTable(id="checks", cursor_type="row", zebra_stripes=True)
-        with Horizontal(id="health-detail-row"):
+        yield FilteredTable(OpsTable(COLUMNS, id="checks"))
+        with VerticalScroll(id="health-detail"):
             yield Static("", id="check-detail")
+            yield Static("", id="spark-title")
             yield Sparkline([], id="latency-spark", summary_function=max)
 
     def on_mount(self) -> None:
         self.border_title = "Health"
-        table = self.query_one("#checks", DataTable)
-        for label, width in COLUMNS:
-            table.add_column(label, key=label.lower(), width=width)
+        table = self.query_one("#checks", OpsTable)
         checks = self.ctx.loaded.profile.checks if self.ctx.loaded else []
         for check in checks:
             table.add_row(
-                Text("UNKNOWN", style="magenta"),
-                check.name,
-                check.kind,
-                "",
-                "",
-                "",
-                "not checked yet",
-                key=check.name,
+                status_cell(SustainedState()), check.name, "", "", Text("not checked yet"), key=check.name
             )
         self._status()
         if not checks:
@@ -114,11 +129,18 @@ class HealthPane(Vertical):
             self.load_history([c.name for c in checks])
             self.poll()
 
+    @property
+    def paused(self) -> bool:
+        return self.watcher.paused if self.watcher is not None else self._paused_view
+
     def _status(self) -> None:
-        paused = self.watcher is not None and self.watcher.paused
         total = len(self.ctx.loaded.profile.checks) if self.ctx.loaded else 0
-        failing = sum(1 for s in self.states.values() if s.status.rank >= Severity.WARN.rank)
-        text = f"{total} checks · {failing} not OK" + (" · PAUSED (p resumes)" if paused else "")
+        phases = [s.phase for s in self.states.values()]
+        down = sum(1 for p in phases if p in ("down", "recovering"))
+        failing = phases.count("failing")
+        text = f"{total} checks · {down} down · {failing} failing (not yet sustained)"
+        if self.paused:
+            text += " · PAUSED: states are stale (p resumes)"
         self.query_one("#health-status", Static).update(text)
 
     @work(thread=True, group="health-history", exit_on_error=False, description="load latency history")
@@ -171,7 +193,7 @@ class HealthPane(Vertical):
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
-        table = self.query_one("#checks", DataTable)
+        table = self.query_one("#checks", OpsTable)
         with self.app.batch_update():
             for message in pending.values():
                 self._apply(table, message.result, message.state)
@@ -180,7 +202,7 @@ class HealthPane(Vertical):
             self._show_detail()
         self.post_message(OverviewChanged("health", dict(self.states)))
 
-    def _apply(self, table: DataTable[Any], result: CheckResult, state: SustainedState) -> None:
+    def _apply(self, table: OpsTable, result: CheckResult, state: SustainedState) -> None:
         self.results[result.name] = result
         self.states[result.name] = state
         if "response_time_ms" in result.metrics:
@@ -189,46 +211,65 @@ class HealthPane(Vertical):
             )
         latency = result.metrics.get("response_time_ms", result.duration_ms)
         cells = {
-            "status": Text(state.status.value, style=SEVERITY_STYLE[state.status]),
-            "latency": f"{latency:6.0f} ms",
+            "status": status_cell(state, self.paused),
+            "latency": f"{latency:4.0f} ms",
             "error": result.error_class.value if result.error_class else "",
-            "since": (state.since or "")[11:19],
             "summary": safe(result.summary),
         }
         shown = self._shown.setdefault(result.name, {})
         for column, value in cells.items():
-            if shown.get(column) != str(value):  # only what changed: most cells repeat sweep after sweep
-                shown[column] = str(value)
+            if shown.get(column) != repr(value):  # only what changed: most cells repeat sweep after sweep
+                shown[column] = repr(value)
                 table.update_cell(result.name, column, value)
 
     def _current_name(self) -> str | None:
-        table = self.query_one("#checks", DataTable)
-        if table.row_count == 0:
-            return None
-        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        return str(row_key.value)
+        return self.query_one("#checks", OpsTable).current_key
 
-    @on(DataTable.RowHighlighted, "#checks")
-    def highlighted(self, _event: DataTable.RowHighlighted) -> None:
+    @on(OpsTable.RowHighlighted, "#checks")
+    def highlighted(self, _event: OpsTable.RowHighlighted) -> None:
         self._show_detail()
 
     def _show_detail(self) -> None:
         name = self._current_name()
-        detail = self.query_one("#check-detail", Static)
-        spark = self.query_one("#latency-spark", Sparkline)
         if name is None:
             return
+        detail = self.query_one("#check-detail", Static)
+        spark = self.query_one("#latency-spark", Sparkline)
         result = self.results.get(name)
-        detail.update(check_detail(result, self.states.get(name)) if result else f"{name}: not checked yet")
-        spark.data = list(self.latencies.get(name, []))
-        spark.border_title = f"latency, last {len(spark.data)}"
+        if result is None:
+            detail.update(f"{name}: not checked yet")
+        else:
+            detail.update(check_detail(result, self.states.get(name), self.paused))
+        data = list(self.latencies.get(name, []))
+        spark.data = data
+        spark.display = bool(data)
+        title = (
+            f"latency, last {len(data)}: min {min(data):.0f} · max {max(data):.0f} · now {data[-1]:.0f} ms"
+            if data
+            else "latency: no samples yet"
+        )
+        self.query_one("#spark-title", Static).update(Text(title, style="dim"))
 
     def action_pause(self) -> None:
-        if self.watcher is None:
-            return
-        self.watcher.paused = not self.watcher.paused
-        self.app.notify("Health polling paused." if self.watcher.paused else "Health polling resumed.")
+        paused = not self.paused
+        if self.watcher is not None:
+            self.watcher.paused = paused
+        elif self.ctx.live:
+            return  # the watch has not started yet: nothing to pause
+        else:
+            self._paused_view = paused
+        self.app.notify("Health polling paused." if paused else "Health polling resumed.")
+        table = self.query_one("#checks", OpsTable)
+        for name, state in self.states.items():
+            value = status_cell(state, paused)
+            self._shown.setdefault(name, {})["status"] = repr(value)
+            table.update_cell(name, "status", value)
         self._status()
+        self._show_detail()
+        self.post_message(OverviewChanged("paused", paused))
+
+    def action_filter(self) -> None:
+        self.query_one(FilteredTable).open_filter()
 
     def action_open_runbook(self) -> None:
         name = self._current_name()

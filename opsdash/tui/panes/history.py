@@ -10,11 +10,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
+from opsdash.core.readiness import why_not_comparable
 from opsdash.tui.context import DashboardContext
-from opsdash.tui.panes.validation import SEVERITY_STYLE
 from opsdash.tui.safe import clean, safe
+from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import RunRow
@@ -26,6 +28,7 @@ class HistoryPane(Vertical):
         Binding("space", "mark", "Mark", id="history.mark", tooltip="Mark a run for diffing (two at most)"),
         Binding("d", "diff", "Diff", id="history.diff", tooltip="Diff the two marked runs"),
         Binding("r", "reload", "Reload", id="history.reload", tooltip="Reload the list of runs"),
+        Binding("slash", "filter", "Filter", id="history.filter", tooltip="Filter the runs"),
     ]
 
     def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
@@ -35,24 +38,22 @@ class HistoryPane(Vertical):
         self.marked: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Static("Enter opens a run · space marks two · d diffs them", id="history-help")
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static("Enter opens a run · space marks two · d diffs them · / filters", id="history-help")
+        columns = [
+            Col("", 1, key="mark"),
+            Col("RUN", 22),
+            Col("KIND", 13),
+            Col("VERDICT", 7),
+            Col("STARTED (UTC)", 16, key="started"),
+            Col("OPERATOR", 8, flex=1),
+            Col("TARGET", 8, flex=2),
+        ]
+        yield FilteredTable(OpsTable(columns, id="runs"))
         with VerticalScroll(id="run-detail-scroll"):
             yield Static("", id="run-detail")
 
     def on_mount(self) -> None:
         self.border_title = "History"
-        table = self.query_one("#runs", DataTable)
-        for label, width in (
-            ("", 1),
-            ("RUN", 22),
-            ("KIND", 13),
-            ("VERDICT", 8),
-            ("STARTED (UTC)", 19),
-            ("OPERATOR", 10),
-            ("TARGET", 24),
-        ):
-            table.add_column(label, width=width)
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -66,7 +67,8 @@ class HistoryPane(Vertical):
 
     def _listed(self, runs: list[RunRow]) -> None:
         self.runs = runs
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", OpsTable)
+        current = table.current_key
         with self.app.batch_update():
             table.clear()
             for r in runs:
@@ -75,28 +77,31 @@ class HistoryPane(Vertical):
                     r.run_id,
                     safe(r.kind),
                     Text(r.verdict.value, style=SEVERITY_STYLE[r.verdict]),
-                    r.started_at[:19].replace("T", " "),
+                    r.started_at[:16].replace("T", " "),
                     safe(r.operator),
                     safe(r.target),
                     key=r.run_id,
                 )
+            if current is not None:
+                table.move_to(current)
 
     def _current(self) -> RunRow | None:
-        table = self.query_one("#runs", DataTable)
-        if table.row_count == 0:
-            return None
-        key = str(table.coordinate_to_cell_key(table.cursor_coordinate)[0].value)
+        key = self.query_one("#runs", OpsTable).current_key
         return next((r for r in self.runs if r.run_id == key), None)
 
     def action_mark(self) -> None:
         run = self._current()
         if run is None:
             return
+        table = self.query_one("#runs", OpsTable)
         if run.run_id in self.marked:
             self.marked.remove(run.run_id)
         else:
+            for dropped in self.marked[:-1]:  # two at most: the oldest mark goes
+                table.update_cell(dropped, "mark", " ")
             self.marked = [*self.marked[-1:], run.run_id]
-        self._listed(self.runs)
+        # only the mark cell changes: the cursor stays where the operator is
+        table.update_cell(run.run_id, "mark", "•" if run.run_id in self.marked else " ")
 
     def action_show(self) -> None:
         run = self._current()
@@ -129,9 +134,23 @@ class HistoryPane(Vertical):
                 text.append("  no findings\n")
         self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
 
+    def action_filter(self) -> None:
+        self.query_one(FilteredTable).open_filter()
+
     def action_diff(self) -> None:
         if len(self.marked) != 2:
             self.app.notify("Mark two runs with space, then press d.", severity="warning")
+            return
+        known = {r.run_id: r for r in self.runs}
+        if not all(m in known for m in self.marked):
+            self.app.notify("A marked run is no longer in history; mark two runs again.", severity="warning")
+            return
+        a, b = known[self.marked[0]], known[self.marked[1]]
+        why = why_not_comparable(a.kind, a.target, b.kind, b.target)
+        if why is not None:
+            message = f"Cannot diff {a.run_id} and {b.run_id}: {why}."
+            self.query_one("#run-detail", Static).update(Text(message))
+            self.app.notify(message, title="Diff", severity="warning")
             return
         self.diff(*self.marked)
 
@@ -166,6 +185,6 @@ class HistoryPane(Vertical):
             text.append(f"  - env {key}\n")
         self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
 
-    @on(DataTable.RowSelected, "#runs")
-    def selected(self, event: DataTable.RowSelected) -> None:
+    @on(OpsTable.RowSelected, "#runs")
+    def selected(self, event: OpsTable.RowSelected) -> None:
         self.show_run(str(event.row_key.value))

@@ -1,5 +1,5 @@
-"""Overview: deploy readiness at a glance — the gate, failing checks, worst findings, active
-alerts, and the last preflight and verify-deploy."""
+"""Overview: deploy readiness at a glance — the verdict (the same one as the header), the checks
+in their live state, the worst findings, active alerts, and the last preflight and verify-deploy."""
 
 from __future__ import annotations
 
@@ -11,23 +11,28 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Static
 
-from opsdash.core.findings import Report, Severity
-from opsdash.core.health.state import SustainedState
-from opsdash.core.readiness import live_gate
+from opsdash.core.findings import Severity
+from opsdash.core.readiness import Verdict
 from opsdash.tui.context import DashboardContext
-from opsdash.tui.panes.validation import SEVERITY_STYLE
+from opsdash.tui.messages import OverviewChanged
 from opsdash.tui.safe import clean
+from opsdash.tui.style import SEVERITY_STYLE, gate_style
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import AlertRow
+
+
+def severity_of(value: str) -> Severity:
+    try:
+        return Severity(value)
+    except ValueError:
+        return Severity.UNKNOWN
 
 
 class OverviewPane(Vertical):
     def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ctx = ctx
-        self.report: Report | None = None
-        self.states: dict[str, SustainedState] = {}
         self.alerts: list[AlertRow] = []
         self.deploys: list[str] = []
 
@@ -60,7 +65,12 @@ class OverviewPane(Vertical):
     )
     def refresh_history(self) -> None:
         from opsdash.ops.history import overview
+        from opsdash.ops.runbooks import unfinished
 
+        session = unfinished(self.ctx.ops)
+        self.ctx.picture.unfinished = (
+            "" if session is None else f"{session.runbook_id} unfinished (step {session.current_step + 1})"
+        )
         seen = overview(self.ctx.ops)
         alerts, deploys = seen.alerts, seen.deploys
         lines = [
@@ -71,45 +81,48 @@ class OverviewPane(Vertical):
 
     def _history_loaded(self, alerts: list[AlertRow], deploys: list[str]) -> None:
         self.alerts, self.deploys = alerts, deploys
+        self.post_message(OverviewChanged("alerts", [(severity_of(a.severity), a.title) for a in alerts]))
+        self.app.show_verdict()  # type: ignore[attr-defined]  # the header offers an unfinished session
         self.render_all()
 
-    def update_validation(self, report: Report | None) -> None:
-        self.report = report
-        self.render_all()
-
-    def update_health(self, states: dict[str, SustainedState]) -> None:
-        self.states = states
-        self.render_all()
-
-    def gate(self) -> tuple[str, str]:
-        """(GO | NO-GO | UNKNOWN, the reason): the core's rule, on what this pane has seen."""
-        expected = len(self.ctx.loaded.profile.checks) if self.ctx.loaded else 0
-        return live_gate(self.report, {n: s.status for n, s in self.states.items()}, expected)
+    def gate(self) -> Verdict:
+        """The dashboard's one verdict (the header shows the same)."""
+        return self.ctx.verdict()
 
     def render_all(self) -> None:
-        label, reason = self.gate()
-        style = {"GO": "bold green", "NO-GO": "bold red"}.get(label, "bold magenta")
+        if not self.is_mounted:
+            return
+        verdict = self.gate()
         self.query_one("#gate", Static).update(
-            Text.assemble((f" {label} ", f"{style} reverse"), f"  {reason}")
+            Text.assemble((f" {verdict.headline} ", gate_style(verdict.label)), f"  {verdict.reason}")
         )
+        picture = self.ctx.picture
         checks = Text(no_wrap=True, overflow="ellipsis")
-        for name, state in sorted(self.states.items(), key=lambda kv: (-kv[1].status.rank, kv[0])):
-            checks.append(f"{state.status.value:8}", style=SEVERITY_STYLE[state.status])
-            summary = state.last.summary if state.last else ""
-            checks.append(f" {name:20} {clean(summary)[:40]}\n")
+        ordered = sorted(picture.states.items(), key=lambda kv: (-kv[1].shown.rank, kv[0]))
+        for name, state in ordered:
+            checks.append(f"{state.label:8}", style=SEVERITY_STYLE[state.shown])
+            summary = state.last.summary if state.last else "not checked yet"
+            checks.append(f" {clean(name)}  {clean(summary)}\n")
+        if picture.paused and ordered:
+            checks.append("stale: polling paused (p in Health resumes)\n", style="bold")
         self.query_one("#overview-checks", Static).update(checks or "no check results yet")
+        report = picture.report
         findings = Text(no_wrap=True, overflow="ellipsis")
-        for f in self.report.sorted_findings()[:6] if self.report else []:
+        for f in report.sorted_findings()[:6] if report else []:
             findings.append(f"{f.severity.value:8}", style=SEVERITY_STYLE[f.severity])
             findings.append(f" {f.rule}  {clean(f.subject)}\n")
         self.query_one("#overview-findings", Static).update(
-            findings or ("no findings" if self.report else "not validated yet")
+            findings or ("no findings" if report else "not validated yet")
         )
         alerts = Text(no_wrap=True, overflow="ellipsis")
         for a in self.alerts[-6:]:
-            alerts.append(f"{a.severity:8}", style=SEVERITY_STYLE.get(Severity(a.severity), ""))
+            alerts.append(f"{a.severity:8}", style=SEVERITY_STYLE[severity_of(a.severity)])
             alerts.append(f" {clean(a.title)}\n")
         self.query_one("#overview-alerts", Static).update(alerts or "no active alerts")
-        self.query_one("#overview-deploy", Static).update(
-            "\n".join(self.deploys) or "no preflight yet: run 'opsdash preflight' before a deploy"
-        )
+        deploy = Text()
+        if picture.unfinished:
+            deploy.append(
+                f"runbook {picture.unfinished}: press 5, then Enter, to resume\n", style="bold yellow"
+            )
+        deploy.append("\n".join(self.deploys) or "no preflight yet: run 'opsdash preflight' before a deploy")
+        self.query_one("#overview-deploy", Static).update(deploy)

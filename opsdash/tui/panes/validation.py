@@ -8,24 +8,20 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Static
 
 from opsdash.core.errors import OpsdashError
-from opsdash.core.findings import Finding, Report, Severity
+from opsdash.core.findings import Finding, Report
 from opsdash.core.readiness import gate
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import OpenRunbook, OverviewChanged, ValidationCompleted, ValidationFailed
 from opsdash.tui.safe import clean, safe
+from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
-SEVERITY_STYLE = {
-    Severity.CRIT: "bold red",
-    Severity.UNKNOWN: "magenta",
-    Severity.WARN: "yellow",
-    Severity.INFO: "blue",
-    Severity.OK: "green",
-}
+__all__ = ["SEVERITY_STYLE", "ValidationPane", "finding_text"]
 
 
 def finding_text(f: Finding) -> Text:
@@ -48,6 +44,7 @@ class ValidationPane(Vertical):
             "o", "open_runbook", "Runbook", id="validation.open_runbook", tooltip="Open the finding's runbook"
         ),
         Binding("y", "copy", "Copy", id="validation.copy", tooltip="Copy the finding to the clipboard"),
+        Binding("slash", "filter", "Filter", id="validation.filter", tooltip="Filter the findings"),
     ]
 
     def __init__(self, ctx: DashboardContext, **kwargs: object) -> None:
@@ -58,14 +55,14 @@ class ValidationPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("validating…" if self.ctx.live else "not validated yet", id="verdict")
-        yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="detail")
+        # fixed widths (the table never renders with header-sized columns while it sizes itself);
+        # the subject takes whatever width the terminal has left
+        columns = [Col("SEVERITY", 8), Col("CATEGORY", 12), Col("RULE", 26), Col("SUBJECT", 20, flex=1)]
+        yield FilteredTable(OpsTable(columns, id="findings"))
+        with VerticalScroll(id="detail-scroll"):
+            yield Static("", id="detail")
 
     def on_mount(self) -> None:
-        table = self.query_one("#findings", DataTable)
-        # fixed widths: the table never renders with header-sized columns while it sizes itself
-        for label, width in (("SEVERITY", 8), ("CATEGORY", 12), ("RULE", 28), ("SUBJECT", 60)):
-            table.add_column(label, width=width)
         self.border_title = "Validation"
         if self.ctx.live and self.ctx.loaded is not None:
             self.run_validation()
@@ -120,7 +117,7 @@ class ValidationPane(Vertical):
             f"{counts['WARN']} warning, {counts['UNKNOWN']} unknown, {counts['INFO']} info"
         )
         self.findings = report.sorted_findings()
-        table = self.query_one("#findings", DataTable)
+        table = self.query_one("#findings", OpsTable)
         with self.app.batch_update():
             table.clear()
             for index, f in enumerate(self.findings):
@@ -131,18 +128,22 @@ class ValidationPane(Vertical):
                     safe(f.subject),
                     key=str(index),
                 )
-        self._show_detail(0)
+        current = table.current_key
+        self._show_detail(int(current) if current is not None else 0)
         self.post_message(OverviewChanged("validation", report))
 
-    @on(DataTable.RowHighlighted, "#findings")
-    def highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_detail(event.cursor_row)
+    @on(OpsTable.RowHighlighted, "#findings")
+    def highlighted(self, event: OpsTable.RowHighlighted) -> None:
+        self._show_detail(int(event.row_key.value or 0))
+
+    def action_filter(self) -> None:
+        self.query_one(FilteredTable).open_filter()
 
     def current(self) -> Finding | None:
         if not self.findings:
             return None
-        row = self.query_one("#findings", DataTable).cursor_row
-        return self.findings[min(max(row, 0), len(self.findings) - 1)]
+        key = self.query_one("#findings", OpsTable).current_key
+        return self.findings[int(key)] if key is not None else None
 
     def _show_detail(self, index: int) -> None:
         detail = self.query_one("#detail", Static)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -37,13 +40,21 @@ def entry_text(entry: Entry) -> Text:
     return text
 
 
+class NearTop(Message):
+    """The view is within a screen of its first row: the source may have older lines to add."""
+
+
 class LogView(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     LogView { height: 1fr; }
     """
+    BINDINGS: ClassVar = [
+        Binding("j,down", "scroll_down", "Down", show=False, id="log.down", tooltip="Next line"),
+        Binding("k,up", "scroll_up", "Up", show=False, id="log.up", tooltip="Previous line"),
+    ]
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._read: Callable[[int], bytes] = lambda _n: b""
         self._rows: Sequence[int] = []
         self._cache: OrderedDict[int, Strip] = OrderedDict()
@@ -64,6 +75,21 @@ class LogView(ScrollView, can_focus=True):
         if self.follow:
             self.scroll_end(animate=False)
         self.refresh()
+
+    def rows_prepended(self, rows: Sequence[int], added: int) -> None:
+        """`added` older rows now come first: the same records stay in view."""
+        self._rows = rows
+        self._cache.clear()
+        self.virtual_size = Size(240, len(rows))
+        if self.follow:
+            self.scroll_end(animate=False)
+        else:
+            self.scroll_to(y=self.scroll_offset.y + added, animate=False, immediate=True)
+        self.refresh()
+
+    def on_resize(self) -> None:
+        if self.follow:  # a pane shown for the first time opens at the newest record
+            self.scroll_end(animate=False, immediate=True)
 
     @property
     def row_count(self) -> int:
@@ -94,4 +120,7 @@ class LogView(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        self.follow = new >= self.max_scroll_y
+        if self.size.height:  # a hidden view has no scroll range: it must not stop following
+            self.follow = new >= self.max_scroll_y
+        if new < old and new < max(self.size.height, 20):
+            self.post_message(NearTop())

@@ -113,3 +113,71 @@ def test_follower_appends_partial_lines_truncation_and_rotation(tmp_path: Path) 
 def test_entry_summary_reads_like_a_log_line() -> None:
     entry = Entry.parse(rec(5, action="rollback"))
     assert entry.summary().startswith("2026-11-26T10:00:00+00:00  #5  operator_action  alice  rollback")
+
+
+# ---------------------------------------------------------------- StreamIndex: what the Audit pane reads
+
+from opsdash.core.audit.tail import LineIndex as _LineIndex  # noqa: E402
+from opsdash.core.audit.tail import StreamIndex  # noqa: E402
+
+
+def _write(path: Path, first: int, count: int) -> None:
+    with path.open("ab") as handle:
+        for n in range(first, first + count):
+            handle.write(b'{"seq":%d,"kind":"system","pad":"%s"}\n' % (n, b"x" * (n % 37)))
+
+
+def _lines(index: StreamIndex) -> list[bytes]:
+    return [index.line_at(p) for p in index.offsets]
+
+
+def test_stream_index_reads_backwards_on_demand_and_matches_a_full_index(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    _write(log, 0, 5000)
+    with _LineIndex(log) as full:
+        everything = [full.line(n) for n in range(len(full.build()))]
+    with StreamIndex([log]) as index:
+        added = index.extend_back(4096)
+        assert 0 < added < 200 and not index.complete  # one small step: only the newest lines
+        assert _lines(index) == everything[-added:]
+        while not index.complete:
+            index.extend_back(10_000)
+        assert _lines(index) == everything
+
+
+def test_stream_index_spans_rotated_files_and_follows_rotation(tmp_path: Path) -> None:
+    first, current = tmp_path / "audit-000001.log", tmp_path / "audit.log"
+    _write(first, 0, 100)
+    _write(current, 100, 50)
+    with StreamIndex([first, current]) as index:
+        while not index.complete:
+            index.extend_back(1000)
+        assert [int(line.split(b",")[0][7:]) for line in _lines(index)] == list(range(150))
+        _write(current, 150, 5)  # appended, then the file is rotated and a new one started
+        current.rename(tmp_path / "audit-000002.log")
+        _write(current, 155, 3)
+        assert index.refresh() == "rotated"
+        assert [int(line.split(b",")[0][7:]) for line in _lines(index)] == list(range(158))
+        _write(current, 158, 2)
+        assert index.refresh() == "appended"
+        assert index.refresh() is None
+        assert _lines(index)[-1].startswith(b'{"seq":159,')
+
+
+def test_stream_index_reports_truncation(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    _write(log, 0, 10)
+    with StreamIndex([log]) as index:
+        index.extend_back()
+        log.write_bytes(b"")
+        assert index.refresh() == "reset"
+
+
+def test_stream_index_scan_finds_matches_in_every_file(tmp_path: Path) -> None:
+    first, current = tmp_path / "audit-000001.log", tmp_path / "audit.log"
+    _write(first, 0, 30)
+    _write(current, 30, 30)
+    with StreamIndex([first, current]) as index:
+        found = index.scan(lambda raw: b'"seq":1' in raw)
+        seqs = [int(index.line_at(p).split(b",")[0][7:]) for p in found]
+        assert seqs == [1, *range(10, 20)]  # positions read back without a full index

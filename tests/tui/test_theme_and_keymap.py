@@ -1,0 +1,100 @@
+"""Colour and keys come from the configuration and the terminal: NO_COLOR gives a monochrome
+theme where severity stays salient, a 16-colour terminal gets the ANSI theme, an unknown theme or
+keymap id is a config error with file:line, and without a terminal the dashboard says so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.style import Style
+from textual.app import App
+from textual.binding import Binding
+
+from opsdash.core.findings import Severity
+from opsdash.core.profile import DASHBOARD_THEMES, KEYMAP_IDS
+from opsdash.tui.app import PANE_CLASSES, HelpScreen, OpsdashApp, VerdictBar, choose_theme, pane_class
+from opsdash.tui.style import PALETTES, SEVERITY_STYLE, use_palette
+from opsdash.tui.widgets.logview import LogView
+from opsdash.tui.widgets.table import FilterBar, OpsTable
+from tests.conftest import Project
+from tests.tui.conftest import SIZE, feed_sample, settle
+
+OPSDASH = str(Path(sys.executable).with_name("opsdash"))
+
+
+def test_the_config_knows_every_theme_and_binding_id_the_dashboard_has() -> None:
+    themes = set(App[None]().available_themes) | {"opsdash-mono"}
+    assert set(DASHBOARD_THEMES) == themes
+    owners = [OpsdashApp, *(pane_class(p) for p in PANE_CLASSES), OpsTable, FilterBar, LogView, HelpScreen]
+    ids = {b.id for owner in owners for b in owner.BINDINGS if isinstance(b, Binding) and b.id}
+    assert set(KEYMAP_IDS) == ids
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('theme = "solarised"', "unknown theme 'solarised'"),
+        ('keymap = { "health.bogus" = "x" }', "health.bogus"),
+    ],
+)
+def test_config_validate_rejects_unknown_theme_and_keymap_ids(
+    project: Project, line: str, problem: str
+) -> None:
+    text = project.profile.read_text().replace("[opsdash]\n", f"[opsdash]\n{line}\n")
+    project.profile.write_text(text)
+    lineno = text.splitlines().index(line) + 1
+    done = subprocess.run(
+        [OPSDASH, "config", "validate", "--config", str(project.profile)], capture_output=True, text=True
+    )
+    assert done.returncode == 3
+    assert f"{project.profile}:{lineno}:" in done.stderr and problem in done.stderr
+
+
+def test_plain_opsdash_without_a_terminal_exits_with_a_clear_error(project: Project) -> None:
+    done = subprocess.run(
+        [OPSDASH, "--config", str(project.profile)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert done.returncode == 3
+    assert "needs a terminal" in done.stderr
+
+
+def test_theme_choice() -> None:
+    assert choose_theme("textual-dark", monochrome=True, colours="truecolor") == "opsdash-mono"
+    assert choose_theme("textual-dark", monochrome=False, colours="standard") == "ansi-dark"
+    assert choose_theme("nord", monochrome=False, colours="standard") == "nord"  # the profile's choice wins
+    assert choose_theme("textual-dark", monochrome=False, colours="256") == "textual-dark"
+
+
+def test_no_two_severities_look_the_same_in_any_palette() -> None:
+    for palette in PALETTES.values():
+        assert len(set(palette.values())) == len(palette)
+    assert all(word in PALETTES["mono"][Severity.CRIT] for word in ("bold", "reverse"))
+    assert "red" not in " ".join(PALETTES["mono"].values())
+
+
+async def test_no_color_draws_severity_with_bold_and_reverse(
+    sample_app: OpsdashApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = OpsdashApp(sample_app.ctx.ops, live=False, record=False)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await feed_sample(app)
+            await settle(pilot)
+            assert app.theme == "opsdash-mono"
+            assert SEVERITY_STYLE[Severity.CRIT] == "bold reverse"
+            bar = app.query_one(VerdictBar).render()
+            spans = [s for s in bar.spans if "NO-GO" in bar.plain[s.start : s.end]]  # type: ignore[union-attr]
+            style = spans[0].style
+            style = Style.parse(style) if isinstance(style, str) else style
+            assert style.reverse and style.bold
+    finally:
+        use_palette("colour")
