@@ -195,6 +195,9 @@ class RunbookSession(_Fixed):
     started_at: Timestamp
     updated_at: Timestamp
     events: list[SessionEvent]
+    escalated: bool = Field(
+        description="A failed step sent the session down its on_fail=goto branch (it ends 'escalated')."
+    )
 
 
 class FindingChange(_Fixed):
@@ -289,6 +292,9 @@ class RunbookList(RootModel[list[RunbookEntry]]):
 class AuditRecord(_Fixed):
     """One record of the hash-chained audit log, as written."""
 
+    v: int | None = Field(
+        None, description="Record format: 2 (MAC over the line's bytes as written); absent in format 1."
+    )
     seq: int
     ts: Timestamp
     log_id: str
@@ -300,7 +306,10 @@ class AuditRecord(_Fixed):
     outcome: str
     details: dict[str, Any]
     prev: str = Field(description="The previous record's MAC; empty for a new log's genesis.")
-    mac: str = Field(description="HMAC-SHA256 over the record without its mac.")
+    mac: str = Field(
+        description="HMAC-SHA256: format 2 over the line's bytes as written up to the mac field; "
+        "format 1 over the record without its mac, sorted keys, no spaces."
+    )
 
 
 class AuditUnparseable(_Fixed):
@@ -325,18 +334,29 @@ class AuditProblem(_Fixed):
     line: int
     seq: int | None
     reason: str
+    first_bad_seq: int | None = Field(
+        description="The first seq that is not as written: changed, missing, out of order or cut."
+    )
     message: str = Field(description="file:line (seq N): reason")
 
 
 class AuditVerify(_Fixed):
     schema_version: SchemaVersion
-    ok: bool
+    ok: bool = Field(description="The chain is intact and reaches every anchor.")
+    status: Literal["OK", "WARN", "TAMPERED"] = Field(
+        description="WARN: intact, but a repaired torn write is not acknowledged (`audit ack-repair`)."
+    )
     records: int = Field(description="Records verified (before the problem, if any).")
     files: list[str]
     head: AuditHead | None
     problem: AuditProblem | None = Field(description="The first bad record and why; null when intact.")
     notes: list[str]
+    warnings: list[str] = Field(description="Repaired torn writes not yet acknowledged, one line each.")
+    unacknowledged_repairs: list[int] = Field(description="The seqs of those repair records.")
     anchor_source: str = Field(description="Where the anchor came from (history run ..., --anchor, none).")
+    head_anchor: str | None = Field(
+        description="The head anchor file beside the key that the log was checked against; null before one."
+    )
     directory: str
 
 

@@ -145,6 +145,46 @@ class ProviderSection(_Section):
 
 CHECK_KINDS = ("http", "tcp", "dns", "tls", "provider", "webhook")
 
+# The dashboard's themes and key-binding ids, here so `config validate` rejects a typo (file:line)
+# before the dashboard starts; tests/tui/test_theme_and_keymap.py keeps them equal to the TUI's.
+DASHBOARD_THEMES = (
+    *("textual-dark", "textual-light", "ansi-dark", "ansi-light", "opsdash-mono", "atom-one-dark"),
+    *("atom-one-light", "catppuccin-frappe", "catppuccin-latte", "catppuccin-macchiato"),
+    *("catppuccin-mocha", "dracula", "flexoki", "gruvbox", "monokai", "nord", "rose-pine"),
+    *("rose-pine-dawn", "rose-pine-moon", "solarized-dark", "solarized-light", "tokyo-night"),
+)
+KEYMAP_IDS = (
+    *("app.quit", "app.help", "app.back", "app.pane.overview", "app.pane.validation"),
+    *("app.pane.health", "app.pane.audit", "app.pane.runbooks", "app.pane.history"),
+    *("validation.rerun", "validation.open_runbook", "validation.copy", "validation.filter"),
+    *("health.pause", "health.open_runbook", "health.copy", "health.filter"),
+    *("audit.verify", "audit.filter", "audit.follow", "audit.oldest", "audit.copy"),
+    *("runbooks.open", "runbooks.new", "runbooks.copy", "runbooks.list", "runbooks.step.confirm"),
+    *("runbooks.step.retry", "runbooks.step.mark-done", "runbooks.step.skip", "runbooks.step.abort"),
+    *("runbooks.step.interrupt",),
+    *("history.open", "history.mark", "history.diff", "history.reload", "history.filter"),
+    *("table.down", "table.up", "table.first", "table.last", "filter.clear", "filter.keep"),
+    *("log.down", "log.up", "help.close"),
+)
+
+
+def check_theme(value: str) -> str:
+    if value not in DASHBOARD_THEMES:
+        raise ValueError(f"unknown theme {value!r}; one of: {', '.join(DASHBOARD_THEMES)}")
+    return value
+
+
+def check_keymap(value: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(set(value) - set(KEYMAP_IDS))
+    if unknown:
+        raise ValueError(
+            f"unknown key binding id(s) {', '.join(unknown)}; the ids are listed by ? in the dashboard"
+        )
+    empty = sorted(k for k, v in value.items() if not v.strip())
+    if empty:
+        raise ValueError(f"no key given for {', '.join(empty)}")
+    return value
+
 
 class CheckBase(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Unique name, e.g. app-health.")
@@ -354,7 +394,10 @@ class DeploySection(_Section):
 
 class AlertChannel(_Section):
     name: str = Field(description="Shown in delivery reports.")
-    kind: Literal["webhook", "slack"] = Field(description="webhook: generic JSON; slack: Slack-compatible.")
+    kind: Literal["webhook", "slack", "alertmanager"] = Field(
+        description="webhook: generic JSON; slack: Slack-compatible; alertmanager: Prometheus Alertmanager's "
+        "v2 API (url is its base, e.g. http://127.0.0.1:9093; alerts go to /api/v2/alerts)."
+    )
     url: str | None = Field(None, description="Receiver URL (if it holds no secret).")
     url_env: str | None = Field(None, description="Variable holding the URL (Slack URLs are secrets).")
     timeout: float = Field(
@@ -394,6 +437,14 @@ class RunbooksSection(_Section):
     shipped: bool = Field(True, description="Also offer the runbooks that ship with opsdash.")
 
 
+class ServeSection(_Section):
+    validate_interval: float = Field(
+        300,
+        ge=10,
+        description="opsdash serve: seconds between validations of the environment (and audit verifies).",
+    )
+
+
 class HealthSection(_Section):
     concurrency: int = Field(50, ge=1, le=1000, description="Probes in flight at once.")
     ca_file: Path | None = Field(None, description="Extra CA bundle to trust (internal CAs, the demo).")
@@ -413,6 +464,7 @@ class Profile(_Section):
     runbooks: RunbooksSection = Field(default_factory=RunbooksSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
+    serve: ServeSection = Field(default_factory=ServeSection)
 
     @field_validator("checks")
     @classmethod
