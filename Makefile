@@ -46,6 +46,7 @@ bench: $(STAMP) ## Run the benchmarks (prints figures and ratios)
 
 prometheus: $(STAMP) ## opsdash serve with real Prometheus + Alertmanager (needs the Debian packages)
 	$(BIN)/python scripts/prometheus_integration.py
+	$(BIN)/python scripts/metrics_vs_blackbox.py
 
 screenshots: $(STAMP) ## Regenerate screenshots/*.svg from the fixed sample data
 	$(BIN)/python scripts/screenshots.py

@@ -116,7 +116,9 @@ def runbook_show(ref: str, config: Path | None) -> None:
 @config_option
 def runbook_check(paths: tuple[Path, ...], config: Path | None) -> None:
     """Lint runbooks: front matter, check names (against the profile), gotos, unreachable steps,
-    undeclared parameters. With no PATH, every runbook opsdash would offer.
+    undeclared parameters, parameter examples and suggestions, code blocks never closed, and sizes
+    no runbook needs (over 200 steps, 50 parameters, a 64 KiB block or a 512 KiB file). With no
+    PATH, every runbook opsdash would offer. `runbook run` refuses a runbook with any of these.
 
     \b
     Exit codes: 0 all clean, 3 problems found (each as file:line) or usage/config error.

@@ -86,26 +86,6 @@ def gate(report: Report) -> str:
     return "NO-GO" if verdict is Severity.CRIT else "GO"
 
 
-def live_gate(report: Report | None, states: Mapping[str, Severity], expected_checks: int) -> tuple[str, str]:
-    """The dashboard's verdict from the latest validation and the checks' sustained states:
-    (GO | NO-GO | UNKNOWN, the reason). CRIT anywhere is NO-GO; anything not yet evaluated is
-    UNKNOWN, never GO."""
-    reasons = []
-    crit_checks = sorted(n for n, s in states.items() if s is Severity.CRIT)
-    if report is not None and report.verdict is Severity.CRIT:
-        reasons.append(f"{report.counts()['CRIT']} critical finding(s)")
-    if crit_checks:
-        reasons.append(f"failing: {', '.join(crit_checks)}")
-    if reasons:
-        return "NO-GO", "; ".join(reasons)
-    if report is None:
-        return "UNKNOWN", "environment not validated yet"
-    if len(states) < expected_checks or any(s is Severity.UNKNOWN for s in states.values()):
-        return "UNKNOWN", "checks still being evaluated"
-    label = gate(report)
-    return label, "validation and live checks pass" if label == "GO" else "environment could not be evaluated"
-
-
 @dataclass(frozen=True)
 class Verdict:
     """The dashboard's one verdict: GO | NO-GO | UNKNOWN, why (the worst contributor first), and

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from opsdash.core.findings import Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
-from opsdash.core.readiness import live_gate
+from opsdash.core.readiness import dashboard_verdict
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_KINDS = frozenset({"http", "provider", "webhook"})  # the webhook self-test makes several requests
@@ -138,10 +138,8 @@ class TargetStatus:
     audit_verified: bool | None = None
 
     def gate(self) -> str:
-        label, _reason = live_gate(
-            self.validation, {n: s.status for n, s in self.states.items()}, self.expected_checks
-        )
-        return label
+        """The dashboard's own verdict function, so a scrape and the header never disagree."""
+        return dashboard_verdict(self.validation, self.states, self.expected_checks).label
 
 
 class _TargetFamilies(Collector):

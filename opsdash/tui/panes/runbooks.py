@@ -779,15 +779,16 @@ class RunbooksPane(Vertical):
         row = ex.runbook.steps[ex.state.current].id
         suffix = "" if ex.control_active or self._busy else " (elsewhere)"
         steps.update_cell(row, "state", self._state_text(st.status, st.started_at) + suffix)
-        if not ex.control_active and not self._busy and not self._settling and ex.running_pid() is None:
+        if not ex.control_active and not self._busy and not self._settling:
             self._settling = True
             self._settle()
 
     @work(thread=True, group="runbook-settle", exit_on_error=False, description="collect a finished command")
     def _settle(self) -> None:
+        """Off the UI thread: whether the command still runs is read from /proc."""
         ex = self.executor
         try:
-            if ex is not None:
+            if ex is not None and ex.running_pid() is None:
                 ex.settle_detached()
                 self.post_message(RunbookStepFinished(ex.state.id))
         finally:

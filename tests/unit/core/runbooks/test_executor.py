@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from unittest import mock
 
@@ -82,6 +82,15 @@ def book_path(tmp_path: Path) -> Path:
 def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     with History.open(tmp_path / "data") as history:
         yield RunbookStore(history)
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll until `condition()` holds: a hang guard of 30 s, not a timing assertion."""
+    for _ in range(600):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the condition never held")
 
 
 def start(book_path: Path, store: RunbookStore, gates: Gates, message: str = "hello") -> Executor:
@@ -496,8 +505,7 @@ def test_interrupting_a_running_command_stops_its_process_group_and_records_why(
     ex.confirm()
     worker = threading.Thread(target=ex.confirm)
     worker.start()
-    while ex.current_state().pid is None:  # type: ignore[union-attr]
-        time.sleep(0.01)
+    wait_until(lambda: ex.current_state().pid is not None)  # type: ignore[union-attr]
     pid = ex.current_state().pid  # type: ignore[union-attr]
     with pytest.raises(StepNotAllowed):
         ex.skip("no")
@@ -530,8 +538,7 @@ def test_a_detached_command_runs_on_and_a_resume_collects_its_output_and_status(
     ex.confirm()
     worker = threading.Thread(target=ex.confirm)
     worker.start()
-    while ex.current_state().pid is None:  # type: ignore[union-attr]
-        time.sleep(0.01)
+    wait_until(lambda: ex.current_state().pid is not None)  # type: ignore[union-attr]
     ex.detach()  # as the dashboard does when the operator quits and leaves it running
     worker.join(10)
     assert ex.state.steps[1].status is StepStatus.RUNNING
@@ -539,8 +546,7 @@ def test_a_detached_command_runs_on_and_a_resume_collects_its_output_and_status(
     assert book is not None
     resumed = Executor.resume(book, ex.state.id, RunbookStore(shared), Gates(True))
     assert resumed.running_pid() is not None and resumed.allowed() == ["interrupt"]
-    while resumed.running_pid() is not None:
-        time.sleep(0.05)
+    wait_until(lambda: resumed.running_pid() is None)
     resumed.settle_detached()
     st = resumed.state.steps[1]
     assert (st.status, st.exit_code) == (StepStatus.DONE, 0)
