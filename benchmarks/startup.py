@@ -11,8 +11,7 @@ polled with `tmux capture-pane` until the text appears (what a person would see)
   - peak RSS (VmHWM) of each app process when its text appeared;
   - the health pane with 200 checks all updating at once (in process, headless).
 
-The package is byte-compiled first (PYTHONDONTWRITEBYTECODE is set in some sandboxes: without
-.pyc files every launch would compile opsdash again).
+opsdash and its dependencies are byte-compiled first, as `pip install` leaves them (bytecode.py).
 
 Usage: .venv/bin/python benchmarks/startup.py [--runs 7] [--log-mb 100]
 """
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import os
 import re
 import shlex
@@ -31,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bytecode import compile_installed
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = """
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--log-mb", type=int, default=100)
     args = parser.parse_args()
-    compileall.compile_dir(str(ROOT / "opsdash"), quiet=1)
+    compile_installed()
     from opsdash.demo.control import BackgroundDemo
 
     opsdash = str(Path(sys.executable).with_name("opsdash"))

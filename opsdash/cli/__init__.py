@@ -1,8 +1,9 @@
 """The `opsdash` command. Bare `opsdash` opens the dashboard; subcommands are the headless CLI.
 
 One module per command group; each parses options, calls `opsdash.ops`, and renders. Textual is
-imported only by the commands that open the dashboard, so `opsdash validate` in a CI pipeline
-starts fast. Usage and config errors exit 3 with one line on stderr, never a traceback.
+imported only by the commands that open the dashboard, and each command's module only when it
+runs (`common.COMMANDS`), so `opsdash validate` in a CI pipeline starts fast. Usage and config
+errors exit 3 with one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,39 +14,11 @@ import traceback
 
 import click
 
-from opsdash.cli import (
-    audit,
-    checks,
-    completion,
-    config,
-    demo,
-    deploys,
-    history,
-    runbook,
-    serve,
-    validate,
-    webhook,
-)
 from opsdash.cli.common import EXIT_UNKNOWN, cli
 from opsdash.cli.render import emit
 from opsdash.core.errors import OpsdashError
-from opsdash.core.secrets import redactor
 
-__all__ = [
-    "audit",
-    "checks",
-    "cli",
-    "completion",
-    "config",
-    "demo",
-    "deploys",
-    "history",
-    "main",
-    "runbook",
-    "serve",
-    "validate",
-    "webhook",
-]
+__all__ = ["cli", "main"]
 
 
 def _requested_format(argv: list[str]) -> tuple[str, str]:
@@ -88,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     except (BrokenPipeError, KeyboardInterrupt):
         sys.exit(130)
     except Exception as exc:
+        from opsdash.core.secrets import redactor
+
         detail = redactor.redact(f"{type(exc).__name__}: {exc}")
         if os.environ.get("OPSDASH_DEBUG"):
             emit(redactor.redact(traceback.format_exc()), err=True)

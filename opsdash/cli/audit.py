@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, config_option, json_option, operator_option
+from opsdash.cli.common import config_option, json_option, operator_option
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.core.text import visible
 from opsdash.ops.base import Ops
 
 
-@cli.group()
+@click.group()
 def audit() -> None:
     """The tamper-evident audit log of who did what (in the profile's data directory)."""
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import chosen_format, cli, common_options, format_option
+from opsdash.cli.common import chosen_format, common_options, format_option
 from opsdash.cli.completion import check_names
 from opsdash.cli.render import emit
 from opsdash.ops.base import Ops
 
 
-@cli.command()
+@click.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=check_names)
 @common_options
 @click.option(

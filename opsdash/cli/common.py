@@ -7,6 +7,7 @@ audit log or the network itself.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,11 +15,44 @@ from typing import Any, TypeVar
 import click
 
 from opsdash import __version__
-from opsdash.core.errors import ConfigError
-from opsdash.ops.config import find_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNKNOWN = 3
+
+# Each command's module, imported only when that command runs (or --help lists them all), so
+# `opsdash history list` loads click, its own module and the history code, and nothing else.
+COMMANDS = {
+    "audit": "opsdash.cli.audit:audit",
+    "check": "opsdash.cli.checks:check",
+    "completion": "opsdash.cli.completion:completion",
+    "config": "opsdash.cli.config:config_group",
+    "demo": "opsdash.cli.demo:demo",
+    "history": "opsdash.cli.history:history",
+    "init": "opsdash.cli.config:init",
+    "preflight": "opsdash.cli.deploys:preflight",
+    "runbook": "opsdash.cli.runbook:runbook",
+    "serve": "opsdash.cli.serve:serve",
+    "validate": "opsdash.cli.validate:validate",
+    "verify-deploy": "opsdash.cli.deploys:verify_deploy_cmd",
+    "web": "opsdash.cli.serve:web",
+    "webhook": "opsdash.cli.webhook:webhook",
+}
+
+
+class LazyGroup(click.Group):
+    """The root group: its commands are named in COMMANDS and imported on first use (click's
+    documented pattern for lazily loaded subcommands)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, _, name = COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), name)
+            assert isinstance(command, click.Command), COMMANDS[cmd_name]
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
 def config_option(f: F) -> F:
@@ -100,7 +134,9 @@ def common_options(f: F) -> F:
     return env_options(json_option(operator_option(f)))
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="opsdash")
 @config_option
 @click.pass_context
@@ -117,27 +153,31 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
     Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
     """
-    if ctx.invoked_subcommand is not None:
-        if config is not None:  # `opsdash --config X check` means `opsdash check --config X`
-            ctx.default_map = _config_defaults(cli, str(config))
+    name = ctx.invoked_subcommand
+    if name is not None:
+        command = cli.get_command(ctx, name)
+        if config is not None and command is not None:  # `opsdash --config X check` is `check --config X`
+            ctx.default_map = {name: _config_defaults(command, str(config))}
         return
-    if ctx.invoked_subcommand is None:
-        from opsdash.tui.app import run_dashboard
+    from opsdash.core.errors import ConfigError
+    from opsdash.ops.paths import find_config
+    from opsdash.tui.app import run_dashboard
 
-        try:
-            path: Path | None = find_config(config)
-        except ConfigError:
-            path = None
-        run_dashboard(path)
+    try:
+        path: Path | None = find_config(config)
+    except ConfigError:
+        path = None
+    run_dashboard(path)
 
 
-def _config_defaults(group: click.Group, config: str) -> dict[str, Any]:
-    """A default_map giving every command below `group` that takes --config this profile."""
-    out: dict[str, Any] = {}
-    for name, command in group.commands.items():
-        entry: dict[str, Any] = _config_defaults(command, config) if isinstance(command, click.Group) else {}
-        if any(param.name == "config" for param in command.params):
-            entry["config"] = config
-        if entry:
-            out[name] = entry
-    return out
+def _config_defaults(command: click.Command, config: str) -> dict[str, Any]:
+    """A default_map giving `command`, and every command below it, that takes --config this
+    profile."""
+    entry: dict[str, Any] = {}
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            if below := _config_defaults(sub, config):
+                entry[name] = below
+    if any(param.name == "config" for param in command.params):
+        entry["config"] = config
+    return entry

@@ -60,7 +60,7 @@ def run_ids(ctx: click.Context, _param: click.Parameter, incomplete: str) -> lis
     ]
 
 
-@cli.command()
+@click.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL.

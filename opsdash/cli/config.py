@@ -7,14 +7,15 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import EXIT_UNKNOWN, cli, config_option, json_option
+from opsdash.cli.common import EXIT_UNKNOWN, config_option, json_option
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.ops.base import Ops
-from opsdash.ops.config import find_config, load_config
+from opsdash.ops.config import load_config
+from opsdash.ops.paths import find_config
 
 
-@cli.group("config")
+@click.group("config")
 def config_group() -> None:
     """Inspect and check opsdash's configuration and the target profile."""
 
@@ -89,7 +90,7 @@ def config_schema_cmd() -> None:
     emit_json(config_schema())
 
 
-@cli.command()
+@click.command()
 @click.option("--force", is_flag=True, help="Overwrite an existing opsdash.toml.")
 @click.option(
     "--dir",

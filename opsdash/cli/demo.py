@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from opsdash.cli.common import cli, config_option
+from opsdash.cli.common import config_option
 from opsdash.cli.render import emit
 from opsdash.demo import FAULTS
 from opsdash.ops.base import Ops
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.option(
     "--fault",
     "faults",

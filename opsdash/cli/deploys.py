@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import chosen_format, cli, common_options, format_option
+from opsdash.cli.common import chosen_format, common_options, format_option
 from opsdash.cli.render import emit
 from opsdash.core.findings import Report
 from opsdash.ops.base import Ops
@@ -32,7 +32,7 @@ def progress_to_stderr(message: str) -> None:
     print(f"  … {message}", file=sys.stderr, flush=True)
 
 
-@cli.command()
+@click.command()
 @common_options
 @format_option("sarif", "junit", "github")
 @click.option("--no-history", is_flag=True, help="Do not record this run (nor alert on it).")
@@ -70,7 +70,7 @@ def preflight(
     sys.exit(report.exit_code())
 
 
-@cli.command("verify-deploy")
+@click.command("verify-deploy")
 @common_options
 @click.option(
     "--window",

@@ -7,16 +7,20 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, config_option, json_option
+from opsdash.cli.common import config_option, json_option
 from opsdash.cli.completion import run_ids
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.ops.base import Ops
 
 
-@cli.group()
+@click.group()
 def history() -> None:
-    """Past runs kept in the local history database (the profile's data directory)."""
+    """Past runs kept in the local history database (the profile's data directory).
+
+    Reading history needs only the profile's [opsdash] data_dir (or OPSDASH_DATA_DIR): the rest
+    of the profile is not validated, so a profile broken elsewhere does not hide the history.
+    """
 
 
 @history.command("list")
@@ -40,7 +44,7 @@ def history_list(config: Path | None, as_json: bool, limit: int, kind: str | Non
     from opsdash.cli.render import runs_table
     from opsdash.ops import history as past
 
-    runs = past.runs(Ops.open(config, require=False), limit=limit, kind=kind)
+    runs = past.runs(Ops.reading(config), limit=limit, kind=kind)
     if as_json:
         emit_json([{**r.__dict__, "verdict": r.verdict.value} for r in runs])
     else:
@@ -61,7 +65,7 @@ def history_show(run: str, config: Path | None, as_json: bool) -> None:
     from opsdash.cli.runbook_io import print_session
     from opsdash.ops import history as past
 
-    detail = past.show(Ops.open(config, require=False), run)
+    detail = past.show(Ops.reading(config), run)
     if detail.session is not None:
         state = detail.session
         if as_json:
@@ -100,7 +104,7 @@ def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> 
     from opsdash.cli.render import diff_dict, diff_text
     from opsdash.ops import history as past
 
-    c = past.diff(Ops.open(config, require=False), run_a, run_b)
+    c = past.diff(Ops.reading(config), run_a, run_b)
     if as_json:
         emit_json(diff_dict(c.a, c.b, c.diff))
     else:

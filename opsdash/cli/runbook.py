@@ -11,7 +11,6 @@ import click
 
 from opsdash.cli.common import (
     EXIT_UNKNOWN,
-    cli,
     config_option,
     env_options,
     json_option,
@@ -29,7 +28,7 @@ def _as_dict(row: SessionRow | None) -> dict[str, Any] | None:
     return None if row is None else dataclasses.asdict(row)
 
 
-@cli.group()
+@click.group()
 def runbook() -> None:
     """Guided incident and deploy runbooks (Markdown files with check gates)."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, config_option
+from opsdash.cli.common import config_option
 from opsdash.cli.render import emit
 from opsdash.ops.base import Ops
 
@@ -36,7 +36,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--config",
     "configs",
@@ -119,7 +119,7 @@ def serve(
     sys.exit(asyncio.run(service.run()))
 
 
-@cli.command()
+@click.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=WEB_PORT, show_default=True)
@@ -140,7 +140,7 @@ def web(config: Path | None, host: str, port: int, public_url: str | None) -> No
     Exit codes: 0 stopped, 3 usage/config error.
     """
     from opsdash.cli.webserve import DashboardServer
-    from opsdash.ops.config import find_config
+    from opsdash.ops.paths import find_config
 
     path = find_config(config) if config is not None else None
     command = f"{shlex.quote(sys.executable)} -m opsdash"

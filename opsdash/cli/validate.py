@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import chosen_format, cli, common_options, format_option
+from opsdash.cli.common import chosen_format, common_options, format_option
 from opsdash.cli.render import emit
 from opsdash.core.findings import Severity
 from opsdash.ops.base import Ops
 
 
-@cli.command()
+@click.command()
 @common_options
 @click.option(
     "--fail-on",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import cli, env_options, json_option
+from opsdash.cli.common import env_options, json_option
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.errors import InputError
 from opsdash.core.findings import SCHEMA_VERSION
@@ -36,7 +36,7 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, str]:
     return headers
 
 
-@cli.group()
+@click.group()
 def webhook() -> None:
     """Verify captured webhook deliveries, and sign test deliveries."""
 

@@ -13,31 +13,48 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsdash.core.errors import ConfigError, OpsdashError
-from opsdash.core.profile import Profile
-from opsdash.ops.config import LoadedConfig, OpsdashSettings, find_config, load_config, load_settings
+from opsdash.ops import paths
 
 if TYPE_CHECKING:
     from opsdash.core.health.probes import ProbeContext
+    from opsdash.core.profile import Profile
     from opsdash.ops.alerts import AlertDispatcher
     from opsdash.ops.audit import AuditTrail
+    from opsdash.ops.config import LoadedConfig, OpsdashSettings
     from opsdash.storage.history import History
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a session's settings and profile come from: the profile file (None: settings only)
+    and the flags that override it."""
+
+    path: Path | None
+    operator: str | None = None
+    data_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    settings: OpsdashSettings
+    config: LoadedConfig | None
+    operator: str
 
 
 @dataclass
 class Ops:
-    settings: OpsdashSettings
-    config: LoadedConfig | None
-    operator: str
+    source: Source
     clock: Callable[[], float] = time.time
     audit_trail: AuditTrail | None = None
     dispatcher: AlertDispatcher | None = None
     probes: ProbeContext | None = None  # given: every check runs with it (tests); else from the env files
+    loaded: Loaded | None = field(default=None, repr=False)  # None until something needs the settings
 
     @classmethod
     def open(
@@ -52,20 +69,34 @@ class Ops:
         and the settings. With `require=False` a missing profile is not an error: commands that can
         work without one (history, audit, runbooks) still get the data directory right."""
         try:
-            path = find_config(config)
+            path: Path | None = paths.find_config(config)
         except ConfigError:
             if require:
                 raise
-            return cls.bare(operator=operator, data_dir=data_dir)
-        loaded = load_config(path)
-        settings = load_settings(loaded.file_table, operator=operator, data_dir=data_dir)
-        return cls(settings, loaded, settings.resolved_operator())
+            path = None
+        ops = cls(Source(path, operator, data_dir))
+        ops.load()
+        return ops
 
     @classmethod
     def bare(cls, *, operator: str | None = None, data_dir: Path | None = None) -> Ops:
         """Settings only (flags and OPSDASH_* variables), no profile."""
-        settings = load_settings(operator=operator, data_dir=data_dir)
-        return cls(settings, None, settings.resolved_operator())
+        ops = cls(Source(None, operator, data_dir))
+        ops.load()
+        return ops
+
+    @classmethod
+    def reading(cls, config: Path | None = None) -> Ops:
+        """For commands that only read the data directory (`history list`, `show`, `diff`): nothing
+        is loaded until asked for, and the data directory is found without the settings models
+        (`paths.quick_data_dir`), so a read starts in a fraction of the time and a profile broken
+        elsewhere does not stop anyone reading the history. Anything else it is asked loads the
+        settings and profile then, with their usual errors."""
+        try:
+            path: Path | None = paths.find_config(config)
+        except ConfigError:
+            path = None
+        return cls(Source(path))
 
     @classmethod
     def open_or_error(cls, config: Path | None, *, data_dir: Path | None = None) -> tuple[Ops, str | None]:
@@ -79,18 +110,49 @@ class Ops:
             try:
                 return cls.bare(data_dir=data_dir), str(exc)
             except OpsdashError:  # the settings themselves are broken: defaults, and say why
+                from opsdash.ops.config import load_settings
+
                 settings = load_settings()
-                return cls(settings, None, settings.resolved_operator()), str(exc)
+                bare = cls(Source(None), loaded=Loaded(settings, None, settings.resolved_operator()))
+                return bare, str(exc)
+
+    def load(self) -> Loaded:
+        """The settings and the profile, loaded (and validated) on first use."""
+        if self.loaded is None:
+            from opsdash.ops.config import load_config, load_settings
+
+            source = self.source
+            config = load_config(source.path) if source.path is not None else None
+            settings = load_settings(
+                config.file_table if config is not None else None,
+                operator=source.operator,
+                data_dir=source.data_dir,
+            )
+            self.loaded = Loaded(settings, config, settings.resolved_operator())
+        return self.loaded
 
     def reloaded(self) -> Ops:
         """The same session with its profile read again from disk (after the operator edited it)."""
         if self.config is None:
             return self
-        return dataclasses.replace(
-            self, config=load_config(self.config.path), audit_trail=self.audit, dispatcher=None
-        )
+        from opsdash.ops.config import load_config
+
+        loaded = Loaded(self.settings, load_config(self.config.path), self.operator)
+        return dataclasses.replace(self, loaded=loaded, audit_trail=self.audit, dispatcher=None)
 
     # ------------------------------------------------------------------ what it knows
+
+    @property
+    def settings(self) -> OpsdashSettings:
+        return self.load().settings
+
+    @property
+    def config(self) -> LoadedConfig | None:
+        return self.load().config
+
+    @property
+    def operator(self) -> str:
+        return self.load().operator
 
     @property
     def profile(self) -> Profile:
@@ -104,6 +166,10 @@ class Ops:
 
     @property
     def data_dir(self) -> Path:
+        if self.loaded is None:
+            quick = paths.quick_data_dir(self.source.path, self.source.data_dir)
+            if quick is not None:
+                return quick
         return self.settings.resolved_data_dir()
 
     # ------------------------------------------------------------------ what it records with

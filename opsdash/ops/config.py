@@ -231,23 +231,6 @@ def validation_messages(exc: ValidationError, path: Path, text: str) -> list[str
     return messages
 
 
-def find_config(explicit: Path | None = None, cwd: Path | None = None) -> Path:
-    if explicit is not None:
-        return explicit
-    from_env = paths.env_path("OPSDASH_CONFIG")
-    if from_env is not None:
-        return from_env
-    candidates = paths.config_candidates(cwd)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    raise ConfigError(
-        f"no configuration found (looked in {looked}); pass --config, set OPSDASH_CONFIG, "
-        "or run 'opsdash init' to write one"
-    )
-
-
 def read_config_text(path: Path) -> str:
     from opsdash.core.files import UnreadableFile, read_text
 
@@ -279,13 +262,6 @@ def parse_config(path: Path, text: str) -> tuple[ConfigFile | None, list[str]]:
         return None, validation_messages(exc, path, text)
 
 
-def _resolve(base: Path, value: Path | None) -> Path | None:
-    if value is None:
-        return None
-    value = value.expanduser()
-    return value if value.is_absolute() else base / value
-
-
 def load_config(path: Path) -> LoadedConfig:
     """Load a config file; raise ConfigError naming file and line on the first problem."""
     text = read_config_text(path)
@@ -296,22 +272,26 @@ def load_config(path: Path) -> LoadedConfig:
         )
         raise ConfigError(problems[0] + more)
     base = path.resolve().parent
-    target = parsed.target.model_copy(update={"bundle_dir": _resolve(base, parsed.target.bundle_dir)})
+    target = parsed.target.model_copy(
+        update={"bundle_dir": paths.relative_to_file(base, parsed.target.bundle_dir)}
+    )
     env = parsed.env.model_copy(
         update={
-            "files": [_resolve(base, f) for f in parsed.env.files],
-            "dir": _resolve(base, parsed.env.dir),
-            "example": _resolve(base, parsed.env.example),
-            "development": _resolve(base, parsed.env.development),
+            "files": [paths.relative_to_file(base, f) for f in parsed.env.files],
+            "dir": paths.relative_to_file(base, parsed.env.dir),
+            "example": paths.relative_to_file(base, parsed.env.example),
+            "development": paths.relative_to_file(base, parsed.env.development),
         }
     )
-    health = parsed.health.model_copy(update={"ca_file": _resolve(base, parsed.health.ca_file)})
-    runbooks = parsed.runbooks.model_copy(update={"dirs": [_resolve(base, d) for d in parsed.runbooks.dirs]})
+    health = parsed.health.model_copy(update={"ca_file": paths.relative_to_file(base, parsed.health.ca_file)})
+    runbooks = parsed.runbooks.model_copy(
+        update={"dirs": [paths.relative_to_file(base, d) for d in parsed.runbooks.dirs]}
+    )
     fields = {name: getattr(parsed, name) for name in Profile.model_fields}
     profile = Profile(**{**fields, "target": target, "env": env, "health": health, "runbooks": runbooks})
     file_table = parsed.opsdash.model_dump(exclude_unset=True)
     if file_table.get("data_dir") is not None:  # relative to the file, not to wherever opsdash runs
-        file_table["data_dir"] = _resolve(base, file_table["data_dir"])
+        file_table["data_dir"] = paths.relative_to_file(base, file_table["data_dir"])
     return LoadedConfig(path=path, text=text, profile=profile, file_table=file_table)
 
 

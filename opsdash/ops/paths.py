@@ -6,9 +6,12 @@ Nothing here creates a directory at import time; callers ask for `ensure_dir` wh
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import platformdirs
+
+from opsdash.core.errors import ConfigError
 
 APP = "opsdash"
 CONFIG_NAME = "opsdash.toml"
@@ -36,3 +39,57 @@ def ensure_dir(path: Path) -> Path:
 def env_path(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value).expanduser() if value else None
+
+
+def find_config(explicit: Path | None = None, cwd: Path | None = None) -> Path:
+    """The profile to use: --config, then OPSDASH_CONFIG, then the first of `config_candidates`."""
+    if explicit is not None:
+        return explicit
+    from_env = env_path("OPSDASH_CONFIG")
+    if from_env is not None:
+        return from_env
+    candidates = config_candidates(cwd)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"no configuration found (looked in {looked}); pass --config, set OPSDASH_CONFIG, "
+        "or run 'opsdash init' to write one"
+    )
+
+
+def relative_to_file(base: Path, value: Path | None) -> Path | None:
+    """A path written in the config file: relative to the file's directory, `~` expanded."""
+    if value is None:
+        return None
+    value = value.expanduser()
+    return value if value.is_absolute() else base / value
+
+
+def quick_data_dir(config: Path | None, flag: Path | None = None) -> Path | None:
+    """Where history and the audit log live, found the way the settings find it (the flag, then
+    OPSDASH_DATA_DIR, then the profile's `[opsdash] data_dir`, then the platform's data dir) but
+    without loading the settings models or validating the profile: reading history needs nothing
+    else. None when the file does not say simply (unreadable, not TOML, data_dir not a string):
+    the caller then loads the settings, whose error names the file and line."""
+    if flag is not None:
+        return flag.expanduser()
+    # pydantic-settings matches OPSDASH_* names case-insensitively; the last match wins, as there
+    from_env = [value for name, value in os.environ.items() if name.lower() == "opsdash_data_dir"]
+    if from_env:
+        return Path(from_env[-1]).expanduser()
+    if config is None:
+        return default_data_dir()
+    try:
+        table = tomllib.loads(config.read_text(encoding="utf-8")).get("opsdash", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(table, dict):
+        return None
+    value = table.get("data_dir")
+    if value is None:
+        return default_data_dir()
+    if not isinstance(value, str):
+        return None
+    return relative_to_file(config.resolve().parent, Path(value))

@@ -19,17 +19,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsdash.core.envfiles import EnvSnapshot
 from opsdash.core.errors import InputError
 from opsdash.core.files import exclusive_lock, open_private
 from opsdash.core.findings import Finding, Report, Severity
-from opsdash.core.health.model import CheckResult
 from opsdash.core.secrets import fingerprint, redactor
 from opsdash.storage.rows import AlertRow, Anchor, CheckRow, DeliveryRow, EnvKey, RunRow, rows_as
 from opsdash.storage.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+    from opsdash.core.envfiles import EnvSnapshot
+    from opsdash.core.health.model import CheckResult
 
 DB_NAME = "history.db"
 # PRAGMA quick_check reads the whole file (about a second a gigabyte): once a day, not on every

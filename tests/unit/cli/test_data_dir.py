@@ -112,3 +112,32 @@ def test_a_reader_that_stops_reading_does_not_change_the_verdict(demo_process: D
         set_fault(demo_process.data_dir, "app-down", False)
     assert proc.returncode == 2, err
     assert b"Traceback" not in err and b"Exception ignored" not in err
+
+
+def test_history_reads_through_a_profile_broken_elsewhere(
+    run, project: Project, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an incident someone breaks the target section of the profile: the history must still
+    be readable (it needs only [opsdash] data_dir), while the commands that use the target still
+    refuse it with file and line."""
+    report = json.loads(run("validate", "--config", "opsdash.toml", "--json").out)
+    profile = project.profile
+    profile.write_text(profile.read_text().replace('name = "BetaSkill"', "name = 1", 1))
+    monkeypatch.chdir(elsewhere)
+
+    listed = json.loads(run("history", "list", "--config", profile, "--json").out)
+    assert [r["run_id"] for r in listed] == [report["run_id"]]
+    assert run("history", "show", "latest", "--config", profile, "--json").code == 0
+    refused = run("validate", "--config", profile)
+    assert refused.code == 3 and refused.err.startswith(f"opsdash: error: {profile}:")
+
+
+def test_history_with_an_unreadable_data_dir_setting_names_the_file(
+    run, project: Project, elsewhere: Path
+) -> None:
+    profile = project.profile
+    profile.write_text(profile.read_text().replace('data_dir = "ops-data"', "data_dir = 5", 1))
+    result = run("history", "list", "--config", profile)
+    assert result.code == 3
+    assert result.err.startswith(f"opsdash: error: {profile}:") and "data_dir" in result.err
+    assert "Traceback" not in result.err

@@ -207,7 +207,10 @@ def test_every_command_documents_its_exit_codes() -> None:
 
     def walk(group: click.Group, path: str) -> list[tuple[str, click.Command]]:
         out: list[tuple[str, click.Command]] = [(path, group)] if group.invoke_without_command else []
-        for name, command in group.commands.items():
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None, name
             if isinstance(command, click.Group):
                 out += walk(command, f"{path} {name}")
             else:

@@ -5,6 +5,7 @@ storage libraries; core and storage stay UI-free; the headless CLI never imports
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,42 @@ def test_installed_console_script_reports_errors_without_traceback(tmp_path: Pat
     assert proc.returncode == 3
     assert proc.stderr.startswith(f"opsdash: error: {bad}:2:")
     assert "Traceback" not in proc.stderr
+
+
+def test_reading_history_loads_only_what_it_needs(tmp_path: Path) -> None:
+    """`opsdash history list` is what an operator types most: it loads click, its own command and
+    the history code, not the other commands, the settings models or the schema library."""
+    forbidden = (
+        "textual,pydantic,pydantic_settings,sqlite_utils,opsdash.ops.config,opsdash.core.profile,"
+        "opsdash.cli.validate,opsdash.cli.audit,opsdash.cli.runbook,opsdash.cli.serve"
+    )
+    data = tmp_path / "data"
+    env_file = tmp_path / ".env.production"
+    env_file.write_text(env_text(good_env()))
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(data)}
+    recorded = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opsdash",
+            "validate",
+            "--config",
+            str(EXAMPLE_PROFILE),
+            "--env-file",
+            str(env_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    shown = {}
+    for argv in (["history", "list", "--config", str(EXAMPLE_PROFILE)], ["--version"]):
+        proc = subprocess.run(
+            [sys.executable, "-c", CLI_RUN, forbidden, *argv], capture_output=True, text=True, env=env
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.rstrip().endswith("IMPORTED:"), proc.stderr[-500:]
+        shown[argv[0]] = proc.stdout
+    assert "validate" in shown["history"] and "BetaSkill" in shown["history"]
+    assert shown["--version"].startswith("opsdash, version ")

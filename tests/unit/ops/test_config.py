@@ -7,6 +7,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opsdash.core.errors import ConfigError
 from opsdash.ops.config import load_config, load_settings, locate
@@ -190,3 +192,66 @@ def test_config_validate_rejects_webhook_templates_that_would_fail_every_deliver
     lines = result.err.strip().splitlines()
     assert any(line.startswith(f"{path}:6:") and "{url}" in line for line in lines), lines
     assert any(line.startswith(f"{path}:7:") and "path" in line for line in lines), lines
+
+
+# ---------------------------------------------------------------- the quick data-dir lookup
+
+_PATHS = st.sampled_from(["", ".", "data", "rel/dir", "~/opsdash-data", "~", "/srv/opsdash", "/srv/a b/ü"])
+_ENV_NAMES = st.sampled_from(["OPSDASH_DATA_DIR", "opsdash_data_dir", "Opsdash_Data_Dir"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    flag=st.none() | _PATHS,
+    env=st.lists(st.tuples(_ENV_NAMES, _PATHS), max_size=2, unique_by=lambda t: t[0]),
+    in_file=st.none() | _PATHS,
+    with_profile=st.booleans(),
+)
+def test_quick_data_dir_agrees_with_the_settings(
+    flag: str | None, env: list[tuple[str, str]], in_file: str | None, with_profile: bool
+) -> None:
+    """`history list` finds the data directory without the settings models; wherever the flag, the
+    OPSDASH_DATA_DIR variable (any case, pydantic-settings matches it case-insensitively) and the
+    profile's data_dir point, it must name the directory pydantic-settings resolves."""
+    import os
+    import tempfile
+
+    from opsdash.ops import paths
+    from opsdash.ops.base import Ops
+
+    saved = {k: v for k, v in os.environ.items() if k.lower() == "opsdash_data_dir"}
+    for name in saved:
+        del os.environ[name]
+    try:
+        os.environ.update(dict(env))
+        with tempfile.TemporaryDirectory() as tmp:
+            profile = None
+            if with_profile:
+                profile = Path(tmp) / "conf" / "opsdash.toml"
+                profile.parent.mkdir()
+                text = EXAMPLE_PROFILE.read_text()
+                if in_file is not None:
+                    text = text.replace("[opsdash]\n", f"[opsdash]\ndata_dir = {json.dumps(in_file)}\n", 1)
+                profile.write_text(text)
+            given_flag = Path(flag) if flag is not None else None
+            quick = paths.quick_data_dir(profile, given_flag)
+            full = Ops.open(profile, data_dir=given_flag, require=False).data_dir
+            assert quick == full
+    finally:
+        for name, _value in env:
+            os.environ.pop(name, None)
+        os.environ.update(saved)
+
+
+def test_quick_data_dir_leaves_what_it_cannot_read_to_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data_dir that is not a string, or a file that is not TOML: no guess; the settings load and
+    name the problem."""
+    from opsdash.ops import paths
+
+    monkeypatch.delenv("OPSDASH_DATA_DIR")
+    for text in ("[opsdash]\ndata_dir = 5\n", "[opsdash\n", "opsdash = 3\n"):
+        bad = tmp_path / "opsdash.toml"
+        bad.write_text(text)
+        assert paths.quick_data_dir(bad) is None
