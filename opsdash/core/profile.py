@@ -190,6 +190,12 @@ class CheckBase(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Unique name, e.g. app-health.")
     timeout: float = Field(5.0, gt=0, le=300, description="Seconds for the whole probe, retries excluded.")
     interval: float = Field(30.0, ge=1, description="Seconds between polls in the dashboard and --watch.")
+    retry_interval: float | None = Field(
+        None,
+        ge=1,
+        description="Seconds between polls while the check is failing but not yet down, or recovering, "
+        "so a change is confirmed (or dismissed) sooner. Default: a third of interval, at least 1 s.",
+    )
     retries: int = Field(1, ge=0, le=5, description="Retries for transient errors (reset, timeout, 5xx).")
     failure_threshold: int = Field(
         3, ge=1, description="Consecutive failures before the check counts as down."

@@ -87,10 +87,16 @@ def overview(ops: Ops, *, deploys: int = 4) -> Overview:
     return Overview(alerts, recent)
 
 
-def latency_series(ops: Ops, names: Iterable[str], points: int) -> dict[str, list[float]]:
-    """The last `points` latencies of each check, oldest first."""
+def latency_series(
+    ops: Ops, names: Iterable[str], points: int, *, exclude_run: str | None = None
+) -> dict[str, list[float]]:
+    """The last `points` latencies of each check, oldest first; without the results of
+    `exclude_run` (the caller's own watch, whose results it already has)."""
     with ops.history(write=False) as history:
-        return {n: [r.latency_ms for r in history.check_history(n, points)] for n in names}
+        return {
+            n: [r.latency_ms for r in history.check_history(n, points) if r.run_id != exclude_run]
+            for n in names
+        }
 
 
 def compact(ops: Ops) -> int:

@@ -263,14 +263,20 @@ class OpsdashApp(App[None]):
         self.theme = wanted
 
     async def _start_sources(self) -> None:
-        for pane in SOURCES:
-            await self.ensure_pane(pane)
+        await self._mount_now(SOURCES)
         # once start-up is over, the Audit pane is built in idle time (it reads one page of the
         # log, never all of it), so switching to it later shows the newest records at once
         self.set_timer(IDLE_MOUNT_AFTER, self._mount_idle)
 
     async def _mount_idle(self) -> None:
-        for pane in IDLE_PANES:
+        await self._mount_now(IDLE_PANES)
+
+    async def _mount_now(self, panes: Iterable[str]) -> None:
+        """Mount panes ahead of need (at start, in idle time), unless the operator is quitting and
+        the panes are already gone."""
+        for pane in panes:
+            if not self.query(f"TabPane#{pane}"):
+                return
             await self.ensure_pane(pane)
 
     async def ensure_pane(self, pane: str) -> Any:

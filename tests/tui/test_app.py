@@ -369,3 +369,62 @@ def test_dashboard_exits_cleanly_when_its_terminal_goes_away(project: Project) -
         os.waitpid(pid, 0)
         raise AssertionError("the dashboard kept running after its terminal closed")
     assert os.WIFEXITED(status) or os.WTERMSIG(status) == signal.SIGHUP
+
+
+async def test_latency_sparkline_continues_the_history_without_repeating_live_results(
+    demo_process: Demo, tmp_path: Path
+) -> None:
+    """The sparkline starts from the latencies history holds (read once the first results are in,
+    so it never delays the first verdict) and the watch's own results, which it records as they
+    arrive, are not counted twice."""
+    from collections import deque
+    from dataclasses import replace
+
+    from opsdash.core.findings import Severity
+    from opsdash.core.health.model import CheckResult
+    from opsdash.storage.history import History
+
+    data = tmp_path / "data"
+    earlier = [101.0, 102.0, 103.0, 104.0, 105.0]
+    base = CheckResult("app-health", "http", "demo", Severity.OK, "ok", "2026-11-20T10:00:00", 1.0)
+    with History.open(data) as history:
+        history.record_checks(
+            "earlier-run",
+            [
+                replace(base, started_at=f"2026-11-20T10:00:0{i}", metrics={"response_time_ms": ms})
+                for i, ms in enumerate(earlier)
+            ],
+        )
+    app = OpsdashApp.on_profile(fast_demo_profile(demo_process, tmp_path), data_dir=data, record=True)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = await app.ensure_pane("health")
+        await until(pilot, lambda: len(pane.latencies.get("app-health", ())) >= len(earlier) + 1)
+        assert list(pane.latencies["app-health"])[: len(earlier)] == earlier  # read after the first results
+
+        # a slow read that finds the watch's own results already recorded must not count them twice
+        run_id = pane.watcher.run_id
+
+        def recorded() -> list[float]:
+            with History.open(data, write=False) as history:
+                return [r.latency_ms for r in history.check_history("app-health") if r.run_id == run_id]
+
+        await until(pilot, lambda: len(recorded()) >= 2)
+        pane.watcher.close()  # waits until every result so far is recorded
+        live = recorded()
+        pane.latencies["app-health"] = deque(live)
+        pane.load_history(["app-health"])
+        await until(pilot, lambda: len(pane.latencies["app-health"]) > len(live))
+        await settle(pilot)
+        assert list(pane.latencies["app-health"]) == earlier + live
+
+
+async def test_quitting_while_the_audit_pane_is_built_in_idle_time_is_quiet(sample_app: OpsdashApp) -> None:
+    """The Audit pane is built 1.5 s after start; an operator who quits at that moment must not get
+    an error from a pane mounted into a screen that is being taken down."""
+    from textual.widgets import TabbedContent
+
+    async with sample_app.run_test(size=SIZE) as pilot:
+        await sample_app.query_one(TabbedContent).remove()  # what shutting down does first
+        await sample_app._mount_idle()
+        await pilot.pause()
+        assert not sample_app.query(AuditPane)

@@ -41,10 +41,21 @@ def report_for(results: Sequence[CheckResult], target: str, started: datetime, t
     return Report.timed("check", target, started, t0, findings, {"checks": [r.to_dict() for r in results]})
 
 
+def next_poll_in(interval: float, retry_interval: float | None, state: SustainedState) -> float:
+    """Seconds until the next probe: `interval`, or sooner while the state is changing (failing
+    before its threshold, or recovering), so an outage is confirmed in seconds, not in
+    failure_threshold whole intervals. Never later than `interval`."""
+    if state.phase not in ("failing", "recovering"):
+        return interval
+    retry = retry_interval if retry_interval is not None else max(1.0, interval / 3)
+    return min(retry, interval)
+
+
 @dataclass
 class Watcher:
     """Polls each check on its own chain: the next probe is scheduled when the previous one finished,
-    so a slow check never has two probes in flight. Pausing skips polls without losing state."""
+    so a slow check never has two probes in flight; a check whose state is changing is polled
+    sooner (`next_poll_in`). Pausing skips polls without losing state."""
 
     checks: Sequence[Check]
     ctx: ProbeContext
@@ -86,7 +97,8 @@ class Watcher:
                 done += 1
                 if self.polls is not None and done >= self.polls:
                     return
-            if await self._wait(interval):
+            wait = next_poll_in(interval, check.retry_interval, self.states[check.name])
+            if await self._wait(wait):
                 return
 
     async def run(self, on_result: ResultCallback) -> None:

@@ -105,6 +105,7 @@ class HealthPane(Vertical):
         self._pending: dict[str, CheckCompleted] = {}
         self._shown: dict[str, dict[str, str]] = {}
         self._paused_view = False  # paused without a running watch (live=False: tests, snapshots)
+        self._history_read = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="health-status")
@@ -126,8 +127,7 @@ class HealthPane(Vertical):
         if not checks:
             self.query_one("#check-detail", Static).update("The profile has no [[checks]].")
         elif self.ctx.live:
-            self.load_history([c.name for c in checks])
-            self.poll()
+            self.poll()  # the latency history is read once the first results are in (_flush)
 
     @property
     def paused(self) -> bool:
@@ -147,7 +147,9 @@ class HealthPane(Vertical):
     def load_history(self, names: list[str]) -> None:
         from opsdash.ops.history import latency_series
 
-        self.app.call_from_thread(self._merge_history, latency_series(self.ctx.ops, names, SPARK_POINTS))
+        own = self.watcher.run_id if self.watcher is not None else None  # its results are here already
+        series = latency_series(self.ctx.ops, names, SPARK_POINTS, exclude_run=own)
+        self.app.call_from_thread(self._merge_history, series)
 
     def _merge_history(self, series: dict[str, list[float]]) -> None:
         for name, values in series.items():
@@ -201,6 +203,9 @@ class HealthPane(Vertical):
         if self._current_name() in pending:
             self._show_detail()
         self.post_message(OverviewChanged("health", dict(self.states)))
+        if not self._history_read and self.ctx.live:  # not before: it would slow the first verdict
+            self._history_read = True
+            self.load_history([c.name for c in self.ctx.loaded.profile.checks] if self.ctx.loaded else [])
 
     def _apply(self, table: OpsTable, result: CheckResult, state: SustainedState) -> None:
         self.results[result.name] = result

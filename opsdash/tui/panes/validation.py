@@ -65,19 +65,20 @@ class ValidationPane(Vertical):
     def on_mount(self) -> None:
         self.border_title = "Validation"
         if self.ctx.live and self.ctx.loaded is not None:
-            self.run_validation()
+            self.run_validation(reload=False)  # the profile was loaded a moment ago
 
     def action_rerun(self) -> None:
         if self.ctx.loaded is not None:
             self.run_validation()
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validate")
-    def run_validation(self) -> None:
+    def run_validation(self, reload: bool = True) -> None:
         from opsdash.ops import validation
 
         self.app.call_from_thread(self._loading, True)
-        try:  # the profile is read again: a re-run after editing it validates the edit
-            run = validation.run(self.ctx.ops.reloaded(), record=self.ctx.record)
+        ops = self.ctx.ops.reloaded() if reload else self.ctx.ops
+        try:  # a re-run reads the profile again: after editing it, it validates the edit
+            run = validation.run(ops, record=self.ctx.record)
         except OpsdashError as exc:
             self.post_message(ValidationFailed(redactor.redact(str(exc))))
             return

@@ -6,11 +6,13 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from opsdash.core.findings import Severity
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes import ProbeContext
-from opsdash.core.health.runner import Watcher
+from opsdash.core.health.runner import Watcher, next_poll_in
 from opsdash.core.health.state import SustainedState
 from opsdash.demo.httpserver import Request, Response
 from opsdash.storage.history import History
@@ -102,6 +104,52 @@ async def test_paused_watcher_does_not_probe(ctx: ProbeContext) -> None:
         await asyncio.wait_for(task, 10)
     assert calls["n"] == 0
     assert watcher.states["probe"].status is Severity.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("interval", "retry_interval", "expected"),
+    [(30, None, 10.0), (30, 4, 4.0), (2, None, 1.0), (1, None, 1.0), (5, 60, 5.0)],
+)
+def test_a_changing_check_is_polled_sooner_never_later(
+    interval: float, retry_interval: float | None, expected: float
+) -> None:
+    failing = SustainedState().update(OK, 3, 2).update(DOWN, 3, 2)
+    assert failing.label == "failing 1 of 3"
+    assert next_poll_in(interval, retry_interval, failing) == expected
+    assert next_poll_in(interval, retry_interval, SustainedState().update(OK, 3, 2)) == interval
+
+
+async def test_an_outage_is_confirmed_at_the_retry_interval(ctx: ProbeContext) -> None:
+    """A real server that goes down then comes back: the watcher waits the whole interval while the
+    state is settled and a third of it while it is failing or recovering, so an outage of a check
+    polled every 30 s is confirmed 20 s after its first failure, not 60 s."""
+    answers = iter([200, 500, 500, 500, 200, 200, 200])
+
+    async def flaky(_req: Request) -> Response:
+        return Response(next(answers), b"{}")
+
+    async with http_server(flaky) as server:
+        check = make_check(kind="http", url=f"{server.base_url}/", interval=30)
+        watcher = Watcher([check], ctx, polls=7)
+        waits: list[float] = []
+        labels: list[str] = []
+
+        async def no_sleep(seconds: float) -> bool:
+            waits.append(seconds)
+            return False
+
+        watcher._wait = no_sleep  # type: ignore[method-assign]  # record the schedule, do not sleep it
+        await asyncio.wait_for(watcher.run(lambda _r, state: labels.append(state.label)), 30)
+    assert labels == [
+        "OK",
+        "failing 1 of 3",
+        "failing 2 of 3",
+        "CRIT",
+        "recovering 1 of 2",
+        "OK",
+        "OK",
+    ]
+    assert waits == [30, 10, 10, 30, 10, 30]
 
 
 def test_check_history_latest_and_last_n(tmp_path: Path) -> None:
