@@ -57,50 +57,37 @@ def test_core_imports_no_other_layer_nor_settings_or_storage_libraries() -> None
     assert out.stdout.strip() == ""
 
 
-def test_validate_no_history_loads_neither_history_nor_audit_nor_alerts(tmp_path: Path) -> None:
-    env_file = tmp_path / ".env.production"
-    env_file.write_text(env_text(good_env()))
-    forbidden = "textual,rich,sqlite_utils,opsdash.storage,opsdash.ops.audit,opsdash.ops.alerts"
+def imported(forbidden: str, *argv: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """Run `opsdash ARGV` in a fresh interpreter; (its stdout, the forbidden modules it imported)."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CLI_RUN,
-            forbidden,
-            "validate",
-            "--no-history",
-            "--config",
-            str(EXAMPLE_PROFILE),
-            "--env-file",
-            str(env_file),
-        ],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-c", CLI_RUN, forbidden, *argv], capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.rstrip().endswith("IMPORTED:"), proc.stderr[-500:]
+    return proc.stdout, proc.stderr.rstrip().rpartition("IMPORTED:")[2]
+
+
+def good_env_file(tmp_path: Path) -> str:
+    env_file = tmp_path / ".env.production"
+    env_file.write_text(env_text(good_env()))
+    return str(env_file)
+
+
+def test_validate_no_history_loads_neither_history_nor_audit_nor_alerts(tmp_path: Path) -> None:
+    forbidden = "textual,rich,sqlite_utils,opsdash.storage,opsdash.ops.audit,opsdash.ops.alerts"
+    argv = [
+        "validate",
+        "--no-history",
+        "--config",
+        str(EXAMPLE_PROFILE),
+        "--env-file",
+        good_env_file(tmp_path),
+    ]
+    assert imported(forbidden, *argv)[1] == ""
 
 
 def test_validate_command_never_imports_textual(tmp_path: Path) -> None:
-    env_file = tmp_path / ".env.production"
-    env_file.write_text(env_text(good_env()))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CLI_RUN,
-            "textual,rich",
-            "validate",
-            "--config",
-            str(EXAMPLE_PROFILE),
-            "--env-file",
-            str(env_file),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "IMPORTED:\n" in proc.stderr or proc.stderr.rstrip().endswith("IMPORTED:")
+    argv = ["validate", "--config", str(EXAMPLE_PROFILE), "--env-file", good_env_file(tmp_path)]
+    assert imported("textual,rich", *argv)[1] == ""
 
 
 def test_installed_console_script_reports_errors_without_traceback(tmp_path: Path) -> None:
@@ -120,33 +107,11 @@ def test_reading_history_loads_only_what_it_needs(tmp_path: Path) -> None:
         "textual,pydantic,pydantic_settings,sqlite_utils,opsdash.ops.config,opsdash.core.profile,"
         "opsdash.cli.validate,opsdash.cli.audit,opsdash.cli.runbook,opsdash.cli.serve"
     )
-    data = tmp_path / "data"
-    env_file = tmp_path / ".env.production"
-    env_file.write_text(env_text(good_env()))
-    env = {**os.environ, "OPSDASH_DATA_DIR": str(data)}
-    recorded = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opsdash",
-            "validate",
-            "--config",
-            str(EXAMPLE_PROFILE),
-            "--env-file",
-            str(env_file),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert recorded.returncode == 0, recorded.stderr
-    shown = {}
-    for argv in (["history", "list", "--config", str(EXAMPLE_PROFILE)], ["--version"]):
-        proc = subprocess.run(
-            [sys.executable, "-c", CLI_RUN, forbidden, *argv], capture_output=True, text=True, env=env
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stderr.rstrip().endswith("IMPORTED:"), proc.stderr[-500:]
-        shown[argv[0]] = proc.stdout
-    assert "validate" in shown["history"] and "BetaSkill" in shown["history"]
-    assert shown["--version"].startswith("opsdash, version ")
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(tmp_path / "data")}
+    profile = str(EXAMPLE_PROFILE)
+    imported("", "validate", "--config", profile, "--env-file", good_env_file(tmp_path), env=env)
+    listed, loaded = imported(forbidden, "history", "list", "--config", profile, env=env)
+    assert loaded == ""
+    assert "validate" in listed and "BetaSkill" in listed
+    version, loaded = imported(forbidden, "--version", env=env)
+    assert loaded == "" and version.startswith("opsdash, version ")
