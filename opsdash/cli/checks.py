@@ -21,7 +21,8 @@ from opsdash.ops.base import Ops
     "watch",
     type=click.FloatRange(min=1),
     metavar="SECONDS",
-    help="Keep polling every SECONDS and redraw in place; shows the sustained state.",
+    help="Keep polling every SECONDS and redraw in place; shows the sustained state. A check that is "
+    "failing or recovering is polled sooner, at its retry_interval (default a third of SECONDS).",
 )
 @click.option(
     "--count",

@@ -46,9 +46,11 @@ def runbook_ids(ctx: click.Context, _param: click.Parameter, incomplete: str) ->
 
 def run_ids(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     from opsdash.ops import history as past
+    from opsdash.ops.base import Ops
 
-    try:
-        ops = _ops(ctx)
+    config = ctx.params.get("config")
+    try:  # as `history show` reads: a profile broken elsewhere still completes its run ids
+        ops = Ops.reading(Path(config) if config else None)
         runs = past.runs(ops, limit=50) if ops.has_history() else []
     except OpsdashError:
         return []

@@ -18,8 +18,9 @@ from opsdash.ops.base import Ops
 def history() -> None:
     """Past runs kept in the local history database (the profile's data directory).
 
-    Reading history needs only the profile's [opsdash] data_dir (or OPSDASH_DATA_DIR): the rest
-    of the profile is not validated, so a profile broken elsewhere does not hide the history.
+    list, show and diff need only the profile's [opsdash] table (data_dir, or OPSDASH_DATA_DIR):
+    the rest of the profile is not validated there, so a profile broken elsewhere does not hide
+    the history. compact validates the whole profile, like every command that writes.
     """
 
 

@@ -107,12 +107,12 @@ class Watch:
         interval: float | None = None,
         polls: int | None = None,
         record: bool = True,
-        on_fired: Callable[[list[str]], None] | None = None,
+        on_alerts: Callable[[list[str], list[str]], None] | None = None,
     ) -> None:
         profile = ops.profile
         checks = select_checks(profile, names)
         ctx = ops.probe_context(env_files=env_files, from_env=from_env)
-        self.ops, self.on_fired = ops, on_fired
+        self.ops, self.on_alerts = ops, on_alerts
         self.watcher = Watcher(
             checks, ctx, concurrency=profile.health.concurrency, interval_override=interval, polls=polls
         )
@@ -219,8 +219,9 @@ class Watch:
             print(f"opsdash: warning: results not recorded: {type(exc).__name__}: {exc}", file=sys.stderr)
             return
         fired = [a.candidate.title for a in actions if a.kind == "fire" and a.candidate is not None]
-        if fired and self.on_fired is not None:
-            self.on_fired(fired)
+        resolved = [a.key for a in actions if a.kind == "resolve"]
+        if (fired or resolved) and self.on_alerts is not None:  # the dashboard's header reads them
+            self.on_alerts(fired, resolved)
 
     def _open_history(self) -> None:
         self._history = self.ops.history()

@@ -67,29 +67,37 @@ def relative_to_file(base: Path, value: Path | None) -> Path | None:
     return value if value.is_absolute() else base / value
 
 
+# The keys of the [opsdash] table (ops/config.py SettingsTable; a test keeps the two equal). A key
+# outside them, such as a misspelt `data-dir`, makes the quick lookup give way to the settings.
+SETTINGS_KEYS = frozenset(
+    {"data_dir", "operator", "history_retention_days", "theme", "keymap", "audit_max_bytes"}
+)
+
+
 def quick_data_dir(config: Path | None, flag: Path | None = None) -> Path | None:
     """Where history and the audit log live, found the way the settings find it (the flag, then
     OPSDASH_DATA_DIR, then the profile's `[opsdash] data_dir`, then the platform's data dir) but
-    without loading the settings models or validating the profile: reading history needs nothing
-    else. None when the file does not say simply (unreadable, not TOML, data_dir not a string):
-    the caller then loads the settings, whose error names the file and line."""
+    without loading the settings models or validating the rest of the profile: reading history
+    needs nothing else. None when the profile does not say simply (missing, unreadable, not TOML,
+    an `[opsdash]` key the settings do not know, data_dir not a string): the caller then loads the
+    settings, whose error names the file and line."""
+    in_file: str | None = None
+    if config is not None:
+        try:
+            table = tomllib.loads(config.read_text(encoding="utf-8")).get("opsdash", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None
+        if not isinstance(table, dict) or not table.keys() <= SETTINGS_KEYS:
+            return None
+        in_file = table.get("data_dir")
+        if in_file is not None and not isinstance(in_file, str):
+            return None
     if flag is not None:
         return flag.expanduser()
     # pydantic-settings matches OPSDASH_* names case-insensitively; the last match wins, as there
     from_env = [value for name, value in os.environ.items() if name.lower() == "opsdash_data_dir"]
     if from_env:
         return Path(from_env[-1]).expanduser()
-    if config is None:
+    if config is None or in_file is None:
         return default_data_dir()
-    try:
-        table = tomllib.loads(config.read_text(encoding="utf-8")).get("opsdash", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    if not isinstance(table, dict):
-        return None
-    value = table.get("data_dir")
-    if value is None:
-        return default_data_dir()
-    if not isinstance(value, str):
-        return None
-    return relative_to_file(config.resolve().parent, Path(value))
+    return relative_to_file(config.resolve().parent, Path(in_file))

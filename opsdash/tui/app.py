@@ -31,7 +31,13 @@ from opsdash.core.readiness import Verdict
 from opsdash.core.secrets import redactor
 from opsdash.ops.base import Ops
 from opsdash.tui.context import DashboardContext
-from opsdash.tui.messages import AlertsRaised, DemoFaultSwitched, OpenRunbook, OverviewChanged
+from opsdash.tui.messages import (
+    AlertsRaised,
+    AlertsResolved,
+    DemoFaultSwitched,
+    OpenRunbook,
+    OverviewChanged,
+)
 from opsdash.tui.panes.overview import OverviewPane
 from opsdash.tui.style import MONO_THEME, gate_style, use_palette
 
@@ -362,6 +368,15 @@ class OpsdashApp(App[None]):
     def alerts_raised(self, message: AlertsRaised) -> None:
         for title in message.titles:
             self.notify(title, title="Alert", severity="error", timeout=20)
+        for overview in self.query(OverviewPane):
+            overview.refresh_history()
+
+    @on(AlertsResolved)
+    def alerts_resolved(self, message: AlertsResolved) -> None:
+        """An alert that ended leaves the verdict at once: the overview re-reads the open alerts,
+        and the header with it (before, it stayed until something else refreshed them)."""
+        for key in message.keys:
+            self.notify(f"{key} recovered", title="Alert resolved", timeout=10)
         for overview in self.query(OverviewPane):
             overview.refresh_history()
 

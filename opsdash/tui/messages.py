@@ -40,6 +40,12 @@ class AlertsRaised(Message):
         self.titles = titles
 
 
+class AlertsResolved(Message):
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__()
+        self.keys = keys  # what recovered (for a check's alert, the check's name)
+
+
 class AuditLinesAppended(Message):
     """New lines in the audit log (coalesced: only the newest count matters)."""
 

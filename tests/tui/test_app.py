@@ -424,7 +424,32 @@ async def test_quitting_while_the_audit_pane_is_built_in_idle_time_is_quiet(samp
     from textual.widgets import TabbedContent
 
     async with sample_app.run_test(size=SIZE) as pilot:
-        await sample_app.query_one(TabbedContent).remove()  # what shutting down does first
+        await sample_app.query_one(TabbedContent).remove_pane("audit")  # as shutting down removes it
         await sample_app._mount_idle()
         await pilot.pause()
         assert not sample_app.query(AuditPane)
+
+
+async def test_an_alert_that_ends_leaves_the_verdict(demo_process: Demo, tmp_path: Path) -> None:
+    """The provider goes down (an alert fires: NO-GO, and the header names the alert) and comes
+    back: once the check has recovered and its alert is resolved, the header returns to GO. Before,
+    the resolved alert stayed in the verdict (NO-GO beside an all-OK Health pane) until something
+    else happened to refresh the overview."""
+    app = OpsdashApp.on_profile(
+        fast_demo_profile(demo_process, tmp_path), data_dir=tmp_path / "data", record=True
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        table = app.query_one("#checks", DataTable)
+        await until(pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "OK")
+        set_fault(demo_process.data_dir, "provider-down", True)
+        try:
+            await until(pilot, lambda: "alert: ikhokha-api" in app.sub_title, rounds=400)
+            assert app.sub_title.startswith("NO-GO")
+        finally:
+            set_fault(demo_process.data_dir, "provider-down", False)
+        await until(pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "OK", rounds=400)
+        await until(pilot, lambda: app.sub_title.startswith("GO"), rounds=100)
+        assert "alert" not in app.sub_title
+        assert any(n.title == "Alert resolved" for n in app._notifications)
+        app.query_one(HealthPane).watcher.stop()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from opsdash.core.findings import Report
+from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes import ProbeContext, probe
 from opsdash.core.health.state import SustainedState
@@ -44,8 +45,11 @@ def report_for(results: Sequence[CheckResult], target: str, started: datetime, t
 def next_poll_in(interval: float, retry_interval: float | None, state: SustainedState) -> float:
     """Seconds until the next probe: `interval`, or sooner while the state is changing (failing
     before its threshold, or recovering), so an outage is confirmed in seconds, not in
-    failure_threshold whole intervals. Never later than `interval`."""
+    failure_threshold whole intervals. Never later than `interval`, and never sooner for a check
+    the server is rate-limiting (429: it asked us to back off)."""
     if state.phase not in ("failing", "recovering"):
+        return interval
+    if state.last is not None and state.last.error_class is ErrorClass.HTTP_RATE_LIMITED:
         return interval
     retry = retry_interval if retry_interval is not None else max(1.0, interval / 3)
     return min(retry, interval)

@@ -23,7 +23,13 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
-from opsdash.tui.messages import AlertsRaised, CheckCompleted, OpenRunbook, OverviewChanged
+from opsdash.tui.messages import (
+    AlertsRaised,
+    AlertsResolved,
+    CheckCompleted,
+    OpenRunbook,
+    OverviewChanged,
+)
 from opsdash.tui.safe import clean, safe
 from opsdash.tui.style import SEVERITY_STYLE
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
@@ -167,10 +173,11 @@ class HealthPane(Vertical):
 
         try:  # it reads the env files and opens the history database: not on the event loop
             self.watcher = await asyncio.to_thread(
-                Watch, self.ctx.ops, record=self.ctx.record, on_fired=self._alerts_fired
+                Watch, self.ctx.ops, record=self.ctx.record, on_alerts=self._alerts_changed
             )
         except OpsdashError as exc:
             self.app.notify(redactor.redact(str(exc)), title="Health checks not started", severity="error")
+            self._read_history()  # what was recorded before is still worth showing
             return
 
         def on_result(result: CheckResult, state: SustainedState) -> None:
@@ -178,8 +185,11 @@ class HealthPane(Vertical):
 
         await self.watcher.run(on_result)
 
-    def _alerts_fired(self, titles: list[str]) -> None:
-        self.post_message(AlertsRaised(titles))
+    def _alerts_changed(self, fired: list[str], resolved: list[str]) -> None:
+        if fired:
+            self.post_message(AlertsRaised(fired))
+        if resolved:
+            self.post_message(AlertsResolved(resolved))
 
     def on_unmount(self) -> None:
         if self.watcher is not None:
@@ -203,9 +213,13 @@ class HealthPane(Vertical):
         if self._current_name() in pending:
             self._show_detail()
         self.post_message(OverviewChanged("health", dict(self.states)))
-        if not self._history_read and self.ctx.live:  # not before: it would slow the first verdict
+        if self.ctx.live:  # not before the first results: it would slow the first verdict
+            self._read_history()
+
+    def _read_history(self) -> None:
+        if not self._history_read and self.ctx.loaded is not None:
             self._history_read = True
-            self.load_history([c.name for c in self.ctx.loaded.profile.checks] if self.ctx.loaded else [])
+            self.load_history([c.name for c in self.ctx.loaded.profile.checks])
 
     def _apply(self, table: OpsTable, result: CheckResult, state: SustainedState) -> None:
         self.results[result.name] = result

@@ -113,5 +113,13 @@ def test_reading_history_loads_only_what_it_needs(tmp_path: Path) -> None:
     listed, loaded = imported(forbidden, "history", "list", "--config", profile, env=env)
     assert loaded == ""
     assert "validate" in listed and "BetaSkill" in listed
+    # the documented set-up: the data directory named in the profile, no variable
+    profile_only = tmp_path / "opsdash.toml"
+    profile_only.write_text(f'[opsdash]\ndata_dir = "{tmp_path / "data"}"\n')
+    without_variable = {k: v for k, v in env.items() if k != "OPSDASH_DATA_DIR"}
+    listed, loaded = imported(
+        forbidden, "history", "list", "--config", str(profile_only), env=without_variable
+    )
+    assert loaded == "" and "validate" in listed
     version, loaded = imported(forbidden, "--version", env=env)
     assert loaded == "" and version.startswith("opsdash, version ")

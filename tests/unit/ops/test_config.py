@@ -198,6 +198,17 @@ def test_config_validate_rejects_webhook_templates_that_would_fail_every_deliver
 
 _PATHS = st.sampled_from(["", ".", "data", "rel/dir", "~/opsdash-data", "~", "/srv/opsdash", "/srv/a b/ü"])
 _ENV_NAMES = st.sampled_from(["OPSDASH_DATA_DIR", "opsdash_data_dir", "Opsdash_Data_Dir"])
+# other lines of the [opsdash] table: settings it knows, and misspellings it must refuse
+_OTHER_LINES = st.sampled_from(
+    [
+        "",
+        "history_retention_days = 30\n",
+        'operator = "alice"\n',
+        'data-dir = "typo"\n',
+        'Data_Dir = "typo"\n',
+        "data_dir = 5\n",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -205,14 +216,17 @@ _ENV_NAMES = st.sampled_from(["OPSDASH_DATA_DIR", "opsdash_data_dir", "Opsdash_D
     flag=st.none() | _PATHS,
     env=st.lists(st.tuples(_ENV_NAMES, _PATHS), max_size=2, unique_by=lambda t: t[0]),
     in_file=st.none() | _PATHS,
-    with_profile=st.booleans(),
+    other=_OTHER_LINES,
+    profile_state=st.sampled_from(["absent", "present", "missing"]),
 )
 def test_quick_data_dir_agrees_with_the_settings(
-    flag: str | None, env: list[tuple[str, str]], in_file: str | None, with_profile: bool
+    flag: str | None, env: list[tuple[str, str]], in_file: str | None, other: str, profile_state: str
 ) -> None:
     """`history list` finds the data directory without the settings models; wherever the flag, the
     OPSDASH_DATA_DIR variable (any case, pydantic-settings matches it case-insensitively) and the
-    profile's data_dir point, it must name the directory pydantic-settings resolves."""
+    profile's data_dir point, it must name the directory pydantic-settings resolves; and where the
+    settings refuse the profile's [opsdash] table (a misspelt key, a data_dir that is not a string)
+    or the profile named does not exist, it must give way (None), never guess."""
     import os
     import tempfile
 
@@ -225,17 +239,21 @@ def test_quick_data_dir_agrees_with_the_settings(
     try:
         os.environ.update(dict(env))
         with tempfile.TemporaryDirectory() as tmp:
-            profile = None
-            if with_profile:
-                profile = Path(tmp) / "conf" / "opsdash.toml"
+            profile = None if profile_state == "absent" else Path(tmp) / "conf" / "opsdash.toml"
+            if profile is not None and profile_state == "present":
                 profile.parent.mkdir()
-                text = EXAMPLE_PROFILE.read_text()
-                if in_file is not None:
-                    text = text.replace("[opsdash]\n", f"[opsdash]\ndata_dir = {json.dumps(in_file)}\n", 1)
-                profile.write_text(text)
+                lines = other if in_file is None else f"data_dir = {json.dumps(in_file)}\n{other}"
+                if "data_dir" in other and in_file is not None:
+                    lines = other  # one data_dir line at most
+                profile.write_text(
+                    EXAMPLE_PROFILE.read_text().replace("[opsdash]\n", f"[opsdash]\n{lines}", 1)
+                )
             given_flag = Path(flag) if flag is not None else None
             quick = paths.quick_data_dir(profile, given_flag)
-            full = Ops.open(profile, data_dir=given_flag, require=False).data_dir
+            try:
+                full: Path | None = Ops.open(profile, data_dir=given_flag, require=False).data_dir
+            except ConfigError:
+                full = None
             assert quick == full
     finally:
         for name, _value in env:
@@ -251,7 +269,17 @@ def test_quick_data_dir_leaves_what_it_cannot_read_to_the_settings(
     from opsdash.ops import paths
 
     monkeypatch.delenv("OPSDASH_DATA_DIR")
-    for text in ("[opsdash]\ndata_dir = 5\n", "[opsdash\n", "opsdash = 3\n"):
+    for text in ("[opsdash]\ndata_dir = 5\n", "[opsdash\n", "opsdash = 3\n", '[opsdash]\ndata-dir = "d"\n'):
         bad = tmp_path / "opsdash.toml"
         bad.write_text(text)
         assert paths.quick_data_dir(bad) is None
+    assert paths.quick_data_dir(tmp_path / "no-such.toml") is None
+
+
+def test_the_quick_lookup_knows_exactly_the_settings_keys() -> None:
+    """A key the settings accept must not send the quick lookup to the full load, and a key they
+    refuse must: the two lists are the same list."""
+    from opsdash.ops.config import SettingsTable
+    from opsdash.ops.paths import SETTINGS_KEYS
+
+    assert set(SettingsTable.model_fields) == SETTINGS_KEYS

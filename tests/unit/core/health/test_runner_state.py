@@ -119,6 +119,14 @@ def test_a_changing_check_is_polled_sooner_never_later(
     assert next_poll_in(interval, retry_interval, SustainedState().update(OK, 3, 2)) == interval
 
 
+def test_a_rate_limited_check_is_not_polled_sooner() -> None:
+    """A 429 asks us to back off: a check failing that way keeps its interval."""
+    limited = replace(DOWN, severity=Severity.WARN, error_class=ErrorClass.HTTP_RATE_LIMITED)
+    failing = SustainedState().update(OK, 3, 2).update(limited, 3, 2)
+    assert failing.phase == "failing"
+    assert next_poll_in(30, None, failing) == 30
+
+
 async def test_an_outage_is_confirmed_at_the_retry_interval(ctx: ProbeContext) -> None:
     """A real server that goes down then comes back: the watcher waits the whole interval while the
     state is settled and a third of it while it is failing or recovering, so an outage of a check
