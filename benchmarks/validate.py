@@ -9,7 +9,8 @@ Prints medians over several runs and the ratio to a floor measured in the same r
     before a refactor), alternated run by run with this one, and the ratio between them.
 
 Usage: .venv/bin/python benchmarks/validate.py [--runs N] [--against DIR]
-       (run `python -m compileall -q opsdash` in each tree first, as a wheel install would have)
+       (this tree and the dependencies are byte-compiled first, as pip install leaves them;
+        compile an --against tree yourself: python -m compileall -q opsdash)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bytecode import compile_installed
 
 from opsdash.demo import betaskill_env, env_text
 
@@ -88,6 +91,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--against", type=Path, metavar="DIR", help="another checkout to compare with")
     args = parser.parse_args()
+    compile_installed()
     opsdash = str(Path(sys.executable).with_name("opsdash"))
     with tempfile.TemporaryDirectory() as tmp:
         env_file = Path(tmp) / ".env.production"

@@ -1,4 +1,4 @@
-"""`opsdash audit tail|verify`: the tamper-evident audit log."""
+"""`opsdash audit tail|verify|head|ack-repair`: the tamper-evident audit log."""
 
 from __future__ import annotations
 

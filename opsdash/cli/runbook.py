@@ -167,7 +167,8 @@ def runbook_run(
     must pass before the runbook continues, and on failure a step's on_fail (abort, continue,
     goto:STEP) applies. Every transition is saved before it is acted on and written to the audit
     log: after a dropped SSH session, --resume continues at the right step, and a command that was
-    running is reported as interrupted, never re-run silently.
+    running is never re-run silently: if it still runs it is watched, and its result is collected
+    when it ends (interrupted only if opsdash cannot tell).
 
     Ctrl-C while a command runs does not stop it (it runs in its own process group): you choose to
     wait, leave it running and pause (its output and exit status are collected on --resume), or

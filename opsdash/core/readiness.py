@@ -111,10 +111,12 @@ def dashboard_verdict(
     alerts: Sequence[tuple[Severity, str]] = (),
     *,
     paused: bool = False,
+    validation_failed: bool = False,
 ) -> Verdict:
     """The verdict the header and the overview show, from the latest validation, each check's
     state (failing-before-threshold counts as WARN) and the active alerts. CRIT anywhere is NO-GO;
-    anything not yet evaluated is UNKNOWN, never GO; a GO with any WARN says so and names it."""
+    anything not yet evaluated is UNKNOWN, never GO; a GO with any WARN says so and names it.
+    `validation_failed`: the validation could not run (report None for that reason, not yet)."""
     contributors: list[tuple[Severity, str]] = []
     if report is not None:
         counts = report.counts()
@@ -157,9 +159,12 @@ def dashboard_verdict(
     if worst is Severity.CRIT:
         return verdict("NO-GO", named, Severity.CRIT)
     if report is None:
-        return verdict(
-            "UNKNOWN", "environment not validated yet" + (f"; {named}" if named else ""), Severity.UNKNOWN
+        why = (
+            "environment could not be validated (see Validation)"
+            if validation_failed
+            else "environment not validated yet"
         )
+        return verdict("UNKNOWN", why + (f"; {named}" if named else ""), Severity.UNKNOWN)
     if report.verdict is Severity.UNKNOWN:
         return verdict("UNKNOWN", "environment could not be evaluated", Severity.UNKNOWN)
     pending = expected_checks - len(states) + sum(1 for s in states.values() if s.shown is Severity.UNKNOWN)

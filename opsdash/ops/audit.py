@@ -21,7 +21,7 @@ from opsdash.core.audit.log import (
     log_files,
     read_head,
 )
-from opsdash.core.audit.tail import Entry, Follower, LineIndex, RecordFilter, tail
+from opsdash.core.audit.tail import Entry, Follower, RecordFilter, StreamIndex, tail
 from opsdash.core.audit.verify import Verification, parse_anchor, verify
 from opsdash.core.errors import InputError
 from opsdash.core.findings import Report, Severity
@@ -130,9 +130,10 @@ class AuditTrail:
         """Follows appends from the current end (through truncation and rotation)."""
         return Follower.at_end(self.path)
 
-    def index(self) -> LineIndex:
-        """A line index of the log for a scrolling view (the newest page is readable before it is built)."""
-        return LineIndex(self.path)
+    def index(self) -> StreamIndex:
+        """The log and its rotated files as one stream, indexed backwards from the end on demand, for
+        a scrolling view: the newest page is readable at once, older ones as the view asks."""
+        return StreamIndex.of_directory(self.directory)
 
     def event(
         self,

@@ -42,7 +42,6 @@ from opsdash.storage.rows import RunRow
 
 GREEN_KINDS = ("preflight", "verify-deploy")
 BASELINE_KINDS = ("check", *GREEN_KINDS)  # runs that recorded check results to compare with
-BASELINES = ("last-ok", "last")
 
 
 def baseline_run(history: History, spec: str = "last-ok") -> RunRow | None:

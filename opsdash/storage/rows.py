@@ -122,6 +122,18 @@ class AlertRow:
     silenced: int
     runbook: str | None
 
+    @property
+    def level(self) -> Severity:
+        """The severity a verdict reads (UNKNOWN for a value this opsdash does not know)."""
+        try:
+            return Severity(self.severity)
+        except ValueError:
+            return Severity.UNKNOWN
+
+    def contribution(self) -> tuple[Severity, str]:
+        """What this open alert adds to a verdict (`readiness.dashboard_verdict`'s alerts)."""
+        return self.level, self.title
+
 
 @dataclass(frozen=True)
 class DeliveryRow:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from opsdash.core.findings import Severity
-from opsdash.core.runbooks.executor import SessionState, SessionStatus, StepState, StepStatus
+from opsdash.core.runbooks.executor import ESCALATION, SessionState, SessionStatus, StepState, StepStatus
 from opsdash.core.secrets import redactor
 from opsdash.storage.history import History
 from opsdash.storage.rows import SessionRow, rows_as
@@ -86,6 +86,7 @@ class RunbookStore:
                 "session_id = ?", [session_id], order_by="step_index"
             )
         ]
+        events = self.events(session_id)
         return SessionState(
             id=row["id"],
             runbook_id=row["runbook_id"],
@@ -98,7 +99,8 @@ class RunbookStore:
             steps=steps,
             started_at=row["started_at"],
             updated_at=row["updated_at"],
-            events=self.events(session_id),
+            events=events,
+            escalated=any(ESCALATION in (e.get("detail") or "") for e in events),
         )
 
     def events(self, session_id: str) -> list[dict[str, Any]]:

@@ -97,6 +97,7 @@ def pane_class(pane: str) -> Any:
 
 def key_rows(app: App[Any]) -> list[tuple[str, str, str, str]]:
     """(key as shown, what it does, binding id, where) for every key the dashboard answers."""
+    from opsdash.tui.widgets.logview import LogView
     from opsdash.tui.widgets.table import FilterBar, OpsTable
 
     keymap: dict[str, str] = dict(getattr(app, "_keymap", {}) or {})
@@ -104,7 +105,8 @@ def key_rows(app: App[Any]) -> list[tuple[str, str, str, str]]:
     seen: set[str] = set()
     owners: list[tuple[str, type[Any]]] = [("everywhere", type(app))]
     owners += [(label, pane_class(pane)) for pane, label in PANES if pane in PANE_CLASSES]
-    owners += [("every table", OpsTable), ("filter box", FilterBar)]
+    owners += [("every table", OpsTable), ("filter box", FilterBar), ("audit log", LogView)]
+    owners += [("help", HelpScreen)]
     for where, owner in owners:
         for binding in owner.BINDINGS:
             if not isinstance(binding, Binding) or not binding.id or binding.id in seen:
@@ -115,7 +117,6 @@ def key_rows(app: App[Any]) -> list[tuple[str, str, str, str]]:
                 app.get_key_display(Binding(k.strip(), binding.action)) for k in key.split(",") if k.strip()
             )
             rows.append((shown, binding.description or binding.action, binding.id, where))
-    rows.append(("/", "Filter the table (every pane)", "", "every table"))
     rows.append(("ctrl+p", "Command palette (every action)", "", "everywhere"))
     return rows
 
@@ -258,8 +259,9 @@ class OpsdashApp(App[None]):
             monochrome=self.monochrome,
             colours=None if self.is_headless else self.console.color_system,
         )
-        if self.monochrome:
-            self.register_theme(MONO_THEME)
+        self.register_theme(MONO_THEME)  # NO_COLOR picks it; a profile may choose it too
+        if wanted == MONO_THEME.name:
+            use_palette("mono")  # severity by weight and reverse, not by hue
         if wanted not in self.available_themes:
             self.notify(
                 f"theme {wanted!r} is not a theme (see 'opsdash config validate'); using {DEFAULT_THEME}",
@@ -311,7 +313,7 @@ class OpsdashApp(App[None]):
         self.exit(return_code=129)
 
     def show_verdict(self) -> None:
-        """The header, the overview and the Health status line: one verdict, from one picture."""
+        """The header and the overview: one verdict, from one picture."""
         verdict = self.ctx.verdict()
         demo = " · demo target (fake values)" if self.ctx.demo else ""
         where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"

@@ -49,9 +49,11 @@ class DashboardContext:
         return self.ops.operator
 
     def verdict(self) -> Verdict:
-        """The one verdict: the header, the overview and the Health status line all show this."""
+        """The one verdict: the header and the overview show this (and `opsdash serve` computes the
+        same, as opsdash_gate, with the same function)."""
         p = self.picture
         expected = len(self.loaded.profile.checks) if self.loaded else 0
-        if p.validated and p.report is None:
-            return Verdict("UNKNOWN", "environment could not be validated (see Validation)")
-        return dashboard_verdict(p.report, p.states, expected, p.alerts, paused=p.paused)
+        failed = p.validated and p.report is None
+        return dashboard_verdict(
+            p.report, p.states, expected, p.alerts, paused=p.paused, validation_failed=failed
+        )

@@ -58,7 +58,3 @@ def use_palette(name: str) -> None:
 
 def gate_style(label: str) -> str:
     return _gate.get(label, _gate["UNKNOWN"])
-
-
-def palette_for(no_color: bool) -> str:
-    return "mono" if no_color else "colour"

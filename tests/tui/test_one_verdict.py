@@ -141,3 +141,24 @@ async def test_header_overview_and_health_read_the_same_verdict(sample_app: Opsd
         assert sample_app.sub_title.startswith(str(verdict))
         assert " ".join(shown(sample_app, "#gate").split()) == f"{verdict.headline} {verdict.reason}"
         assert str(sample_app.query_one(VerdictBar).render()).strip().startswith("NO-GO")
+
+
+async def test_a_failed_validation_never_hides_a_down_check(sample_app: OpsdashApp) -> None:
+    """Validation could not run and a check is down: the header says NO-GO naming the check, as
+    `opsdash serve`'s opsdash_gate does for the same state, not UNKNOWN. With every check up, it
+    says the environment could not be validated."""
+    from opsdash.tui.messages import ValidationFailed
+
+    async with sample_app.run_test(size=SIZE) as pilot:
+        await clean_start(sample_app, pilot)
+        validation = await sample_app.ensure_pane("validation")
+        validation.post_message(ValidationFailed("env file unreadable"))
+        await settle(pilot)
+        bar = str(sample_app.query_one(VerdictBar).render())
+        assert bar.lstrip().startswith("UNKNOWN") and "could not be validated" in bar
+        health = await sample_app.ensure_pane("health")
+        down = result("ikhokha-api", Severity.CRIT, "HTTP 503", ErrorClass.HTTP_5XX)
+        health.post_message(CheckCompleted(down, SustainedState().update(down, 1, 2)))
+        await settle(pilot)
+        bar = str(sample_app.query_one(VerdictBar).render())
+        assert bar.lstrip().startswith("NO-GO") and "ikhokha-api CRIT" in bar

@@ -33,6 +33,33 @@ def test_the_config_knows_every_theme_and_binding_id_the_dashboard_has() -> None
     assert set(KEYMAP_IDS) == ids
 
 
+async def test_the_monochrome_theme_chosen_in_the_profile_is_used(tmp_path: Path) -> None:
+    """`config validate` accepts theme = "opsdash-mono"; the dashboard must then use it (and its
+    severity styles), not refuse it because NO_COLOR is unset."""
+    from opsdash.tui import style
+    from tests.conftest import EXAMPLE_PROFILE
+
+    profile = tmp_path / "opsdash.toml"
+    profile.write_text(
+        EXAMPLE_PROFILE.read_text().replace("[opsdash]\n", '[opsdash]\ntheme = "opsdash-mono"\n', 1)
+    )
+    profile_dir = EXAMPLE_PROFILE.parent
+    profile.write_text(
+        profile.read_text().replace('".env.production"', f'"{profile_dir / ".env.production"}"')
+    )
+    app = OpsdashApp.on_profile(profile, live=False, record=False, data_dir=tmp_path / "data")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.theme == "opsdash-mono"
+            assert not [n for n in app._notifications if "not a theme" in n.message]
+            assert style.gate_style("NO-GO") != style.gate_style("GO") and "reverse" in style.gate_style(
+                "NO-GO"
+            )
+    finally:
+        style.use_palette("colour")
+
+
 @pytest.mark.parametrize(
     ("line", "problem"),
     [

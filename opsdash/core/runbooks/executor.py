@@ -221,7 +221,6 @@ class Executor:
                 f"parameter {', '.join(still_masked)} of session {session_id} held a secret that is not in "
                 "the target's env files any more; start a new session"
             )
-        state.escalated = any(ESCALATION in (e.get("detail") or "") for e in state.events)
         executor = cls(runbook, state, store, run_gates, audit or (lambda *_a: None))
         index = state.current
         pid = executor.running_pid()
@@ -297,7 +296,7 @@ class Executor:
             fresh = self.store.load(self.state.id)
         if fresh is not None:
             self.state.status, self.state.current = fresh.status, fresh.current
-            self.state.steps, self.state.escalated = fresh.steps, fresh.escalated or self.state.escalated
+            self.state.steps, self.state.escalated = fresh.steps, fresh.escalated
         return False
 
     def allowed(self) -> list[str]:

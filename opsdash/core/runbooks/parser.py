@@ -98,9 +98,9 @@ def parse(path: Path, text: str | None = None) -> tuple[Runbook | None, list[Pro
             text = read_text(path, "runbook", max_bytes=MAX_BYTES)
         except UnreadableFile as exc:
             return None, [Problem(shown, exc.line, exc.reason)]
-    problems: list[Problem] = []
-    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
+    elif len(text.encode("utf-8", "replace")) > MAX_BYTES:  # text handed in: the same bound
         return None, [Problem(shown, 1, f"the file is larger than {MAX_BYTES // 1024} KiB: not a runbook")]
+    problems: list[Problem] = []
     front_text, body, offset = split_front_matter(text)
     if front_text is None:
         return None, [

@@ -135,11 +135,13 @@ class TargetStatus:
     validation: Report | None = None
     validated_at: float | None = None
     alerts_firing: int | None = None
+    alerts: list[tuple[Severity, str]] = field(default_factory=list)  # open alerts, as the verdict reads them
     audit_verified: bool | None = None
 
     def gate(self) -> str:
-        """The dashboard's own verdict function, so a scrape and the header never disagree."""
-        return dashboard_verdict(self.validation, self.states, self.expected_checks).label
+        """The dashboard's own verdict function on the same inputs (validation, check states, open
+        alerts), so a scrape and the header never disagree."""
+        return dashboard_verdict(self.validation, self.states, self.expected_checks, self.alerts).label
 
 
 class _TargetFamilies(Collector):

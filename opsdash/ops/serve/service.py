@@ -31,6 +31,7 @@ from opsdash.ops.base import Ops
 from opsdash.ops.checks import Watch, select_checks
 from opsdash.ops.httpserver import HttpServer, Request, Response
 from opsdash.ops.serve.metrics import CONTENT_TYPE, Exposition, TargetStatus
+from opsdash.storage.rows import AlertRow
 
 DEFAULT_PORT = 9477
 ALERT_COUNT_EVERY = 5.0  # seconds between reads of the open alerts for opsdash_alerts_firing
@@ -135,18 +136,21 @@ class Target:
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.status.alerts_firing = await asyncio.to_thread(self._count_alerts)
+                open_alerts = await asyncio.to_thread(self._open_alerts)
+                self.status.alerts = [a.contribution() for a in open_alerts]
+                self.status.alerts_firing = sum(1 for a in open_alerts if not a.silenced)
             except OpsdashError as exc:
                 warn(f"{self.name}: open alerts not read: {exc}")
             if await self._sleep(ALERT_COUNT_EVERY):
                 return
 
-    def _count_alerts(self) -> int:
+    def _open_alerts(self) -> list[AlertRow]:
+        """This target's open alerts (silenced ones too: the dashboard's verdict counts them)."""
         if not self.ops.has_history():
-            return 0
+            return []
         keys = {c.name for c in self.watch.checks} | {self.name}
-        with self.ops.history() as history:
-            return sum(1 for a in history.open_alerts() if a.key in keys and not a.silenced)
+        with self.ops.history(write=False) as history:
+            return [a for a in history.open_alerts() if a.key in keys]
 
 
 class Service:
@@ -198,7 +202,7 @@ class Service:
         try:
             for ops in self._all_ops:
                 self._start(await asyncio.to_thread(Target, ops, self.exposition, self.options, self.url))
-            self._audit("serve-start")
+            await asyncio.to_thread(self._audit, "serve-start")
             self.announce(self.url)
             while not self._stopping:
                 await self._wake.wait()
@@ -207,7 +211,7 @@ class Service:
                     self._reload = False
                     await self._reload_targets()
             await self._drain(list(self.targets))
-            self._audit("serve-stop")
+            await asyncio.to_thread(self._audit, "serve-stop")
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -243,8 +247,8 @@ class Service:
     async def _reload_targets(self) -> None:
         fresh: list[Ops] = []
         for t in self.targets:
-            try:
-                fresh.append(t.ops.reloaded())
+            try:  # reading and validating a profile takes a while: not on the loop the probes share
+                fresh.append(await asyncio.to_thread(t.ops.reloaded))
             except OpsdashError as exc:
                 where = t.ops.config.path if t.ops.config else t.name
                 warn(f"reload: {where}: {exc}; still serving it as it was")
@@ -267,7 +271,7 @@ class Service:
                 self.exposition.forget(before.name)
             self.exposition.forget(target.name, keep=[c.name for c in target.watch.checks])
             self._start(target)
-        self._audit("serve-reload")
+        await asyncio.to_thread(self._audit, "serve-reload")  # fsynced appends: off the loop
 
     def _audit(self, action: str) -> None:
         for t in self.targets:

@@ -88,7 +88,7 @@ class AuditPane(Vertical):
         thread=True, exclusive=True, group="audit-open", exit_on_error=False, description="open the audit log"
     )
     def open_log(self) -> None:
-        index = StreamIndex.of_directory(self.trail.directory)
+        index = self.trail.index()
         if index.files == 0:
             index.close()
             self.app.call_from_thread(

@@ -11,7 +11,6 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Static
 
-from opsdash.core.findings import Severity
 from opsdash.core.readiness import Verdict
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import OverviewChanged
@@ -20,13 +19,6 @@ from opsdash.tui.style import SEVERITY_STYLE, gate_style
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import AlertRow
-
-
-def severity_of(value: str) -> Severity:
-    try:
-        return Severity(value)
-    except ValueError:
-        return Severity.UNKNOWN
 
 
 class OverviewPane(Vertical):
@@ -81,7 +73,7 @@ class OverviewPane(Vertical):
 
     def _history_loaded(self, alerts: list[AlertRow], deploys: list[str]) -> None:
         self.alerts, self.deploys = alerts, deploys
-        self.post_message(OverviewChanged("alerts", [(severity_of(a.severity), a.title) for a in alerts]))
+        self.post_message(OverviewChanged("alerts", [a.contribution() for a in alerts]))
         self.app.show_verdict()  # type: ignore[attr-defined]  # the header offers an unfinished session
         self.render_all()
 
@@ -116,7 +108,7 @@ class OverviewPane(Vertical):
         )
         alerts = Text(no_wrap=True, overflow="ellipsis")
         for a in self.alerts[-6:]:
-            alerts.append(f"{a.severity:8}", style=SEVERITY_STYLE[severity_of(a.severity)])
+            alerts.append(f"{a.severity:8}", style=SEVERITY_STYLE[a.level])
             alerts.append(f" {clean(a.title)}\n")
         self.query_one("#overview-alerts", Static).update(alerts or "no active alerts")
         deploy = Text()

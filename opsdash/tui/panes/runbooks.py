@@ -41,7 +41,11 @@ if TYPE_CHECKING:
 
 
 class ActFinished(Message):
-    """A step action's worker has finished (posted from its thread)."""
+    """A step action's worker has finished (posted from its thread), with what was refused."""
+
+    def __init__(self, refused: str = "") -> None:
+        super().__init__()
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -727,6 +731,7 @@ class RunbooksPane(Vertical):
         if ex is None:
             return
         self.post_message(RunbookStepFinished(ex.state.id))  # shows "running" as soon as it is claimed
+        refused = ""
         try:
             if action == "confirm":
                 ex.confirm(note, on_output=self._output_arrived)
@@ -738,14 +743,17 @@ class RunbooksPane(Vertical):
                 ex.skip(note or "skipped from the dashboard")
             elif action == "abort":
                 ex.abort(note or "aborted from the dashboard")
-        except StepNotAllowed as exc:
-            self.app.call_from_thread(self.app.notify, str(exc), severity="warning")
+        except StepNotAllowed as exc:  # said by the message: waiting on the UI here could deadlock a quit
+            refused = str(exc)
         finally:
             self._idle.set()
-            self.post_message(ActFinished())  # never blocks, even while the app is closing
+            self.post_message(ActFinished(refused))  # never blocks, even while the app is closing
 
     @on(ActFinished)
-    def _done(self) -> None:
+    def _done(self, message: ActFinished) -> None:
+        """The step's worker finished (or a quit asked while it ran): refresh, then do what waited."""
+        if message.refused:
+            self.app.notify(message.refused, severity="warning")
         self._busy = False
         ex = self.executor
         if ex is not None:
@@ -813,7 +821,7 @@ class RunbooksPane(Vertical):
             else:
                 self.app.notify("Quitting when the command ends.")
             if not self._busy:  # it ended while the dialog was open
-                self._done()
+                self._done(ActFinished())
 
         self.app.push_screen(QuitDuringCommand(what), chosen)
         return True

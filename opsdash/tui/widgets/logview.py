@@ -1,7 +1,8 @@
 """A log view on Textual's line API: only the visible lines are read, parsed and rendered.
 
-The source is the core tail engine's LineIndex; `rows` maps view rows to line numbers (all lines,
-or those a filter kept). Rendered strips are LRU-cached, so scrolling a 1 GB log stays smooth.
+The source is the core tail engine's StreamIndex (the log and its rotated files as one stream);
+`rows` maps view rows to record positions in it (all records, or those a filter kept). Rendered
+strips are LRU-cached, so scrolling a 1 GB log stays smooth.
 """
 
 from __future__ import annotations

@@ -109,13 +109,6 @@ class OpsTable(DataTable[Any]):
         if RowKey(str(name)) in self.rows:
             super().update_cell(row_key, column_key, value, update_width=update_width)
 
-    def cells_of(self, key: str) -> list[Any] | None:
-        return self._all.get(key)
-
-    @property
-    def total_rows(self) -> int:
-        return len(self._keys)
-
     @property
     def current_key(self) -> str | None:
         if self.row_count == 0:

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,11 @@ def test_metrics_alerts_and_a_clean_stop(project: Project, stage: Stage) -> None
             "Alertmanager hears the end",
         )[-1]
         assert up["labels"] == first["labels"] and up["startsAt"] == first["startsAt"]
-        assert datetime.fromisoformat(up["endsAt"]) > datetime.fromisoformat(up["startsAt"])
+        # a resolve, not a re-send of the firing alert: it ends now (Alertmanager resolves it), in
+        # RFC 3339 with a zone
+        ended = datetime.fromisoformat(up["endsAt"])
+        assert ended.tzinfo is not None and ended <= datetime.now(UTC)
+        assert ended < datetime.fromisoformat(first["endsAt"])
         status, health = serve.get("/healthz")
         assert status == 200 and json.loads(health)["status"] == "ok"
         secrets = [v for k, v in env_values(project.env_file).items() if "SECRET" in k or "KEY" in k]
@@ -284,7 +288,8 @@ def test_sighup_reloads_and_a_broken_profile_keeps_the_old_one(project: Project,
         assert ("probe_success", series("BetaSkill", "flaky")) not in serve.samples()
         path.write_text(path.read_text() + "\n[[checks]\nbroken")
         serve.proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)  # give the reload its chance; the service must still answer as before
+        probed = stage.requests["/flaky"]  # the old profile is still being watched, not just remembered
+        until(lambda: stage.requests["/flaky"] >= probed + 2, "still probing after the refused reload")
         assert ("probe_success", series("BetaSkill", "renamed")) in serve.samples()
         code, err = serve.stop()
     finally:
@@ -345,3 +350,22 @@ def test_web_serves_the_dashboard_page_and_refuses_other_origins(tmp_path: Path)
 def test_a_profile_without_checks_is_refused_before_listening(run, project: Project) -> None:  # type: ignore[no-untyped-def]
     result = run("serve", "--config", project.profile, "--listen", "127.0.0.1:0")
     assert result.code == 3 and "no [[checks]]" in result.err and result.out == ""
+
+
+def test_opsdash_gate_counts_open_alerts_as_the_header_does() -> None:
+    """An open CRIT alert that is not a check's state (a failed preflight, keyed by the target) makes
+    the dashboard's header NO-GO; a scrape must say the same."""
+    import dataclasses
+
+    from opsdash.core.findings import Severity
+    from opsdash.core.readiness import dashboard_verdict
+    from opsdash.demo.sample import sample_report
+    from opsdash.ops.config import load_config
+    from opsdash.ops.serve.metrics import TargetStatus
+    from tests.conftest import EXAMPLE_PROFILE
+
+    report = dataclasses.replace(sample_report(load_config(EXAMPLE_PROFILE).profile), findings=())
+    alerts = [(Severity.CRIT, "preflight NO-GO for BetaSkill")]
+    status = TargetStatus("BetaSkill", 0, {}, validation=report, alerts=alerts)
+    assert status.gate() == dashboard_verdict(report, {}, 0, alerts).label == "NO-GO"
+    assert dataclasses.replace(status, alerts=[]).gate() == "GO"

@@ -144,6 +144,7 @@ def test_failing_gate_takes_the_on_fail_branch_and_the_session_says_it_escalated
     assert ex.state.status is SessionStatus.ESCALATED  # not "completed": the main path did not hold
     saved = store.load(ex.state.id)
     assert saved is not None and saved.status is SessionStatus.ESCALATED
+    assert saved.escalated  # read back from the store, as `history show --json` reports it
     assert saved.steps[3].status is StepStatus.PENDING
     assert [e["event"] for e in saved.events][-1] == "escalated"
 
