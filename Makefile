@@ -3,18 +3,31 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+LOCK   := requirements/dev.txt
+# Both cores: most of the suite's time is waiting on servers and subprocesses, not computing.
+WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --durations=25
+# The tests that hold opsdash against other people's libraries (webhooks, SARIF, JSON Schema)
+PARITY := tests/unit/core/test_webhooks_parity.py tests/unit/cli/test_formats.py \
+	tests/unit/cli/test_json_schemas.py tests/unit/cli/test_docs.py
+# The tests whose timing a loaded machine disturbs: the dashboard, runbook processes, serve, audit
+STRESSED := tests/tui tests/unit/core/runbooks tests/unit/ops/test_serve.py tests/unit/cli/test_audit.py \
+	tests/unit/cli/test_check.py tests/unit/core/audit/test_log.py
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test lint typecheck check bench prometheus screenshots docs clean
+.PHONY: help install demo test test-stress lint typecheck check bench prometheus screenshots docs lock upgrade-deps clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every tool and library the tests use comes from the lock, checked against its hashes, so a fresh
+# clone next month installs what passed CI today. opsdash itself goes in editable, built by the
+# locked hatchling (no build isolation: nothing unpinned is fetched).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 install: $(STAMP) ## Create .venv and install opsdash with its dev tools
@@ -22,8 +35,13 @@ install: $(STAMP) ## Create .venv and install opsdash with its dev tools
 demo: $(STAMP) ## Set up and open the dashboard on the built-in BetaSkill demo
 	$(BIN)/opsdash demo
 
-test: $(STAMP) ## Set up and run the test suite
-	$(BIN)/python -m pytest
+test: $(STAMP) ## Set up and run the test suite (both cores; the 25 slowest tests listed)
+	$(PYTEST)
+
+test-stress: $(STAMP) ## The dashboard, runbook and process tests while stress-ng loads every core
+	@command -v stress-ng >/dev/null || { echo "make test-stress needs stress-ng (apt-get install stress-ng)"; exit 3; }
+	stress-ng --cpu 4 --timeout 1800s --quiet & pid=$$!; \
+	$(PYTEST) -p no:randomly $(STRESSED); status=$$?; kill $$pid; wait $$pid 2>/dev/null; exit $$status
 
 lint: $(STAMP) ## ruff, and the import-linter layer contracts
 	$(BIN)/ruff check opsdash tests benchmarks scripts
@@ -54,6 +72,17 @@ screenshots: $(STAMP) ## Regenerate screenshots/*.svg from the fixed sample data
 docs: $(STAMP) ## Regenerate docs/troubleshooting.md, docs/configuration.md and docs/schemas/ from the code
 	$(BIN)/python scripts/gen_docs.py
 	$(BIN)/python scripts/gen_schemas.py
+
+lock: $(STAMP) ## Re-resolve the lock for the pins in pyproject.toml, keeping every version it can
+	$(BIN)/pip-compile --quiet --extra dev --all-build-deps --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
+
+upgrade-deps: $(STAMP) ## Move the lock to the newest releases, install them, run the parity tests
+	$(BIN)/pip-compile --quiet --upgrade --extra dev --all-build-deps --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	@git --no-pager diff --stat -- $(LOCK) || true
+	$(BIN)/python -m pytest -n $(WORKERS) $(PARITY)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

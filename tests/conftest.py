@@ -19,6 +19,7 @@ from opsdash.cli import main
 from opsdash.core.secrets import redactor
 from opsdash.demo import betaskill_env, env_text
 from opsdash.demo.target import CHECKS_MARKER
+from tests.waits import read_line
 
 # CI explores the same examples every run (a failure there must be reproducible); locally,
 # hypothesis keeps searching new ones.
@@ -135,7 +136,7 @@ def demo_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         text=True,
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
+    line = read_line(proc.stdout).strip()
     assert line.endswith("opsdash.toml"), proc.stderr.read() if proc.stderr else line
     yield Demo(Path(line), root / "data", proc)
     proc.send_signal(signal.SIGTERM)

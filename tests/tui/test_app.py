@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from textual.command import CommandList
 from textual.widgets import Button, DataTable, Input, Static
 from textual.worker import WorkerFailed
 
@@ -19,18 +20,19 @@ from opsdash.tui.panes.runbooks import RunbooksPane
 from opsdash.tui.widgets.logview import LogView
 from tests.conftest import Demo, Project, good_env, plan_shaped_env
 from tests.tui.conftest import SIZE, fast_demo_profile, settle
+from tests.waits import DEADLINE, until_async, wait_until
 
 
 def text_of(app: OpsdashApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
 
 
-async def until(pilot, condition, rounds: int = 300) -> None:  # type: ignore[no-untyped-def]
-    """Let the app work until `condition()` holds (bounded; a hang guard, not a timing assertion)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause(0.05)
+async def until(pilot, condition, deadline: float = DEADLINE) -> None:  # type: ignore[no-untyped-def]
+    """Let the app work until `condition()` holds (a hang guard, not a timing assertion); if it
+    never does, say what the dashboard was showing instead."""
+    with contextlib.suppress(AssertionError):
+        await until_async(condition, deadline=deadline, pause=pilot.pause)
+        return
     notes = [n.message for n in pilot.app._notifications]
     verdict = [str(w.render()) for w in pilot.app.query("#verdict")]
     runbook = [
@@ -310,7 +312,9 @@ async def test_demo_fault_from_the_command_palette(tmp_path: Path) -> None:
             await until(pilot, lambda: text_of(app, "#verdict").startswith("GO"))
             await pilot.press("ctrl+p")
             await pilot.press(*"env-plan-shaped on")
-            await pilot.pause(0.3)
+            await until(  # the search has found the command and highlighted it
+                pilot, lambda: app.screen.query_one(CommandList).highlighted is not None
+            )
             await pilot.press("enter")
             await until(pilot, lambda: text_of(app, "#verdict").startswith("NO-GO"))
             assert list_faults(data_dir) == ["env-plan-shaped"]
@@ -359,15 +363,14 @@ def test_dashboard_exits_cleanly_when_its_terminal_goes_away(project: Project) -
                 break
     assert b"Overview" in seen, seen[-500:]
     os.close(master)  # the terminal goes away: the kernel sends SIGHUP
-    for _ in range(200):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
-    else:
+    try:
+        _, status = wait_until(
+            lambda: (ended := os.waitpid(pid, os.WNOHANG))[0] and ended, "the dashboard ends", 30
+        )
+    except AssertionError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        raise AssertionError("the dashboard kept running after its terminal closed")
+        raise
     assert os.WIFEXITED(status) or os.WTERMSIG(status) == signal.SIGHUP
 
 
@@ -444,12 +447,12 @@ async def test_an_alert_that_ends_leaves_the_verdict(demo_process: Demo, tmp_pat
         await until(pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "OK")
         set_fault(demo_process.data_dir, "provider-down", True)
         try:
-            await until(pilot, lambda: "alert: ikhokha-api" in app.sub_title, rounds=400)
+            await until(pilot, lambda: "alert: ikhokha-api" in app.sub_title)
             assert app.sub_title.startswith("NO-GO")
         finally:
             set_fault(demo_process.data_dir, "provider-down", False)
-        await until(pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "OK", rounds=400)
-        await until(pilot, lambda: app.sub_title.startswith("GO"), rounds=100)
+        await until(pilot, lambda: str(table.get_cell("ikhokha-api", "status")) == "OK")
+        await until(pilot, lambda: app.sub_title.startswith("GO"))
         assert "alert" not in app.sub_title
         assert any(n.title == "Alert resolved" for n in app._notifications)
         app.query_one(HealthPane).watcher.stop()

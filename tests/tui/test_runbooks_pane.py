@@ -20,6 +20,7 @@ from opsdash.tui.panes.runbooks import ConfirmAction, ParametersScreen, QuitDuri
 from tests.conftest import Demo, Project, good_env
 from tests.tui.conftest import SIZE, fast_demo_profile, settle
 from tests.tui.test_app import until
+from tests.waits import until_async
 
 BOOK = """+++
 id = "tui-deploy"
@@ -148,31 +149,20 @@ async def test_quitting_during_a_command_asks_and_its_result_is_recorded(
         assert isinstance(app.screen, QuitDuringCommand)  # asked, not frozen
         assert app.focused is not None and app.focused.id == "quit-stay"
         app.screen.query_one(f"#quit-{choice}", Button).press()
-        await until(pilot, lambda: not app.is_running, rounds=400)  # it quits once settled
+        await until(pilot, lambda: not app.is_running)  # it quits once settled
     book, _ = parse(tmp_path / "books" / "deploy.md")
     assert book is not None
     with History.open(tmp_path / "data") as history:
         store = RunbookStore(history)
         if choice == "detach":  # left running: the next opsdash collects its output and exit status
             resumed = Executor.resume(book, session_id, store, lambda gates: [])
-            await until_path(tmp_path / "ended")
+            await until_async(lambda: resumed.running_pid() is None, "the command left running ends")
             resumed.settle_detached()
         state = store.load(session_id)
     assert state is not None
     step = state.steps[0]
     assert (step.status, step.exit_code) == (StepStatus.DONE, 0)
     assert step.output.split() == ["begun", "ended"]
-
-
-async def until_path(path: Path) -> None:
-    import asyncio
-
-    for _ in range(400):  # a hang guard, not a timing assertion
-        if path.exists():
-            await asyncio.sleep(0.2)  # the wrapper writes the exit status just after
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never appeared")
 
 
 async def test_parameters_say_what_they_want_and_esc_closes(demo_process: Demo, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project, good_env
+from tests.waits import read_line
 
 
 def data_dir() -> Path:
@@ -246,14 +247,13 @@ def test_follow_prints_appended_records(project: Project) -> None:
     follow = subprocess.Popen([opsdash, "audit", "tail", "-n", "1", "-f"], stdout=subprocess.PIPE, text=True)
     try:
         assert follow.stdout is not None
-        assert "validate" in follow.stdout.readline()
+        assert "validate" in read_line(follow.stdout)
         subprocess.run(
             [opsdash, "validate", "--config", str(project.profile), "--operator", "dave"],
             check=False,
             capture_output=True,
         )
-        appended = [follow.stdout.readline() for _ in range(1)]
-        assert "dave" in appended[0]
+        assert "dave" in read_line(follow.stdout)
     finally:
         follow.terminate()
         follow.wait(10)

@@ -14,6 +14,7 @@ import pytest
 
 from opsdash.demo import FAULTS
 from tests.conftest import Demo
+from tests.waits import read_line
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_watch_json_lines_show_sustained_state(demo: Demo) -> None:
         text=True,
     )
     assert proc.stdout is not None
-    lines = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    lines = [json.loads(read_line(proc.stdout)) for _ in range(2)]
     proc.send_signal(signal.SIGINT)
     proc.wait(15)
     assert [line["name"] for line in lines] == ["app-port", "app-port"]

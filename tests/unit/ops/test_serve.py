@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Project
+from tests.waits import read_line, wait_until
 
 WAIT = 60  # seconds any one condition may take on a loaded machine before the test gives up
 POSTABLE_ALERT_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
@@ -126,7 +126,7 @@ class Serve:
             text=True,
         )
         assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
+        self.url = read_line(self.proc.stdout).strip()
         assert self.url.startswith("http://127.0.0.1:"), self.proc.stderr.read() if self.proc.stderr else ""
 
     def get(self, path: str) -> tuple[int, str]:
@@ -157,13 +157,7 @@ class Serve:
 
 
 def until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"never happened: {what}")
+    return wait_until(condition, what, WAIT)
 
 
 def env_values(path: Path) -> dict[str, str]:
@@ -312,7 +306,7 @@ def test_web_serves_the_dashboard_page_and_refuses_other_origins(tmp_path: Path)
     )
     try:
         assert proc.stderr is not None
-        assert f"open http://127.0.0.1:{port}" in proc.stderr.readline()
+        assert f"open http://127.0.0.1:{port}" in read_line(proc.stderr)
         base = f"http://127.0.0.1:{port}"
 
         def page() -> str | None:

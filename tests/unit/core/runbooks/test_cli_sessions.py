@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from opsdash.core.runbooks.executor import SessionStatus, StepStatus, _live_members
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
+from tests.waits import wait_for_path
 
 OPSDASH = str(Path(sys.executable).with_name("opsdash"))
 
@@ -41,14 +41,6 @@ def book(tmp_path: Path, seconds: int) -> Path:
 
 def env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "OPSDASH_DATA_DIR": str(tmp_path / "data")}
-
-
-def wait_for(path: Path) -> None:
-    for _ in range(1200):  # a hang guard of 60 s, not a timing assertion
-        if path.exists():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{path.name} never appeared")
 
 
 def run_it(path: Path, tmp_path: Path, output: int = subprocess.PIPE) -> subprocess.Popen[str]:
@@ -108,7 +100,7 @@ def test_two_terminals_resuming_one_session_run_its_command_once(tmp_path: Path)
 def test_ctrl_c_during_a_command_asks_and_interrupt_stops_it(tmp_path: Path) -> None:
     path = book(tmp_path, 30)
     proc = run_it(path, tmp_path)
-    wait_for(tmp_path / "started")
+    wait_for_path(tmp_path / "started")
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the foreground opsdash (not the command)
     out = proc.communicate("i\nwrong release\nq\n", timeout=60)[0]
     assert "the command is still running" in out
@@ -125,7 +117,7 @@ def test_ctrl_c_during_a_command_asks_and_interrupt_stops_it(tmp_path: Path) -> 
 def test_ctrl_c_then_leave_it_running_and_resume_collects_the_result(tmp_path: Path) -> None:
     path = book(tmp_path, 2)
     proc = run_it(path, tmp_path)
-    wait_for(tmp_path / "started")
+    wait_for_path(tmp_path / "started")
     proc.send_signal(signal.SIGINT)
     out = proc.communicate("l\n", timeout=60)[0]
     assert proc.returncode == 3 and "left running; paused" in out, out
@@ -157,7 +149,7 @@ def test_after_kill_9_a_live_command_is_reported_and_only_interrupt_is_allowed(
 
     path = book(tmp_path, 30)
     proc = run_it(path, tmp_path, output=subprocess.DEVNULL)
-    wait_for(tmp_path / "started")
+    wait_for_path(tmp_path / "started")
     proc.send_signal(signal.SIGKILL)  # the operator's opsdash dies; the deploy goes on
     proc.wait(10)
     parsed, _ = parse(path)

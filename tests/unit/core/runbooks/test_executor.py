@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from unittest import mock
 
@@ -28,6 +27,7 @@ from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
 from tests.conftest import Demo
+from tests.waits import wait_for_path, wait_until
 
 BOOK = """+++
 id = "drill"
@@ -82,15 +82,6 @@ def book_path(tmp_path: Path) -> Path:
 def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     with History.open(tmp_path / "data") as history:
         yield RunbookStore(history)
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll until `condition()` holds: a hang guard of 30 s, not a timing assertion."""
-    for _ in range(600):
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("the condition never held")
 
 
 def start(book_path: Path, store: RunbookStore, gates: Gates, message: str = "hello") -> Executor:
@@ -275,10 +266,10 @@ def test_a_running_step_allows_nothing_and_a_second_executor_loses_the_claim(
         assert second.allowed()[0] == "confirm"  # it saw the step pending
         worker = threading.Thread(target=first.confirm)
         worker.start()
-        for _ in range(200):  # until the first has the step (bounded; not a timing assertion)
-            if first.current_state().status is StepStatus.RUNNING:  # type: ignore[union-attr]
-                break
-            time.sleep(0.01)
+        wait_until(
+            lambda: first.current_state().status is StepStatus.RUNNING,  # type: ignore[union-attr]
+            "the first executor has the step",
+        )
         # no second start, no skip, no abort under a running command: only interrupting it
         assert first.allowed() == ["interrupt"]
         with pytest.raises(StepNotAllowed):
@@ -331,11 +322,7 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
     proc.stdin.write("c\nannounced\nc\n")  # confirm step 1 with a note, then run the command
     proc.stdin.flush()
     started = tmp_path / "started"
-    for _ in range(1200):  # until the command is running (a hang guard of 60 s, not a timing assertion)
-        if started.exists():
-            break
-        time.sleep(0.05)
-    assert started.exists(), "the command never started"
+    wait_for_path(started)  # the command is running
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
 
