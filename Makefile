@@ -16,7 +16,7 @@ STRESSED := tests/tui tests/unit/core/runbooks tests/unit/ops/test_serve.py test
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-stress lint typecheck check bench prometheus screenshots docs lock upgrade-deps clean
+.PHONY: help install demo test test-stress lint typecheck check bench prometheus screenshots docs lock upgrade-deps torture clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ screenshots: $(STAMP) ## Regenerate screenshots/*.svg from the fixed sample data
 docs: $(STAMP) ## Regenerate docs/troubleshooting.md, docs/configuration.md and docs/schemas/ from the code
 	$(BIN)/python scripts/gen_docs.py
 	$(BIN)/python scripts/gen_schemas.py
+
+torture: $(STAMP) ## Many opsdash processes and kill -9 on one data directory, 200 rounds (about 25 min)
+	$(BIN)/python scripts/torture.py --rounds 200
 
 lock: $(STAMP) ## Re-resolve the lock for the pins in pyproject.toml, keeping every version it can
 	$(BIN)/pip-compile --quiet --extra dev --all-build-deps --generate-hashes --allow-unsafe --strip-extras \

@@ -109,9 +109,21 @@ def check_candidates(
     return out
 
 
-def check_scope(results: Iterable[CheckResult]) -> set[tuple[str, str]]:
-    """The (rule, key) pairs these results can resolve."""
-    return {(rule, r.name) for r in results for rule in CHECK_RULES}
+def check_scope(
+    results: Iterable[CheckResult], sustained: Mapping[str, Severity] | None = None
+) -> set[tuple[str, str]]:
+    """The (rule, key) pairs these results can resolve: only a check seen healthy. A check failing
+    before its threshold, or whose state a process that has just started does not know yet
+    (UNKNOWN), resolves nothing: its incident is not over because this process has not yet seen
+    it fail often enough. A certificate alert ends with a result that no longer warns of expiry."""
+    out: set[tuple[str, str]] = set()
+    for r in results:
+        status = sustained.get(r.name, r.severity) if sustained is not None else r.severity
+        if status is Severity.OK:
+            out.update((rule, r.name) for rule in INCIDENT_RULES)
+        if r.severity is not Severity.UNKNOWN:
+            out.add((CERTIFICATE_EXPIRY, r.name))
+    return out
 
 
 def preflight_candidate(report: Report) -> Candidate | None:

@@ -22,7 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from opsdash.core.alerts import CHECK_RULES, Action, Candidate, OpenAlert, active_silence, incident_of, plan
+from opsdash.core.alerts import (
+    CHECK_RULES,
+    INCIDENT_RULES,
+    Action,
+    Candidate,
+    OpenAlert,
+    active_silence,
+    incident_of,
+    plan,
+)
 from opsdash.core.health.probes.base import ProbeFailed
 from opsdash.core.profile import AlertChannel, Profile, Silence
 from opsdash.core.secrets import redactor
@@ -250,29 +259,31 @@ class AlertDispatcher:
         held: set[int] = set()  # open alerts these candidates keep firing
         for action in actions:
             silence = active_silence(action.rule, alerts.silences, when)
+            # Each action is claimed in the record before it is sent: when several processes watch
+            # one target, the one whose claim lands sends, and the others find nothing to do.
             if action.kind == "fire" and action.alert is not None:
                 held.add(action.alert.id)
-                if silence is None:  # raised inside a silence that has ended: its first notice
-                    self._fire_late(history, rows[action.alert.id], action, now)
+                # raised inside a silence that has ended: its first notice
+                if silence is None and self._fire_late(history, rows[action.alert.id], action, now):
                     done.append(action)
             elif action.kind == "fire":
-                self._fire(history, action, silence, now)
-                done.append(action)
+                if self._fire(history, action, silence, now):
+                    done.append(action)
             elif action.kind == "remind":
                 assert action.alert is not None and action.candidate is not None
                 held.add(action.alert.id)
-                if silence is None:
+                if silence is None and history.claim_alert(
+                    action.alert.id, action.alert.last_sent_at, last_sent_at=now
+                ):
                     row = {**_as_dict(rows[action.alert.id]), "detail": action.candidate.detail}
                     self._send(history, "reminder", row)
-                    history.mark_alert(action.alert.id, last_sent_at=now)
                     done.append(action)
-            elif action.kind == "resolve":
-                self._resolve(history, rows, action, silence, now)
+            elif action.kind == "resolve" and self._resolve(history, rows, action, silence, now):
                 done.append(action)
         self._refresh(history, candidates, open_alerts, held, now)
         return done
 
-    def _fire(self, history: History, action: Action, silence: Silence | None, now: float) -> None:
+    def _fire(self, history: History, action: Action, silence: Silence | None, now: float) -> bool:
         c = action.candidate
         assert c is not None
         alert_id = history.record_alert(
@@ -284,7 +295,11 @@ class AlertDispatcher:
             now,
             runbook=c.runbook,
             silenced=silence is not None,
+            unless_open=INCIDENT_RULES if c.rule in INCIDENT_RULES else (c.rule,),
+            sent_at=None if silence is not None else now,
         )
+        if alert_id is None:  # another process opened this incident a moment ago, and sends it
+            return False
         self.audit.event(
             "security_event" if c.rule in ("credentials-rejected",) else "system",
             "alert",
@@ -299,10 +314,12 @@ class AlertDispatcher:
         )
         if silence is None:
             self._send(history, "firing", _as_dict(history.alert(alert_id)))
-            history.mark_alert(alert_id, last_sent_at=now)
+        return True
 
-    def _fire_late(self, history: History, row: AlertRow, action: Action, now: float) -> None:
+    def _fire_late(self, history: History, row: AlertRow, action: Action, now: float) -> bool:
         assert action.candidate is not None
+        if not history.claim_alert(row.id, None, last_sent_at=now):
+            return False
         span = silenced_span(row, self.profile.alerts.silences, now)
         body = {
             **_as_dict(row),
@@ -310,7 +327,6 @@ class AlertDispatcher:
             "silenced_span": span,
         }
         self._send(history, "firing", body)
-        history.mark_alert(row.id, last_sent_at=now)
         self.audit.event(
             "system",
             "alert-after-silence",
@@ -318,12 +334,16 @@ class AlertDispatcher:
             outcome=row.severity,
             details={"rule": row.rule, "alert_id": row.id, "silenced": span},
         )
+        return True
 
     def _resolve(
         self, history: History, rows: dict[int, AlertRow], action: Action, silence: Silence | None, now: float
-    ) -> None:
+    ) -> bool:
         assert action.alert is not None
-        history.mark_alert(action.alert.id, status="resolved", resolved_at=now)
+        if not history.claim_alert(
+            action.alert.id, action.alert.last_sent_at, status="resolved", resolved_at=now
+        ):
+            return False  # resolved, or sent again, by another process since this one read it
         self.audit.event(
             "system",
             "alert-resolved",
@@ -334,7 +354,7 @@ class AlertDispatcher:
         row = rows[action.alert.id]
         self._posted.pop(row.id, None)
         if row.last_sent_at is None or silence is not None:
-            return
+            return True
         resolved = {**_as_dict(row), "resolved_at": now}
         if self.profile.alerts.send_resolved:
             self._send(history, "resolved", resolved)
@@ -342,6 +362,7 @@ class AlertDispatcher:
             am = [c for c in self.profile.alerts.channels if c.kind == "alertmanager"]
             if am:
                 self._send(history, "resolved", resolved, am)
+        return True
 
     def _refresh(
         self,

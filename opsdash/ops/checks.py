@@ -3,15 +3,16 @@ the dashboard's Health pane both run."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from opsdash.core.alerts import check_candidates, check_scope
+from opsdash.core.alerts import INCIDENT_RULES, check_candidates, check_scope
 from opsdash.core.errors import ConfigError
 from opsdash.core.findings import Report, Severity, new_run_id
 from opsdash.core.health.model import CheckResult
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from opsdash.storage.history import History
 
 
+T = TypeVar("T")
 RECORD_GATHER = 0.05  # seconds a result may wait to be recorded with the ones arriving after it
 
 
@@ -126,6 +128,7 @@ class Watch:
         if self._pool is not None:  # an unusable data directory stops the watch now, not silently later
             try:
                 self._pool.submit(self._open_history).result()
+                self._pool.submit(self._resume_incidents).result()
             except BaseException:
                 self._pool.shutdown()
                 raise
@@ -196,9 +199,15 @@ class Watch:
     def _record(self, chunk: Sequence[tuple[CheckResult, Severity, bool]]) -> None:
         results = [result for result, _status, _changed in chunk]
         statuses = {result.name: status for result, status, _changed in chunk}
+
+        def record(history: History) -> bool:
+            history.record_checks(self.run_id, results, statuses)
+            return True
+
+        recorded = self._with_history(record, "results not recorded")
+        if recorded is None:
+            return
         try:
-            assert self._history is not None
-            self._history.record_checks(self.run_id, results, statuses)
             for result, status, changed in chunk:
                 if changed:
                     self.ops.audit.event(
@@ -212,19 +221,64 @@ class Watch:
                             "run_id": self.run_id,
                         },
                     )
-            actions = self.ops.alerts.process(
-                self._history, check_candidates(results, statuses), check_scope(results)
-            )
         except Exception as exc:  # never let a background failure pass silently
-            print(f"opsdash: warning: results not recorded: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"opsdash: warning: audit record not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        actions = self._with_history(
+            lambda history: self.ops.alerts.process(
+                history, check_candidates(results, statuses), check_scope(results, statuses)
+            ),
+            "alerts not processed",
+        )
+        if actions is None:
             return
         fired = [a.candidate.title for a in actions if a.kind == "fire" and a.candidate is not None]
         resolved = [a.key for a in actions if a.kind == "resolve"]
         if (fired or resolved) and self.on_alerts is not None:  # the dashboard's header reads them
             self.on_alerts(fired, resolved)
 
+    def _with_history(self, work: Callable[[History], T], what: str) -> T | None:
+        """`work` on the recording connection; a connection that failed is never trusted again (an
+        I/O error would otherwise fail every poll for the life of a service): it is closed, and the
+        work is tried once more on a fresh one. Returns None if that fails too, after saying so."""
+        for attempt in (1, 2):
+            try:
+                if self._history is None:
+                    self._open_history()
+                assert self._history is not None
+                return work(self._history)
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    self._close_history()
+                self._history = None
+                # never let a background failure pass silently
+                again = "; trying once more on a fresh connection" if attempt == 1 else ""
+                print(f"opsdash: warning: {what}: {type(exc).__name__}: {exc}{again}", file=sys.stderr)
+        return None
+
     def _open_history(self) -> None:
         self._history = self.ops.history()
+
+    def _resume_incidents(self) -> None:
+        """A check whose incident is still open in the record starts as down, as the process that
+        last watched it left it: a new dashboard, a restarted or reloaded `serve`, or a second
+        watcher of the same target continues that incident (a reminder, then one resolve when the
+        check has recovered) instead of forgetting it and raising another."""
+        assert self._history is not None
+        down = {a.key for a in self._history.open_alerts() if a.rule in INCIDENT_RULES}
+        rows = self._history.latest_check_results(c.name for c in self.checks if c.name in down)
+        for check in self.checks:
+            row = rows.get(check.name)
+            status = Severity(row.sustained) if row is not None else Severity.UNKNOWN
+            if row is None or status not in (Severity.CRIT, Severity.WARN):
+                continue
+            self.watcher.states[check.name] = SustainedState(
+                status=status,
+                since=row.started_at,
+                failures=check.failure_threshold,
+                failure_threshold=check.failure_threshold,
+                success_threshold=check.success_threshold,
+            )
+            self._last[check.name] = status
 
     def _close_history(self) -> None:
         if self._history is not None:

@@ -201,6 +201,7 @@ def record_delivery(
     window = f"{rule.window_s:.0f} s"
     detail = f"{recent} failed verifications from {source} within {window} (latest: {verdict.outcome})"
     alert_id = history.record_alert(WEBHOOK_BURST, source, "CRIT", title, detail, now)
+    assert alert_id is not None  # opened unconditionally: a burst is an event, not a state
     ops.audit.event(
         "security_event",
         "alert",

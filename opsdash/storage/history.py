@@ -14,13 +14,15 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsdash.core.errors import InputError
-from opsdash.core.files import exclusive_lock, open_private
+from opsdash.core.files import LinkRefused, exclusive_lock, open_private
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.secrets import fingerprint, redactor
 from opsdash.storage.rows import AlertRow, Anchor, CheckRow, DeliveryRow, EnvKey, RunRow, rows_as
@@ -94,7 +96,10 @@ class History:
         self._db: sqlite_utils.Database | None = None
         if not read_only:
             try:
-                os.close(open_private(path, os.O_RDWR | os.O_CREAT))  # 0600 from birth, never via a link
+                create_database_file(path)
+                if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                    # SQLite would open it read-only without a word, and fail at the first write
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
             except OSError as exc:
                 if exc.errno in _READ_ONLY_ERRNOS:
                     raise InputError(read_only_message(path, exc.strerror)) from None
@@ -105,7 +110,12 @@ class History:
                     f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=15, check_same_thread=not shared
                 )
             else:
-                conn = sqlite3.connect(path, timeout=15, check_same_thread=not shared)
+                # every write transaction takes the write lock at BEGIN, waiting its turn on the
+                # busy timeout: a deferred one that read first fails at once with "database is
+                # locked" when another process wrote meanwhile
+                conn = sqlite3.connect(
+                    path, timeout=15, check_same_thread=not shared, isolation_level="IMMEDIATE"
+                )
             self.conn = conn
         except sqlite3.DatabaseError as exc:
             raise self.explain(exc) from None
@@ -208,12 +218,14 @@ class History:
         """One write transaction that holds the write lock from its first statement (BEGIN
         IMMEDIATE), so a read inside it never has to be upgraded after another writer got in."""
         conn = self.conn
+        if conn.in_transaction:  # inside a caller's transaction: its commit is this one's
+            yield
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
+            conn.rollback()  # nothing to do if SQLite already rolled it back
             raise
         conn.commit()
 
@@ -506,25 +518,37 @@ class History:
         *,
         runbook: str | None = None,
         silenced: bool = False,
-    ) -> int:
-        with self.conn:
-            table = self.db.table("alerts")
-            table.insert(
-                {
-                    "rule": rule,
-                    "key": key,
-                    "severity": severity,
-                    "title": redactor.redact(title),
-                    "detail": redactor.redact(detail),
-                    "raised_at": at,
-                    "resolved_at": None,
-                    "status": "firing",
-                    "last_sent_at": None,
-                    "silenced": int(silenced),
-                    "runbook": runbook,
-                }
+        unless_open: Sequence[str] = (),
+        sent_at: float | None = None,
+    ) -> int | None:
+        """Open an alert; with `unless_open`, only if no alert of those rules is firing for `key`:
+        the check and the insert are one write transaction, so of two processes that see the same
+        failure at once exactly one opens the incident (and sends it); the other gets None.
+        `sent_at`: the alert is being sent now (claimed, so no one else sends it first)."""
+        with self._writing():
+            if unless_open:
+                marks = ", ".join("?" * len(unless_open))
+                if self.conn.execute(
+                    f"SELECT 1 FROM alerts WHERE status = 'firing' AND key = ? AND rule IN ({marks}) LIMIT 1",  # noqa: S608
+                    [key, *unless_open],
+                ).fetchone():
+                    return None
+            cursor = self.conn.execute(
+                "INSERT INTO alerts (rule, key, severity, title, detail, raised_at, resolved_at, status, "
+                "last_sent_at, silenced, runbook) VALUES (?, ?, ?, ?, ?, ?, NULL, 'firing', ?, ?, ?)",
+                [
+                    rule,
+                    key,
+                    severity,
+                    redactor.redact(title),
+                    redactor.redact(detail),
+                    at,
+                    sent_at,
+                    int(silenced),
+                    runbook,
+                ],
             )
-            return int(table.last_pk or 0)
+            return int(cursor.lastrowid or 0)
 
     def open_alerts(self) -> list[AlertRow]:
         return rows_as(
@@ -534,6 +558,18 @@ class History:
     def mark_alert(self, alert_id: int, **fields: Any) -> None:
         with self.conn:
             self.db.table("alerts").update(alert_id, fields)
+
+    def claim_alert(self, alert_id: int, seen_sent_at: float | None, **fields: Any) -> bool:
+        """Change a firing alert only if it is still as this process last read it (firing, and sent
+        last at `seen_sent_at`): a conditional update, so a reminder, a late first notice or a
+        resolve is claimed, and sent, by exactly one of the processes that decided on it."""
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        with self.conn:
+            cursor = self.conn.execute(
+                f"UPDATE alerts SET {columns} WHERE id = ? AND status = 'firing' AND last_sent_at IS ?",  # noqa: S608
+                [*fields.values(), alert_id, seen_sent_at],
+            )
+        return cursor.rowcount == 1
 
     def record_delivery(
         self, alert_id: int, channel: str, event: str, ok: bool, attempts: int, error: str, at: float
@@ -787,6 +823,34 @@ class History:
 def _as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def create_database_file(path: Path) -> None:
+    """Make `path` an empty 0600 file if it does not exist, refusing a symbolic link, without ever
+    opening the database file itself.
+
+    SQLite keeps its locks as POSIX advisory locks, and closing *any* descriptor of a file drops
+    every such lock the process holds on it: a connection of this process (another thread's, the
+    dashboard's runbook store) would silently lose its locks, another process would think itself
+    alone and check-point or delete the WAL under it, and the database corrupts ("How To Corrupt an
+    SQLite Database File", 2.2). So the file is made under a temporary name, closed, and only then
+    linked into place; a file that already exists is only looked at (lstat)."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise LinkRefused(errno.ELOOP, f"{path} is a symbolic link; opsdash does not write through links")
+        return
+    except FileNotFoundError:
+        pass
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    os.close(open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL))  # nothing can lock this inode yet
+    try:
+        os.link(temp, path)  # atomic, and never replaces: of two first openers one makes the file
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temp)
+    if stat.S_ISLNK(os.lstat(path).st_mode):  # planted between the two calls
+        raise LinkRefused(errno.ELOOP, f"{path} is a symbolic link; opsdash does not write through links")
 
 
 def read_only_message(path: Path, why: str | None) -> str:

@@ -34,6 +34,7 @@ class Stage:
         self.requests: dict[str, int] = {"/healthy": 0, "/flaky": 0}
         self.fixed = False
         self.alerts: list[dict[str, Any]] = []
+        self.notices: list[dict[str, Any]] = []
         stage = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +47,10 @@ class Stage:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path == "/hook":  # a generic webhook channel: one POST per notice
+                    stage.notices.append(json.loads(body))
+                    self._answer(200, b"")
+                    return
                 if self.path != "/api/v2/alerts":
                     self._answer(404, b"{}")
                     return
@@ -228,6 +233,60 @@ def test_metrics_alerts_and_a_clean_stop(project: Project, stage: Stage) -> None
     with History.open(Path(os.environ["OPSDASH_DATA_DIR"])) as history:
         recorded = {name: len(history.check_history(name, limit=100_000)) for name in ("healthy", "flaky")}
     assert recorded == {"healthy": stage.requests["/healthy"], "flaky": stage.requests["/flaky"]}
+
+
+async def test_restarts_reloads_and_a_dashboard_continue_one_incident(project: Project, stage: Stage) -> None:
+    """An incident is one incident in the record, whoever watches it: serve restarted, serve
+    reloaded, and a dashboard opened beside it on the same data directory neither resolve the alert
+    while the check still fails nor raise a second one; the receiver hears one firing, then one
+    resolved when the check recovers."""
+    from opsdash.tui.app import OpsdashApp
+    from tests.waits import until_async
+
+    profile = write_profile(project, stage)
+    profile.write_text(
+        profile.read_text()
+        + f"""
+[[alerts.channels]]
+name = "pager"
+kind = "webhook"
+url = "{stage.url}/hook"
+retries = 0
+"""
+    )
+
+    def polls_of_flaky(more: int) -> Callable[[], bool]:
+        goal = stage.requests["/flaky"] + more
+        return lambda: stage.requests["/flaky"] >= goal
+
+    def events() -> list[tuple[str, str]]:
+        return [(n["status"], n["key"]) for n in stage.notices if n["key"] == "flaky"]
+
+    first = Serve("--config", profile)
+    try:
+        until(lambda: events(), "the pager hears of the incident")
+        assert first.stop()[0] == 0
+    finally:
+        first.kill()
+    second = Serve("--config", profile)  # restarted: it finds the incident open in the record
+    try:
+        until(polls_of_flaky(3), "the restarted serve probes flaky")
+        second.proc.send_signal(signal.SIGHUP)  # reloaded
+        until(polls_of_flaky(3), "the reloaded serve probes flaky")
+        app = OpsdashApp.on_profile(profile, record=True)
+        async with app.run_test(size=(120, 36)) as pilot:  # a dashboard opened mid-incident
+            await until_async(polls_of_flaky(4), "both watch flaky", pause=pilot.pause)
+            assert events() == [("firing", "flaky")]
+            stage.fixed = True
+            await until_async(
+                lambda: ("resolved", "flaky") in events(), "the pager hears the end", pause=pilot.pause
+            )
+            await until_async(polls_of_flaky(3), "both see it healthy", pause=pilot.pause)
+        code, err = second.stop()
+    finally:
+        second.kill()
+    assert code == 0, err
+    assert events() == [("firing", "flaky"), ("resolved", "flaky")]
 
 
 def test_two_profiles_in_one_process_are_labelled_by_target(

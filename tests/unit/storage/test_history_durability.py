@@ -8,6 +8,8 @@ import json
 import os
 import random
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -324,3 +326,65 @@ def test_history_compact_converts_a_large_old_database(run, data: Path) -> None:
     assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
     assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
     conn.close()
+
+
+# ---------------------------------------------------------------- several processes
+
+
+def _another_process_thinks_it_is_alone(db: Path) -> bool:
+    """Whether a second process may take the database out of WAL mode, which SQLite allows only to
+    a connection that finds no other connection's lock on the file (the same test that makes the
+    last connection to close check-point and delete the WAL)."""
+    probe = (
+        "import sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], timeout=0)\n"
+        "try:\n"
+        "    print(conn.execute('PRAGMA journal_mode = DELETE').fetchone()[0])\n"
+        "except sqlite3.OperationalError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True, text=True, timeout=60)
+    return out.stdout.strip() == "delete"
+
+
+def test_opening_history_again_keeps_this_process_s_locks(data: Path) -> None:
+    """Closing any descriptor of a database file drops every POSIX lock the process holds on it:
+    a second History opened in the same process (the dashboard opens several) must not, or another
+    process believes itself alone and deletes the WAL under this one (the corruption testers saw)."""
+    with History.open(data) as first:
+        assert first.list_runs() == []  # this connection has read: it holds its lock on the file
+        assert not _another_process_thinks_it_is_alone(data / "history.db")
+        with History.open(data, write=False), History.open(data):  # a reader and a writer open too
+            pass
+        assert not _another_process_thinks_it_is_alone(data / "history.db"), "the lock was dropped"
+        assert first.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_database_file_is_born_private_and_never_through_a_link(data: Path, tmp_path: Path) -> None:
+    with History.open(data):
+        pass
+    assert (data / "history.db").stat().st_mode & 0o777 == 0o600
+    assert not [p.name for p in data.iterdir() if p.name.endswith(".new")]  # no temporary left behind
+    elsewhere = tmp_path / "elsewhere.db"
+    other = tmp_path / "other-data"
+    other.mkdir()
+    (other / "history.db").symlink_to(elsewhere)
+    with pytest.raises(InputError, match="symbolic link"):
+        History.open(other)
+    assert not elsewhere.exists()
+
+
+def test_torture_short_run_keeps_the_record_whole() -> None:
+    """scripts/torture.py in brief: serves, a dashboard, CLI loops and SIGKILLs on one data
+    directory; the record must be whole and every finished command's rows present after each round
+    (make torture, or the script with --rounds 200, is the long version)."""
+    script = Path(__file__).resolve().parents[3] / "scripts" / "torture.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--rounds", "2", "--seconds", "3", "--kills", "2", "--seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert out.returncode == 0 and "2 rounds" in out.stdout and "0 rounds failed" in out.stdout, (
+        out.stdout[-3000:] + out.stderr[-2000:]
+    )
