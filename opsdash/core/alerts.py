@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from opsdash.core.findings import Report, Severity
+from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
 from opsdash.core.profile import Silence
@@ -138,6 +138,31 @@ def preflight_candidate(report: Report) -> Candidate | None:
         f"{len(reasons)} blocking reason(s): {', '.join(reasons)} (run {report.run_id})",
         "pre-deploy-checklist",
     )
+
+
+def gate_cause_gone(
+    blocking: Iterable[Finding],
+    check_names: Iterable[str],
+    healthy_since: Iterable[str],
+    validation: Report | None,
+) -> bool:
+    """Whether every blocking reason of a NO-GO preflight is gone without running the gate again:
+    a failing check's reason when that check has since been seen healthy (`healthy_since`), an
+    environment finding when a later `validation` no longer has it. A rollback-readiness reason
+    (category `deploy`) is the gate's own question: only the next preflight answers it."""
+    checks, healthy = set(check_names), set(healthy_since)
+    later = (
+        {(f.rule, f.subject) for f in validation.findings if f.severity is Severity.CRIT}
+        if validation
+        else None
+    )
+    for f in blocking:
+        if f.subject in checks:
+            if f.subject not in healthy:
+                return False
+        elif f.category == "deploy" or later is None or (f.rule, f.subject) in later:
+            return False
+    return True
 
 
 def active_silence(rule: str, silences: Sequence[Silence], now: datetime) -> Silence | None:

@@ -25,13 +25,16 @@ from typing import Any
 from opsdash.core.alerts import (
     CHECK_RULES,
     INCIDENT_RULES,
+    PREFLIGHT_NO_GO,
     Action,
     Candidate,
     OpenAlert,
     active_silence,
+    gate_cause_gone,
     incident_of,
     plan,
 )
+from opsdash.core.findings import Severity
 from opsdash.core.health.probes.base import ProbeFailed
 from opsdash.core.profile import AlertChannel, Profile, Silence
 from opsdash.core.secrets import redactor
@@ -115,6 +118,10 @@ def alertmanager_alert(
     if generator_url:
         body["generatorURL"] = generator_url
     return body
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def channel_url(channel: AlertChannel) -> str:
@@ -282,6 +289,34 @@ class AlertDispatcher:
                 done.append(action)
         self._refresh(history, candidates, open_alerts, held, now)
         return done
+
+    def settle_gate(self, history: History, now: float | None = None) -> list[Action]:
+        """Resolve this target's NO-GO preflight alert once the record shows each of its blocking
+        reasons gone: the failing checks seen healthy since, the environment findings absent from a
+        later validation (core/alerts.gate_cause_gone). Called after every recorded sweep and
+        validation, so the header does not stay NO-GO until someone runs preflight again."""
+        target = self.profile.target.name
+        alert = next(
+            (a for a in history.open_alerts() if a.rule == PREFLIGHT_NO_GO and a.key == target), None
+        )
+        run_id = history.last_run(("preflight",), ("CRIT",)) if alert is not None else None
+        if alert is None or run_id is None:
+            return []
+        blocking = [f for f in history.findings(run_id) if f.severity is Severity.CRIT]
+        names = {c.name for c in self.profile.checks}
+        rows = history.latest_check_results(names & {f.subject for f in blocking})
+        healthy = {
+            name
+            for name, row in rows.items()
+            if row.sustained == "OK" and _epoch(row.started_at) > alert.raised_at
+        }
+        later = history.last_run(("validate",))
+        validation = None
+        if later is not None and _epoch((run := history.resolve(later)).started_at) > alert.raised_at:
+            validation = history.report(run)
+        if not gate_cause_gone(blocking, names, healthy, validation):
+            return []
+        return self.process(history, [], {(PREFLIGHT_NO_GO, target)}, now)
 
     def _fire(self, history: History, action: Action, silence: Silence | None, now: float) -> bool:
         c = action.candidate

@@ -90,6 +90,7 @@ async def run(
                 )
             ops.audit.report(report, history)
             ops.alerts.process(history, check_candidates(results), check_scope(results))
+            ops.alerts.settle_gate(history)
     return report, results
 
 
@@ -224,9 +225,12 @@ class Watch:
         except Exception as exc:  # never let a background failure pass silently
             print(f"opsdash: warning: audit record not written: {type(exc).__name__}: {exc}", file=sys.stderr)
         actions = self._with_history(
-            lambda history: self.ops.alerts.process(
-                history, check_candidates(results, statuses), check_scope(results, statuses)
-            ),
+            lambda history: [
+                *self.ops.alerts.process(
+                    history, check_candidates(results, statuses), check_scope(results, statuses)
+                ),
+                *self.ops.alerts.settle_gate(history),
+            ],
             "alerts not processed",
         )
         if actions is None:

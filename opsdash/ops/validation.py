@@ -24,4 +24,5 @@ def run(
             history.record(result.report, operator=ops.operator, env=result.env, is_secret=profile.is_secret)
             history.purge(ops.settings.history_retention_days)
             ops.audit.report(result.report, history)
+            ops.alerts.settle_gate(history)  # a NO-GO preflight whose findings are gone resolves
     return result

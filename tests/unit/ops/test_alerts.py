@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from opsdash.core.alerts import CHECK_CRITICAL, CREDENTIALS_REJECTED, check_candidates, check_scope
+from opsdash.core.alerts import (
+    CHECK_CRITICAL,
+    CREDENTIALS_REJECTED,
+    PREFLIGHT_NO_GO,
+    check_candidates,
+    check_scope,
+)
 from opsdash.core.findings import Severity
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
@@ -225,3 +231,50 @@ def test_alertmanager_url_is_its_base_or_the_alerts_endpoint(url: str) -> None:
 
     channel = AlertChannel(name="am", kind="alertmanager", url=url)
     assert channel_url(channel) == "http://127.0.0.1:9093/api/v2/alerts"
+
+
+def _open_gate_alerts(profile: Path) -> list[str]:
+    with Ops.open(profile).history() as history:
+        return [a.key for a in history.open_alerts() if a.rule == PREFLIGHT_NO_GO]
+
+
+@pytest.mark.parametrize(
+    ("fault", "not_yet", "clears"),
+    [("app-down", ["validate"], "check"), ("env-plan-shaped", ["check"], "validate")],
+)
+def test_a_no_go_preflight_alert_resolves_once_its_causes_are_gone(
+    run, demo_process: Demo, fault: str, not_yet: list[str], clears: str
+) -> None:
+    """The header stayed NO-GO after recovery until someone ran preflight again: now a later sweep
+    (for a failing check) or validation (for an environment finding) that shows every blocking
+    reason gone resolves it, and one that does not leaves it open."""
+    from opsdash.demo.control import set_fault
+
+    profile = demo_process.profile
+    set_fault(demo_process.data_dir, fault, True)
+    try:
+        assert run("preflight", "--config", profile).code == 2
+        assert _open_gate_alerts(profile) == ["BetaSkill"]
+        for command in [*not_yet, clears]:  # the cause still there: nothing resolves
+            run(command, "--config", profile)
+        assert _open_gate_alerts(profile) == ["BetaSkill"]
+    finally:
+        set_fault(demo_process.data_dir, fault, False)
+    for command in not_yet:  # the wrong kind of evidence does not clear it
+        run(command, "--config", profile)
+        assert _open_gate_alerts(profile) == ["BetaSkill"]
+    assert run(clears, "--config", profile).code == 0
+    assert _open_gate_alerts(profile) == []
+
+
+def test_a_rollback_readiness_reason_waits_for_the_next_gate() -> None:
+    from opsdash.core.alerts import gate_cause_gone
+    from opsdash.core.findings import Finding
+
+    check = Finding("check-failed", Severity.CRIT, "health", "app-health", "down", "", "")
+    readiness = Finding("rollback-no-runbook", Severity.CRIT, "deploy", "rollback", "missing", "", "")
+    env = Finding("secret-client-exposed", Severity.CRIT, "secrets", "VITE_X", "exposed", "", "")
+    assert gate_cause_gone([check], ["app-health"], ["app-health"], None)
+    assert not gate_cause_gone([check], ["app-health"], [], None)
+    assert not gate_cause_gone([check, readiness], ["app-health"], ["app-health"], None)
+    assert not gate_cause_gone([env], [], [], None)  # no validation since
