@@ -44,7 +44,7 @@ def runbook_list(config: Path | None, as_json: bool) -> None:
     """
     from opsdash.ops.runbooks import catalogue
 
-    books, problems, last = catalogue(Ops.open(config, require=False))
+    books, problems, last, _held = catalogue(Ops.open(config, require=False))
     if as_json:
         emit_json(
             [
@@ -95,6 +95,8 @@ def runbook_show(ref: str, config: Path | None) -> None:
     emit(click.style(f"{book.title}  ({book.id}, {book.severity})", bold=True))
     emit(f"  {book.summary}")
     emit(f"  file: {book.path}")
+    if book.exclusive:
+        emit(f"  exclusive: {book.exclusive} (one active session at a time per target)")
     for p in book.parameters:
         rules = (
             f" pattern {p.pattern}" if p.pattern else (f" one of {', '.join(p.choices)}" if p.choices else "")
@@ -173,15 +175,26 @@ def runbook_run(
     Ctrl-C while a command runs does not stop it (it runs in its own process group): you choose to
     wait, leave it running and pause (its output and exit status are collected on --resume), or
     interrupt it. One command runs per session, even across terminals: a second opsdash on the same
-    session sees the step running and cannot start it again.
+    session sees the step running and cannot start it again. A runbook with an exclusive group
+    (rollback, credential-rotation) does not start while another session of that group is active
+    for the same target, from any terminal or dashboard: opsdash names it and how to resume it.
 
     \b
     Exit codes: 0 completed, 1 completed with failed or skipped steps, or escalated (ended on the
-    branch a failed step led to), 2 aborted, 3 paused (or a command left running) or error.
+    branch a failed step led to), 2 aborted, 3 paused (or a command left running), refused (its
+    exclusive group is held) or error.
     """
     from opsdash.cli.runbook_io import collect_params, guided, parse_params, print_session
     from opsdash.cli.runbook_io import dry_run as plan
-    from opsdash.ops.runbooks import Sessions, dry_run_gates, find_runbook, lint_before_run, suggested_params
+    from opsdash.core.runbooks.exclusive import ExclusiveConflict
+    from opsdash.ops.runbooks import (
+        Sessions,
+        dry_run_gates,
+        find_runbook,
+        lint_before_run,
+        resume_command,
+        suggested_params,
+    )
 
     ops = Ops.open(config, operator=operator, require=False)
     book = find_runbook(ref, ops.profile_or_none)
@@ -200,7 +213,12 @@ def runbook_run(
             given = parse_params(params)
             suggested = suggested_params(ops, book) if len(given) < len(book.parameters) else {}
             values = collect_params(book, given, interactive=True, suggested=suggested)
-            ex = sessions.start(book, values)
+            try:
+                ex = sessions.start(book, values)
+            except ExclusiveConflict as exc:
+                emit(f"opsdash: error: {exc}", err=True)
+                emit(f"to work in that session instead: {resume_command(ops, exc.holder)}", err=True)
+                sys.exit(EXIT_UNKNOWN)
             emit(click.style(f"{book.title} — session {ex.state.id}", bold=True))
             emit(f"  if this terminal goes away: opsdash runbook run {book.id} --resume {ex.state.id}")
             if book.intro:

@@ -198,6 +198,10 @@ class RunbookSession(_Fixed):
     escalated: bool = Field(
         description="A failed step sent the session down its on_fail=goto branch (it ends 'escalated')."
     )
+    exclusive: str | None = Field(
+        None, description="The runbook's exclusive group: one active session per group and target."
+    )
+    target: str = Field("", description="The profile's target the session ran against (empty: none).")
 
 
 class FindingChange(_Fixed):

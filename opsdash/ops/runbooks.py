@@ -12,6 +12,7 @@ from opsdash.core.errors import ConfigError, InputError, OpsdashError
 from opsdash.core.findings import Severity
 from opsdash.core.health.runner import run_once
 from opsdash.core.profile import Check, Profile
+from opsdash.core.runbooks.exclusive import ExclusiveConflict, Holder
 from opsdash.core.runbooks.executor import AuditHook, Executor, GateResult, GateRunner
 from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.model import Runbook
@@ -198,14 +199,20 @@ def audit_hook(ops: Ops) -> AuditHook:
     return hook
 
 
-def catalogue(ops: Ops) -> tuple[list[Runbook], list[RunbookProblem], dict[str, SessionRow | None]]:
-    """Every runbook opsdash offers, the problems found reading them, and each one's last session."""
+def catalogue(
+    ops: Ops,
+) -> tuple[list[Runbook], list[RunbookProblem], dict[str, SessionRow | None], dict[str, Holder]]:
+    """Every runbook opsdash offers, the problems found reading them, each one's last session, and
+    the active session holding each exclusive group for this target (whichever process or
+    operator started it)."""
     from opsdash.storage.runbooks import RunbookStore
 
     books, problems = load_runbooks(runbook_dirs(ops.profile_or_none))
     with ops.history() as history:
-        last = RunbookStore(history).last_sessions(b.id for b in books)
-    return books, problems, last
+        store = RunbookStore(history)
+        last = store.last_sessions(b.id for b in books)
+        held = store.holders(target_name(ops)) if any(b.exclusive for b in books) else {}
+    return books, problems, last, held
 
 
 class Sessions:
@@ -230,8 +237,22 @@ class Sessions:
         self.audit = audit_hook(ops)
 
     def start(self, book: Runbook, params: dict[str, str]) -> Executor:
+        """Start a session; ExclusiveConflict (audited) while another session, in any process,
+        holds the runbook's exclusive group for this target."""
         lint_before_run(self.ops, book)
-        return Executor.start(book, params, self.ops.operator, self.store, self.runner, self.audit)
+        try:
+            return Executor.start(
+                book, params, self.ops.operator, self.store, self.runner, self.audit, target_name(self.ops)
+            )
+        except ExclusiveConflict as exc:
+            held = exc.holder
+            self.audit(
+                "runbook-start-refused",
+                book.id,
+                "refused",
+                {"held_by": held.session_id, "operator": held.operator, "group": held.group},
+            )
+            raise
 
     def resume(self, book: Runbook, ref: str) -> Executor:
         """Resume a session by id, or the newest unfinished one of this runbook with 'latest'."""
@@ -292,6 +313,22 @@ def suggested_params(ops: Ops, book: Runbook) -> dict[str, str]:
         for p in wanted
         if (value := known.get(p.suggest or "")) is not None and p.problem(value) is None
     }
+
+
+def target_name(ops: Ops) -> str:
+    """What an exclusive group is held for: the profile's target ("" with no profile)."""
+    profile = ops.profile_or_none
+    return profile.target.name if profile is not None else ""
+
+
+def resume_command(ops: Ops, holder: Holder) -> str:
+    """The command that resumes the holder's session: its runbook by id when `runbook run` finds
+    it by id, by its path otherwise."""
+    import shlex
+
+    path = Path(holder.runbook_path)
+    ref = holder.runbook_id if path.parent in runbook_dirs(ops.profile_or_none) else str(path)
+    return f"opsdash runbook run {shlex.quote(ref)} --resume {holder.session_id}"
 
 
 def unfinished(ops: Ops) -> SessionRow | None:

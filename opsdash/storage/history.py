@@ -214,7 +214,7 @@ class History:
         return InputError(f"{self.path}: cannot open history database ({text})")
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
+    def writing(self) -> Iterator[None]:
         """One write transaction that holds the write lock from its first statement (BEGIN
         IMMEDIATE), so a read inside it never has to be upgraded after another writer got in."""
         conn = self.conn
@@ -303,7 +303,7 @@ class History:
         check_results (pass `results`, or call record_checks with them)."""
         clean = redactor.redact
         summary = {k: v for k, v in report.summary.items() if k != "checks"}
-        with self._writing():
+        with self.writing():
             self.conn.execute(
                 "INSERT INTO runs (run_id, kind, target, operator, started_at, duration_ms, verdict, counts, "
                 "summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -352,7 +352,7 @@ class History:
     def record_checks(
         self, run_id: str, results: Iterable[CheckResult], sustained: Mapping[str, Severity] | None = None
     ) -> None:
-        with self._writing():
+        with self.writing():
             self._insert_checks(run_id, results, sustained)
 
     def _insert_checks(
@@ -649,7 +649,7 @@ class History:
         active = "SELECT id FROM runbook_sessions WHERE status = 'active'"
         old_runs = f"SELECT run_id FROM runs WHERE started_at < ? AND run_id NOT IN ({active})"  # noqa: S608
         ended = "SELECT id FROM runbook_sessions WHERE status != 'active' AND updated_at < ?"
-        with self._writing():
+        with self.writing():
             execute = self.db.execute
             for table in ("findings", "env_keys"):
                 execute(f"DELETE FROM {table} WHERE run_id IN ({old_runs})", [cutoff])  # noqa: S608

@@ -8,12 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from opsdash.core.findings import Severity
+from opsdash.core.runbooks.exclusive import ExclusiveConflict, Holder
 from opsdash.core.runbooks.executor import ESCALATION, SessionState, SessionStatus, StepState, StepStatus
 from opsdash.core.secrets import redactor
 from opsdash.storage.history import History
 from opsdash.storage.rows import SessionRow, rows_as
 
 VERDICTS = {SessionStatus.ACTIVE: Severity.UNKNOWN, SessionStatus.ABORTED: Severity.CRIT}
+_HOLDERS = (
+    "SELECT s.id, s.runbook_id, s.runbook_path, s.title, s.operator, s.started_at, s.current_step, "
+    "(SELECT COUNT(*) FROM runbook_steps WHERE session_id = s.id), s.exclusive_group, s.target "
+    "FROM runbook_sessions s WHERE s.status = 'active' AND s.exclusive_group IS NOT NULL AND s.target = ?"
+)
 
 
 class RunbookStore:
@@ -22,7 +28,14 @@ class RunbookStore:
         self.db = history.db
 
     def create(self, state: SessionState) -> None:
-        with self.db.conn:
+        """Insert a new session. One that declares an exclusive group is refused while another
+        active session holds that group for its target: the look and the insert are one write
+        transaction (BEGIN IMMEDIATE), so of two processes starting at once exactly one wins."""
+        with self.history.writing():
+            if state.exclusive is not None:
+                holder = self.holders(state.target, state.exclusive).get(state.exclusive)
+                if holder is not None:
+                    raise ExclusiveConflict(holder)
             self.db.table("runbook_sessions").insert(self._session_row(state))
             self.db.table("runbook_steps").insert_all(
                 {"session_id": state.id, "step_index": i, **self._step_row(s)}
@@ -50,6 +63,17 @@ class RunbookStore:
                 }
             )
             self.db.table("runs").update(state.id, self._run_row(state))
+
+    def holders(self, target: str, group: str | None = None) -> dict[str, Holder]:
+        """The active session holding each exclusive group (or only `group`) for `target`."""
+        sql, args = _HOLDERS, [target]
+        if group is not None:
+            sql, args = f"{sql} AND s.exclusive_group = ?", [target, group]
+        held: dict[str, Holder] = {}
+        for row in self.history.conn.execute(f"{sql} ORDER BY s.started_at", args):
+            holder = Holder(*row)
+            held.setdefault(holder.group, holder)  # the first: two can only predate the group
+        return held
 
     def output_path(self, session_id: str, index: int) -> Path:
         return self.history.path.parent / "runbook-output" / f"{session_id}-{index}.out"
@@ -101,6 +125,8 @@ class RunbookStore:
             updated_at=row["updated_at"],
             events=events,
             escalated=any(ESCALATION in (e.get("detail") or "") for e in events),
+            exclusive=row.get("exclusive_group"),
+            target=row.get("target") or "",
         )
 
     def events(self, session_id: str) -> list[dict[str, Any]]:
@@ -147,6 +173,8 @@ class RunbookStore:
             "current_step": state.current,
             "started_at": state.started_at,
             "updated_at": state.updated_at,
+            "exclusive_group": state.exclusive,
+            "target": state.target,
         }
 
     @staticmethod

@@ -246,5 +246,14 @@ def _v8(db: sqlite_utils.Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+def _v9(db: sqlite_utils.Database) -> None:
+    """A runbook session's exclusive group and target: one active session per (group, target)
+    (rows written before have neither, and never block)."""
+    sessions = db.table("runbook_sessions")
+    _add_column(sessions, "exclusive_group", str)
+    _add_column(sessions, "target", str)
+    sessions.create_index(["exclusive_group", "target", "status"], if_not_exists=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,14 +9,20 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Input, Static
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 from opsdash.core.runbooks.executor import Executor, SessionStatus, StepStatus
 from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
 from opsdash.tui.app import OpsdashApp, VerdictBar
-from opsdash.tui.panes.runbooks import ConfirmAction, ParametersScreen, QuitDuringCommand, RunbooksPane
+from opsdash.tui.panes.runbooks import (
+    ConfirmAction,
+    ParametersScreen,
+    QuitDuringCommand,
+    RunbooksPane,
+    SessionHeld,
+)
 from tests.conftest import Demo, Project, good_env
 from tests.tui.conftest import SIZE, fast_demo_profile, settle
 from tests.tui.test_app import until
@@ -376,3 +382,50 @@ async def test_an_unfinished_session_is_offered_on_start(project: Project, tmp_p
         await until(pilot, lambda: pane.executor is not None)
         with History.open(tmp_path / "data") as history:
             assert len(RunbookStore(history).sessions("tui-deploy")) == 1
+
+
+async def test_the_dashboard_refuses_a_change_another_terminal_is_making(
+    demo_process: Demo, tmp_path: Path
+) -> None:
+    """bob's `opsdash runbook run rollback` (a real process) is on step 2; alice's dashboard on the
+    same data directory shows it beside the list, refuses to start credential-rotation (same
+    exclusive group and target) with who, since when and which step, and opens bob's session."""
+    from tests.unit.cli.test_runbook_exclusive import hold_rollback, the_session
+
+    profile, data = fast_demo_profile(demo_process, tmp_path), tmp_path / "data"
+    holder, held = hold_rollback(profile, data)
+    try:
+        app = OpsdashApp.on_profile(profile, live=False, record=False, data_dir=data)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            await settle(pilot)
+            pane = app.query_one(RunbooksPane)
+            line = f"rollback running since {held.started_at[11:16]} UTC by bob, step 2/7"
+            await until(pilot, lambda: line in str(app.query_one("#runbook-held", Static).render()))
+            pane.open_runbook("credential-rotation")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, ParametersScreen))
+            await settle(pilot)
+            await pilot.press("enter")  # the default variable
+            await until(pilot, lambda: isinstance(app.screen, SessionHeld))
+            await settle(pilot)
+            said = str(app.screen.query_one("#held-question", Label).render())
+            started = held.started_at[:19].replace("T", " ")
+            assert f"session {held.id}, started {started} UTC by bob, on step 2/7" in said
+            assert f"opsdash runbook run rollback --resume {held.id}" in said
+            assert pane.executor is None
+            assert the_session(data).id == held.id  # type: ignore[union-attr]  # nothing else started
+            await pilot.press("enter")  # "Open that session" has the focus
+            await until(pilot, lambda: pane.executor is not None and not pane._busy)
+            await settle(pilot)
+            assert pane.executor.state.id == held.id  # type: ignore[union-attr]
+            assert pane.executor.runbook.id == "rollback"  # type: ignore[union-attr]
+            assert pane.executor.state.current == 1  # type: ignore[union-attr]
+        assert holder.poll() is None  # bob's terminal runs on, and can still end its session
+        out = holder.communicate("a\nalice has it now\n", timeout=60)[0]
+        assert holder.returncode == 2, out
+        assert the_session(data).status is SessionStatus.ABORTED  # type: ignore[union-attr]
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)

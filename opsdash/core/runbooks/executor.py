@@ -90,6 +90,8 @@ class SessionState:
     updated_at: str
     events: list[dict[str, Any]] = field(default_factory=list)
     escalated: bool = False  # a failure sent the session down an on_fail=goto branch
+    exclusive: str | None = None  # the runbook's exclusive group, held for `target` while active
+    target: str = ""  # the profile's target name
 
 
 @dataclass
@@ -107,7 +109,9 @@ class CommandControl:
 
 
 class Store(Protocol):
-    def create(self, state: SessionState) -> None: ...
+    def create(self, state: SessionState) -> None:
+        """Insert a new session; raises ExclusiveConflict (atomically, across processes) when its
+        exclusive group is held for its target by another active session."""
 
     def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
         """Persist the session, step `index`'s state, and one event — atomically."""
@@ -169,6 +173,7 @@ class Executor:
         store: Store,
         run_gates: GateRunner,
         audit: AuditHook | None = None,
+        target: str = "",
     ) -> Executor:
         problems = [p.problem(params[p.name]) for p in runbook.parameters if p.name in params]
         missing = [p.name for p in runbook.parameters if p.name not in params]
@@ -189,6 +194,8 @@ class Executor:
             steps=[StepState() for _ in runbook.steps],
             started_at=now,
             updated_at=now,
+            exclusive=runbook.exclusive,
+            target=target,
         )
         store.create(state)
         executor = cls(runbook, state, store, run_gates, audit or (lambda *_a: None))

@@ -79,6 +79,7 @@ class Runbook:
     path: Path
     intro: str = ""
     text: str = field(default="", repr=False)
+    exclusive: str | None = None  # one active session per (group, target): see exclusive.py
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps if s.id == step_id), None)

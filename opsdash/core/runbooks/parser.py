@@ -16,11 +16,12 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from opsdash.core.files import UnreadableFile, read_text
+from opsdash.core.runbooks.exclusive import GROUP
 from opsdash.core.runbooks.model import Parameter, Runbook, Step, StepKind
 
 FRONT = "+++"
 SEVERITIES = ("info", "warn", "crit")
-FRONT_KEYS = {"id", "title", "summary", "severity", "tags", "parameters"}
+FRONT_KEYS = {"id", "title", "summary", "severity", "tags", "parameters", "exclusive"}
 PARAM_KEYS = {"name", "prompt", "pattern", "choices", "default", "help", "example", "suggest"}
 SUGGESTIONS = ("previous-release", "current-release")  # what [deploy] version_url/command can tell
 _ATTRS = re.compile(r"\s*\{([^{}]*)\}\s*$")
@@ -124,6 +125,16 @@ def parse(path: Path, text: str | None = None) -> tuple[Runbook | None, list[Pro
     severity = str(front.get("severity", "warn"))
     if severity not in SEVERITIES:
         problems.append(Problem(shown, 2, f"front matter: severity must be one of {', '.join(SEVERITIES)}"))
+    exclusive = front.get("exclusive")
+    if exclusive is not None and not (isinstance(exclusive, str) and GROUP.fullmatch(exclusive)):
+        problems.append(
+            Problem(
+                shown,
+                2,
+                "front matter: exclusive must be a group name of lowercase letters, digits and "
+                'hyphens (e.g. "production-change")',
+            )
+        )
     parameters = _parameters(front.get("parameters", []), shown, problems)
     before = len(problems)
     steps, intro = _steps(body, offset, shown, problems)
@@ -142,6 +153,7 @@ def parse(path: Path, text: str | None = None) -> tuple[Runbook | None, list[Pro
         path=path,
         intro=intro,
         text=text,
+        exclusive=exclusive,
     ), []
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markdown import Markdown as RichMarkdown
@@ -28,6 +29,7 @@ from textual.widgets import Button, DataTable, Input, Label, Log, Static
 from textual.widgets.data_table import ColumnKey
 
 from opsdash.core.errors import OpsdashError
+from opsdash.core.runbooks.exclusive import ExclusiveConflict, Holder
 from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionStatus, StepNotAllowed, StepStatus
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.secrets import redactor
@@ -162,6 +164,38 @@ class QuitDuringCommand(ModalScreen[str | None]):
         self.dismiss(None if choice == "stay" else choice)
 
 
+class SessionHeld(ModalScreen[bool]):
+    """A start refused because another session holds the runbook's exclusive group for this
+    target: who started it, when, and where it is; Open works in that session instead."""
+
+    BINDINGS: ClassVar = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, refusal: str, resume: str) -> None:
+        super().__init__()
+        self.refusal, self.resume = refusal, resume
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="held-dialog", classes="dialog"):
+            yield Label(Text("Not started", style="bold"))
+            yield Label(
+                Text(f"{clean(self.refusal)}\n\nFrom a terminal: {clean(self.resume)}"),
+                id="held-question",
+            )
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Open that session", variant="primary", id="held-open")
+                yield Button("Cancel", id="held-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#held-open", Button).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed)
+    def chosen(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "held-open")
+
+
 class ParametersScreen(ModalScreen[dict[str, str] | None]):
     """Asks for a runbook's parameters: each with what it is for and an example (never a bare
     regex), pre-filled with what opsdash knows (the previous release ...), checked before start."""
@@ -213,9 +247,12 @@ class ParametersScreen(ModalScreen[dict[str, str] | None]):
 
 class RunbooksPane(Vertical):
     DEFAULT_CSS = """
-    RunbooksPane #runbook-list { width: 54; height: 1fr; }
-    RunbooksPane.-narrow.-session #runbook-list { display: none; }
-    RunbooksPane.-narrow #runbook-list { width: 1fr; }
+    RunbooksPane #runbook-side { width: 54; height: 1fr; }
+    RunbooksPane #runbook-list { height: 1fr; }
+    RunbooksPane #runbook-held { height: auto; max-height: 4; padding: 0 1; color: $warning; }
+    RunbooksPane #runbook-held.-empty { display: none; }
+    RunbooksPane.-narrow.-session #runbook-side { display: none; }
+    RunbooksPane.-narrow #runbook-side { width: 1fr; }
     RunbooksPane.-narrow #guided { display: none; }
     RunbooksPane.-narrow.-session #guided { display: block; }
     RunbooksPane #guided { width: 1fr; }
@@ -268,6 +305,7 @@ class RunbooksPane(Vertical):
         self.ctx = ctx
         self.books: list[Runbook] = []
         self.active: dict[str, str] = {}  # runbook id -> active session id
+        self.held: dict[str, Holder] = {}  # exclusive group -> the session holding it for the target
         self.executor: Executor | None = None
         self.sessions: Sessions | None = None
         self._wanted: str | None = None  # a runbook a link asked for, applied once the list is loaded
@@ -279,7 +317,9 @@ class RunbooksPane(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal():
-            yield DataTable(id="runbook-list", cursor_type="row")
+            with Vertical(id="runbook-side"):
+                yield DataTable(id="runbook-list", cursor_type="row")
+                yield Static("", id="runbook-held", classes="-empty")
             with Vertical(id="guided"):
                 yield Static("Choose a runbook and press Enter.", id="session-title")
                 yield DataTable(id="steps", cursor_type="row")
@@ -347,12 +387,16 @@ class RunbooksPane(Vertical):
     def load(self) -> None:
         from opsdash.ops.runbooks import catalogue
 
-        books, _problems, last = catalogue(self.ctx.ops)
-        self.app.call_from_thread(self._listed, books, last)
+        books, _problems, last, held = catalogue(self.ctx.ops)
+        self.app.call_from_thread(self._listed, books, last, held)
 
-    def _listed(self, books: list[Runbook], last: dict[str, SessionRow | None]) -> None:
+    def _listed(
+        self, books: list[Runbook], last: dict[str, SessionRow | None], held: dict[str, Holder]
+    ) -> None:
         self.books = books
         self.active = {b: s.id for b, s in last.items() if s is not None and s.status == "active"}
+        self.held = held
+        self._show_held()
         table = self.query_one("#runbook-list", DataTable)
         # a reload keeps the runbook the operator (or a runbook link) chose, never falls back to row 0
         current = self._book() if table.row_count else None
@@ -369,6 +413,19 @@ class RunbooksPane(Vertical):
                 self._preview(self._book(keep))
         elif wanted is not None:
             self.app.notify(f"No runbook {wanted!r} here.", severity="warning")
+
+    def _show_held(self) -> None:
+        """Under the list: the sessions that hold an exclusive group for this target (started in
+        another terminal, another dashboard, by another operator), which block its runbooks."""
+        mine = self.executor.state.id if self.executor else None
+        lines = [
+            f"⚠ {clean(h.summary())} ({', '.join(b.id for b in self.books if b.exclusive == group)})"
+            for group, h in self.held.items()
+            if h.session_id != mine
+        ]
+        widget = self.query_one("#runbook-held", Static)
+        widget.update(Text("\n".join(lines)))
+        widget.set_class(not lines, "-empty")
 
     def _book(self, book_id: str | None = None) -> Runbook | None:
         if book_id is None:
@@ -496,7 +553,7 @@ class RunbooksPane(Vertical):
         description="open a runbook session",
     )
     def start_or_resume(self, book: Runbook, params: dict[str, str] | None, session_id: str | None) -> None:
-        from opsdash.ops.runbooks import Sessions
+        from opsdash.ops.runbooks import Sessions, resume_command
 
         try:
             if self.sessions is None:  # one connection, kept across this pane's workers
@@ -506,11 +563,26 @@ class RunbooksPane(Vertical):
             else:
                 assert params is not None
                 self.executor = self.sessions.start(book, params)
+        except ExclusiveConflict as exc:
+            screen = SessionHeld(str(exc), resume_command(self.ctx.ops, exc.holder))
+            self.app.call_from_thread(self.app.push_screen, screen, partial(self._open_held, exc.holder))
+            self.app.call_from_thread(self.load)  # the list shows who holds the group
+            return
         except (OpsdashError, ValueError, LookupError) as exc:
             self.app.call_from_thread(self.app.notify, redactor.redact(str(exc)), severity="error")
             return
         self.post_message(RunbookStepFinished(self.executor.state.id))
         self.app.call_from_thread(self.load)  # the list's LAST column shows the session
+
+    def _open_held(self, holder: Holder, chosen: bool | None) -> None:
+        """Work in the session that holds the group instead (it may be of another runbook)."""
+        if not chosen:
+            return
+        book = self._book(holder.runbook_id)
+        if book is None:
+            self.app.notify(f"Runbook {holder.runbook_id!r} is not in this list.", severity="warning")
+            return
+        self.start_or_resume(book, None, holder.session_id)
 
     # ------------------------------------------------------------------ the guided view
 

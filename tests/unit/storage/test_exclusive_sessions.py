@@ -1,0 +1,202 @@
+"""Exclusive runbooks in the record: one active session per (group, target), claimed in the same
+write transaction that creates the session, so racing processes cannot both win."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsdash.core.runbooks.exclusive import ExclusiveConflict
+from opsdash.core.runbooks.executor import Executor, SessionStatus
+from opsdash.core.runbooks.model import Runbook
+from opsdash.core.runbooks.parser import parse
+from opsdash.storage.history import History
+from opsdash.storage.runbooks import RunbookStore
+
+BOOK = """+++
+id = "{id}"
+title = "{id} drill"
+{exclusive}
++++
+
+## Announce {{#announce}}
+Say it.
+
+## Change it {{#change}}
+Change it.
+
+## Tell people {{#tell}}
+Say it is done.
+"""
+
+
+def book(tmp_path: Path, book_id: str, group: str | None = "production-change") -> Runbook:
+    path = tmp_path / f"{book_id}.md"
+    path.write_text(
+        BOOK.format(id=book_id, exclusive=f'exclusive = "{group}"' if group else ""), encoding="utf-8"
+    )
+    parsed, problems = parse(path)
+    assert parsed is not None, problems
+    return parsed
+
+
+def start(
+    store: RunbookStore, runbook: Runbook, operator: str = "alice", target: str = "BetaSkill"
+) -> Executor:
+    return Executor.start(runbook, {}, operator, store, lambda gates: [], target=target)
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with History.open(tmp_path / "data") as history:
+        yield RunbookStore(history)
+
+
+def test_a_second_start_in_the_group_names_who_when_and_which_step(
+    tmp_path: Path, store: RunbookStore
+) -> None:
+    first = start(store, book(tmp_path, "rollback"), operator="bob")
+    first.confirm("announced")  # bob is on step 2 now
+    with pytest.raises(ExclusiveConflict) as refused:
+        start(store, book(tmp_path, "deploy"))  # another runbook of the group, the same target
+    holder = refused.value.holder
+    assert (holder.session_id, holder.operator, holder.step, holder.steps) == (first.state.id, "bob", 1, 3)
+    message = str(refused.value)
+    assert first.state.id in message and "by bob" in message and "on step 2/3" in message
+    assert first.state.started_at[:19].replace("T", " ") + " UTC" in message
+    assert "'production-change'" in message
+    with pytest.raises(ExclusiveConflict):
+        start(store, book(tmp_path, "rollback"))  # and the same runbook again
+    assert [s.id for s in store.sessions(limit=10)] == [first.state.id]  # nothing half-created
+    assert (
+        store.holders("BetaSkill")["production-change"]
+        .summary()
+        .startswith(f"rollback running since {first.state.started_at[11:16]} UTC by bob, step 2/3")
+    )
+
+
+@pytest.mark.parametrize("status", ["completed", "aborted", "escalated"])
+def test_a_session_that_ended_does_not_block(tmp_path: Path, store: RunbookStore, status: str) -> None:
+    first = start(store, book(tmp_path, "rollback"))
+    if status == "aborted":
+        first.abort("wrong release")
+    else:
+        for _ in range(3):
+            first.confirm()
+        if status == "escalated":  # as a session that ended on a failure's branch is recorded
+            store.db.execute(
+                "UPDATE runbook_sessions SET status = 'escalated' WHERE id = ?", [first.state.id]
+            )
+    assert store.load(first.state.id).status is SessionStatus(status)  # type: ignore[union-attr]
+    second = start(store, book(tmp_path, "rollback"))
+    assert second.state.status is SessionStatus.ACTIVE
+
+
+def test_another_group_another_target_or_no_group_does_not_block(tmp_path: Path, store: RunbookStore) -> None:
+    start(store, book(tmp_path, "rollback"), target="BetaSkill")
+    start(store, book(tmp_path, "rollback"), target="BetaSkill staging")  # another target
+    start(store, book(tmp_path, "db-failover", group="database-change"), target="BetaSkill")  # another group
+    start(store, book(tmp_path, "outage", group=None), target="BetaSkill")  # not exclusive at all
+    start(store, book(tmp_path, "outage", group=None), target="BetaSkill")
+    assert len(store.sessions(limit=10)) == 5
+    assert set(store.holders("BetaSkill")) == {"production-change", "database-change"}
+
+
+def test_the_group_and_target_survive_a_resume(tmp_path: Path, store: RunbookStore) -> None:
+    runbook = book(tmp_path, "rollback")
+    first = start(store, runbook)
+    resumed = Executor.resume(runbook, first.state.id, store, lambda gates: [])
+    resumed.confirm("announced")  # a save after the resume keeps the claim
+    with pytest.raises(ExclusiveConflict):
+        start(store, runbook)
+
+
+def _race(data_dir: str, path: str, target: str, barrier: Any, results: Any) -> None:
+    """One process: open the record, wait for the others, then try to start the session."""
+    runbook, _ = parse(Path(path))
+    assert runbook is not None
+    with History.open(Path(data_dir)) as history:
+        store = RunbookStore(history)
+        barrier.wait(60)
+        try:
+            start(store, runbook, operator=f"op-{multiprocessing.current_process().pid}", target=target)
+            results.put(("won", target))
+        except ExclusiveConflict as exc:
+            results.put(("refused", exc.holder.target))
+
+
+def test_racing_processes_exactly_one_wins(tmp_path: Path) -> None:
+    runbook = book(tmp_path, "rollback")
+    data = tmp_path / "data"
+    History.open(data).close()  # created and migrated once; the racers only write
+    ctx = multiprocessing.get_context("spawn")
+    racers, rounds = 6, 4
+    barrier, results = ctx.Barrier(racers), ctx.Queue()
+    for n in range(rounds):  # each round a new target: every round is a fresh race for it
+        procs = [
+            ctx.Process(target=_race, args=(str(data), str(runbook.path), f"target-{n}", barrier, results))
+            for _ in range(racers)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(120)
+            assert proc.exitcode == 0
+    outcomes = [results.get(timeout=60) for _ in range(racers * rounds)]
+    for n in range(rounds):
+        won = [o for o, t in outcomes if t == f"target-{n}" and o == "won"]
+        assert len(won) == 1, outcomes
+    with History.open(data) as history:
+        rows = history.conn.execute(
+            "SELECT target, COUNT(*) FROM runbook_sessions WHERE status = 'active' GROUP BY target"
+        ).fetchall()
+    assert sorted(rows) == [(f"target-{n}", 1) for n in range(rounds)]
+
+
+@pytest.mark.parametrize("value", ['"Production Change"', "3", '""', '"-x"'])
+def test_a_bad_group_name_is_a_problem_with_the_file(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "bad.md"
+    path.write_text(BOOK.format(id="bad", exclusive=f"exclusive = {value}"), encoding="utf-8")
+    parsed, problems = parse(path)
+    assert parsed is None
+    assert [p.message for p in problems] == [
+        "front matter: exclusive must be a group name of lowercase letters, digits and hyphens "
+        '(e.g. "production-change")'
+    ]
+
+
+def test_the_shipped_runbooks_that_change_production_share_one_group() -> None:
+    from opsdash.ops.runbooks import load_runbooks, shipped_runbooks_dir
+
+    shipped = shipped_runbooks_dir()
+    assert shipped is not None
+    books, problems = load_runbooks([shipped])
+    assert not problems
+    groups = {b.id: b.exclusive for b in books}
+    assert groups["rollback"] == groups["credential-rotation"] == "production-change"
+    # the checklists only read production: they must not block the rollback they may lead to
+    assert groups["pre-deploy-checklist"] is groups["post-deploy-verification"] is None
+
+
+def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_path: Path) -> None:
+    """A v8 database with an active rollback (from before groups existed) gains the columns, and a
+    v9 step run twice (a failed first open) changes nothing."""
+    from opsdash.storage.schema import MIGRATIONS, SCHEMA_VERSION
+
+    data = tmp_path / "data"
+    with History.open(data) as history:
+        old = start(RunbookStore(history), book(tmp_path, "rollback", group=None))
+        history.conn.execute("DROP INDEX idx_runbook_sessions_exclusive_group_target_status")
+        history.conn.execute("ALTER TABLE runbook_sessions DROP COLUMN exclusive_group")
+        history.conn.execute("ALTER TABLE runbook_sessions DROP COLUMN target")
+        history.conn.execute("PRAGMA user_version = 8")
+    with History.open(data) as history:
+        assert history.schema_version == SCHEMA_VERSION == 9
+        MIGRATIONS[8](history.db)  # idempotent
+        store = RunbookStore(history)
+        assert store.load(old.state.id).exclusive is None  # type: ignore[union-attr]
+        new = start(store, book(tmp_path, "rollback"))
+        assert store.holders("BetaSkill")["production-change"].session_id == new.state.id
