@@ -525,7 +525,7 @@ class History:
         the check and the insert are one write transaction, so of two processes that see the same
         failure at once exactly one opens the incident (and sends it); the other gets None.
         `sent_at`: the alert is being sent now (claimed, so no one else sends it first)."""
-        with self._writing():
+        with self.writing():
             if unless_open:
                 marks = ", ".join("?" * len(unless_open))
                 if self.conn.execute(
