@@ -80,6 +80,8 @@ def check(
     report, results = asyncio.run(
         checks.run(ops, names=names, env_files=files, from_env=from_env, record=record)
     )
+    if record:
+        ops.audit.require_written("check")
     profile = ops.profile
     conditions = {c.name: c.conditions for c in profile.checks}
     severities = {c.name: c.severity for c in profile.checks}

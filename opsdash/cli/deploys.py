@@ -13,10 +13,12 @@ from opsdash.core.findings import Report
 from opsdash.ops.base import Ops
 
 
-def _gate_output(report: Report, fmt: str, ops: Ops) -> None:
+def _gate_output(report: Report, fmt: str, ops: Ops, *, recorded: bool = True) -> None:
     from opsdash.cli.render import emit_report, report_text
     from opsdash.core.readiness import gate
 
+    if recorded:
+        ops.audit.require_written(report.kind)
     label = gate(report)
     profile = ops.config.path if ops.config else None
     if emit_report(report, fmt, profile=profile, extra={"gate": label}):
@@ -66,7 +68,7 @@ def preflight(
         record=not no_history,
         progress=progress_to_stderr if fmt == "text" else lambda _m: None,
     )
-    _gate_output(report, fmt, ops)
+    _gate_output(report, fmt, ops, recorded=not no_history)
     sys.exit(report.exit_code())
 
 

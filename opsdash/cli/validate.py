@@ -53,6 +53,8 @@ def validate(
     ops = Ops.open(config, operator=operator)
     run = validation.run(ops, env_files=list(env_files) or None, from_env=from_env, record=not no_history)
     report = run.report
+    if not no_history:
+        ops.audit.require_written("validate")
     if not emit_report(report, fmt, profile=ops.config.path if ops.config else None):
         emit(report_text(report, min_severity=Severity.INFO if verbose else Severity.WARN))
     sys.exit(report.exit_code(Severity.parse(fail_on)))

@@ -86,8 +86,9 @@ def webhook_verify(
     """
     from opsdash.ops import webhooks
 
+    ops = Ops.open(config, require=config is not None)
     checked = webhooks.verify(
-        Ops.open(config, require=config is not None),
+        ops,
         _read_body(body_path),
         _parse_headers(headers),
         path=path,
@@ -98,6 +99,7 @@ def webhook_verify(
         env_files=list(env_files) or None,
         from_env=from_env,
     )
+    ops.audit.require_written("webhook verify")  # a rejection nobody can audit is not a verdict
     verdict, alert = checked.verdict, checked.alert
     if as_json:
         shown = None
@@ -127,7 +129,11 @@ def webhook_verify(
 @click.option("--body", "body_path", required=True, metavar="FILE", help="The raw body ('-' for stdin).")
 @click.option("--path", "path", default=None, help="Path the delivery will be posted to (iKhokha signs it).")
 @click.option("--id", "delivery_id", help="Delivery id (Standard Webhooks, GitHub, Shopify).")
-@click.option("--timestamp", type=int, help="UNIX timestamp to sign with (default: now).")
+@click.option(
+    "--timestamp",
+    type=click.IntRange(0, 253_402_300_799),  # up to 9999-12-31: later is no time a receiver reads
+    help="UNIX timestamp to sign with (default: now).",
+)
 @env_options
 @json_option
 def webhook_sign(

@@ -89,6 +89,7 @@ class AuditTrail:
         self.settings, self.operator = settings, operator
         self._key: bytes | None = None
         self._log: AuditLog | None = None
+        self.unwritten: list[str] = []  # why records could not be written, in this process
 
     @property
     def directory(self) -> Path:
@@ -150,11 +151,23 @@ class AuditTrail:
             record = self.log().append(kind, action, subject=subject, outcome=outcome, details=details)
         except AuditRefused as exc:
             print(f"opsdash: warning: audit: {exc}", file=sys.stderr)
+            self.unwritten.append(str(exc))
             return None
         except (OSError, InputError) as exc:
             print(f"opsdash: warning: audit log not written: {exc}", file=sys.stderr)
+            self.unwritten.append(str(exc))
             return None
         return Head(record["log_id"], record["seq"], record["mac"])
+
+    def require_written(self, what: str) -> None:
+        """A gate or a webhook verdict whose audit record is missing is not a result anyone may act
+        on: an InputError (exit 3) saying why. Read-only commands only warn (in `event`)."""
+        if self.unwritten:
+            raise InputError(
+                f"{what}: the audit log could not be written ({self.unwritten[0]}), so this result "
+                "is not recorded and does not count; fix the audit log (docs/operator-guide.md, "
+                "'When audit verify fails') and run again"
+            )
 
     def report(self, report: Report, history: History | None) -> None:
         """A run's security events and its outcome; the outcome's head becomes the run's anchor."""

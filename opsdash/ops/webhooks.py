@@ -192,8 +192,8 @@ def record_delivery(
     ops.audit.event(kind, action, subject=source, outcome=verdict.outcome.value, details=details)
     if verdict.ok:
         return verdict, None
-    failures = history.record_webhook_failure(source, verdict.outcome.value, now)
     rule = burst or BurstRule()
+    failures = history.record_webhook_failure(source, verdict.outcome.value, now, rule.window_s)
     if not rule.should_alert(failures, history.last_alert(WEBHOOK_BURST, source), now):
         return verdict, None
     recent = sum(1 for t in failures if now - t <= rule.window_s)

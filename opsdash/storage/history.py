@@ -491,12 +491,17 @@ class History:
             )
         return cursor.rowcount == 0
 
-    def record_webhook_failure(self, source: str, outcome: str, at: float) -> list[float]:
-        """Record a failed verification; returns this source's failure times, newest last."""
+    def record_webhook_failure(
+        self, source: str, outcome: str, at: float, window_s: float = float("inf")
+    ) -> list[float]:
+        """Record a failed verification; returns this source's failure times within `window_s`
+        before `at`, oldest first. Only the window is read (the (source, at) index): a flood of
+        stored failures must not slow every later verification."""
         with self.conn:
             self.db.table("webhook_failures").insert({"source": source, "at": at, "outcome": outcome})
         rows = self.conn.execute(  # a NULL time (an old '--now nan') is not a time: never counted
-            "SELECT at FROM webhook_failures WHERE source = ? AND at IS NOT NULL ORDER BY at", [source]
+            "SELECT at FROM webhook_failures WHERE source = ? AND at >= ? ORDER BY at",
+            [source, at - window_s],
         )
         return [float(r[0]) for r in rows]
 

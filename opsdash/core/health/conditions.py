@@ -72,6 +72,7 @@ _DURATION_SECONDS = {
     "h": Decimal(3600),
     "d": Decimal(86400),
 }
+_MAX_DURATION_S = Decimal("9223372036.854775807")  # Go's time.Duration: 2^63 - 1 nanoseconds
 _PATH_PART = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(-?[0-9]+)\]")
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\s*)\(")
 _PLACEHOLDER_LIKE = re.compile(r"\[[A-Za-z_]+\]")
@@ -416,6 +417,10 @@ def _check_value(left: Operand, op: str, item: _Item) -> None:
     magnitude = float(_duration_seconds(value)) if duration else float(value)
     if not math.isfinite(magnitude):
         raise ConditionError(f"{value} is too large (not a finite number)", col)
+    if duration and abs(_duration_seconds(value)) > _MAX_DURATION_S:
+        raise ConditionError(
+            f"{value} is out of range: a duration is at most 2562047h47m16s (Go's, so Gatus' too)", col
+        )
     if kind == _DURATION_KIND and value.startswith("-"):
         raise ConditionError(f"{left.placeholder} cannot be compared with a negative value ({value})", col)
 

@@ -52,6 +52,15 @@ def lint(runbook: Runbook, known_checks: Iterable[str] | None = None) -> list[Pr
                     f"step {step.id!r}: on_fail goes to {step.goto!r}, which is not a step id",
                 )
             )
+        elif step.goto and step.goto == step.id:
+            problems.append(
+                Problem(
+                    path,
+                    step.action_line or step.line,
+                    f"step {step.id!r}: on_fail goes to the step itself; that is a retry, which "
+                    "on_fail = abort already offers (the operator retries or aborts)",
+                )
+            )
         if step.kind == "command" and not step.action.strip():
             problems.append(Problem(path, step.action_line, f"step {step.id!r}: the command block is empty"))
         if step.kind == "check":

@@ -266,3 +266,17 @@ def test_an_unreadable_log_is_a_clear_error_not_a_traceback(run, project: Projec
     result = run("audit", "verify")
     assert result.code == 3 and "audit.log: cannot read the audit log (Is a directory)" in result.err
     assert "Traceback" not in result.err + result.out
+
+
+@pytest.mark.parametrize("command", ["validate", "preflight"])
+def test_a_gate_the_audit_log_cannot_record_fails(run, project: Project, command: str) -> None:
+    """A gate whose record cannot be written exits 3 with the reason instead of passing with a
+    warning; a read-only command still answers."""
+    data = data_dir()
+    data.mkdir(parents=True)
+    (data / "audit.log").mkdir()
+    result = run(command, "--config", project.profile, "--json")
+    assert result.code == 3, result
+    assert "audit log could not be written" in result.err and "Traceback" not in result.err
+    assert result.out == ""  # no GO for a pipeline to read: the error is all there is
+    assert run("history", "list", "--config", project.profile).code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,36 @@ def test_a_url_for_path_is_refused(run, body: Path, secret_env: str) -> None:
         and "--path 'https://app.betaskill.com/api/" in result.err
         and "not a path" in result.err
     )
+
+
+def test_a_verdict_the_audit_log_cannot_record_is_not_returned(run, project: Project, body: Path) -> None:
+    """A rejection nobody can audit was returned as if recorded: now the verification fails (exit
+    3) and says why, in every format, and a machine reader gets no verdict to act on."""
+    data = Path(os.environ["OPSDASH_DATA_DIR"])
+    data.mkdir(parents=True)
+    (data / "audit.log").mkdir()  # the log cannot be opened for appending
+    common = ["--config", str(project.profile), "--body", str(body)]
+    headers = ["--header", "IK-APPID: x", "--header", "IK-SIGN: " + "0" * 64]
+    for fmt in ([], ["--json"]):
+        result = run("webhook", "verify", *common, *headers, *fmt)
+        assert result.code == 3, result
+        assert "audit log could not be written" in result.err
+        assert "REJECTED" not in result.out and '"outcome"' not in result.out
+
+
+@pytest.mark.parametrize("timestamp", ["100000000000000000000", "-1", "1e20"])
+def test_sign_refuses_a_timestamp_no_receiver_reads(run, body: Path, secret_env: str, timestamp: str) -> None:
+    result = run(
+        "webhook",
+        "sign",
+        "--scheme",
+        "stripe",
+        "--secret-env",
+        secret_env,
+        "--body",
+        body,
+        "--timestamp",
+        timestamp,
+    )
+    assert result.code == 3 and "--timestamp" in result.err and "Traceback" not in result.err
+    assert "Stripe-Signature" not in result.out

@@ -179,3 +179,26 @@ def test_history_poisoned_by_an_old_nan_time_still_counts_webhook_failures(tmp_p
         )
         assert history.record_webhook_failure("203.0.113.9", "bad-signature", 1000.0) == [1000.0]
         assert history.seen_delivery("s", "d1", 300, 2000.0) is False  # not a replay for ever
+
+
+def test_the_burst_counter_reads_only_its_window(tmp_path: Path) -> None:
+    """A flood of stored failures slowed every later verification (each read them all): only the
+    window is read now, through the (source, at) index."""
+    from opsdash.storage.history import History
+
+    with History.open(tmp_path) as history:
+        history.conn.executemany(
+            "INSERT INTO webhook_failures (source, at, outcome) VALUES ('198.51.100.1', ?, 'x')",
+            [(float(t),) for t in range(5000)],
+        )
+        history.conn.commit()
+        assert history.record_webhook_failure("198.51.100.1", "x", 10_000.0, 300.0) == [10_000.0]
+        assert history.record_webhook_failure("198.51.100.1", "x", 10_100.0, 300.0) == [10_000.0, 10_100.0]
+        plan = " ".join(
+            str(r[-1])
+            for r in history.conn.execute(
+                "EXPLAIN QUERY PLAN SELECT at FROM webhook_failures WHERE source = ? AND at >= ? ORDER BY at",
+                ["198.51.100.1", 0.0],
+            )
+        )
+        assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan

@@ -204,6 +204,20 @@ async def probe_webhook(check: WebhookCheck, ctx: ProbeContext, started: datetim
         facts[f"{label} delivery"] = f"HTTP {ex.status}"
         phases[label.replace(" ", "_")] = ex.response_time_ms
         accepted = 200 <= ex.status < 300
+        if 300 <= ex.status < 400:  # not a rejection: the handler was never reached
+            where = f" to {ex.location}" if ex.location else ""
+            return failed(
+                check,
+                check.url,
+                started,
+                t0,
+                ErrorClass.HTTP_STATUS,
+                f"{label} delivery answered HTTP {ex.status} (a redirect{where}): a provider does not "
+                "follow redirects with a delivery, so the handler is not at this URL; point the check "
+                "and the provider at the final one",
+                phases=phases,
+                facts=facts,
+            )
         if ex.status >= 500:
             return failed(
                 check,

@@ -246,6 +246,8 @@ def test_json_null_reads_as_null() -> None:
         ("[RESPONSE_TIME] < nan", 19, "nan is not a finite number"),
         ("[BODY].rate > inf", 15, "inf is not a finite number"),
         ("[BODY].rate > 1e999", 15, "not a finite number"),
+        ("[RESPONSE_TIME] > 99999999999999999999h", 19, "is out of range"),
+        ("[CERTIFICATE_EXPIRATION] > 2562048h", 28, "is out of range"),
         ("[RESPONSE_TIME] > -5h", 19, "negative value (-5h)"),
         ("[CERTIFICATE_EXPIRATION] > -5h", 28, "negative value (-5h)"),
         ("[STATUS] == 200\n", 16, "control character '\\\\n'"),

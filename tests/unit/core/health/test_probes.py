@@ -355,6 +355,20 @@ async def test_webhook_self_test(
     assert [f.rule for f in result.findings] == ([rule] if rule else [])
 
 
+async def test_a_webhook_url_that_redirects_is_not_a_healthy_self_test(signed_ctx: ProbeContext) -> None:
+    """A redirect loop answered every delivery with 302, which the self-test read as "rejects
+    unsigned deliveries": healthy. A provider does not follow a redirect with a delivery."""
+
+    async def loop(req: Request) -> Response:
+        return Response(302, b"", headers={"Location": req.path})
+
+    async with http_server(loop) as server:
+        url = f"{server.base_url}/api/payments/ikhokha/webhook"
+        result = await run(make_check(kind="webhook", url=url), signed_ctx)
+    assert result.severity is Severity.CRIT, result.summary
+    assert "HTTP 302 (a redirect to /api/payments/ikhokha/webhook)" in result.summary
+
+
 async def test_checks_run_concurrently_and_never_hang(ctx: ProbeContext, certs: Certs) -> None:
     from opsdash.core.health.runner import run_once
 

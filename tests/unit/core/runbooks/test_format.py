@@ -161,6 +161,7 @@ def test_broken_runbooks_name_file_and_line(tmp_path: Path, case: str) -> None:
 LINT = {
     "unknown check": ("app-health", "nope-check", "unknown check 'nope-check'"),
     "bad goto": ("on_fail=goto:recover", "on_fail=goto:nowhere", "which is not a step id"),
+    "goto itself": ("on_fail=goto:recover", "on_fail=goto:run", "on_fail goes to the step itself"),
     "unreachable": ("## Finish {#finish end}", "## Finish {#finish end}\n## Orphan {#orphan}", "unreachable"),
     "undeclared parameter": ("echo deploying {{release}}", "echo {{version}}", "does not declare"),
     "condition without http": ("http https://127.0.0.1:9/version\n", "", "must follow an 'http URL' line"),
