@@ -53,7 +53,9 @@ def check(
     With --watch, checks poll until interrupted (or --count polls each); a check goes down after
     failure_threshold consecutive failures and recovers after success_threshold successes, and
     alerts follow that sustained state, exactly as in the dashboard. With --json, --watch prints
-    one JSON object per result (JSON lines).
+    one JSON object per result (JSON lines). An edited profile or env file is read again within
+    a second and every check polled with it at once; one that does not read is reported on stderr
+    and the watch goes on as before.
 
     For monitoring systems, --format nagios prints one plugin line with perfdata (latency and
     metrics, thresholds from the conditions) and records nothing; junit and github suit CI.
@@ -109,9 +111,23 @@ def _watch(
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
     from opsdash.ops.checks import Watch
+    from opsdash.ops.sources import Reload
+
+    def on_reload(change: Reload) -> None:  # on stderr: --json keeps stdout to JSON lines
+        if change.problem is not None:
+            emit(f"opsdash: warning: {change.problem}; still checking as before", err=True)
+        else:
+            emit(f"opsdash: {', '.join(map(str, change.changed))} changed: read again", err=True)
 
     watch = Watch(
-        ops, names=names, env_files=env_files, from_env=from_env, interval=seconds, polls=polls, record=record
+        ops,
+        names=names,
+        env_files=env_files,
+        from_env=from_env,
+        interval=seconds,
+        polls=polls,
+        record=record,
+        on_reload=on_reload,
     )
     latest: dict[str, CheckResult] = {}
     redraw = sys.stdout.isatty()

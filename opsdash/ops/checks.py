@@ -1,8 +1,9 @@
-"""Live health checks: one sweep (`opsdash check`), and the one watch loop that `check --watch` and
-the dashboard's Health pane both run."""
+"""Live health checks: one sweep (`opsdash check`), and the one watch loop that `check --watch`,
+`opsdash serve` and the dashboard's Health pane all run."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 import threading
@@ -22,6 +23,7 @@ from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import Check, Profile
 from opsdash.core.validators import load_target_env
 from opsdash.ops.base import Ops
+from opsdash.ops.sources import Reload, Sources
 
 if TYPE_CHECKING:
     from opsdash.storage.history import History
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 RECORD_GATHER = 0.05  # seconds a result may wait to be recorded with the ones arriving after it
+FOLLOW_EVERY = 1.0  # seconds between looks at the profile's and env files' stamps (checks poll >= 1 s)
 
 
 def select_checks(profile: Profile, names: Sequence[str] = ()) -> list[Check]:
@@ -98,7 +101,12 @@ class Watch:
     """The one watch loop. Each check polls on its own chain (the core's Watcher); every result is
     recorded in history with its sustained state, a change of sustained state is audited, and
     alerts fire, remind and resolve on that state. Recording runs on one background thread with
-    its own connection, so a slow alert channel never delays a probe. `close()` waits for it."""
+    its own connection, so a slow alert channel never delays a probe. `close()` waits for it.
+
+    It follows the files it was read from (`ops.sources`): when the profile or an env file changes
+    on disk, it reads them again, tells `on_reload`, and polls every check at once with what they
+    now say (sustained states kept), so it agrees with a `check` run at that moment. Files that do
+    not read leave it as it was; `on_reload` gets the problem."""
 
     def __init__(
         self,
@@ -111,14 +119,21 @@ class Watch:
         polls: int | None = None,
         record: bool = True,
         on_alerts: Callable[[list[str], list[str]], None] | None = None,
+        on_reload: Callable[[Reload], None] | None = None,
     ) -> None:
-        profile = ops.profile
-        checks = select_checks(profile, names)
-        ctx = ops.probe_context(env_files=env_files, from_env=from_env)
-        self.ops, self.on_alerts = ops, on_alerts
-        self.watcher = Watcher(
-            checks, ctx, concurrency=profile.health.concurrency, interval_override=interval, polls=polls
+        self.sources = Sources(
+            ops, lambda profile: select_checks(profile, names), env_files=env_files, from_env=from_env
         )
+        self.ops, self.on_alerts, self.on_reload = ops, on_alerts, on_reload
+        self.watcher = Watcher(
+            self.sources.checks,
+            self.sources.ctx,
+            concurrency=ops.profile.health.concurrency,
+            interval_override=interval,
+            polls=polls,
+        )
+        self._reloaded: Reload | None = None  # read again: the watcher restarts on it
+        self._stopped = False
         self.run_id = new_run_id()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="opsdash-record") if record else None
         self._history: History | None = None  # opened, used and closed on the pool's thread only
@@ -158,14 +173,58 @@ class Watch:
             if self._pool is not None:
                 self._queue((result, state.status, state.status is not before))
 
-        await self.watcher.run(each)
+        follow = asyncio.create_task(self._follow())
+        try:
+            while True:
+                await self.watcher.run(each)
+                change, self._reloaded = self._reloaded, None
+                if change is None or self._stopped:
+                    return
+                self._restart(change)
+        finally:
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow
+
+    async def _follow(self) -> None:
+        """Look at the files every FOLLOW_EVERY seconds; on a change, read them again (off the
+        event loop) and have the polls restart on what they say once the probes in flight are in
+        (a result of the old credentials never lands after one of the new)."""
+        while True:
+            await asyncio.sleep(FOLLOW_EVERY)
+            change = await asyncio.to_thread(self.sources.reload)
+            if change is None:
+                continue
+            if change.problem is None:
+                self._reloaded = change
+                self.watcher.stop()
+            if self.on_reload is not None:
+                self.on_reload(change)
+
+    def _restart(self, change: Reload) -> None:
+        old = self.watcher
+        names = {c.name for c in change.checks}
+        for gone in [n for n in old.states if n not in names]:  # the same dict: serve's status holds it
+            del old.states[gone]
+        self.ops = change.ops
+        self.watcher = Watcher(
+            change.checks,
+            change.ctx,
+            concurrency=change.ops.profile.health.concurrency,
+            interval_override=old.interval_override,
+            polls=old.polls,
+            states=old.states,
+            paused=old.paused,
+            polled=old.polled,
+        )
 
     def stop(self) -> None:
+        self._stopped = True
         self.watcher.stop()
 
     def close(self) -> None:
         """Stop polling and wait until every result so far is recorded."""
-        self.watcher.stop()
+        self.stop()
         if self._pool is not None:
             self._pool.submit(self._close_history)
             self._pool.shutdown(wait=True)

@@ -37,8 +37,11 @@ from opsdash.tui.messages import (
     DemoFaultSwitched,
     OpenRunbook,
     OverviewChanged,
+    SourcesReloaded,
+    SourcesReloadFailed,
 )
 from opsdash.tui.panes.overview import OverviewPane
+from opsdash.tui.safe import clean
 from opsdash.tui.style import MONO_THEME, gate_style, use_palette
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
@@ -245,13 +248,17 @@ class OpsdashApp(App[None]):
         if self.ctx.settings.keymap:
             self.set_keymap(dict(self.ctx.settings.keymap))
         if self.ctx.loaded is not None:
-            target = self.ctx.loaded.profile.target
-            self.title = f"opsdash — {target.name} ({target.environment})"
+            self._show_target()
             self.call_after_refresh(self._start_sources)
         self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+
+    def _show_target(self) -> None:
+        if self.ctx.loaded is not None:
+            target = self.ctx.loaded.profile.target
+            self.title = f"opsdash — {target.name} ({target.environment})"
 
     def _apply_theme(self) -> None:
         wanted = choose_theme(
@@ -381,6 +388,30 @@ class OpsdashApp(App[None]):
             self.notify(f"{key} recovered", title="Alert resolved", timeout=10)
         for overview in self.query(OverviewPane):
             overview.refresh_history()
+
+    @on(SourcesReloaded)
+    async def sources_reloaded(self, message: SourcesReloaded) -> None:
+        """The profile or env files changed on disk and the watch read them again (and polls every
+        check at once with them): the session is the new one and validation runs again on it, so
+        the header agrees with a `check` or `preflight` run now, not with what was read at start."""
+        self.ctx.ops = message.change.ops
+        self._show_target()
+        files = ", ".join(p.name for p in message.change.changed)
+        self.notify(f"{files} changed: read again; validating and checking now", title="Reloaded")
+        pane: Any = await self.ensure_pane("validation")
+        pane.run_validation(reload=False)
+        self.show_verdict()
+
+    @on(SourcesReloadFailed)
+    def sources_unreadable(self, message: SourcesReloadFailed) -> None:
+        """Half-saved or broken files: say what is wrong, where; the panes keep the last good state."""
+        self.notify(
+            clean(message.change.problem or ""),
+            title="Not reloaded: still using what was read before",
+            severity="error",
+            timeout=30,
+            markup=False,
+        )
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:

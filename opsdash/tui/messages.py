@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from opsdash.core.findings import Report
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
+
+if TYPE_CHECKING:
+    from opsdash.ops.sources import Reload
 
 
 class ValidationCompleted(Message):
@@ -44,6 +47,24 @@ class AlertsResolved(Message):
     def __init__(self, keys: list[str]) -> None:
         super().__init__()
         self.keys = keys  # what recovered (for a check's alert, the check's name)
+
+
+class SourcesReloaded(Message):
+    """The profile or env files changed on disk and the watch read them again: `change.ops` is the
+    session now, `change.checks` what it polls."""
+
+    def __init__(self, change: Reload) -> None:
+        super().__init__()
+        self.change = change
+
+
+class SourcesReloadFailed(Message):
+    """The profile or env files changed on disk but do not read (`change.problem`, file:line): the
+    watch goes on with the last good state."""
+
+    def __init__(self, change: Reload) -> None:
+        super().__init__()
+        self.change = change
 
 
 class AuditLinesAppended(Message):

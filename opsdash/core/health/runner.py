@@ -68,6 +68,7 @@ class Watcher:
     polls: int | None = None  # stop each chain after this many probes (None: until stopped)
     states: dict[str, SustainedState] = field(default_factory=dict)
     paused: bool = False
+    polled: dict[str, int] = field(default_factory=dict)  # probes per check (`polls` counts these)
 
     def __post_init__(self) -> None:
         self._gate = asyncio.Semaphore(self.concurrency)
@@ -88,8 +89,9 @@ class Watcher:
 
     async def _chain(self, check: Check, on_result: ResultCallback) -> None:
         interval = self.interval_override or check.interval
-        done = 0
         while not self._stop.is_set():
+            if self.polls is not None and self.polled.get(check.name, 0) >= self.polls:
+                return
             if not self.paused:
                 async with self._gate:
                     result = await probe(check, self.ctx)
@@ -98,8 +100,8 @@ class Watcher:
                 )
                 self.states[check.name] = state
                 on_result(result, state)
-                done += 1
-                if self.polls is not None and done >= self.polls:
+                self.polled[check.name] = self.polled.get(check.name, 0) + 1
+                if self.polls is not None and self.polled[check.name] >= self.polls:
                     return
             wait = next_poll_in(interval, check.retry_interval, self.states[check.name])
             if await self._wait(wait):

@@ -8,6 +8,9 @@ validation loop calls `ops.validation.run`; the audit log is verified with `ops.
 Signals: SIGTERM and SIGINT stop polling, let the probes in flight finish (bounded by
 `drain_timeout`), flush what they produced to history and alerts, and return 0. SIGHUP reads each
 profile again; a profile that no longer loads keeps being watched as it was, with a warning.
+Without a signal, each target's Watch notices an edited profile or env file itself, probes with
+what it now says and has the target validated again at once (a broken file: a warning, as for
+SIGHUP); a renamed target or clashing check names still take a SIGHUP to be relabelled or refused.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from opsdash.ops.base import Ops
 from opsdash.ops.checks import Watch, select_checks
 from opsdash.ops.httpserver import HttpServer, Request, Response
 from opsdash.ops.serve.metrics import CONTENT_TYPE, Exposition, TargetStatus
+from opsdash.ops.sources import Reload
 from opsdash.storage.rows import AlertRow
 
 DEFAULT_PORT = 9477
@@ -81,11 +85,13 @@ class Target:
 
     def __init__(self, ops: Ops, exposition: Exposition, options: ServeOptions, generator_url: str) -> None:
         self.ops, self.exposition, self.options = ops, exposition, options
+        self.generator_url = generator_url
         profile = ops.profile
-        self.watch = Watch(ops, from_env=options.from_env)
+        self.watch = Watch(ops, from_env=options.from_env, on_reload=self._reloaded)
         ops.alerts.generator_url = generator_url
         self.status = TargetStatus(profile.target.name, len(self.watch.checks), self.watch.states)
         self._stop = asyncio.Event()
+        self._validate_now = asyncio.Event()  # set on stop too: the validation loop's wake-up
 
     @property
     def name(self) -> str:
@@ -99,6 +105,7 @@ class Target:
 
     def stop(self) -> None:
         self._stop.set()
+        self._validate_now.set()
         self.watch.stop()
 
     def close(self) -> None:
@@ -108,6 +115,17 @@ class Target:
     def _on_result(self, result: CheckResult, state: SustainedState) -> None:
         self.exposition.update(self.name, result, state)
 
+    def _reloaded(self, change: Reload) -> None:
+        """The Watch read an edited profile or env file: validate with it now, not at the next interval."""
+        if change.problem is not None:
+            warn(f"{self.name}: {change.problem}; still serving it as it was")
+            return
+        change.ops.alerts.generator_url = self.generator_url
+        self.ops = change.ops
+        self.status.expected_checks = len(change.checks)
+        self.exposition.forget(self.name, keep=[c.name for c in change.checks])
+        self._validate_now.set()
+
     async def _sleep(self, seconds: float) -> bool:
         """True when stopped meanwhile."""
         with contextlib.suppress(TimeoutError):
@@ -115,8 +133,8 @@ class Target:
         return self._stop.is_set()
 
     async def _validate_loop(self) -> None:
-        interval = self.ops.profile.serve.validate_interval
         while not self._stop.is_set():
+            self._validate_now.clear()
             try:
                 run = await asyncio.to_thread(validation.run, self.ops, from_env=self.options.from_env)
                 self.status.validation, self.status.validated_at = run.report, time.time()
@@ -130,8 +148,8 @@ class Target:
             except (OpsdashError, OSError, ValueError) as exc:
                 self.status.audit_verified = False
                 warn(f"{self.name}: the audit log could not be verified: {exc}")
-            if await self._sleep(interval):
-                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._validate_now.wait(), self.ops.profile.serve.validate_interval)
 
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():

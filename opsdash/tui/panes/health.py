@@ -29,6 +29,8 @@ from opsdash.tui.messages import (
     CheckCompleted,
     OpenRunbook,
     OverviewChanged,
+    SourcesReloaded,
+    SourcesReloadFailed,
 )
 from opsdash.tui.safe import clean, safe
 from opsdash.tui.style import SEVERITY_STYLE
@@ -36,6 +38,7 @@ from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 if TYPE_CHECKING:
     from opsdash.ops.checks import Watch
+    from opsdash.ops.sources import Reload
 
 COLUMNS = (
     Col("STATUS", 17),
@@ -108,6 +111,7 @@ class HealthPane(Vertical):
         self.states: dict[str, SustainedState] = {}
         self.latencies: dict[str, deque[float]] = {}
         self.watcher: Watch | None = None
+        self.names: list[str] = []  # the checks in the table, as the watch polls them
         self._pending: dict[str, CheckCompleted] = {}
         self._shown: dict[str, dict[str, str]] = {}
         self._paused_view = False  # paused without a running watch (live=False: tests, snapshots)
@@ -123,13 +127,8 @@ class HealthPane(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = "Health"
-        table = self.query_one("#checks", OpsTable)
         checks = self.ctx.loaded.profile.checks if self.ctx.loaded else []
-        for check in checks:
-            table.add_row(
-                status_cell(SustainedState()), check.name, "", "", Text("not checked yet"), key=check.name
-            )
-        self._status()
+        self._show_checks([c.name for c in checks])
         if not checks:
             self.query_one("#check-detail", Static).update("The profile has no [[checks]].")
         elif self.ctx.live:
@@ -139,8 +138,20 @@ class HealthPane(Vertical):
     def paused(self) -> bool:
         return self.watcher.paused if self.watcher is not None else self._paused_view
 
+    def _show_checks(self, names: list[str]) -> None:
+        """One row per check, in the table; a check no longer polled leaves with all it showed."""
+        table = self.query_one("#checks", OpsTable)
+        for name in [n for n in self.names if n not in names]:
+            table.remove_row(name)
+            for shown in (self.results, self.states, self.latencies, self._shown, self._pending):
+                shown.pop(name, None)
+        for name in [n for n in names if n not in self.names]:
+            table.add_row(status_cell(SustainedState()), name, "", "", Text("not checked yet"), key=name)
+        self.names = names
+        self._status()
+
     def _status(self) -> None:
-        total = len(self.ctx.loaded.profile.checks) if self.ctx.loaded else 0
+        total = len(self.names)
         phases = [s.phase for s in self.states.values()]
         down = sum(1 for p in phases if p in ("down", "recovering"))
         failing = phases.count("failing")
@@ -173,7 +184,11 @@ class HealthPane(Vertical):
 
         try:  # it reads the env files and opens the history database: not on the event loop
             self.watcher = await asyncio.to_thread(
-                Watch, self.ctx.ops, record=self.ctx.record, on_alerts=self._alerts_changed
+                Watch,
+                self.ctx.ops,
+                record=self.ctx.record,
+                on_alerts=self._alerts_changed,
+                on_reload=self._reloaded,
             )
         except OpsdashError as exc:
             self.app.notify(redactor.redact(str(exc)), title="Health checks not started", severity="error")
@@ -190,6 +205,15 @@ class HealthPane(Vertical):
             self.post_message(AlertsRaised(fired))
         if resolved:
             self.post_message(AlertsResolved(resolved))
+
+    def _reloaded(self, change: Reload) -> None:
+        self.post_message(SourcesReloaded(change) if change.problem is None else SourcesReloadFailed(change))
+
+    @on(SourcesReloaded)
+    def sources_reloaded(self, message: SourcesReloaded) -> None:
+        """An edited profile may add or remove checks (the app, where this goes on to, re-validates)."""
+        self._show_checks([c.name for c in message.change.checks])
+        self.post_message(OverviewChanged("health", dict(self.states)))
 
     def on_unmount(self) -> None:
         if self.watcher is not None:
@@ -208,7 +232,8 @@ class HealthPane(Vertical):
         table = self.query_one("#checks", OpsTable)
         with self.app.batch_update():
             for message in pending.values():
-                self._apply(table, message.result, message.state)
+                if message.result.name in self.names:  # not a late result of a check since removed
+                    self._apply(table, message.result, message.state)
         self._status()
         if self._current_name() in pending:
             self._show_detail()

@@ -87,6 +87,13 @@ class OpsTable(DataTable[Any]):
             return super().add_row(*cells, height=height, key=name, label=label)
         return RowKey(name)
 
+    def remove_row(self, row_key: RowKey | str) -> None:
+        name = str(row_key.value if isinstance(row_key, RowKey) else row_key)
+        if self._all.pop(name, None) is not None:
+            self._keys.remove(name)
+        if RowKey(name) in self.rows:
+            super().remove_row(name)
+
     def clear(self, columns: bool = False) -> OpsTable:
         self._all.clear()
         self._keys.clear()

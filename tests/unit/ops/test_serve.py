@@ -351,6 +351,38 @@ def test_sighup_reloads_and_a_broken_profile_keeps_the_old_one(project: Project,
     assert "still serving it as it was" in err
 
 
+def test_an_edited_env_file_is_validated_at_once_without_a_signal(project: Project, stage: Stage) -> None:
+    """The env file the target's checks and validation read is followed: edited, it is validated
+    again at once (the next validation is an hour away), and a half-saved one is reported."""
+    path = write_profile(project, stage)
+    path.write_text(path.read_text().replace("validate_interval = 10", "validate_interval = 3600"))
+    serve = Serve("--config", path)
+    not_production = (
+        "opsdash_validation_findings",
+        frozenset({"target": "BetaSkill", "severity": "CRIT", "rule": "env-not-production"}.items()),
+    )
+    validated = ("opsdash_validation_timestamp_seconds", frozenset({"target": "BetaSkill"}.items()))
+    try:
+        until(lambda: validated in serve.samples(), "validated at start")
+        assert not_production not in serve.samples()
+        good = project.env_file.read_text()
+        project.env_file.write_text(good.replace("VITE_NODE_ENV=production", "VITE_NODE_ENV=development"))
+        until(lambda: serve.samples().get(not_production) == 1, "the edit is validated")
+        lines = good.count("\n")
+        project.env_file.write_text(good + 'HALF_SAVED="\n')
+        while "cannot parse" not in (warning := read_line(serve.proc.stderr)):
+            assert warning, "serve ended"  # past the start-up announcement, to the warning
+        assert f"{project.env_file}:{lines + 1}: cannot parse the value of HALF_SAVED" in warning
+        assert warning.rstrip().endswith("still serving it as it was")
+        probed = stage.requests["/healthy"]
+        until(lambda: stage.requests["/healthy"] >= probed + 2, "still probing after the broken edit")
+        assert serve.samples().get(not_production) == 1  # the last good validation stands
+        code, _err = serve.stop()
+    finally:
+        serve.kill()
+    assert code == 0
+
+
 def test_web_serves_the_dashboard_page_and_refuses_other_origins(tmp_path: Path) -> None:
     """`opsdash web` on 127.0.0.1: the page loads; a WebSocket from another site's page is refused
     before any dashboard process starts."""
