@@ -122,6 +122,12 @@ class Demo:
     data_dir: Path
     proc: subprocess.Popen[str]
 
+    @property
+    def config_home(self) -> Path:
+        """The demo's XDG_CONFIG_HOME: its audit key, which a command writing to the demo's data
+        directory needs (a gate whose audit record cannot be written fails)."""
+        return self.data_dir.parent / "config"
+
 
 @pytest.fixture(scope="session")
 def demo_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:

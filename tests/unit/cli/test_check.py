@@ -20,6 +20,7 @@ from tests.waits import read_line
 @pytest.fixture
 def demo(demo_process: Demo, monkeypatch: pytest.MonkeyPatch, run) -> Iterator[Demo]:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OPSDASH_DATA_DIR", str(demo_process.data_dir))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(demo_process.config_home))
     yield demo_process
     for fault in FAULTS:
         run("demo", "fault", fault, "off")

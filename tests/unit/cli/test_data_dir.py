@@ -57,6 +57,7 @@ def test_demo_fault_reaches_the_demo_through_its_profile(
     any directory and any shell (one without the demo's OPSDASH_DATA_DIR)."""
     demo = demo_process
     monkeypatch.delenv("OPSDASH_DATA_DIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(demo.config_home))
     monkeypatch.chdir(tmp_path)
     assert f'data_dir = "{demo.data_dir}"' in demo.profile.read_text()
     listed = run("demo", "fault", "--config", demo.profile)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from opsdash.core.runbooks.executor import SessionStatus, StepStatus, _live_members
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
-from tests.waits import wait_for_path
+from tests.waits import wait_for_path, wait_until
 
 OPSDASH = str(Path(sys.executable).with_name("opsdash"))
 
@@ -33,9 +34,11 @@ Say it is out.
 """
 
 
-def book(tmp_path: Path, seconds: int) -> Path:
+def book(tmp_path: Path, seconds: int | None) -> Path:
+    """`seconds=None`: the command runs until the test creates `release` beside the runbook."""
+    wait = "until [ -e release ]; do sleep 0.05; done; true" if seconds is None else str(seconds)
     path = tmp_path / "deploy.md"
-    path.write_text(BOOK.replace("{{seconds}}", str(seconds)))
+    path.write_text(BOOK.replace("sleep {{seconds}}", wait if seconds is None else f"sleep {wait}"))
     return path
 
 
@@ -68,7 +71,7 @@ def session(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_two_terminals_resuming_one_session_run_its_command_once(tmp_path: Path) -> None:
-    path = book(tmp_path, 2)
+    path = book(tmp_path, None)
     paused = subprocess.run(
         [OPSDASH, "runbook", "run", str(path)], input="q\n", capture_output=True, text=True, env=env(tmp_path)
     )
@@ -85,7 +88,31 @@ def test_two_terminals_resuming_one_session_run_its_command_once(tmp_path: Path)
         )
         for _ in range(2)
     ]
-    outs = [p.communicate("c\n", timeout=60)[0] for p in procs]
+    outs = ["", ""]
+
+    def collect(i: int) -> None:
+        stream = procs[i].stdout
+        assert stream is not None
+        for line in stream:
+            outs[i] += line
+
+    readers = [threading.Thread(target=collect, args=(i,), daemon=True) for i in range(2)]
+    for proc, reader in zip(procs, readers, strict=True):
+        reader.start()
+        assert proc.stdin is not None
+        proc.stdin.write("c\n")
+        proc.stdin.flush()
+    wait_for_path(tmp_path / "started")
+    told = ("was started by another opsdash on this session", "still running (process group")
+    # the command runs until both have acted on "run it": one started it, the other was told
+    wait_until(lambda: any(t in " ".join(outs) for t in told), "the second opsdash is told")
+    (tmp_path / "release").touch()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(60)
+    for reader in readers:
+        reader.join(10)
     assert (tmp_path / "runs.log").read_text() == "run\n", outs  # one deploy, not two
     state = session(tmp_path)
     assert [e["event"] for e in state.events].count("command-started") == 1
