@@ -27,7 +27,7 @@ from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
 from tests.conftest import Demo
-from tests.waits import wait_for_path, wait_until
+from tests.waits import read_line, wait_for_path, wait_until
 
 BOOK = """+++
 id = "drill"
@@ -298,7 +298,8 @@ def test_resume_refuses_a_changed_runbook(book_path: Path, store: RunbookStore) 
 
 DEMO_BOOK = BOOK.replace("app-health", "app-health\nikhokha-api").replace(
     "printf '%s' {{message}} > out.txt && echo wrote",
-    "echo run >> runs.log; touch started; sleep 3; echo finished; touch finished",
+    # runs until the test says (a fixed sleep was outlasted by a slow resume on a loaded machine)
+    "echo run >> runs.log; touch started; until [ -e release ]; do sleep 0.05; done; echo finished; touch finished",
 )
 
 
@@ -326,18 +327,23 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
 
-    resumed = subprocess.run(
+    resumed = subprocess.Popen(
         [*args, "--resume", "latest"],
-        input="c\nc\n\n",  # the command's result is known: on to the checks, then the last step
-        capture_output=True,
-        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env=env,
-        timeout=120,
+        text=True,
     )
-    out = resumed.stdout
-    assert resumed.returncode == 0, out + resumed.stderr
+    lines: list[str] = []
     # the command outlived the killed opsdash: reported as running, waited for, never started again
-    assert "this step's command is still running (process group" in out
+    while "this step's command is still running (process group" not in (line := read_line(resumed.stdout)):
+        assert line, "".join(lines)
+        lines.append(line)
+    (tmp_path / "release").touch()
+    rest, err = resumed.communicate("c\nc\n\n", timeout=120)  # on to the checks, then the last step
+    out = "".join(lines) + line + rest
+    assert resumed.returncode == 0, out + err
     assert (tmp_path / "finished").exists()
     # the command kept writing (no pipe to a dead opsdash) and its exit status was collected
     assert "the command ended: exit 0" in out and "    finished" in out
