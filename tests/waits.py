@@ -8,6 +8,7 @@ the moment the condition holds.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import queue
 import threading
 import time
@@ -41,10 +42,13 @@ async def until_async(
     deadline: float = DEADLINE,
     pause: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> Any:
-    """As wait_until, for a test on an event loop (`pause` = a pilot's pause for a Textual app)."""
+    """As wait_until, for a test on an event loop (`pause` = a pilot's pause for a Textual app);
+    `condition` may be a coroutine function (a question asked over the network)."""
     end = time.monotonic() + deadline
     while True:
         value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > end:

@@ -4,6 +4,8 @@ dashboard in a browser)."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import secrets
 import shlex
 import sys
 from pathlib import Path
@@ -121,37 +123,61 @@ def serve(
 
 @click.command()
 @config_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Any but a loopback address needs a token (OPSDASH_WEB_TOKEN or --new-token).",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=WEB_PORT, show_default=True)
 @click.option(
     "--public-url",
     metavar="URL",
     help="The URL browsers use, when behind a reverse proxy (e.g. https://ops.example.com).",
 )
-def web(config: Path | None, host: str, port: int, public_url: str | None) -> None:
+@click.option(
+    "--new-token",
+    is_flag=True,
+    help="Make a random token for this run and print it once, in the address to open.",
+)
+def web(config: Path | None, host: str, port: int, public_url: str | None, new_token: bool) -> None:
     """Open the dashboard in a browser (through textual-serve).
 
     Each browser tab runs its own dashboard process on this machine, as the user running this
-    command. It listens on 127.0.0.1 by default and has no login of its own: keep it local, or
-    put it behind a proxy that authenticates (and pass --public-url). Connections whose Origin is
-    not this server's are refused, so a web page cannot drive the dashboard.
+    command. It listens on 127.0.0.1 by default. WebSocket connections whose Origin is not this
+    server's (or that send none) are refused, so a web page cannot drive the dashboard.
+
+    With a token, the page (?token=...) and its WebSocket are refused without it. The token comes
+    from the OPSDASH_WEB_TOKEN environment variable (at least 16 characters), or --new-token makes
+    one and prints it once. Listening on any address but a loopback one needs a token. Other users
+    of this machine can reach 127.0.0.1 too: on a shared machine use a token there as well.
 
     \b
     Exit codes: 0 stopped, 3 usage/config error.
     """
-    from opsdash.cli.webserve import DashboardServer
+    from opsdash.cli.webserve import MIN_TOKEN_LENGTH, TOKEN_ENV, DashboardServer
     from opsdash.ops.paths import find_config
 
     path = find_config(config) if config is not None else None
     command = f"{shlex.quote(sys.executable)} -m opsdash"
     if path is not None:
         command += f" --config {shlex.quote(str(path.resolve()))}"
-    if not is_loopback(host) and public_url is None:
-        emit(
-            f"opsdash web: warning: listening on {host} with no authentication; anyone who reaches it "
-            "gets the dashboard. Put it behind an authenticating proxy (and pass --public-url).",
-            err=True,
+    # Out of the environment, so the dashboards, and whatever their runbooks run, never inherit it
+    token = os.environ.pop(TOKEN_ENV, None) or None
+    if new_token:
+        token = secrets.token_urlsafe(32)
+    elif token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise click.UsageError(f"{TOKEN_ENV} is {len(token)} characters; use at least {MIN_TOKEN_LENGTH}")
+    if token is None and not is_loopback(host):
+        raise click.UsageError(
+            f"listening on {host}, beyond this machine, needs a token: set {TOKEN_ENV} "
+            "or pass --new-token (or listen on 127.0.0.1 behind an authenticating proxy)"
         )
-    server = DashboardServer(command, host=host, port=port, public_url=public_url)
-    emit(f"opsdash web: open {server.public_url} (Ctrl-C stops)", err=True)
+    server = DashboardServer(command, host=host, port=port, public_url=public_url, token=token)
+    if new_token:  # the one time it is shown: the server registered it with the redactor just now
+        click.echo(f"opsdash web: open {server.public_url}/?token={token} (Ctrl-C stops)", err=True)
+    elif token is not None:
+        emit(f"opsdash web: open {server.public_url}/?token=<{TOKEN_ENV}> (Ctrl-C stops)", err=True)
+    else:
+        emit(f"opsdash web: open {server.public_url} (Ctrl-C stops)", err=True)
     server.serve()

@@ -518,10 +518,17 @@ class OpsdashApp(App[None]):
         await self._rerun_validation()
 
 
+# What textual-serve (`opsdash web`) sets for each browser tab's dashboard process: Textual then
+# speaks its packet protocol over the pipes, so pipes are the right thing there, not a mistake.
+WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
+
+
 def run_dashboard(config_path: Path | None, *, demo: bool = False) -> None:
     """Run the dashboard on this terminal. Without one (stdout or stdin redirected) it would draw
-    into a pipe and never end: say so and stop, exit code 3."""
-    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+    into a pipe and never end: say so and stop, exit code 3. Under textual-serve's web driver the
+    pipes are the browser's connection, and the dashboard runs."""
+    served = os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER
+    if not served and not (sys.stdout.isatty() and sys.stdin.isatty()):
         raise OpsdashError(
             "the dashboard needs a terminal, but stdout or stdin is not one; for scripts and CI use "
             "'opsdash validate', 'opsdash check' or 'opsdash preflight' (with --json)"

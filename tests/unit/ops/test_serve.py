@@ -383,55 +383,6 @@ def test_an_edited_env_file_is_validated_at_once_without_a_signal(project: Proje
     assert code == 0
 
 
-def test_web_serves_the_dashboard_page_and_refuses_other_origins(tmp_path: Path) -> None:
-    """`opsdash web` on 127.0.0.1: the page loads; a WebSocket from another site's page is refused
-    before any dashboard process starts."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    opsdash = str(Path(sys.executable).with_name("opsdash"))
-    proc = subprocess.Popen(
-        [opsdash, "web", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stderr is not None
-        assert f"open http://127.0.0.1:{port}" in read_line(proc.stderr)
-        base = f"http://127.0.0.1:{port}"
-
-        def page() -> str | None:
-            try:
-                with urllib.request.urlopen(base + "/", timeout=5) as answer:
-                    return str(answer.read().decode())
-            except OSError:
-                return None
-
-        assert "opsdash" in until(page, "the page is served")
-
-        def upgrade(origin: str) -> int:
-            request = urllib.request.Request(
-                base + "/ws",
-                headers={
-                    "Origin": origin,
-                    "Connection": "Upgrade",
-                    "Upgrade": "websocket",
-                    "Sec-WebSocket-Version": "13",
-                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                },
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as answer:
-                    return int(answer.status)
-            except urllib.error.HTTPError as exc:
-                return exc.code
-
-        assert upgrade("https://evil.example") == 403
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=WAIT)
-
-
 def test_a_profile_without_checks_is_refused_before_listening(run, project: Project) -> None:  # type: ignore[no-untyped-def]
     result = run("serve", "--config", project.profile, "--listen", "127.0.0.1:0")
     assert result.code == 3 and "no [[checks]]" in result.err and result.out == ""
