@@ -70,6 +70,22 @@ def is_loopback(host: str) -> bool:
     help="On SIGTERM/SIGINT, how long the probes in flight get to finish before they are cancelled.",
 )
 @click.option("--no-validate", is_flag=True, help="Only watch the checks; do not validate on an interval.")
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Most HTTP connections open at once. Default: a quarter of the open-file limit (ulimit -n), at "
+    "most 1024; the rest stay with the probes, history and the audit log.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=15.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Close a connection that has not sent a complete request head this long after opening or after "
+    "its last response.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -79,6 +95,8 @@ def serve(
     operator: str | None,
     drain_timeout: float,
     no_validate: bool,
+    max_connections: int | None,
+    idle_timeout: float,
 ) -> None:
     """Run opsdash as a service: watch the checks, validate, alert, and serve /metrics.
 
@@ -90,8 +108,11 @@ def serve(
     opsdash_audit_verified; labels target and check) and /healthz.
 
     Listens on 127.0.0.1 unless --listen says otherwise; /metrics has no authentication. Prints
-    its URL on stdout. SIGTERM or SIGINT lets the probes in flight finish, records them and exits
-    0; SIGHUP reads the profiles again (a broken one keeps being served as it was).
+    its URL on stdout. /metrics and /healthz answer GET and HEAD. Connections are capped
+    (--max-connections) and idle ones closed (--idle-timeout), so a flood of clients may fail
+    scrapes but never the probes, their history or the audit log. SIGTERM or SIGINT lets the
+    probes in flight finish, records them and exits 0; SIGHUP reads the profiles again (a broken
+    one keeps being served as it was).
 
     \b
     Exit codes: 0 stopped by a signal, 3 usage/config error (nothing started).
@@ -103,7 +124,15 @@ def serve(
     host, port = parse_listen(listen)
     paths: list[Path | None] = list(configs) or [ctx.find_root().params.get("config")]
     all_ops = [Ops.open(path, operator=operator) for path in paths]
-    options = ServeOptions(host, port, from_env, drain_timeout, validate=not no_validate)
+    options = ServeOptions(
+        host,
+        port,
+        from_env,
+        drain_timeout,
+        validate=not no_validate,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+    )
 
     def announce(url: str) -> None:
         click.echo(url)

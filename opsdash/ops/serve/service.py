@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
+
 from opsdash.core.errors import ConfigError, OpsdashError
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
@@ -32,13 +34,16 @@ from opsdash.ops import validation
 from opsdash.ops.audit import verify_log
 from opsdash.ops.base import Ops
 from opsdash.ops.checks import Watch, select_checks
-from opsdash.ops.httpserver import HttpServer, Request, Response
+from opsdash.ops.serve.http import Endpoint
 from opsdash.ops.serve.metrics import CONTENT_TYPE, Exposition, TargetStatus
 from opsdash.ops.sources import Reload
 from opsdash.storage.rows import AlertRow
 
 DEFAULT_PORT = 9477
 ALERT_COUNT_EVERY = 5.0  # seconds between reads of the open alerts for opsdash_alerts_firing
+# Scrapes within this many seconds of a render share its body: a flood of scrapes costs one
+# render a second on the loop the probes share, not one each.
+METRICS_MAX_AGE = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class ServeOptions:
     from_env: bool | None = None
     drain_timeout: float = 10.0  # seconds the probes in flight get to finish on SIGTERM
     validate: bool = True
+    max_connections: int | None = None  # None: from the open-file limit (ops/serve/http.connection_cap)
+    idle_timeout: float = 15.0  # seconds a connection may wait for a complete request head
 
 
 def warn(message: str) -> None:
@@ -185,7 +192,10 @@ class Service:
         self.options, self.announce = options, announce
         self.targets: list[Target] = []
         self.exposition = Exposition(lambda: [t.status for t in self.targets])
-        self.server = HttpServer(self._handle)
+        self.server = Endpoint(
+            self._route, max_connections=options.max_connections, idle_timeout=options.idle_timeout
+        )
+        self._metrics: tuple[float, bytes] = (-METRICS_MAX_AGE, b"")
         self._all_ops = list(all_ops)
         self._wake = asyncio.Event()
         self._stopping = False
@@ -297,19 +307,27 @@ class Service:
 
     # ------------------------------------------------------------------ HTTP
 
-    async def _handle(self, req: Request) -> Response:
-        if req.method != "GET":
-            return Response(405, b"only GET\n", {"allow": "GET", "content-type": "text/plain"})
+    def _route(self, req: web.BaseRequest) -> web.Response:
+        """GET and HEAD (the same headers, no body: aiohttp leaves it out) on every path."""
+        if req.method not in ("GET", "HEAD"):
+            return text(405, "only GET and HEAD\n", allow="GET, HEAD")
         if req.path == "/metrics":
-            return Response(200, self.exposition.render(), {"content-type": CONTENT_TYPE})
+            return web.Response(body=self._render_metrics(), headers={"Content-Type": CONTENT_TYPE})
         if req.path == "/healthz":
             return self._health()
         if req.path == "/":
-            body = b"opsdash serve: /metrics (Prometheus), /healthz\n"
-            return Response(200, body, {"content-type": "text/plain; charset=utf-8"})
-        return Response(404, b"not found\n", {"content-type": "text/plain"})
+            return text(200, "opsdash serve: /metrics (Prometheus), /healthz\n")
+        return text(404, "not found\n")
 
-    def _health(self) -> Response:
+    def _render_metrics(self) -> bytes:
+        rendered_at, body = self._metrics
+        now = time.monotonic()
+        if now - rendered_at >= METRICS_MAX_AGE:
+            body = self.exposition.render()
+            self._metrics = (now, body)
+        return body
+
+    def _health(self) -> web.Response:
         targets = [
             {
                 "target": t.name,
@@ -323,6 +341,14 @@ class Service:
         body = json.dumps(
             {"status": status, "uptime_s": round(time.time() - self.started_at, 1), "targets": targets}
         )
-        return Response(
-            503 if self._stopping else 200, body.encode() + b"\n", {"content-type": "application/json"}
+        return web.Response(
+            status=503 if self._stopping else 200,
+            body=body.encode() + b"\n",
+            headers={"Content-Type": "application/json"},
         )
+
+
+def text(status: int, body: str, **headers: str) -> web.Response:
+    return web.Response(
+        status=status, body=body.encode(), headers={"Content-Type": "text/plain; charset=utf-8", **headers}
+    )

@@ -4,12 +4,16 @@ SIGTERM. The target and the receiver are servers this test starts on 127.0.0.1."
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -121,10 +125,13 @@ retries = 0
 
 
 class Serve:
-    def __init__(self, *args: str | Path) -> None:
+    def __init__(self, *args: str | Path, open_files: int | None = None) -> None:
         opsdash = str(Path(sys.executable).with_name("opsdash"))
+        command = [opsdash, "serve", "--listen", "127.0.0.1:0", *map(str, args)]
+        if open_files is not None:  # as `ulimit -n` in the service's unit or shell
+            command = ["sh", "-c", f'ulimit -n {open_files} && exec "$0" "$@"', *command]
         self.proc = subprocess.Popen(
-            [opsdash, "serve", "--listen", "127.0.0.1:0", *map(str, args)],
+            command,
             env=dict(os.environ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -287,6 +294,135 @@ retries = 0
         second.kill()
     assert code == 0, err
     assert events() == [("firing", "flaky"), ("resolved", "flaky")]
+
+
+def request(url: str, method: str, path: str) -> http.client.HTTPResponse:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    conn.request(method, path)
+    answer = conn.getresponse()
+    answer.read()
+    conn.close()
+    return answer
+
+
+def test_head_answers_as_get_without_a_body_and_other_methods_get_405(project: Project, stage: Stage) -> None:
+    serve = Serve("--config", write_profile(project, stage), "--no-validate")
+    try:
+        for path in ("/metrics", "/healthz"):
+            got = request(serve.url, "GET", path)
+            head = request(serve.url, "HEAD", path)
+            assert (head.status, head.read()) == (200, b"")
+            assert head.getheader("Content-Type") == got.getheader("Content-Type")
+            assert int(head.getheader("Content-Length") or -1) > 0
+        posted = request(serve.url, "POST", "/metrics")
+        assert posted.status == 405 and posted.getheader("Allow") == "GET, HEAD"
+        code, err = serve.stop()
+    finally:
+        serve.kill()
+    assert code == 0 and "Traceback" not in err, err
+
+
+def closed(sock: socket.socket) -> bool:
+    """Whether the server has closed this connection (what it sent before is read and dropped)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        while data := sock.recv(65536, socket.MSG_DONTWAIT):
+            del data
+        return True
+    except BlockingIOError:
+        return False
+    except ConnectionError:
+        return True
+
+
+def test_sigterm_with_scrape_connections_open_exits_0_without_a_traceback(
+    project: Project, stage: Stage
+) -> None:
+    serve = Serve("--config", write_profile(project, stage), "--no-validate")
+    parts = urllib.parse.urlsplit(serve.url)
+    address = (parts.hostname or "", parts.port or 0)
+    try:
+        scraper = http.client.HTTPConnection(*address, timeout=10)  # kept alive after a scrape
+        scraper.request("GET", "/metrics")
+        assert scraper.getresponse().read()
+        idle = socket.create_connection(address)  # connected, nothing sent
+        halfway = socket.create_connection(address)  # a request head begun
+        halfway.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        until(lambda: request(serve.url, "GET", "/healthz").status == 200, "serve answers")
+        code, err = serve.stop()
+        assert closed(idle) and closed(halfway)
+    finally:
+        serve.kill()
+    assert code == 0 and "Traceback" not in err, err
+
+
+def test_idle_and_slow_connections_are_closed_after_the_idle_timeout(project: Project, stage: Stage) -> None:
+    serve = Serve("--config", write_profile(project, stage), "--no-validate", "--idle-timeout", "1")
+    parts = urllib.parse.urlsplit(serve.url)
+    address = (parts.hostname or "", parts.port or 0)
+    try:
+        idle = socket.create_connection(address)
+        slow = socket.create_connection(address)
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+
+        def slow_is_closed() -> bool:  # a slowloris: one more byte of its header on each look
+            try:
+                slow.send(b"a")
+            except OSError:
+                return True
+            return closed(slow)
+
+        until(lambda: closed(idle), "the idle connection is closed")
+        until(slow_is_closed, "the slow request head is closed")
+        assert request(serve.url, "GET", "/healthz").status == 200
+        code, err = serve.stop()
+    finally:
+        serve.kill()
+    assert code == 0 and "Traceback" not in err, err
+
+
+def test_idle_connections_beyond_the_descriptor_limit_do_not_stop_probes(
+    project: Project, stage: Stage
+) -> None:
+    """More idle connections than the service has descriptors: probes keep being made and recorded
+    healthy, and /healthz still answers."""
+    from opsdash.storage.history import History
+
+    serve = Serve("--config", write_profile(project, stage), "--no-validate", open_files=256)
+    parts = urllib.parse.urlsplit(serve.url)
+    address = (parts.hostname or "", parts.port or 0)
+    sockets: list[socket.socket] = []
+
+    def healthy_recorded() -> int:
+        with History.open(Path(os.environ["OPSDASH_DATA_DIR"])) as history:
+            rows = history.check_history("healthy", limit=100_000)
+        return sum(1 for row in rows if row.severity == "OK" and row.error_class is None)
+
+    try:
+        until(healthy_recorded, "a first healthy result")
+        for _ in range(400):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(address)  # under way: the backlog may be full
+            sockets.append(sock)
+        before = healthy_recorded()
+        until(lambda: healthy_recorded() >= before + 3, "healthy results keep being recorded")
+
+        def healthz() -> bool:
+            try:
+                return request(serve.url, "GET", "/healthz").status == 200
+            except OSError:
+                return False
+
+        until(healthz, "/healthz answers")
+        code, err = serve.stop()
+    finally:
+        for sock in sockets:
+            sock.close()
+        serve.kill()
+    assert code == 0 and "Traceback" not in err, err
 
 
 def test_two_profiles_in_one_process_are_labelled_by_target(
