@@ -113,6 +113,11 @@ def ask_about_running(ex: Executor) -> str:
     return {"w": "wait", "l": "detach"}[answer]
 
 
+def show_output(text: str) -> None:
+    """A running command's output as it comes: untrusted text, so masked and its escapes shown."""
+    emit(visible(text, multiline=True), nl=False)
+
+
 def run_watched(ex: Executor, note: str, on_output: Any) -> StepState | None:
     """Confirm the current step on a worker thread so Ctrl-C reaches the operator, not the command.
     None when the operator left the command running (the session pauses)."""
@@ -211,7 +216,7 @@ def guided(ex: Executor) -> int:
                     if step.kind == "manual"
                     else ""
                 )
-                result = run_watched(ex, note, lambda text: click.echo(text, nl=False))
+                result = run_watched(ex, note, show_output)
                 if result is None:
                     emit(
                         f"\nleft running; paused. Its output and exit status are collected when you "
@@ -228,7 +233,7 @@ def guided(ex: Executor) -> int:
                 if step.kind == "check":
                     for line in result.output.splitlines():
                         good = line.lstrip().startswith(("OK", "✓"))
-                        emit("    " + click.style(line, fg="green" if good else "red"))
+                        emit("    " + click.style(visible(line), fg="green" if good else "red"))
             elif action == "retry":
                 ex.retry()
             elif action == "mark-done":

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import threading
 from collections import Counter
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
 
 MASK = "••••"
 _MIN_REDACT_LEN = 6
@@ -64,6 +66,16 @@ def url_credentials(url: str) -> list[str]:
     return [user] if user and parts.scheme.lower() in ("http", "https") else []
 
 
+def url_secrets(url: str) -> list[str]:
+    """Every credential a URL carries: its userinfo (`url_credentials`) and the values of the query
+    parameters that are secret by name (`?api_key=`, the rule url-secret-in-query flags)."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.netloc:
+        return []
+    query = [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if v and secret_param(k)]
+    return [*url_credentials(url), *query]
+
+
 def mask_url(url: str, known: frozenset[str] | set[str] = frozenset()) -> str:
     """The URL, any scheme, with its userinfo credentials and every query value that is secret by
     name or a known secret replaced by a mask; the rest as written."""
@@ -97,6 +109,27 @@ def entropy_bits_per_char(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
+# A token that may be a secret: what env secrets are made of (hex, base64, base64url, JWT parts).
+_TOKEN = re.compile(r"[A-Za-z0-9_\-+/.~]{8,}={0,2}")
+_TOKEN_PART = re.compile(r"[A-Za-z0-9_\-+~]{8,}={0,2}")  # the same without / and . (paths, hosts)
+_RANDOM_TOKEN = re.compile(r"[A-Za-z0-9_\-+~]{20,}={0,2}")
+# `api_key=...`, `password: ...`: a value secret by the name before it (the rule for query strings)
+# (a lookahead, so `note: api_key=...` is looked at from `api_key` too)
+_NAMED_VALUE = re.compile(r"(?=\b([A-Za-z][A-Za-z0-9_\-]*)[ \t]*[=:][ \t]*[\"']?([^\s\"'&,;]{6,}))")
+
+
+def secret_like(text: str) -> list[str]:
+    """The parts of free text an operator typed (a note, a parameter) that look like secrets: a value
+    after a secret's name (`api_key=...`, `token: ...`), or a long random-looking token (letters and
+    digits, at least 3.5 bits of entropy per character)."""
+    found = [m.group(2) for m in _NAMED_VALUE.finditer(text) if secret_param(m.group(1))]
+    for token in _RANDOM_TOKEN.findall(text):
+        letters, digits = any(c.isalpha() for c in token), any(c.isdigit() for c in token)
+        if letters and digits and entropy_bits_per_char(token) >= 3.5:
+            found.append(token)
+    return found
+
+
 class Redactor:
     """Remembers every secret value this process has seen and scrubs it from any text.
 
@@ -106,6 +139,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._fingerprints: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def register(self, value: str) -> None:
@@ -113,16 +147,37 @@ class Redactor:
             with self._lock:
                 self._values.add(value)
 
+    def register_fingerprints(self, fingerprints: Iterable[str]) -> None:
+        """Fingerprints of secrets no longer in hand (rotated-away values from earlier runs): a token
+        of a secret's shape whose fingerprint is one of these is masked too."""
+        with self._lock:
+            self._fingerprints = self._fingerprints | frozenset(fingerprints)
+
+    def known(self) -> tuple[list[str], list[str]]:
+        """The values and fingerprints this redactor masks (for a masking process of opsdash's own)."""
+        with self._lock:
+            return sorted(self._values), sorted(self._fingerprints)
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+            self._fingerprints = frozenset()
 
     def redact(self, text: str) -> str:
         with self._lock:
             values = sorted(self._values, key=len, reverse=True)
+            fingerprints = self._fingerprints
         for value in values:
             if value in text:
                 text = text.replace(value, mask(value))
+        if fingerprints:
+
+            def seen(match: re.Match[str]) -> str:
+                token = match.group()
+                return mask(token) if fingerprint(token) in fingerprints else token
+
+            # whole tokens first (a base64 value with / in it), then their parts (a value in a path)
+            text = _TOKEN_PART.sub(seen, _TOKEN.sub(seen, text))
         return text
 
     def unmask(self, text: str) -> str:

@@ -47,6 +47,17 @@ class Loaded:
     operator: str
 
 
+PREVIOUS_RUNS = 5  # a secret seen in this many of the newest env-reading runs is still masked
+
+
+def learn_previous_secrets(history: History) -> None:
+    """Teach the masker the fingerprints of the secrets the last runs saw, so a rotated-away value
+    that turns up again (an old build, a log line, a command's output) is masked like a live one."""
+    from opsdash.core.secrets import redactor
+
+    redactor.register_fingerprints(history.secret_fingerprints(PREVIOUS_RUNS))
+
+
 @dataclass
 class Ops:
     source: Source
@@ -55,6 +66,7 @@ class Ops:
     dispatcher: AlertDispatcher | None = None
     probes: ProbeContext | None = None  # given: every check runs with it (tests); else from the env files
     loaded: Loaded | None = field(default=None, repr=False)  # None until something needs the settings
+    _previous_secrets_learnt: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def open(
@@ -192,7 +204,11 @@ class Ops:
         `write=False` for reading only: a read-only data directory is read as it is."""
         from opsdash.storage.history import History
 
-        return History.open(self.data_dir, shared=shared, write=write)
+        history = History.open(self.data_dir, shared=shared, write=write)
+        if not self._previous_secrets_learnt:
+            self._previous_secrets_learnt = True
+            learn_previous_secrets(history)
+        return history
 
     def has_history(self) -> bool:
         from opsdash.storage.history import DB_NAME

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from opsdash.core.errors import ConfigError
 from opsdash.core.profile import CHECK_KINDS, Profile, check_keymap, check_theme
+from opsdash.core.secrets import redactor, secret_param, url_secrets
 from opsdash.ops import paths
 
 
@@ -243,6 +244,31 @@ def read_config_text(path: Path) -> str:
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
+def learn_profile_secrets(data: object, key: str = "") -> None:
+    """Teach the masker every credential the profile itself holds, as written and before it is
+    validated (an error message may quote a value): the userinfo and secret-named query values of
+    every URL in it (checks, [deploy] version_url, alert channels, provider), and the values of
+    secret-named headers. Env-file secrets are learnt where the env is read (core.validators)."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            if (
+                key == "headers"
+                and isinstance(value, str)
+                and (secret_param(name) or name.lower() in _HEADERS)
+            ):
+                redactor.register(value)
+            learn_profile_secrets(value, name)
+    elif isinstance(data, list):
+        for item in data:
+            learn_profile_secrets(item, key)
+    elif isinstance(data, str):
+        for credential in url_secrets(data):
+            redactor.register(credential)
+
+
+_HEADERS = ("authorization", "proxy-authorization", "cookie")
+
+
 def parse_config(path: Path, text: str) -> tuple[ConfigFile | None, list[str]]:
     """Parse and validate; returns every problem as 'file:line: message'."""
     try:
@@ -256,6 +282,7 @@ def parse_config(path: Path, text: str) -> tuple[ConfigFile | None, list[str]]:
         else:
             where = f"{path}:{text.count(chr(10)) + 1}"
         return None, [f"{where}: invalid TOML: {msg}"]
+    learn_profile_secrets(data)
     try:
         return ConfigFile.model_validate(data), []
     except ValidationError as exc:

@@ -805,6 +805,21 @@ class History:
         rows = self._dicts("SELECT * FROM findings WHERE run_id = ? ORDER BY id", [run_id])
         return [Finding.from_dict({**r, "evidence": json.loads(r["evidence"])}) for r in rows]
 
+    def secret_fingerprints(self, runs: int) -> set[str]:
+        """The fingerprints of the secret env values of the newest `runs` runs that read the env:
+        what the masker needs to recognise a rotated-away value when it turns up again. Empty when
+        the record cannot say (a damaged page must not stop a command that only reads it)."""
+        try:
+            rows = self.conn.execute(
+                "SELECT DISTINCT fingerprint FROM env_keys WHERE secret = 1 AND run_id IN (SELECT r.run_id "
+                "FROM runs r WHERE EXISTS (SELECT 1 FROM env_keys k WHERE k.run_id = r.run_id) "
+                "ORDER BY r.started_at DESC LIMIT ?)",
+                [runs],
+            ).fetchall()
+        except sqlite3.Error:
+            return set()
+        return {row[0] for row in rows}
+
     def env_keys(self, run_id: str) -> dict[str, EnvKey]:
         rows = self._dicts("SELECT * FROM env_keys WHERE run_id = ? ORDER BY key", [run_id])
         return {r["key"]: EnvKey(r["key"], r["source"], r["fingerprint"], bool(r["secret"])) for r in rows}

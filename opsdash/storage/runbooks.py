@@ -184,9 +184,9 @@ class RunbookStore:
             "started_at": step.started_at,
             "finished_at": step.finished_at,
             "exit_code": step.exit_code,
-            "output": step.output,
-            "note": step.note,
-            "detail": step.detail,
+            "output": redactor.redact(step.output),
+            "note": redactor.redact(step.note),  # typed by the operator: may hold a secret
+            "detail": redactor.redact(step.detail),
             "pid": step.pid,
         }
 

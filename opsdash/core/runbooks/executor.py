@@ -12,10 +12,12 @@ collects it with its exit status).
 from __future__ import annotations
 
 import enum
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +30,7 @@ from opsdash.core.files import open_private
 from opsdash.core.findings import new_run_id
 from opsdash.core.runbooks.gates import Gate, parse_gates
 from opsdash.core.runbooks.model import Runbook, Step, fill_command, fill_text
-from opsdash.core.secrets import MASK, redactor
+from opsdash.core.secrets import MASK, redactor, secret_like, secret_param
 
 MAX_OUTPUT = 256 * 1024
 DETACHED = "its command ended while no opsdash was watching; its exit status is unknown"
@@ -181,6 +183,12 @@ class Executor:
             raise ValueError(
                 "; ".join([*(f"parameter {m} has no value" for m in missing), *filter(None, problems)])
             )
+        for p in runbook.parameters:  # a typed secret is masked wherever the session shows or keeps it
+            value = params.get(p.name, "")
+            # a value from the runbook's own choices is never a secret
+            typed = [value] if secret_param(p.name) else [] if p.choices else secret_like(value)
+            for secret in typed:
+                redactor.register(secret)
         now = _now()
         state = SessionState(
             id=new_run_id(),
@@ -226,7 +234,7 @@ class Executor:
         if still_masked and state.status is SessionStatus.ACTIVE:
             raise ValueError(
                 f"parameter {', '.join(still_masked)} of session {session_id} held a secret that is not in "
-                "the target's env files any more; start a new session"
+                "the target's env files (any more), so it was kept masked; start a new session"
             )
         executor = cls(runbook, state, store, run_gates, audit or (lambda *_a: None))
         index = state.current
@@ -325,6 +333,7 @@ class Executor:
     def confirm(self, note: str = "", on_output: Callable[[str], None] | None = None) -> StepState:
         """Do the current step: a manual step is confirmed, a command runs, a check block is evaluated."""
         step, st = self._require("confirm")
+        _learn_typed(note)
         if step.kind == "manual":
             done = replace(
                 st, status=StepStatus.DONE, started_at=st.started_at or _now(), finished_at=_now(), note=note
@@ -345,12 +354,14 @@ class Executor:
     def mark_done(self, note: str) -> None:
         """After an interruption: the operator checked that the step's effect did happen."""
         step, st = self._require("mark-done")
+        _learn_typed(note)
         self._set(step.index, replace(st, status=StepStatus.DONE, finished_at=_now(), note=note))
         self._advance(step)
         self._commit(step.index, "marked-done", note)
 
     def skip(self, reason: str) -> None:
         step, st = self._require("skip")
+        _learn_typed(reason)
         self._set(step.index, replace(st, status=StepStatus.SKIPPED, finished_at=_now(), note=reason))
         self._advance(step)
         self._commit(step.index, "skipped", reason)
@@ -358,6 +369,7 @@ class Executor:
     def abort(self, reason: str) -> None:
         if self.finished:
             raise StepNotAllowed("the session has already ended")
+        _learn_typed(reason)
         st = self.current_state()
         if st is not None and st.status is StepStatus.RUNNING:
             raise StepNotAllowed(
@@ -371,6 +383,7 @@ class Executor:
         The thread running it in this process records the result; a command left running by an
         opsdash that has gone is stopped here and recorded as interrupted."""
         step, _running = self._require("interrupt")
+        _learn_typed(reason)
         self._record(step.index, "interrupt-requested", reason)
         if self.control_active:
             self.control.reason = reason
@@ -556,13 +569,39 @@ class Executor:
         return finished
 
 
+def _learn_typed(text: str) -> None:
+    """A note or reason the operator typed may hold a secret (`token: ...`, a pasted key)."""
+    for secret in secret_like(text):
+        redactor.register(secret)
+
+
 # The step's shell runs under a small wrapper that writes its exit code beside the output file, so a
 # command that outlives a killed opsdash still leaves both for the next one to collect.
 # It first writes its own pid (the process group's id): an opsdash killed before it saved the pid
 # still leaves the next one a way to find the command.
+# The command's output reaches the file only through opsdash's masking filter (maskfilter.py), which
+# reads the secrets from fd 3 (the wrapper's stdin, a pipe from this process; the command does not
+# get it); fd 4 carries the command's exit status out of the pipeline, fd 5 is the output file. The
+# filter ignores the signals that stop the command (set before exec, so from its first instruction):
+# it writes what the command printed up to its end, then ends itself.
 _WRAPPER = (
-    'printf %s "$$" > "$4"; "$3" -c "$1"; s=$?; printf %s "$s" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$s"'
+    'exec 3<&0 5>&1 </dev/null; printf %s "$$" > "$4"; '
+    's=$( { { "$3" -c "$1" 3<&- 4>&- 5>&-; printf %s "$?" >&4; } 2>&1 '
+    "| ( trap '' TERM INT HUP; exec \"$5\" -P -m opsdash.core.runbooks.maskfilter 4>&- >&5 5>&- ); } 4>&1 ); "
+    'exec 3<&- 5>&-; printf %s "$s" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$s"'
 )
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Hand the filter its secrets (in a thread: more than a pipe holds must not block the step)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        pass  # the filter is gone: it wrote nothing, so nothing went to disk unmasked
+    finally:
+        os.close(fd)
 
 
 def _status_path(out_path: Path) -> Path:
@@ -617,20 +656,29 @@ def _run_command(
     out_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     _discard(out_path)
     sink = open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    secrets_in, secrets_out = os.pipe()
     try:
         shell = shutil.which("bash") or "/bin/sh"
         status = str(_status_path(out_path))
+        args = [script, status, shell, str(_pid_path(out_path)), sys.executable]
         proc = subprocess.Popen(  # noqa: S603 - the script is the runbook's, parameters are shell-quoted
-            ["/bin/sh", "-c", _WRAPPER, "opsdash-step", script, status, shell, str(_pid_path(out_path))],
+            ["/bin/sh", "-c", _WRAPPER, "opsdash-step", *args],
             stdout=sink,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=secrets_in,
             cwd=cwd,
             env={**os.environ, **extra_env},
             start_new_session=True,
         )
+    except BaseException:
+        os.close(secrets_out)
+        raise
     finally:
         os.close(sink)
+        os.close(secrets_in)
+    values, fingerprints = redactor.known()
+    known = json.dumps({"values": values, "fingerprints": fingerprints}).encode()
+    threading.Thread(target=_feed, args=(secrets_out, known), name="runbook-mask-feed", daemon=True).start()
     on_start(proc.pid)
     chunks: list[bytes] = []
     size = 0
@@ -658,11 +706,19 @@ def _run_command(
                 return b"".join(chunks).decode("utf-8", "replace"), None, "detached"
             if control.interrupt.is_set():
                 detail = f"interrupted by the operator: {control.reason}" if control.reason else "interrupted"
-                _kill(proc)
-                break
-            if time.monotonic() > deadline:
+            elif time.monotonic() > deadline:
                 detail = f"timed out after {timeout:g} s; stopped"
+            if detail:
                 _kill(proc)
+                # what the command printed before it stopped is still on its way through the filter
+                drained = time.monotonic() + 2.0
+                while not _group_gone(proc.pid) and time.monotonic() < drained:
+                    time.sleep(0.02)
+                rest = follow.read()
+                if rest:
+                    chunks.append(rest)
+                    if on_output is not None:
+                        on_output(redactor.redact(rest.decode("utf-8", "replace")))
                 break
             time.sleep(0.02)
     code = proc.wait()
@@ -689,6 +745,20 @@ def command_alive(pgid: int, session_id: str) -> bool:
     except OSError:
         return True
     return f"OPSDASH_RUNBOOK_SESSION={session_id}".encode() in environ
+
+
+def _group_gone(pgid: int) -> bool:
+    """Whether no live process of a process group is left (zombies do not count)."""
+    members = _live_members(pgid)
+    if members is not None:
+        return not members
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _live_members(pgid: int) -> set[int] | None:

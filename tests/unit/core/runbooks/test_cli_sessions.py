@@ -197,3 +197,28 @@ def test_after_kill_9_a_live_command_is_reported_and_only_interrupt_is_allowed(
         assert other.allowed() == ["retry", "mark-done", "skip", "abort"]
     assert _live_members(pid) == set()  # the deploy's whole process group is gone
     assert not (tmp_path / "finished").exists()
+
+
+HOSTILE_BOOK = """+++
+id = "hostile-output"
+title = "Hostile output"
++++
+
+## Print escapes {#print}
+```command timeout=60
+printf 'before\\033[2J\\033]52;c;ZXZpbA==\\007after\\n'
+```
+"""
+
+
+def test_a_commands_escape_sequences_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """A command's output is untrusted text: the terminal shows its escapes (a screen clear, an OSC 52
+    clipboard write) as text, live while it runs, as the dashboard does."""
+    path = tmp_path / "hostile.md"
+    path.write_text(HOSTILE_BOOK)
+    done = subprocess.run(
+        [OPSDASH, "runbook", "run", str(path)], input="c\n", capture_output=True, text=True, env=env(tmp_path)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "before\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07after" in done.stdout
+    assert "\x1b" not in done.stdout + done.stderr
