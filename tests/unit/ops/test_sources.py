@@ -13,8 +13,8 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 from opsdash.core.providers import ikhokha
 from opsdash.core.secrets import redactor
+from opsdash.demo.httpserver import Request, Response
 from opsdash.ops.base import Ops
-from opsdash.ops.httpserver import Request, Response
 from opsdash.ops.sources import Reload, Sources
 from tests.conftest import Project, fake_secret, good_env
 from tests.servers import http_server
