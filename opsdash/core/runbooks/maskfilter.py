@@ -26,7 +26,27 @@ def _write(data: bytes) -> None:
         view = view[os.write(1, view) :]
 
 
-def run(redactor: Redactor, keep: int) -> None:
+def _safe_cut(data: bytes, at: int, values: list[bytes]) -> int:
+    """A place at or before `at` where no secret is cut in two: moved back past any registered value
+    that spans it, then to just after a space or punctuation, so that a token (which the fingerprint
+    masking looks at whole) is not cut either. `at` itself when no such place is found."""
+    cut = at
+    for _ in range(len(values) + 1):
+        spanning = [
+            start
+            for v in values
+            if (start := data.rfind(v, max(0, cut - len(v) + 1), cut + len(v) - 1)) != -1
+            and start < cut < start + len(v)
+        ]
+        if not spanning:
+            break
+        cut = min(spanning)
+    near = max(0, cut - 1024)  # a token longer than that is no secret opsdash fingerprints
+    boundary = max(data.rfind(c, near, cut) for c in (b" ", b"\t", b",", b";", b'"', b"'", b"="))
+    return boundary + 1 if boundary > 0 else cut
+
+
+def run(redactor: Redactor, keep: int, values: list[bytes] | None = None) -> None:
     def masked(data: bytes) -> bytes:
         # surrogateescape: bytes that are not UTF-8 go through as they came
         return redactor.redact(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
@@ -36,7 +56,7 @@ def run(redactor: Redactor, keep: int) -> None:
         pending += data
         cut = pending.rfind(b"\n") + 1
         if not cut and len(pending) > _LONG_LINE:
-            cut = len(pending) - keep
+            cut = _safe_cut(pending, len(pending) - keep, values or [])
         if cut > 0:
             _write(masked(pending[:cut]))
             pending = pending[cut:]
@@ -53,7 +73,7 @@ def main() -> int:
     redactor.register_fingerprints(known.get("fingerprints", []))
     keep = max([256, *(len(v.encode()) for v in known.get("values", []))])
     try:
-        run(redactor, keep)
+        run(redactor, keep, [v.encode() for v in known.get("values", []) if v])
     except BrokenPipeError:
         return 1
     return 0

@@ -70,3 +70,17 @@ def test_the_filter_masks_a_secret_cut_by_a_long_line(tmp_path: Path) -> None:
     assert out.count(fingerprint(secret).encode()) == 2
     assert b"\xff\xfe raw bytes " in out  # what is not UTF-8 goes through as it came
     assert out.startswith(b"x" * 1000) and len(out) > len(data)
+
+
+def test_the_filter_never_cuts_a_secret_in_a_line_too_long_to_hold() -> None:
+    """A line longer than the filter holds is written in pieces: wherever a secret falls, no piece
+    ends inside it."""
+    from opsdash.core.runbooks.maskfilter import _LONG_LINE, _safe_cut
+
+    secret = b"s3cr3t-" + b"x" * 40
+    for offset in range(0, len(secret) + 2):
+        data = b"a" * (_LONG_LINE - offset) + secret + b"b" * 300
+        at = _LONG_LINE - 3
+        cut = _safe_cut(data, at, [secret])
+        start = data.find(secret)
+        assert cut <= at and not (start < cut < start + len(secret)), (offset, cut, start)
