@@ -25,6 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Project
+from tests.servers import closed_port
 from tests.waits import read_line, wait_until
 
 WAIT = 60  # seconds any one condition may take on a loaded machine before the test gives up
@@ -45,13 +46,14 @@ class Stage:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                stage.requests[self.path] = stage.requests.get(self.path, 0) + 1
-                failing = self.path == "/flaky" and not stage.fixed
+                path = self.path.partition("?")[0]
+                stage.requests[path] = stage.requests.get(path, 0) + 1
+                failing = path == "/flaky" and not stage.fixed
                 self._answer(503 if failing else 200, b'{"status":"UP"}')
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.path == "/hook":  # a generic webhook channel: one POST per notice
+                if self.path.partition("?")[0] == "/hook":  # a generic webhook channel: one POST per notice
                     stage.notices.append(json.loads(body))
                     self._answer(200, b"")
                     return
@@ -423,6 +425,50 @@ def test_idle_connections_beyond_the_descriptor_limit_do_not_stop_probes(
             sock.close()
         serve.kill()
     assert code == 0 and "Traceback" not in err, err
+
+
+def test_no_profile_url_secret_in_metrics_alerts_or_logs(project: Project, stage: Stage) -> None:
+    """Credentials inside the profile's URLs (a check's userinfo and ?api_key=, a channel's) reach
+    neither /metrics, nor what Alertmanager and a webhook receiver are sent, nor serve's log."""
+    import secrets
+
+    names = ("check_pw", "check_key", "am_pw", "hook_token", "gone_pw", "gone_token")
+    canary = {n: f"canary{secrets.token_hex(12)}" for n in names}
+    port = stage.url.rsplit(":", 1)[1]
+    profile = write_profile(project, stage)
+    text = profile.read_text().replace(
+        f'url = "{stage.url}/flaky"',
+        f'url = "http://ops:{canary["check_pw"]}@127.0.0.1:{port}/flaky?api_key={canary["check_key"]}"',
+    )
+    text = text.replace(f'url = "{stage.url}"', f'url = "http://am:{canary["am_pw"]}@127.0.0.1:{port}"')
+    profile.write_text(
+        text
+        + f"""
+[[alerts.channels]]
+name = "pager"
+kind = "webhook"
+url = "{stage.url}/hook?token={canary["hook_token"]}"
+retries = 0
+
+[[alerts.channels]]
+name = "gone"
+kind = "webhook"
+url = "http://ops:{canary["gone_pw"]}@127.0.0.1:{closed_port()}/hook?token={canary["gone_token"]}"
+retries = 0
+"""
+    )
+    serve = Serve("--config", profile)
+    try:
+        until(lambda: stage.alerts and stage.notices, "both receivers hear of the incident")
+        metrics = serve.get("/metrics")[1]
+        assert 'check="flaky"' in metrics
+        code, err = serve.stop()
+    finally:
+        serve.kill()
+    assert code == 0, err
+    assert "not delivered to gone" in err  # a delivery that failed is reported, its URL masked
+    seen = metrics + json.dumps(stage.alerts) + json.dumps(stage.notices) + err
+    assert [n for n, v in canary.items() if v in seen] == []
 
 
 def test_two_profiles_in_one_process_are_labelled_by_target(
