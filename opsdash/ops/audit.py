@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -53,9 +54,7 @@ def audit_key(settings: OpsdashSettings) -> bytes:
     if not path.exists():
         _refuse_a_new_key(path, settings.resolved_data_dir())
         paths.ensure_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
+        _create_key(path)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise InputError(f"{path}: the audit key is readable by others (mode {mode & 0o777:o}); chmod 600 it")
@@ -63,6 +62,23 @@ def audit_key(settings: OpsdashSettings) -> bytes:
     if len(key) < 32:
         raise InputError(f"{path}: the audit key is too short; restore the key that signed the log")
     return key.encode()
+
+
+def _create_key(path: Path) -> None:
+    """Write a new key whole under a temporary name, then link it into place: of two processes
+    making the first key at once (a dashboard and a CLI command on a new machine), one key wins and
+    the other process reads it, never a half-written file or a "file exists" error."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        os.unlink(temp)
 
 
 def _refuse_a_new_key(path: Path, data_dir: Path) -> None:

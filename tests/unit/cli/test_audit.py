@@ -280,3 +280,22 @@ def test_a_gate_the_audit_log_cannot_record_fails(run, project: Project, command
     assert "audit log could not be written" in result.err and "Traceback" not in result.err
     assert result.out == ""  # no GO for a pipeline to read: the error is all there is
     assert run("history", "list", "--config", project.profile).code == 0
+
+
+def test_first_runs_at_once_share_one_new_key(project: Project) -> None:
+    """On a new machine, a dashboard and a command (or two CI jobs) write their first audit record
+    at the same moment: one key is made, every gate passes, and the log verifies."""
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    procs = [
+        subprocess.Popen(
+            [opsdash, "validate", "--config", str(project.profile)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    results = [(p.wait(120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert [code for code, _ in results] == [0] * 6, results
+    verified = subprocess.run([opsdash, "audit", "verify"], capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

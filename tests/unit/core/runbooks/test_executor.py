@@ -387,6 +387,7 @@ def test_cli_failing_gate_against_the_demo_takes_the_branch(
     path = tmp_path / "drill.md"
     path.write_text(BOOK)
     monkeypatch.setenv("OPSDASH_DATA_DIR", str(demo_process.data_dir))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(demo_process.config_home))  # the key its audit log has
     assert run("demo", "fault", "app-down", "on").code == 0
     try:
         monkeypatch.setattr("sys.stdin", __import__("io").StringIO("c\n\nc\nc\nc\n\n"))
