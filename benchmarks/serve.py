@@ -355,7 +355,7 @@ def main() -> None:
     )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
-    import psutil  # not in the lock (requirements/dev.txt): only this measure needs it
+    import psutil  # only this measure needs it
 
     me = psutil.Process(proc.pid)
     try:
