@@ -113,6 +113,15 @@ def evaluated(text: str) -> int:
     return sum(len(f.samples) for f in text_string_to_metric_families(text) if f.name == "probe_success")
 
 
+def wait_for_every_check(url: str, checks: int) -> None:
+    """Until serve's /metrics has a result for every check (at most 300 s)."""
+    t0 = time.monotonic()
+    while evaluated(scrape(url)[1]) < checks:
+        if time.monotonic() - t0 > 300:
+            raise SystemExit("serve never evaluated every check within 300 s")
+        time.sleep(1)
+
+
 def verdict(value: float, goal: float) -> str:
     return f"goal ≤ {goal:g}: {'met' if value <= goal else 'MISSED'}"
 
@@ -248,10 +257,7 @@ def attack(args: argparse.Namespace) -> None:
     polls: list[tuple[float, bool]] = []
     try:
         t0 = time.monotonic()
-        while evaluated(scrape(url)[1]) < args.checks:
-            if time.monotonic() - t0 > 300:
-                raise SystemExit("serve never evaluated every check within 300 s")
-            time.sleep(1)
+        wait_for_every_check(url, args.checks)
         time.sleep(args.interval)  # the first burst recorded: from here every check is on its interval
         since, requests0 = datetime.now(UTC), count.value
         client = multiprocessing.Process(
@@ -360,10 +366,7 @@ def main() -> None:
     me = psutil.Process(proc.pid)
     try:
         t0 = time.monotonic()
-        while evaluated(scrape(url)[1]) < args.checks:
-            if time.monotonic() - t0 > 300:
-                raise SystemExit("serve never evaluated every check within 300 s")
-            time.sleep(1)
+        wait_for_every_check(url, args.checks)
         warmup = time.monotonic() - t0
         time.sleep(args.interval)  # let the first burst's recording settle before measuring
         cpu0, requests0, start = me.cpu_times(), count.value, time.monotonic()

@@ -61,7 +61,8 @@ def check(
     metrics, thresholds from the conditions) and records nothing; junit and github suit CI.
 
     \b
-    Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
+    Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN, usage/config error, or the audit
+    log not writable (a result not on the record does not count).
     With --watch: the worst sustained state when it stopped.
     """
     import asyncio

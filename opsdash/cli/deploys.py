@@ -55,7 +55,8 @@ def preflight(
     audit log; a NO-GO raises an alert.
 
     \b
-    Exit codes: 0 GO, 1 GO with warnings, 2 NO-GO, 3 UNKNOWN or usage/config error.
+    Exit codes: 0 GO, 1 GO with warnings, 2 NO-GO, 3 UNKNOWN, usage/config error, or the
+    audit log not writable.
     """
     from opsdash.ops.deploys import preflight as run_preflight
 
@@ -129,7 +130,8 @@ def verify_deploy_cmd(
     points to the rollback runbook.
 
     \b
-    Exit codes: 0 OK, 1 WARN, 2 CRIT (roll back), 3 UNKNOWN or usage/config error.
+    Exit codes: 0 OK, 1 WARN, 2 CRIT (roll back), 3 UNKNOWN, usage/config error, or the
+    audit log not writable.
     """
     from opsdash.ops.deploys import verify_deploy
 

@@ -44,7 +44,8 @@ def validate(
     code scanning (findings point at the env file and line) and --format github annotates the run.
 
     \b
-    Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
+    Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN, usage/config error, or the audit
+    log not writable (a result not on the record does not count).
     """
     from opsdash.cli.render import emit_report, report_text
     from opsdash.ops import validation

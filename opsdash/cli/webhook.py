@@ -82,7 +82,8 @@ def webhook_verify(
     environment variables or the profile, never from the command line.
 
     \b
-    Exit codes: 0 verified, 2 not verified, 3 usage/config error.
+    Exit codes: 0 verified, 2 not verified, 3 usage/config error, or the audit log not
+    writable (a verdict nobody can audit is not returned).
     """
     from opsdash.ops import webhooks
 

@@ -419,7 +419,7 @@ def _check_value(left: Operand, op: str, item: _Item) -> None:
         raise ConditionError(f"{value} is too large (not a finite number)", col)
     if duration and abs(_duration_seconds(value)) > _MAX_DURATION_S:
         raise ConditionError(
-            f"{value} is out of range: a duration is at most 2562047h47m16s (Go's, so Gatus' too)", col
+            f"{value} is out of range: a duration is at most 2562047h47m16s (Go's time.Duration)", col
         )
     if kind == _DURATION_KIND and value.startswith("-"):
         raise ConditionError(f"{left.placeholder} cannot be compared with a negative value ({value})", col)

@@ -121,7 +121,7 @@ NUMBER = st.one_of(
     st.sampled_from(["0.5", "1e3", "-0", ".5", "9" * 50]),
 )
 UNSIGNED = st.one_of(st.integers(0, 10**9).map(str), st.sampled_from(["0.25", "300", "1e3"]))
-# well-formed: within Go's time.Duration (2562047h); larger ones are refused, as Gatus refuses them
+# well-formed: within Go's time.Duration (2562047h); larger ones are refused with their column
 DURATION = st.builds(
     "{}{}".format, st.integers(0, 10**5), st.sampled_from(["ns", "us", "ms", "s", "m", "h", "d"])
 ) | st.sampled_from(["1h30m", "1.5s", "720h", "2d12h", "2562047h"])
