@@ -99,22 +99,43 @@ def config_schema_cmd() -> None:
     default=".",
     help="Project directory to inspect and write into.",
 )
-def init(force: bool, directory: Path) -> None:
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help="The app's production URL (https). Default: the host most of the app's own URL variables "
+    "use; asked for at a terminal when none does.",
+)
+def init(force: bool, directory: Path, base_url: str | None) -> None:
     """Write a starter opsdash.toml for the project in the current directory.
 
-    Recognises Vite, Next.js and CRA projects (their config file or package.json) and reads every env
-    file the framework loads for production (plain projects: .env, .env.production,
-    .env.production.local), plus .env.example and .env.development. Takes envPrefix and
-    outDir/distDir where the framework config writes them literally, secrets, URL variables by role
-    (*_API_BASE / *_BASE_URL / *_ENDPOINT are API bases), base_url from the app's own https URLs,
-    an iKhokha provider, and starter [[checks]]. Only variable names and that host are written,
-    never values. Review the file, then run 'opsdash validate'.
+    Reads what the build reads. Recognises Vite, Next.js and CRA projects (their config file or
+    package.json); takes the mode package.json's build script builds in (`vite build --mode
+    staging` reads .env.staging), envPrefix and outDir/distDir where the framework config writes
+    them literally, and every env file the framework loads for that mode (plain projects: .env,
+    .env.production, .env.production.local), plus .env.example and .env.development.
+
+    Writes secrets and URL variables by role (*_API_BASE / *_ENDPOINT are API bases), base_url
+    from the app's own https URLs (not the provider's), [[policy]] rules for security switches
+    whose safe value follows from the name (ENFORCE_HTTPS=true, *DEBUG*=false,
+    *MONITORING*=true ...), an iKhokha provider, and the [[checks]] the shipped runbooks gate on
+    (app-health, payment-return-page, webhook-endpoint ...). Of values, only the app's URLs are
+    written (no query, no credentials); never a secret. Review the file, then run 'opsdash
+    validate'.
 
     \b
-    Exit codes: 0 written, 3 the file exists (pass --force) or the directory is not one.
+    Exit codes: 0 written, 3 the file exists (pass --force), the directory is not one, or
+    --base-url is not an https URL.
     """
     from opsdash.ops.init import init_project
 
-    path = init_project(directory, force=force)
+    def ask() -> str | None:
+        emit("No https URL of the app's own was found in its env files.")
+        answer: str = click.prompt(
+            "The app's production URL (empty: a placeholder)", default="", show_default=False
+        )
+        return answer.strip() or None
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    path = init_project(directory, force=force, base_url=base_url, ask=ask if interactive else None)
     emit(f"wrote {path}")
     emit("next: review it, then run 'opsdash config validate' and 'opsdash validate'")

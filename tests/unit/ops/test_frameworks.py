@@ -74,7 +74,8 @@ def test_init_profile_sees_secrets_that_vite_takes_from_dot_env(run, tmp_path: P
     assert profile["target"]["base_url"] == "https://app.betaskill.com"
     assert profile["target"]["bundle_dir"] == "dist"
     assert profile["urls"]["api_base"] == ["IKHOKHA_API_BASE"]
-    assert [c["kind"] for c in profile["checks"]] == ["http", "tls", "provider"]
+    checks = {c["name"]: c["kind"] for c in profile["checks"]}
+    assert checks["app-health"] == "http" and checks["app-tls"] == "tls" and checks["ikhokha-api"] == "provider"
     code, found = findings(run, app)
     assert code == 2
     rules = {(f["rule"], f["subject"]) for f in found}
