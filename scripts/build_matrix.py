@@ -82,9 +82,10 @@ def build_one(tree: Path, scratch: Path, versions: dict[str, str]) -> dict[str, 
     env = dict(os.environ, PATH=f"{scratch / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}")
     env.pop("NODE_ENV", None)
     env["NEXT_TELEMETRY_DISABLED"] = "1"
-    subprocess.run(["sh", "-c", build], cwd=work, env=env, check=True, capture_output=True)  # noqa: S607
+    build_cmd = ["sh", "-c", build]  # the tree's own build script, as `npm run build` runs it
+    subprocess.run(build_cmd, cwd=work, env=env, check=True, capture_output=True)  # noqa: S603
     mode = mode_of(build) if framework == "vite" else "production"
-    loaded = subprocess.run(
+    loaded = subprocess.run(  # noqa: S603 - our loader, our tree
         ["node", str(scratch / "load.cjs"), framework, str(work), mode],  # noqa: S607
         cwd=scratch,
         check=True,
@@ -124,7 +125,7 @@ def main() -> int:
         return 2
     scratch = Path(tempfile.mkdtemp(prefix="opsdash-builds-"))
     print(f"installing {' '.join(PACKAGES)} into {scratch} ...", flush=True)
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - fixed arguments
         ["npm", "install", "--silent", "--no-audit", "--no-fund", *PACKAGES],  # noqa: S607
         cwd=scratch,
         check=True,

@@ -145,6 +145,8 @@ def read_env_file(path: Path, *, node: str | None = None) -> tuple[list[EnvValue
             found = re.search(rf"(?m)^[ \t]*(?:export[ \t]+)?{re.escape(key)}[ \t]*=", text)
             line = text[: found.start()].count("\n") + 1 if found else 0
             values.append(EnvValue(key, value, f"{shown}:{line}"))
+    if node:  # in file order: dotenv-expand expands a file's keys in the order its parser met them
+        values.sort(key=lambda v: int(v.source.rpartition(":")[2]))
     return values, problems
 
 

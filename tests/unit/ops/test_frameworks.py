@@ -194,3 +194,15 @@ def test_vite_and_next_expand_as_their_own_loaders_do(tmp_path: Path) -> None:
     assert env.get("SELF") is None  # @next/env drops a file whose expansion never ends ...
     dropped = [p for p in env.problems if p.key == "SELF"]
     assert dropped and "drops the whole file" in dropped[0].message  # ... and opsdash says so
+
+
+def test_next_expands_a_files_keys_in_file_order_even_past_a_line_python_dotenv_refuses(
+    tmp_path: Path,
+) -> None:
+    """scripts/env_reference.py's one Next.js difference: `BASE='q' spaced \\$5` is a line python-dotenv
+    refuses and @next/env reads; it comes first in the file, so it is expanded (to `'q' spaced $5`)
+    before SECRET refers to it, and the `$5` then expands again, to nothing (what @next/env 15 gave)."""
+    (tmp_path / ".env.local").write_text("BASE='q' spaced \\$5\nC=\"abc\"\nSECRET='a=b${BASE}'\n")
+    env = load_environment([tmp_path / ".env.local"], framework="next")
+    assert env.get("BASE") == "'q' spaced $5"
+    assert env.get("SECRET") == "a=b'q' spaced "
