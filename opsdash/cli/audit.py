@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import click
 
 from opsdash.cli.common import config_option, json_option, operator_option
-from opsdash.cli.render import emit, emit_json
+from opsdash.cli.render import emit, emit_json, width
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.core.text import visible
 from opsdash.ops.base import Ops
@@ -78,7 +79,12 @@ def audit_tail(
                     else {"unparseable": entry.problem, "line": entry.text()}
                 )
             )
-        else:
+        elif sys.stdout.isatty():  # within the terminal's width, continuation lines indented
+            for line in textwrap.wrap(
+                visible(entry.summary()), width(), subsequent_indent="    ", break_on_hyphens=False
+            ):
+                emit(line)
+        else:  # piped: one record a line, for grep and awk
             emit(visible(entry.summary()))
 
     if not trail.exists() and not follow:

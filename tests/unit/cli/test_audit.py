@@ -299,3 +299,34 @@ def test_first_runs_at_once_share_one_new_key(project: Project) -> None:
     assert [code for code, _ in results] == [0] * 6, results
     verified = subprocess.run([opsdash, "audit", "verify"], capture_output=True, text=True, timeout=60)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_tail_fits_a_terminal_and_keeps_one_record_a_line_when_piped(run, project: Project) -> None:  # type: ignore[no-untyped-def]
+    import pty
+
+    project.write_env({**good_env(), "ENFORCE_HTTPS": "false", "SECURITY_LOGGING": "false"})
+    run("validate", "--config", project.profile)
+    piped = run("audit", "tail").out.splitlines()
+    assert max(len(line) for line in piped) > 60  # the records are longer than the terminal below
+    main_fd, child_fd = pty.openpty()
+    env = {**os.environ, "COLUMNS": "60", "NO_COLOR": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "opsdash", "audit", "tail"], stdout=child_fd, stderr=subprocess.PIPE, env=env
+    )
+    os.close(child_fd)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the child's side is closed: all read
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main_fd)
+    assert done.returncode == 0, done.stderr
+    lines = out.decode().replace("\r\n", "\n").splitlines()
+    assert lines and max(len(line) for line in lines) <= 60
+    assert len(lines) > len(piped)  # wrapped, not cut: continuation lines are indented
+    assert any(line.startswith("    ") for line in lines)
+    assert "".join(line.strip() for line in lines).replace(" ", "") == "".join(piped).replace(" ", "")
