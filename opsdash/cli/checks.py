@@ -68,6 +68,7 @@ def check(
     import asyncio
 
     from opsdash.cli.render import checks_table, emit_report, verdict_line
+    from opsdash.core.profile import CertThresholds
     from opsdash.ops import checks
 
     fmt = chosen_format(fmt, as_json)
@@ -88,7 +89,10 @@ def check(
     profile = ops.profile
     conditions = {c.name: c.conditions for c in profile.checks}
     severities = {c.name: c.severity for c in profile.checks}
-    if not emit_report(report, fmt, profile=None, conditions=conditions, severities=severities):
+    cert_days = {c.name: (c.warn_days, c.crit_days) for c in profile.checks if isinstance(c, CertThresholds)}
+    if not emit_report(
+        report, fmt, profile=None, conditions=conditions, severities=severities, cert_days=cert_days
+    ):
         emit(verdict_line(report))
         checks_table(results)
     sys.exit(report.exit_code())

@@ -233,9 +233,15 @@ def thresholds(conditions: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def nagios(report: Report, conditions: Mapping[str, Sequence[str]], severities: Mapping[str, str]) -> str:
+def nagios(
+    report: Report,
+    conditions: Mapping[str, Sequence[str]],
+    severities: Mapping[str, str],
+    cert_days: Mapping[str, tuple[float, float]] | None = None,
+) -> str:
     """One plugin line: state, what failed, and perfdata (latency and numeric metrics per check, with
-    the check's conditions as WARN or CRIT thresholds by the check's own severity)."""
+    the check's conditions as WARN or CRIT thresholds by the check's own severity; a certificate's
+    days left with the check's warn_days and crit_days, alerting below them)."""
     checks = report.checks
     verdict = report.verdict
     bad = [c for c in checks if Severity(c["severity"]).rank >= Severity.WARN.rank]
@@ -257,6 +263,9 @@ def nagios(report: Report, conditions: Mapping[str, Sequence[str]], severities: 
             unit = "ms" if key == "response_time_ms" else ""
             limit = limits.get(key, "")
             warn_crit = f";{limit}" if crit else f"{limit};"
+            days = (cert_days or {}).get(c["name"])
+            if key == "cert_days_left" and days is not None:
+                warn_crit = ";".join(f"{_number(d)}:" if d else "" for d in days)
             perf.append(f"{_label(label)}={_number(value)}{unit};{warn_crit}")
     line = f"OPSDASH {report.kind.upper()} {NAGIOS_STATE[verdict]} - {text}"
     return line.replace("|", "/").replace("\n", " ") + (" | " + " ".join(perf) if perf else "")

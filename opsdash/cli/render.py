@@ -305,6 +305,7 @@ def emit_report(
     extra: Mapping[str, Any] | None = None,
     conditions: Mapping[str, Sequence[str]] | None = None,
     severities: Mapping[str, str] | None = None,
+    cert_days: Mapping[str, tuple[float, float]] | None = None,
 ) -> bool:
     """Print a report in a machine format; False for 'text' (the caller prints its own)."""
     from opsdash.cli import formats
@@ -319,7 +320,7 @@ def emit_report(
         for line in formats.github(report, profile):
             emit(line)
     elif fmt == "nagios":
-        emit(formats.nagios(report, conditions or {}, severities or {}))
+        emit(formats.nagios(report, conditions or {}, severities or {}, cert_days))
     else:
         return False
     return True

@@ -104,6 +104,8 @@ def test_check_junit_and_nagios_against_the_demo(
     assert status.startswith("OPSDASH CHECK CRITICAL - app-health: ")
     # 'label'=value[UOM];[warn];[crit] - the app's latency condition is its CRIT threshold
     assert re.search(r"'app-health'=[\d.]+ms;;~:3000(\s|$)", perfdata)
+    # a certificate's days left alert below the check's warn_days and crit_days (30 and 7 by default)
+    assert re.search(r"'app-tls\.cert_days_left'=[\d.]+;30:;7:(\s|$)", perfdata), perfdata
     for item in perfdata.split():
         assert re.match(r"^'[^']+'=-?[\d.]+(ms)?;[^;]*;[^;]*$", item), item
     # a monitoring system keeps the state: the nagios run recorded nothing
