@@ -5,6 +5,7 @@ control character as a `\\xNN` escape instead of letting the terminal act on it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # C0 controls (tab and newline handled by the caller's choice), DEL, the C1 range (8-bit CSI/OSC), and
 # the invisible format characters that reorder or hide text on screen: bidi overrides and isolates,
@@ -24,3 +25,11 @@ def visible(text: str, *, multiline: bool = False) -> str:
     stay as they are; otherwise they are shown too, so one field cannot forge another line."""
     pattern = _CONTROL if multiline else _CONTROL_AND_NEWLINES
     return pattern.sub(_escape, text)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'validate'?)` for a near miss among `choices` (difflib's ratio ≥ 0.6), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

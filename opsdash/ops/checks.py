@@ -21,6 +21,7 @@ from opsdash.core.health.probes import ProbeContext, make_ssl_context
 from opsdash.core.health.runner import ResultCallback, Watcher, report_for, run_once
 from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import Check, Profile
+from opsdash.core.text import did_you_mean
 from opsdash.core.validators import load_target_env
 from opsdash.ops.base import Ops
 from opsdash.ops.sources import Reload, Sources
@@ -42,7 +43,8 @@ def select_checks(profile: Profile, names: Sequence[str] = ()) -> list[Check]:
     known = {c.name: c for c in profile.checks}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ConfigError(f"no check named {', '.join(unknown)}; the profile has: {', '.join(known)}")
+        hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+        raise ConfigError(f"no check named {', '.join(unknown)}{hint}; the profile has: {', '.join(known)}")
     return [known[n] for n in names]
 
 

@@ -12,6 +12,7 @@ import getpass
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from opsdash.core.errors import ConfigError
 from opsdash.core.profile import CHECK_KINDS, Profile, check_keymap, check_theme
 from opsdash.core.secrets import redactor, secret_param, url_secrets
+from opsdash.core.text import did_you_mean
 from opsdash.ops import paths
 
 
@@ -211,6 +213,24 @@ def _strip_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     return tuple(out)
 
 
+def _key_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    """Every key a profile may use, in any table: what a misspelt one is held against."""
+    seen = set() if seen is None else seen
+    seen.add(model)
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(info.alias or name)
+        pending = [info.annotation]
+        while pending:
+            kind = pending.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                if kind not in seen:
+                    names |= _key_names(kind, seen)
+            else:
+                pending.extend(typing.get_args(kind))
+    return names
+
+
 def validation_messages(exc: ValidationError, path: Path, text: str) -> list[str]:
     messages = []
     # A misspelt key also makes the real key "missing": report the misspelling first.
@@ -223,7 +243,8 @@ def validation_messages(exc: ValidationError, path: Path, text: str) -> list[str
         where = f"{path}:{line}" if line else str(path)
         if err["type"] == "extra_forbidden":
             section = _format_loc(loc[:-1]) or "the top level"
-            messages.append(f"{where}: unknown key {loc[-1]!r} in {section}")
+            hint = did_you_mean(str(loc[-1]), _key_names(ConfigFile))
+            messages.append(f"{where}: unknown key {loc[-1]!r} in {section}{hint}")
         elif err["type"] == "missing":
             messages.append(f"{where}: {_format_loc(loc)} is required but missing")
         else:
