@@ -7,9 +7,14 @@ strings, not 15,000 samples formatted on the scrape's clock (prometheus_client s
 each sample).
 
 Names follow blackbox_exporter where they mean the same (`probe_success`, `probe_duration_seconds`,
-`probe_http_status_code`, `probe_ssl_earliest_cert_expiry`, `probe_http_duration_seconds{phase}`);
-each series carries `target` (the profile's target name) and `check` (the check's name). No URL,
-header or body goes into a label: a label never carries a secret.
+`probe_http_status_code`, `probe_http_duration_seconds{phase}` with all five of its phases,
+`probe_http_ssl`, `probe_http_version`, `probe_ip_protocol`, `probe_dns_lookup_time_seconds`,
+`probe_failed_due_to_regex`, `probe_tls_version_info`, `probe_ssl_earliest_cert_expiry`,
+`probe_ssl_last_chain_expiry_timestamp_seconds`); on /metrics each series carries `target` (the
+profile's target name) and `check` (the check's name). `/probe?target=CHECK` answers one check's
+series without those labels, as blackbox_exporter's /probe does, so its scrape config, alert rules
+and Grafana dashboards work unchanged with the check as `instance`. No URL, header or body goes
+into a label: a label never carries a secret.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from opsdash.core.readiness import dashboard_verdict
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_KINDS = frozenset({"http", "provider", "webhook"})  # the webhook self-test makes several requests
-# opsdash's phases of an HTTP exchange → blackbox_exporter's phase names
+# opsdash's phases of an HTTP exchange → blackbox_exporter's phase names (it always reports all five)
+BLACKBOX_PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 PHASES = {
     "dns": "resolve",
     "connect": "connect",
@@ -46,6 +52,13 @@ CHECK_FAMILIES: dict[str, str] = {
     "probe_http_status_code": "HTTP status of the last response (0: no response).",
     "probe_ssl_earliest_cert_expiry": "Earliest expiry of the presented certificate chain, in Unix time.",
     "probe_http_duration_seconds": "Duration of each phase of the last HTTP exchange, in seconds.",
+    "probe_http_ssl": "Whether the last HTTP exchange was over TLS (1) or not (0).",
+    "probe_http_version": "HTTP version of the last response.",
+    "probe_ip_protocol": "IP protocol of the last probe's connection (4 or 6).",
+    "probe_dns_lookup_time_seconds": "How long resolving the host took, in seconds.",
+    "probe_failed_due_to_regex": "Whether a [BODY] condition failed in the last probe (1) or not (0).",
+    "probe_tls_version_info": "The TLS version of the last handshake, in the version label.",
+    "probe_ssl_last_chain_expiry_timestamp_seconds": "Earliest expiry of the verified chain, in Unix time.",
     "opsdash_check_state": "The check's sustained state, as exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN.",
 }
 
@@ -57,14 +70,17 @@ def probe_success(result: CheckResult) -> bool:
     return result.error_class is None and result.severity not in (Severity.CRIT, Severity.UNKNOWN)
 
 
-def cert_expiry(result: CheckResult) -> float | None:
-    text = result.facts.get("chain_earliest_expiry") or result.facts.get("cert_not_after")
+def _timestamp(text: str | None) -> float | None:
     if not text:
         return None
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+def cert_expiry(result: CheckResult) -> float | None:
+    return _timestamp(result.facts.get("chain_earliest_expiry") or result.facts.get("cert_not_after"))
 
 
 class _Families(Collector):
@@ -91,38 +107,67 @@ def _gauge(name: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, CHECK_FAMILIES.get(name, name), labels=labels)
 
 
-def check_lines(target: str, result: CheckResult, state: SustainedState) -> dict[str, str]:
-    """The sample lines of one check's latest result, by family."""
-    ids = [target, result.name]
-    labels = ["target", "check"]
-    families = []
-    success = _gauge("probe_success", labels)
-    success.add_metric(ids, 1.0 if probe_success(result) else 0.0)
-    duration = _gauge("probe_duration_seconds", labels)
-    duration.add_metric(ids, result.duration_ms / 1000)
-    state_family = _gauge("opsdash_check_state", labels)
-    state_family.add_metric(ids, float(state.status.exit_code))
-    families += [success, duration, state_family]
-    if result.kind in HTTP_KINDS and (result.kind != "webhook" or "status" in result.facts):
-        status = _gauge("probe_http_status_code", labels)
+def _families(result: CheckResult, state: SustainedState, labels: list[str], ids: list[str]) -> list[Metric]:
+    """One check's latest result as blackbox_exporter's families (plus opsdash_check_state)."""
+
+    def gauge(name: str, value: float, extra: Mapping[str, str] | None = None) -> GaugeMetricFamily:
+        family = _gauge(name, [*labels, *(extra or {})])
+        family.add_metric([*ids, *(extra or {}).values()], value)
+        return family
+
+    facts = result.facts
+    families: list[Metric] = [
+        gauge("probe_success", 1.0 if probe_success(result) else 0.0),
+        gauge("probe_duration_seconds", result.duration_ms / 1000),
+        gauge("opsdash_check_state", float(state.status.exit_code)),
+    ]
+    if result.kind in HTTP_KINDS and (result.kind != "webhook" or "status" in facts):
         try:
-            status.add_metric(ids, float(int(result.facts.get("status", "0"))))
+            status = float(int(facts.get("status", "0")))
         except ValueError:
-            status.add_metric(ids, 0.0)
-        phases = _gauge("probe_http_duration_seconds", [*labels, "phase"])
-        seconds: dict[str, float] = {}
+            status = 0.0
+        seconds = dict.fromkeys(BLACKBOX_PHASES, 0.0)
         for phase, ms in result.phases.items():
             if phase in PHASES:
-                seconds[PHASES[phase]] = seconds.get(PHASES[phase], 0.0) + ms / 1000
+                seconds[PHASES[phase]] += ms / 1000
+        phases = _gauge("probe_http_duration_seconds", [*labels, "phase"])
         for phase, value in seconds.items():
             phases.add_metric([*ids, phase], value)
-        families += [status, phases]
+        version = facts.get("http_version", "").removeprefix("HTTP/")
+        families += [
+            gauge("probe_http_status_code", status),
+            phases,
+            gauge("probe_http_ssl", 1.0 if "tls_version" in facts else 0.0),
+            gauge("probe_http_version", float(version) if version.replace(".", "", 1).isdigit() else 0.0),
+            gauge("probe_dns_lookup_time_seconds", seconds["resolve"]),
+            gauge(
+                "probe_failed_due_to_regex",
+                1.0 if any(not c.ok and "[BODY]" in c.text for c in result.conditions) else 0.0,
+            ),
+        ]
+    if facts.get("ip"):
+        families.append(gauge("probe_ip_protocol", 6.0 if ":" in facts["ip"] else 4.0))
+    if facts.get("tls_version"):
+        label = facts["tls_version"].replace("TLSv", "TLS ")  # blackbox's "TLS 1.3"
+        families.append(gauge("probe_tls_version_info", 1.0, {"version": label}))
     expiry = cert_expiry(result)
     if expiry is not None:
-        cert = _gauge("probe_ssl_earliest_cert_expiry", labels)
-        cert.add_metric(ids, expiry)
-        families.append(cert)
-    return _render(families)
+        families.append(gauge("probe_ssl_earliest_cert_expiry", expiry))
+    verified = _timestamp(facts.get("verified_chain_expiry"))
+    if verified is not None:
+        families.append(gauge("probe_ssl_last_chain_expiry_timestamp_seconds", verified))
+    return families
+
+
+def check_lines(target: str, result: CheckResult, state: SustainedState) -> dict[str, str]:
+    """The sample lines of one check's latest result, by family, as /metrics shows them."""
+    return _render(_families(result, state, ["target", "check"], [target, result.name]))
+
+
+def probe_body(result: CheckResult, state: SustainedState) -> bytes:
+    """/probe?target=CHECK: the check's latest result with no labels of opsdash's, as
+    blackbox_exporter's /probe answers, so a scrape's relabelling makes the check the `instance`."""
+    return generate_latest(_Families(_families(result, state, [], [])))
 
 
 @dataclass
@@ -199,6 +244,7 @@ class Exposition:
 
     def __init__(self, targets: Callable[[], Iterable[TargetStatus]], *, process: bool = True) -> None:
         self._checks: dict[tuple[str, str], dict[str, str]] = {}
+        self._latest: dict[tuple[str, str], tuple[CheckResult, SustainedState]] = {}
         self._headers = _headers()
         self.registry = CollectorRegistry(auto_describe=False)
         if process:
@@ -207,11 +253,20 @@ class Exposition:
 
     def update(self, target: str, result: CheckResult, state: SustainedState) -> None:
         self._checks[(target, result.name)] = check_lines(target, result, state)
+        self._latest[(target, result.name)] = (result, state)
 
     def forget(self, target: str, keep: Iterable[str] = ()) -> None:
         kept = set(keep)
         for key in [k for k in self._checks if k[0] == target and k[1] not in kept]:
             del self._checks[key]
+            self._latest.pop(key, None)
+
+    def latest(self, check: str) -> list[tuple[str, CheckResult, SustainedState]]:
+        """The latest result of every check of that name (one per target serving it)."""
+        return [(t, r, s) for (t, name), (r, s) in self._latest.items() if name == check]
+
+    def check_names(self) -> list[str]:
+        return sorted({name for _t, name in self._latest})
 
     def render(self) -> bytes:
         parts = [generate_latest(self.registry).decode("utf-8")]

@@ -30,12 +30,13 @@ from aiohttp import web
 from opsdash.core.errors import ConfigError, OpsdashError
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
+from opsdash.core.text import did_you_mean, visible
 from opsdash.ops import validation
 from opsdash.ops.audit import verify_log
 from opsdash.ops.base import Ops
 from opsdash.ops.checks import Watch, select_checks
 from opsdash.ops.serve.http import Endpoint
-from opsdash.ops.serve.metrics import CONTENT_TYPE, Exposition, TargetStatus
+from opsdash.ops.serve.metrics import CONTENT_TYPE, Exposition, TargetStatus, probe_body
 from opsdash.ops.sources import Reload
 from opsdash.storage.rows import AlertRow
 
@@ -315,9 +316,31 @@ class Service:
             return web.Response(body=self._render_metrics(), headers={"Content-Type": CONTENT_TYPE})
         if req.path == "/healthz":
             return self._health()
+        if req.path == "/probe":
+            return self._probe(req)
         if req.path == "/":
-            return text(200, "opsdash serve: /metrics (Prometheus), /healthz\n")
+            return text(200, "opsdash serve: /metrics (Prometheus), /probe?target=CHECK, /healthz\n")
         return text(404, "not found\n")
+
+    def _probe(self, req: web.BaseRequest) -> web.Response:
+        """blackbox_exporter's /probe, for its scrape config: `target` names a check (`module` is
+        accepted and ignored; `profile` picks one target when several serve a check of that name).
+        Answers the check's latest result; the check runs on its own interval, not per scrape."""
+        check = req.query.get("target", "")
+        if not check:
+            return text(400, "target parameter is missing: /probe?target=CHECK\n")
+        found = self.exposition.latest(check)
+        wanted = req.query.get("profile")
+        if wanted:
+            found = [f for f in found if f[0] == wanted]
+        if not found:
+            hint = did_you_mean(check, self.exposition.check_names())
+            return text(404, f"no result yet for a check named {visible(check)!r}{hint}\n")
+        if len(found) > 1:
+            names = ", ".join(sorted(t for t, _r, _s in found))
+            return text(400, f"several targets serve {check!r} ({names}): add &profile=NAME\n")
+        _target, result, state = found[0]
+        return web.Response(body=probe_body(result, state), headers={"Content-Type": CONTENT_TYPE})
 
     def _render_metrics(self) -> bytes:
         rendered_at, body = self._metrics

@@ -587,3 +587,42 @@ def test_opsdash_gate_counts_open_alerts_as_the_header_does() -> None:
     status = TargetStatus("BetaSkill", 0, {}, validation=report, alerts=alerts)
     assert status.gate() == dashboard_verdict(report, {}, 0, alerts).label == "NO-GO"
     assert dataclasses.replace(status, alerts=[]).gate() == "GO"
+
+
+def test_probe_answers_one_check_as_blackbox_exporter_does(project: Project, stage: Stage) -> None:
+    """blackbox_exporter's scrape config points at /probe?target=...&module=...: the answer is that
+    check's series with no target/check labels (relabelling makes the check the `instance`), every one
+    of blackbox's HTTP phases, and a clear 4xx for a missing or unknown target."""
+    serve = Serve("--config", write_profile(project, stage))
+    try:
+
+        def probe(query: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+            status, text = serve.get(f"/probe?{query}")
+            if status != 200:
+                return None
+            return {
+                (s.name, frozenset(s.labels.items())): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+
+        healthy = until(lambda: probe("target=healthy&module=http_2xx"), "healthy has a result")
+        none: frozenset[tuple[str, str]] = frozenset()
+        assert healthy[("probe_success", none)] == 1
+        assert healthy[("probe_http_status_code", none)] == 200
+        assert healthy[("probe_http_ssl", none)] == 0 and healthy[("probe_http_version", none)] == 1.1
+        assert healthy[("probe_ip_protocol", none)] == 4
+        assert healthy[("probe_failed_due_to_regex", none)] == 0
+        phases = {dict(labels)["phase"] for name, labels in healthy if name == "probe_http_duration_seconds"}
+        assert phases == {"resolve", "connect", "tls", "processing", "transfer"}
+        assert not [labels for _name, labels in healthy if {"target", "check"} & dict(labels).keys()]
+        flaky = until(lambda: probe("target=flaky"), "flaky has a result")
+        assert flaky[("probe_success", none)] == 0 and flaky[("probe_http_status_code", none)] == 503
+        assert serve.get("/probe")[0] == 400
+        status, text = serve.get("/probe?target=helthy")
+        assert status == 404 and "did you mean 'healthy'?" in text
+        # /metrics carries the same new families, labelled by target and check
+        samples = serve.samples()
+        assert samples[("probe_http_version", series("BetaSkill", "healthy"))] == 1.1
+    finally:
+        serve.kill()
