@@ -22,6 +22,7 @@ from opsdash.core.health.probes.base import (
     passed,
 )
 from opsdash.core.health.probes.http import http_exchange
+from opsdash.core.health.probes.wire import Request
 from opsdash.core.profile import ProviderCheck, WebhookCheck
 from opsdash.core.providers import ikhokha
 
@@ -55,12 +56,7 @@ async def probe_provider(
         return failed(check, base, started, t0, ErrorClass.CONFIG, f"cannot sign a request: {problem}")
     try:
         ex = await http_exchange(
-            ctx,
-            "GET",
-            url,
-            headers=ikhokha.headers(app_id, secret, url),
-            timeout=check.timeout,
-            max_body_bytes=1_000_000,
+            ctx, Request("GET", url, check.timeout, ikhokha.headers(app_id, secret, url))
         )
     except ProbeFailed as exc:
         return failed(
@@ -181,15 +177,10 @@ async def probe_webhook(check: WebhookCheck, ctx: ProbeContext, started: datetim
     phases: dict[str, float] = {}
     for label, headers, payload, should_accept in deliveries:
         try:
-            ex = await http_exchange(
-                ctx,
-                "POST",
-                check.url,
-                headers=headers,
-                body=payload.encode(),
-                timeout=check.timeout,
-                max_body_bytes=100_000,
+            request = Request(
+                "POST", check.url, check.timeout, headers, payload.encode(), max_body_bytes=100_000
             )
+            ex = await http_exchange(ctx, request)
         except ProbeFailed as exc:
             return failed(
                 check,
