@@ -13,15 +13,7 @@ from opsdash.core.health.errors import (
     classify_status,
 )
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.probes.base import (
-    ProbeContext,
-    ProbeFailed,
-    Resolver,
-    condition_failure,
-    evaluate_conditions,
-    failed,
-    passed,
-)
+from opsdash.core.health.probes.base import Attempt, ProbeContext, ProbeFailed, Resolver, evaluate_conditions
 from opsdash.core.health.probes.net import earliest_days, expiry_findings, tls_facts
 from opsdash.core.health.probes.wire import (
     BadRedirect,
@@ -100,19 +92,18 @@ def _request(check: HttpCheck) -> Request:
 
 
 async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:
+    at = Attempt(check, check.url, started, t0)
     try:
         ex = await http_exchange(ctx, _request(check))
     except ProbeFailed as exc:
-        return failed(
-            check, check.url, started, t0, exc.error, exc.reason, phases=exc.phases, facts=exc.facts
-        )
+        return at.probe_failed(exc)
     names_status = any("[STATUS]" in c.upper() for c in check.conditions)
     if not names_status and ex.status not in check.expect_status:
         error = classify_status(ex.status) or ErrorClass.HTTP_STATUS
         reason = f"HTTP {ex.status}, expected {' or '.join(map(str, check.expect_status))}"
         if 300 <= ex.status < 400 and ex.location:
             reason += f" (redirect to {ex.location}; follow_redirects is off)"
-        return failed(check, check.url, started, t0, error, reason, phases=ex.phases, facts=ex.facts)
+        return at.failed(error, reason, phases=ex.phases, facts=ex.facts)
     days = earliest_days(ex.facts)
     facts = cond.Facts(
         status=ex.status,
@@ -127,11 +118,7 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
     except cond.BodyUnparseable as exc:
         # Status before body: a 5xx page in HTML is the server failing, not a parsing problem.
         by_status = classify_status(ex.status)
-        return failed(
-            check,
-            check.url,
-            started,
-            t0,
+        return at.failed(
             by_status or ErrorClass.BODY_UNPARSEABLE,
             f"HTTP {ex.status}; {exc}" if by_status else str(exc),
             phases=ex.phases,
@@ -141,11 +128,7 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
     metrics["response_time_ms"] = round(ex.response_time_ms, 2)
     if days is not None:
         metrics["cert_days_left"] = round(days, 1)
-    failure = condition_failure(
-        check,
-        check.url,
-        started,
-        t0,
+    failure = at.condition_failure(
         results,
         status=ex.status,
         phases=ex.phases,
@@ -158,11 +141,7 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
     summary = f"HTTP {ex.status} in {ex.response_time_ms:.0f} ms"
     if expiring:
         summary += f"; {expiring[0].detail.removeprefix(check.name + ': ')}"
-    return passed(
-        check,
-        check.url,
-        started,
-        t0,
+    return at.passed(
         summary,
         phases=ex.phases,
         facts=ex.facts,
