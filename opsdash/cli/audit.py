@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import config_option, json_option, operator_option
+from opsdash.cli.common import config_option, count_option, json_option, operator_option
 from opsdash.cli.render import emit, emit_json, width
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.core.text import visible
@@ -21,15 +21,7 @@ def audit() -> None:
 
 
 @audit.command("tail")
-@click.option(
-    "-n",
-    "--lines",
-    "count",
-    default=20,
-    show_default=True,
-    type=click.IntRange(1, 100_000),
-    help="How many records to show.",
-)
+@count_option("-n", "--lines", "count", most=100_000, help="How many records to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing records as they are appended.")
 @click.option(
     "--kind",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import chosen_format, common_options, format_option
+from opsdash.cli.common import chosen_format, common_options, format_option, seconds_option
 from opsdash.cli.completion import check_names
 from opsdash.cli.render import emit
 from opsdash.ops.base import Ops
@@ -16,11 +16,9 @@ from opsdash.ops.base import Ops
 @click.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=check_names)
 @common_options
-@click.option(
+@seconds_option(
     "--watch",
-    "watch",
-    type=click.FloatRange(min=1),
-    metavar="SECONDS",
+    at_least=1,
     help="Keep polling every SECONDS and redraw in place; shows the sustained state. A check that is "
     "failing or recovering is polled sooner, at its retry_interval (default a third of SECONDS).",
 )

@@ -133,6 +133,25 @@ def format_option(*formats: str) -> Callable[[F], F]:
     )
 
 
+def seconds_option(
+    name: str, *, at_least: float, at_most: float | None = None, default: float | None = None, help: str
+) -> Callable[[F], F]:
+    """An option that takes a number of seconds (SECONDS), within a range; a default is shown."""
+    return click.option(
+        name,
+        type=click.FloatRange(at_least, at_most),
+        default=default,
+        show_default=default is not None,
+        metavar="SECONDS",
+        help=help,
+    )
+
+
+def count_option(*decls: str, most: int, help: str) -> Callable[[F], F]:
+    """How many of the newest to show: -n N, 20 unless told."""
+    return click.option(*decls, type=click.IntRange(1, most), default=20, show_default=True, help=help)
+
+
 def chosen_format(fmt: str, as_json: bool) -> str:
     if as_json and fmt not in ("text", "json"):
         raise click.UsageError(f"--json and --format {fmt} disagree; pick one")

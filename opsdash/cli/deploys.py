@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import chosen_format, common_options, format_option
+from opsdash.cli.common import chosen_format, common_options, format_option, seconds_option
 from opsdash.cli.render import emit
 from opsdash.core.findings import Report
 from opsdash.ops.base import Ops
@@ -75,22 +75,8 @@ def preflight(
 
 @click.command("verify-deploy")
 @common_options
-@click.option(
-    "--window",
-    type=click.FloatRange(min=1),
-    default=300,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for the checks to settle.",
-)
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=0.5),
-    default=10,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between sweeps of all checks.",
-)
+@seconds_option("--window", at_least=1, default=300, help="How long to wait for the checks to settle.")
+@seconds_option("--interval", at_least=0.5, default=10, help="Seconds between sweeps of all checks.")
 @click.option(
     "--stable",
     type=click.IntRange(1, 100),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import config_option, json_option
+from opsdash.cli.common import config_option, count_option, json_option
 from opsdash.cli.completion import run_ids
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION
@@ -27,14 +27,7 @@ def history() -> None:
 @history.command("list")
 @config_option
 @json_option
-@click.option(
-    "--limit",
-    "-n",
-    default=20,
-    show_default=True,
-    type=click.IntRange(1, 10_000),
-    help="How many runs to show, newest first.",
-)
+@count_option("--limit", "-n", most=10_000, help="How many runs to show, newest first.")
 @click.option("--kind", help="Only runs of this kind (validate, ...).")
 def history_list(config: Path | None, as_json: bool, limit: int, kind: str | None) -> None:
     """List recent runs, newest first.

@@ -386,6 +386,13 @@ class ConfigValidate(_Fixed):
 
 # ---------------------------------------------------------------- the published schemas
 
+
+def _printed(model: type[BaseModel], command: str, arguments: str = "") -> tuple[type[BaseModel], str, str]:
+    """An output that `opsdash COMMAND [ARGUMENTS] --json` prints whole."""
+    invocation = f"opsdash {command} {arguments}".rstrip()
+    return model, f"opsdash {command}", f"Printed by `{invocation} --json`."
+
+
 # stem -> (model, title, which commands print it)
 OUTPUTS: dict[str, tuple[type[BaseModel], str, str]] = {
     "report": (
@@ -404,32 +411,20 @@ OUTPUTS: dict[str, tuple[type[BaseModel], str, str]] = {
         "opsdash check --watch line",
         "Each line of `opsdash check --watch SECONDS --json` (JSON lines).",
     ),
-    "history-list": (HistoryList, "opsdash history list", "Printed by `opsdash history list --json`."),
-    "history-show": (HistoryShow, "opsdash history show", "Printed by `opsdash history show RUN --json`."),
-    "history-diff": (
-        HistoryDiff,
-        "opsdash history diff",
-        "Printed by `opsdash history diff RUN_A RUN_B --json`.",
-    ),
-    "webhook-verify": (
-        WebhookVerify,
-        "opsdash webhook verify",
-        "Printed by `opsdash webhook verify --json`.",
-    ),
-    "webhook-sign": (WebhookSign, "opsdash webhook sign", "Printed by `opsdash webhook sign --json`."),
-    "runbook-list": (RunbookList, "opsdash runbook list", "Printed by `opsdash runbook list --json`."),
+    "history-list": _printed(HistoryList, "history list"),
+    "history-show": _printed(HistoryShow, "history show", "RUN"),
+    "history-diff": _printed(HistoryDiff, "history diff", "RUN_A RUN_B"),
+    "webhook-verify": _printed(WebhookVerify, "webhook verify"),
+    "webhook-sign": _printed(WebhookSign, "webhook sign"),
+    "runbook-list": _printed(RunbookList, "runbook list"),
     "audit-tail": (
         AuditTailLine,
         "opsdash audit tail line",
         "Each line of `opsdash audit tail --json` (JSON lines).",
     ),
-    "audit-verify": (AuditVerify, "opsdash audit verify", "Printed by `opsdash audit verify --json`."),
-    "config-show": (ConfigShow, "opsdash config show", "Printed by `opsdash config show --json`."),
-    "config-validate": (
-        ConfigValidate,
-        "opsdash config validate",
-        "Printed by `opsdash config validate --json`.",
-    ),
+    "audit-verify": _printed(AuditVerify, "audit verify"),
+    "config-show": _printed(ConfigShow, "config show"),
+    "config-validate": _printed(ConfigValidate, "config validate"),
 }
 
 

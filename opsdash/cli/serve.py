@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import config_option
+from opsdash.cli.common import config_option, seconds_option
 from opsdash.cli.render import emit
 from opsdash.ops.base import Ops
 
@@ -61,12 +61,11 @@ def is_loopback(host: str) -> bool:
     help="Also read the process environment for the targets' credentials and validation.",
 )
 @click.option("--operator", envvar="OPSDASH_OPERATOR", help="Who runs the service. Default: OS user.")
-@click.option(
+@seconds_option(
     "--drain-timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    at_least=0.1,
+    at_most=600,
     default=10.0,
-    show_default=True,
-    metavar="SECONDS",
     help="On SIGTERM/SIGINT, how long the probes in flight get to finish before they are cancelled.",
 )
 @click.option("--no-validate", is_flag=True, help="Only watch the checks; do not validate on an interval.")
@@ -77,12 +76,11 @@ def is_loopback(host: str) -> bool:
     help="Most HTTP connections open at once. Default: a quarter of the open-file limit (ulimit -n), at "
     "most 1024; the rest stay with the probes, history and the audit log.",
 )
-@click.option(
+@seconds_option(
     "--idle-timeout",
-    type=click.FloatRange(min=0.1, max=3600),
+    at_least=0.1,
+    at_most=3600,
     default=15.0,
-    show_default=True,
-    metavar="SECONDS",
     help="Close a connection that has not sent a complete request head this long after opening or after "
     "its last response.",
 )

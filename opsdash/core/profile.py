@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 CLIENT_PREFIXES = ["VITE_", "NEXT_PUBLIC_", "REACT_APP_", "PUBLIC_"]
 SECRET_PATTERNS = ["*SECRET*", "*PASSWORD*", "*PASSWD*", "*TOKEN*", "*PRIVATE_KEY*", "*API_KEY*"]
@@ -352,28 +352,17 @@ class WebhookSection(_Section):
                 ) from None
         return value
 
-    @field_validator("path")
+    @field_validator("path", "message_template", "template")
     @classmethod
-    def _path(cls, value: str) -> str:
-        from opsdash.core.webhooks.templates import validate_path
+    def _templates(cls, value: str, info: ValidationInfo) -> str:
+        from opsdash.core.webhooks import templates
 
-        validate_path(value)
-        return value
-
-    @field_validator("message_template")
-    @classmethod
-    def _message_template(cls, value: str) -> str:
-        from opsdash.core.webhooks.templates import validate_message_template
-
-        validate_message_template(value)
-        return value
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        from opsdash.core.webhooks.templates import validate_template
-
-        validate_template(value)
+        check = {
+            "path": templates.validate_path,
+            "message_template": templates.validate_message_template,
+            "template": templates.validate_template,
+        }[info.field_name or ""]
+        check(value)
         return value
 
 

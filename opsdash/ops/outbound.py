@@ -15,7 +15,7 @@ from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.probes import make_ssl_context, system_resolver
 from opsdash.core.health.probes.base import ProbeFailed
 from opsdash.core.health.probes.http import exchange
-from opsdash.core.health.probes.wire import Exchange
+from opsdash.core.health.probes.wire import Exchange, Request
 
 MAX_JSON_DEPTH = 64
 
@@ -35,16 +35,8 @@ def request(
     outcome: list[Exchange | BaseException] = []
 
     async def go() -> Exchange:
-        return await exchange(
-            method,
-            url,
-            resolve=system_resolver,
-            ssl_context=make_ssl_context(ca_file),
-            headers=headers,
-            body=body,
-            timeout=timeout,
-            max_body_bytes=max_body_bytes,
-        )
+        wanted = Request(method, url, timeout, headers or {}, body, max_body_bytes)
+        return await exchange(wanted, resolve=system_resolver, ssl_context=make_ssl_context(ca_file))
 
     def run() -> None:
         try:

@@ -299,7 +299,7 @@ class AuditLog:
                             last,
                             "system",
                             REPAIR_ACTION,
-                            details={
+                            {
                                 "torn_bytes": len(tail.torn),
                                 "torn_sha256": hashlib.sha256(tail.torn).hexdigest(),
                             },
@@ -308,24 +308,14 @@ class AuditLog:
                     )
                 if os.fstat(fd).st_size >= self.max_bytes:
                     fd = self._rotate(fd)
-                    last = self._write(
-                        fd,
-                        self._fields(
-                            last, "system", "rotated", details={"previous_file_last_seq": last["seq"]}
-                        ),
-                    )
-                record = self._write(
-                    fd,
-                    self._fields(
-                        last,
-                        kind,
-                        redactor.redact(action),
-                        subject=redactor.redact(subject),
-                        outcome=redactor.redact(outcome),
-                        details=clean_details,
-                        operator=redactor.redact(operator or self.operator),
-                    ),
+                    last = self._write(fd, self._rotated(last))
+                fields = self._fields(last, kind, redactor.redact(action), clean_details)
+                fields.update(  # filled in where _fields put them: the order is the format
+                    subject=redactor.redact(subject),
+                    outcome=redactor.redact(outcome),
+                    operator=redactor.redact(operator or self.operator),
                 )
+                record = self._write(fd, fields)
             finally:
                 os.close(fd)
             if self.anchor is not None:
@@ -339,16 +329,9 @@ class AuditLog:
         return record
 
     def _fields(
-        self,
-        last: Mapping[str, Any] | None,
-        kind: str,
-        action: str,
-        *,
-        subject: str = "",
-        outcome: str = "",
-        details: Mapping[str, Any] | None = None,
-        operator: str | None = None,
+        self, last: Mapping[str, Any] | None, kind: str, action: str, details: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
+        """The record after `last`, as this process's own (system) record: no subject or outcome."""
         # the order is the format: verify reads v, seq, log_id, prev and kind by position
         return {
             "v": FORMAT,
@@ -357,13 +340,17 @@ class AuditLog:
             "prev": "" if last is None else str(last["mac"]),
             "kind": kind,
             "ts": _now(),
-            "operator": operator or self.operator,
+            "operator": self.operator,
             "host": self.host,
             "action": action,
-            "subject": subject,
-            "outcome": outcome,
+            "subject": "",
+            "outcome": "",
             "details": dict(details or {}),
         }
+
+    def _rotated(self, last: Mapping[str, Any]) -> dict[str, Any]:
+        """The record that opens a file after rotation, naming the last seq of the one before."""
+        return self._fields(last, "system", "rotated", {"previous_file_last_seq": last["seq"]})
 
     def _write(self, fd: int, fields: dict[str, Any], prefix: bytes = b"") -> dict[str, Any]:
         line, mac = encode(self.key, fields)
@@ -384,10 +371,7 @@ class AuditLog:
                 self._check(rfd, tail.raw, tail.last, tail.lines)
             finally:
                 os.close(rfd)
-            fields = self._fields(
-                tail.last, "system", "rotated", details={"previous_file_last_seq": tail.last["seq"]}
-            )
-            return self._write(fd, fields)
+            return self._write(fd, self._rotated(tail.last))
         head = self.anchor.load() if self.anchor is not None else None
         if head is not None and self.anchor is not None:
             raise AuditRefused(

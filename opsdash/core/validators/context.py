@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from opsdash.core.envfiles import EnvSnapshot
+from opsdash.core.findings import Finding, Severity
 from opsdash.core.profile import Profile
+from opsdash.core.rules import Rule
 from opsdash.core.secrets import mask, mask_url
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -50,3 +52,22 @@ class Context:
 
     def evidence(self, key: str, **extra: str) -> dict[str, str]:
         return {"source": self.env.source_of(key), "value": self.shown(key), **extra}
+
+
+def must_be_off(
+    ctx: Context,
+    found: Rule,
+    key: str,
+    value: str,
+    *,
+    on: str,
+    not_boolean: str,
+    not_boolean_severity: Severity | None = None,
+) -> Iterator[Finding]:
+    """`found`'s finding for a setting that must be off (test mode, fallback credentials) when it is
+    on, or when it is not a boolean at all (many apps read any non-empty text as on)."""
+    parsed = parse_bool(value)
+    if parsed is None:
+        yield found.finding(key, not_boolean, severity=not_boolean_severity, evidence=ctx.evidence(key))
+    elif parsed:
+        yield found.finding(key, on, evidence=ctx.evidence(key))

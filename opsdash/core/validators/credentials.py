@@ -12,7 +12,7 @@ from opsdash.core.findings import Finding, Severity
 from opsdash.core.rules import rule
 from opsdash.core.secrets import entropy_bits_per_char, fingerprint, mask
 from opsdash.core.validators.bundle import LABEL_ORDER, BundleScan, scan_bundle
-from opsdash.core.validators.context import Context, parse_bool
+from opsdash.core.validators.context import Context, must_be_off
 
 FOUND = "found in the bundle"
 NOT_FOUND = "not found in the scanned bundle"
@@ -185,20 +185,17 @@ def check_fallback(ctx: Context) -> Iterator[Finding]:
         if not any(fnmatch.fnmatchcase(key.upper(), p) for p in patterns):
             continue
         value = ctx.env.values[key].value
-        parsed = parse_bool(value) if value.strip() else False
-        if parsed is None:
-            yield r.finding(
-                key,
-                f"{key} is {value!r}, not a boolean; the app may treat it as enabled.",
-                severity=Severity.WARN,
-                evidence=ctx.evidence(key),
-            )
-        elif parsed:
-            yield r.finding(
-                key,
-                f"{key} is {value!r}: the app may silently use fallback credentials.",
-                evidence=ctx.evidence(key),
-            )
+        if not value.strip():
+            continue  # set but empty: off
+        yield from must_be_off(
+            ctx,
+            r,
+            key,
+            value,
+            on=f"{key} is {value!r}: the app may silently use fallback credentials.",
+            not_boolean=f"{key} is {value!r}, not a boolean; the app may treat it as enabled.",
+            not_boolean_severity=Severity.WARN,
+        )
 
 
 def _where(files: Mapping[str, tuple[str, ...]]) -> str:

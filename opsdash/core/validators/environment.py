@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from opsdash.core.findings import Finding, Severity
 from opsdash.core.rules import rule
-from opsdash.core.validators.context import Context, parse_bool
+from opsdash.core.validators.context import Context, must_be_off
 
 
 def check_mode(ctx: Context) -> Iterator[Finding]:
@@ -45,20 +45,15 @@ def check_test_mode(ctx: Context) -> Iterator[Finding]:
             evidence=ctx.evidence(var),
         )
         return
-    parsed = parse_bool(value)
-    if parsed is None:
-        yield r.finding(
-            var,
-            f"{var} is {value!r}, which is not a boolean (true/false/1/0/yes/no/on/off); "
-            "many apps treat any non-empty string as true.",
-            evidence=ctx.evidence(var),
-        )
-    elif parsed:
-        yield r.finding(
-            var,
-            f"{var} is {value!r}: payments go to the provider's test mode and are not real.",
-            evidence=ctx.evidence(var),
-        )
+    yield from must_be_off(
+        ctx,
+        r,
+        var,
+        value,
+        on=f"{var} is {value!r}: payments go to the provider's test mode and are not real.",
+        not_boolean=f"{var} is {value!r}, which is not a boolean (true/false/1/0/yes/no/on/off); "
+        "many apps treat any non-empty string as true.",
+    )
 
 
 def check_required(ctx: Context) -> Iterator[Finding]:

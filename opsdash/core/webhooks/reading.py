@@ -104,6 +104,12 @@ def lower_hex_64(value: str, what: str) -> bytes:
     return bytes.fromhex(value)
 
 
+def header_id(delivery: Delivery, name: str | None) -> str | None:
+    """The delivery id a header carries, control characters escaped; None when it is absent or empty."""
+    value = delivery.header(name) if name else None
+    return visible(value) if value else None
+
+
 def body_id(body: bytes, *keys: str) -> str | None:
     try:
         data = json.loads(body)

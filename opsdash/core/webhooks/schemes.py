@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+from collections.abc import Callable
 
 from opsdash.core.providers import ikhokha
 from opsdash.core.text import visible
@@ -27,6 +28,7 @@ from opsdash.core.webhooks.reading import (
     body_id,
     datetime_seconds,
     digest_b64,
+    header_id,
     hmac_digest,
     lower_hex_64,
     present,
@@ -40,8 +42,12 @@ __all__ = ["SCHEMES", "AppIdMismatch", "Malformed", "Missing", "Parsed", "Scheme
 
 
 class Scheme:
+    """One provider's scheme. `message` is what the provider signs, built in one place for both
+    directions: `parse` hands it to the verifier, `sign` signs it and lays out the headers."""
+
     name = "generic"
-    timestamped = False
+    timestamped = False  # the message holds a timestamp: signing needs one
+    signs_id = False  # the message holds the delivery id: signing needs one
 
     def key(self, secret: str) -> bytes:
         return secret.encode("utf-8")
@@ -49,7 +55,30 @@ class Scheme:
     def check(self, options: SchemeOptions) -> None:
         """Raise ValueError for options this scheme cannot work with."""
 
+    def message(
+        self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
+    ) -> bytes:
+        """The bytes the provider signs: `stamp` is the timestamp as text, as the provider's own code
+        writes it into the message; `msg_id` the delivery id."""
+        return delivery.body
+
+    def algorithm(self, options: SchemeOptions) -> str:
+        return "sha256"
+
+    def digest(self, key: bytes, message: bytes, options: SchemeOptions) -> bytes:
+        return hmac_digest(key, message, self.algorithm(options))
+
+    def signed(self, message: bytes, options: SchemeOptions) -> Callable[[bytes], bytes]:
+        """What `Parsed.message` holds: a secret key to the digest the delivery should carry."""
+        return lambda key: self.digest(key, message, options)
+
     def parse(self, delivery: Delivery, options: SchemeOptions) -> Parsed:
+        raise NotImplementedError
+
+    def headers(
+        self, digest: bytes, options: SchemeOptions, timestamp: int | None, delivery_id: str | None
+    ) -> dict[str, str]:
+        """The headers that carry `digest` (and the timestamp and id it was made with)."""
         raise NotImplementedError
 
     def sign(
@@ -61,7 +90,13 @@ class Scheme:
         timestamp: int | None = None,
         delivery_id: str | None = None,
     ) -> dict[str, str]:
-        raise NotImplementedError
+        if self.timestamped and timestamp is None:
+            raise ValueError(f"the {self.name} scheme signs a timestamp: give one")
+        if self.signs_id and not delivery_id:
+            raise ValueError(f"the {self.name} scheme signs a delivery id: give one")
+        stamp = None if timestamp is None else str(timestamp)
+        message = self.message(delivery, options, stamp, delivery_id)
+        return self.headers(self.digest(self.key(secret), message, options), options, timestamp, delivery_id)
 
 
 class IKhokha(Scheme):
@@ -73,7 +108,9 @@ class IKhokha(Scheme):
     def check(self, options: SchemeOptions) -> None:
         parse_template(options.message_template, IKHOKHA_FIELDS, "webhook.message_template")
 
-    def _message(self, delivery: Delivery, options: SchemeOptions) -> bytes:
+    def message(
+        self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
+    ) -> bytes:
         fill = {
             "path": delivery.path.split("?", 1)[0],
             "body": delivery.body.decode("utf-8", "surrogateescape"),
@@ -88,24 +125,16 @@ class IKhokha(Scheme):
             raise AppIdMismatch(app_id)
         value = present(delivery, ikhokha.SIGN_HEADER).strip().lower()
         signature = lower_hex_64(value, "IK-SIGN")
-        message = self._message(delivery, options)
         return Parsed(
             (signature,),
-            lambda key: hmac_digest(key, message),
+            self.signed(self.message(delivery, options, None, None), options),
             delivery_id=body_id(delivery.body, "paylinkID", "paylinkId"),
         )
 
-    def sign(
-        self,
-        secret: str,
-        delivery: Delivery,
-        options: SchemeOptions,
-        *,
-        timestamp: int | None = None,
-        delivery_id: str | None = None,
+    def headers(
+        self, digest: bytes, options: SchemeOptions, timestamp: int | None, delivery_id: str | None
     ) -> dict[str, str]:
-        digest = hmac_digest(self.key(secret), self._message(delivery, options)).hex()
-        return {ikhokha.APP_ID_HEADER: options.app_id or "", ikhokha.SIGN_HEADER: digest}
+        return {ikhokha.APP_ID_HEADER: options.app_id or "", ikhokha.SIGN_HEADER: digest.hex()}
 
 
 class GitHub(Scheme):
@@ -113,32 +142,21 @@ class GitHub(Scheme):
 
     name = "github"
     header = "X-Hub-Signature-256"
+    id_header = "X-GitHub-Delivery"
 
     def parse(self, delivery: Delivery, options: SchemeOptions) -> Parsed:
         value = present(delivery, self.header)
         if not value.startswith("sha256="):
             raise Malformed(f"{self.header} does not start with sha256=")
         signature = lower_hex_64(value[len("sha256=") :], f"{self.header} after sha256=")
-        github_id = delivery.header("X-GitHub-Delivery")
         return Parsed(
-            (signature,),
-            lambda key: hmac_digest(key, delivery.body),
-            delivery_id=visible(github_id) if github_id else None,
+            (signature,), self.signed(delivery.body, options), delivery_id=header_id(delivery, self.id_header)
         )
 
-    def sign(
-        self,
-        secret: str,
-        delivery: Delivery,
-        options: SchemeOptions,
-        *,
-        timestamp: int | None = None,
-        delivery_id: str | None = None,
+    def headers(
+        self, digest: bytes, options: SchemeOptions, timestamp: int | None, delivery_id: str | None
     ) -> dict[str, str]:
-        headers = {self.header: "sha256=" + hmac_digest(self.key(secret), delivery.body).hex()}
-        if delivery_id:
-            headers["X-GitHub-Delivery"] = delivery_id
-        return headers
+        return {self.header: "sha256=" + digest.hex()} | _optional(self.id_header, delivery_id)
 
 
 class Stripe(Scheme):
@@ -150,6 +168,12 @@ class Stripe(Scheme):
     name = "stripe"
     timestamped = True
     header = "Stripe-Signature"
+
+    def message(
+        self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
+    ) -> bytes:
+        # stripe-python signs the timestamp it read with int(), written back as decimal digits
+        return f"{stamp}.".encode() + delivery.body
 
     def parse(self, delivery: Delivery, options: SchemeOptions) -> Parsed:
         value = present(delivery, self.header)
@@ -171,27 +195,18 @@ class Stripe(Scheme):
                 break
             if LOWER_HEX_64.fullmatch(text):
                 signatures.append(bytes.fromhex(text))
-        message = f"{timestamp}.".encode() + delivery.body
         return Parsed(
             tuple(signatures),
-            lambda key: hmac_digest(key, message),
+            self.signed(self.message(delivery, options, str(timestamp), None), options),
             timestamp,
             body_id(delivery.body, "id"),
             broken,
         )
 
-    def sign(
-        self,
-        secret: str,
-        delivery: Delivery,
-        options: SchemeOptions,
-        *,
-        timestamp: int | None = None,
-        delivery_id: str | None = None,
+    def headers(
+        self, digest: bytes, options: SchemeOptions, timestamp: int | None, delivery_id: str | None
     ) -> dict[str, str]:
-        assert timestamp is not None
-        digest = hmac_digest(self.key(secret), f"{timestamp}.".encode() + delivery.body).hex()
-        return {self.header: f"t={timestamp},v1={digest}"}
+        return {self.header: f"t={timestamp},v1={digest.hex()}"}
 
 
 class StandardWebhooks(Scheme):
@@ -203,6 +218,7 @@ class StandardWebhooks(Scheme):
 
     name = "standard"
     timestamped = True
+    signs_id = True
 
     def key(self, secret: str) -> bytes:
         # the library pads the secret itself, so an unpadded whsec_ secret works there and here
@@ -224,14 +240,20 @@ class StandardWebhooks(Scheme):
             return sized(f"svix-{name}", branded, blank_ok=True)
         return sized(f"webhook-{name}", delivery.header(f"webhook-{name}"), blank_ok=True)
 
+    def message(
+        self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
+    ) -> bytes:
+        # the whole seconds of the timestamp are signed (datetime_seconds floors them)
+        try:
+            return f"{msg_id}.{stamp}.".encode() + delivery.body
+        except UnicodeEncodeError:
+            raise Malformed(f"webhook-id {(msg_id or '')[:40]!r} is not text") from None
+
     def parse(self, delivery: Delivery, options: SchemeOptions) -> Parsed:
         msg_id = self._pick(delivery, "id")
         timestamp, instant = datetime_seconds(self._pick(delivery, "timestamp"), "webhook-timestamp")
         value = self._pick(delivery, "signature")
-        try:
-            signed = f"{msg_id}.{timestamp}.".encode()
-        except UnicodeEncodeError:
-            raise Malformed(f"webhook-id {msg_id[:40]!r} is not text") from None
+        message = self.message(delivery, options, str(timestamp), msg_id)
         signatures: list[bytes] = []
         broken = None
         for entry in value.split(" "):
@@ -248,26 +270,18 @@ class StandardWebhooks(Scheme):
                 break
         return Parsed(
             tuple(signatures),
-            lambda key: hmac_digest(key, signed + delivery.body),
+            self.signed(message, options),
             timestamp,
             visible(msg_id),
             broken,
             instant=instant,
         )
 
-    def sign(
-        self,
-        secret: str,
-        delivery: Delivery,
-        options: SchemeOptions,
-        *,
-        timestamp: int | None = None,
-        delivery_id: str | None = None,
+    def headers(
+        self, digest: bytes, options: SchemeOptions, timestamp: int | None, delivery_id: str | None
     ) -> dict[str, str]:
-        assert timestamp is not None and delivery_id
-        digest = hmac_digest(self.key(secret), f"{delivery_id}.{timestamp}.".encode() + delivery.body)
         return {
-            "webhook-id": delivery_id,
+            "webhook-id": delivery_id or "",
             "webhook-timestamp": str(timestamp),
             "webhook-signature": "v1," + base64.b64encode(digest).decode(),
         }
@@ -280,6 +294,11 @@ class Slack(Scheme):
     name = "slack"
     timestamped = True
 
+    def message(
+        self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
+    ) -> bytes:
+        return b"v0:" + utf8(stamp or "") + b":" + delivery.body
+
     def parse(self, delivery: Delivery, options: SchemeOptions) -> Parsed:
         stamp = present(delivery, "X-Slack-Request-Timestamp")
         value = present(delivery, "X-Slack-Signature")
@@ -287,21 +306,14 @@ class Slack(Scheme):
         if not value.startswith("v0="):
             raise Malformed("X-Slack-Signature does not start with v0=")
         signature = lower_hex_64(value[3:], "X-Slack-Signature after v0=")
-        message = b"v0:" + utf8(stamp) + b":" + delivery.body
-        return Parsed((signature,), lambda key: hmac_digest(key, message), timestamp)
+        return Parsed(
+            (signature,), self.signed(self.message(delivery, options, stamp, None), options), timestamp
+        )
 
-    def sign(
-        self,
-        secret: str,
-        delivery: Delivery,
-        options: SchemeOptions,
-        *,
-        timestamp: int | None = None,
-        delivery_id: str | None = None,
+    def headers(
+        self, digest: bytes, options: SchemeOptions, timestamp: int | None, delivery_id: str | None
     ) -> dict[str, str]:
-        assert timestamp is not None
-        digest = hmac_digest(self.key(secret), f"v0:{timestamp}:".encode() + delivery.body).hex()
-        return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": "v0=" + digest}
+        return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": "v0=" + digest.hex()}
 
 
 class Shopify(Scheme):
@@ -309,29 +321,18 @@ class Shopify(Scheme):
 
     name = "shopify"
     header = "X-Shopify-Hmac-Sha256"
+    id_header = "X-Shopify-Webhook-Id"
 
     def parse(self, delivery: Delivery, options: SchemeOptions) -> Parsed:
         signature = digest_b64(present(delivery, self.header), self.header, 32)
-        shop_id = delivery.header("X-Shopify-Webhook-Id")
         return Parsed(
-            (signature,),
-            lambda key: hmac_digest(key, delivery.body),
-            delivery_id=visible(shop_id) if shop_id else None,
+            (signature,), self.signed(delivery.body, options), delivery_id=header_id(delivery, self.id_header)
         )
 
-    def sign(
-        self,
-        secret: str,
-        delivery: Delivery,
-        options: SchemeOptions,
-        *,
-        timestamp: int | None = None,
-        delivery_id: str | None = None,
+    def headers(
+        self, digest: bytes, options: SchemeOptions, timestamp: int | None, delivery_id: str | None
     ) -> dict[str, str]:
-        headers = {self.header: base64.b64encode(hmac_digest(self.key(secret), delivery.body)).decode()}
-        if delivery_id:
-            headers["X-Shopify-Webhook-Id"] = delivery_id
-        return headers
+        return {self.header: base64.b64encode(digest).decode()} | _optional(self.id_header, delivery_id)
 
 
 class Generic(Scheme):
@@ -348,10 +349,13 @@ class Generic(Scheme):
         if not options.header:
             raise ValueError("webhook.header is empty: name the header that carries the signature")
 
-    def _message(
-        self, delivery: Delivery, options: SchemeOptions, timestamp: str | None, msg_id: str | None
+    def algorithm(self, options: SchemeOptions) -> str:
+        return options.algorithm
+
+    def message(
+        self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
     ) -> bytes:
-        fill = {"timestamp": utf8(timestamp or ""), "id": utf8(msg_id or ""), "path": utf8(delivery.path)}
+        fill = {"timestamp": utf8(stamp or ""), "id": utf8(msg_id or ""), "path": utf8(delivery.path)}
         segments = parse_template(options.template, GENERIC_FIELDS, "webhook.template")
         return b"".join(
             utf8(literal) + (b"" if field is None else delivery.body if field == "body" else fill[field])
@@ -378,34 +382,24 @@ class Generic(Scheme):
                 raise Malformed(f"{options.timestamp_header} {stamp[:40]!r} is not a UNIX timestamp")
             timestamp = int(stamp)
         msg_id = delivery.header(options.id_header) if options.id_header else None
-        message = self._message(delivery, options, stamp, msg_id)
+        message = self.message(delivery, options, stamp, msg_id)
         return Parsed(
-            (signature,),
-            lambda key: hmac_digest(key, message, options.algorithm),
-            timestamp,
-            visible(msg_id) if msg_id else None,
+            (signature,), self.signed(message, options), timestamp, header_id(delivery, options.id_header)
         )
 
-    def sign(
-        self,
-        secret: str,
-        delivery: Delivery,
-        options: SchemeOptions,
-        *,
-        timestamp: int | None = None,
-        delivery_id: str | None = None,
+    def headers(
+        self, digest: bytes, options: SchemeOptions, timestamp: int | None, delivery_id: str | None
     ) -> dict[str, str]:
-        stamp = None if timestamp is None else str(timestamp)
-        digest = hmac_digest(
-            self.key(secret), self._message(delivery, options, stamp, delivery_id), options.algorithm
-        )
         encoded = digest.hex() if options.encoding == "hex" else base64.b64encode(digest).decode()
         headers = {options.header: options.prefix + encoded}
         if options.timestamp_header and timestamp is not None:
             headers[options.timestamp_header] = str(timestamp)
-        if options.id_header and delivery_id:
-            headers[options.id_header] = delivery_id
-        return headers
+        return headers | _optional(options.id_header, delivery_id)
+
+
+def _optional(name: str | None, value: str | None) -> dict[str, str]:
+    """A header that is sent only when there is something to put in it."""
+    return {name: value} if name and value else {}
 
 
 SCHEMES: dict[str, Scheme] = {

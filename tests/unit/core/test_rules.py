@@ -238,6 +238,14 @@ def test_test_mode_not_boolean_is_critical(project: Project) -> None:
     assert "not a boolean" in f.detail
 
 
+def test_fallback_flag_not_boolean_warns_and_empty_is_off(project: Project) -> None:
+    (f,) = _run_case(project, _set(USE_FALLBACK_CREDENTIALS="sometimes"))
+    assert (f.rule, f.severity) == ("fallback-credentials-enabled", Severity.WARN)
+    assert "not a boolean" in f.detail
+    empty = _run_case(project, _set(USE_FALLBACK_CREDENTIALS=" "))
+    assert not [g for g in empty if g.rule == "fallback-credentials-enabled"]
+
+
 def test_required_missing_points_at_client_prefixed_variant(project: Project) -> None:
     findings = _run_case(
         project,

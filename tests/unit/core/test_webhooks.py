@@ -462,6 +462,29 @@ def test_an_unpadded_standard_webhooks_secret_works() -> None:
     assert Verifier("standard", [unpadded]).verify(Delivery(b"{}", headers), NOW).ok
 
 
+@pytest.mark.parametrize(
+    ("scheme", "timestamp", "delivery_id", "problem"),
+    [
+        ("stripe", None, None, "the stripe scheme signs a timestamp"),
+        ("slack", None, None, "the slack scheme signs a timestamp"),
+        ("standard", None, "m", "the standard scheme signs a timestamp"),
+        ("standard", NOW, None, "the standard scheme signs a delivery id"),
+        ("standard", NOW, "", "the standard scheme signs a delivery id"),
+    ],
+)
+def test_signing_without_what_the_scheme_signs_is_a_clear_error(
+    scheme: str, timestamp: int | None, delivery_id: str | None, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        sign(
+            scheme,
+            "whsec_" + base64.b64encode(b"k" * 24).decode(),
+            Delivery(b"{}", {}),
+            timestamp=timestamp,
+            delivery_id=delivery_id,
+        )
+
+
 def test_a_delivery_that_trips_a_bug_is_rejected_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(delivery: Delivery, options: SchemeOptions) -> None:
         raise KeyError("a bug")

@@ -16,9 +16,9 @@ from typing import Any
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes.base import (
+    Attempt,
     ProbeContext,
     ProbeFailed,
-    failed,
     make_ssl_context,
     system_resolver,
 )
@@ -49,14 +49,8 @@ async def probe(check: Check, ctx: ProbeContext) -> CheckResult:
         try:
             result = await _PROBES[check.kind](check, ctx, started, t0)
         except Exception as exc:  # a bug in a probe must not take the runner down
-            result = failed(
-                check,
-                check.name,
-                started,
-                t0,
-                ErrorClass.CONFIG,
-                f"internal error: {type(exc).__name__}: {exc}",
-            )
+            failure = f"internal error: {type(exc).__name__}: {exc}"
+            result = Attempt(check, check.name, started, t0).failed(ErrorClass.CONFIG, failure)
         transient = result.error_class is not None and result.error_class.info.transient
         if not transient or attempts > check.retries:
             if attempts > 1:

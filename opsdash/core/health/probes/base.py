@@ -82,87 +82,119 @@ def _severity(check: Check) -> Severity:
     return Severity.CRIT if check.severity == "crit" else Severity.WARN
 
 
-def failed(
-    check: Check,
-    target: str,
-    started: datetime,
-    t0: float,
-    error: ErrorClass,
-    reason: str,
-    *,
-    rule_id: str | None = None,
-    severity: Severity | None = None,
-    phases: Mapping[str, float] | None = None,
-    facts: Mapping[str, str] | None = None,
-    conditions: tuple[cond.ConditionResult, ...] = (),
-    metrics: Mapping[str, float] | None = None,
-    extra: tuple[Finding, ...] = (),
-) -> CheckResult:
-    """A failed probe. The finding's rule follows the error class (TLS trouble gets its tls-* rule)
-    unless `rule_id` names a more specific one, whose own remediation and runbook then apply."""
-    severity = severity or (Severity.UNKNOWN if error is ErrorClass.CONFIG else _severity(check))
-    specific = rule(rule_id) if rule_id else None
-    the_rule = specific or rule(_TLS_RULES.get(error, "check-failed"))
-    hint = specific.remediation if specific else error.info.hint
-    runbook = check.runbook or (specific.runbook if specific else runbook_for(error, check.kind))
-    summary = reason if specific else f"{error.info.title}: {reason}"
-    finding = the_rule.finding(
-        check.name,
-        f"{check.name}: {summary}",
-        severity=severity,
-        remediation=hint,
-        runbook=runbook,
-        evidence={"check": check.name, "target": target, "error_class": error.value},
-    )
-    return passed(
-        check,
-        target,
-        started,
-        t0,
-        summary,
-        phases=phases,
-        facts=facts,
-        conditions=conditions,
-        metrics=metrics,
-        severity=severity,
-        findings=(finding, *extra),
-        error=error,
-    )
+@dataclass(frozen=True)
+class Attempt:
+    """One probe of one check at one target, begun at `started` (`t0` on the perf counter): what
+    builds its result, passed or failed, with the duration measured from then."""
 
+    check: Check
+    target: str
+    started: datetime
+    t0: float
 
-def passed(
-    check: Check,
-    target: str,
-    started: datetime,
-    t0: float,
-    summary: str,
-    *,
-    phases: Mapping[str, float] | None = None,
-    facts: Mapping[str, str] | None = None,
-    conditions: tuple[cond.ConditionResult, ...] = (),
-    metrics: Mapping[str, float] | None = None,
-    severity: Severity = Severity.OK,
-    findings: tuple[Finding, ...] = (),
-    error: ErrorClass | None = None,
-) -> CheckResult:
-    """A probe's result; the hint and runbook shown with it are those of its first finding."""
-    return CheckResult(
-        name=check.name,
-        kind=check.kind,
-        target=target,
-        severity=severity,
-        summary=summary,
-        started_at=started.isoformat(timespec="milliseconds"),
-        duration_ms=(time.perf_counter() - t0) * 1000,
-        error_class=error,
-        phases=dict(phases or {}),
-        conditions=conditions,
-        metrics=dict(metrics or {}),
-        facts=dict(facts or {}),
-        findings=findings,
-        runbook=findings[0].runbook if findings else None,
-        hint=findings[0].remediation if findings else None,
-    )
+    def failed(
+        self,
+        error: ErrorClass,
+        reason: str,
+        *,
+        rule_id: str | None = None,
+        severity: Severity | None = None,
+        phases: Mapping[str, float] | None = None,
+        facts: Mapping[str, str] | None = None,
+        conditions: tuple[cond.ConditionResult, ...] = (),
+        metrics: Mapping[str, float] | None = None,
+        extra: tuple[Finding, ...] = (),
+    ) -> CheckResult:
+        """A failed probe. The finding's rule follows the error class (TLS trouble gets its tls-* rule)
+        unless `rule_id` names a more specific one, whose own remediation and runbook then apply."""
+        check = self.check
+        severity = severity or (Severity.UNKNOWN if error is ErrorClass.CONFIG else _severity(check))
+        specific = rule(rule_id) if rule_id else None
+        the_rule = specific or rule(_TLS_RULES.get(error, "check-failed"))
+        hint = specific.remediation if specific else error.info.hint
+        runbook = check.runbook or (specific.runbook if specific else runbook_for(error, check.kind))
+        summary = reason if specific else f"{error.info.title}: {reason}"
+        finding = the_rule.finding(
+            check.name,
+            f"{check.name}: {summary}",
+            severity=severity,
+            remediation=hint,
+            runbook=runbook,
+            evidence={"check": check.name, "target": self.target, "error_class": error.value},
+        )
+        return self.passed(
+            summary,
+            phases=phases,
+            facts=facts,
+            conditions=conditions,
+            metrics=metrics,
+            severity=severity,
+            findings=(finding, *extra),
+            error=error,
+        )
+
+    def probe_failed(self, exc: ProbeFailed, context: str = "") -> CheckResult:
+        """The result of a ProbeFailed: its error class, its reason (after `context`), and the phases
+        and facts of as far as it got."""
+        return self.failed(exc.error, context + exc.reason, phases=exc.phases, facts=exc.facts)
+
+    def passed(
+        self,
+        summary: str,
+        *,
+        phases: Mapping[str, float] | None = None,
+        facts: Mapping[str, str] | None = None,
+        conditions: tuple[cond.ConditionResult, ...] = (),
+        metrics: Mapping[str, float] | None = None,
+        severity: Severity = Severity.OK,
+        findings: tuple[Finding, ...] = (),
+        error: ErrorClass | None = None,
+    ) -> CheckResult:
+        """A probe's result; the hint and runbook shown with it are those of its first finding."""
+        return CheckResult(
+            name=self.check.name,
+            kind=self.check.kind,
+            target=self.target,
+            severity=severity,
+            summary=summary,
+            started_at=self.started.isoformat(timespec="milliseconds"),
+            duration_ms=(time.perf_counter() - self.t0) * 1000,
+            error_class=error,
+            phases=dict(phases or {}),
+            conditions=conditions,
+            metrics=dict(metrics or {}),
+            facts=dict(facts or {}),
+            findings=findings,
+            runbook=findings[0].runbook if findings else None,
+            hint=findings[0].remediation if findings else None,
+        )
+
+    def condition_failure(
+        self,
+        results: tuple[cond.ConditionResult, ...],
+        *,
+        status: int | None = None,
+        phases: Mapping[str, float] | None = None,
+        facts: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        extra: tuple[Finding, ...] = (),
+    ) -> CheckResult | None:
+        """The failed result for the first condition that does not hold, or None when all hold. Status
+        comes before body: on a 503 (or 401, 404, 429) any failed condition is classified by the status."""
+        bad = next((r for r in results if not r.ok), None)
+        if bad is None:
+            return None
+        error = classify_status(status) if status is not None else None
+        reason = f"{bad.text} (actual {bad.actual})" + (f": {bad.error}" if bad.error else "")
+        return self.failed(
+            error or ErrorClass.CONDITION,
+            reason,
+            phases=phases,
+            facts=facts,
+            conditions=results,
+            metrics=metrics,
+            extra=extra,
+        )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -179,41 +211,6 @@ def evaluate_conditions(
     results = tuple(cond.evaluate(c, facts) for c in parsed)
     extra = check.metrics if isinstance(check, HttpCheck) else []
     return results, cond.metrics(parsed, facts, extra)
-
-
-def condition_failure(
-    check: Check,
-    target: str,
-    started: datetime,
-    t0: float,
-    results: tuple[cond.ConditionResult, ...],
-    *,
-    status: int | None = None,
-    phases: Mapping[str, float] | None = None,
-    facts: Mapping[str, str] | None = None,
-    metrics: Mapping[str, float] | None = None,
-    extra: tuple[Finding, ...] = (),
-) -> CheckResult | None:
-    """The failed result for the first condition that does not hold, or None when all hold. Status
-    comes before body: on a 503 (or 401, 404, 429) any failed condition is classified by the status."""
-    bad = next((r for r in results if not r.ok), None)
-    if bad is None:
-        return None
-    error = classify_status(status) if status is not None else None
-    reason = f"{bad.text} (actual {bad.actual})" + (f": {bad.error}" if bad.error else "")
-    return failed(
-        check,
-        target,
-        started,
-        t0,
-        error or ErrorClass.CONDITION,
-        reason,
-        phases=phases,
-        facts=facts,
-        conditions=results,
-        metrics=metrics,
-        extra=extra,
-    )
 
 
 async def resolve(ctx: ProbeContext, host: str, port: int, timeout: float) -> tuple[list[str], float]:

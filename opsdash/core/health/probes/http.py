@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
 from datetime import datetime
 
 from opsdash.core.findings import worst
@@ -14,21 +13,14 @@ from opsdash.core.health.errors import (
     classify_status,
 )
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.probes.base import (
-    ProbeContext,
-    ProbeFailed,
-    Resolver,
-    condition_failure,
-    evaluate_conditions,
-    failed,
-    passed,
-)
+from opsdash.core.health.probes.base import Attempt, ProbeContext, ProbeFailed, Resolver, evaluate_conditions
 from opsdash.core.health.probes.net import earliest_days, expiry_findings, tls_facts
 from opsdash.core.health.probes.wire import (
     BadRedirect,
     BadRequest,
     BadResponse,
     Exchange,
+    Request,
     Timeline,
     TooLarge,
     fetch,
@@ -64,99 +56,54 @@ def exchange_failure(
     return ProbeFailed(error, reason, phases=phases, facts=facts)
 
 
-async def exchange(
-    method: str,
-    url: str,
-    *,
-    resolve: Resolver,
-    ssl_context: ssl.SSLContext,
-    headers: Mapping[str, str] | None = None,
-    body: bytes | str = b"",
-    timeout: float,
-    max_body_bytes: int = 1_000_000,
-    follow_redirects: bool = False,
-    max_redirects: int = 5,
-) -> Exchange:
+async def exchange(request: Request, *, resolve: Resolver, ssl_context: ssl.SSLContext) -> Exchange:
     """One HTTP request on a fresh connection, timed at the socket; every failure raises
     ProbeFailed with its error class (probes, and the ops layer's outbound calls, share this)."""
     timeline = Timeline()
     facts: dict[str, str] = {}
     try:
-        return await fetch(
-            method,
-            url,
-            resolve=resolve,
-            ssl_context=ssl_context,
-            headers=headers,
-            body=body.encode() if isinstance(body, str) else body,
-            timeout=timeout,
-            max_body_bytes=max_body_bytes,
-            follow_redirects=follow_redirects,
-            max_redirects=max_redirects,
-            timeline=timeline,
-            facts=facts,
-        )
+        return await fetch(request, resolve=resolve, ssl_context=ssl_context, timeline=timeline, facts=facts)
     except TooLarge:
-        raise exchange_failure(
-            TooLarge(f"body larger than {max_body_bytes:,} bytes"), timeline, facts, timeout
-        ) from None
+        too_large = TooLarge(f"body larger than {request.max_body_bytes:,} bytes")
+        raise exchange_failure(too_large, timeline, facts, request.timeout) from None
     except (TimeoutError, OSError, ssl.SSLError, BadRequest, BadResponse, BadRedirect) as exc:
-        raise exchange_failure(exc, timeline, facts, timeout) from None
+        raise exchange_failure(exc, timeline, facts, request.timeout) from None
 
 
-async def http_exchange(
-    ctx: ProbeContext,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    body: bytes | str = b"",
-    timeout: float,
-    max_body_bytes: int = 1_000_000,
-    follow_redirects: bool = False,
-    max_redirects: int = 5,
-) -> Exchange:
+async def http_exchange(ctx: ProbeContext, request: Request) -> Exchange:
     """`exchange` for a probe: its context's resolver and trust, and the TLS facts of the answer."""
-    answer = await exchange(
-        method,
-        url,
-        resolve=ctx.resolver,
-        ssl_context=ctx.ssl_context,
-        headers=headers,
-        body=body,
-        timeout=timeout,
-        max_body_bytes=max_body_bytes,
-        follow_redirects=follow_redirects,
-        max_redirects=max_redirects,
-    )
+    answer = await exchange(request, resolve=ctx.resolver, ssl_context=ctx.ssl_context)
     answer.facts.update(tls_facts(answer.ssl_object, ctx.now()))
     return answer
 
 
+def _request(check: HttpCheck) -> Request:
+    """The request an http check describes."""
+    return Request(
+        check.method,
+        check.url,
+        check.timeout,
+        check.headers,
+        check.body.encode(),
+        check.max_body_bytes,
+        check.follow_redirects,
+        check.max_redirects,
+    )
+
+
 async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:
+    at = Attempt(check, check.url, started, t0)
     try:
-        ex = await http_exchange(
-            ctx,
-            check.method,
-            check.url,
-            headers=check.headers,
-            body=check.body,
-            timeout=check.timeout,
-            max_body_bytes=check.max_body_bytes,
-            follow_redirects=check.follow_redirects,
-            max_redirects=check.max_redirects,
-        )
+        ex = await http_exchange(ctx, _request(check))
     except ProbeFailed as exc:
-        return failed(
-            check, check.url, started, t0, exc.error, exc.reason, phases=exc.phases, facts=exc.facts
-        )
+        return at.probe_failed(exc)
     names_status = any("[STATUS]" in c.upper() for c in check.conditions)
     if not names_status and ex.status not in check.expect_status:
         error = classify_status(ex.status) or ErrorClass.HTTP_STATUS
         reason = f"HTTP {ex.status}, expected {' or '.join(map(str, check.expect_status))}"
         if 300 <= ex.status < 400 and ex.location:
             reason += f" (redirect to {ex.location}; follow_redirects is off)"
-        return failed(check, check.url, started, t0, error, reason, phases=ex.phases, facts=ex.facts)
+        return at.failed(error, reason, phases=ex.phases, facts=ex.facts)
     days = earliest_days(ex.facts)
     facts = cond.Facts(
         status=ex.status,
@@ -171,11 +118,7 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
     except cond.BodyUnparseable as exc:
         # Status before body: a 5xx page in HTML is the server failing, not a parsing problem.
         by_status = classify_status(ex.status)
-        return failed(
-            check,
-            check.url,
-            started,
-            t0,
+        return at.failed(
             by_status or ErrorClass.BODY_UNPARSEABLE,
             f"HTTP {ex.status}; {exc}" if by_status else str(exc),
             phases=ex.phases,
@@ -185,11 +128,7 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
     metrics["response_time_ms"] = round(ex.response_time_ms, 2)
     if days is not None:
         metrics["cert_days_left"] = round(days, 1)
-    failure = condition_failure(
-        check,
-        check.url,
-        started,
-        t0,
+    failure = at.condition_failure(
         results,
         status=ex.status,
         phases=ex.phases,
@@ -202,11 +141,7 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
     summary = f"HTTP {ex.status} in {ex.response_time_ms:.0f} ms"
     if expiring:
         summary += f"; {expiring[0].detail.removeprefix(check.name + ': ')}"
-    return passed(
-        check,
-        check.url,
-        started,
-        t0,
+    return at.passed(
         summary,
         phases=ex.phases,
         facts=ex.facts,

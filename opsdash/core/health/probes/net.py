@@ -24,15 +24,7 @@ from opsdash.core.health.errors import (
     classify_tls,
 )
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.probes.base import (
-    ProbeContext,
-    ProbeFailed,
-    condition_failure,
-    evaluate_conditions,
-    failed,
-    passed,
-    resolve,
-)
+from opsdash.core.health.probes.base import Attempt, ProbeContext, ProbeFailed, evaluate_conditions, resolve
 from opsdash.core.profile import Check, DnsCheck, TcpCheck, TlsCheck
 from opsdash.core.rules import rule
 
@@ -172,17 +164,16 @@ def expiry_findings(
 
 async def probe_tcp(check: TcpCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:
     target = f"{check.host}:{check.port}"
+    at = Attempt(check, target, started, t0)
     t = time.perf_counter()
     try:
         async with asyncio.timeout(check.timeout):
             _reader, writer = await asyncio.open_connection(check.host, check.port)
     except TimeoutError:
-        return failed(
-            check, target, started, t0, ErrorClass.CONNECT_TIMEOUT, f"no answer within {check.timeout:g}s"
-        )
+        return at.failed(ErrorClass.CONNECT_TIMEOUT, f"no answer within {check.timeout:g}s")
     except OSError as exc:
         error, reason = classify_exception(exc)
-        return failed(check, target, started, t0, error, reason)
+        return at.failed(error, reason)
     connect_ms = (time.perf_counter() - t) * 1000
     peer = writer.get_extra_info("peername")
     writer.close()
@@ -190,16 +181,10 @@ async def probe_tcp(check: TcpCheck, ctx: ProbeContext, started: datetime, t0: f
     results, metrics = evaluate_conditions(
         check, cond.Facts(connected=True, response_time_ms=connect_ms, ip=facts["ip"])
     )
-    failure = condition_failure(
-        check, target, started, t0, results, phases={"connect": connect_ms}, facts=facts
-    )
+    failure = at.condition_failure(results, phases={"connect": connect_ms}, facts=facts)
     if failure is not None:
         return failure
-    return passed(
-        check,
-        target,
-        started,
-        t0,
+    return at.passed(
         f"connected in {connect_ms:.0f} ms",
         phases={"connect": connect_ms},
         facts=facts,
@@ -209,14 +194,11 @@ async def probe_tcp(check: TcpCheck, ctx: ProbeContext, started: datetime, t0: f
 
 
 async def probe_dns(check: DnsCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:
+    at = Attempt(check, check.hostname, started, t0)
     try:
         addresses, dns_ms = await resolve(ctx, check.hostname, 443, check.timeout)
     except ProbeFailed as exc:
-        return failed(
-            check,
-            check.hostname,
-            started,
-            t0,
+        return at.failed(
             exc.error,
             exc.reason,
             facts={"rcode": "NXDOMAIN or no answer"},
@@ -224,11 +206,7 @@ async def probe_dns(check: DnsCheck, ctx: ProbeContext, started: datetime, t0: f
     facts = {"ip": addresses[0], "answers": ", ".join(addresses)}
     missing = [a for a in check.expect if a not in addresses]
     if missing:
-        return failed(
-            check,
-            check.hostname,
-            started,
-            t0,
+        return at.failed(
             ErrorClass.CONDITION,
             f"expected {', '.join(missing)} among the answers ({facts['answers']})",
             facts=facts,
@@ -236,14 +214,10 @@ async def probe_dns(check: DnsCheck, ctx: ProbeContext, started: datetime, t0: f
     results, _metrics = evaluate_conditions(
         check, cond.Facts(ip=addresses[0], dns_rcode="NOERROR", response_time_ms=dns_ms)
     )
-    failure = condition_failure(check, check.hostname, started, t0, results, facts=facts)
+    failure = at.condition_failure(results, facts=facts)
     if failure is not None:
         return failure
-    return passed(
-        check,
-        check.hostname,
-        started,
-        t0,
+    return at.passed(
         f"{len(addresses)} address(es) in {dns_ms:.0f} ms",
         phases={"dns": dns_ms},
         facts=facts,
@@ -293,6 +267,7 @@ async def _accepts_older(check: TlsCheck, name: str) -> str | None:
 
 async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:
     target = f"{check.host}:{check.port}"
+    at = Attempt(check, target, started, t0)
     name = check.server_name or check.host
     verify_error: tuple[ErrorClass, str] | None = None
     try:
@@ -306,17 +281,13 @@ async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: f
         except (OSError, TimeoutError):
             sslobj, handshake_ms = None, 0.0
     except TimeoutError:
-        return failed(
-            check,
-            target,
-            started,
-            t0,
+        return at.failed(
             ErrorClass.TLS_HANDSHAKE,
             f"no TLS handshake within {check.timeout:g}s",
         )
     except OSError as exc:
         error, reason = classify_exception(exc)
-        return failed(check, target, started, t0, error, reason)
+        return at.failed(error, reason)
     now = ctx.now()
     facts = tls_facts(sslobj, now, verified=verify_error is None)
     phases = {"handshake": handshake_ms}
@@ -324,7 +295,7 @@ async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: f
         error, reason = verify_error
         if error is ErrorClass.TLS_EXPIRED and "chain_expired" in facts:
             reason = f"expired: {facts['chain_expired']} ({reason})"
-        return failed(check, target, started, t0, error, reason, phases=phases, facts=facts)
+        return at.failed(error, reason, phases=phases, facts=facts)
     findings = list(expiry_findings(check, target, facts, check.warn_days, check.crit_days))
     negotiated = facts.get("tls_version", "")
     older = await _accepts_older(check, name)
@@ -346,19 +317,13 @@ async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: f
     days = earliest_days(facts)
     expiration = days * 86400 if days is not None else None
     results, _m = evaluate_conditions(check, cond.Facts(certificate_expiration_s=expiration, connected=True))
-    failure = condition_failure(
-        check, target, started, t0, results, phases=phases, facts=facts, extra=tuple(findings)
-    )
+    failure = at.condition_failure(results, phases=phases, facts=facts, extra=tuple(findings))
     if failure is not None:
         return failure
     summary = f"{negotiated or 'TLS'} {facts.get('tls_cipher', '')}"
     if days is not None:
         summary += f", certificates valid {duration_text(days * 86400)} more"
-    return passed(
-        check,
-        target,
-        started,
-        t0,
+    return at.passed(
         summary,
         phases=phases,
         facts=facts,

@@ -13,15 +13,9 @@ from opsdash.core.health.errors import (
     classify_status,
 )
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.probes.base import (
-    ProbeContext,
-    ProbeFailed,
-    condition_failure,
-    evaluate_conditions,
-    failed,
-    passed,
-)
+from opsdash.core.health.probes.base import Attempt, ProbeContext, ProbeFailed, evaluate_conditions
 from opsdash.core.health.probes.http import http_exchange
+from opsdash.core.health.probes.wire import Request
 from opsdash.core.profile import ProviderCheck, WebhookCheck
 from opsdash.core.providers import ikhokha
 
@@ -45,6 +39,7 @@ async def probe_provider(
 ) -> CheckResult:
     provider = ctx.profile.provider
     base = (check.base_url or (provider.api_base if provider else "")).rstrip("/")
+    at = Attempt(check, base, started, t0)
     if check.endpoint == "history":
         day = ctx.now().strftime("%Y-%m-%d")
         url = f"{base}/payments/history?startDate={day}&endDate={day}"
@@ -52,27 +47,13 @@ async def probe_provider(
         url = f"{base}/getStatus/opsdash-probe-{secrets.token_hex(6)}"
     app_id, secret, problem = _credentials(ctx, provider.secret_variable if provider else None)
     if not app_id or not secret:
-        return failed(check, base, started, t0, ErrorClass.CONFIG, f"cannot sign a request: {problem}")
+        return at.failed(ErrorClass.CONFIG, f"cannot sign a request: {problem}")
     try:
         ex = await http_exchange(
-            ctx,
-            "GET",
-            url,
-            headers=ikhokha.headers(app_id, secret, url),
-            timeout=check.timeout,
-            max_body_bytes=1_000_000,
+            ctx, Request("GET", url, check.timeout, ikhokha.headers(app_id, secret, url))
         )
     except ProbeFailed as exc:
-        return failed(
-            check,
-            base,
-            started,
-            t0,
-            exc.error,
-            f"provider unreachable: {exc.reason}",
-            phases=exc.phases,
-            facts=exc.facts,
-        )
+        return at.probe_failed(exc, "provider unreachable: ")
     ok = 200 <= ex.status < 300 or (
         check.endpoint == "status" and ex.status == 404 and ex.body.startswith(b"{")
     )
@@ -85,11 +66,7 @@ async def probe_provider(
             ErrorClass.HTTP_5XX: "provider is failing",
         }.get(error, "unexpected answer")
         severity = Severity.WARN if error is ErrorClass.HTTP_RATE_LIMITED else None
-        return failed(
-            check,
-            base,
-            started,
-            t0,
+        return at.failed(
             error,
             f"HTTP {ex.status}: {meaning}",
             severity=severity,
@@ -100,25 +77,17 @@ async def probe_provider(
     try:
         facts.json_body()  # an API answer cut short is not "credentials accepted"
     except cond.BodyUnparseable as exc:
-        return failed(
-            check,
-            base,
-            started,
-            t0,
+        return at.failed(
             ErrorClass.BODY_UNPARSEABLE,
             f"HTTP {ex.status}, but {exc}: cannot tell whether the credentials were accepted",
             phases=ex.phases,
             facts=ex.facts,
         )
     results, metrics = evaluate_conditions(check, facts)
-    failure = condition_failure(check, base, started, t0, results, phases=ex.phases, facts=ex.facts)
+    failure = at.condition_failure(results, phases=ex.phases, facts=ex.facts)
     if failure is not None:
         return failure
-    return passed(
-        check,
-        base,
-        started,
-        t0,
+    return at.passed(
         f"reachable, credentials accepted (HTTP {ex.status} in {ex.response_time_ms:.0f} ms)",
         phases=ex.phases,
         facts=ex.facts,
@@ -142,6 +111,7 @@ def selftest_body() -> str:
 
 
 async def probe_webhook(check: WebhookCheck, ctx: ProbeContext, started: datetime, t0: float) -> CheckResult:
+    at = Attempt(check, check.url, started, t0)
     provider = ctx.profile.provider
     secret_var = (provider.webhook_secret_variable or provider.secret_variable) if provider else None
     app_id, secret, problem = _credentials(ctx, secret_var)
@@ -165,9 +135,7 @@ async def probe_webhook(check: WebhookCheck, ctx: ProbeContext, started: datetim
     )
     if check.signed_delivery:
         if not app_id or not secret:
-            return failed(
-                check, check.url, started, t0, ErrorClass.CONFIG, f"cannot sign the test delivery: {problem}"
-            )
+            return at.failed(ErrorClass.CONFIG, f"cannot sign the test delivery: {problem}")
         signed_body = selftest_body()
         deliveries.append(
             (
@@ -181,36 +149,18 @@ async def probe_webhook(check: WebhookCheck, ctx: ProbeContext, started: datetim
     phases: dict[str, float] = {}
     for label, headers, payload, should_accept in deliveries:
         try:
-            ex = await http_exchange(
-                ctx,
-                "POST",
-                check.url,
-                headers=headers,
-                body=payload.encode(),
-                timeout=check.timeout,
-                max_body_bytes=100_000,
+            request = Request(
+                "POST", check.url, check.timeout, headers, payload.encode(), max_body_bytes=100_000
             )
+            ex = await http_exchange(ctx, request)
         except ProbeFailed as exc:
-            return failed(
-                check,
-                check.url,
-                started,
-                t0,
-                exc.error,
-                f"{label} delivery: {exc.reason}",
-                phases=exc.phases,
-                facts=exc.facts,
-            )
+            return at.probe_failed(exc, f"{label} delivery: ")
         facts[f"{label} delivery"] = f"HTTP {ex.status}"
         phases[label.replace(" ", "_")] = ex.response_time_ms
         accepted = 200 <= ex.status < 300
         if 300 <= ex.status < 400:  # not a rejection: the handler was never reached
             where = f" to {ex.location}" if ex.location else ""
-            return failed(
-                check,
-                check.url,
-                started,
-                t0,
+            return at.failed(
                 ErrorClass.HTTP_STATUS,
                 f"{label} delivery answered HTTP {ex.status} (a redirect{where}): a provider does not "
                 "follow redirects with a delivery, so the handler is not at this URL; point the check "
@@ -219,11 +169,7 @@ async def probe_webhook(check: WebhookCheck, ctx: ProbeContext, started: datetim
                 facts=facts,
             )
         if ex.status >= 500:
-            return failed(
-                check,
-                check.url,
-                started,
-                t0,
+            return at.failed(
                 ErrorClass.HTTP_5XX,
                 f"{label} delivery answered HTTP {ex.status}",
                 phases=phases,
@@ -235,11 +181,7 @@ async def probe_webhook(check: WebhookCheck, ctx: ProbeContext, started: datetim
                 if should_accept
                 else ("webhook-accepts-unsigned", f"accepts {label} deliveries (HTTP {ex.status})")
             )
-            return failed(
-                check,
-                check.url,
-                started,
-                t0,
+            return at.failed(
                 ErrorClass.CONDITION,
                 verdict[1],
                 rule_id=verdict[0],
@@ -251,4 +193,4 @@ async def probe_webhook(check: WebhookCheck, ctx: ProbeContext, started: datetim
     summary = f"rejects {kinds} deliveries" + (
         ", accepts a signed test delivery" if check.signed_delivery else ""
     )
-    return passed(check, check.url, started, t0, summary, phases=phases, facts=facts)
+    return at.passed(summary, phases=phases, facts=facts)

@@ -279,6 +279,21 @@ def _handshakes() -> concurrent.futures.ThreadPoolExecutor:
     )
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request as a probe or an outbound call asks for it: what to send, and how far to go for
+    the answer. Where it goes through (the resolver, the TLS trust) is the caller's to say."""
+
+    method: str
+    url: str
+    timeout: float  # seconds for the whole exchange, redirects included
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    max_body_bytes: int = 1_000_000
+    follow_redirects: bool = False
+    max_redirects: int = 5
+
+
 @dataclass
 class Exchange:
     status: int
@@ -391,51 +406,45 @@ async def _one(
 
 
 async def fetch(
-    method: str,
-    url: str,
+    request: Request,
     *,
     resolve: Resolver,
     ssl_context: ssl.SSLContext,
-    headers: Mapping[str, str] | None = None,
-    body: bytes = b"",
-    timeout: float,
-    max_body_bytes: int = 1_000_000,
-    follow_redirects: bool = False,
-    max_redirects: int = 5,
     timeline: Timeline | None = None,
     facts: dict[str, str] | None = None,
 ) -> Exchange:
-    """One request (and its redirects when asked), all within `timeout` seconds.
+    """One request (and its redirects when asked), all within `request.timeout` seconds.
 
     Raises OSError, ssl.SSLError, BadRequest, BadResponse, TooLarge, BadRedirect or TimeoutError; the caller's
     `timeline` and `facts` then show how far it got (the timeline's stage is where it stopped)."""
     timeline = timeline if timeline is not None else Timeline()
     facts = facts if facts is not None else {}
+    method, url, body = request.method, request.url, request.body  # what a redirect changes
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + request.timeout
     async with asyncio.timeout_at(deadline):
-        for hop in range(max_redirects + 1):
+        for hop in range(request.max_redirects + 1):
             response, sslobj = await _one(
                 method,
                 url,
                 resolve=resolve,
                 ssl_context=ssl_context,
-                headers=headers or {},
+                headers=request.headers,
                 body=body,
-                max_body=max_body_bytes,
+                max_body=request.max_body_bytes,
                 timeline=timeline,
                 facts=facts,
                 deadline=deadline,
             )
             status = response.status
             location = response.headers.get(b"location", b"").decode("latin-1") or None
-            if not (follow_redirects and status in REDIRECTS and location):
+            if not (request.follow_redirects and status in REDIRECTS and location):
                 break
             url = urljoin(url, location)
             if urlsplit(url).scheme not in ("http", "https"):
                 raise BadRedirect(f"redirect to {url!r}, which is not an http(s) URL")
-            if hop == max_redirects:
-                raise BadRedirect(f"more than {max_redirects} redirects (last to {url})")
+            if hop == request.max_redirects:
+                raise BadRedirect(f"more than {request.max_redirects} redirects (last to {url})")
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, body = "GET", b""
     facts["status"] = str(status)
