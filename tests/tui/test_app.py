@@ -18,7 +18,7 @@ from opsdash.tui.panes.health import HealthPane
 from opsdash.tui.panes.history import HistoryPane
 from opsdash.tui.panes.runbooks import RunbooksPane
 from opsdash.tui.widgets.logview import LogView
-from tests.conftest import Demo, Project, good_env, plan_shaped_env
+from tests.conftest import Demo, Project, Run, good_env, plan_shaped_env
 from tests.tui.conftest import SIZE, fast_demo_profile, settle
 from tests.waits import DEADLINE, until_async, wait_until
 
@@ -27,7 +27,7 @@ def text_of(app: OpsdashApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
 
 
-async def until(pilot, condition, deadline: float = DEADLINE) -> None:  # type: ignore[no-untyped-def]
+async def until(pilot, condition, deadline: float = DEADLINE) -> None:
     """Let the app work until `condition()` holds (a hang guard, not a timing assertion); if it
     never does, say what the dashboard was showing instead."""
     with contextlib.suppress(AssertionError):
@@ -81,7 +81,7 @@ async def test_finding_opens_its_runbook(project: Project) -> None:
         await pilot.press("2")
         await pilot.press("o")
         await settle(pilot)
-        assert app.query_one("#panes").active == "runbooks"  # type: ignore[attr-defined]
+        assert app.query_one("#panes").active == "runbooks"
         books = app.query_one("#runbook-list", DataTable)
         assert str(books.coordinate_to_cell_key(books.cursor_coordinate)[0].value) == "credential-rotation"
         assert "Rotate iKhokha credentials" in text_of(app, "#session-title")
@@ -98,7 +98,7 @@ async def test_a_runbook_link_opens_exactly_that_runbook(project: Project, book_
         await settle(pilot)
         app.post_message(OpenRunbook(book_id))
         await settle(pilot)
-        assert app.query_one("#panes").active == "runbooks"  # type: ignore[attr-defined]
+        assert app.query_one("#panes").active == "runbooks"
         books = app.query_one("#runbook-list", DataTable)
         assert str(books.coordinate_to_cell_key(books.cursor_coordinate)[0].value) == book_id
         app.query_one(RunbooksPane).load()  # a reload (as switching panes does) keeps it
@@ -190,11 +190,11 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
             app.query_one("#step-confirm", Button).press()
             await until(
                 pilot,
-                lambda i=index: pane.executor.state.steps[i].status.value not in ("pending", "running"),  # type: ignore[misc, union-attr]
+                lambda i=index: pane.executor.state.steps[i].status.value not in ("pending", "running"),
             )
-            step = pane.executor.state.steps[index]  # type: ignore[union-attr]
+            step = pane.executor.state.steps[index]
             assert step.status.value == "done", (index, step)
-        await until(pilot, lambda: pane.executor.state.status.value == "completed")  # type: ignore[union-attr]
+        await until(pilot, lambda: pane.executor.state.status.value == "completed")
         await settle(pilot)
         state = pane.executor.state
         assert state.status.value == "completed"
@@ -203,7 +203,7 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
         assert "completed" in text_of(app, "#session-title")
 
 
-async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignore[no-untyped-def]
+async def test_audit_tail_filters(project: Project, run: Run) -> None:
     project.write_env({**good_env(), "ENFORCE_HTTPS": "false"})
     for _ in range(3):
         run("validate", "--config", project.profile)
@@ -218,7 +218,7 @@ async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignor
         await pilot.press("slash")
         await pilot.press("enter")
         await until(pilot, lambda: log.row_count == 3)
-        assert all("crit-findings" in (log.entry_at(i).text() if log.entry_at(i) else "") for i in range(3))  # type: ignore[union-attr]
+        assert all("crit-findings" in (log.entry_at(i).text() if log.entry_at(i) else "") for i in range(3))
         assert "not verified yet" in text_of(
             app, "#audit-status"
         )  # nothing verified behind the operator's back
@@ -230,7 +230,7 @@ async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignor
         assert pane.filter.grep == "crit-findings"
 
 
-async def test_history_diff_of_two_runs(project: Project, run) -> None:  # type: ignore[no-untyped-def]
+async def test_history_diff_of_two_runs(project: Project, run: Run) -> None:
     project.write_env(good_env())
     run("validate", "--config", project.profile)
     project.write_env({**good_env(), "VITE_IKHOKHA_TEST_MODE": "true"})

@@ -17,7 +17,7 @@ from tests.tui.conftest import SIZE, feed_sample, settle
 PANE_KEYS = {"1": "overview", "2": "validation", "3": "health", "4": "audit", "5": "runbooks", "6": "history"}
 
 
-async def ready(app: OpsdashApp, pilot) -> None:  # type: ignore[no-untyped-def]
+async def ready(app: OpsdashApp, pilot) -> None:
     await settle(pilot)
     await feed_sample(app)
     await settle(pilot)
@@ -63,7 +63,7 @@ async def test_escape_leaves_the_audit_filter_boxes(sample_app: OpsdashApp) -> N
 
 async def test_escape_closes_any_dialog(sample_app: OpsdashApp) -> None:
     class Dialog(ModalScreen[None]):
-        def compose(self):  # type: ignore[no-untyped-def]
+        def compose(self):
             yield Static("a dialog without keys of its own")
 
     async with sample_app.run_test(size=SIZE) as pilot:

@@ -119,7 +119,7 @@ async def test_no_color_draws_severity_with_bold_and_reverse(
             assert app.theme == "opsdash-mono"
             assert SEVERITY_STYLE[Severity.CRIT] == "bold reverse"
             bar = app.query_one(VerdictBar).render()
-            spans = [s for s in bar.spans if "NO-GO" in bar.plain[s.start : s.end]]  # type: ignore[union-attr]
+            spans = [s for s in bar.spans if "NO-GO" in bar.plain[s.start : s.end]]
             style = spans[0].style
             style = Style.parse(style) if isinstance(style, str) else style
             assert style.reverse and style.bold

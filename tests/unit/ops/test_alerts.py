@@ -26,7 +26,7 @@ from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import AlertChannel
 from opsdash.ops.alerts import ALERTMANAGER_RESEND, AlertDispatcher
 from opsdash.ops.base import Ops
-from tests.conftest import Demo
+from tests.conftest import Demo, Run
 
 T0 = 1_800_000_000.0
 PROFILE = """
@@ -243,7 +243,7 @@ def _open_gate_alerts(profile: Path) -> list[str]:
     [("app-down", ["validate"], "check"), ("env-plan-shaped", ["check"], "validate")],
 )
 def test_a_no_go_preflight_alert_resolves_once_its_causes_are_gone(
-    run, demo_process: Demo, fault: str, not_yet: list[str], clears: str
+    run: Run, demo_process: Demo, fault: str, not_yet: list[str], clears: str
 ) -> None:
     """The header stayed NO-GO after recovery until someone ran preflight again: now a later sweep
     (for a failing check) or validation (for an environment finding) that shows every blocking

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Project
+from tests.conftest import Project, Run
 from tests.servers import closed_port
 from tests.waits import read_line, wait_until
 
@@ -499,7 +499,7 @@ def test_two_profiles_in_one_process_are_labelled_by_target(
         serve.kill()
 
 
-def test_two_profiles_with_one_target_name_are_refused(run, project: Project, stage: Stage) -> None:  # type: ignore[no-untyped-def]
+def test_two_profiles_with_one_target_name_are_refused(run: Run, project: Project, stage: Stage) -> None:
     path = write_profile(project, stage)
     result = run("serve", "--config", path, "--config", path, "--listen", "127.0.0.1:0")
     assert result.code == 3 and "both name their target 'BetaSkill'" in result.err
@@ -507,7 +507,7 @@ def test_two_profiles_with_one_target_name_are_refused(run, project: Project, st
 
 
 @pytest.mark.parametrize("listen", ["9477", "localhost:http", "127.0.0.1:70000"])
-def test_a_bad_listen_address_is_a_usage_error(run, project: Project, listen: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_listen_address_is_a_usage_error(run: Run, project: Project, listen: str) -> None:
     result = run("serve", "--config", project.profile, "--listen", listen)
     assert result.code == 3 and "is not HOST:PORT" in result.err
 
@@ -565,7 +565,7 @@ def test_an_edited_env_file_is_validated_at_once_without_a_signal(project: Proje
     assert code == 0
 
 
-def test_a_profile_without_checks_is_refused_before_listening(run, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_a_profile_without_checks_is_refused_before_listening(run: Run, project: Project) -> None:
     result = run("serve", "--config", project.profile, "--listen", "127.0.0.1:0")
     assert result.code == 3 and "no [[checks]]" in result.err and result.out == ""
 

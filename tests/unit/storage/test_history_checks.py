@@ -17,6 +17,7 @@ from opsdash.core.health.model import CheckResult
 from opsdash.ops import history as past
 from opsdash.ops.base import Ops
 from opsdash.storage.history import History
+from tests.conftest import Run
 
 
 def result(
@@ -71,7 +72,7 @@ def data(isolated: Path) -> Path:
     return Path(os.environ["OPSDASH_DATA_DIR"])
 
 
-def test_show_gives_back_every_check_result_from_the_table_alone(run, data: Path) -> None:
+def test_show_gives_back_every_check_result_from_the_table_alone(run: Run, data: Path) -> None:
     at = "2026-11-26T07:00:00.000+00:00"
     results = [result("app", at), result("api", at, failing=True, days=20.0)]
     recorded = report("preflight", "20261126T070000-aaaaaa", at, results)
@@ -87,7 +88,7 @@ def test_show_gives_back_every_check_result_from_the_table_alone(run, data: Path
     assert shown["findings"] == recorded.to_dict()["findings"]
 
 
-def test_a_run_of_several_sweeps_shows_its_final_sweep(run, data: Path) -> None:
+def test_a_run_of_several_sweeps_shows_its_final_sweep(run: Run, data: Path) -> None:
     sweeps = [
         [
             result("app", f"2026-11-26T07:00:0{i}.000+00:00", latency=10.0 + i),
@@ -104,7 +105,7 @@ def test_a_run_of_several_sweeps_shows_its_final_sweep(run, data: Path) -> None:
     assert shown["summary"]["checks"] == [r.to_dict() for r in final]
 
 
-def test_runs_recorded_before_the_split_still_show_their_checks(run, data: Path) -> None:
+def test_runs_recorded_before_the_split_still_show_their_checks(run: Run, data: Path) -> None:
     """A run an older opsdash wrote keeps its checks in the summary; show and list still work."""
     at = "2026-11-26T07:00:00.000+00:00"
     old = report("check", "20261126T070000-cccccc", at, [result("app", at)])
@@ -157,7 +158,7 @@ def year(data: Path) -> Iterator[History]:
         yield history
 
 
-def plans(history: History, call) -> list[str]:  # type: ignore[no-untyped-def]
+def plans(history: History, call) -> list[str]:
     """The query plan of every SELECT `call` makes."""
     statements: list[str] = []
     history.db.conn.set_trace_callback(statements.append)

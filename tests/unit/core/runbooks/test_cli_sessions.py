@@ -62,7 +62,7 @@ def run_it(path: Path, tmp_path: Path, output: int = subprocess.PIPE) -> subproc
     return proc
 
 
-def session(tmp_path: Path):  # type: ignore[no-untyped-def]
+def session(tmp_path: Path):
     with History.open(tmp_path / "data") as history:
         store = RunbookStore(history)
         state = store.load(store.sessions("deploy-drill")[0].id)
