@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -29,6 +29,7 @@ hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PROFILE = ROOT / "examples" / "betaskill" / "opsdash.toml"
 
@@ -51,6 +52,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     redactor.clear()
     yield work
     redactor.clear()
+
+
+def not_none(value: T | None, what: str = "the value") -> T:
+    """`value`, where the test expects it set (a session that was started, a step that is current):
+    a clear failure if it is None, and a type without None for what the test reads next."""
+    assert value is not None, f"{what} is None"
+    return value
 
 
 def json_object(text: str) -> dict[str, Any]:

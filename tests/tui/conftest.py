@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
+from textual.app import App
+from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widget import Widget
 
 from opsdash.demo.sample import AUDIT_KEY, write_sample_data
 from opsdash.tui.app import OpsdashApp
@@ -25,6 +31,29 @@ def sample_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OpsdashApp:
     return OpsdashApp.on_profile(EXAMPLE_PROFILE, live=False, record=False, data_dir=data)
 
 
+class SnapCompare(Protocol):
+    """pytest-textual-snapshot's `snap_compare` fixture, as it is called (the plugin ships no types)."""
+
+    def __call__(
+        self,
+        app: App[Any],
+        press: Iterable[str] = ...,
+        terminal_size: tuple[int, int] = ...,
+        run_before: Callable[[Pilot[None]], Awaitable[None] | None] | None = ...,
+    ) -> bool: ...
+
+
+def screen_of(app: App[Any]) -> Screen[Any]:
+    """`app.screen`, read through a call: the pilot changes it between two asserts, and mypy would
+    carry the first assert's isinstance narrowing into the second and call that one unreachable."""
+    return app.screen
+
+
+def focus_of(app: App[Any]) -> Widget | None:
+    """`app.focused`, read through a call (as `screen_of`)."""
+    return app.focused
+
+
 def fast_demo_profile(demo: Demo, tmp_path: Path, extra: str = "") -> Path:
     """The demo's profile with one-second polls and absolute paths, in a directory of the test's own."""
     text = re.sub(r"(?m)^interval = \d+$", "interval = 1", demo.profile.read_text())
@@ -37,4 +66,4 @@ def fast_demo_profile(demo: Demo, tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-__all__ = ["SIZE", "feed_sample", "settle"]
+__all__ = ["SIZE", "SnapCompare", "feed_sample", "focus_of", "screen_of", "settle"]

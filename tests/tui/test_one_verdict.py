@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from opsdash.core.findings import Severity
@@ -34,7 +35,7 @@ def shown(app: OpsdashApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
 
 
-async def clean_start(app: OpsdashApp, pilot) -> None:
+async def clean_start(app: OpsdashApp, pilot: Pilot[None]) -> None:
     """A validation with no findings and every check OK, as a healthy deploy day starts."""
     await settle(pilot)
     assert app.ctx.loaded is not None

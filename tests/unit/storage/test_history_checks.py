@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -158,7 +158,7 @@ def year(data: Path) -> Iterator[History]:
         yield history
 
 
-def plans(history: History, call) -> list[str]:
+def plans(history: History, call: Callable[[], object]) -> list[str]:
     """The query plan of every SELECT `call` makes."""
     statements: list[str] = []
     history.db.conn.set_trace_callback(statements.append)
