@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.command import CommandList
-from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Static, TabbedContent
 from textual.worker import WorkerFailed, WorkerState
 
@@ -22,8 +20,8 @@ from opsdash.tui.panes.history import HistoryPane
 from opsdash.tui.panes.runbooks import RunbooksPane
 from opsdash.tui.widgets.logview import LogView
 from tests.conftest import Demo, Project, Run, good_env, plan_shaped_env
-from tests.tui.conftest import SIZE, fast_demo_profile, settle
-from tests.waits import DEADLINE, until_async, wait_until
+from tests.tui.conftest import SIZE, fast_demo_profile, settle, until
+from tests.waits import wait_until
 
 
 def text_of(app: OpsdashApp, selector: str) -> str:
@@ -40,30 +38,6 @@ def stop_polling(app: OpsdashApp) -> None:
     watcher = app.query_one(HealthPane).watcher
     assert watcher is not None, "the health pane never started its watch"
     watcher.stop()
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], object], deadline: float = DEADLINE) -> None:
-    """Let the app work until `condition()` holds (a hang guard, not a timing assertion); if it
-    never does, say what the dashboard was showing instead."""
-    with contextlib.suppress(AssertionError):
-        await until_async(condition, deadline=deadline, pause=pilot.pause)
-        return
-    notes = [n.message for n in pilot.app._notifications]
-    verdict = [str(w.render()) for w in pilot.app.query("#verdict")]
-    runbook = [
-        (
-            p.executor.state.status.value,
-            [s.status.value for s in p.executor.state.steps],
-            [s.output[:80] for s in p.executor.state.steps],
-        )
-        for p in pilot.app.query(RunbooksPane)
-        if p.executor
-    ]
-    workers = [(w.name, w.state.name) for w in pilot.app.workers]
-    raise AssertionError(
-        f"the dashboard never reached the expected state (verdict {verdict}, notices {notes}, "
-        f"runbook {runbook}, workers {workers})"
-    )
 
 
 async def test_validation_pane_shows_the_plans_mistakes_and_reruns(project: Project) -> None:

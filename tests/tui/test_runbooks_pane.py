@@ -25,8 +25,7 @@ from opsdash.tui.panes.runbooks import (
     SessionHeld,
 )
 from tests.conftest import Demo, Project, good_env, not_none
-from tests.tui.conftest import SIZE, SnapCompare, fast_demo_profile, screen_of, settle
-from tests.tui.test_app import until
+from tests.tui.conftest import SIZE, SnapCompare, fast_demo_profile, screen_of, settle, until
 from tests.waits import until_async
 
 BOOK = """+++

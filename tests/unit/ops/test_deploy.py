@@ -3,10 +3,8 @@ and alerts delivered to a receiver the test starts."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +13,9 @@ import pytest
 
 from opsdash.demo import FAULTS
 from opsdash.demo.control import set_fault
-from opsdash.demo.httpserver import HttpServer, Request, Response
+from opsdash.demo.httpserver import Request, Response
 from tests.conftest import Demo, Run, json_object
-from tests.servers import closed_port
+from tests.servers import ThreadedHttpServer, closed_port
 
 
 @pytest.fixture
@@ -231,41 +229,28 @@ def test_a_certificate_inside_the_warning_window_is_still_compared() -> None:
 # ---------------------------------------------------------------- alerts
 
 
-class Receiver:
+class Receiver(ThreadedHttpServer):
     """A webhook receiver on 127.0.0.1 in its own thread, recording every JSON body."""
 
     def __init__(self, status: int = 200) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.status = status
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self.thread.start()
-        self.ready.wait(10)
+        super().__init__(self._receive)
 
-    async def _main(self) -> None:
-        async def handle(req: Request) -> Response:
-            self.bodies.append(json.loads(req.body))
-            return Response(self.status, b"ok")
-
-        self.loop = asyncio.get_running_loop()
-        self.server = HttpServer(handle)
-        self.port = await self.server.start()
-        self.stop = asyncio.Event()
-        self.ready.set()
-        await self.stop.wait()
-        await self.server.close()
+    async def _receive(self, req: Request) -> Response:
+        self.bodies.append(json.loads(req.body))
+        return Response(self.status, b"ok")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{self.base_url}/hook"
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
-    r.loop.call_soon_threadsafe(r.stop.set)
-    r.thread.join(10)
+    r.close()
 
 
 def with_channels(demo: Demo, tmp_path: Path, channels: str, extra: str = "") -> Path:

@@ -25,11 +25,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Project, Run
-from tests.servers import closed_port
+from tests.servers import assert_postable_alert, closed_port
 from tests.waits import read_line, wait_until
 
 WAIT = 60  # seconds any one condition may take on a loaded machine before the test gives up
-POSTABLE_ALERT_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
 
 
 class Stage:
@@ -203,7 +202,7 @@ def test_metrics_alerts_and_a_clean_stop(project: Project, stage: Stage) -> None
         assert serve.samples()[("opsdash_audit_verified", frozenset({"target": "BetaSkill"}.items()))] == 1
 
         first = until(lambda: stage.alerts and stage.alerts[0], "Alertmanager hears of the alert")
-        assert set(first) <= POSTABLE_ALERT_FIELDS
+        assert_postable_alert(first)
         assert first["labels"] == {
             "alertname": "check-critical",
             "check": "flaky",

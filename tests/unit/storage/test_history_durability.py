@@ -21,7 +21,7 @@ from opsdash.storage import schema
 from opsdash.storage.history import History
 from opsdash.storage.schema import SCHEMA_VERSION
 from tests.conftest import Project, Run, good_env
-from tests.unit.storage.test_history_checks import report, result
+from tests.unit.storage.conftest import report, result
 
 
 @pytest.fixture
