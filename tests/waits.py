@@ -35,8 +35,7 @@ def wait_until(
 
 
 def wait_for_path(path: Path, deadline: float = DEADLINE) -> Path:
-    wait_until(path.exists, f"{path.name} appears", deadline)
-    return path
+    return wait_until(lambda: path if path.exists() else None, f"{path.name} appears", deadline)
 
 
 async def until_async(
