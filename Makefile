@@ -48,7 +48,7 @@ lint: $(STAMP) ## ruff, and the import-linter layer contracts
 	$(BIN)/ruff format --check opsdash tests benchmarks scripts
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP) ## mypy (strict) over the package
+typecheck: $(STAMP) ## mypy (strict) over the package and its tests
 	$(BIN)/mypy
 
 check: lint typecheck test ## What CI checks: lint, types, tests

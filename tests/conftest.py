@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -27,6 +29,7 @@ hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PROFILE = ROOT / "examples" / "betaskill" / "opsdash.toml"
 
@@ -51,6 +54,20 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     redactor.clear()
 
 
+def not_none(value: T | None, what: str = "the value") -> T:
+    """`value`, where the test expects it set (a session that was started, a step that is current):
+    a clear failure if it is None, and a type without None for what the test reads next."""
+    assert value is not None, f"{what} is None"
+    return value
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """`text` (a command's --json output, say) parsed, failing clearly if it is not one JSON object."""
+    value = json.loads(text)
+    assert isinstance(value, dict), f"not a JSON object: {text[:200]!r}"
+    return value
+
+
 def fake_secret(label: str = "") -> str:
     """A random, obviously generated value: high entropy, no placeholder words."""
     return f"{label}{secrets.token_hex(16)}"
@@ -73,9 +90,12 @@ class Project:
     root: Path
     profile: Path
     env_file: Path
+    process_env: dict[str, str] | None = None  # set: validate --from-env reads these, not the file
 
     def write_env(self, values: Mapping[str, str] | str) -> Path:
-        self.env_file.write_text(values if isinstance(values, str) else env_text(values), encoding="utf-8")
+        self.env_file.write_text(
+            values if isinstance(values, str) else env_text(dict(values)), encoding="utf-8"
+        )
         return self.env_file
 
 
@@ -99,8 +119,14 @@ class Result:
     err: str
 
 
+class Run(Protocol):
+    """The `run` fixture: `run("validate", path)` is `opsdash validate <path>` in-process."""
+
+    def __call__(self, *args: str | Path) -> Result: ...
+
+
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
     """Run the real entry point (`opsdash ...`) in-process; returns exit code, stdout, stderr."""
 
     def _run(*args: str | Path) -> Result:

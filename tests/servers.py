@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import ipaddress
+import json
+import re
 import socket
 import ssl
 import struct
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import trustme
 
@@ -61,6 +64,15 @@ async def http_server(
         yield server
     finally:
         await server.close()
+
+
+def json_handler(body: dict[str, Any], status: int = 200) -> Callable[[Request], Awaitable[Response]]:
+    """A handler for `http_server` that answers every request with `body` as JSON."""
+
+    async def handler(_req: Request) -> Response:
+        return Response.json(json.dumps(body), status)
+
+    return handler
 
 
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -139,18 +151,41 @@ async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     await asyncio.sleep(0.1)
 
 
-class ThreadedRawServer:
-    """A TCP server on 127.0.0.1 in a thread of its own, behaving as `behaviour` says: for tests that
-    drive opsdash synchronously (the CLI, the ops layer) against a hostile peer."""
+class _ServerThread:
+    """A server on 127.0.0.1 on an event loop in a thread of its own, for tests that drive opsdash
+    synchronously (the CLI, the ops layer, a subprocess): `_open` starts it and says how to stop it."""
 
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.behaviour = behaviour
+    def __init__(self) -> None:
         self.ready = threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self.thread.start()
-        self.ready.wait(10)
+        assert self.ready.wait(10), "the server thread never started listening"
+
+    async def _open(self) -> tuple[int, Callable[[], Awaitable[None]]]:
+        """Start listening; the port, and a coroutine function that stops."""
+        raise NotImplementedError
 
     async def _main(self) -> None:
+        self.port, shut = await self._open()
+        self.loop = asyncio.get_running_loop()
+        self.stop = asyncio.Event()
+        self.ready.set()
+        await self.stop.wait()
+        await shut()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+
+class ThreadedRawServer(_ServerThread):
+    """A TCP server in a thread of its own, behaving as `behaviour` says: a hostile peer."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        super().__init__()
+
+    async def _open(self) -> tuple[int, Callable[[], Awaitable[None]]]:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 await self.behaviour(reader, writer)
@@ -160,20 +195,47 @@ class ThreadedRawServer:
                 writer.close()
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        self.loop = asyncio.get_running_loop()
-        self.stop = asyncio.Event()
-        self.ready.set()
-        await self.stop.wait()
-        server.close()
+
+        async def shut() -> None:
+            server.close()
+
+        return server.sockets[0].getsockname()[1], shut
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(10)
+
+class ThreadedHttpServer(_ServerThread):
+    """`http_server` in a thread of its own: every request answered by `handler`."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+        super().__init__()
+
+    async def _open(self) -> tuple[int, Callable[[], Awaitable[None]]]:
+        server = HttpServer(self.handler)
+        return await server.start(), server.close
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+# Alertmanager's v2 OpenAPI: postableAlert = labels (required), annotations, startsAt, endsAt, generatorURL
+POSTABLE_ALERT_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def assert_postable_alert(alert: Any) -> None:
+    """`alert` is one alert Alertmanager's POST /api/v2/alerts accepts: only its fields, labels
+    present with Prometheus label names, every label and annotation a string, ISO 8601 times."""
+    assert isinstance(alert, dict), alert
+    assert set(alert) <= POSTABLE_ALERT_FIELDS and "labels" in alert, alert
+    assert all(LABEL_NAME.match(k) and isinstance(v, str) for k, v in alert["labels"].items()), alert
+    assert all(isinstance(v, str) for v in alert.get("annotations", {}).values()), alert
+    for field in ("startsAt", "endsAt"):
+        dt.datetime.fromisoformat(alert[field])
 
 
 def closed_port() -> int:

@@ -20,8 +20,10 @@ T = TypeVar("T")
 DEADLINE = 60.0
 
 
-def wait_until(condition: Callable[[], T], what: str = "the condition", deadline: float = DEADLINE) -> T:
-    """Poll `condition()` until it returns something true, and return that."""
+def wait_until(
+    condition: Callable[[], T | None], what: str = "the condition", deadline: float = DEADLINE
+) -> T:
+    """Poll `condition()` until it returns something true, and return that (never None)."""
     end = time.monotonic() + deadline
     while True:
         value = condition()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from textual.command import CommandList
-from textual.widgets import Button, DataTable, Input, Static
-from textual.worker import WorkerFailed
+from textual.widgets import Button, DataTable, Input, Static, TabbedContent
+from textual.worker import WorkerFailed, WorkerState
 
+from opsdash.core.runbooks.executor import SessionState
 from opsdash.demo.control import set_fault
 from opsdash.tui.app import HelpScreen, OpsdashApp
 from opsdash.tui.messages import ValidationCompleted
@@ -18,37 +19,25 @@ from opsdash.tui.panes.health import HealthPane
 from opsdash.tui.panes.history import HistoryPane
 from opsdash.tui.panes.runbooks import RunbooksPane
 from opsdash.tui.widgets.logview import LogView
-from tests.conftest import Demo, Project, good_env, plan_shaped_env
-from tests.tui.conftest import SIZE, fast_demo_profile, settle
-from tests.waits import DEADLINE, until_async, wait_until
+from tests.conftest import Demo, Project, Run, good_env, plan_shaped_env
+from tests.tui.conftest import SIZE, fast_demo_profile, settle, until
+from tests.waits import wait_until
 
 
 def text_of(app: OpsdashApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
 
 
-async def until(pilot, condition, deadline: float = DEADLINE) -> None:  # type: ignore[no-untyped-def]
-    """Let the app work until `condition()` holds (a hang guard, not a timing assertion); if it
-    never does, say what the dashboard was showing instead."""
-    with contextlib.suppress(AssertionError):
-        await until_async(condition, deadline=deadline, pause=pilot.pause)
-        return
-    notes = [n.message for n in pilot.app._notifications]
-    verdict = [str(w.render()) for w in pilot.app.query("#verdict")]
-    runbook = [
-        (
-            p.executor.state.status.value,
-            [s.status.value for s in p.executor.state.steps],
-            [s.output[:80] for s in p.executor.state.steps],
-        )
-        for p in pilot.app.query(RunbooksPane)
-        if p.executor
-    ]
-    workers = [(w.name, w.state.value) for w in pilot.app.workers]
-    raise AssertionError(
-        f"the dashboard never reached the expected state (verdict {verdict}, notices {notes}, "
-        f"runbook {runbook}, workers {workers})"
-    )
+def session_of(pane: RunbooksPane) -> SessionState:
+    """The session the Runbooks pane is driving, as it stands now."""
+    assert pane.executor is not None, "the pane is driving no session"
+    return pane.executor.state
+
+
+def stop_polling(app: OpsdashApp) -> None:
+    watcher = app.query_one(HealthPane).watcher
+    assert watcher is not None, "the health pane never started its watch"
+    watcher.stop()
 
 
 async def test_validation_pane_shows_the_plans_mistakes_and_reruns(project: Project) -> None:
@@ -81,7 +70,7 @@ async def test_finding_opens_its_runbook(project: Project) -> None:
         await pilot.press("2")
         await pilot.press("o")
         await settle(pilot)
-        assert app.query_one("#panes").active == "runbooks"  # type: ignore[attr-defined]
+        assert app.query_one("#panes", TabbedContent).active == "runbooks"
         books = app.query_one("#runbook-list", DataTable)
         assert str(books.coordinate_to_cell_key(books.cursor_coordinate)[0].value) == "credential-rotation"
         assert "Rotate iKhokha credentials" in text_of(app, "#session-title")
@@ -98,7 +87,7 @@ async def test_a_runbook_link_opens_exactly_that_runbook(project: Project, book_
         await settle(pilot)
         app.post_message(OpenRunbook(book_id))
         await settle(pilot)
-        assert app.query_one("#panes").active == "runbooks"  # type: ignore[attr-defined]
+        assert app.query_one("#panes", TabbedContent).active == "runbooks"
         books = app.query_one("#runbook-list", DataTable)
         assert str(books.coordinate_to_cell_key(books.cursor_coordinate)[0].value) == book_id
         app.query_one(RunbooksPane).load()  # a reload (as switching panes does) keeps it
@@ -135,7 +124,7 @@ async def test_health_pane_shows_a_failing_check_after_a_demo_fault(
             assert app.sub_title.startswith("NO-GO (stale)")
         finally:
             set_fault(demo_process.data_dir, "provider-down", False)
-        app.query_one(HealthPane).watcher.stop()
+        stop_polling(app)
 
 
 RUNBOOK = """+++
@@ -180,7 +169,9 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
 
         def idle() -> bool:
             busy = [
-                w for w in app.workers if w.group == "runbook" and w.state.value in ("pending", "running")
+                w
+                for w in app.workers
+                if w.group == "runbook" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
             ]
             return not busy and not app.query_one("#step-confirm", Button).disabled
 
@@ -188,22 +179,23 @@ async def test_runbook_stepped_from_start_to_end_with_a_check_gate(
             await until(pilot, idle)
             # Button.press(): what a click does, without aiming at coordinates a busy layout may move
             app.query_one("#step-confirm", Button).press()
-            await until(
-                pilot,
-                lambda i=index: pane.executor.state.steps[i].status.value not in ("pending", "running"),  # type: ignore[misc, union-attr]
-            )
-            step = pane.executor.state.steps[index]  # type: ignore[union-attr]
+
+            def step_ended(i: int = index) -> bool:
+                return session_of(pane).steps[i].status.value not in ("pending", "running")
+
+            await until(pilot, step_ended)
+            step = session_of(pane).steps[index]
             assert step.status.value == "done", (index, step)
-        await until(pilot, lambda: pane.executor.state.status.value == "completed")  # type: ignore[union-attr]
+        await until(pilot, lambda: session_of(pane).status.value == "completed")
         await settle(pilot)
-        state = pane.executor.state
+        state = session_of(pane)
         assert state.status.value == "completed"
         assert [s.status.value for s in state.steps] == ["done", "done", "done"]
         assert "drill-output" in state.steps[2].output
         assert "completed" in text_of(app, "#session-title")
 
 
-async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignore[no-untyped-def]
+async def test_audit_tail_filters(project: Project, run: Run) -> None:
     project.write_env({**good_env(), "ENFORCE_HTTPS": "false"})
     for _ in range(3):
         run("validate", "--config", project.profile)
@@ -218,7 +210,7 @@ async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignor
         await pilot.press("slash")
         await pilot.press("enter")
         await until(pilot, lambda: log.row_count == 3)
-        assert all("crit-findings" in (log.entry_at(i).text() if log.entry_at(i) else "") for i in range(3))  # type: ignore[union-attr]
+        assert all("crit-findings" in (e.text() if (e := log.entry_at(i)) else "") for i in range(3))
         assert "not verified yet" in text_of(
             app, "#audit-status"
         )  # nothing verified behind the operator's back
@@ -230,7 +222,7 @@ async def test_audit_tail_filters(project: Project, run) -> None:  # type: ignor
         assert pane.filter.grep == "crit-findings"
 
 
-async def test_history_diff_of_two_runs(project: Project, run) -> None:  # type: ignore[no-untyped-def]
+async def test_history_diff_of_two_runs(project: Project, run: Run) -> None:
     project.write_env(good_env())
     run("validate", "--config", project.profile)
     project.write_env({**good_env(), "VITE_IKHOKHA_TEST_MODE": "true"})
@@ -318,7 +310,7 @@ async def test_demo_fault_from_the_command_palette(tmp_path: Path) -> None:
             await pilot.press("enter")
             await until(pilot, lambda: text_of(app, "#verdict").startswith("NO-GO"))
             assert list_faults(data_dir) == ["env-plan-shaped"]
-            app.query_one(HealthPane).watcher.stop()
+            stop_polling(app)
     finally:
         background.stop()
 
@@ -363,10 +355,13 @@ def test_dashboard_exits_cleanly_when_its_terminal_goes_away(project: Project) -
                 break
     assert b"Overview" in seen, seen[-500:]
     os.close(master)  # the terminal goes away: the kernel sends SIGHUP
+
+    def reaped() -> tuple[int, int] | None:
+        ended = os.waitpid(pid, os.WNOHANG)
+        return ended if ended[0] else None
+
     try:
-        _, status = wait_until(
-            lambda: (ended := os.waitpid(pid, os.WNOHANG))[0] and ended, "the dashboard ends", 30
-        )
+        _, status = wait_until(reaped, "the dashboard ends", 30)
     except AssertionError:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -455,4 +450,4 @@ async def test_an_alert_that_ends_leaves_the_verdict(demo_process: Demo, tmp_pat
         await until(pilot, lambda: app.sub_title.startswith("GO"))
         assert "alert" not in app.sub_title
         assert any(n.title == "Alert resolved" for n in app._notifications)
-        app.query_one(HealthPane).watcher.stop()
+        stop_polling(app)

@@ -12,8 +12,7 @@ from opsdash.demo.sample import AUDIT_KEY
 from opsdash.tui.app import OpsdashApp
 from opsdash.tui.panes.audit import AuditPane
 from opsdash.tui.widgets.logview import LogView
-from tests.tui.conftest import SIZE, settle
-from tests.tui.test_app import until
+from tests.tui.conftest import SIZE, settle, until
 
 
 def fill(data: Path, records: int, max_bytes: int = 100 * 1024 * 1024) -> None:

@@ -6,18 +6,20 @@ by the name on the keyboard."""
 from __future__ import annotations
 
 import pytest
+from textual.app import ComposeResult
+from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from opsdash.tui.app import HelpScreen, OpsdashApp
 from opsdash.tui.panes.history import HistoryPane
 from opsdash.tui.widgets.table import FilterBar, OpsTable
-from tests.tui.conftest import SIZE, feed_sample, settle
+from tests.tui.conftest import SIZE, feed_sample, focus_of, screen_of, settle
 
 PANE_KEYS = {"1": "overview", "2": "validation", "3": "health", "4": "audit", "5": "runbooks", "6": "history"}
 
 
-async def ready(app: OpsdashApp, pilot) -> None:  # type: ignore[no-untyped-def]
+async def ready(app: OpsdashApp, pilot: Pilot[None]) -> None:
     await settle(pilot)
     await feed_sample(app)
     await settle(pilot)
@@ -63,19 +65,19 @@ async def test_escape_leaves_the_audit_filter_boxes(sample_app: OpsdashApp) -> N
 
 async def test_escape_closes_any_dialog(sample_app: OpsdashApp) -> None:
     class Dialog(ModalScreen[None]):
-        def compose(self):  # type: ignore[no-untyped-def]
+        def compose(self) -> ComposeResult:
             yield Static("a dialog without keys of its own")
 
     async with sample_app.run_test(size=SIZE) as pilot:
         await ready(sample_app, pilot)
         sample_app.push_screen(Dialog())
         await pilot.pause()
-        assert isinstance(sample_app.screen, Dialog)
+        assert isinstance(screen_of(sample_app), Dialog)
         await pilot.press("escape")
         await pilot.pause()
-        assert not isinstance(sample_app.screen, ModalScreen)
+        assert not isinstance(screen_of(sample_app), ModalScreen)
         await pilot.press("question_mark")
-        assert isinstance(sample_app.screen, HelpScreen)
+        assert isinstance(screen_of(sample_app), HelpScreen)
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(sample_app.screen, HelpScreen)
@@ -117,7 +119,7 @@ async def test_slash_filters_every_table_and_escape_clears_it(
         table = sample_app.query_one(table_id, OpsTable)
         everything = table.row_count
         await pilot.press("slash")
-        assert isinstance(sample_app.focused, FilterBar)
+        assert isinstance(focus_of(sample_app), FilterBar)
         await pilot.press(*words)
         await pilot.pause()
         assert 0 < table.row_count < everything

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from opsdash.core.findings import Severity
@@ -34,7 +35,7 @@ def shown(app: OpsdashApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
 
 
-async def clean_start(app: OpsdashApp, pilot) -> None:  # type: ignore[no-untyped-def]
+async def clean_start(app: OpsdashApp, pilot: Pilot[None]) -> None:
     """A validation with no findings and every check OK, as a healthy deploy day starts."""
     await settle(pilot)
     assert app.ctx.loaded is not None
@@ -53,7 +54,7 @@ async def test_a_first_failure_shows_at_once_as_failing_1_of_3(sample_app: Opsda
     async with sample_app.run_test(size=SIZE) as pilot:
         await clean_start(sample_app, pilot)
         health = await sample_app.ensure_pane("health")
-        state = health.states["ikhokha-api"]  # type: ignore[attr-defined]
+        state = health.states["ikhokha-api"]
         bad = result("ikhokha-api", Severity.CRIT, "Credentials rejected (401)", ErrorClass.HTTP_AUTH)
         health.post_message(CheckCompleted(bad, state.update(bad, 3, 2)))
         await pilot.press("3")

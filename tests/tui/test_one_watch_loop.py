@@ -22,8 +22,7 @@ from opsdash.cli import main
 from opsdash.ops.base import Ops
 from opsdash.tui.app import OpsdashApp
 from opsdash.tui.panes.health import HealthPane
-from tests.tui.conftest import SIZE
-from tests.tui.test_app import until
+from tests.tui.conftest import SIZE, until
 
 POLLS = 6
 FAILING = {2, 3, 4}  # which polls the endpoint fails

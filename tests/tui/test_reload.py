@@ -20,8 +20,7 @@ from opsdash.core.secrets import redactor
 from opsdash.tui.app import OpsdashApp
 from opsdash.tui.messages import CheckCompleted, ValidationCompleted
 from tests.conftest import Demo, fake_secret
-from tests.tui.conftest import SIZE, fast_demo_profile
-from tests.tui.test_app import until
+from tests.tui.conftest import SIZE, fast_demo_profile, until
 from tests.waits import DEADLINE
 
 SECRET = "IKHOKHA_API_SECRET"

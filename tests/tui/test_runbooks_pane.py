@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, Log, Static, TabbedContent
 
 from opsdash.core.runbooks.executor import Executor, SessionStatus, StepStatus
 from opsdash.core.runbooks.parser import parse
@@ -23,9 +24,8 @@ from opsdash.tui.panes.runbooks import (
     RunbooksPane,
     SessionHeld,
 )
-from tests.conftest import Demo, Project, good_env
-from tests.tui.conftest import SIZE, fast_demo_profile, settle
-from tests.tui.test_app import until
+from tests.conftest import Demo, Project, good_env, not_none
+from tests.tui.conftest import SIZE, SnapCompare, fast_demo_profile, screen_of, settle, until
 from tests.waits import until_async
 
 BOOK = """+++
@@ -68,8 +68,18 @@ async def open_book(pilot: Pilot[None], book_id: str = "tui-deploy", params: boo
     return pane
 
 
-def buttons(app: OpsdashApp) -> set[str]:
+def buttons(app: App[None]) -> set[str]:
     return {b.id.removeprefix("step-") for b in app.query("#step-buttons Button") if not b.disabled and b.id}
+
+
+def executor_of(pane: RunbooksPane) -> Executor:
+    assert pane.executor is not None, "the pane is driving no session"
+    return pane.executor
+
+
+async def until_driving(pilot: Pilot[None], pane: RunbooksPane) -> None:
+    """Until the pane drives a session and is idle (`pane` a parameter: no narrowing carried in)."""
+    await until(pilot, lambda: pane.executor is not None and not pane._busy)
 
 
 def events(tmp_path: Path, session_id: str) -> list[str]:
@@ -90,9 +100,9 @@ async def test_a_running_command_cannot_be_started_again(project: Project, tmp_p
         steps = app.query_one("#steps", DataTable)
         assert str(steps.get_cell("deploy", "state")).startswith("running")
         assert not isinstance(app.screen, ConfirmAction)  # s (skip) asks nothing while it runs
-        await until(pilot, lambda: pane.executor.state.steps[0].status is StepStatus.DONE)  # type: ignore[union-attr]
+        await until(pilot, lambda: executor_of(pane).state.steps[0].status is StepStatus.DONE)
         await settle(pilot)
-        session_id = pane.executor.state.id  # type: ignore[union-attr]
+        session_id = executor_of(pane).state.id
     assert (tmp_path / "runs.log").read_text() == "run\n"  # one deploy
     assert events(tmp_path, session_id).count("command-started") == 1
 
@@ -103,38 +113,38 @@ async def test_after_a_failed_command_enter_never_aborts(project: Project, tmp_p
         pane = await open_book(pilot)
         await pilot.press("c")
         await until(
-            pilot, lambda: pane.executor.state.steps[0].status is StepStatus.FAILED and not pane._busy
-        )  # type: ignore[union-attr]
+            pilot, lambda: executor_of(pane).state.steps[0].status is StepStatus.FAILED and not pane._busy
+        )
         await settle(pilot)
         assert buttons(app) == {"retry", "abort"}
         assert app.focused is not None and app.focused.id == "steps"  # never Abort, not even Retry
         await pilot.press("enter", "enter")  # a stray Enter (or two) changes nothing
         await settle(pilot)
-        assert pane.executor.state.steps[0].status is StepStatus.FAILED  # type: ignore[union-attr]
-        assert pane.executor.state.status is SessionStatus.ACTIVE  # type: ignore[union-attr]
+        assert executor_of(pane).state.steps[0].status is StepStatus.FAILED
+        assert executor_of(pane).state.status is SessionStatus.ACTIVE
         assert not app.query_one("#step-abort", Button).can_focus
         # "a" asks first; Enter on the dialog is Cancel, which has the focus
         await pilot.press("a")
         await settle(pilot)
-        assert isinstance(app.screen, ConfirmAction)
+        assert isinstance(screen_of(app), ConfirmAction)
         assert app.focused is not None and app.focused.id == "confirm-cancel"
         await pilot.press("enter")
         await settle(pilot)
         assert not isinstance(app.screen, ConfirmAction)
-        assert pane.executor.state.status is SessionStatus.ACTIVE  # type: ignore[union-attr]
+        assert executor_of(pane).state.status is SessionStatus.ACTIVE
         # Esc cancels too; only the explicit button aborts, with the reason typed
         await pilot.press("a")
         await settle(pilot)
         await pilot.press("escape")
         await settle(pilot)
-        assert pane.executor.state.status is SessionStatus.ACTIVE  # type: ignore[union-attr]
+        assert executor_of(pane).state.status is SessionStatus.ACTIVE
         await pilot.press("a")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmAction), (app.screen, app.focused, buttons(app))
         app.screen.query_one("#confirm-reason", Input).value = "wrong runbook"
         app.screen.query_one("#confirm-yes", Button).press()
-        await until(pilot, lambda: pane.executor.state.status is SessionStatus.ABORTED)  # type: ignore[union-attr]
-        session_id = pane.executor.state.id  # type: ignore[union-attr]
+        await until(pilot, lambda: executor_of(pane).state.status is SessionStatus.ABORTED)
+        session_id = executor_of(pane).state.id
     with History.open(tmp_path / "data") as history:
         aborted = [e for e in RunbookStore(history).events(session_id) if e["event"] == "aborted"]
     assert [e["detail"] for e in aborted] == ["wrong runbook"]
@@ -149,7 +159,7 @@ async def test_quitting_during_a_command_asks_and_its_result_is_recorded(
         pane = await open_book(pilot)
         await pilot.press("c")
         await until(pilot, lambda: pane._command_running() and "interrupt" in buttons(app))
-        session_id = pane.executor.state.id  # type: ignore[union-attr]
+        session_id = executor_of(pane).state.id
         await pilot.press("q")
         await settle(pilot)
         assert isinstance(app.screen, QuitDuringCommand)  # asked, not frozen
@@ -247,7 +257,7 @@ def at_step(steps_done: int, unfocus: bool = True) -> Callable[[Pilot[None]], Aw
         pane = await open_book(pilot, "rollback-drill", params=True)
         for _ in range(steps_done):
             await pilot.press("c")
-            await until(pilot, lambda: not pane._busy and "confirm" in buttons(pilot.app))  # type: ignore[arg-type]
+            await until(pilot, lambda: not pane._busy and "confirm" in buttons(pilot.app))
         await settle(pilot)
         if unfocus:  # no focus ring, no blinking cursor in a snapshot
             pilot.app.set_focus(None)
@@ -256,13 +266,25 @@ def at_step(steps_done: int, unfocus: bool = True) -> Callable[[Pilot[None]], Aw
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
-def test_guided_view_long_command(snap_compare, project: Project, tmp_path: Path, monkeypatch, size) -> None:  # type: ignore[no-untyped-def]
+def test_guided_view_long_command(
+    snap_compare: SnapCompare,
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: tuple[int, int],
+) -> None:
     """The command about to run, wrapped in full (`--then verify` at the end is visible)."""
     assert snap_compare(guided_app(project, tmp_path, monkeypatch), terminal_size=size, run_before=at_step(0))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
-def test_guided_view_failed_gate(snap_compare, project: Project, tmp_path: Path, monkeypatch, size) -> None:  # type: ignore[no-untyped-def]
+def test_guided_view_failed_gate(
+    snap_compare: SnapCompare,
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: tuple[int, int],
+) -> None:
     """After the gate failed: the escalation step says which step failed and why, with evidence."""
     assert snap_compare(guided_app(project, tmp_path, monkeypatch), terminal_size=size, run_before=at_step(2))
 
@@ -278,16 +300,16 @@ async def test_the_failed_gate_and_the_long_command_are_on_screen_in_full(
         assert "incident-room" in command
         assert app.query_one("#step-confirm", Button).region.bottom <= 24  # the actions are reachable
         await pilot.press("c")
-        await until(pilot, lambda: app.query_one(RunbooksPane).executor.state.current == 1)  # type: ignore[union-attr]
+        await until(pilot, lambda: executor_of(app.query_one(RunbooksPane)).state.current == 1)
         await pilot.press("c")
         pane = app.query_one(RunbooksPane)
-        await until(pilot, lambda: pane.executor.state.current == 3 and not pane._busy)  # type: ignore[union-attr]
+        await until(pilot, lambda: executor_of(pane).state.current == 3 and not pane._busy)
         await settle(pilot)
         notice = str(app.query_one("#step-notice", Static).render())
         assert "reached because step 2 (Verify the rollback) failed" in notice
         assert "test-mode-enabled" in notice  # the evidence: which finding failed it
         await pilot.press("c")  # escalate: done
-        await until(pilot, lambda: pane.executor.finished)  # type: ignore[union-attr]
+        await until(pilot, lambda: executor_of(pane).finished)
         await settle(pilot)
         title = str(app.query_one("#session-title", Static).render())
         assert "escalated" in title and "completed" not in title
@@ -312,7 +334,7 @@ async def test_o_on_a_failing_check_opens_exactly_its_runbook(sample_app: Opsdas
             lambda: bool(sample_app.query(RunbooksPane)) and bool(sample_app.query_one(RunbooksPane).books),
         )
         await settle(pilot)
-        assert sample_app.query_one("#panes").active == "runbooks"  # type: ignore[attr-defined]
+        assert sample_app.query_one("#panes", TabbedContent).active == "runbooks"
         books = sample_app.query_one("#runbook-list", DataTable)
         assert (
             str(books.coordinate_to_cell_key(books.cursor_coordinate)[0].value) == "payment-provider-outage"
@@ -349,10 +371,10 @@ async def test_a_secret_printed_by_a_command_or_typed_as_a_parameter_is_never_on
         await settle(pilot)
         assert secret not in app.export_screenshot()
         await pilot.press("c")
-        await until(pilot, lambda: pane.executor.finished)  # type: ignore[union-attr]
+        await until(pilot, lambda: executor_of(pane).finished)
         await settle(pilot)
         screen = app.export_screenshot()
-        shown = "\n".join(app.query_one("#step-output").lines)  # type: ignore[attr-defined]
+        shown = "\n".join(app.query_one("#step-output", Log).lines)
     assert secret not in screen and secret not in shown
     assert len(shown.splitlines()) == 2  # the output's own lines, not escaped into one
     for path in (tmp_path / "data").rglob("*"):
@@ -414,17 +436,17 @@ async def test_the_dashboard_refuses_a_change_another_terminal_is_making(
             assert f"session {held.id}, started {started} UTC by bob, on step 2/7" in said
             assert f"opsdash runbook run rollback --resume {held.id}" in said
             assert pane.executor is None
-            assert the_session(data).id == held.id  # type: ignore[union-attr]  # nothing else started
+            assert not_none(the_session(data)).id == held.id  # nothing else started
             await pilot.press("enter")  # "Open that session" has the focus
-            await until(pilot, lambda: pane.executor is not None and not pane._busy)
+            await until_driving(pilot, pane)
             await settle(pilot)
-            assert pane.executor.state.id == held.id  # type: ignore[union-attr]
-            assert pane.executor.runbook.id == "rollback"  # type: ignore[union-attr]
-            assert pane.executor.state.current == 1  # type: ignore[union-attr]
+            assert executor_of(pane).state.id == held.id
+            assert executor_of(pane).runbook.id == "rollback"
+            assert executor_of(pane).state.current == 1
         assert holder.poll() is None  # bob's terminal runs on, and can still end its session
         out = holder.communicate("a\nalice has it now\n", timeout=60)[0]
         assert holder.returncode == 2, out
-        assert the_session(data).status is SessionStatus.ABORTED  # type: ignore[union-attr]
+        assert not_none(the_session(data)).status is SessionStatus.ABORTED
     finally:
         if holder.poll() is None:
             holder.kill()

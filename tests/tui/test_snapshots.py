@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 
 from opsdash.demo.sample import ENV
 from opsdash.tui.app import OpsdashApp
-from tests.tui.conftest import SIZE, feed_sample, settle
+from tests.tui.conftest import SIZE, SnapCompare, feed_sample, settle
 
 PANES = ["1", "2", "3", "4", "5", "6"]
 SIZES = [(80, 24), (120, 36), (200, 50)]
@@ -24,7 +24,7 @@ SIZES = [(80, 24), (120, 36), (200, 50)]
 def before(key: str) -> Callable[[Pilot[None]], Awaitable[None]]:
     async def run_before(pilot: Pilot[None]) -> None:
         await settle(pilot)
-        await feed_sample(pilot.app)  # type: ignore[arg-type]
+        await feed_sample(pilot.app)
         await pilot.pause()
         await pilot.press(key)
         await settle(pilot)
@@ -34,13 +34,15 @@ def before(key: str) -> Callable[[Pilot[None]], Awaitable[None]]:
 
 
 @pytest.mark.parametrize("key", ["5"])
-def test_pane_snapshot(snap_compare, sample_app: OpsdashApp, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_pane_snapshot(snap_compare: SnapCompare, sample_app: OpsdashApp, key: str) -> None:
     assert snap_compare(sample_app, terminal_size=SIZE, run_before=before(key))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 @pytest.mark.parametrize("key", ["1", "2", "3", "4", "6"])
-def test_pane_snapshot_at_size(snap_compare, sample_app: OpsdashApp, key: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+def test_pane_snapshot_at_size(
+    snap_compare: SnapCompare, sample_app: OpsdashApp, key: str, size: tuple[int, int]
+) -> None:
     assert snap_compare(sample_app, terminal_size=size, run_before=before(key))
 
 

@@ -12,6 +12,7 @@ import pytest
 from rich.style import Style
 from textual.app import App
 from textual.binding import Binding
+from textual.content import Content
 
 from opsdash.core.findings import Severity
 from opsdash.core.profile import DASHBOARD_THEMES, KEYMAP_IDS
@@ -119,9 +120,10 @@ async def test_no_color_draws_severity_with_bold_and_reverse(
             assert app.theme == "opsdash-mono"
             assert SEVERITY_STYLE[Severity.CRIT] == "bold reverse"
             bar = app.query_one(VerdictBar).render()
-            spans = [s for s in bar.spans if "NO-GO" in bar.plain[s.start : s.end]]  # type: ignore[union-attr]
-            style = spans[0].style
-            style = Style.parse(style) if isinstance(style, str) else style
+            assert isinstance(bar, Content), type(bar)
+            spans = [s for s in bar.spans if "NO-GO" in bar.plain[s.start : s.end]]
+            raw = spans[0].style
+            style = Style.parse(raw) if isinstance(raw, str) else raw
             assert style.reverse and style.bold
     finally:
         use_palette("colour")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, good_env
+from tests.conftest import Project, Run, good_env
 from tests.waits import read_line
 
 
@@ -18,7 +18,7 @@ def data_dir() -> Path:
     return Path(os.environ["OPSDASH_DATA_DIR"])
 
 
-def test_validate_leaves_an_audit_trail_and_an_anchor(run, project: Project) -> None:
+def test_validate_leaves_an_audit_trail_and_an_anchor(run: Run, project: Project) -> None:
     project.write_env({**good_env(), "VITE_IKHOKHA_API_SECRET": "f" * 8 + "0123456789abcdef0123"})
     report = json.loads(run("validate", "--config", project.profile, "--json", "--operator", "carol").out)
     records = [json.loads(x) for x in run("audit", "tail", "--json").out.splitlines()]
@@ -37,7 +37,7 @@ def test_validate_leaves_an_audit_trail_and_an_anchor(run, project: Project) -> 
     assert body["status"] == "OK" and body["head_anchor"] is not None
 
 
-def test_verify_reports_tampering_with_exit_2(run, project: Project) -> None:
+def test_verify_reports_tampering_with_exit_2(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile)
     run("validate", "--config", project.profile)
     log = data_dir() / "audit.log"
@@ -49,7 +49,7 @@ def test_verify_reports_tampering_with_exit_2(run, project: Project) -> None:
     assert result.out.startswith("TAMPERED") and "audit.log:2 (seq 1): MAC mismatch" in result.out
 
 
-def test_truncation_is_caught_with_the_history_anchor(run, project: Project) -> None:
+def test_truncation_is_caught_with_the_history_anchor(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile)
     run("validate", "--config", project.profile)
     log = data_dir() / "audit.log"
@@ -64,7 +64,9 @@ def cut_newest(count: int) -> None:
     log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-count]))
 
 
-def test_cutting_records_written_after_the_last_run_is_caught(run, project: Project, tmp_path: Path) -> None:
+def test_cutting_records_written_after_the_last_run_is_caught(
+    run: Run, project: Project, tmp_path: Path
+) -> None:
     """The records a webhook or runbook wrote after the last run were invisible to history's anchor."""
     run("validate", "--config", project.profile)
     run("init", "--dir", tmp_path)  # an operator action after the run: audited, no history row
@@ -82,7 +84,7 @@ def test_cutting_records_written_after_the_last_run_is_caught(run, project: Proj
 
 @pytest.mark.parametrize("history", ["deleted", "anchor rows edited"])
 def test_truncation_is_caught_even_when_history_is_tampered_with_too(
-    run, project: Project, history: str
+    run: Run, project: Project, history: str
 ) -> None:
     run("validate", "--config", project.profile)
     run("validate", "--config", project.profile)
@@ -100,7 +102,7 @@ def test_truncation_is_caught_even_when_history_is_tampered_with_too(
     assert result.code == 2 and "truncated" in result.out and "first bad seq: 2" in result.out
 
 
-def test_a_cut_log_is_not_papered_over_by_the_next_run(run, project: Project) -> None:
+def test_a_cut_log_is_not_papered_over_by_the_next_run(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile)
     run("validate", "--config", project.profile)
     cut_newest(1)
@@ -111,7 +113,7 @@ def test_a_cut_log_is_not_papered_over_by_the_next_run(run, project: Project) ->
     assert run("audit", "verify").code == 2
 
 
-def test_a_repaired_torn_write_warns_until_acknowledged(run, project: Project) -> None:
+def test_a_repaired_torn_write_warns_until_acknowledged(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile)
     with (data_dir() / "audit.log").open("ab") as handle:
         handle.write(b'{"v":2,"seq":2,"log_id"')  # a crash mid-write
@@ -135,14 +137,14 @@ def test_a_repaired_torn_write_warns_until_acknowledged(run, project: Project) -
     assert "nothing to acknowledge" in run("audit", "ack-repair").out
 
 
-def test_ack_repair_refuses_a_tampered_log(run, project: Project) -> None:
+def test_ack_repair_refuses_a_tampered_log(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile)
     cut_newest(1)
     result = run("audit", "ack-repair")
     assert result.code == 2 and "nothing acknowledged" in result.out
 
 
-def test_head_exports_what_verify_anchor_accepts(run, project: Project) -> None:
+def test_head_exports_what_verify_anchor_accepts(run: Run, project: Project) -> None:
     assert run("audit", "head").code == 3
     run("validate", "--config", project.profile)
     head = run("audit", "head").out.strip()
@@ -158,7 +160,7 @@ def test_head_exports_what_verify_anchor_accepts(run, project: Project) -> None:
     assert run("audit", "verify", "--anchor", head).code == 2
 
 
-def test_explicit_anchor_and_bad_anchor(run, project: Project) -> None:
+def test_explicit_anchor_and_bad_anchor(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile)
     head = json.loads(run("audit", "verify", "--json").out)["head"]
     assert run("audit", "verify", "--anchor", f"{head['seq']}:{head['mac']}").code == 0
@@ -167,7 +169,7 @@ def test_explicit_anchor_and_bad_anchor(run, project: Project) -> None:
     assert bad.code == 3 and "SEQ:MAC" in bad.err
 
 
-def test_tail_filters_and_empty_log(run, project: Project) -> None:
+def test_tail_filters_and_empty_log(run: Run, project: Project) -> None:
     assert "no audit log yet" in run("audit", "tail").err
     project.write_env({**good_env(), "ENFORCE_HTTPS": "false"})
     run("validate", "--config", project.profile)
@@ -176,7 +178,9 @@ def test_tail_filters_and_empty_log(run, project: Project) -> None:
     assert run("audit", "tail", "--since", "soon").code == 3
 
 
-def test_audit_key_lives_outside_the_data_dir_and_is_private(run, project: Project, tmp_path: Path) -> None:
+def test_audit_key_lives_outside_the_data_dir_and_is_private(
+    run: Run, project: Project, tmp_path: Path
+) -> None:
     run("validate", "--config", project.profile)
     key = tmp_path / "home" / "config" / "opsdash" / "audit.key"
     assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
@@ -186,7 +190,7 @@ def test_audit_key_lives_outside_the_data_dir_and_is_private(run, project: Proje
     assert result.code == 3 and "readable by others" in result.err
 
 
-def test_audit_key_from_environment(run, project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_audit_key_from_environment(run: Run, project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSDASH_AUDIT_KEY", "an-operator-supplied-audit-key-000000")
     run("validate", "--config", project.profile)
     assert run("audit", "verify").code == 0
@@ -199,7 +203,7 @@ def test_audit_key_from_environment(run, project: Project, monkeypatch: pytest.M
 
 
 def test_a_lost_key_is_never_silently_replaced(
-    run, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run("validate", "--config", project.profile)
     key = tmp_path / "home" / "config" / "opsdash" / "audit.key"
@@ -220,14 +224,14 @@ def test_a_lost_key_is_never_silently_replaced(
     assert run("audit", "verify").code == 0
 
 
-def test_init_is_audited(run, tmp_path: Path) -> None:
+def test_init_is_audited(run: Run, tmp_path: Path) -> None:
     app = tmp_path / "app"
     app.mkdir()
     run("init", "--dir", app)
     assert "config-init" in run("audit", "tail").out
 
 
-def test_no_canary_in_the_audit_log(run, project: Project) -> None:
+def test_no_canary_in_the_audit_log(run: Run, project: Project) -> None:
     canary = "canary0a1b2c3d4e5f60718293a4b5c6d7e8f9"
     project.write_env(
         {
@@ -259,7 +263,7 @@ def test_follow_prints_appended_records(project: Project) -> None:
         follow.wait(10)
 
 
-def test_an_unreadable_log_is_a_clear_error_not_a_traceback(run, project: Project) -> None:
+def test_an_unreadable_log_is_a_clear_error_not_a_traceback(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile)
     (data_dir() / "audit.log").unlink()
     (data_dir() / "audit.log").mkdir()
@@ -269,7 +273,7 @@ def test_an_unreadable_log_is_a_clear_error_not_a_traceback(run, project: Projec
 
 
 @pytest.mark.parametrize("command", ["validate", "preflight"])
-def test_a_gate_the_audit_log_cannot_record_fails(run, project: Project, command: str) -> None:
+def test_a_gate_the_audit_log_cannot_record_fails(run: Run, project: Project, command: str) -> None:
     """A gate whose record cannot be written exits 3 with the reason instead of passing with a
     warning; a read-only command still answers."""
     data = data_dir()

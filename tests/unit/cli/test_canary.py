@@ -9,12 +9,15 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, good_env
+from opsdash.core.findings import Finding
+from opsdash.core.validators.context import Context
+from tests.conftest import Project, Run, good_env
 from tests.servers import closed_port
 
 
@@ -48,7 +51,7 @@ def _assert_clean(text: str, values: list[str]) -> None:
         assert value[:20] not in text  # not even a recognisable part
 
 
-def test_no_canary_in_any_command_output(run, project: Project, canaries: list[str]) -> None:
+def test_no_canary_in_any_command_output(run: Run, project: Project, canaries: list[str]) -> None:
     outputs = []
     for args in (
         ["validate"],
@@ -84,7 +87,7 @@ def test_no_canary_in_any_command_output(run, project: Project, canaries: list[s
 
 
 def test_no_canary_in_history_database_files(
-    run, project: Project, canaries: list[str], tmp_path: Path
+    run: Run, project: Project, canaries: list[str], tmp_path: Path
 ) -> None:
     assert run("validate", "--config", project.profile).code == 2
     data = tmp_path / "home" / "data" / "opsdash"
@@ -98,11 +101,10 @@ def test_no_canary_in_history_database_files(
 
 @pytest.mark.parametrize("debug", [False, True])
 def test_no_canary_in_forced_error_or_traceback(
-    run, project: Project, canaries: list[str], monkeypatch: pytest.MonkeyPatch, debug: bool
+    run: Run, project: Project, canaries: list[str], monkeypatch: pytest.MonkeyPatch, debug: bool
 ) -> None:
-    def explode(ctx):  # type: ignore[no-untyped-def]
+    def explode(ctx: Context) -> Iterator[Finding]:
         raise RuntimeError(f"bug while comparing {ctx.env.get('IKHOKHA_API_SECRET')}")
-        yield  # pragma: no cover
 
     monkeypatch.setattr("opsdash.core.validators.ALL_CHECKS", (explode,))
     if debug:
@@ -115,7 +117,7 @@ def test_no_canary_in_forced_error_or_traceback(
     _assert_clean(result.out + result.err, canaries)
 
 
-def test_init_reads_names_never_values(run, tmp_path: Path) -> None:
+def test_init_reads_names_never_values(run: Run, tmp_path: Path) -> None:
     app = tmp_path / "app"
     app.mkdir()
     canary = f"canary{secrets.token_hex(12)}"
@@ -141,7 +143,7 @@ echo "reason: {{reason}}"; grep IKHOKHA_API_SECRET .env.production
 """
 
 
-def test_no_canary_from_a_runbook_command_or_parameter(run, project: Project, tmp_path: Path) -> None:
+def test_no_canary_from_a_runbook_command_or_parameter(run: Run, project: Project, tmp_path: Path) -> None:
     """A command that prints the API secret, and the secret typed as a parameter, are masked on the
     terminal, in the session, in history and in the audit log: runbook runs learn the target's
     secrets from its env files first."""
@@ -249,7 +251,7 @@ def _canary(label: str) -> str:
 
 
 @pytest.fixture
-def planted(run, project: Project, canaries: list[str], monkeypatch: pytest.MonkeyPatch) -> Planted:
+def planted(run: Run, project: Project, canaries: list[str], monkeypatch: pytest.MonkeyPatch) -> Planted:
     """The canaries, and more: a secret in the process environment, the userinfo password and
     `?api_key=` of every URL the profile holds, runbook parameters and a note that look like
     secrets, and a previous value of the API secret that history saw before it was rotated away."""
@@ -307,7 +309,7 @@ def _run_leakier(project: Project, planted: Planted) -> subprocess.CompletedProc
     return result
 
 
-def test_no_secret_anywhere_opsdash_writes(run, project: Project, planted: Planted) -> None:
+def test_no_secret_anywhere_opsdash_writes(run: Run, project: Project, planted: Planted) -> None:
     """Every command in every format, the history database, the audit log and a runbook command's
     output file as it was on disk while the command ran: not one planted secret."""
     book = _run_leakier(project, planted)
@@ -315,7 +317,7 @@ def test_no_secret_anywhere_opsdash_writes(run, project: Project, planted: Plant
     assert "IKHOKHA_API_SECRET=" in on_disk and "END-OF-OUTPUT" in on_disk  # the command printed ...
     assert on_disk.count("••••") >= 5  # ... reason, token, the secret, the process env, the old value
     outputs = [book.stdout, book.stderr, on_disk]
-    config = ("--config", project.profile)
+    config: tuple[str | Path, ...] = ("--config", project.profile)
     commands: list[tuple[str | Path, ...]] = [
         *(("validate", *config, *f) for f in ([], ["--json"], ["--verbose"], ["--format", "sarif"])),
         ("validate", *config, "--from-env", "--format", "github"),
@@ -353,7 +355,7 @@ def test_no_secret_anywhere_opsdash_writes(run, project: Project, planted: Plant
             assert value.encode() not in blob, path
 
 
-async def test_no_secret_on_the_dashboard(run, project: Project, planted: Planted) -> None:
+async def test_no_secret_on_the_dashboard(run: Run, project: Project, planted: Planted) -> None:
     """The dashboard, live on the same profile after the runbook ran: every pane's screen."""
     from opsdash.tui.app import OpsdashApp
     from opsdash.tui.panes.health import HealthPane

@@ -9,16 +9,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opsdash.demo import FAULTS
-from tests.conftest import Demo
+from tests.conftest import Demo, Project, Run, json_object
 from tests.waits import read_line
 
 
 @pytest.fixture
-def demo(demo_process: Demo, monkeypatch: pytest.MonkeyPatch, run) -> Iterator[Demo]:  # type: ignore[no-untyped-def]
+def demo(demo_process: Demo, monkeypatch: pytest.MonkeyPatch, run: Run) -> Iterator[Demo]:
     monkeypatch.setenv("OPSDASH_DATA_DIR", str(demo_process.data_dir))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(demo_process.config_home))
     yield demo_process
@@ -26,13 +27,13 @@ def demo(demo_process: Demo, monkeypatch: pytest.MonkeyPatch, run) -> Iterator[D
         run("demo", "fault", fault, "off")
 
 
-def check_json(run, demo: Demo, *names: str) -> tuple[int, dict[str, dict]]:  # type: ignore[no-untyped-def]
+def check_json(run: Run, demo: Demo, *names: str) -> tuple[int, dict[str, dict[str, Any]]]:
     result = run("check", "--config", demo.profile, "--json", *names)
-    report = json.loads(result.out)
+    report = json_object(result.out)
     return result.code, {c["name"]: c for c in report["summary"]["checks"]}
 
 
-def test_healthy_demo_is_ok(run, demo: Demo) -> None:
+def test_healthy_demo_is_ok(run: Run, demo: Demo) -> None:
     code, checks = check_json(run, demo)
     assert code == 0
     assert set(checks) == {
@@ -68,7 +69,7 @@ def test_every_fault_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_CASES))
-def test_each_fault_turns_the_right_check(run, demo: Demo, fault: str) -> None:
+def test_each_fault_turns_the_right_check(run: Run, demo: Demo, fault: str) -> None:
     name, severity, error = FAULT_CASES[fault]
     switched = run("demo", "fault", fault, "on")
     assert switched.code == 0 and fault in switched.out
@@ -79,14 +80,14 @@ def test_each_fault_turns_the_right_check(run, demo: Demo, fault: str) -> None:
     assert check_json(run, demo, name)[0] == 0
 
 
-def test_human_output_has_hint_and_runbook(run, demo: Demo) -> None:
+def test_human_output_has_hint_and_runbook(run: Run, demo: Demo) -> None:
     run("demo", "fault", "credentials-rejected", "on")
     result = run("check", "--config", demo.profile, "ikhokha-api")
     assert result.code == 2
     assert "Credentials rejected" in result.out and "runbook: payment-provider-outage" in result.out
 
 
-def test_results_go_to_history(run, demo: Demo) -> None:
+def test_results_go_to_history(run: Run, demo: Demo) -> None:
     from opsdash.storage.history import History
 
     run("check", "--config", demo.profile, "app-port")
@@ -95,19 +96,19 @@ def test_results_go_to_history(run, demo: Demo) -> None:
     assert latest["app-port"].severity == "OK"
 
 
-def test_unknown_check_name_and_fault_are_clear_errors(run, demo: Demo) -> None:
+def test_unknown_check_name_and_fault_are_clear_errors(run: Run, demo: Demo) -> None:
     result = run("check", "--config", demo.profile, "no-such-check")
     assert result.code == 3 and "no check named no-such-check" in result.err and "app-health" in result.err
     assert run("demo", "fault", "volcano", "on").code == 3
 
 
-def test_listing_faults_shows_their_state(run, demo: Demo) -> None:
+def test_listing_faults_shows_their_state(run: Run, demo: Demo) -> None:
     run("demo", "fault", "app-down", "on")
     listing = run("demo", "fault").out
     assert "on   app-down" in listing and "off  provider-down" in listing
 
 
-def test_no_demo_running_is_a_clear_error(run) -> None:
+def test_no_demo_running_is_a_clear_error(run: Run) -> None:
     result = run("demo", "fault", "app-down", "on")
     assert result.code == 3 and "no running demo" in result.err
 
@@ -130,12 +131,12 @@ def test_watch_json_lines_show_sustained_state(demo: Demo) -> None:
     assert proc.returncode == 0
 
 
-def test_no_checks_in_profile(run, project) -> None:  # type: ignore[no-untyped-def]
+def test_no_checks_in_profile(run: Run, project: Project) -> None:
     result = run("check", "--config", project.profile)
     assert result.code == 3 and "no [[checks]]" in result.err
 
 
-def test_no_demo_secret_in_check_output_or_history(run, demo: Demo) -> None:
+def test_no_demo_secret_in_check_output_or_history(run: Run, demo: Demo) -> None:
     env_file = demo.profile.with_name(".env.production")
     secrets = [
         line.split("=", 1)[1]
@@ -165,7 +166,7 @@ def test_demo_checks_mirror_the_example_profile(demo_process: Demo) -> None:
     assert demo.deploy.rollback_runbook == example.deploy.rollback_runbook
 
 
-def test_a_hostile_health_body_is_shown_not_obeyed(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_hostile_health_body_is_shown_not_obeyed(run: Run, tmp_path: Path) -> None:
     """A body that would clear the screen, write the clipboard and style itself reaches the operator
     as visible text in `opsdash check`; the JSON output keeps it exact."""
     import asyncio

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Demo, Project
+from tests.conftest import Demo, Project, Run
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def elsewhere(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_data_commands_follow_the_profile_from_another_directory(
-    run, project: Project, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, project: Project, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     report = json.loads(run("validate", "--config", "opsdash.toml", "--json").out)
     data = project.root / "ops-data"
@@ -51,7 +51,7 @@ def test_data_commands_follow_the_profile_from_another_directory(
 
 
 def test_demo_fault_reaches_the_demo_through_its_profile(
-    run, demo_process: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, demo_process: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The demo writes its data directory into its profile, so `demo fault --config` finds it from
     any directory and any shell (one without the demo's OPSDASH_DATA_DIR)."""
@@ -73,14 +73,14 @@ def test_demo_fault_reaches_the_demo_through_its_profile(
     assert any(json.loads(x)["action"] == "demo-fault" for x in tail)
 
 
-def test_demo_fault_without_the_demos_data_dir_says_where_it_looked(run, tmp_path: Path) -> None:
+def test_demo_fault_without_the_demos_data_dir_says_where_it_looked(run: Run, tmp_path: Path) -> None:
     result = run("demo", "fault", "app-down", "on")
     assert result.code == 3 and "opsdash demo" in result.err
 
 
 def test_the_top_level_config_reaches_the_command(
-    run, project: Project, elsewhere: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    run: Run, project: Project, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(elsewhere)
     result = run("--config", project.profile, "validate", "--json")
     assert result.code == 0, result.err
@@ -116,7 +116,7 @@ def test_a_reader_that_stops_reading_does_not_change_the_verdict(demo_process: D
 
 
 def test_history_reads_through_a_profile_broken_elsewhere(
-    run, project: Project, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, project: Project, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """During an incident someone breaks the target section of the profile: the history must still
     be readable (it needs only [opsdash] data_dir), while the commands that use the target still
@@ -134,7 +134,7 @@ def test_history_reads_through_a_profile_broken_elsewhere(
 
 
 def test_history_with_an_unreadable_data_dir_setting_names_the_file(
-    run, project: Project, elsewhere: Path
+    run: Run, project: Project, elsewhere: Path
 ) -> None:
     profile = project.profile
     profile.write_text(profile.read_text().replace('data_dir = "ops-data"', "data_dir = 5", 1))

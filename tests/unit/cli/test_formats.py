@@ -22,7 +22,7 @@ import pytest
 from opsdash.core.findings import Report, Severity
 from opsdash.demo import FAULTS
 from opsdash.demo.control import set_fault
-from tests.conftest import Demo, Project, plan_shaped_env
+from tests.conftest import Demo, Project, Run, plan_shaped_env
 
 ESC = "\x1b"
 
@@ -46,7 +46,7 @@ def sarif_validator() -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
-def test_validate_sarif_is_valid_and_points_at_the_env_file_line(run, plan_shaped: Project) -> None:
+def test_validate_sarif_is_valid_and_points_at_the_env_file_line(run: Run, plan_shaped: Project) -> None:
     result = run("validate", "--config", plan_shaped.profile, "--format", "sarif")
     assert result.code == 2  # the gate's exit code, whatever the format
     log = json.loads(result.out)
@@ -63,13 +63,13 @@ def test_validate_sarif_is_valid_and_points_at_the_env_file_line(run, plan_shape
     assert named == exposed[0]["properties"]["subject"] and named.startswith("VITE_")
 
 
-def test_broken_sarif_fails_the_schema(run, plan_shaped: Project) -> None:
+def test_broken_sarif_fails_the_schema(run: Run, plan_shaped: Project) -> None:
     log = json.loads(run("validate", "--config", plan_shaped.profile, "--format", "sarif").out)
     log["runs"][0]["results"][0]["level"] = "catastrophic"
     assert list(sarif_validator().iter_errors(log))
 
 
-def test_github_annotations(run, plan_shaped: Project) -> None:
+def test_github_annotations(run: Run, plan_shaped: Project) -> None:
     out = run("validate", "--config", plan_shaped.profile, "--format", "github").out.splitlines()
     assert out and all(re.match(r"^::(error|warning|notice) [^:]*::\S", line) for line in out)
     exposed = next(line for line in out if "secret-client-exposed" in line)
@@ -78,13 +78,13 @@ def test_github_annotations(run, plan_shaped: Project) -> None:
     )
 
 
-def test_json_and_a_machine_format_cannot_both_be_asked(run, plan_shaped: Project) -> None:
+def test_json_and_a_machine_format_cannot_both_be_asked(run: Run, plan_shaped: Project) -> None:
     result = run("validate", "--config", plan_shaped.profile, "--json", "--format", "sarif")
     assert result.code == 3 and "pick one" in result.err
 
 
 def test_check_junit_and_nagios_against_the_demo(
-    run, demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPSDASH_DATA_DIR", str(tmp_path / "data"))
     set_fault(demo.data_dir, "app-down", True)
@@ -146,7 +146,9 @@ def test_no_color_is_honoured_on_a_terminal(plan_shaped: Project) -> None:
     assert "rollback" in listed and ESC not in listed
 
 
-def test_tables_fit_a_60_column_terminal(run, plan_shaped: Project, demo: Demo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_tables_fit_a_60_column_terminal(
+    run: Run, plan_shaped: Project, demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "60")
     run("validate", "--config", plan_shaped.profile)
     for args in (
@@ -162,7 +164,7 @@ def test_tables_fit_a_60_column_terminal(run, plan_shaped: Project, demo: Demo, 
     assert "app-health" in checks and "ikhokha-api" in checks  # names are never cut
 
 
-def test_escape_sequences_from_an_env_value_are_shown_not_run(run, project: Project) -> None:
+def test_escape_sequences_from_an_env_value_are_shown_not_run(run: Run, project: Project) -> None:
     project.write_env(
         {
             **dict(line.split("=", 1) for line in project.env_file.read_text().splitlines() if "=" in line),

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import EXAMPLE_PROFILE, env_text, good_env
+from opsdash.demo import env_text
+from tests.conftest import EXAMPLE_PROFILE, good_env
 
 CORE_IMPORTS = """
 import importlib, pkgutil, sys

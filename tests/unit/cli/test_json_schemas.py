@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from opsdash.cli.schemas import render, schemas
 from opsdash.demo import FAULTS
 from opsdash.demo.control import set_fault
-from tests.conftest import ROOT, Demo, Project, good_env
+from tests.conftest import ROOT, Demo, Project, Run, good_env, json_object
 
 SCHEMAS = ROOT / "docs" / "schemas"
 STEMS = {
@@ -102,6 +102,7 @@ def test_every_output_has_a_valid_published_schema() -> None:
     assert {p.name.removesuffix(".schema.json") for p in SCHEMAS.glob("*.schema.json")} == STEMS
     for stem in STEMS:
         schema = validator(stem).schema
+        assert isinstance(schema, dict)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert schema["$id"] == f"urn:opsdash:schema:v1:{stem}"
         assert "opsdash" in schema["description"] and schema["title"].startswith("opsdash")
@@ -130,9 +131,9 @@ def test_schemas_module_imports_no_ui_or_storage_library() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_the_validator_rejects_wrong_types_missing_keys_and_strays(run, project: Project) -> None:
+def test_the_validator_rejects_wrong_types_missing_keys_and_strays(run: Run, project: Project) -> None:
     project.write_env({**good_env(), "ENFORCE_HTTPS": "false"})
-    report = json.loads(run("validate", "--config", project.profile, "--json", "--no-history").out)
+    report = json_object(run("validate", "--config", project.profile, "--json", "--no-history").out)
     assert not problems("report", report)
 
     def broken(change: Any) -> dict[str, Any]:
@@ -158,7 +159,7 @@ def test_the_validator_rejects_wrong_types_missing_keys_and_strays(run, project:
 # ---------------------------------------------------------------- validate, config
 
 
-def test_validate_report(run, project: Project) -> None:
+def test_validate_report(run: Run, project: Project) -> None:
     project.write_env({**good_env(), "ENFORCE_HTTPS": "false"})
     result = run("validate", "--config", project.profile, "--json")
     report = valid("report", result.out)
@@ -167,7 +168,7 @@ def test_validate_report(run, project: Project) -> None:
     assert report["summary"]["variables"] > 0 and "checks" not in report["summary"]
 
 
-def test_config_show_and_validate(run, project: Project, tmp_path: Path) -> None:
+def test_config_show_and_validate(run: Run, project: Project, tmp_path: Path) -> None:
     rows = valid("config-show", run("config", "show", "--config", project.profile, "--json").out)
     assert {"key": "target.name", "value": "BetaSkill"}.items() <= next(
         r for r in rows if r["key"] == "target.name"
@@ -190,7 +191,7 @@ def test_config_show_and_validate(run, project: Project, tmp_path: Path) -> None
 # ---------------------------------------------------------------- history
 
 
-def test_history_list_show_and_diff(run, project: Project) -> None:
+def test_history_list_show_and_diff(run: Run, project: Project) -> None:
     env = good_env()
     project.write_env(env)
     run("validate", "--config", project.profile)
@@ -218,7 +219,7 @@ def test_history_list_show_and_diff(run, project: Project) -> None:
 
 
 def test_runbook_session_in_history_and_runbook_list(
-    run, project: Project, monkeypatch: pytest.MonkeyPatch
+    run: Run, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     books = project.root / "runbooks"
     books.mkdir()
@@ -250,7 +251,7 @@ def test_runbook_session_in_history_and_runbook_list(
 # ---------------------------------------------------------------- webhooks
 
 
-def test_webhook_sign_and_verify(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhook_sign_and_verify(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOK_SECRET", "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtMDAwMDAwMDA=")
     body = tmp_path / "callback.json"
     body.write_bytes(b'{"paylinkID":"pl_123","status":"SUCCESS"}')
@@ -279,7 +280,7 @@ def test_webhook_sign_and_verify(run, tmp_path: Path, monkeypatch: pytest.Monkey
 # ---------------------------------------------------------------- audit
 
 
-def test_audit_tail_and_verify(run, project: Project) -> None:
+def test_audit_tail_and_verify(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile, "--operator", "carol")
     records = valid_lines("audit-tail", run("audit", "tail", "--json").out)
     assert [r["action"] for r in records] == ["genesis", "validate"]
@@ -303,7 +304,7 @@ def test_audit_tail_and_verify(run, project: Project) -> None:
 # ---------------------------------------------------------------- against the demo
 
 
-def test_check_report_and_watch_lines(run, demo: Demo) -> None:
+def test_check_report_and_watch_lines(run: Run, demo: Demo) -> None:
     set_fault(demo.data_dir, "app-down", True)
     result = run("check", "--config", demo.profile, "--json")
     report = valid("report", result.out)
@@ -322,7 +323,7 @@ def test_check_report_and_watch_lines(run, demo: Demo) -> None:
     assert all(x["sustained"] == "OK" for x in lines if x["name"] == "app-port")
 
 
-def test_preflight_and_verify_deploy(run, demo: Demo) -> None:
+def test_preflight_and_verify_deploy(run: Run, demo: Demo) -> None:
     run("preflight", "--config", demo.profile)  # warns (no green run yet): not a baseline
     go = run("preflight", "--config", demo.profile, "--json")
     green = valid("gate-report", go.out)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_PROFILE, Project, env_text, good_env, plan_shaped_env
+from opsdash.demo import env_text
+from tests.conftest import EXAMPLE_PROFILE, Project, Run, good_env, plan_shaped_env
 
 
-def test_plan_shaped_env_is_critical_and_prints_no_secret(run, project: Project, tmp_path: Path) -> None:
+def test_plan_shaped_env_is_critical_and_prints_no_secret(run: Run, project: Project, tmp_path: Path) -> None:
     env = plan_shaped_env()
     env_file = tmp_path / "plan.env"
     env_file.write_text(env_text(env))
@@ -27,14 +28,14 @@ def test_plan_shaped_env_is_critical_and_prints_no_secret(run, project: Project,
             assert value not in result.out + result.err
 
 
-def test_correct_production_env_exits_zero(run, project: Project) -> None:
+def test_correct_production_env_exits_zero(run: Run, project: Project) -> None:
     result = run("validate", "--config", project.profile, "--env-file", project.env_file)
     assert result.code == 0, result.out
     assert result.out.startswith("OK")
     assert "no findings" in result.out
 
 
-def test_json_report_schema(run, project: Project) -> None:
+def test_json_report_schema(run: Run, project: Project) -> None:
     project.write_env({**good_env(), "VITE_NODE_ENV": "staging"})
     result = run("validate", "--config", project.profile, "--json")
     assert result.code == 2
@@ -57,7 +58,7 @@ def test_json_report_schema(run, project: Project) -> None:
     assert finding["runbook"] == "pre-deploy-checklist"
 
 
-def test_human_output_groups_by_category_with_verdict_first(run, project: Project) -> None:
+def test_human_output_groups_by_category_with_verdict_first(run: Run, project: Project) -> None:
     project.write_env(
         {**good_env(), "VITE_IKHOKHA_TEST_MODE": "true", "PAYMENT_CANCEL_URL": "http://x.test/"}
     )
@@ -68,7 +69,7 @@ def test_human_output_groups_by_category_with_verdict_first(run, project: Projec
     assert "test-mode-enabled" in result.out and "fix:" in result.out
 
 
-def test_warn_exits_one_and_fail_on_crit_lets_it_pass(run, project: Project) -> None:
+def test_warn_exits_one_and_fail_on_crit_lets_it_pass(run: Run, project: Project) -> None:
     project.write_env({**good_env(), "MONITORING_ENABLED": "false"})
     assert run("validate", "--config", project.profile).code == 1
     assert run("validate", "--config", project.profile, "--fail-on", "crit").code == 0
@@ -76,7 +77,9 @@ def test_warn_exits_one_and_fail_on_crit_lets_it_pass(run, project: Project) -> 
     assert run("validate", "--config", project.profile, "--fail-on", "crit").code == 2
 
 
-def test_from_env_reads_process_environment(run, project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_from_env_reads_process_environment(
+    run: Run, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = good_env()
     project.write_env({k: v for k, v in env.items() if k != "IKHOKHA_API_SECRET"})
     assert run("validate", "--config", project.profile).code == 2
@@ -85,12 +88,14 @@ def test_from_env_reads_process_environment(run, project: Project, monkeypatch: 
     assert run("validate", "--config", project.profile, "--from-env").code == 0
 
 
-def test_config_found_in_current_directory(run, project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_found_in_current_directory(
+    run: Run, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(project.root)
     assert run("validate").code == 0
 
 
-def test_no_config_anywhere_is_a_clear_error(run) -> None:
+def test_no_config_anywhere_is_a_clear_error(run: Run) -> None:
     result = run("validate")
     assert result.code == 3
     assert "no configuration found" in result.err and "opsdash init" in result.err
@@ -135,7 +140,7 @@ BAD_PROFILES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_PROFILES))
-def test_bad_profile_exits_3_with_file_and_line(run, tmp_path: Path, case: str) -> None:
+def test_bad_profile_exits_3_with_file_and_line(run: Run, tmp_path: Path, case: str) -> None:
     text, where, words = BAD_PROFILES[case]
     path = tmp_path / "opsdash.toml"
     path.write_text(text)
@@ -148,7 +153,7 @@ def test_bad_profile_exits_3_with_file_and_line(run, tmp_path: Path, case: str) 
     assert "Traceback" not in result.err
 
 
-def test_bad_env_files_exit_3_naming_the_file(run, project: Project, tmp_path: Path) -> None:
+def test_bad_env_files_exit_3_naming_the_file(run: Run, project: Project, tmp_path: Path) -> None:
     binary = tmp_path / "binary.env"
     binary.write_bytes(b"A=1\nB=\x00\x01\x02\n")
     latin1 = tmp_path / "latin1.env"
@@ -166,14 +171,14 @@ def test_bad_env_files_exit_3_naming_the_file(run, project: Project, tmp_path: P
         assert "Traceback" not in result.err and result.out == ""
 
 
-def test_usage_errors_exit_3(run, project: Project) -> None:
+def test_usage_errors_exit_3(run: Run, project: Project) -> None:
     result = run("validate", "--config", project.profile, "--fail-on", "sometimes")
     assert result.code == 3
     assert "Invalid value for '--fail-on'" in result.err
     assert run("no-such-command").code == 3
 
 
-def test_help_answers_questions(run) -> None:
+def test_help_answers_questions(run: Run) -> None:
     result = run("validate", "--help")
     assert result.code == 0
     assert "--env-file" in result.out and "--from-env" in result.out and "Exit codes" in result.out

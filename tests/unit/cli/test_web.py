@@ -219,7 +219,8 @@ class DevTools:
             answer: dict[str, Any] = json.loads(message.data)
             if answer.get("id") == self.last:  # events in between are not asked for here
                 assert "error" not in answer, answer
-                return answer["result"]
+                result: dict[str, Any] = answer["result"]
+                return result
         raise AssertionError(f"the browser went away during {method}")
 
     async def screen(self) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, good_env
+from tests.conftest import Project, Run, good_env
 
 NOW = "1764150000"
 
@@ -26,13 +26,13 @@ def secret_env(monkeypatch: pytest.MonkeyPatch) -> str:
     return "HOOK_SECRET"
 
 
-def headers_of(run, *args: str) -> list[str]:  # type: ignore[no-untyped-def]
+def headers_of(run: Run, *args: str) -> list[str]:
     result = run("webhook", "sign", *args)
     assert result.code == 0, result.err
     return [f"--header={line}" for line in result.out.splitlines()]
 
 
-def test_sign_then_verify_round_trip(run, body: Path, secret_env: str) -> None:
+def test_sign_then_verify_round_trip(run: Run, body: Path, secret_env: str) -> None:
     common = ["--scheme", "standard", "--secret-env", secret_env, "--body", str(body)]
     headers = headers_of(run, *common, "--timestamp", NOW, "--id", "msg_42")
     result = run("webhook", "verify", *common, *headers, "--now", NOW, "--json")
@@ -43,7 +43,7 @@ def test_sign_then_verify_round_trip(run, body: Path, secret_env: str) -> None:
     assert replay.code == 2 and "[replayed]" in replay.out
 
 
-def test_profile_scheme_for_betaskill(run, project: Project, body: Path) -> None:
+def test_profile_scheme_for_betaskill(run: Run, project: Project, body: Path) -> None:
     env = good_env()
     project.write_env(env)
     common = ["--config", str(project.profile), "--body", str(body)]
@@ -59,7 +59,7 @@ def test_profile_scheme_for_betaskill(run, project: Project, body: Path) -> None
     assert env["IKHOKHA_WEBHOOK_SECRET"] not in result.out + result.err
 
 
-def test_stale_and_future_with_now(run, body: Path, secret_env: str) -> None:
+def test_stale_and_future_with_now(run: Run, body: Path, secret_env: str) -> None:
     common = ["--scheme", "stripe", "--secret-env", secret_env, "--body", str(body)]
     headers = headers_of(run, *common, "--timestamp", NOW)
     stale = run("webhook", "verify", *common, *headers, "--now", str(int(NOW) + 900))
@@ -68,7 +68,9 @@ def test_stale_and_future_with_now(run, body: Path, secret_env: str) -> None:
     assert future.code == 2 and "[from-the-future]" in future.out
 
 
-def test_failures_are_audited_and_a_burst_alerts_once_per_window(run, body: Path, secret_env: str) -> None:
+def test_failures_are_audited_and_a_burst_alerts_once_per_window(
+    run: Run, body: Path, secret_env: str
+) -> None:
     args = [
         "webhook",
         "verify",
@@ -102,7 +104,7 @@ def test_failures_are_audited_and_a_burst_alerts_once_per_window(run, body: Path
     assert sum(1 for e in events if e["action"] == "alert") == 2
 
 
-def test_usage_errors(run, body: Path, secret_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_usage_errors(run: Run, body: Path, secret_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     bad_header = run(
         "webhook",
         "verify",
@@ -126,18 +128,18 @@ def test_usage_errors(run, body: Path, secret_env: str, monkeypatch: pytest.Monk
     assert no_secret.code == 3 and "--secret-env" in no_secret.err
 
 
-def test_no_option_takes_a_secret_value(run) -> None:
+def test_no_option_takes_a_secret_value(run: Run) -> None:
     for command in ("verify", "sign"):
         help_text = run("webhook", command, "--help").out
         assert "--secret-env" in help_text and "--secret " not in help_text
 
 
-def _security_events(run) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def _security_events(run: Run) -> list[dict[str, object]]:
     out = run("audit", "tail", "-n", "100", "--json", "--kind", "security_event").out
     return [json.loads(line) for line in out.splitlines()]
 
 
-def test_malformed_timestamps_are_rejected_audited_and_counted(run, body: Path, secret_env: str) -> None:
+def test_malformed_timestamps_are_rejected_audited_and_counted(run: Run, body: Path, secret_env: str) -> None:
     # t=² used to end in "internal error": unaudited, uncounted, so a sender could stay out of the log
     args = ["webhook", "verify", "--scheme", "stripe", "--secret-env", secret_env, "--body", str(body)]
     args += ["--header", "Stripe-Signature: t=²,v1=" + "0" * 64, "--source-ip", "198.51.100.7"]
@@ -153,7 +155,7 @@ def test_malformed_timestamps_are_rejected_audited_and_counted(run, body: Path, 
     assert len(failed) == 5 and {e["subject"] for e in failed} == {"198.51.100.7"}
 
 
-def test_a_non_ascii_app_id_is_rejected_and_audited(run, project: Project, body: Path) -> None:
+def test_a_non_ascii_app_id_is_rejected_and_audited(run: Run, project: Project, body: Path) -> None:
     common = ["--config", str(project.profile), "--body", str(body)]
     result = run(
         "webhook", "verify", *common, "--header", "IK-APPID: ÏKHOKHA", "--header", "IK-SIGN: " + "0" * 64
@@ -162,7 +164,7 @@ def test_a_non_ascii_app_id_is_rejected_and_audited(run, project: Project, body:
     assert [e["outcome"] for e in _security_events(run)] == ["app-id-mismatch"]
 
 
-def test_now_nan_is_refused_and_later_rejections_still_work(run, body: Path, secret_env: str) -> None:
+def test_now_nan_is_refused_and_later_rejections_still_work(run: Run, body: Path, secret_env: str) -> None:
     args = ["webhook", "verify", "--scheme", "github", "--secret-env", secret_env, "--body", str(body)]
     args += ["--header", "X-Hub-Signature-256: sha256=" + "0" * 64, "--source-ip", "198.51.100.9"]
     for value in ("nan", "inf", "-inf"):
@@ -175,7 +177,7 @@ def test_now_nan_is_refused_and_later_rejections_still_work(run, body: Path, sec
 
 
 def test_an_app_id_variable_named_but_unset_is_a_config_error(
-    run, project: Project, body: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, project: Project, body: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = good_env()
     del env["IKHOKHA_API_KEY"]
@@ -197,7 +199,7 @@ def test_an_app_id_variable_named_but_unset_is_a_config_error(
     ],
 )
 def test_a_template_or_path_mistake_is_a_config_error_not_a_failure_per_delivery(
-    run, project: Project, body: Path, line: str, problem: str
+    run: Run, project: Project, body: Path, line: str, problem: str
 ) -> None:
     text = project.profile.read_text()
     text = text.replace('path = "/api/payments/ikhokha/webhook"\n', "") if line.startswith("path") else text
@@ -209,7 +211,7 @@ def test_a_template_or_path_mistake_is_a_config_error_not_a_failure_per_delivery
     assert result.code == 3 and problem in result.err and "internal error" not in result.err
 
 
-def test_a_url_for_path_is_refused(run, body: Path, secret_env: str) -> None:
+def test_a_url_for_path_is_refused(run: Run, body: Path, secret_env: str) -> None:
     args = ["webhook", "verify", "--scheme", "ikhokha", "--secret-env", secret_env, "--body", str(body)]
     result = run(*args, "--path", "https://app.betaskill.com/api/payments/ikhokha/webhook")
     assert (
@@ -219,7 +221,9 @@ def test_a_url_for_path_is_refused(run, body: Path, secret_env: str) -> None:
     )
 
 
-def test_a_verdict_the_audit_log_cannot_record_is_not_returned(run, project: Project, body: Path) -> None:
+def test_a_verdict_the_audit_log_cannot_record_is_not_returned(
+    run: Run, project: Project, body: Path
+) -> None:
     """A rejection nobody can audit was returned as if recorded: now the verification fails (exit
     3) and says why, in every format, and a machine reader gets no verdict to act on."""
     data = Path(os.environ["OPSDASH_DATA_DIR"])
@@ -235,7 +239,9 @@ def test_a_verdict_the_audit_log_cannot_record_is_not_returned(run, project: Pro
 
 
 @pytest.mark.parametrize("timestamp", ["100000000000000000000", "-1", "1e20"])
-def test_sign_refuses_a_timestamp_no_receiver_reads(run, body: Path, secret_env: str, timestamp: str) -> None:
+def test_sign_refuses_a_timestamp_no_receiver_reads(
+    run: Run, body: Path, secret_env: str, timestamp: str
+) -> None:
     result = run(
         "webhook",
         "sign",

@@ -28,7 +28,7 @@ from opsdash.core.secrets import entropy_bits_per_char
 from opsdash.core.validators import bundle, credentials, validate
 from opsdash.core.validators.context import Context
 from opsdash.ops.config import load_config
-from tests.conftest import EXAMPLE_PROFILE
+from tests.conftest import EXAMPLE_PROFILE, Run
 
 PROFILE = Profile.model_validate({"target": {"name": "ShopFront", "base_url": "https://shop.example.com"}})
 
@@ -339,7 +339,7 @@ def test_a_fifo_named_like_a_script_does_not_hang_the_scan(tmp_path: Path) -> No
     assert client.evidence["bundle"] == "found in the bundle"
 
 
-def test_validate_cli_names_file_and_encoding_and_prints_no_secret(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_validate_cli_names_file_and_encoding_and_prints_no_secret(run: Run, tmp_path: Path) -> None:
     exposed = secrets.token_urlsafe(24)
     encoded = base64.b64encode(exposed.encode()).decode()
     profile = write_project(

@@ -14,20 +14,22 @@ import pytest
 from opsdash.core.findings import Finding, Severity
 from opsdash.core.rules import RULES
 from opsdash.core.validators import validate
+from opsdash.demo import env_text
 from opsdash.ops.config import load_config
-from tests.conftest import Project, env_text, fake_secret, good_env
+from tests.conftest import Project, fake_secret, good_env
 
 Setup = Callable[[Project, dict[str, str]], str | dict[str, str]]
+EnvSetup = Callable[[Project, dict[str, str]], dict[str, str]]  # a Setup that edits the variables only
 
 
-def _set(**changes: str) -> Setup:
+def _set(**changes: str) -> EnvSetup:
     def setup(_project: Project, env: dict[str, str]) -> dict[str, str]:
         return {**env, **changes}
 
     return setup
 
 
-def _drop(*keys: str) -> Setup:
+def _drop(*keys: str) -> EnvSetup:
     def setup(_project: Project, env: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in env.items() if k not in keys}
 
@@ -83,7 +85,7 @@ def _development(same: bool) -> Setup:
 
 def _process_env_supplies(key: str) -> Setup:
     def setup(project: Project, env: dict[str, str]) -> dict[str, str]:
-        project.process_env = {key: env[key], "PATH": "/usr/bin"}  # type: ignore[attr-defined]
+        project.process_env = {key: env[key], "PATH": "/usr/bin"}
         return {k: v for k, v in env.items() if k != key}
 
     return setup
@@ -183,8 +185,7 @@ def _run_case(project: Project, setup: Setup) -> list[Finding]:
     env = setup(project, good_env())
     project.write_env(env)
     profile = load_config(project.profile).profile
-    process_env = getattr(project, "process_env", None)
-    run = validate(profile, from_env=process_env is not None, process_env=process_env)
+    run = validate(profile, from_env=project.process_env is not None, process_env=project.process_env)
     return list(run.report.findings)
 
 

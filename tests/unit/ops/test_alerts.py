@@ -5,7 +5,6 @@ Alertmanager's v2 shape, re-posted while the alert is open and ended when it res
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import AlertChannel
 from opsdash.ops.alerts import ALERTMANAGER_RESEND, AlertDispatcher
 from opsdash.ops.base import Ops
-from tests.conftest import Demo
+from tests.conftest import Demo, Run
+from tests.servers import assert_postable_alert
 
 T0 = 1_800_000_000.0
 PROFILE = """
@@ -54,9 +54,6 @@ start = "{start}"
 end = "{end}"
 reason = "maintenance window"
 """
-# Alertmanager's v2 OpenAPI: postableAlert = labels (required), annotations, startsAt, endsAt, generatorURL
-POSTABLE_ALERT_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def iso(at: float) -> str:
@@ -200,12 +197,7 @@ def test_alertmanager_gets_its_v2_shape_refreshes_and_an_end(tmp_path: Path) -> 
     assert len(posts) == 3
     for post in posts:
         assert isinstance(post, list) and len(post) == 1
-        alert = post[0]
-        assert set(alert) <= POSTABLE_ALERT_FIELDS and "labels" in alert
-        assert all(LABEL_NAME.match(k) and isinstance(v, str) for k, v in alert["labels"].items())
-        assert all(isinstance(v, str) for v in alert["annotations"].values())
-        for field in ("startsAt", "endsAt"):
-            datetime.fromisoformat(alert[field])
+        assert_postable_alert(post[0])
     firing, refresh, resolved = (p[0] for p in posts)
     assert firing["labels"] == {
         "alertname": "check-critical",
@@ -243,7 +235,7 @@ def _open_gate_alerts(profile: Path) -> list[str]:
     [("app-down", ["validate"], "check"), ("env-plan-shaped", ["check"], "validate")],
 )
 def test_a_no_go_preflight_alert_resolves_once_its_causes_are_gone(
-    run, demo_process: Demo, fault: str, not_yet: list[str], clears: str
+    run: Run, demo_process: Demo, fault: str, not_yet: list[str], clears: str
 ) -> None:
     """The header stayed NO-GO after recovery until someone ran preflight again: now a later sweep
     (for a failing check) or validation (for an environment finding) that shows every blocking

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from opsdash.core.errors import ConfigError
 from opsdash.ops.config import load_config, load_settings, locate
-from tests.conftest import EXAMPLE_PROFILE, Project
+from tests.conftest import EXAMPLE_PROFILE, Project, Run
 
 
 def test_example_profile_loads_with_betaskill_variables() -> None:
@@ -25,14 +25,18 @@ def test_example_profile_loads_with_betaskill_variables() -> None:
     assert profile.env.files == [EXAMPLE_PROFILE.parent / ".env.production"]  # relative to the profile
 
 
-def test_config_search_order(run, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_search_order(
+    run: Run, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user_config = tmp_path / "home" / "config" / "opsdash"
     user_config.mkdir(parents=True)
     (user_config / "opsdash.toml").write_text(project.profile.read_text().replace("BetaSkill", "FromUserDir"))
 
     def target_name() -> str:
         rows = json.loads(run("config", "show", "--json").out)
-        return next(r["value"] for r in rows if r["key"] == "target.name")
+        value = next(r["value"] for r in rows if r["key"] == "target.name")
+        assert isinstance(value, str)
+        return value
 
     assert target_name() == "FromUserDir"
     monkeypatch.chdir(project.root)  # ./opsdash.toml wins over the user config dir
@@ -62,7 +66,7 @@ def test_bad_setting_from_environment_names_the_variable(monkeypatch: pytest.Mon
 
 
 def test_config_show_names_sources_and_masks_the_audit_key(
-    run, project: Project, monkeypatch: pytest.MonkeyPatch
+    run: Run, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPSDASH_AUDIT_KEY", "an-audit-key-that-must-not-show")
     rows = {r["key"]: r for r in json.loads(run("config", "show", "--config", project.profile, "--json").out)}
@@ -78,7 +82,7 @@ def test_config_show_names_sources_and_masks_the_audit_key(
     assert "an-audit-key" not in text
 
 
-def test_config_validate_lists_every_problem(run, tmp_path: Path) -> None:
+def test_config_validate_lists_every_problem(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "opsdash.toml"
     path.write_text(
         '[target]\nname = "x"\nbase_url = "https://a.example.com"\n[env]\nrequird = []\n'
@@ -92,13 +96,13 @@ def test_config_validate_lists_every_problem(run, tmp_path: Path) -> None:
     assert any(f"{path}:8:" in line and "history_retention_days" in line for line in lines)
 
 
-def test_config_validate_accepts_the_example(run) -> None:
+def test_config_validate_accepts_the_example(run: Run) -> None:
     result = run("config", "validate", "--config", EXAMPLE_PROFILE)
     assert result.code == 0
     assert "valid profile for BetaSkill" in result.out
 
 
-def test_config_schema_is_json_schema_of_the_file(run) -> None:
+def test_config_schema_is_json_schema_of_the_file(run: Run) -> None:
     schema = json.loads(run("config", "schema").out)
     from opsdash.ops.config import ConfigFile
 
@@ -116,7 +120,7 @@ def test_locate_finds_array_tables_and_dotted_keys() -> None:
     assert locate(text, ("target", "base_url"), exact=True) is None
 
 
-def test_init_writes_a_valid_profile_from_a_vite_project(run, tmp_path: Path) -> None:
+def test_init_writes_a_valid_profile_from_a_vite_project(run: Run, tmp_path: Path) -> None:
     app = tmp_path / "betaskill-web"
     app.mkdir()
     (app / "vite.config.ts").write_text("export default {}\n")
@@ -147,7 +151,7 @@ def test_init_writes_a_valid_profile_from_a_vite_project(run, tmp_path: Path) ->
     assert "secret-client-exposed" in run("validate", "--config", app / "opsdash.toml").out
 
 
-def test_init_refuses_to_overwrite(run, tmp_path: Path) -> None:
+def test_init_refuses_to_overwrite(run: Run, tmp_path: Path) -> None:
     (tmp_path / "opsdash.toml").write_text("# mine\n")
     result = run("init", "--dir", tmp_path)
     assert result.code == 3
@@ -156,7 +160,7 @@ def test_init_refuses_to_overwrite(run, tmp_path: Path) -> None:
     assert run("init", "--dir", tmp_path, "--force").code == 0
 
 
-def test_config_validate_rejects_conditions_gatus_would_not_understand(run, tmp_path: Path) -> None:
+def test_config_validate_rejects_conditions_gatus_would_not_understand(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "opsdash.toml"
     path.write_text(
         '[target]\nname = "x"\nbase_url = "https://a.example.com"\n'
@@ -180,7 +184,7 @@ def test_config_validate_rejects_conditions_gatus_would_not_understand(run, tmp_
 
 
 def test_config_validate_rejects_webhook_templates_that_would_fail_every_delivery(
-    run, tmp_path: Path
+    run: Run, tmp_path: Path
 ) -> None:
     path = tmp_path / "opsdash.toml"
     path.write_text(

@@ -3,20 +3,19 @@ and alerts delivered to a receiver the test starts."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opsdash.demo import FAULTS
 from opsdash.demo.control import set_fault
-from opsdash.demo.httpserver import HttpServer, Request, Response
-from tests.conftest import Demo
-from tests.servers import closed_port
+from opsdash.demo.httpserver import Request, Response
+from tests.conftest import Demo, Run, json_object
+from tests.servers import ThreadedHttpServer, closed_port
 
 
 @pytest.fixture
@@ -31,13 +30,13 @@ def fault(demo: Demo, name: str, on: bool = True) -> None:
     set_fault(demo.data_dir, name, on)
 
 
-def gate(run, *args: str | Path) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+def gate(run: Run, *args: str | Path) -> tuple[int, dict[str, Any]]:
     result = run(*args, "--json")
     assert result.out, result.err
-    return result.code, json.loads(result.out)
+    return result.code, json_object(result.out)
 
 
-def test_healthy_demo_passes_preflight(run, demo: Demo) -> None:
+def test_healthy_demo_passes_preflight(run: Run, demo: Demo) -> None:
     code, report = gate(run, "preflight", "--config", demo.profile)
     assert report["gate"] == "GO" and code in (0, 1)
     assert not [f for f in report["findings"] if f["severity"] == "CRIT"]
@@ -58,7 +57,7 @@ FAULT_REASONS = {
 
 
 @pytest.mark.parametrize("fault_name", sorted(FAULT_REASONS))
-def test_each_fault_is_a_no_go_with_its_reason(run, demo: Demo, fault_name: str) -> None:
+def test_each_fault_is_a_no_go_with_its_reason(run: Run, demo: Demo, fault_name: str) -> None:
     set_fault(demo.data_dir, fault_name, True)
     code, report = gate(run, "preflight", "--config", demo.profile, "--no-history")
     assert (code, report["gate"]) == (2, "NO-GO")
@@ -68,21 +67,21 @@ def test_each_fault_is_a_no_go_with_its_reason(run, demo: Demo, fault_name: str)
     assert all(f["remediation"] and f["runbook"] for f in crit)
 
 
-def test_expiring_certificate_is_go_with_a_warning(run, demo: Demo) -> None:
+def test_expiring_certificate_is_go_with_a_warning(run: Run, demo: Demo) -> None:
     fault(demo, "cert-expiring")
     code, report = gate(run, "preflight", "--config", demo.profile, "--no-history")
     assert report["gate"] == "GO" and code == 1
     assert ("tls-expiring-soon", "app-tls") in {(f["rule"], f["subject"]) for f in report["findings"]}
 
 
-def test_human_preflight_lists_reasons(run, demo: Demo) -> None:
+def test_human_preflight_lists_reasons(run: Run, demo: Demo) -> None:
     fault(demo, "provider-down")
     result = run("preflight", "--config", demo.profile, "--no-history")
     assert result.out.startswith("NO-GO  preflight for BetaSkill")
     assert "runbook: payment-provider-outage" in result.out
 
 
-def test_rollback_readiness(run, demo: Demo, tmp_path: Path) -> None:
+def test_rollback_readiness(run: Run, demo: Demo, tmp_path: Path) -> None:
     text = demo.profile.read_text()
     broken = tmp_path / "opsdash.toml"
     broken.write_text(
@@ -97,7 +96,7 @@ def test_rollback_readiness(run, demo: Demo, tmp_path: Path) -> None:
     assert report["gate"] == "NO-GO"
 
 
-def test_verify_deploy_finds_latency_regression_and_changed_secret(run, demo: Demo) -> None:
+def test_verify_deploy_finds_latency_regression_and_changed_secret(run: Run, demo: Demo) -> None:
     gate(run, "preflight", "--config", demo.profile)  # warns: history has no green run yet
     code, green = gate(run, "preflight", "--config", demo.profile)
     assert green["gate"] == "GO" and green["verdict"] == "OK"  # the baseline: the last OK run
@@ -127,7 +126,7 @@ def test_verify_deploy_finds_latency_regression_and_changed_secret(run, demo: De
     assert secret not in json.dumps(report)
 
 
-def test_verify_deploy_unstable_and_wrong_version_point_to_rollback(run, demo: Demo) -> None:
+def test_verify_deploy_unstable_and_wrong_version_point_to_rollback(run: Run, demo: Demo) -> None:
     fault(demo, "app-down")
     code, report = gate(
         run,
@@ -148,7 +147,7 @@ def test_verify_deploy_unstable_and_wrong_version_point_to_rollback(run, demo: D
     assert code == 2 and report["summary"]["next"] == "opsdash runbook run rollback"
 
 
-def verify(run, demo: Demo, *extra: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+def verify(run: Run, demo: Demo, *extra: str) -> tuple[int, dict[str, Any]]:
     return gate(
         run,
         "verify-deploy",
@@ -164,7 +163,9 @@ def verify(run, demo: Demo, *extra: str) -> tuple[int, dict]:  # type: ignore[no
     )
 
 
-def test_verify_deploy_compares_with_the_last_ok_run_and_sees_a_certificate_drop(run, demo: Demo) -> None:
+def test_verify_deploy_compares_with_the_last_ok_run_and_sees_a_certificate_drop(
+    run: Run, demo: Demo
+) -> None:
     gate(run, "preflight", "--config", demo.profile)  # WARN: no green run yet
     _code, ok = gate(run, "preflight", "--config", demo.profile)
     assert ok["verdict"] == "OK", ok["findings"]
@@ -188,7 +189,7 @@ def test_verify_deploy_compares_with_the_last_ok_run_and_sees_a_certificate_drop
     [("19990101", "not found"), ("latest~x", "expected latest~N")],
 )
 def test_verify_deploy_with_an_unknown_baseline_stops_before_waiting(
-    run, demo: Demo, baseline: str, says: str
+    run: Run, demo: Demo, baseline: str, says: str
 ) -> None:
     result = run(
         "verify-deploy",
@@ -228,41 +229,28 @@ def test_a_certificate_inside_the_warning_window_is_still_compared() -> None:
 # ---------------------------------------------------------------- alerts
 
 
-class Receiver:
+class Receiver(ThreadedHttpServer):
     """A webhook receiver on 127.0.0.1 in its own thread, recording every JSON body."""
 
     def __init__(self, status: int = 200) -> None:
-        self.bodies: list[dict] = []
+        self.bodies: list[dict[str, Any]] = []
         self.status = status
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self.thread.start()
-        self.ready.wait(10)
+        super().__init__(self._receive)
 
-    async def _main(self) -> None:
-        async def handle(req: Request) -> Response:
-            self.bodies.append(json.loads(req.body))
-            return Response(self.status, b"ok")
-
-        self.loop = asyncio.get_running_loop()
-        self.server = HttpServer(handle)
-        self.port = await self.server.start()
-        self.stop = asyncio.Event()
-        self.ready.set()
-        await self.stop.wait()
-        await self.server.close()
+    async def _receive(self, req: Request) -> Response:
+        self.bodies.append(json.loads(req.body))
+        return Response(self.status, b"ok")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{self.base_url}/hook"
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
-    r.loop.call_soon_threadsafe(r.stop.set)
-    r.thread.join(10)
+    r.close()
 
 
 def with_channels(demo: Demo, tmp_path: Path, channels: str, extra: str = "") -> Path:
@@ -279,7 +267,9 @@ def with_channels(demo: Demo, tmp_path: Path, channels: str, extra: str = "") ->
     return path
 
 
-def test_alert_once_per_incident_then_resolved(run, demo: Demo, tmp_path: Path, receiver: Receiver) -> None:
+def test_alert_once_per_incident_then_resolved(
+    run: Run, demo: Demo, tmp_path: Path, receiver: Receiver
+) -> None:
     profile = with_channels(
         demo, tmp_path, f'[[alerts.channels]]\nname = "ops"\nkind = "webhook"\nurl = "{receiver.url}"\n'
     )
@@ -303,7 +293,7 @@ def test_alert_once_per_incident_then_resolved(run, demo: Demo, tmp_path: Path, 
 
 
 def test_credentials_rejected_alerts_to_slack_format(
-    run, demo: Demo, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    run: Run, demo: Demo, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_SLACK_URL", receiver.url)
     profile = with_channels(
@@ -317,7 +307,7 @@ def test_credentials_rejected_alerts_to_slack_format(
     assert receiver.url not in result.out + result.err  # a Slack URL is a credential
 
 
-def test_failing_channel_is_retried_reported_and_never_blocks(run, demo: Demo, tmp_path: Path) -> None:
+def test_failing_channel_is_retried_reported_and_never_blocks(run: Run, demo: Demo, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{closed_port()}/hook"
     profile = with_channels(
         demo,
@@ -335,7 +325,9 @@ def test_failing_channel_is_retried_reported_and_never_blocks(run, demo: Demo, t
     assert failed and failed[-1].ok == 0 and failed[-1].attempts == 2
 
 
-def test_silenced_alert_is_recorded_not_sent(run, demo: Demo, tmp_path: Path, receiver: Receiver) -> None:
+def test_silenced_alert_is_recorded_not_sent(
+    run: Run, demo: Demo, tmp_path: Path, receiver: Receiver
+) -> None:
     silence = (
         '[[alerts.silences]]\nstart = "2020-01-01T00:00:00Z"\nend = "2099-01-01T00:00:00Z"\n'
         'reason = "maintenance"\n'

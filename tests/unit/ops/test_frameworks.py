@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opsdash.core.envfiles import framework_files, load_environment
+from tests.conftest import Run
 
 KEY = "IKAPPIDFAKE0001"
 SECRET = "fake-app-secret-0f9e8d7c6b5a4f3e"
@@ -55,19 +57,19 @@ def vite_tree(root: Path, *, local_override: bool = False, sandbox: bool = False
     return app
 
 
-def init(run, app: Path) -> dict:  # type: ignore[no-untyped-def]
+def init(run: Run, app: Path) -> dict[str, Any]:
     result = run("init", "--dir", app)
     assert result.code == 0, result.err
     return tomllib.loads((app / "opsdash.toml").read_text())
 
 
-def findings(run, app: Path) -> tuple[int, list[dict]]:  # type: ignore[no-untyped-def]
+def findings(run: Run, app: Path) -> tuple[int, list[dict[str, Any]]]:
     result = run("validate", "--config", app / "opsdash.toml", "--json", "--no-history")
     assert result.out, result.err
     return result.code, json.loads(result.out)["findings"]
 
 
-def test_init_profile_sees_secrets_that_vite_takes_from_dot_env(run, tmp_path: Path) -> None:
+def test_init_profile_sees_secrets_that_vite_takes_from_dot_env(run: Run, tmp_path: Path) -> None:
     app = vite_tree(tmp_path)
     profile = init(run, app)
     assert profile["env"]["framework"] == "vite" and "files" not in profile["env"]
@@ -87,7 +89,7 @@ def test_init_profile_sees_secrets_that_vite_takes_from_dot_env(run, tmp_path: P
     assert exposed["evidence"]["source"].endswith("/.env:2")  # the file that won, and its line
 
 
-def test_a_local_override_is_the_value_scanned_for(run, tmp_path: Path) -> None:
+def test_a_local_override_is_the_value_scanned_for(run: Run, tmp_path: Path) -> None:
     app = vite_tree(tmp_path, local_override=True)
     init(run, app)
     code, found = findings(run, app)
@@ -97,7 +99,7 @@ def test_a_local_override_is_the_value_scanned_for(run, tmp_path: Path) -> None:
     assert any(f["evidence"].get("source", "").endswith(".env.production.local:1") for f in found)
 
 
-def test_init_on_a_sandbox_api_base_gives_a_profile_that_reports_it(run, tmp_path: Path) -> None:
+def test_init_on_a_sandbox_api_base_gives_a_profile_that_reports_it(run: Run, tmp_path: Path) -> None:
     app = vite_tree(tmp_path, sandbox=True)
     init(run, app)
     code, found = findings(run, app)
@@ -126,7 +128,7 @@ def test_each_framework_layers_its_files_in_its_own_order(
     assert all(env.get(f"ONLY_{rank}") == "yes" for rank in range(len(expected)))
 
 
-def test_values_are_read_as_nodes_dotenv_and_dotenv_expand_read_them(run, tmp_path: Path) -> None:
+def test_values_are_read_as_nodes_dotenv_and_dotenv_expand_read_them(run: Run, tmp_path: Path) -> None:
     """An unquoted # ends the value for Node's dotenv; $NAME expands. The fingerprint, the bundle
     scan and a finding must use what the build inlines, and say that it differs."""
     app = vite_tree(tmp_path)
@@ -146,7 +148,9 @@ def test_values_are_read_as_nodes_dotenv_and_dotenv_expand_read_them(run, tmp_pa
     assert {f["subject"] for f in found if f["rule"] == "env-value-altered"} == set(altered)
 
 
-def test_secret_cut_by_a_hash_is_crit_and_the_shipped_part_is_what_is_scanned(run, tmp_path: Path) -> None:
+def test_secret_cut_by_a_hash_is_crit_and_the_shipped_part_is_what_is_scanned(
+    run: Run, tmp_path: Path
+) -> None:
     app = vite_tree(tmp_path)
     (app / ".env").write_text(
         f"VITE_IKHOKHA_API_KEY={KEY}\nVITE_IKHOKHA_API_SECRET=fake-secret-aa#bb-cc-dd-ee\n"
@@ -160,7 +164,7 @@ def test_secret_cut_by_a_hash_is_crit_and_the_shipped_part_is_what_is_scanned(ru
 
 
 def test_ci_path_with_only_environment_variables_gives_a_verdict(
-    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pipeline keeps its configuration in variables: the profile's env files do not exist there."""
     app = vite_tree(tmp_path)

@@ -15,6 +15,7 @@ from opsdash.core.findings import Severity
 from opsdash.core.profile import AlertChannel
 from opsdash.ops.alerts import AlertDispatcher
 from opsdash.ops.base import Ops
+from opsdash.ops.config import OpsdashSettings
 
 PROFILE = """
 [target]
@@ -88,16 +89,23 @@ def test_dispatcher_fires_reminds_and_resolves_on_the_given_clock(ops: Ops) -> N
 def test_the_audit_key_is_read_once(ops: Ops, monkeypatch: pytest.MonkeyPatch) -> None:
     from opsdash.ops import audit
 
-    reads: list[object] = []
+    reads: list[OpsdashSettings] = []
     real = audit.audit_key
-    monkeypatch.setattr(audit, "audit_key", lambda settings: reads.append(settings) or real(settings))
+
+    def counted(settings: OpsdashSettings) -> bytes:
+        reads.append(settings)
+        return real(settings)
+
+    monkeypatch.setattr(audit, "audit_key", counted)
     for n in range(5):
         ops.audit.event("operator_action", "drill", subject=str(n))
     assert len(reads) == 1
     assert len([e for e in tail(ops.audit.path, 100) if e.record and e.record["action"] == "drill"]) == 5
 
 
-def test_without_a_profile_commands_that_need_one_say_so(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_profile_commands_that_need_one_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     ops = Ops.open(None, require=False)
     assert ops.config is None and ops.profile_or_none is None

@@ -24,12 +24,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Project
-from tests.servers import closed_port
+from tests.conftest import Project, Run
+from tests.servers import assert_postable_alert, closed_port
 from tests.waits import read_line, wait_until
 
 WAIT = 60  # seconds any one condition may take on a loaded machine before the test gives up
-POSTABLE_ALERT_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
 
 
 class Stage:
@@ -203,7 +202,7 @@ def test_metrics_alerts_and_a_clean_stop(project: Project, stage: Stage) -> None
         assert serve.samples()[("opsdash_audit_verified", frozenset({"target": "BetaSkill"}.items()))] == 1
 
         first = until(lambda: stage.alerts and stage.alerts[0], "Alertmanager hears of the alert")
-        assert set(first) <= POSTABLE_ALERT_FIELDS
+        assert_postable_alert(first)
         assert first["labels"] == {
             "alertname": "check-critical",
             "check": "flaky",
@@ -499,7 +498,7 @@ def test_two_profiles_in_one_process_are_labelled_by_target(
         serve.kill()
 
 
-def test_two_profiles_with_one_target_name_are_refused(run, project: Project, stage: Stage) -> None:  # type: ignore[no-untyped-def]
+def test_two_profiles_with_one_target_name_are_refused(run: Run, project: Project, stage: Stage) -> None:
     path = write_profile(project, stage)
     result = run("serve", "--config", path, "--config", path, "--listen", "127.0.0.1:0")
     assert result.code == 3 and "both name their target 'BetaSkill'" in result.err
@@ -507,7 +506,7 @@ def test_two_profiles_with_one_target_name_are_refused(run, project: Project, st
 
 
 @pytest.mark.parametrize("listen", ["9477", "localhost:http", "127.0.0.1:70000"])
-def test_a_bad_listen_address_is_a_usage_error(run, project: Project, listen: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_listen_address_is_a_usage_error(run: Run, project: Project, listen: str) -> None:
     result = run("serve", "--config", project.profile, "--listen", listen)
     assert result.code == 3 and "is not HOST:PORT" in result.err
 
@@ -565,7 +564,7 @@ def test_an_edited_env_file_is_validated_at_once_without_a_signal(project: Proje
     assert code == 0
 
 
-def test_a_profile_without_checks_is_refused_before_listening(run, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_a_profile_without_checks_is_refused_before_listening(run: Run, project: Project) -> None:
     result = run("serve", "--config", project.profile, "--listen", "127.0.0.1:0")
     assert result.code == 3 and "no [[checks]]" in result.err and result.out == ""
 

@@ -4,6 +4,7 @@ write transaction that creates the session, so racing processes cannot both win.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from opsdash.core.runbooks.model import Runbook
 from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
+from tests.conftest import not_none
 
 BOOK = """+++
 id = "{id}"
@@ -50,7 +52,7 @@ def start(
 
 
 @pytest.fixture
-def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+def store(tmp_path: Path) -> Iterator[RunbookStore]:
     with History.open(tmp_path / "data") as history:
         yield RunbookStore(history)
 
@@ -90,7 +92,7 @@ def test_a_session_that_ended_does_not_block(tmp_path: Path, store: RunbookStore
             store.db.execute(
                 "UPDATE runbook_sessions SET status = 'escalated' WHERE id = ?", [first.state.id]
             )
-    assert store.load(first.state.id).status is SessionStatus(status)  # type: ignore[union-attr]
+    assert not_none(store.load(first.state.id)).status is SessionStatus(status)
     second = start(store, book(tmp_path, "rollback"))
     assert second.state.status is SessionStatus.ACTIVE
 
@@ -197,6 +199,6 @@ def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_p
         assert history.schema_version == SCHEMA_VERSION == 9
         MIGRATIONS[8](history.db)  # idempotent
         store = RunbookStore(history)
-        assert store.load(old.state.id).exclusive is None  # type: ignore[union-attr]
+        assert not_none(store.load(old.state.id)).exclusive is None
         new = start(store, book(tmp_path, "rollback"))
         assert store.holders("BetaSkill")["production-change"].session_id == new.state.id

@@ -13,6 +13,7 @@ from opsdash.core.audit.log import AuditLog
 from opsdash.core.errors import InputError
 from opsdash.core.files import LinkRefused
 from opsdash.storage.history import History
+from tests.conftest import Run
 
 
 def mode(path: Path) -> int:
@@ -57,7 +58,7 @@ def test_audit_log_is_private(tmp_path: Path) -> None:
     assert os.stat(log.path).st_nlink == 1
 
 
-def test_init_replaces_a_planted_link_instead_of_writing_through_it(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_replaces_a_planted_link_instead_of_writing_through_it(run: Run, tmp_path: Path) -> None:
     project = tmp_path / "app"
     project.mkdir()
     (project / ".env.production").write_text("VITE_APP_URL=https://app.example.com\n")
@@ -72,7 +73,7 @@ def test_init_replaces_a_planted_link_instead_of_writing_through_it(run, tmp_pat
 
 
 @pytest.mark.parametrize("planted", ["link", "not-empty"])
-def test_demo_refuses_a_workspace_it_does_not_own(run, tmp_path: Path, planted: str) -> None:  # type: ignore[no-untyped-def]
+def test_demo_refuses_a_workspace_it_does_not_own(run: Run, tmp_path: Path, planted: str) -> None:
     workspace = tmp_path / "opsdash-demo"
     if planted == "link":
         target = tmp_path / "elsewhere"

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,17 +14,17 @@ from opsdash.core.errors import InputError
 from opsdash.core.findings import Report
 from opsdash.storage.history import History
 from opsdash.storage.schema import SCHEMA_VERSION
-from tests.conftest import Project, good_env
+from tests.conftest import Project, Run, good_env, json_object
 
 
-def _validate(run, project: Project, **changes: str) -> dict:
+def _validate(run: Run, project: Project, **changes: str) -> dict[str, Any]:
     project.write_env({**good_env(), **changes} if changes else good_env())
     result = run("validate", "--config", project.profile, "--json")
     assert result.code in (0, 1, 2), result.err
-    return json.loads(result.out)
+    return json_object(result.out)
 
 
-def test_runs_are_listed_newest_first(run, project: Project) -> None:
+def test_runs_are_listed_newest_first(run: Run, project: Project) -> None:
     first = _validate(run, project)
     second = _validate(run, project, VITE_IKHOKHA_TEST_MODE="true")
     result = run("history", "list", "--json")
@@ -35,13 +36,13 @@ def test_runs_are_listed_newest_first(run, project: Project) -> None:
     assert second["run_id"] in text and "CRIT" in text
 
 
-def test_empty_history_says_what_to_do(run) -> None:
+def test_empty_history_says_what_to_do(run: Run) -> None:
     result = run("history", "list")
     assert result.code == 0
     assert "opsdash validate" in result.out
 
 
-def test_show_by_prefix_and_latest(run, project: Project) -> None:
+def test_show_by_prefix_and_latest(run: Run, project: Project) -> None:
     report = _validate(run, project, ENFORCE_HTTPS="false")
     shown = json.loads(run("history", "show", report["run_id"][:17], "--json").out)
     assert shown["findings"] == report["findings"]
@@ -49,7 +50,7 @@ def test_show_by_prefix_and_latest(run, project: Project) -> None:
     assert json.loads(run("history", "show", "latest", "--json").out)["run_id"] == report["run_id"]
 
 
-def test_show_unknown_run_is_a_clear_error(run, project: Project) -> None:
+def test_show_unknown_run_is_a_clear_error(run: Run, project: Project) -> None:
     _validate(run, project)
     result = run("history", "show", "19990101")
     assert result.code == 3
@@ -57,7 +58,7 @@ def test_show_unknown_run_is_a_clear_error(run, project: Project) -> None:
     assert run("history", "show", "latest~5").code == 3
 
 
-def test_diff_reports_new_resolved_changed_and_env_fingerprints(run, project: Project) -> None:
+def test_diff_reports_new_resolved_changed_and_env_fingerprints(run: Run, project: Project) -> None:
     env = good_env()
     project.write_env({**env, "ENFORCE_HTTPS": "false", "MONITORING_ENABLED": "false"})
     a = json.loads(run("validate", "--config", project.profile, "--json").out)
@@ -87,7 +88,7 @@ def test_diff_reports_new_resolved_changed_and_env_fingerprints(run, project: Pr
     assert env["IKHOKHA_API_SECRET"] not in text
 
 
-def test_diff_of_identical_runs_exits_zero(run, project: Project) -> None:
+def test_diff_of_identical_runs_exits_zero(run: Run, project: Project) -> None:
     project.write_env(good_env())
     a = json.loads(run("validate", "--config", project.profile, "--json").out)
     b = json.loads(run("validate", "--config", project.profile, "--json").out)
@@ -96,7 +97,7 @@ def test_diff_of_identical_runs_exits_zero(run, project: Project) -> None:
     assert "no differences" in result.out
 
 
-def test_no_history_flag_records_nothing(run, project: Project) -> None:
+def test_no_history_flag_records_nothing(run: Run, project: Project) -> None:
     run("validate", "--config", project.profile, "--no-history")
     assert json.loads(run("history", "list", "--json").out) == []
 
@@ -119,7 +120,9 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         History(path)
 
 
-def test_corrupt_database_is_a_clear_error(run, project: Project, isolated: Path, tmp_path: Path) -> None:
+def test_corrupt_database_is_a_clear_error(
+    run: Run, project: Project, isolated: Path, tmp_path: Path
+) -> None:
     data = tmp_path / "home" / "data" / "opsdash"
     data.mkdir(parents=True)
     (data / "history.db").write_bytes(b"this is not a database" * 100)
@@ -149,7 +152,7 @@ def test_purge_removes_old_runs_only(tmp_path: Path) -> None:
     ],
     ids=["empty", "100k-chars", "superscript", "huge-offset"],
 )
-def test_odd_run_references_are_clear_errors(run, project: Project, ref: str, says: str) -> None:
+def test_odd_run_references_are_clear_errors(run: Run, project: Project, ref: str, says: str) -> None:
     _validate(run, project)
     result = run("history", "show", ref)
     assert result.code == 3, result.err
@@ -157,7 +160,7 @@ def test_odd_run_references_are_clear_errors(run, project: Project, ref: str, sa
     assert len(result.err) < 300  # a 100,000-character id is not echoed back whole
 
 
-def test_audit_tail_since_further_back_than_any_date_shows_everything(run, project: Project) -> None:
+def test_audit_tail_since_further_back_than_any_date_shows_everything(run: Run, project: Project) -> None:
     _validate(run, project)
     everything = run("audit", "tail", "-n", "5")
     result = run("audit", "tail", "-n", "5", "--since", "99999999d")

@@ -5,63 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from opsdash.core.findings import Finding, Report, Severity
-from opsdash.core.health.conditions import ConditionResult
-from opsdash.core.health.errors import ErrorClass
-from opsdash.core.health.model import CheckResult
 from opsdash.ops import history as past
 from opsdash.ops.base import Ops
 from opsdash.storage.history import History
-
-
-def result(
-    name: str, at: str, *, days: float = 365.0, failing: bool = False, latency: float = 18.76
-) -> CheckResult:
-    finding = Finding(
-        "check-failed", Severity.CRIT, "checks", name, f"{name} is failing", "HTTP 503", "Fix it.", "outage"
-    )
-    return CheckResult(
-        name=name,
-        kind="http",
-        target=f"https://{name}.example/health",
-        severity=Severity.CRIT if failing else Severity.OK,
-        summary="HTTP 503 in 19 ms" if failing else "HTTP 200 in 19 ms",
-        started_at=at,
-        duration_ms=20.94,
-        error_class=ErrorClass.HTTP_5XX if failing else None,
-        hint="up but unhealthy" if failing else None,
-        runbook="outage" if failing else None,
-        attempts=2 if failing else 1,
-        phases={"connect": 2.571, "tls": 12.834},
-        conditions=(ConditionResult("[STATUS] == 200", not failing, "503" if failing else "200"),),
-        metrics={"response_time_ms": latency, "cert_days_left": days},
-        facts={
-            "ip": "127.0.0.1",
-            "status": "503" if failing else "200",
-            "cert_subject": "CN=app.example",
-            "cert_days_left": f"{days:.1f}",
-            "cert_not_after": "2027-11-26T17:51:12+00:00",
-            "chain_earliest_days_left": f"{days:.1f}",
-        },
-        findings=(finding,) if failing else (),
-    )
-
-
-def report(kind: str, run_id: str, at: str, results: list[CheckResult]) -> Report:
-    return Report(
-        kind,
-        "BetaSkill",
-        run_id,
-        at,
-        5,
-        tuple(f for r in results for f in r.findings),
-        {"checks": [r.to_dict() for r in results], "validation": "OK"},
-    )
+from tests.conftest import Run
+from tests.unit.storage.conftest import report, result
 
 
 @pytest.fixture
@@ -71,7 +24,7 @@ def data(isolated: Path) -> Path:
     return Path(os.environ["OPSDASH_DATA_DIR"])
 
 
-def test_show_gives_back_every_check_result_from_the_table_alone(run, data: Path) -> None:
+def test_show_gives_back_every_check_result_from_the_table_alone(run: Run, data: Path) -> None:
     at = "2026-11-26T07:00:00.000+00:00"
     results = [result("app", at), result("api", at, failing=True, days=20.0)]
     recorded = report("preflight", "20261126T070000-aaaaaa", at, results)
@@ -87,7 +40,7 @@ def test_show_gives_back_every_check_result_from_the_table_alone(run, data: Path
     assert shown["findings"] == recorded.to_dict()["findings"]
 
 
-def test_a_run_of_several_sweeps_shows_its_final_sweep(run, data: Path) -> None:
+def test_a_run_of_several_sweeps_shows_its_final_sweep(run: Run, data: Path) -> None:
     sweeps = [
         [
             result("app", f"2026-11-26T07:00:0{i}.000+00:00", latency=10.0 + i),
@@ -104,7 +57,7 @@ def test_a_run_of_several_sweeps_shows_its_final_sweep(run, data: Path) -> None:
     assert shown["summary"]["checks"] == [r.to_dict() for r in final]
 
 
-def test_runs_recorded_before_the_split_still_show_their_checks(run, data: Path) -> None:
+def test_runs_recorded_before_the_split_still_show_their_checks(run: Run, data: Path) -> None:
     """A run an older opsdash wrote keeps its checks in the summary; show and list still work."""
     at = "2026-11-26T07:00:00.000+00:00"
     old = report("check", "20261126T070000-cccccc", at, [result("app", at)])
@@ -157,7 +110,7 @@ def year(data: Path) -> Iterator[History]:
         yield history
 
 
-def plans(history: History, call) -> list[str]:  # type: ignore[no-untyped-def]
+def plans(history: History, call: Callable[[], object]) -> list[str]:
     """The query plan of every SELECT `call` makes."""
     statements: list[str] = []
     history.db.conn.set_trace_callback(statements.append)

@@ -20,8 +20,8 @@ from opsdash.core.findings import Report
 from opsdash.storage import schema
 from opsdash.storage.history import History
 from opsdash.storage.schema import SCHEMA_VERSION
-from tests.conftest import Project, good_env
-from tests.unit.storage.test_history_checks import report, result
+from tests.conftest import Project, Run, good_env
+from tests.unit.storage.conftest import report, result
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def tables(path: Path) -> set[str]:
 
 
 def test_a_disk_that_fills_during_first_creation_leaves_nothing_half_made(
-    run, project: Project, data: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, project: Project, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def disk_full(_db: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
@@ -98,7 +98,7 @@ def _fill(data: Path, runs: int = 40) -> None:
 
 
 def test_random_bytes_in_the_file_are_reported_with_the_file_and_the_recovery(
-    run, project: Project, data: Path
+    run: Run, project: Project, data: Path
 ) -> None:
     _fill(data)
     path = data / "history.db"
@@ -130,7 +130,7 @@ def test_a_damaged_page_met_mid_query_is_the_same_clear_error(data: Path) -> Non
         raise sqlite3.DatabaseError("database disk image is malformed")
 
 
-def test_a_header_of_random_bytes_is_reported_on_open(run, data: Path) -> None:
+def test_a_header_of_random_bytes_is_reported_on_open(run: Run, data: Path) -> None:
     _fill(data, runs=2)
     path = data / "history.db"
     with path.open("r+b") as handle:
@@ -160,7 +160,7 @@ def read_only(data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
-def test_read_commands_work_in_a_read_only_data_dir(run, read_only: Path) -> None:
+def test_read_commands_work_in_a_read_only_data_dir(run: Run, read_only: Path) -> None:
     before = (read_only / "history.db").read_bytes()
     listed = run("history", "list", "--json")
     assert listed.code == 0, listed.err
@@ -172,7 +172,7 @@ def test_read_commands_work_in_a_read_only_data_dir(run, read_only: Path) -> Non
     assert (read_only / "history.db").read_bytes() == before
 
 
-def test_recording_in_a_read_only_data_dir_says_so(run, project: Project, read_only: Path) -> None:
+def test_recording_in_a_read_only_data_dir_says_so(run: Run, project: Project, read_only: Path) -> None:
     result_ = run("validate", "--config", project.profile)
     assert result_.code == 3
     assert "read-only" in result_.err and str(read_only) in result_.err and "--no-history" in result_.err
@@ -180,7 +180,7 @@ def test_recording_in_a_read_only_data_dir_says_so(run, project: Project, read_o
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the injected variant runs")
-def test_read_commands_work_in_a_chmod_read_only_data_dir(run, data: Path) -> None:
+def test_read_commands_work_in_a_chmod_read_only_data_dir(run: Run, data: Path) -> None:
     _fill(data, runs=2)
     data.chmod(0o500)
     try:
@@ -189,7 +189,7 @@ def test_read_commands_work_in_a_chmod_read_only_data_dir(run, data: Path) -> No
         data.chmod(0o700)
 
 
-def test_no_history_yet_in_a_missing_data_dir_is_an_empty_list(run, data: Path) -> None:
+def test_no_history_yet_in_a_missing_data_dir_is_an_empty_list(run: Run, data: Path) -> None:
     result_ = run("history", "list")
     assert result_.code == 0 and "no runs in history yet" in result_.out
     assert not data.exists()  # reading created nothing
@@ -207,6 +207,7 @@ def _age(history: History, old: str, old_ts: float, new: str, new_ts: float) -> 
         history.record_anchor(f"run-{tag}", "log1", 1, "mac")
         conn.execute("UPDATE audit_anchors SET recorded_at = ? WHERE run_id = ?", [at, f"run-{tag}"])
         alert = history.record_alert("r", tag, "CRIT", "t", "d", ts)
+        assert alert is not None
         history.mark_alert(alert, status="resolved", resolved_at=ts)
         history.record_delivery(alert, "ops", "firing", True, 1, "", ts)
         history.record_webhook_failure(f"src-{tag}", "bad", ts)
@@ -311,7 +312,7 @@ def test_an_old_database_without_auto_vacuum_is_converted(data: Path) -> None:
         assert history.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental from now on
 
 
-def test_history_compact_converts_a_large_old_database(run, data: Path) -> None:
+def test_history_compact_converts_a_large_old_database(run: Run, data: Path) -> None:
     data.mkdir(parents=True)
     conn = sqlite3.connect(data / "history.db")  # auto_vacuum off, with pages to give back
     conn.execute("CREATE TABLE filler (x)")

@@ -16,8 +16,8 @@ from opsdash.core.audit.verify import parse_anchor, verify
 KEY = b"test-audit-key-0123456789abcdef0123456789"
 
 
-def make_log(directory: Path, records: int = 5, **kwargs: object) -> AuditLog:
-    log = AuditLog(directory, KEY, operator="alice", **kwargs)  # type: ignore[arg-type]
+def make_log(directory: Path, records: int = 5, max_bytes: int = AuditLog.max_bytes) -> AuditLog:
+    log = AuditLog(directory, KEY, operator="alice", max_bytes=max_bytes)
     for i in range(records):
         log.append("operator_action", "validate", subject="BetaSkill", outcome="OK", details={"i": i})
     return log

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,22 +19,23 @@ from opsdash.core.health.conditions import (
     parse,
     parse_all,
 )
+from tests.conftest import Run
 
 BODY = (
     b'{"status":"UP","payments":{"success_rate":0.97,"pending":3},"items":[{"id":"a"},{"id":"b"}],"ok":true}'
 )
 
 
-def facts(**overrides: object) -> Facts:
-    base: dict[str, object] = {
-        "status": 200,
-        "response_time_ms": 120.0,
-        "body": BODY,
-        "certificate_expiration_s": 40 * 86400.0,
-        "connected": True,
-        "ip": "127.0.0.1",
-    }
-    return Facts(**{**base, **overrides})  # type: ignore[arg-type]
+def facts(**overrides: Any) -> Facts:
+    base = Facts(
+        status=200,
+        response_time_ms=120.0,
+        body=BODY,
+        certificate_expiration_s=40 * 86400.0,
+        connected=True,
+        ip="127.0.0.1",
+    )
+    return replace(base, **overrides)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +122,7 @@ def test_numbers_at_body_paths_become_metrics() -> None:
     }
 
 
-def test_bad_condition_in_profile_names_check_and_column(run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_condition_in_profile_names_check_and_column(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "opsdash.toml"
     path.write_text(
         '[target]\nname = "x"\nbase_url = "https://a.example.com"\n\n[[checks]]\nname = "health"\n'

@@ -17,7 +17,7 @@ import pytest
 from opsdash.core.findings import Severity
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.probes import ProbeContext, probe
+from opsdash.core.health.probes import ProbeContext
 from opsdash.core.providers import ikhokha
 from opsdash.demo.httpserver import Request, Response
 from tests.servers import (
@@ -27,28 +27,13 @@ from tests.servers import (
     garbage,
     http_server,
     huge_body,
+    json_handler,
     never_answers,
     raw_server,
     redirect_loop,
     reset_after_request,
 )
-from tests.unit.core.health.conftest import env_snapshot, make_check
-
-HANG_GUARD = 30
-
-
-async def run(check: Any, ctx: ProbeContext) -> CheckResult:
-    return await asyncio.wait_for(probe(check, ctx), HANG_GUARD)
-
-
-def json_handler(body: dict[str, Any], status: int = 200) -> Any:
-    async def handler(_req: Request) -> Response:
-        return Response.json(json.dumps(body), status)
-
-    return handler
-
-
-HEALTH = {"status": "UP", "payments": {"success_rate": 0.99, "pending": 2}}
+from tests.unit.core.health.conftest import CERT_THRESHOLDS, HANG_GUARD, HEALTH, env_snapshot, make_check, run
 
 
 async def test_http_ok_with_conditions_phases_and_metrics(ctx: ProbeContext, certs: Certs) -> None:
@@ -197,10 +182,7 @@ async def test_bad_certificates_fail_http_and_tls_checks(
     assert "cert_not_after" in tls.facts  # facts are read even from a certificate that fails verification
 
 
-@pytest.mark.parametrize(
-    ("cert", "severity"),
-    [("valid", Severity.OK), ("expiring_20d", Severity.WARN), ("expiring_3d", Severity.CRIT)],
-)
+@pytest.mark.parametrize(("cert", "severity"), CERT_THRESHOLDS)
 async def test_tls_days_left_thresholds(
     ctx: ProbeContext, certs: Certs, cert: str, severity: Severity
 ) -> None:

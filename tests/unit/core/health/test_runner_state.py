@@ -127,7 +127,9 @@ def test_a_rate_limited_check_is_not_polled_sooner() -> None:
     assert next_poll_in(30, None, failing) == 30
 
 
-async def test_an_outage_is_confirmed_at_the_retry_interval(ctx: ProbeContext) -> None:
+async def test_an_outage_is_confirmed_at_the_retry_interval(
+    ctx: ProbeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A real server that goes down then comes back: the watcher waits the whole interval while the
     state is settled and a third of it while it is failing or recovering, so an outage of a check
     polled every 30 s is confirmed 20 s after its first failure, not 60 s."""
@@ -146,7 +148,7 @@ async def test_an_outage_is_confirmed_at_the_retry_interval(ctx: ProbeContext) -
             waits.append(seconds)
             return False
 
-        watcher._wait = no_sleep  # type: ignore[method-assign]  # record the schedule, do not sleep it
+        monkeypatch.setattr(watcher, "_wait", no_sleep)  # record the schedule, do not sleep it
         await asyncio.wait_for(watcher.run(lambda _r, state: labels.append(state.label)), 30)
     assert labels == [
         "OK",

@@ -19,9 +19,8 @@ from opsdash.core.findings import Severity
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.probes import ProbeContext, make_ssl_context
 from opsdash.demo.httpserver import Request, Response
-from tests.servers import Certs, Chain, http_server
-from tests.unit.core.health.conftest import make_check, make_profile
-from tests.unit.core.health.test_probes import HEALTH, json_handler, run
+from tests.servers import Certs, Chain, http_server, json_handler
+from tests.unit.core.health.conftest import CERT_THRESHOLDS, HEALTH, make_check, make_profile, run
 
 
 def chain_ctx(chain: Chain, tmp_path: Path) -> ProbeContext:
@@ -83,10 +82,7 @@ async def test_expired_intermediate_names_it_not_the_leaf(tmp_path: Path) -> Non
     assert (http.severity, http.error_class) == (Severity.CRIT, ErrorClass.TLS_EXPIRED)
 
 
-@pytest.mark.parametrize(
-    ("cert", "severity"),
-    [("valid", Severity.OK), ("expiring_20d", Severity.WARN), ("expiring_3d", Severity.CRIT)],
-)
+@pytest.mark.parametrize(("cert", "severity"), CERT_THRESHOLDS)
 async def test_http_checks_of_https_urls_apply_the_certificate_thresholds(
     ctx: ProbeContext, certs: Certs, cert: str, severity: Severity
 ) -> None:

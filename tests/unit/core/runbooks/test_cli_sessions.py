@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from opsdash.core.runbooks.executor import SessionStatus, StepStatus, _live_members
+from opsdash.core.runbooks.executor import SessionState, SessionStatus, StepStatus, _live_members
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
 from tests.waits import wait_for_path, wait_until
@@ -62,7 +62,7 @@ def run_it(path: Path, tmp_path: Path, output: int = subprocess.PIPE) -> subproc
     return proc
 
 
-def session(tmp_path: Path):  # type: ignore[no-untyped-def]
+def session(tmp_path: Path) -> SessionState:
     with History.open(tmp_path / "data") as history:
         store = RunbookStore(history)
         state = store.load(store.sessions("deploy-drill")[0].id)

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from unittest import mock
 
@@ -26,7 +26,7 @@ from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
-from tests.conftest import Demo
+from tests.conftest import Demo, Run, not_none
 from tests.waits import read_line, wait_for_path, wait_until
 
 BOOK = """+++
@@ -79,7 +79,7 @@ def book_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+def store(tmp_path: Path) -> Iterator[RunbookStore]:
     with History.open(tmp_path / "data") as history:
         yield RunbookStore(history)
 
@@ -130,7 +130,7 @@ def test_failing_gate_takes_the_on_fail_branch_and_the_session_says_it_escalated
     assert "✗ [STATUS] == 200  (actual: 503)" in result.output
     assert ex.current_step is not None and ex.current_step.id == "recover"
     # the branch says why the session is there
-    assert ex.current_state().detail.startswith("reached because step 3 (Gate) failed: 1 of 1")  # type: ignore[union-attr]
+    assert not_none(ex.current_state()).detail.startswith("reached because step 3 (Gate) failed: 1 of 1")
     ex.confirm("rolled back")
     assert ex.state.status is SessionStatus.ESCALATED  # not "completed": the main path did not hold
     saved = store.load(ex.state.id)
@@ -169,7 +169,7 @@ def test_failing_command_blocks_until_retried(book_path: Path, store: RunbookSto
     ex.retry()
     assert ex.confirm().status is StepStatus.FAILED
     ex.abort("cannot fix now")
-    assert store.load(ex.state.id).status is SessionStatus.ABORTED  # type: ignore[union-attr]
+    assert not_none(store.load(ex.state.id)).status is SessionStatus.ABORTED
 
 
 def test_command_timeout_stops_the_process_group(book_path: Path, store: RunbookStore) -> None:
@@ -242,7 +242,7 @@ def test_resume_marks_a_running_command_interrupted(book_path: Path, store: Runb
     assert book is not None
     resumed = Executor.resume(book, ex.state.id, store, Gates(True))
     assert resumed.current_step is not None and resumed.current_step.id == "write"
-    assert resumed.current_state().status is StepStatus.INTERRUPTED  # type: ignore[union-attr]
+    assert not_none(resumed.current_state()).status is StepStatus.INTERRUPTED
     assert resumed.allowed() == ["retry", "mark-done", "skip", "abort"]
     resumed.mark_done("checked out.txt by hand")
     assert resumed.current_step.id == "gate"
@@ -267,7 +267,7 @@ def test_a_running_step_allows_nothing_and_a_second_executor_loses_the_claim(
         worker = threading.Thread(target=first.confirm)
         worker.start()
         wait_until(
-            lambda: first.current_state().status is StepStatus.RUNNING,  # type: ignore[union-attr]
+            lambda: not_none(first.current_state()).status is StepStatus.RUNNING,
             "the first executor has the step",
         )
         # no second start, no skip, no abort under a running command: only interrupting it
@@ -381,7 +381,7 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
 def test_cli_failing_gate_against_the_demo_takes_the_branch(
     demo_process: Demo,
     tmp_path: Path,
-    run,  # type: ignore[no-untyped-def]
+    run: Run,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "drill.md"
@@ -401,7 +401,7 @@ def test_cli_failing_gate_against_the_demo_takes_the_branch(
     assert result.code == 1  # escalated: through the failure branch, not the main path
 
 
-def test_dry_run_runs_checks_but_no_command(demo_process: Demo, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_runs_checks_but_no_command(demo_process: Demo, tmp_path: Path, run: Run) -> None:
     path = tmp_path / "drill.md"
     path.write_text(BOOK)
     result = run(
@@ -421,8 +421,8 @@ def test_dry_run_runs_checks_but_no_command(demo_process: Demo, tmp_path: Path, 
 
 
 def test_end_of_input_pauses_and_says_how_to_resume(
-    tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "drill.md"
     path.write_text(BOOK)
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("c\nnoted\n"))
@@ -434,7 +434,7 @@ def test_end_of_input_pauses_and_says_how_to_resume(
     assert "[✓] 1. Announce  note: noted" in shown.out and "active" in shown.out
 
 
-def test_unknown_parameter_and_bad_value_are_usage_errors(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_parameter_and_bad_value_are_usage_errors(tmp_path: Path, run: Run) -> None:
     path = tmp_path / "drill.md"
     path.write_text(BOOK.replace('prompt = "Message"', "prompt = \"Message\"\npattern = '^[a-z]+$'"))
     bad = run("runbook", "run", str(path), "--param", "message=Hi There")
@@ -444,7 +444,9 @@ def test_unknown_parameter_and_bad_value_are_usage_errors(tmp_path: Path, run) -
     assert run("runbook", "run", "no-such-runbook").code == 3
 
 
-def test_a_file_named_like_a_runbook_id_does_not_replace_it(run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_named_like_a_runbook_id_does_not_replace_it(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rollback").write_text(
         BOOK.replace('id = "drill"', 'id = "rollback"')
@@ -455,7 +457,7 @@ def test_a_file_named_like_a_runbook_id_does_not_replace_it(run, tmp_path: Path,
     assert "Drill" in run("runbook", "show", "./drill.md").out  # a path that looks like one is a path
 
 
-def test_run_refuses_a_runbook_with_problems_before_its_first_step(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_run_refuses_a_runbook_with_problems_before_its_first_step(run: Run, tmp_path: Path) -> None:
     broken = tmp_path / "broken.md"
     broken.write_text(BOOK.replace("on_fail=goto:recover", "on_fail=goto:nowhere"))
     result = run("runbook", "run", str(broken), "--param", "message=hi")
@@ -500,8 +502,8 @@ def test_interrupting_a_running_command_stops_its_process_group_and_records_why(
     ex.confirm()
     worker = threading.Thread(target=ex.confirm)
     worker.start()
-    wait_until(lambda: ex.current_state().pid is not None)  # type: ignore[union-attr]
-    pid = ex.current_state().pid  # type: ignore[union-attr]
+    wait_until(lambda: not_none(ex.current_state()).pid is not None)
+    pid = not_none(ex.current_state()).pid
     with pytest.raises(StepNotAllowed):
         ex.skip("no")
     ex.interrupt("wrong release")
@@ -514,7 +516,7 @@ def test_interrupting_a_running_command_stops_its_process_group_and_records_why(
     assert pid is not None and not command_alive(pid, ex.state.id)
     assert _live_members(pid) == set()
     assert not (book_path.parent / "finished").exists() and not (book_path.parent / "late").exists()
-    events = [e["event"] for e in RunbookStore(shared).load(ex.state.id).events]  # type: ignore[union-attr]
+    events = [e["event"] for e in not_none(RunbookStore(shared).load(ex.state.id)).events]
     assert "interrupt-requested" in events and events.count("command-started") == 1
     assert ex.allowed() == ["retry", "abort"]
     shared.close()
@@ -533,7 +535,7 @@ def test_a_detached_command_runs_on_and_a_resume_collects_its_output_and_status(
     ex.confirm()
     worker = threading.Thread(target=ex.confirm)
     worker.start()
-    wait_until(lambda: ex.current_state().pid is not None)  # type: ignore[union-attr]
+    wait_until(lambda: not_none(ex.current_state()).pid is not None)
     ex.detach()  # as the dashboard does when the operator quits and leaves it running
     worker.join(10)
     assert ex.state.steps[1].status is StepStatus.RUNNING

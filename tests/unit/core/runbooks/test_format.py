@@ -11,7 +11,7 @@ from opsdash.core.rules import RULES
 from opsdash.core.runbooks.lint import lint
 from opsdash.core.runbooks.parser import parse
 from opsdash.ops.config import load_config
-from tests.conftest import EXAMPLE_PROFILE, ROOT
+from tests.conftest import EXAMPLE_PROFILE, ROOT, Run, not_none
 
 SHIPPED = ROOT / "runbooks"
 GOOD = """+++
@@ -197,13 +197,13 @@ def test_binary_and_missing_files(tmp_path: Path) -> None:
     assert "runbook not found" in parse(tmp_path / "missing.md")[1][0].message
 
 
-def test_every_shipped_runbook_is_lint_clean(run) -> None:  # type: ignore[no-untyped-def]
+def test_every_shipped_runbook_is_lint_clean(run: Run) -> None:
     result = run("runbook", "check", "--config", EXAMPLE_PROFILE)
     assert result.code == 0, result.err
     assert result.out.strip() == "7 runbook(s) OK"
 
 
-def test_broken_runbook_check_exits_3(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_broken_runbook_check_exits_3(run: Run, tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("app-health", "app-healht"))
     result = run("runbook", "check", "--config", EXAMPLE_PROFILE, path)
     assert result.code == 3
@@ -211,7 +211,7 @@ def test_broken_runbook_check_exits_3(run, tmp_path: Path) -> None:  # type: ign
 
 
 def test_every_runbook_a_finding_or_error_class_names_exists() -> None:
-    shipped = {parse(p)[0].id for p in SHIPPED.glob("*.md")}  # type: ignore[union-attr]
+    shipped = {not_none(parse(p)[0], str(p)).id for p in SHIPPED.glob("*.md")}
     named = {r.runbook for r in RULES.values() if r.runbook} | {
         i.runbook for i in ERROR_INFO.values() if i.runbook
     }
