@@ -305,7 +305,7 @@ def test_first_runs_at_once_share_one_new_key(project: Project) -> None:
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-def test_tail_fits_a_terminal_and_keeps_one_record_a_line_when_piped(run, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_tail_fits_a_terminal_and_keeps_one_record_a_line_when_piped(run: Run, project: Project) -> None:
     import pty
 
     project.write_env({**good_env(), "ENFORCE_HTTPS": "false", "SECURITY_LOGGING": "false"})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Project
+from tests.conftest import Project, Run
 
 
-def test_a_misspelt_command_names_the_one_meant(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_misspelt_command_names_the_one_meant(run: Run) -> None:
     result = run("valdate")
     assert result.code == 3 and "No such command 'valdate'. Did you mean 'validate'?" in result.err
     result = run("histroy", "list")
@@ -15,7 +15,7 @@ def test_a_misspelt_command_names_the_one_meant(run) -> None:  # type: ignore[no
     assert "Did you mean" not in run("xyzzy").err
 
 
-def test_a_misspelt_check_names_the_check_meant(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_misspelt_check_names_the_check_meant(run: Run, tmp_path: Path) -> None:
     profile = tmp_path / "opsdash.toml"
     profile.write_text(
         '[target]\nname = "t"\nbase_url = "https://app.example.com"\n\n'
@@ -27,7 +27,7 @@ def test_a_misspelt_check_names_the_check_meant(run, tmp_path: Path) -> None:  #
     assert "did you mean" not in run("check", "--config", profile, "database").err
 
 
-def test_a_misspelt_profile_key_names_the_key_meant(run, project: Project) -> None:  # type: ignore[no-untyped-def]
+def test_a_misspelt_profile_key_names_the_key_meant(run: Run, project: Project) -> None:
     text = project.profile.read_text().replace("reminder_interval = ", "reminder_intervall = ", 1)
     project.profile.write_text(text)
     result = run("config", "validate", "--config", project.profile)

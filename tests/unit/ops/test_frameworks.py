@@ -77,7 +77,9 @@ def test_init_profile_sees_secrets_that_vite_takes_from_dot_env(run: Run, tmp_pa
     assert profile["target"]["bundle_dir"] == "dist"
     assert profile["urls"]["api_base"] == ["IKHOKHA_API_BASE"]
     checks = {c["name"]: c["kind"] for c in profile["checks"]}
-    assert checks["app-health"] == "http" and checks["app-tls"] == "tls" and checks["ikhokha-api"] == "provider"
+    assert (
+        checks["app-health"] == "http" and checks["app-tls"] == "tls" and checks["ikhokha-api"] == "provider"
+    )
     code, found = findings(run, app)
     assert code == 2
     rules = {(f["rule"], f["subject"]) for f in found}

@@ -12,19 +12,16 @@ from __future__ import annotations
 import json
 import shutil
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Result
+from tests.conftest import Run
 
 BUILDS = Path(__file__).resolve().parents[2] / "fixtures" / "builds"
 TREES = sorted(p.name for p in BUILDS.iterdir() if (p / "expected.json").is_file())
 SHIPPED_RULES = {"secret-in-bundle", "secret-client-exposed"}
-
-Run = Callable[..., Result]
 
 
 def _tree(name: str, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
