@@ -140,16 +140,22 @@ def test_a_stock_blackbox_rule_fires_per_check_with_the_check_as_instance(
                     out.setdefault(alert["labels"]["alertname"], set()).add(alert["labels"]["instance"])
             return out if len(out) == 2 else None
 
+        def successes() -> dict[str, str] | None:
+            query = urllib.parse.quote('probe_success{job="blackbox"}')
+            try:
+                url = f"http://127.0.0.1:{port}/api/v1/query?query={query}"
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    result = json.loads(answer.read())["data"]["result"]
+            except OSError:
+                return None
+            found = {r["metric"]["instance"]: r["value"][1] for r in result}
+            return found if len(found) == 2 else None
+
+        log = tmp_path / "prometheus.log"
+        series = wait_until(successes, "Prometheus has both checks' probe_success", 90)
+        assert series == {"healthy": "1", "failing": "0"}, log.read_text()[-2000:]
         alerts = wait_until(firing, "both stock rules fire", 90)
         assert alerts == {"BlackboxProbeFailed": {"failing"}, "BlackboxProbeHttpFailure": {"failing"}}
-        query = urllib.parse.quote('probe_success{job="blackbox"}')
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{port}/api/v1/query?query={query}", timeout=5
-        ) as answer:
-            series = {
-                r["metric"]["instance"]: r["value"][1] for r in json.loads(answer.read())["data"]["result"]
-            }
-        assert series == {"healthy": "1", "failing": "0"}
     finally:
         if prometheus is not None:
             prometheus.terminate()
