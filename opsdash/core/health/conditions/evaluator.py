@@ -21,6 +21,7 @@ from opsdash.core.health.conditions.language import (
     Operand,
     decimal,
     duration_seconds,
+    go_int,
     kind_of,
 )
 from opsdash.core.health.conditions.parser import parse_operand
@@ -42,16 +43,28 @@ _SHOW_LIMIT = 60
 
 
 def _literal_number(literal: str, operand: Operand) -> Decimal | None:
+    """A literal in the operand's unit: durations converted; a bare number for
+    [CERTIFICATE_EXPIRATION] is milliseconds, as in Gatus (the fact is kept in seconds)."""
     kind = kind_of(operand)
     if kind == BOOL or (kind == TEXT and operand.placeholder != "[BODY]"):
         return None
+    plain = not operand.function
     if DURATION.fullmatch(literal) and kind in (DURATION_KIND, TEXT):
         seconds = duration_seconds(literal)
-        per_second = 1000 if operand.placeholder == "[RESPONSE_TIME]" and not operand.function else 1
+        per_second = 1000 if operand.placeholder == "[RESPONSE_TIME]" and plain else 1
         return ARITHMETIC.multiply(seconds, Decimal(per_second))
-    if NUMBER.fullmatch(literal):
-        return decimal(literal)
-    return None
+    number = _text_number(literal)
+    if number is not None and operand.placeholder == "[CERTIFICATE_EXPIRATION]" and plain:
+        return ARITHMETIC.divide(number, Decimal(1000))
+    return number
+
+
+def _text_number(text: str) -> Decimal | None:
+    """A number written as text: decimal, or an integer as Go's ParseInt(s, 0, 64) reads it."""
+    if NUMBER.fullmatch(text):
+        return decimal(text)
+    integer = go_int(text)
+    return None if integer is None else Decimal(integer)
 
 
 def _value_number(value: Any) -> Decimal | None:
@@ -63,9 +76,18 @@ def _value_number(value: Any) -> Decimal | None:
         return Decimal(value) if math.isfinite(value) else None
     if isinstance(value, JsonNumber):
         return value.decimal
-    if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
-        return decimal(value.strip())
+    if isinstance(value, str):
+        return _text_number(value.strip())
     return None
+
+
+def _integers(value: Any, literal: str, operand: Operand) -> tuple[int, int] | None:
+    """Both sides as Go's ParseInt(s, 0, 64) reads them, where Gatus compares that way (`0x1 == 1`,
+    `0b0010 == 0b10`, `010 != 10`); durations and booleans are not."""
+    if kind_of(operand) in (BOOL, DURATION_KIND) or isinstance(value, bool) or value is None:
+        return None
+    a, b = go_int(as_text(value).strip()), go_int(literal)
+    return None if a is None or b is None else (a, b)
 
 
 def duration_text(seconds: float) -> str:
@@ -115,16 +137,52 @@ def _equal(value: Any, literal: str, operand: Operand) -> bool:
         return literal.lower() == ("true" if value else "false")
     if value is None:  # JSON null
         return literal in ("", "null")
+    integers = _integers(value, literal, operand)
+    if integers is not None:
+        return integers[0] == integers[1]
     number, expected = _value_number(value), _literal_number(literal, operand)
     if number is not None and expected is not None:
         return number == expected  # exact: a relative tolerance would call 999999999 == 1000000000
     return as_text(value) == literal
 
 
+def _in_unit(value: Any, operand: Operand) -> Decimal | None:
+    """A placeholder's number in Gatus' unit for comparing two placeholders (durations in ms)."""
+    number = _value_number(value)
+    if number is not None and operand.placeholder == "[CERTIFICATE_EXPIRATION]" and not operand.function:
+        return ARITHMETIC.multiply(number, Decimal(1000))
+    return number
+
+
+def _two_operands(condition: Condition, right: Operand, value: Any, facts: Facts) -> ConditionResult:
+    left, op = condition.left, condition.operator
+    other = resolve_function(right, facts)
+    actual = f"{_show(value, left)} vs {_show(other, right)}"
+    if any(v is MISSING or v is UNOBSERVED for v in (value, other)):
+        return ConditionResult(condition.text, False, actual)
+    a, b = _in_unit(value, left), _in_unit(other, right)
+    if op in EQUALITY:
+        integers = _integers(value, as_text(other).strip(), left) if kind_of(right) != DURATION_KIND else None
+        if integers is not None:
+            same = integers[0] == integers[1]
+        elif a is not None and b is not None:
+            same = a == b
+        else:
+            same = as_text(value) == as_text(other)
+        return ConditionResult(condition.text, same if op == "==" else not same, actual)
+    if a is None or b is None:
+        bad = left if a is None else right
+        return ConditionResult(condition.text, False, actual, error=f"{bad.label()} is not a number")
+    ok = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    return ConditionResult(condition.text, ok, actual)
+
+
 def evaluate(condition: Condition, facts: Facts) -> ConditionResult:
     """Evaluate against a probe's facts; unparseable bodies raise BodyUnparseable."""
     left, op = condition.left, condition.operator
     value = resolve_function(left, facts)
+    if condition.right_operand is not None:
+        return _two_operands(condition, condition.right_operand, value, facts)
     actual = _show(value, left)
     if value is MISSING or value is UNOBSERVED:
         wants_missing = op == "==" and condition.right_function is None and condition.right == ("",)
@@ -150,7 +208,8 @@ def metrics(
 ) -> dict[str, float]:
     """Numbers found at the [BODY] paths the conditions (and `extra_paths`) name."""
     out: dict[str, float] = {}
-    operands = [c.left for c in conditions if c.left.placeholder == "[BODY]" and c.left.path]
+    sides = [o for c in conditions for o in (c.left, c.right_operand) if o is not None]
+    operands = [o for o in sides if o.placeholder == "[BODY]" and o.path]
     for extra in extra_paths:
         operands.append(parse_operand("[BODY]" + ("" if extra.startswith(("[", ".")) else ".") + extra, 0))
     for operand in operands:

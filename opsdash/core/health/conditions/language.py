@@ -13,7 +13,7 @@ PLACEHOLDERS = {
     "[STATUS]": 1.0,
     "[RESPONSE_TIME]": 1e-3,  # unit in seconds: milliseconds
     "[BODY]": None,
-    "[CERTIFICATE_EXPIRATION]": 1.0,  # seconds
+    "[CERTIFICATE_EXPIRATION]": 1e-3,  # a bare number is milliseconds, as in Gatus
     "[CONNECTED]": None,
     "[IP]": None,
     "[DNS_RCODE]": None,
@@ -22,6 +22,13 @@ OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 EQUALITY = ("==", "!=")
 
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Go's strconv.ParseInt(s, 0, 64), which Gatus compares with: 0x / 0o / 0b / a leading 0 (octal)
+# prefixes, and single underscores between digits.
+_GO_INT = re.compile(
+    r"(?P<sign>[+-]?)(?:0[xX](?P<hex>(?:_?[0-9a-fA-F])+)|0[bB](?P<bin>(?:_?[01])+)"
+    r"|0[oO](?P<oct>(?:_?[0-7])+)|0(?P<legacy>(?:_?[0-7])+)|(?P<dec>[1-9](?:_?[0-9])*|0))"
+)
+_GO_BASES = {"hex": 16, "bin": 2, "oct": 8, "legacy": 8, "dec": 10}
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h|d)")
 DURATION = re.compile(r"([+-]?)((?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h|d))+)")
 _DURATION_SECONDS = {
@@ -68,8 +75,9 @@ class Condition:
     text: str
     left: Operand
     operator: str
-    right: tuple[str, ...]  # several values for any(...); the glob for pat(...)
+    right: tuple[str, ...]  # several values for any(...); the glob for pat(...); () for an operand
     right_function: str | None = None  # any | pat
+    right_operand: Operand | None = None  # a placeholder on the right: [BODY].a == [BODY].b
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,18 @@ def kind_of(operand: Operand) -> str:
     if operand.placeholder in ("[RESPONSE_TIME]", "[CERTIFICATE_EXPIRATION]"):
         return DURATION_KIND
     return TEXT
+
+
+def go_int(text: str) -> int | None:
+    """The integer Go's strconv.ParseInt(text, 0, 64) reads (`0x1F`, `0b10`, `0o17`, `017`, `1_000`),
+    or None where it refuses the text or the value is outside int64."""
+    m = _GO_INT.fullmatch(text) if len(text) <= 160 else None  # int64 is 64 binary digits at most
+    if m is None:
+        return None
+    base = next(name for name in _GO_BASES if m.group(name) is not None)
+    value = int(m.group(base).replace("_", ""), _GO_BASES[base])
+    value = -value if m.group("sign") == "-" else value
+    return value if -(2**63) <= value < 2**63 else None
 
 
 def decimal(text: str) -> Decimal:

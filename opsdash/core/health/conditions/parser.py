@@ -25,6 +25,7 @@ from opsdash.core.health.conditions.language import (
     ConditionError,
     Operand,
     duration_seconds,
+    go_int,
     kind_of,
 )
 from opsdash.core.health.conditions.patterns import compile_pattern
@@ -58,8 +59,13 @@ def _reject_logic(text: str, offset: int) -> None:
 
 
 def _find_operator(text: str) -> tuple[int, str]:
+    """The first operator outside a function's parentheses (`pat(*id="x"*) == [BODY]`)."""
+    nested = text.count("(") == text.count(")")  # unbalanced: the error is the parenthesis, found later
+    depth = 0
     for i, ch in enumerate(text):
-        if ch not in "=!<>":
+        if nested:
+            depth = depth + 1 if ch == "(" else max(depth - 1, 0) if ch == ")" else depth
+        if depth > 0 or ch not in "=!<>":
             continue
         two = text[i : i + 2]
         if two in OPERATORS:
@@ -148,10 +154,6 @@ def _unquoted(text: str, col: int) -> _Item:
             raise ConditionError("unexpected text after the quoted value", col + close + 1)
         return _Item(text[1:-1], col + 1)
     _reject_logic(text, col - 1)
-    if _PLACEHOLDER_LIKE.match(text):
-        raise ConditionError(
-            f"comparing with a placeholder ({text}) is not supported; quote it to compare with that text", col
-        )
     bad = re.search(r"[=<>]", text)
     if bad:
         raise ConditionError(
@@ -185,10 +187,6 @@ def _split_any(inner: str, col: int) -> list[_Item]:
 
 
 def _parse_right(text: str, offset: int, op: str) -> tuple[str | None, list[_Item]]:
-    if text[:1] and text[0] in "=!<>":
-        run = op + text[: len(text) - len(text.lstrip("=!<>"))]
-        hint = f"; use {_BAD_OPERATORS[run]}" if run in _BAD_OPERATORS else " (use ==, !=, <, <=, > or >=)"
-        raise ConditionError(f"'{run}' is not an operator{hint}", offset - len(op) + 1)
     stripped = text.strip()
     col = offset + (len(text) - len(text.lstrip())) + 1
     if not stripped:
@@ -196,13 +194,9 @@ def _parse_right(text: str, offset: int, op: str) -> tuple[str | None, list[_Ite
     call = _CALL.match(stripped)
     if call and (not call.group(2) or call.group(1) in _RIGHT_FUNCTIONS + _LEFT_FUNCTIONS):
         name = call.group(1)
-        if name in _LEFT_FUNCTIONS:
-            raise ConditionError(
-                f"{name}() goes on the left of the operator, e.g. {name}([BODY].items) > 0", col
-            )
         if name not in _RIGHT_FUNCTIONS:
             hint = f"; did you mean {name.lower()}()?" if name.lower() in _RIGHT_FUNCTIONS else ""
-            raise ConditionError(f"unknown function {name}() (known: any(), pat()){hint}", col)
+            raise ConditionError(f"unknown function {name}() (known: any(), pat(), len(), has()){hint}", col)
         if not stripped.endswith(")"):
             _unclosed(name, stripped, call.end(), col)
         inner = stripped[call.end() : -1]
@@ -239,10 +233,11 @@ def _check_value(left: Operand, op: str, item: _Item) -> None:
         raise ConditionError(f"{left.label()} is not a duration; compare it with a plain number", col)
     if value.lower().lstrip("+-") in ("nan", "inf", "infinity"):
         raise ConditionError(f"{value} is not a finite number", col)
-    if not duration and not NUMBER.fullmatch(value):
+    if not duration and not NUMBER.fullmatch(value) and go_int(value) is None:
         wanted = "a number" if kind in (COUNT, STATUS) else "a number or a duration such as 500ms or 720h"
         raise ConditionError(f"expected {wanted}, got {value!r}", col)
-    magnitude = float(duration_seconds(value)) if duration else float(value)
+    number = go_int(value) if not NUMBER.fullmatch(value) else None
+    magnitude = float(duration_seconds(value)) if duration else float(value if number is None else number)
     if not math.isfinite(magnitude):
         raise ConditionError(f"{value} is too large (not a finite number)", col)
     if duration and abs(duration_seconds(value)) > MAX_DURATION_S:
@@ -253,13 +248,49 @@ def _check_value(left: Operand, op: str, item: _Item) -> None:
         raise ConditionError(f"{left.placeholder} cannot be compared with a negative value ({value})", col)
 
 
+def _is_operand(text: str) -> bool:
+    """A placeholder, or len()/has() of one: an operand on either side, as Gatus reads both sides."""
+    stripped = text.strip()
+    call = _CALL.match(stripped)
+    return bool(_PLACEHOLDER_LIKE.match(stripped)) or bool(call and call.group(1) in _LEFT_FUNCTIONS)
+
+
+def _is_right_function(text: str) -> bool:
+    call = _CALL.match(text.strip())
+    return bool(call and call.group(1) in _RIGHT_FUNCTIONS)
+
+
+def _both_operands(text: str, left: Operand, op: str, index: int) -> Condition:
+    right_text = text[index + len(op) :]
+    right = parse_operand(right_text, index + len(op))
+    if op not in EQUALITY:
+        for operand in (left, right):
+            if kind_of(operand) == BOOL or (kind_of(operand) == TEXT and operand.placeholder != "[BODY]"):
+                raise ConditionError(f"{operand.label()} cannot be compared with {op}", index + 1)
+    return Condition(text.strip(), left, op, (), None, right)
+
+
 def parse(text: str) -> Condition:
     _check_characters(text)
     if not text.strip():
         raise ConditionError("empty condition", 1)
     index, op = _find_operator(text)
-    left = parse_operand(text[:index], 0)
-    function, items = _parse_right(text[index + len(op) :], index + len(op), op)
+    left_text, right_text = text[:index], text[index + len(op) :]
+    if right_text[:1] and right_text[0] in "=!<>":
+        run = op + right_text[: len(right_text) - len(right_text.lstrip("=!<>"))]
+        hint = f"; use {_BAD_OPERATORS[run]}" if run in _BAD_OPERATORS else " (use ==, !=, <, <=, > or >=)"
+        raise ConditionError(f"'{run}' is not an operator{hint}", index + 1)
+    if _is_right_function(left_text) and _is_operand(right_text):
+        if op not in EQUALITY:
+            raise ConditionError(f"{left_text.strip()[:3]}() only works with == and !=", index + 1)
+        # any()/pat() on the left: Gatus compares both sides alike, so read it the usual way round
+        left = parse_operand(right_text, index + len(op))
+        function, items = _parse_right(left_text, 0, op)
+    else:
+        left = parse_operand(left_text, 0)
+        if _is_operand(right_text):
+            return _both_operands(text, left, op, index)
+        function, items = _parse_right(right_text, index + len(op), op)
     kind = kind_of(left)
     if op not in EQUALITY:
         if function is not None:
