@@ -67,6 +67,7 @@ WHY = {
     "policy-violation": "A setting the deployment's security depends on is off.",
     "tls-expired": "Browsers refuse the site and the provider refuses callbacks: a full outage.",
     "tls-expiring-soon": "Renewal is due; left alone it becomes an outage on a known date.",
+    "tls-not-yet-valid": "Browsers refuse a certificate before its start date: the site is down for them.",
     "tls-untrusted": "Clients cannot verify the server; browsers warn or refuse, and API clients fail.",
     "tls-hostname-mismatch": "The certificate is for another name; clients refuse the connection.",
     "tls-old-protocol": "TLS 1.0/1.1 are broken and refused by payment-industry rules (PCI DSS).",

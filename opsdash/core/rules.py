@@ -260,6 +260,14 @@ RULES: dict[str, Rule] = {
             RB_TLS,
         ),
         Rule(
+            "tls-not-yet-valid",
+            "tls",
+            _C,
+            "Certificate is not yet valid",
+            "Check the server's clock and the certificate's start date (notBefore); serve one already valid.",
+            RB_TLS,
+        ),
+        Rule(
             "tls-untrusted",
             "tls",
             _C,

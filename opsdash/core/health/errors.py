@@ -104,7 +104,7 @@ ERROR_INFO: dict[ErrorClass, ErrorInfo] = {
     ErrorClass.HTTP_AUTH: ErrorInfo(
         "Credentials rejected (401/403)",
         "Check that the credentials are the production ones and have not been rotated or revoked.",
-        RB_PROVIDER,
+        None,  # a provider check's goes to the provider runbook (runbook_for); an app's has none
         False,
     ),
     ErrorClass.HTTP_NOT_FOUND: ErrorInfo(
@@ -113,13 +113,13 @@ ERROR_INFO: dict[ErrorClass, ErrorInfo] = {
     ErrorClass.HTTP_RATE_LIMITED: ErrorInfo(
         "Rate limited (429)",
         "Back off; lower the check frequency or ask the provider for a higher limit.",
-        RB_PROVIDER,
+        None,
         False,
     ),
     ErrorClass.HTTP_5XX: ErrorInfo(
         "Server error (5xx)",
         "The service or its upstream is failing: check its logs and the provider's status page.",
-        RB_PROVIDER,
+        RB_ROLLBACK,  # the app failing; a provider check's 5xx goes to the provider runbook
         True,
     ),
     ErrorClass.HTTP_STATUS: ErrorInfo(
@@ -165,7 +165,8 @@ _TLS_CLASSES = {"tls-expired", "tls-not-yet-valid", "tls-untrusted", "tls-hostna
 
 
 def runbook_for(error: ErrorClass, kind: str) -> str | None:
-    """Certificate trouble goes to the TLS runbook; other provider and webhook failures to theirs."""
+    """Certificate trouble goes to the TLS runbook; other provider and webhook failures to theirs;
+    the rest by error class, so an app's own 503 is never sent to the payment provider's runbook."""
     if error.value in _TLS_CLASSES or error is ErrorClass.CONFIG:
         return error.info.runbook
     return _KIND_RUNBOOKS.get(kind, error.info.runbook)

@@ -72,7 +72,7 @@ class ProbeFailed(Exception):
 
 _TLS_RULES = {
     ErrorClass.TLS_EXPIRED: "tls-expired",
-    ErrorClass.TLS_NOT_YET_VALID: "tls-untrusted",
+    ErrorClass.TLS_NOT_YET_VALID: "tls-not-yet-valid",
     ErrorClass.TLS_UNTRUSTED: "tls-untrusted",
     ErrorClass.TLS_HOSTNAME: "tls-hostname-mismatch",
 }

@@ -9,6 +9,7 @@ import functools
 import ssl
 import time
 import warnings
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -239,6 +240,32 @@ async def _handshake(
     return sslobj, elapsed
 
 
+_LEGACY = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
+_LEGACY_CONTEXTS: weakref.WeakKeyDictionary[ssl.SSLContext, dict[str, ssl.SSLContext]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _verifying(ctx: ProbeContext, min_version: str) -> ssl.SSLContext:
+    """The shared verifying context, or, when the policy allows TLS 1.0 or 1.1, one that trusts the
+    same CAs and offers those too (OpenSSL 3 needs @SECLEVEL=0 for their ciphers): a TLS 1.0-only
+    server is then verified, not refused, as `min_version` says it may be."""
+    if min_version not in _LEGACY:
+        return ctx.ssl_context
+    made = _LEGACY_CONTEXTS.setdefault(ctx.ssl_context, {})
+    if min_version not in made:
+        legacy = ssl.create_default_context()
+        for der in ctx.ssl_context.get_ca_certs(binary_form=True):
+            legacy.load_verify_locations(cadata=der)
+        with warnings.catch_warnings():  # the policy asks for these protocols
+            warnings.simplefilter("ignore", DeprecationWarning)
+            legacy.minimum_version = _LEGACY[min_version]
+        with contextlib.suppress(ssl.SSLError):  # depends on the OpenSSL build
+            legacy.set_ciphers("DEFAULT:@SECLEVEL=0")
+        made[min_version] = legacy
+    return made[min_version]
+
+
 _BELOW = {
     "TLSv1.1": ssl.TLSVersion.TLSv1,
     "TLSv1.2": ssl.TLSVersion.TLSv1_1,
@@ -271,7 +298,9 @@ async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: f
     name = check.server_name or check.host
     verify_error: tuple[ErrorClass, str] | None = None
     try:
-        sslobj, handshake_ms = await _handshake(check.host, check.port, name, ctx.ssl_context, check.timeout)
+        sslobj, handshake_ms = await _handshake(
+            check.host, check.port, name, _verifying(ctx, check.min_version), check.timeout
+        )
     except ssl.SSLError as exc:
         verify_error = classify_tls(exc)
         try:

@@ -284,6 +284,19 @@ async def test_provider_tells_failures_apart(
     assert result.runbook == "payment-provider-outage"
 
 
+@pytest.mark.parametrize(("status", "runbook"), [(503, "rollback"), (401, None), (429, None)])
+async def test_an_apps_own_failure_is_not_sent_to_the_payment_providers_runbook(
+    ctx: ProbeContext, status: int, runbook: str | None
+) -> None:
+    async def answer(_req: Request) -> Response:
+        return Response(status, b"{}")
+
+    async with http_server(answer) as server:
+        result = await run(make_check(kind="http", url=f"{server.base_url}/health"), ctx)
+    assert result.severity in (Severity.WARN, Severity.CRIT), result.summary
+    assert result.runbook == runbook
+
+
 async def test_provider_200_with_a_truncated_body_is_not_credentials_accepted(
     signed_ctx: ProbeContext, certs: Certs
 ) -> None:

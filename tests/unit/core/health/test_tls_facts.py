@@ -5,6 +5,7 @@ still accept protocols below the policy minimum. Held against openssl on the sam
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import shutil
 import ssl
@@ -19,7 +20,7 @@ from opsdash.core.findings import Severity
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.probes import ProbeContext, make_ssl_context
 from opsdash.demo.httpserver import Request, Response
-from tests.servers import Certs, Chain, http_server, json_handler
+from tests.servers import NOW, Certs, Chain, http_server, json_handler
 from tests.unit.core.health.conftest import CERT_THRESHOLDS, HEALTH, make_check, make_profile, run
 
 
@@ -157,3 +158,39 @@ async def test_html_500_is_the_server_failing_not_an_unparseable_body(ctx: Probe
         result = await run(check, ctx)
     assert result.error_class is ErrorClass.HTTP_5XX, result.summary
     assert "HTTP 500" in result.summary
+
+
+def _tls10_only_server(certs: Certs) -> ssl.SSLContext:
+    ctx = _old_protocol_server(certs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1
+    return ctx
+
+
+async def test_min_version_tlsv1_lets_a_tls10_only_server_through_verified(
+    ctx: ProbeContext, certs: Certs
+) -> None:
+    async with http_server(json_handler(HEALTH), _tls10_only_server(certs)) as server:
+        allowed = await run(
+            make_check(kind="tls", host="127.0.0.1", port=server.port, min_version="TLSv1"), ctx
+        )
+        default = await run(make_check(kind="tls", host="127.0.0.1", port=server.port), ctx)
+    if allowed.error_class is ErrorClass.TLS_HANDSHAKE and "version" in allowed.summary.lower():
+        pytest.skip("this machine's OpenSSL refuses TLS 1.0 even at @SECLEVEL=0")
+    assert allowed.severity is Severity.OK, allowed.summary  # the policy allows TLS 1.0 ...
+    assert allowed.facts["tls_version"] == "TLSv1" and allowed.facts.get("cert_days_left")
+    assert default.severity is Severity.CRIT, default.summary  # ... the default policy (TLSv1.2) does not
+
+
+async def test_a_certificate_not_yet_valid_has_its_own_rule(certs: Certs, tmp_path: Path) -> None:
+    future = certs.ca.issue_cert(
+        "127.0.0.1", not_before=NOW + dt.timedelta(days=2), not_after=NOW + dt.timedelta(days=200)
+    )
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    future.configure_cert(server_ctx)
+    ctx = ProbeContext(profile=make_profile(), ssl_context=make_ssl_context(certs.ca_file(str(tmp_path))))
+    async with http_server(json_handler(HEALTH), server_ctx) as server:
+        result = await run(make_check(kind="tls", host="127.0.0.1", port=server.port), ctx)
+    assert result.error_class is ErrorClass.TLS_NOT_YET_VALID, result.summary
+    assert [f.rule for f in result.findings] == ["tls-not-yet-valid"], result.findings
