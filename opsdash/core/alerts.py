@@ -25,6 +25,7 @@ CHECK_CRITICAL = "check-critical"
 CREDENTIALS_REJECTED = "credentials-rejected"
 CERTIFICATE_EXPIRY = "certificate-expiry"
 PREFLIGHT_NO_GO = "preflight-no-go"
+VALIDATION_NO_GO = "validation-no-go"
 WEBHOOK_BURST = "webhook-failure-burst"
 CHECK_RULES = (CHECK_CRITICAL, CREDENTIALS_REJECTED, CERTIFICATE_EXPIRY)
 INCIDENT_RULES = (CHECK_CRITICAL, CREDENTIALS_REJECTED)  # a check being down: one incident per check
@@ -137,6 +138,23 @@ def preflight_candidate(report: Report) -> Candidate | None:
         f"Preflight NO-GO for {report.target}",
         f"{len(reasons)} blocking reason(s): {', '.join(reasons)} (run {report.run_id})",
         "pre-deploy-checklist",
+    )
+
+
+def validation_candidate(report: Report) -> Candidate | None:
+    """`opsdash serve`'s environment validation found critical problems: one alert per target,
+    resolved by the first validation without any (its text names rules, never values)."""
+    crit = [f for f in report.findings if f.severity is Severity.CRIT]
+    if not crit:
+        return None
+    reasons = sorted({f.rule for f in crit})
+    return Candidate(
+        VALIDATION_NO_GO,
+        report.target,
+        Severity.CRIT,
+        f"Environment validation NO-GO for {report.target}",
+        f"{len(crit)} critical finding(s): {', '.join(reasons)} (run {report.run_id})",
+        next((f.runbook for f in crit if f.runbook), "pre-deploy-checklist"),
     )
 
 

@@ -421,8 +421,20 @@ class AlertsSection(_Section):
         3600, ge=60, description="Seconds before a still-firing alert is sent again."
     )
     send_resolved: bool = Field(True, description="Send a message when an alert resolves.")
+    runbook_url: str | None = Field(
+        None,
+        description="Link to an alert's runbook, `{runbook}` standing for its id, e.g. "
+        "'https://wiki.example.com/runbooks/{runbook}': Alertmanager's runbook_url annotation.",
+    )
     channels: list[AlertChannel] = Field(default_factory=list)
     silences: list[Silence] = Field(default_factory=list)
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _runbook_link(cls, value: str | None) -> str | None:
+        if value is not None and ("{runbook}" not in value or not value.startswith(("https://", "http://"))):
+            raise ValueError("runbook_url is an http(s) URL with {runbook} where the runbook id goes")
+        return value
 
 
 class RunbooksSection(_Section):

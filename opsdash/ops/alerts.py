@@ -13,8 +13,10 @@ time it resolved.
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import json
 import os
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -63,10 +65,12 @@ def payload(
     *,
     generator_url: str = "",
     valid_for: float = 4 * ALERTMANAGER_RESEND,
+    runbook_url: str | None = None,
 ) -> Any:
-    """What one channel is sent for one alert event (firing, reminder, resolved)."""
+    """What one channel is sent for one alert event (firing, reminder, resolved). `runbook_url`:
+    the profile's link template (`{runbook}` is the runbook id), for Alertmanager's `runbook_url`."""
     if channel.kind == "alertmanager":
-        return [alertmanager_alert(event, alert, target, at, generator_url, valid_for)]
+        return [alertmanager_alert(event, alert, target, at, generator_url, valid_for, runbook_url)]
     if channel.kind == "slack":
         text = (
             f"{EMOJI.get(event, '')} [{alert['severity']}] {alert['title']} — {alert['detail']}"
@@ -84,13 +88,22 @@ def payload(
         "title": alert["title"],
         "detail": alert["detail"],
         "runbook": alert.get("runbook"),
+        "runbook_url": runbook_url.replace("{runbook}", alert["runbook"])
+        if runbook_url and alert.get("runbook")
+        else None,
         "target": target,
         "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
     }
 
 
 def alertmanager_alert(
-    event: str, alert: dict[str, Any], target: str, at: float, generator_url: str, valid_for: float
+    event: str,
+    alert: dict[str, Any],
+    target: str,
+    at: float,
+    generator_url: str,
+    valid_for: float,
+    runbook_url: str | None = None,
 ) -> dict[str, Any]:
     """One postableAlert of Alertmanager's v2 API: labels identify it (Alertmanager dedupes on
     them), annotations describe it; `endsAt` in the future while it fires, the resolve time once
@@ -105,6 +118,8 @@ def alertmanager_alert(
     annotations = {"summary": alert["title"], "description": alert["detail"]}
     if alert.get("runbook"):
         annotations["runbook"] = alert["runbook"]
+        if runbook_url:
+            annotations["runbook_url"] = runbook_url.replace("{runbook}", alert["runbook"])
     if alert.get("silenced_span"):
         annotations["silenced"] = alert["silenced_span"]
     resolved = event == "resolved"
@@ -131,9 +146,24 @@ def channel_url(channel: AlertChannel) -> str:
     return url
 
 
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a `Retry-After` header asks for: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - now, 0.0)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def deliver(channel: AlertChannel, body: Any) -> tuple[bool, int, str]:
-    """POST with retries and backoff, all within the channel's `timeout`: a receiver that never
-    answers, or drips its answer, costs at most that long. Returns (ok, attempts, last error)."""
+    """POST with retries, all within the channel's `timeout`: a receiver that never answers, or
+    drips its answer, costs at most that long. Between tries: exponential backoff with full jitter
+    (many opsdash processes that lost one receiver do not come back to it in step), or the wait a
+    429/503's `Retry-After` asks for; a wait that would pass the timeout is not taken. Returns (ok,
+    attempts, last error)."""
     url = channel_url(channel)
     if not url:
         return False, 0, f"{channel.url_env} is not set"
@@ -156,12 +186,20 @@ def deliver(channel: AlertChannel, body: Any) -> tuple[bool, int, str]:
             if answer.status < 300:
                 return True, attempt, ""
             error = f"HTTP {answer.status}"
+            asked = (
+                retry_after(answer.facts.get("retry_after"), time.time())
+                if answer.status in (429, 503)
+                else None
+            )
         except ProbeFailed as exc:
-            error = f"{exc.error.value}: {exc.reason}"
-        backoff = 0.2 * 2 ** (attempt - 1)
-        if attempt > channel.retries or deadline - time.monotonic() < backoff + 0.1:
+            error, asked = f"{exc.error.value}: {exc.reason}", None
+        wait = asked if asked is not None else random.uniform(0, 0.4 * 2 ** (attempt - 1))  # noqa: S311
+        if attempt > channel.retries:
             return False, attempt, error
-        time.sleep(backoff)
+        if deadline - time.monotonic() < wait + 0.1:
+            why = f" (Retry-After {asked:g} s is past the channel's timeout)" if asked is not None else ""
+            return False, attempt, error + why
+        time.sleep(wait)
 
 
 Deliver = Callable[[AlertChannel, Any], tuple[bool, int, str]]
@@ -220,7 +258,16 @@ class AlertDispatcher:
         target = self.profile.target.name
         link = self.generator_url or self.profile.target.base_url
         bodies = [
-            payload(channel, event, alert, target, at, generator_url=link, valid_for=self._valid_for)
+            payload(
+                channel,
+                event,
+                alert,
+                target,
+                at,
+                generator_url=link,
+                valid_for=self._valid_for,
+                runbook_url=self.profile.alerts.runbook_url,
+            )
             for channel in channels
         ]
         if any(c.kind == "alertmanager" for c in channels):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from opsdash.core.alerts import VALIDATION_NO_GO, validation_candidate
 from opsdash.core.validators import ValidationRun, validate
 from opsdash.ops.base import Ops
 
@@ -15,8 +16,11 @@ def run(
     env_files: Sequence[Path] | None = None,
     from_env: bool | None = None,
     record: bool = True,
+    alert: bool = False,
 ) -> ValidationRun:
-    """Validate; with `record`, keep the run in history (fingerprints only) and the audit log."""
+    """Validate; with `record`, keep the run in history (fingerprints only) and the audit log; with
+    `alert` (`opsdash serve`), a critical finding raises the `validation-no-go` alert through the
+    profile's channels, and a clean validation resolves it."""
     profile = ops.profile
     result = validate(profile, env_files=env_files, from_env=from_env)
     if record:
@@ -25,4 +29,8 @@ def run(
             history.purge(ops.settings.history_retention_days)
             ops.audit.report(result.report, history)
             ops.alerts.settle_gate(history)  # a NO-GO preflight whose findings are gone resolves
+            if alert:
+                found = validation_candidate(result.report)
+                scope = {(VALIDATION_NO_GO, result.report.target)}
+                ops.alerts.process(history, [found] if found else [], scope)
     return result

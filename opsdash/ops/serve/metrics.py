@@ -8,7 +8,8 @@ each sample).
 
 Names follow blackbox_exporter where they mean the same (`probe_success`, `probe_duration_seconds`,
 `probe_http_status_code`, `probe_http_duration_seconds{phase}` with all five of its phases,
-`probe_http_ssl`, `probe_http_version`, `probe_ip_protocol`, `probe_dns_lookup_time_seconds`,
+`probe_http_ssl`, `probe_http_version`, `probe_http_redirects`, `probe_http_content_length`,
+`probe_http_uncompressed_body_length`, `probe_ip_protocol`, `probe_dns_lookup_time_seconds`,
 `probe_failed_due_to_regex`, `probe_tls_version_info`, `probe_ssl_earliest_cert_expiry`,
 `probe_ssl_last_chain_expiry_timestamp_seconds`); on /metrics each series carries `target` (the
 profile's target name) and `check` (the check's name). `/probe?target=CHECK` answers one check's
@@ -53,6 +54,9 @@ CHECK_FAMILIES: dict[str, str] = {
     "probe_ssl_earliest_cert_expiry": "Earliest expiry of the presented certificate chain, in Unix time.",
     "probe_http_duration_seconds": "Duration of each phase of the last HTTP exchange, in seconds.",
     "probe_http_ssl": "Whether the last HTTP exchange was over TLS (1) or not (0).",
+    "probe_http_redirects": "The number of redirects the last probe followed.",
+    "probe_http_content_length": "Length of the last response as its Content-Length says (-1: none).",
+    "probe_http_uncompressed_body_length": "Length of the last response body after decoding, in bytes.",
     "probe_http_version": "HTTP version of the last response.",
     "probe_ip_protocol": "IP protocol of the last probe's connection (4 or 6).",
     "probe_dns_lookup_time_seconds": "How long resolving the host took, in seconds.",
@@ -107,6 +111,10 @@ def _gauge(name: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, CHECK_FAMILIES.get(name, name), labels=labels)
 
 
+def _count(text: str | None, default: float) -> float:
+    return float(text) if text and text.isdigit() else default
+
+
 def _families(result: CheckResult, state: SustainedState, labels: list[str], ids: list[str]) -> list[Metric]:
     """One check's latest result as blackbox_exporter's families (plus opsdash_check_state)."""
 
@@ -138,6 +146,9 @@ def _families(result: CheckResult, state: SustainedState, labels: list[str], ids
             gauge("probe_http_status_code", status),
             phases,
             gauge("probe_http_ssl", 1.0 if "tls_version" in facts else 0.0),
+            gauge("probe_http_redirects", _count(facts.get("redirects"), 0.0)),
+            gauge("probe_http_content_length", _count(facts.get("content_length"), -1.0)),
+            gauge("probe_http_uncompressed_body_length", _count(facts.get("body_bytes"), 0.0)),
             gauge("probe_http_version", float(version) if version.replace(".", "", 1).isdigit() else 0.0),
             gauge("probe_dns_lookup_time_seconds", seconds["resolve"]),
             gauge(

@@ -144,7 +144,9 @@ class Target:
         while not self._stop.is_set():
             self._validate_now.clear()
             try:
-                run = await asyncio.to_thread(validation.run, self.ops, from_env=self.options.from_env)
+                run = await asyncio.to_thread(
+                    validation.run, self.ops, from_env=self.options.from_env, alert=True
+                )
                 self.status.validation, self.status.validated_at = run.report, time.time()
             except OpsdashError as exc:
                 warn(f"{self.name}: validation could not run: {exc}")

@@ -5,6 +5,7 @@ Alertmanager's v2 shape, re-posted while the alert is open and ended when it res
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import AlertChannel
-from opsdash.ops.alerts import ALERTMANAGER_RESEND, AlertDispatcher
+from opsdash.demo.httpserver import Request, Response
+from opsdash.ops.alerts import ALERTMANAGER_RESEND, AlertDispatcher, deliver
 from opsdash.ops.base import Ops
 from tests.conftest import Demo, Run
-from tests.servers import assert_postable_alert
+from tests.servers import ThreadedHttpServer, assert_postable_alert
 
 T0 = 1_800_000_000.0
 PROFILE = """
@@ -270,3 +272,75 @@ def test_a_rollback_readiness_reason_waits_for_the_next_gate() -> None:
     assert not gate_cause_gone([check], ["app-health"], [], None)
     assert not gate_cause_gone([check, readiness], ["app-health"], ["app-health"], None)
     assert not gate_cause_gone([env], [], [], None)  # no validation since
+
+
+class _Busy(ThreadedHttpServer):
+    """A receiver that answers `statuses` in turn (then 200), with `headers` on each answer."""
+
+    def __init__(self, statuses: list[int], headers: dict[str, str] | None = None) -> None:
+        self.statuses, self.headers, self.requests = list(statuses), headers or {}, 0
+        super().__init__(self._answer)
+
+    async def _answer(self, _req: Request) -> Response:
+        self.requests += 1
+        status = self.statuses.pop(0) if self.statuses else 200
+        return Response(status, b"busy" if status >= 300 else b"ok", dict(self.headers))
+
+
+def _waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits deliver() asks for between tries, taken instead of slept."""
+    waits: list[float] = []
+    monkeypatch.setattr("opsdash.ops.alerts.time.sleep", waits.append)
+    return waits
+
+
+@pytest.mark.parametrize("header", ["2", "HTTP-DATE"])
+def test_delivery_waits_as_retry_after_asks(monkeypatch: pytest.MonkeyPatch, header: str) -> None:
+    from email.utils import formatdate
+
+    value = formatdate(time.time() + 2, usegmt=True) if header == "HTTP-DATE" else header
+    receiver = _Busy([429], {"Retry-After": value})
+    waits = _waits(monkeypatch)
+    try:
+        channel = AlertChannel(
+            name="hook", kind="webhook", url=f"{receiver.base_url}/hook", retries=2, timeout=10
+        )
+        ok, attempts, _error = deliver(channel, {"text": "x"})
+    finally:
+        receiver.close()
+    assert (ok, attempts, receiver.requests) == (True, 2, 2)
+    assert len(waits) == 1 and 1.0 <= waits[0] <= 2.0  # what it asked for (an HTTP-date: up to now)
+
+
+def test_a_retry_after_past_the_channels_timeout_gives_up_at_once_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    receiver = _Busy([503, 503], {"Retry-After": "120"})
+    waits = _waits(monkeypatch)
+    try:
+        channel = AlertChannel(
+            name="hook", kind="webhook", url=f"{receiver.base_url}/hook", retries=3, timeout=5
+        )
+        ok, attempts, error = deliver(channel, {"text": "x"})
+    finally:
+        receiver.close()
+    assert (ok, attempts, waits) == (False, 1, [])
+    assert error == "HTTP 503 (Retry-After 120 s is past the channel's timeout)"
+
+
+def test_retries_without_retry_after_back_off_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full jitter: each wait is anywhere from 0 to 0.4 s x 2^(try-1), so processes that lost one
+    receiver together do not come back to it in step."""
+    receiver = _Busy([500] * 60)
+    waits = _waits(monkeypatch)
+    try:
+        channel = AlertChannel(
+            name="hook", kind="webhook", url=f"{receiver.base_url}/hook", retries=3, timeout=30
+        )
+        for _ in range(15):
+            deliver(channel, {"text": "x"})
+    finally:
+        receiver.close()
+    firsts = waits[::3]
+    assert len(waits) == 45 and all(0 <= w <= 0.4 * 2**i for n, w in enumerate(waits) for i in [n % 3])
+    assert len(set(firsts)) > 10  # not one fixed backoff

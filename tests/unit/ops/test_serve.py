@@ -612,6 +612,10 @@ def test_probe_answers_one_check_as_blackbox_exporter_does(project: Project, sta
         assert healthy[("probe_http_ssl", none)] == 0 and healthy[("probe_http_version", none)] == 1.1
         assert healthy[("probe_ip_protocol", none)] == 4
         assert healthy[("probe_failed_due_to_regex", none)] == 0
+        assert healthy[("probe_http_redirects", none)] == 0
+        body = len(b'{"status":"UP"}')  # what Stage answers, with its Content-Length
+        assert healthy[("probe_http_content_length", none)] == body
+        assert healthy[("probe_http_uncompressed_body_length", none)] == body
         phases = {dict(labels)["phase"] for name, labels in healthy if name == "probe_http_duration_seconds"}
         assert phases == {"resolve", "connect", "tls", "processing", "transfer"}
         assert not [labels for _name, labels in healthy if {"target", "check"} & dict(labels).keys()]
@@ -623,5 +627,46 @@ def test_probe_answers_one_check_as_blackbox_exporter_does(project: Project, sta
         # /metrics carries the same new families, labelled by target and check
         samples = serve.samples()
         assert samples[("probe_http_version", series("BetaSkill", "healthy"))] == 1.1
+    finally:
+        serve.kill()
+
+
+def test_a_critical_validation_alerts_through_the_channels_and_a_clean_one_resolves(
+    project: Project, stage: Stage
+) -> None:
+    """serve's validation reaches the channels as its checks do: one `validation-no-go` alert per
+    target (rule ids in its text, never values), with the profile's runbook link as Alertmanager's
+    `runbook_url`, resolved by the next clean validation."""
+    path = write_profile(project, stage)
+    text = path.read_text().replace(
+        "send_resolved = true",
+        'send_resolved = true\nrunbook_url = "https://wiki.example.com/rb/{runbook}"',
+        1,
+    )
+    path.write_text(text.replace("validate_interval = 10", "validate_interval = 3600"))
+    good = project.env_file.read_text()
+    project.env_file.write_text(good.replace("ENFORCE_HTTPS=true", "ENFORCE_HTTPS=false"))
+    serve = Serve("--config", path)
+    try:
+
+        def validation_alerts() -> list[dict[str, Any]]:
+            return [a for a in stage.alerts if a["labels"]["alertname"] == "validation-no-go"]
+
+        first = until(
+            lambda: validation_alerts() and validation_alerts()[0], "the NO-GO reaches Alertmanager"
+        )
+        assert first["labels"]["subject"] == "BetaSkill" and first["labels"]["severity"] == "critical"
+        assert "policy-violation" in first["annotations"]["description"]
+        assert first["annotations"]["runbook_url"].startswith("https://wiki.example.com/rb/")
+        assert first["annotations"]["runbook_url"].endswith(first["annotations"]["runbook"])
+        project.env_file.write_text(good)  # fixed: followed and validated again at once
+        until(
+            lambda: [
+                a for a in validation_alerts() if datetime.fromisoformat(a["endsAt"]) <= datetime.now(UTC)
+            ],
+            "a clean validation resolves it (endsAt now, not ahead)",
+        )
+        secrets = [v for k, v in env_values(project.env_file).items() if "SECRET" in k or "KEY" in k]
+        assert secrets and not [s for s in secrets if s in json.dumps(stage.alerts)]
     finally:
         serve.kill()

@@ -449,6 +449,12 @@ async def fetch(
                 method, body = "GET", b""
     facts["status"] = str(status)
     facts["http_version"] = f"HTTP/{response.parser.get_http_version()}"
+    facts["redirects"] = str(hop)
+    facts["body_bytes"] = str(len(response.body))  # as read, after any content-encoding
+    for header in (b"content-length", b"retry-after"):
+        value = response.headers.get(header, b"").decode("latin-1").strip()
+        if value and len(value) <= 64:
+            facts[header.decode().replace("-", "_")] = value
     return Exchange(
         status=status,
         body=bytes(response.body),
