@@ -26,23 +26,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from env_reference import NODE as LOADER  # the frameworks' own loaders, with a mode
+
+from opsdash.core.profile import SECRET_PATTERNS
+
 ROOT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "builds"
 PACKAGES = ["vite@8", "next@15", "react@19", "react-dom@19", "@next/env@15"]
-SECRET_PATTERNS = ["*SECRET*", "*PASSWORD*", "*PASSWD*", "*TOKEN*", "*PRIVATE_KEY*", "*API_KEY*"]
 OUTPUT = {"vite": None, "next": ".next/static"}  # vite: the tree's outDir, read from the built tree
-
-LOADER = r"""
-const [framework, dir, mode] = process.argv.slice(2);
-let env;
-if (framework === 'vite') {
-  env = require('vite').loadEnv(mode, dir, '');
-} else {
-  const before = new Set(Object.keys(process.env));
-  require('@next/env').loadEnvConfig(dir, false, { info() {}, error() {} });
-  env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !before.has(k)));
-}
-process.stdout.write(JSON.stringify(env));
-"""
 
 
 def framework_of(tree: Path) -> str:

@@ -28,10 +28,10 @@ PIECES = ["abc", "x#y", " spaced ", "$HOME_URL", "${BASE}", "${MISSING:-dflt}", 
 KEYS = ["VITE_A", "VITE_B", "VITE_SECRET", "NEXT_PUBLIC_C", "BASE", "HOME_URL"]
 
 NODE = r"""
-const [framework, dir] = process.argv.slice(2);
+const [framework, dir, mode = 'production'] = process.argv.slice(2);
 let env;
 if (framework === 'vite') {
-  env = require('vite').loadEnv('production', dir, '');
+  env = require('vite').loadEnv(mode, dir, '');
 } else {
   const before = new Set(Object.keys(process.env));
   require('@next/env').loadEnvConfig(dir, false, { info() {}, error() {} });
