@@ -91,7 +91,7 @@ def test_config_validate_lists_every_problem(run: Run, tmp_path: Path) -> None:
     result = run("config", "validate", "--config", path)
     assert result.code == 3
     lines = result.err.strip().splitlines()
-    assert lines[0] == f"{path}:5: unknown key 'requird' in env"
+    assert lines[0] == f"{path}:5: unknown key 'requird' in env (did you mean 'required'?)"
     assert any(f"{path}:6:" in line and "min_secret_length" in line for line in lines)
     assert any(f"{path}:8:" in line and "history_retention_days" in line for line in lines)
 
