@@ -149,7 +149,7 @@ class DeliveryRow:
 
 @dataclass(frozen=True)
 class SessionRow:
-    """One runbook session as listed (its steps and events load with RunbookStore.load)."""
+    """One runbook session as listed (its steps and events load with `history.sessions.load`)."""
 
     id: str
     runbook_id: str
@@ -161,3 +161,16 @@ class SessionRow:
     current_step: int
     started_at: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """One transition of a runbook session, as recorded before it was acted on."""
+
+    id: int
+    session_id: str
+    at: str
+    step_index: int | None
+    event: str
+    detail: str | None
+    operator: str
