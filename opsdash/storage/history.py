@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import os
 import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from opsdash.core.errors import InputError
 from opsdash.core.files import LinkRefused, exclusive_lock, open_private
@@ -43,9 +43,37 @@ DB_NAME = "history.db"
 INTEGRITY_CHECK_EVERY = timedelta(hours=24)
 RECOVERY = "docs/operator-guide.md, 'The history database'"
 _READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+R = TypeVar("R")
+
+
+class _Repository(Generic[R]):
+    """`history.<name>`: the repository `module:Class` over this History, made (and its module
+    imported) on first use, then kept in the instance like a cached_property."""
+
+    def __init__(self, where: str) -> None:
+        self.module, _, self.cls = where.partition(":")
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, history: History, owner: type | None = None) -> R:
+        repository: R = getattr(importlib.import_module(self.module), self.cls)(history)
+        history.__dict__[self.name] = repository  # later reads find it there, not here
+        return repository
 
 
 class History:
+    """The connection owner. Its repositories are made on first use, so a command imports only
+    the ones it reads (`history list`: runs)."""
+
+    runs: _Repository[Runs] = _Repository("opsdash.storage.runs:Runs")
+    checks: _Repository[Checks] = _Repository("opsdash.storage.checks:Checks")
+    alerts: _Repository[Alerts] = _Repository("opsdash.storage.alerts:Alerts")
+    sessions: _Repository[RunbookSessions] = _Repository("opsdash.storage.sessions:RunbookSessions")
+    webhooks: _Repository[Webhooks] = _Repository("opsdash.storage.webhooks:Webhooks")
+    anchors: _Repository[Anchors] = _Repository("opsdash.storage.anchors:Anchors")
+
     def __init__(
         self, path: Path, *, shared: bool = False, read_only: bool = False, integrity_check: bool = True
     ) -> None:
@@ -249,45 +277,6 @@ class History:
     @property
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
-
-    # ------------------------------------------------------------------ the repositories
-    # each made on first use, so a command imports only the ones it reads (`history list`: runs)
-
-    @cached_property
-    def runs(self) -> Runs:
-        from opsdash.storage.runs import Runs
-
-        return Runs(self)
-
-    @cached_property
-    def checks(self) -> Checks:
-        from opsdash.storage.checks import Checks
-
-        return Checks(self)
-
-    @cached_property
-    def alerts(self) -> Alerts:
-        from opsdash.storage.alerts import Alerts
-
-        return Alerts(self)
-
-    @cached_property
-    def sessions(self) -> RunbookSessions:
-        from opsdash.storage.sessions import RunbookSessions
-
-        return RunbookSessions(self)
-
-    @cached_property
-    def webhooks(self) -> Webhooks:
-        from opsdash.storage.webhooks import Webhooks
-
-        return Webhooks(self)
-
-    @cached_property
-    def anchors(self) -> Anchors:
-        from opsdash.storage.anchors import Anchors
-
-        return Anchors(self)
 
     # ------------------------------------------------------------------ retention
 
