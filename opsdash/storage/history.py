@@ -2,10 +2,11 @@
 the repositories, one per table family.
 
 `History` opens (creating the file without ever opening a second descriptor on it), migrates, checks
-integrity, runs write transactions (`writing()`: BEGIN IMMEDIATE, joining one already open) and
-keeps the data: `history.runs`, `.checks`, `.alerts`, `.sessions`, `.webhooks`, `.anchors` each
-query only their own tables over this one connection, and `purge`/`compact` (retention.py) span
-them all. The schema and its migrations are in schema.py; the row types in rows.py.
+integrity and runs write transactions (`writing()`: BEGIN IMMEDIATE, joining one already open).
+The data is reached through its repositories, `history.runs`, `.checks`, `.alerts`, `.sessions`,
+`.webhooks` and `.anchors`, each querying only its own tables over this one connection;
+`purge`/`compact` (retention.py) span them all. The schema and its migrations are in schema.py,
+the row types in rows.py.
 """
 
 from __future__ import annotations
