@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from opsdash.core.errors import InputError
 from opsdash.core.files import LinkRefused, exclusive_lock, open_private
@@ -58,7 +58,13 @@ class _Repository(Generic[R]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, history: History, owner: type | None = None) -> R:
+    @overload
+    def __get__(self, history: None, owner: type) -> _Repository[R]: ...
+    @overload
+    def __get__(self, history: History, owner: type | None = None) -> R: ...
+    def __get__(self, history: History | None, owner: type | None = None) -> R | _Repository[R]:
+        if history is None:  # on the class: the descriptor itself
+            return self
         repository: R = getattr(importlib.import_module(self.module), self.cls)(history)
         history.__dict__[self.name] = repository  # later reads find it there, not here
         return repository
