@@ -1,7 +1,7 @@
 """History at a year's scale: 10,000 runs x 100 check results, through opsdash's own storage API.
 
 Prints, each beside its goal:
-  - insert rate of History.record(report, results=...) (one transaction a run, as opsdash records)
+  - insert rate of history.runs.record(report, results=...) (one transaction a run, as opsdash records)
     vs raw sqlite3 `executemany` into a copy of the same schema, in alternating chunks so both
     see the same noise; "raw" builds the same row values from the same CheckResults (json.dumps,
     no layer); the pure-SQLite floor (tuples built before the clock starts) is printed too;
@@ -41,7 +41,8 @@ from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.conditions import ConditionResult
 from opsdash.core.health.errors import ErrorClass
 from opsdash.core.health.model import CheckResult
-from opsdash.storage.history import CHECK_COLUMNS, History
+from opsdash.storage.checks import CHECK_COLUMNS
+from opsdash.storage.history import History
 
 OPSDASH = str(Path(sys.executable).with_name("opsdash"))
 CHUNK = 100  # runs per alternating chunk
@@ -299,7 +300,7 @@ def fill(data: Path, raw_path: Path, runs: int, checks: int) -> dict[str, list[f
         done += len(chunk)
         t0 = time.perf_counter()
         for _run, report, results in chunk:
-            history.record(report, operator="bench", results=results)
+            history.runs.record(report, operator="bench", results=results)
         per_chunk["opsdash"].append(len(chunk) * checks / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         for _run, report, results in chunk:
@@ -441,7 +442,7 @@ def main() -> None:
         ratios = [o / r for o, r in zip(rates["opsdash"], rates["raw"], strict=True)]
         floor = [o / f for o, f in zip(rates["opsdash"], rates["floor"], strict=True)]
         print("\ninsert (one transaction a run, per chunk of 100 runs; medians and ranges)")
-        print(f"  opsdash History.record   {spread(rates['opsdash'], 'rows/s')}")
+        print(f"  opsdash runs.record      {spread(rates['opsdash'], 'rows/s')}")
         print(f"  raw sqlite3 executemany  {spread(rates['raw'], 'rows/s')}")
         print(f"  pure SQLite floor        {spread(rates['floor'], 'rows/s')} (rows built before the clock)")
         met = goal(statistics.median(ratios) >= 0.7, ">= 0.7x")

@@ -87,6 +87,7 @@ class Proc:
     stdin: str | None = None
     out: str = ""
     err: str = ""
+    ready: threading.Event = field(default_factory=threading.Event)  # a serve: it announced its URL
 
 
 @dataclass
@@ -176,7 +177,22 @@ class Torture:
 
     @staticmethod
     def _collect(proc: Proc) -> None:
-        proc.out, proc.err = proc.popen.communicate(proc.stdin)
+        if proc.kind != "serve" or proc.popen.stdout is None or proc.popen.stderr is None:
+            proc.out, proc.err = proc.popen.communicate(proc.stdin)
+            proc.ready.set()
+            return
+        # a serve's first line is its URL, printed once its SIGTERM handler is in place: before
+        # that a SIGTERM kills it (-15) however well it stops, so its last stop waits for this
+        stderr = proc.popen.stderr
+        reader = threading.Thread(target=lambda: setattr(proc, "err", stderr.read()), daemon=True)
+        reader.start()
+        lines = []
+        for line in proc.popen.stdout:
+            lines.append(line)
+            proc.ready.set()
+        proc.ready.set()
+        reader.join()
+        proc.out = "".join(lines)
 
     def command(self, kind: str) -> tuple[list[str], str | None]:
         o, cfg = str(self.opsdash), ["--config", str(self.profile)]
@@ -241,6 +257,7 @@ class Torture:
         for t in loops:
             t.join()
         for proc in serves:
+            proc.ready.wait(60)  # a serve restarted just now may still be starting
             if proc.popen.poll() is None:
                 proc.popen.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 60

@@ -191,5 +191,5 @@ def write_sample_data(data_dir: Path) -> None:
             report = Report(
                 kind, "BetaSkill", f"20261126T07{i}000-00000{i}", f"2026-11-26T07:{i}0:00.000+00:00", 5, ()
             )
-            history.record(report, operator="alice")
-            history.set_verdict(report.run_id, verdict)
+            history.runs.record(report, operator="alice")
+            history.runs.set_verdict(report.run_id, verdict)

@@ -248,7 +248,7 @@ class AlertDispatcher:
         now = self.clock()
         if active_silence(alert.rule, self.profile.alerts.silences, datetime.fromtimestamp(now, UTC)) is None:
             self._send(history, "firing", _as_dict(alert))
-            history.mark_alert(alert.id, last_sent_at=now, status="resolved")
+            history.alerts.mark(alert.id, last_sent_at=now, status="resolved")
 
     def _send(
         self, history: History, event: str, alert: dict[str, Any], channels: Sequence[AlertChannel] = ()
@@ -276,7 +276,9 @@ class AlertDispatcher:
         with ThreadPoolExecutor(max_workers=max(len(channels), 1)) as pool:
             outcomes = list(pool.map(self.deliver, channels, bodies))
         for channel, (ok, attempts, error) in zip(channels, outcomes, strict=True):
-            history.record_delivery(alert["id"], channel.name, event, ok, attempts, error, self.clock())
+            history.alerts.record_delivery(
+                alert["id"], channel.name, event, ok, attempts, error, self.clock()
+            )
             if not ok:
                 print(
                     f"opsdash: warning: alert {alert['id']} not delivered to {channel.name} after "
@@ -301,7 +303,7 @@ class AlertDispatcher:
         """Decide and carry out fire / remind / resolve for these candidates; returns what was done
         (an alert that stays silenced is not among it)."""
         now = self.clock() if now is None else now
-        rows = {r.id: r for r in history.open_alerts()}
+        rows = {r.id: r for r in history.alerts.firing()}
         open_alerts = {
             (r.rule, r.key): OpenAlert(r.id, r.rule, r.key, r.raised_at, r.last_sent_at)
             for r in rows.values()
@@ -326,7 +328,7 @@ class AlertDispatcher:
             elif action.kind == "remind":
                 assert action.alert is not None and action.candidate is not None
                 held.add(action.alert.id)
-                if silence is None and history.claim_alert(
+                if silence is None and history.alerts.claim(
                     action.alert.id, action.alert.last_sent_at, last_sent_at=now
                 ):
                     row = {**_as_dict(rows[action.alert.id]), "detail": action.candidate.detail}
@@ -344,23 +346,23 @@ class AlertDispatcher:
         validation, so the header does not stay NO-GO until someone runs preflight again."""
         target = self.profile.target.name
         alert = next(
-            (a for a in history.open_alerts() if a.rule == PREFLIGHT_NO_GO and a.key == target), None
+            (a for a in history.alerts.firing() if a.rule == PREFLIGHT_NO_GO and a.key == target), None
         )
-        run_id = history.last_run(("preflight",), ("CRIT",)) if alert is not None else None
+        run_id = history.runs.last(("preflight",), ("CRIT",)) if alert is not None else None
         if alert is None or run_id is None:
             return []
-        blocking = [f for f in history.findings(run_id) if f.severity is Severity.CRIT]
+        blocking = [f for f in history.runs.findings(run_id) if f.severity is Severity.CRIT]
         names = {c.name for c in self.profile.checks}
-        rows = history.latest_check_results(names & {f.subject for f in blocking})
+        rows = history.checks.latest(names & {f.subject for f in blocking})
         healthy = {
-            name
-            for name, row in rows.items()
+            row.check_name
+            for row in rows
             if row.sustained == "OK" and _epoch(row.started_at) > alert.raised_at
         }
-        later = history.last_run(("validate",))
+        later = history.runs.last(("validate",))
         validation = None
-        if later is not None and _epoch((run := history.resolve(later)).started_at) > alert.raised_at:
-            validation = history.report(run)
+        if later is not None and _epoch((run := history.runs.resolve(later)).started_at) > alert.raised_at:
+            validation = history.runs.report(run)
         if not gate_cause_gone(blocking, names, healthy, validation):
             return []
         return self.process(history, [], {(PREFLIGHT_NO_GO, target)}, now)
@@ -368,7 +370,7 @@ class AlertDispatcher:
     def _fire(self, history: History, action: Action, silence: Silence | None, now: float) -> bool:
         c = action.candidate
         assert c is not None
-        alert_id = history.record_alert(
+        alert_id = history.alerts.record(
             c.rule,
             c.key,
             c.severity.value,
@@ -395,12 +397,12 @@ class AlertDispatcher:
             },
         )
         if silence is None:
-            self._send(history, "firing", _as_dict(history.alert(alert_id)))
+            self._send(history, "firing", _as_dict(history.alerts.get(alert_id)))
         return True
 
     def _fire_late(self, history: History, row: AlertRow, action: Action, now: float) -> bool:
         assert action.candidate is not None
-        if not history.claim_alert(row.id, None, last_sent_at=now):
+        if not history.alerts.claim(row.id, None, last_sent_at=now):
             return False
         span = silenced_span(row, self.profile.alerts.silences, now)
         body = {
@@ -422,7 +424,7 @@ class AlertDispatcher:
         self, history: History, rows: dict[int, AlertRow], action: Action, silence: Silence | None, now: float
     ) -> bool:
         assert action.alert is not None
-        if not history.claim_alert(
+        if not history.alerts.claim(
             action.alert.id, action.alert.last_sent_at, status="resolved", resolved_at=now
         ):
             return False  # resolved, or sent again, by another process since this one read it
@@ -464,7 +466,7 @@ class AlertDispatcher:
             last = self._posted.get(alert_id)
             if last is not None and now - last < ALERTMANAGER_RESEND:
                 continue
-            row = history.alert(alert_id)
+            row = history.alerts.get(alert_id)
             if row.status != "firing" or row.last_sent_at is None:
                 continue  # resolved meanwhile, or never sent (silenced)
             if last is None and now - row.last_sent_at < ALERTMANAGER_RESEND:

@@ -213,7 +213,7 @@ class AuditTrail:
             details={"run_id": report.run_id, **report.counts()},
         )
         if head is not None and history is not None:
-            history.record_anchor(report.run_id, head.log_id, head.seq, head.mac)
+            history.anchors.record(report.run_id, head.log_id, head.seq, head.mac)
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def verify_log(ops: Ops, anchor: str | None = None) -> VerifyOutcome:
         wanted, source = [(parse_anchor(anchor), "--anchor")], "--anchor"  # ValueError: usage error
     elif ops.has_history():
         with ops.history(write=False) as history:
-            latest = history.latest_anchor()
+            latest = history.anchors.latest()
         if latest is not None:
             source = f"history run {latest.run_id}"
             wanted = [(Head(latest.log_id, latest.seq, latest.mac), source)]

@@ -55,7 +55,7 @@ def learn_previous_secrets(history: History) -> None:
     that turns up again (an old build, a log line, a command's output) is masked like a live one."""
     from opsdash.core.secrets import redactor
 
-    redactor.register_fingerprints(history.secret_fingerprints(PREVIOUS_RUNS))
+    redactor.register_fingerprints(history.runs.secret_fingerprints(PREVIOUS_RUNS))
 
 
 @dataclass

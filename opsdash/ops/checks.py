@@ -79,8 +79,8 @@ async def run(
     report = report_for(results, profile.target.name, started, t0)
     if record:
         with ops.history() as history:
-            history.record(report, operator=ops.operator)
-            history.record_checks(report.run_id, results)
+            history.runs.record(report, operator=ops.operator)
+            history.checks.record(report.run_id, results)
             history.purge(ops.settings.history_retention_days)
             for r in results:
                 ops.audit.event(
@@ -263,7 +263,7 @@ class Watch:
         statuses = {result.name: status for result, status, _changed in chunk}
 
         def record(history: History) -> bool:
-            history.record_checks(self.run_id, results, statuses)
+            history.checks.record(self.run_id, results, statuses)
             return True
 
         recorded = self._with_history(record, "results not recorded")
@@ -329,8 +329,11 @@ class Watch:
         watcher of the same target continues that incident (a reminder, then one resolve when the
         check has recovered) instead of forgetting it and raising another."""
         assert self._history is not None
-        down = {a.key for a in self._history.open_alerts() if a.rule in INCIDENT_RULES}
-        rows = self._history.latest_check_results(c.name for c in self.checks if c.name in down)
+        down = {a.key for a in self._history.alerts.firing() if a.rule in INCIDENT_RULES}
+        rows = {
+            r.check_name: r
+            for r in self._history.checks.latest(c.name for c in self.checks if c.name in down)
+        }
         for check in self.checks:
             row = rows.get(check.name)
             status = Severity(row.sustained) if row is not None else Severity.UNKNOWN

@@ -50,18 +50,18 @@ def baseline_run(history: History, spec: str = "last-ok") -> RunRow | None:
     norm); `last`: the newest of them whatever its verdict; else a run reference (id, prefix,
     latest~N) of a check, preflight or verify-deploy run. None when history has no such run."""
     if spec == "last-ok":
-        found = history.last_run(GREEN_KINDS, ("OK", "INFO"))
+        found = history.runs.last(GREEN_KINDS, ("OK", "INFO"))
     elif spec == "last":
-        found = history.last_run(GREEN_KINDS)
+        found = history.runs.last(GREEN_KINDS)
     else:
-        run = history.resolve(spec)
+        run = history.runs.resolve(spec)
         if run.kind not in BASELINE_KINDS:
             raise InputError(
                 f"baseline {run.run_id} is a {run.kind} run: pick a check, preflight or verify-deploy run "
                 "(they record check results to compare with)"
             )
         return run
-    return None if found is None else history.resolve(found)
+    return None if found is None else history.runs.resolve(found)
 
 
 VERSION_BODY_CAP = 1_000_000  # a version answer is a few hundred bytes
@@ -109,16 +109,18 @@ def rollback_readiness(profile: Profile, history: History, versions: Versions | 
         problems: list[str] | None = [str(p) for p in lint(book, [c.name for c in profile.checks])]
     except InputError:
         problems = None
-    green = history.last_green(GREEN_KINDS)
+    green = history.runs.last_green(GREEN_KINDS)
     return rollback_findings(versions, problems, green, runbook_id)
 
 
 def _env_fingerprints(history: History, run_id: str) -> dict[str, tuple[str, bool]]:
-    return {k: (v.fingerprint, v.secret) for k, v in history.env_keys(run_id).items()}
+    return {k.key: (k.fingerprint, k.secret) for k in history.runs.env_keys(run_id)}
 
 
 def _record(ops: Ops, history: History, report: Report, env: Any, results: Sequence[CheckResult]) -> None:
-    history.record(report, operator=ops.operator, env=env, is_secret=ops.profile.is_secret, results=results)
+    history.runs.record(
+        report, operator=ops.operator, env=env, is_secret=ops.profile.is_secret, results=results
+    )
     ops.audit.report(report, history)
     candidates = check_candidates(results)
     scope = check_scope(results) | {(PREFLIGHT_NO_GO, report.target)}
@@ -302,7 +304,7 @@ def verify_deploy(
 def _baseline_rows(history: History, run_id: str) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     latencies: dict[str, list[float]] = {}
     metrics: dict[str, dict[str, float]] = {}
-    for row in history.check_results_of(run_id):
+    for row in history.checks.of_run(run_id):
         values = row.metrics_dict()
         if row.severity in ("OK", "INFO", "WARN"):
             if "response_time_ms" in values:

@@ -22,7 +22,7 @@ DEPLOY_KINDS = ("preflight", "verify-deploy")
 
 def runs(ops: Ops, *, limit: int = 20, kind: str | None = None) -> list[RunRow]:
     with ops.history(write=False) as history:
-        return history.list_runs(limit=limit, kind=kind)
+        return history.runs.recent(limit=limit, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,12 @@ class RunDetail:
 def show(ops: Ops, ref: str) -> RunDetail:
     """RUN is an id, a unique prefix of one, `latest` or `latest~N`."""
     with ops.history(write=False) as history:
-        run = history.resolve(ref)
+        run = history.runs.resolve(ref)
         if run.kind != "runbook":
-            return RunDetail(run, report=history.report(run))
+            return RunDetail(run, report=history.runs.report(run))
         from opsdash.core.runbooks.parser import parse as parse_runbook
-        from opsdash.storage.runbooks import RunbookStore
 
-        state = RunbookStore(history).load(run.run_id)
+        state = history.sessions.load(run.run_id)
     book = None
     if state is not None and Path(state.runbook_path).is_file():
         book, _problems = parse_runbook(Path(state.runbook_path))
@@ -62,14 +61,14 @@ def diff(ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = Fa
     """New, resolved and changed findings, and env keys whose fingerprint changed, from A to B
     (with `oldest_first`, from the older of the two to the newer)."""
     with ops.history(write=False) as history:
-        a, b = history.resolve(ref_a), history.resolve(ref_b)
+        a, b = history.runs.resolve(ref_a), history.runs.resolve(ref_b)
         if oldest_first and b.started_at < a.started_at:
             a, b = b, a
         changed = diff_runs(
-            history.findings(a.run_id),
-            history.findings(b.run_id),
-            {k: v.fingerprint for k, v in history.env_keys(a.run_id).items()},
-            {k: v.fingerprint for k, v in history.env_keys(b.run_id).items()},
+            history.runs.findings(a.run_id),
+            history.runs.findings(b.run_id),
+            {k.key: k.fingerprint for k in history.runs.env_keys(a.run_id)},
+            {k.key: k.fingerprint for k in history.runs.env_keys(b.run_id)},
         )
     return Comparison(a, b, changed)
 
@@ -82,8 +81,8 @@ class Overview:
 
 def overview(ops: Ops, *, deploys: int = 4) -> Overview:
     with ops.history(write=False) as history:
-        alerts = history.open_alerts()
-        recent = [r for r in history.list_runs(limit=50) if r.kind in DEPLOY_KINDS][:deploys]
+        alerts = history.alerts.firing()
+        recent = [r for r in history.runs.recent(limit=50) if r.kind in DEPLOY_KINDS][:deploys]
     return Overview(alerts, recent)
 
 
@@ -94,7 +93,7 @@ def latency_series(
     `exclude_run` (the caller's own watch, whose results it already has)."""
     with ops.history(write=False) as history:
         return {
-            n: [r.latency_ms for r in history.check_history(n, points) if r.run_id != exclude_run]
+            n: [r.latency_ms for r in history.checks.recent(n, points) if r.run_id != exclude_run]
             for n in names
         }
 

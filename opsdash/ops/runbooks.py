@@ -205,13 +205,14 @@ def catalogue(
     """Every runbook opsdash offers, the problems found reading them, each one's last session, and
     the active session holding each exclusive group for this target (whichever process or
     operator started it)."""
-    from opsdash.storage.runbooks import RunbookStore
-
     books, problems = load_runbooks(runbook_dirs(ops.profile_or_none))
     with ops.history() as history:
-        store = RunbookStore(history)
-        last = store.last_sessions(b.id for b in books)
-        held = store.holders(target_name(ops)) if any(b.exclusive for b in books) else {}
+        last = {b.id: history.sessions.last(b.id) for b in books}
+        held = (
+            {h.group: h for h in history.sessions.holders(target_name(ops))}
+            if any(b.exclusive for b in books)
+            else {}
+        )
     return books, problems, last, held
 
 
@@ -227,12 +228,10 @@ class Sessions:
         env_files: Sequence[Path] | None = None,
         from_env: bool | None = None,
     ) -> None:
-        from opsdash.storage.runbooks import RunbookStore
-
         self.ops = ops
         learn_secrets(ops, env_files=env_files, from_env=from_env)
         self.history = ops.history(shared=shared)
-        self.store = RunbookStore(self.history)
+        self.store = self.history.sessions
         self.runner = gate_runner(ops, env_files=env_files, from_env=from_env)
         self.audit = audit_hook(ops)
 
@@ -334,9 +333,7 @@ def resume_command(ops: Ops, holder: Holder) -> str:
 def unfinished(ops: Ops) -> SessionRow | None:
     """The newest session still active (paused, interrupted, or with a command running), which the
     dashboard offers to resume on start. None when there is none, or no history yet."""
-    from opsdash.storage.runbooks import RunbookStore
-
     if not ops.has_history():
         return None
     with ops.history(write=False) as history:
-        return RunbookStore(history).latest_active_row()
+        return history.sessions.latest_active_row()

@@ -25,7 +25,9 @@ def run(
     result = validate(profile, env_files=env_files, from_env=from_env)
     if record:
         with ops.history() as history:
-            history.record(result.report, operator=ops.operator, env=result.env, is_secret=profile.is_secret)
+            history.runs.record(
+                result.report, operator=ops.operator, env=result.env, is_secret=profile.is_secret
+            )
             history.purge(ops.settings.history_retention_days)
             ops.audit.report(result.report, history)
             ops.alerts.settle_gate(history)  # a NO-GO preflight whose findings are gone resolves

@@ -157,7 +157,7 @@ def verify(
             scheme=scheme,
             secret_envs=secret_envs,
             env=env,
-            seen=lambda s, i, exp: history.seen_delivery(s, i, exp, at),
+            seen=lambda s, i, exp: history.webhooks.seen(s, i, exp, at),
         )
         delivery = Delivery(body, dict(headers), delivery_path, source_ip)
         burst = BurstRule(profile.webhook.burst_threshold, profile.webhook.burst_window) if profile else None
@@ -193,14 +193,14 @@ def record_delivery(
     if verdict.ok:
         return verdict, None
     rule = burst or BurstRule()
-    failures = history.record_webhook_failure(source, verdict.outcome.value, now, rule.window_s)
-    if not rule.should_alert(failures, history.last_alert(WEBHOOK_BURST, source), now):
+    failures = history.webhooks.record_failure(source, verdict.outcome.value, now, rule.window_s)
+    if not rule.should_alert(failures, history.alerts.last_raised(WEBHOOK_BURST, source), now):
         return verdict, None
     recent = sum(1 for t in failures if now - t <= rule.window_s)
     title = f"Burst of failed webhook verifications from {source}"
     window = f"{rule.window_s:.0f} s"
     detail = f"{recent} failed verifications from {source} within {window} (latest: {verdict.outcome})"
-    alert_id = history.record_alert(WEBHOOK_BURST, source, "CRIT", title, detail, now)
+    alert_id = history.alerts.record(WEBHOOK_BURST, source, "CRIT", title, detail, now)
     assert alert_id is not None  # opened unconditionally: a burst is an event, not a state
     ops.audit.event(
         "security_event",
@@ -209,7 +209,7 @@ def record_delivery(
         outcome="CRIT",
         details={"rule": WEBHOOK_BURST, "alert_id": alert_id, "detail": detail},
     )
-    return verdict, history.alert(alert_id)
+    return verdict, history.alerts.get(alert_id)
 
 
 def signed_headers(

@@ -54,6 +54,9 @@ class Anchor:
 
 @dataclass(frozen=True)
 class CheckRow:
+    """One probe's result, its columns in the table's order. Rows an older opsdash wrote have NULL
+    in the columns v8 added (duration_ms to findings), and no shared facts."""
+
     id: int
     run_id: str
     check_name: str
@@ -67,16 +70,15 @@ class CheckRow:
     latency_ms: float
     phases: str | None
     metrics: str | None
-    facts: str | None
-    # v8: what else the check's report showed (NULL in rows an older opsdash wrote)
-    duration_ms: float | None = None
-    attempts: int | None = None
-    hint: str | None = None
-    runbook: str | None = None
-    conditions: str | None = None
-    findings: str | None = None
-    facts_id: int | None = None
-    shared_facts: str | None = None  # the body facts_id names (facts then holds only this row's own)
+    facts: str | None  # with shared facts: only this row's own (the days left)
+    duration_ms: float | None
+    attempts: int | None
+    hint: str | None
+    runbook: str | None
+    conditions: str | None
+    findings: str | None
+    facts_id: int | None
+    shared_facts: str | None  # the body facts_id names
 
     def metrics_dict(self) -> dict[str, float]:
         return dict(json.loads(self.metrics or "{}"))
@@ -149,7 +151,7 @@ class DeliveryRow:
 
 @dataclass(frozen=True)
 class SessionRow:
-    """One runbook session as listed (its steps and events load with RunbookStore.load)."""
+    """One runbook session as listed (its steps and events load with `history.sessions.load`)."""
 
     id: str
     runbook_id: str
@@ -161,3 +163,16 @@ class SessionRow:
     current_step: int
     started_at: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """One transition of a runbook session, as recorded before it was acted on."""
+
+    id: int
+    session_id: str
+    at: str
+    step_index: int | None
+    event: str
+    detail: str | None
+    operator: str

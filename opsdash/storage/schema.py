@@ -3,257 +3,183 @@
 A migration only ever adds tables, columns and indexes (or drops an index no query uses); it never
 rewrites a row an older opsdash wrote. History runs every pending migration in one transaction, so a
 failure part-way (a full disk) leaves the database as it was and the next open completes the work.
+
+Each step is a list of changes written as data: `Table("name", "col col:int ...", pk=...)` (a
+column's type is str unless it says `:int`, `:float` or `:bytes`), `Columns`, `Index`, `Sql`.
+Every change is idempotent (tables and indexes `if_not_exists`, columns added once), so a database
+an older opsdash left half-made by a failed first creation is completed, not refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported by History only when a migration is pending
     import sqlite_utils
-    from sqlite_utils.db import Table
+
+_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bytes": bytes}
 
 
-def _add_column(table: Table, name: str, kind: type) -> None:
-    """Every step is idempotent (tables and indexes `if_not_exists`, columns added once), so a
-    database an older opsdash left half-made by a failed first creation is completed, not refused."""
-    if name not in table.columns_dict:
-        table.add_column(name, kind)
+def _columns(spec: str) -> dict[str, type]:
+    """`"id:int run_id rule"` -> {"id": int, "run_id": str, "rule": str}, in order."""
+    pairs = (word.partition(":") for word in spec.split())
+    return {name: _TYPES[kind or "str"] for name, _, kind in pairs}
 
 
-def _v1(db: sqlite_utils.Database) -> None:
-    db.table("runs").create(
-        {
-            "run_id": str,
-            "kind": str,
-            "target": str,
-            "operator": str,
-            "started_at": str,
-            "duration_ms": int,
-            "verdict": str,
-            "counts": str,
-            "summary": str,
-        },
-        pk="run_id",
-        if_not_exists=True,
-    )
-    db.table("findings").create(
-        {
-            "id": int,
-            "run_id": str,
-            "rule": str,
-            "severity": str,
-            "category": str,
-            "subject": str,
-            "title": str,
-            "detail": str,
-            "remediation": str,
-            "runbook": str,
-            "evidence": str,
-        },
-        pk="id",
-        foreign_keys=[("run_id", "runs", "run_id")],
-        if_not_exists=True,
-    )
-    db.table("env_keys").create(
-        {"run_id": str, "key": str, "source": str, "fingerprint": str, "secret": int},
-        pk=("run_id", "key"),
-        foreign_keys=[("run_id", "runs", "run_id")],
-        if_not_exists=True,
-    )
-    db.table("runs").create_index(["kind", "started_at"], if_not_exists=True)
-    db.table("runs").create_index(["target", "started_at"], if_not_exists=True)
-    db.table("findings").create_index(["run_id"], if_not_exists=True)
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: str
+    pk: str | tuple[str, ...] = "id"
+    foreign_keys: tuple[tuple[str, str, str], ...] = ()
+
+    def apply(self, db: sqlite_utils.Database) -> None:
+        db.table(self.name).create(
+            _columns(self.columns), pk=self.pk, foreign_keys=list(self.foreign_keys), if_not_exists=True
+        )
 
 
-def _v2(db: sqlite_utils.Database) -> None:
-    """Health check results: one row per probe, read as "latest per check" and "last N of a check"."""
-    table = db.table("check_results")
-    table.create(
-        {
-            "id": int,
-            "run_id": str,
-            "check_name": str,
-            "kind": str,
-            "target": str,
-            "started_at": str,
-            "severity": str,
-            "sustained": str,
-            "error_class": str,
-            "summary": str,
-            "latency_ms": float,
-            "phases": str,
-            "metrics": str,
-            "facts": str,
-        },
-        pk="id",
-        if_not_exists=True,
-    )
-    table.create_index(["check_name", "started_at"], if_not_exists=True)
-    table.create_index(["run_id"], if_not_exists=True)
-    table.create_index(["started_at"], if_not_exists=True)
+@dataclass(frozen=True)
+class Columns:
+    """Columns added to a table that exists (each only if it is not there yet)."""
+
+    table: str
+    columns: str
+
+    def apply(self, db: sqlite_utils.Database) -> None:
+        table = db.table(self.table)
+        for name, kind in _columns(self.columns).items():
+            if name not in table.columns_dict:
+                table.add_column(name, kind)
 
 
-def _v3(db: sqlite_utils.Database) -> None:
-    """Audit anchors: the audit log's head after each run, so truncating the log is detectable."""
-    db.table("audit_anchors").create(
-        {"id": int, "run_id": str, "log_id": str, "seq": int, "mac": str, "recorded_at": str},
-        pk="id",
-        if_not_exists=True,
-    )
+@dataclass(frozen=True)
+class Index:
+    table: str
+    columns: str
+    unique: bool = False
+
+    def apply(self, db: sqlite_utils.Database) -> None:
+        db.table(self.table).create_index(self.columns.split(), unique=self.unique, if_not_exists=True)
 
 
-def _v4(db: sqlite_utils.Database) -> None:
-    """Webhook replay store (seen delivery ids with expiry), failed verifications, and alerts."""
-    db.table("webhook_seen").create(
-        {"scheme": str, "delivery_id": str, "seen_at": float, "expires_at": float},
-        pk=("scheme", "delivery_id"),
-        if_not_exists=True,
-    )
-    db.table("webhook_seen").create_index(["expires_at"], if_not_exists=True)
-    db.table("webhook_failures").create(
-        {"id": int, "source": str, "at": float, "outcome": str}, pk="id", if_not_exists=True
-    )
-    db.table("webhook_failures").create_index(["source", "at"], if_not_exists=True)
-    db.table("alerts").create(
-        {
-            "id": int,
-            "rule": str,
-            "key": str,
-            "severity": str,
-            "title": str,
-            "detail": str,
-            "raised_at": float,
-            "resolved_at": float,
-        },
-        pk="id",
-        if_not_exists=True,
-    )
-    db.table("alerts").create_index(["rule", "key", "raised_at"], if_not_exists=True)
+@dataclass(frozen=True)
+class Sql:
+    statement: str
+
+    def apply(self, db: sqlite_utils.Database) -> None:
+        db.execute(self.statement)
 
 
-def _v5(db: sqlite_utils.Database) -> None:
-    """Runbook sessions, their steps and every transition (the executor writes before it acts)."""
-    db.table("runbook_sessions").create(
-        {
-            "id": str,
-            "runbook_id": str,
-            "runbook_path": str,
-            "title": str,
-            "params": str,
-            "operator": str,
-            "status": str,
-            "current_step": int,
-            "started_at": str,
-            "updated_at": str,
-        },
-        pk="id",
-        if_not_exists=True,
-    )
-    db.table("runbook_sessions").create_index(["runbook_id", "started_at"], if_not_exists=True)
-    db.table("runbook_steps").create(
-        {
-            "session_id": str,
-            "step_index": int,
-            "status": str,
-            "started_at": str,
-            "finished_at": str,
-            "exit_code": int,
-            "output": str,
-            "note": str,
-            "detail": str,
-        },
-        pk=("session_id", "step_index"),
-        if_not_exists=True,
-    )
-    db.table("runbook_events").create(
-        {
-            "id": int,
-            "session_id": str,
-            "at": str,
-            "step_index": int,
-            "event": str,
-            "detail": str,
-            "operator": str,
-        },
-        pk="id",
-        if_not_exists=True,
-    )
-    db.table("runbook_events").create_index(["session_id"], if_not_exists=True)
+Change = Table | Columns | Index | Sql
+
+STEPS: list[tuple[Change, ...]] = [
+    # v1: runs, their findings, and the fingerprints of the env keys they read
+    (
+        Table(
+            "runs", "run_id kind target operator started_at duration_ms:int verdict counts summary", "run_id"
+        ),
+        Table(
+            "findings",
+            "id:int run_id rule severity category subject title detail remediation runbook evidence",
+            foreign_keys=(("run_id", "runs", "run_id"),),
+        ),
+        Table(
+            "env_keys",
+            "run_id key source fingerprint secret:int",
+            ("run_id", "key"),
+            foreign_keys=(("run_id", "runs", "run_id"),),
+        ),
+        Index("runs", "kind started_at"),
+        Index("runs", "target started_at"),
+        Index("findings", "run_id"),
+    ),
+    # v2: health check results, one row per probe, read as "latest per check" and "last N of a check"
+    (
+        Table(
+            "check_results",
+            "id:int run_id check_name kind target started_at severity sustained error_class summary "
+            "latency_ms:float phases metrics facts",
+        ),
+        Index("check_results", "check_name started_at"),
+        Index("check_results", "run_id"),
+        Index("check_results", "started_at"),
+    ),
+    # v3: audit anchors: the audit log's head after each run, so truncating the log is detectable
+    (Table("audit_anchors", "id:int run_id log_id seq:int mac recorded_at"),),
+    # v4: the webhook replay store (seen delivery ids with expiry), failed verifications, and alerts
+    (
+        Table("webhook_seen", "scheme delivery_id seen_at:float expires_at:float", ("scheme", "delivery_id")),
+        Index("webhook_seen", "expires_at"),
+        Table("webhook_failures", "id:int source at:float outcome"),
+        Index("webhook_failures", "source at"),
+        Table("alerts", "id:int rule key severity title detail raised_at:float resolved_at:float"),
+        Index("alerts", "rule key raised_at"),
+    ),
+    # v5: runbook sessions, their steps and every transition (the executor writes before it acts)
+    (
+        Table(
+            "runbook_sessions",
+            "id runbook_id runbook_path title params operator status current_step:int started_at updated_at",
+        ),
+        Index("runbook_sessions", "runbook_id started_at"),
+        Table(
+            "runbook_steps",
+            "session_id step_index:int status started_at finished_at exit_code:int output note detail",
+            ("session_id", "step_index"),
+        ),
+        Table("runbook_events", "id:int session_id at step_index:int event detail operator"),
+        Index("runbook_events", "session_id"),
+    ),
+    # v6: the alert lifecycle (firing/resolved, reminders, silences) and every delivery per channel
+    (
+        Columns("alerts", "status last_sent_at:float silenced:int runbook"),
+        Sql("UPDATE alerts SET status = 'firing', last_sent_at = raised_at, silenced = 0"),
+        Table("alert_deliveries", "id:int alert_id:int channel event ok:int attempts:int error at:float"),
+        Index("alert_deliveries", "alert_id"),
+    ),
+    # v7: the process group a running command step started, so a restart can tell it still runs
+    (Columns("runbook_steps", "pid:int"),),
+    # v8: a year of runs: a check result row carries everything its report showed (a run's summary
+    # no longer copies them), every query the CLI and dashboard make has an index, and `meta`
+    # remembers when the file was last integrity-checked
+    (
+        # conditions, findings: JSON lists, NULL when the check has none
+        Columns("check_results", "duration_ms:float attempts:int hint runbook conditions findings"),
+        # retention deletes per check through (check_name, started_at); this index cost 37 bytes a row
+        Sql("DROP INDEX IF EXISTS idx_check_results_started_at"),
+        Index("runs", "started_at"),  # history list, latest~N, the history pane
+        Index("alerts", "status raised_at"),
+        Index("alert_deliveries", "at"),
+        Index("webhook_failures", "at"),
+        Index("audit_anchors", "recorded_at"),
+        Index("runbook_sessions", "status updated_at"),
+        # the facts a check's results share (a certificate's subject, issuer, dates, chain: ~550
+        # bytes that change when the certificate does), stored once; a row keeps what changes
+        Columns("check_results", "facts_id:int"),
+        Table("shared_facts", "id:int digest:bytes body last_used"),
+        Index("shared_facts", "digest", unique=True),
+        Index("shared_facts", "last_used"),
+        Table("meta", "key value", "key"),
+    ),
+    # v9: a runbook session's exclusive group and target: one active session per (group, target)
+    # (rows written before have neither, and never block)
+    (
+        Columns("runbook_sessions", "exclusive_group target"),
+        Index("runbook_sessions", "exclusive_group target status"),
+    ),
+]
 
 
-def _v6(db: sqlite_utils.Database) -> None:
-    """Alert lifecycle (firing/resolved, reminders, silences) and every delivery attempt per channel."""
-    alerts = db.table("alerts")
-    for name, kind in (("status", str), ("last_sent_at", float), ("silenced", int), ("runbook", str)):
-        _add_column(alerts, name, kind)
-    db.execute("UPDATE alerts SET status = 'firing', last_sent_at = raised_at, silenced = 0")
-    db.table("alert_deliveries").create(
-        {
-            "id": int,
-            "alert_id": int,
-            "channel": str,
-            "event": str,
-            "ok": int,
-            "attempts": int,
-            "error": str,
-            "at": float,
-        },
-        pk="id",
-        if_not_exists=True,
-    )
-    db.table("alert_deliveries").create_index(["alert_id"], if_not_exists=True)
+def _step(changes: tuple[Change, ...]) -> Callable[[sqlite_utils.Database], None]:
+    def migrate(db: sqlite_utils.Database) -> None:
+        for change in changes:
+            change.apply(db)
+
+    return migrate
 
 
-def _v7(db: sqlite_utils.Database) -> None:
-    """The process group a running command step started, so a restart can tell it still runs."""
-    _add_column(db.table("runbook_steps"), "pid", int)
-
-
-def _v8(db: sqlite_utils.Database) -> None:
-    """A year of runs: a check result row carries everything its report showed (a run's summary no
-    longer copies them), every query the CLI and dashboard make has an index, and `meta` remembers
-    when the file was last integrity-checked."""
-    results = db.table("check_results")
-    for name, kind in (
-        ("duration_ms", float),
-        ("attempts", int),
-        ("hint", str),
-        ("runbook", str),
-        ("conditions", str),  # JSON list, NULL when the check has none
-        ("findings", str),  # JSON list of the check's own findings, NULL when none
-    ):
-        _add_column(results, name, kind)
-    # retention deletes per check through (check_name, started_at); this index cost 37 bytes a row
-    db.execute("DROP INDEX IF EXISTS idx_check_results_started_at")
-    db.table("runs").create_index(
-        ["started_at"], if_not_exists=True
-    )  # history list, latest~N, the history pane
-    db.table("alerts").create_index(["status", "raised_at"], if_not_exists=True)
-    db.table("alert_deliveries").create_index(["at"], if_not_exists=True)
-    db.table("webhook_failures").create_index(["at"], if_not_exists=True)
-    db.table("audit_anchors").create_index(["recorded_at"], if_not_exists=True)
-    db.table("runbook_sessions").create_index(["status", "updated_at"], if_not_exists=True)
-    # the facts a check's results share (a certificate's subject, issuer, dates, chain: ~550 bytes
-    # that change when the certificate does), stored once; a row keeps only what changes each probe
-    _add_column(results, "facts_id", int)
-    db.table("shared_facts").create(
-        {"id": int, "digest": bytes, "body": str, "last_used": str}, pk="id", if_not_exists=True
-    )
-    db.table("shared_facts").create_index(["digest"], unique=True, if_not_exists=True)
-    db.table("shared_facts").create_index(["last_used"], if_not_exists=True)
-    db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-
-
-def _v9(db: sqlite_utils.Database) -> None:
-    """A runbook session's exclusive group and target: one active session per (group, target)
-    (rows written before have neither, and never block)."""
-    sessions = db.table("runbook_sessions")
-    _add_column(sessions, "exclusive_group", str)
-    _add_column(sessions, "target", str)
-    sessions.create_index(["exclusive_group", "target", "status"], if_not_exists=True)
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_step(changes) for changes in STEPS]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -386,7 +386,7 @@ async def test_latency_sparkline_continues_the_history_without_repeating_live_re
     earlier = [101.0, 102.0, 103.0, 104.0, 105.0]
     base = CheckResult("app-health", "http", "demo", Severity.OK, "ok", "2026-11-20T10:00:00", 1.0)
     with History.open(data) as history:
-        history.record_checks(
+        history.checks.record(
             "earlier-run",
             [
                 replace(base, started_at=f"2026-11-20T10:00:0{i}", metrics={"response_time_ms": ms})
@@ -404,7 +404,7 @@ async def test_latency_sparkline_continues_the_history_without_repeating_live_re
 
         def recorded() -> list[float]:
             with History.open(data, write=False) as history:
-                return [r.latency_ms for r in history.check_history("app-health") if r.run_id == run_id]
+                return [r.latency_ms for r in history.checks.recent("app-health") if r.run_id == run_id]
 
         await until(pilot, lambda: len(recorded()) >= 2)
         pane.watcher.close()  # waits until every result so far is recorded

@@ -113,9 +113,9 @@ def recorded(data_dir: Path) -> dict[str, list[Any]]:
     from opsdash.storage.history import History
 
     with History.open(data_dir) as history:
-        checks = history.check_history("app-health", limit=100)[:POLLS]
-        alerts = history.alerts()
-        deliveries = history.deliveries()
+        checks = history.checks.recent("app-health", limit=100)[:POLLS]
+        alerts = history.alerts.all()
+        deliveries = history.alerts.deliveries()
     watched = {"app-health", "alert", "alert-resolved", "alert-delivery-failed"}
     audit = [e.record for e in tail(data_dir / "audit.log", 10_000) if e.record is not None]
     return {

@@ -15,7 +15,6 @@ from textual.widgets import Button, DataTable, Input, Label, Log, Static, Tabbed
 from opsdash.core.runbooks.executor import Executor, SessionStatus, StepStatus
 from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
-from opsdash.storage.runbooks import RunbookStore
 from opsdash.tui.app import OpsdashApp, VerdictBar
 from opsdash.tui.panes.runbooks import (
     ConfirmAction,
@@ -84,7 +83,7 @@ async def until_driving(pilot: Pilot[None], pane: RunbooksPane) -> None:
 
 def events(tmp_path: Path, session_id: str) -> list[str]:
     with History.open(tmp_path / "data") as history:
-        return [e["event"] for e in RunbookStore(history).events(session_id)]
+        return [e.event for e in history.sessions.events(session_id)]
 
 
 async def test_a_running_command_cannot_be_started_again(project: Project, tmp_path: Path) -> None:
@@ -146,8 +145,8 @@ async def test_after_a_failed_command_enter_never_aborts(project: Project, tmp_p
         await until(pilot, lambda: executor_of(pane).state.status is SessionStatus.ABORTED)
         session_id = executor_of(pane).state.id
     with History.open(tmp_path / "data") as history:
-        aborted = [e for e in RunbookStore(history).events(session_id) if e["event"] == "aborted"]
-    assert [e["detail"] for e in aborted] == ["wrong runbook"]
+        aborted = [e for e in history.sessions.events(session_id) if e.event == "aborted"]
+    assert [e.detail for e in aborted] == ["wrong runbook"]
 
 
 @pytest.mark.parametrize("choice", ["wait", "detach"])
@@ -169,7 +168,7 @@ async def test_quitting_during_a_command_asks_and_its_result_is_recorded(
     book, _ = parse(tmp_path / "books" / "deploy.md")
     assert book is not None
     with History.open(tmp_path / "data") as history:
-        store = RunbookStore(history)
+        store = history.sessions
         if choice == "detach":  # left running: the next opsdash collects its output and exit status
             resumed = Executor.resume(book, session_id, store, lambda gates: [])
             await until_async(lambda: resumed.running_pid() is None, "the command left running ends")
@@ -387,7 +386,7 @@ async def test_an_unfinished_session_is_offered_on_start(project: Project, tmp_p
     book, _ = parse(tmp_path / "books" / "deploy.md")
     assert book is not None
     with History.open(tmp_path / "data") as history:  # an operator paused (or lost) this session
-        Executor.start(book, {}, "alice", RunbookStore(history), lambda gates: [])
+        Executor.start(book, {}, "alice", history.sessions, lambda gates: [])
     async with app.run_test(size=SIZE) as pilot:
         await until(
             pilot, lambda: "tui-deploy unfinished" in str(app.query_one("#overview-deploy", Static).render())
@@ -403,7 +402,7 @@ async def test_an_unfinished_session_is_offered_on_start(project: Project, tmp_p
         await pilot.press("enter")  # resumes it (no new session)
         await until(pilot, lambda: pane.executor is not None)
         with History.open(tmp_path / "data") as history:
-            assert len(RunbookStore(history).sessions("tui-deploy")) == 1
+            assert len(history.sessions.recent("tui-deploy")) == 1
 
 
 async def test_the_dashboard_refuses_a_change_another_terminal_is_making(

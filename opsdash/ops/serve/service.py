@@ -178,7 +178,7 @@ class Target:
             return []
         keys = {c.name for c in self.watch.checks} | {self.name}
         with self.ops.history(write=False) as history:
-            return [a for a in history.open_alerts() if a.key in keys]
+            return [a for a in history.alerts.firing() if a.key in keys]
 
 
 class Service:

@@ -92,8 +92,8 @@ def test_results_go_to_history(run: Run, demo: Demo) -> None:
 
     run("check", "--config", demo.profile, "app-port")
     with History.open(demo.data_dir) as history:
-        latest = history.latest_check_results(["app-port"])
-    assert latest["app-port"].severity == "OK"
+        (latest,) = history.checks.latest(["app-port"])
+    assert (latest.check_name, latest.severity) == ("app-port", "OK")
 
 
 def test_unknown_check_name_and_fault_are_clear_errors(run: Run, demo: Demo) -> None:

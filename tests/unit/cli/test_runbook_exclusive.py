@@ -11,7 +11,6 @@ from pathlib import Path
 
 from opsdash.core.runbooks.executor import SessionState, SessionStatus
 from opsdash.storage.history import History
-from opsdash.storage.runbooks import RunbookStore
 from tests.conftest import Demo
 from tests.waits import wait_until
 
@@ -26,8 +25,8 @@ def env(data: Path) -> dict[str, str]:
 def the_session(data: Path) -> SessionState | None:
     """The one session in the record (None before it is created)."""
     with History.open(data, write=False) as history:
-        store = RunbookStore(history)
-        rows = store.sessions(limit=5)
+        store = history.sessions
+        rows = store.recent(limit=5)
         assert len(rows) <= 1, rows  # a refused start never leaves a session behind
         return store.load(rows[0].id) if rows else None
 

@@ -295,12 +295,12 @@ def test_replay_store_rejects_a_second_delivery(tmp_path: Path) -> None:
 
     with History.open(tmp_path) as history:
         verifier = _verifier("standard")
-        verifier.seen = lambda s, i, exp: history.seen_delivery(s, i, exp, NOW)
+        verifier.seen = lambda s, i, exp: history.webhooks.seen(s, i, exp, NOW)
         delivery = _signed("standard", b"{}")
         assert verifier.verify(delivery, NOW).ok
         again = verifier.verify(delivery, NOW)
         assert again.outcome is Outcome.REPLAYED and "msg_1" in again.message
-        assert history.seen_delivery("standard", "msg_1", 600, NOW + 10_000) is False  # expired, forgotten
+        assert history.webhooks.seen("standard", "msg_1", 600, NOW + 10_000) is False  # expired, forgotten
 
 
 @pytest.mark.parametrize(

@@ -196,4 +196,4 @@ def test_every_rejection_is_audited_and_counted(
     assert (last["kind"], last["action"]) == ("security_event", "webhook-verification-failed")
     assert last["outcome"] == checked.verdict.outcome.value
     with ops.history() as history:  # this delivery's failure, then one more: two toward the burst
-        assert history.record_webhook_failure(last["subject"], "probe", NOW) == [NOW, NOW]
+        assert history.webhooks.record_failure(last["subject"], "probe", NOW) == [NOW, NOW]

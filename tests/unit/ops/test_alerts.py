@@ -125,7 +125,7 @@ def test_credentials_rejected_then_recovered_is_one_alert(tmp_path: Path) -> Non
     ops, clock, sent = drill(tmp_path)
     watch_through(ops, clock, [401, 401, 401, 401, 200, 200, 200])
     with ops.history() as history:
-        alerts = history.alerts()
+        alerts = history.alerts.all()
     assert [(a.rule, a.status) for a in alerts] == [(CREDENTIALS_REJECTED, "resolved")]
     assert [b["status"] for b in sent.to("pager")] == ["firing", "resolved"]
     assert alerts[0].resolved_at == T0 + 60  # on the second success, not the first
@@ -135,7 +135,7 @@ def test_an_outage_that_turns_into_rejected_credentials_stays_one_incident(tmp_p
     ops, clock, sent = drill(tmp_path)
     watch_through(ops, clock, [503, 503, 503, 401, 401, 200, 200])
     with ops.history() as history:
-        alerts = history.alerts()
+        alerts = history.alerts.all()
     assert [(a.rule, a.status) for a in alerts] == [(CHECK_CRITICAL, "resolved")]
     assert [b["status"] for b in sent.to("pager")] == ["firing", "resolved"]
 
@@ -144,7 +144,7 @@ def test_a_blip_below_the_threshold_raises_nothing(tmp_path: Path) -> None:
     ops, clock, sent = drill(tmp_path)
     watch_through(ops, clock, [401, 401, 200, 200])
     with ops.history() as history:
-        assert history.alerts() == []
+        assert history.alerts.all() == []
     assert sent == []
 
 
@@ -172,7 +172,7 @@ def test_demo_credentials_fault_on_then_off_raises_one_alert(demo_process: Demo,
         set_fault(demo_process.data_dir, "credentials-rejected", False)
     assert seen[2] == ("http-auth", Severity.CRIT) and seen[-1] == (None, Severity.OK)
     with ops.history() as history:
-        alerts = history.alerts()
+        alerts = history.alerts.all()
     assert [(a.rule, a.key, a.status) for a in alerts] == [(CREDENTIALS_REJECTED, "ikhokha-api", "resolved")]
 
 
@@ -214,8 +214,8 @@ def test_alertmanager_gets_its_v2_shape_refreshes_and_an_end(tmp_path: Path) -> 
     assert resolved["labels"] == firing["labels"]
     assert datetime.fromisoformat(resolved["endsAt"]).timestamp() == T0 + 110
     with ops.history() as history:
-        (alert,) = history.alerts()
-        events = [d.event for d in history.deliveries(alert.id)]
+        (alert,) = history.alerts.all()
+        events = [d.event for d in history.alerts.deliveries(alert.id)]
     assert events == ["firing", "firing", "resolved", "resolved"]  # refreshes are not new notices
 
 
@@ -229,7 +229,7 @@ def test_alertmanager_url_is_its_base_or_the_alerts_endpoint(url: str) -> None:
 
 def _open_gate_alerts(profile: Path) -> list[str]:
     with Ops.open(profile).history() as history:
-        return [a.key for a in history.open_alerts() if a.rule == PREFLIGHT_NO_GO]
+        return [a.key for a in history.alerts.firing() if a.rule == PREFLIGHT_NO_GO]
 
 
 @pytest.mark.parametrize(

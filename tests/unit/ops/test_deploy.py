@@ -321,7 +321,7 @@ def test_failing_channel_is_retried_reported_and_never_blocks(run: Run, demo: De
     from opsdash.storage.history import History
 
     with History.open(Path(os.environ["OPSDASH_DATA_DIR"])) as history:
-        failed = [d for d in history.deliveries() if d.channel == "dead"]
+        failed = [d for d in history.alerts.deliveries() if d.channel == "dead"]
     assert failed and failed[-1].ok == 0 and failed[-1].attempts == 2
 
 

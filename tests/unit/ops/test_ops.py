@@ -67,8 +67,8 @@ def test_dispatcher_fires_reminds_and_resolves_on_the_given_clock(ops: Ops) -> N
         assert [a.kind for a in ops.alerts.process(history, down, scope)] == ["remind"]
         clock.now += 30
         assert [a.kind for a in ops.alerts.process(history, [], scope)] == ["resolve"]
-        (alert,) = history.alerts()
-        deliveries = history.deliveries(alert.id)
+        (alert,) = history.alerts.all()
+        deliveries = history.alerts.deliveries(alert.id)
     assert [body["status"] for _name, body in sent] == ["firing", "reminder", "resolved"]
     assert alert.status == "resolved" and alert.raised_at == 1_800_000_000.0
     assert alert.resolved_at == 1_800_000_690.0

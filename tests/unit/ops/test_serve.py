@@ -239,7 +239,7 @@ def test_metrics_alerts_and_a_clean_stop(project: Project, stage: Stage) -> None
     from opsdash.storage.history import History
 
     with History.open(Path(os.environ["OPSDASH_DATA_DIR"])) as history:
-        recorded = {name: len(history.check_history(name, limit=100_000)) for name in ("healthy", "flaky")}
+        recorded = {name: len(history.checks.recent(name, limit=100_000)) for name in ("healthy", "flaky")}
     assert recorded == {"healthy": stage.requests["/healthy"], "flaky": stage.requests["/flaky"]}
 
 
@@ -398,7 +398,7 @@ def test_idle_connections_beyond_the_descriptor_limit_do_not_stop_probes(
 
     def healthy_recorded() -> int:
         with History.open(Path(os.environ["OPSDASH_DATA_DIR"])) as history:
-            rows = history.check_history("healthy", limit=100_000)
+            rows = history.checks.recent("healthy", limit=100_000)
         return sum(1 for row in rows if row.severity == "OK" and row.error_class is None)
 
     try:

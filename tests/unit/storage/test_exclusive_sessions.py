@@ -15,7 +15,7 @@ from opsdash.core.runbooks.executor import Executor, SessionStatus
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
-from opsdash.storage.runbooks import RunbookStore
+from opsdash.storage.sessions import RunbookSessions
 from tests.conftest import not_none
 
 BOOK = """+++
@@ -46,19 +46,19 @@ def book(tmp_path: Path, book_id: str, group: str | None = "production-change") 
 
 
 def start(
-    store: RunbookStore, runbook: Runbook, operator: str = "alice", target: str = "BetaSkill"
+    store: RunbookSessions, runbook: Runbook, operator: str = "alice", target: str = "BetaSkill"
 ) -> Executor:
     return Executor.start(runbook, {}, operator, store, lambda gates: [], target=target)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunbookStore]:
+def store(tmp_path: Path) -> Iterator[RunbookSessions]:
     with History.open(tmp_path / "data") as history:
-        yield RunbookStore(history)
+        yield history.sessions
 
 
 def test_a_second_start_in_the_group_names_who_when_and_which_step(
-    tmp_path: Path, store: RunbookStore
+    tmp_path: Path, store: RunbookSessions
 ) -> None:
     first = start(store, book(tmp_path, "rollback"), operator="bob")
     first.confirm("announced")  # bob is on step 2 now
@@ -72,16 +72,16 @@ def test_a_second_start_in_the_group_names_who_when_and_which_step(
     assert "'production-change'" in message
     with pytest.raises(ExclusiveConflict):
         start(store, book(tmp_path, "rollback"))  # and the same runbook again
-    assert [s.id for s in store.sessions(limit=10)] == [first.state.id]  # nothing half-created
+    assert [s.id for s in store.recent(limit=10)] == [first.state.id]  # nothing half-created
     assert (
-        store.holders("BetaSkill")["production-change"]
+        store.holders("BetaSkill", "production-change")[0]
         .summary()
         .startswith(f"rollback running since {first.state.started_at[11:16]} UTC by bob, step 2/3")
     )
 
 
 @pytest.mark.parametrize("status", ["completed", "aborted", "escalated"])
-def test_a_session_that_ended_does_not_block(tmp_path: Path, store: RunbookStore, status: str) -> None:
+def test_a_session_that_ended_does_not_block(tmp_path: Path, store: RunbookSessions, status: str) -> None:
     first = start(store, book(tmp_path, "rollback"))
     if status == "aborted":
         first.abort("wrong release")
@@ -97,17 +97,19 @@ def test_a_session_that_ended_does_not_block(tmp_path: Path, store: RunbookStore
     assert second.state.status is SessionStatus.ACTIVE
 
 
-def test_another_group_another_target_or_no_group_does_not_block(tmp_path: Path, store: RunbookStore) -> None:
+def test_another_group_another_target_or_no_group_does_not_block(
+    tmp_path: Path, store: RunbookSessions
+) -> None:
     start(store, book(tmp_path, "rollback"), target="BetaSkill")
     start(store, book(tmp_path, "rollback"), target="BetaSkill staging")  # another target
     start(store, book(tmp_path, "db-failover", group="database-change"), target="BetaSkill")  # another group
     start(store, book(tmp_path, "outage", group=None), target="BetaSkill")  # not exclusive at all
     start(store, book(tmp_path, "outage", group=None), target="BetaSkill")
-    assert len(store.sessions(limit=10)) == 5
-    assert set(store.holders("BetaSkill")) == {"production-change", "database-change"}
+    assert len(store.recent(limit=10)) == 5
+    assert [h.group for h in store.holders("BetaSkill")] == ["production-change", "database-change"]
 
 
-def test_the_group_and_target_survive_a_resume(tmp_path: Path, store: RunbookStore) -> None:
+def test_the_group_and_target_survive_a_resume(tmp_path: Path, store: RunbookSessions) -> None:
     runbook = book(tmp_path, "rollback")
     first = start(store, runbook)
     resumed = Executor.resume(runbook, first.state.id, store, lambda gates: [])
@@ -121,7 +123,7 @@ def _race(data_dir: str, path: str, target: str, barrier: Any, results: Any) -> 
     runbook, _ = parse(Path(path))
     assert runbook is not None
     with History.open(Path(data_dir)) as history:
-        store = RunbookStore(history)
+        store = history.sessions
         barrier.wait(60)
         try:
             start(store, runbook, operator=f"op-{multiprocessing.current_process().pid}", target=target)
@@ -190,7 +192,7 @@ def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_p
 
     data = tmp_path / "data"
     with History.open(data) as history:
-        old = start(RunbookStore(history), book(tmp_path, "rollback", group=None))
+        old = start(history.sessions, book(tmp_path, "rollback", group=None))
         history.conn.execute("DROP INDEX idx_runbook_sessions_exclusive_group_target_status")
         history.conn.execute("ALTER TABLE runbook_sessions DROP COLUMN exclusive_group")
         history.conn.execute("ALTER TABLE runbook_sessions DROP COLUMN target")
@@ -198,7 +200,7 @@ def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_p
     with History.open(data) as history:
         assert history.schema_version == SCHEMA_VERSION == 9
         MIGRATIONS[8](history.db)  # idempotent
-        store = RunbookStore(history)
+        store = history.sessions
         assert not_none(store.load(old.state.id)).exclusive is None
         new = start(store, book(tmp_path, "rollback"))
-        assert store.holders("BetaSkill")["production-change"].session_id == new.state.id
+        assert [h.session_id for h in store.holders("BetaSkill", "production-change")] == [new.state.id]

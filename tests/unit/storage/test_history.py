@@ -137,9 +137,9 @@ def test_purge_removes_old_runs_only(tmp_path: Path) -> None:
     with History.open(tmp_path) as history:
         for days, run_id in ((200, "old"), (1, "new")):
             started = (now - timedelta(days=days)).isoformat(timespec="seconds")
-            history.record(Report("validate", "t", run_id, started, 1, ()), operator="op")
+            history.runs.record(Report("validate", "t", run_id, started, 1, ()), operator="op")
         assert history.purge(90, now=now) == 1
-        assert [r.run_id for r in history.list_runs()] == ["new"]
+        assert [r.run_id for r in history.runs.recent()] == ["new"]
 
 
 @pytest.mark.parametrize(
@@ -180,8 +180,8 @@ def test_history_poisoned_by_an_old_nan_time_still_counts_webhook_failures(tmp_p
         history.db.execute(
             "INSERT INTO webhook_seen (scheme, delivery_id, seen_at, expires_at) VALUES ('s', 'd1', 1, NULL)"
         )
-        assert history.record_webhook_failure("203.0.113.9", "bad-signature", 1000.0) == [1000.0]
-        assert history.seen_delivery("s", "d1", 300, 2000.0) is False  # not a replay for ever
+        assert history.webhooks.record_failure("203.0.113.9", "bad-signature", 1000.0) == [1000.0]
+        assert history.webhooks.seen("s", "d1", 300, 2000.0) is False  # not a replay for ever
 
 
 def test_the_burst_counter_reads_only_its_window(tmp_path: Path) -> None:
@@ -195,8 +195,8 @@ def test_the_burst_counter_reads_only_its_window(tmp_path: Path) -> None:
             [(float(t),) for t in range(5000)],
         )
         history.conn.commit()
-        assert history.record_webhook_failure("198.51.100.1", "x", 10_000.0, 300.0) == [10_000.0]
-        assert history.record_webhook_failure("198.51.100.1", "x", 10_100.0, 300.0) == [10_000.0, 10_100.0]
+        assert history.webhooks.record_failure("198.51.100.1", "x", 10_000.0, 300.0) == [10_000.0]
+        assert history.webhooks.record_failure("198.51.100.1", "x", 10_100.0, 300.0) == [10_000.0, 10_100.0]
         plan = " ".join(
             str(r[-1])
             for r in history.conn.execute(

@@ -29,7 +29,7 @@ def test_show_gives_back_every_check_result_from_the_table_alone(run: Run, data:
     results = [result("app", at), result("api", at, failing=True, days=20.0)]
     recorded = report("preflight", "20261126T070000-aaaaaa", at, results)
     with History.open(data) as history:
-        history.record(recorded, operator="alice", results=results)
+        history.runs.record(recorded, operator="alice", results=results)
         stored = history.db.execute("SELECT summary FROM runs").fetchone()[0]
     assert "checks" not in json.loads(stored)  # the summary no longer copies them
 
@@ -51,8 +51,8 @@ def test_a_run_of_several_sweeps_shows_its_final_sweep(run: Run, data: Path) -> 
     final = sweeps[-1]
     recorded = report("verify-deploy", "20261126T070000-bbbbbb", final[0].started_at, final)
     with History.open(data) as history:
-        history.record(recorded, operator="alice", results=[r for s in sweeps for r in s])
-        assert len(history.check_results_of(recorded.run_id)) == 6  # every sweep kept for the baseline
+        history.runs.record(recorded, operator="alice", results=[r for s in sweeps for r in s])
+        assert len(history.checks.of_run(recorded.run_id)) == 6  # every sweep kept for the baseline
     shown = json.loads(run("history", "show", recorded.run_id, "--json").out)
     assert shown["summary"]["checks"] == [r.to_dict() for r in final]
 
@@ -77,14 +77,14 @@ def test_certificate_facts_are_stored_once_and_read_back_whole(data: Path) -> No
     with History.open(data) as history:
         for day in range(20):
             at = f"2026-11-{day + 1:02d}T07:00:00.000+00:00"
-            history.record(
+            history.runs.record(
                 report("check", f"202611{day + 1:02d}T070000-dddddd", at, []),
                 operator="op",
                 results=[result("app", at, days=365.0 - day)],
             )
         shared = history.db.execute("SELECT COUNT(*) FROM shared_facts").fetchone()[0]
-        latest = history.latest_check_results(["app"])["app"]
-        series = history.check_history("app", limit=3)
+        (latest,) = history.checks.latest(["app"])
+        series = history.checks.recent("app", limit=3)
     assert shared == 1  # only the days left changed: the rest is one body
     assert latest.as_result()["facts"] == result("app", "x", days=346.0).to_dict()["facts"]
     assert list(latest.as_result()["facts"]) == list(result("app", "x").facts)  # in the probe's order
@@ -104,7 +104,7 @@ def year(data: Path) -> Iterator[History]:
             results = (
                 [] if kind == "validate" else [result(f"c{n}", at, failing=n == i % 7) for n in range(7)]
             )
-            history.record(
+            history.runs.record(
                 report(kind, f"2026{i:04d}T070000-{i:06x}", at, results), operator="op", results=results
             )
         yield history
@@ -149,17 +149,20 @@ BIG = ("runs", "check_results", "findings", "env_keys", "c")
 )
 def test_every_query_the_cli_and_dashboard_make_uses_an_index(year: History, query: str) -> None:
     calls = {
-        "list": lambda: year.list_runs(),
-        "list-kind": lambda: year.list_runs(kind="preflight"),
-        "list-500": lambda: year.list_runs(limit=500),
-        "latest~5": lambda: year.resolve("latest~5"),
-        "prefix": lambda: year.resolve("20260007"),
-        "show": lambda: year.report(year.resolve("latest~1")),
-        "diff": lambda: (year.findings("20260003T070000-000003"), year.env_keys("20260003T070000-000003")),
-        "latest-per-check": lambda: year.latest_check_results([f"c{n}" for n in range(7)]),
-        "check-history": lambda: year.check_history("c3", 50),
-        "last-ok": lambda: year.last_run(("preflight", "verify-deploy"), ("OK", "INFO")),
-        "run-checks": lambda: year.run_checks("20260001T070000-000001"),
+        "list": lambda: year.runs.recent(),
+        "list-kind": lambda: year.runs.recent(kind="preflight"),
+        "list-500": lambda: year.runs.recent(limit=500),
+        "latest~5": lambda: year.runs.resolve("latest~5"),
+        "prefix": lambda: year.runs.resolve("20260007"),
+        "show": lambda: year.runs.report(year.runs.resolve("latest~1")),
+        "diff": lambda: (
+            year.runs.findings("20260003T070000-000003"),
+            year.runs.env_keys("20260003T070000-000003"),
+        ),
+        "latest-per-check": lambda: year.checks.latest([f"c{n}" for n in range(7)]),
+        "check-history": lambda: year.checks.recent("c3", 50),
+        "last-ok": lambda: year.runs.last(("preflight", "verify-deploy"), ("OK", "INFO")),
+        "run-checks": lambda: year.checks.as_reported("20260001T070000-000001"),
     }
     for line in plans(year, calls[query]):
         step = line.partition(" :: ")[2]
@@ -172,7 +175,7 @@ def test_every_query_the_cli_and_dashboard_make_uses_an_index(year: History, que
 def test_the_history_pane_and_list_read_no_check_results(year: History, data: Path) -> None:
     statements: list[str] = []
     year.db.conn.set_trace_callback(statements.append)
-    year.list_runs(limit=500)
+    year.runs.recent(limit=500)
     year.db.conn.set_trace_callback(None)
     assert statements and not any("check_results" in s for s in statements)
     assert len(past.runs(Ops.bare(data_dir=data), limit=500)) == 60

@@ -79,8 +79,8 @@ def test_a_database_an_older_opsdash_left_half_made_is_completed(data: Path) -> 
     conn.close()
     with History.open(data) as history:
         assert history.schema_version == SCHEMA_VERSION
-        history.record(Report("validate", "t", "r1", "2026-11-26T00:00:00+00:00", 1, ()), operator="op")
-        assert [r.run_id for r in history.list_runs()] == ["r1"]
+        history.runs.record(Report("validate", "t", "r1", "2026-11-26T00:00:00+00:00", 1, ()), operator="op")
+        assert [r.run_id for r in history.runs.recent()] == ["r1"]
 
 
 # ---------------------------------------------------------------- corruption
@@ -91,7 +91,7 @@ def _fill(data: Path, runs: int = 40) -> None:
         for i in range(runs):
             at = f"2026-11-{1 + i % 28:02d}T07:{i % 60:02d}:00.000+00:00"
             results = [result(f"c{n}", at, failing=n == 3) for n in range(10)]
-            history.record(
+            history.runs.record(
                 report("check", f"202611{i:02d}T0700-{i:06x}", at, results), operator="op", results=results
             )
         history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -203,14 +203,14 @@ def _age(history: History, old: str, old_ts: float, new: str, new_ts: float) -> 
     conn = history.conn
     for at, ts, tag in ((old, old_ts, "old"), (new, new_ts, "new")):
         results = [result(f"c{n}-{tag}", at) for n in range(30)]
-        history.record(report("check", f"run-{tag}", at, results), operator="op", results=results)
-        history.record_anchor(f"run-{tag}", "log1", 1, "mac")
+        history.runs.record(report("check", f"run-{tag}", at, results), operator="op", results=results)
+        history.anchors.record(f"run-{tag}", "log1", 1, "mac")
         conn.execute("UPDATE audit_anchors SET recorded_at = ? WHERE run_id = ?", [at, f"run-{tag}"])
-        alert = history.record_alert("r", tag, "CRIT", "t", "d", ts)
+        alert = history.alerts.record("r", tag, "CRIT", "t", "d", ts)
         assert alert is not None
-        history.mark_alert(alert, status="resolved", resolved_at=ts)
-        history.record_delivery(alert, "ops", "firing", True, 1, "", ts)
-        history.record_webhook_failure(f"src-{tag}", "bad", ts)
+        history.alerts.mark(alert, status="resolved", resolved_at=ts)
+        history.alerts.record_delivery(alert, "ops", "firing", True, 1, "", ts)
+        history.webhooks.record_failure(f"src-{tag}", "bad", ts)
         for status in ("completed", "active"):
             sid = f"s-{tag}-{status}"
             conn.execute(
@@ -228,7 +228,7 @@ def _age(history: History, old: str, old_ts: float, new: str, new_ts: float) -> 
                 [sid, at],
             )
         conn.commit()
-    firing = history.record_alert("r", "still-firing", "CRIT", "t", "d", old_ts)
+    firing = history.alerts.record("r", "still-firing", "CRIT", "t", "d", old_ts)
     assert firing
 
 
@@ -257,7 +257,7 @@ def test_retention_covers_every_table_and_gives_the_space_back(data: Path) -> No
 
         assert history.purge(90, now=now) == 2  # the old check run and the old ended session
         history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        runs = {r.run_id for r in history.list_runs(limit=100)}
+        runs = {r.run_id for r in history.runs.recent(limit=100)}
         assert runs == {
             "run-new",
             "s-new-completed",
@@ -288,16 +288,16 @@ def test_shared_facts_no_row_uses_any_more_are_dropped(data: Path) -> None:
     old = (now - timedelta(days=200)).isoformat(timespec="milliseconds")
     new = (now - timedelta(days=1)).isoformat(timespec="milliseconds")
     with History.open(data) as history:
-        history.record(report("check", "old", old, []), operator="op", results=[result("a", old)])
+        history.runs.record(report("check", "old", old, []), operator="op", results=[result("a", old)])
         changed = result("a", new)
         changed = changed.__class__(
             **{**changed.__dict__, "facts": {**changed.facts, "cert_subject": "CN=renewed"}}
         )
-        history.record(report("check", "new", new, []), operator="op", results=[changed])
+        history.runs.record(report("check", "new", new, []), operator="op", results=[changed])
         assert count(history, "shared_facts") == 2
         history.purge(90, now=now)
         assert count(history, "shared_facts") == 1
-        assert history.latest_check_results(["a"])["a"].as_result()["facts"]["cert_subject"] == "CN=renewed"
+        assert history.checks.latest(["a"])[0].as_result()["facts"]["cert_subject"] == "CN=renewed"
 
 
 def test_an_old_database_without_auto_vacuum_is_converted(data: Path) -> None:
@@ -353,7 +353,7 @@ def test_opening_history_again_keeps_this_process_s_locks(data: Path) -> None:
     a second History opened in the same process (the dashboard opens several) must not, or another
     process believes itself alone and deletes the WAL under this one (the corruption testers saw)."""
     with History.open(data) as first:
-        assert first.list_runs() == []  # this connection has read: it holds its lock on the file
+        assert first.runs.recent() == []  # this connection has read: it holds its lock on the file
         assert not _another_process_thinks_it_is_alone(data / "history.db")
         with History.open(data, write=False), History.open(data):  # a reader and a writer open too
             pass

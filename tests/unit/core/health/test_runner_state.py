@@ -166,11 +166,11 @@ def test_check_history_latest_and_last_n(tmp_path: Path) -> None:
     with History.open(tmp_path) as history:
         for i in range(5):
             for name in ("a", "b"):
-                history.record_checks(
+                history.checks.record(
                     "run", [replace(OK if i < 4 else DOWN, name=name, started_at=f"2026-11-26T10:00:0{i}")]
                 )
-        latest = history.latest_check_results(["a", "b", "never-ran"])
-        assert set(latest) == {"a", "b"}
-        assert latest["a"].severity == "CRIT" and latest["a"].error_class == "http-5xx"
-        last3 = history.check_history("a", limit=3)
+        latest = history.checks.latest(["a", "b", "never-ran"])
+        assert [r.check_name for r in latest] == ["a", "b"]
+        assert latest[0].severity == "CRIT" and latest[0].error_class == "http-5xx"
+        last3 = history.checks.recent("a", limit=3)
         assert [r.started_at[-2:] for r in last3] == ["02", "03", "04"]

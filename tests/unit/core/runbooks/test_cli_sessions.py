@@ -14,7 +14,6 @@ import pytest
 
 from opsdash.core.runbooks.executor import SessionState, SessionStatus, StepStatus, _live_members
 from opsdash.storage.history import History
-from opsdash.storage.runbooks import RunbookStore
 from tests.waits import wait_for_path, wait_until
 
 OPSDASH = str(Path(sys.executable).with_name("opsdash"))
@@ -64,8 +63,8 @@ def run_it(path: Path, tmp_path: Path, output: int = subprocess.PIPE) -> subproc
 
 def session(tmp_path: Path) -> SessionState:
     with History.open(tmp_path / "data") as history:
-        store = RunbookStore(history)
-        state = store.load(store.sessions("deploy-drill")[0].id)
+        store = history.sessions
+        state = store.load(store.recent("deploy-drill")[0].id)
     assert state is not None
     return state
 
@@ -182,8 +181,8 @@ def test_after_kill_9_a_live_command_is_reported_and_only_interrupt_is_allowed(
     parsed, _ = parse(path)
     assert parsed is not None
     with History.open(tmp_path / "data") as history:
-        store = RunbookStore(history)
-        other = Executor.resume(parsed, store.sessions("deploy-drill")[0].id, store, lambda gates: [])
+        store = history.sessions
+        other = Executor.resume(parsed, store.recent("deploy-drill")[0].id, store, lambda gates: [])
         pid = other.running_pid()
         assert pid is not None  # the live child is reported ...
         assert other.allowed() == ["interrupt"]  # ... and nothing may start it again or pass it by

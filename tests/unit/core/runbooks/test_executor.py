@@ -25,7 +25,7 @@ from opsdash.core.runbooks.executor import (
 from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
-from opsdash.storage.runbooks import RunbookStore
+from opsdash.storage.sessions import RunbookSessions
 from tests.conftest import Demo, Run, not_none
 from tests.waits import read_line, wait_for_path, wait_until
 
@@ -79,18 +79,18 @@ def book_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunbookStore]:
+def store(tmp_path: Path) -> Iterator[RunbookSessions]:
     with History.open(tmp_path / "data") as history:
-        yield RunbookStore(history)
+        yield history.sessions
 
 
-def start(book_path: Path, store: RunbookStore, gates: Gates, message: str = "hello") -> Executor:
+def start(book_path: Path, store: RunbookSessions, gates: Gates, message: str = "hello") -> Executor:
     book, problems = parse(book_path)
     assert book is not None, problems
     return Executor.start(book, {"message": message}, "alice", store, gates)
 
 
-def test_end_to_end_with_every_step_kind(book_path: Path, store: RunbookStore) -> None:
+def test_end_to_end_with_every_step_kind(book_path: Path, store: RunbookSessions) -> None:
     ex = start(book_path, store, Gates(True))
     ex.confirm("announced in #deploys")
     result = ex.confirm()
@@ -118,7 +118,7 @@ def test_end_to_end_with_every_step_kind(book_path: Path, store: RunbookStore) -
 
 
 def test_failing_gate_takes_the_on_fail_branch_and_the_session_says_it_escalated(
-    book_path: Path, store: RunbookStore
+    book_path: Path, store: RunbookSessions
 ) -> None:
     ex = start(book_path, store, Gates(False))
     ex.confirm()
@@ -141,7 +141,7 @@ def test_failing_gate_takes_the_on_fail_branch_and_the_session_says_it_escalated
 
 
 def test_an_escalated_session_resumed_on_its_branch_still_ends_escalated(
-    book_path: Path, store: RunbookStore
+    book_path: Path, store: RunbookSessions
 ) -> None:
     ex = start(book_path, store, Gates(False))
     for _ in range(3):
@@ -153,7 +153,7 @@ def test_an_escalated_session_resumed_on_its_branch_still_ends_escalated(
     assert resumed.state.status is SessionStatus.ESCALATED
 
 
-def test_failing_command_blocks_until_retried(book_path: Path, store: RunbookStore) -> None:
+def test_failing_command_blocks_until_retried(book_path: Path, store: RunbookSessions) -> None:
     book_path.write_text(
         BOOK.replace("printf '%s' {{message}} > out.txt && echo wrote", "echo broken >&2; exit 7")
     )
@@ -172,7 +172,7 @@ def test_failing_command_blocks_until_retried(book_path: Path, store: RunbookSto
     assert not_none(store.load(ex.state.id)).status is SessionStatus.ABORTED
 
 
-def test_command_timeout_stops_the_process_group(book_path: Path, store: RunbookStore) -> None:
+def test_command_timeout_stops_the_process_group(book_path: Path, store: RunbookSessions) -> None:
     book_path.write_text(
         BOOK.replace("```command timeout=10", "```command timeout=0.5").replace(
             "printf '%s' {{message}} > out.txt && echo wrote", "sleep 30 & sleep 30"
@@ -195,7 +195,7 @@ def test_command_timeout_stops_the_process_group(book_path: Path, store: Runbook
         "$HOME | touch pwned",
     ],
 )
-def test_parameters_cannot_inject_commands(book_path: Path, store: RunbookStore, value: str) -> None:
+def test_parameters_cannot_inject_commands(book_path: Path, store: RunbookSessions, value: str) -> None:
     ex = start(book_path, store, Gates(True), message=value)
     ex.confirm()
     assert ex.confirm().status is StepStatus.DONE
@@ -203,7 +203,7 @@ def test_parameters_cannot_inject_commands(book_path: Path, store: RunbookStore,
     assert not (book_path.parent / "pwned").exists()
 
 
-def test_parameters_are_validated_before_a_session_starts(book_path: Path, store: RunbookStore) -> None:
+def test_parameters_are_validated_before_a_session_starts(book_path: Path, store: RunbookSessions) -> None:
     book_path.write_text(BOOK.replace('prompt = "Message"', "prompt = \"Message\"\npattern = '^[a-z]+$'"))
     book, _ = parse(book_path)
     assert book is not None
@@ -213,7 +213,7 @@ def test_parameters_are_validated_before_a_session_starts(book_path: Path, store
         Executor.start(book, {}, "alice", store, Gates())
 
 
-def test_secrets_in_command_output_are_masked(book_path: Path, store: RunbookStore) -> None:
+def test_secrets_in_command_output_are_masked(book_path: Path, store: RunbookSessions) -> None:
     from opsdash.core.secrets import redactor
 
     canary = "canary-runbook-secret-5d2e8f"
@@ -228,7 +228,7 @@ def test_secrets_in_command_output_are_masked(book_path: Path, store: RunbookSto
     assert canary.encode() not in store.history.path.read_bytes()
 
 
-def test_resume_marks_a_running_command_interrupted(book_path: Path, store: RunbookStore) -> None:
+def test_resume_marks_a_running_command_interrupted(book_path: Path, store: RunbookSessions) -> None:
     ex = start(book_path, store, Gates(True))
     ex.confirm()
     # simulate a crash after "command-started" was committed: the state says running
@@ -249,7 +249,7 @@ def test_resume_marks_a_running_command_interrupted(book_path: Path, store: Runb
 
 
 def test_a_running_step_allows_nothing_and_a_second_executor_loses_the_claim(
-    book_path: Path, store: RunbookStore, tmp_path: Path
+    book_path: Path, store: RunbookSessions, tmp_path: Path
 ) -> None:
     """Two operators (or two presses) on one session: the command runs once."""
     import threading
@@ -257,12 +257,12 @@ def test_a_running_step_allows_nothing_and_a_second_executor_loses_the_claim(
     slow = BOOK.replace("printf '%s' {{message}} > out.txt && echo wrote", "echo run >> runs.log; sleep 1")
     book_path.write_text(slow)
     shared = History.open(tmp_path / "data", shared=True)  # the first executor works from a thread
-    first = start(book_path, RunbookStore(shared), Gates(True))
+    first = start(book_path, shared.sessions, Gates(True))
     first.confirm()  # the manual step
     book, _ = parse(book_path)
     assert book is not None
     with History.open(tmp_path / "data") as other_history:  # a second process's own connection
-        second = Executor.resume(book, first.state.id, RunbookStore(other_history), Gates(True))
+        second = Executor.resume(book, first.state.id, other_history.sessions, Gates(True))
         assert second.allowed()[0] == "confirm"  # it saw the step pending
         worker = threading.Thread(target=first.confirm)
         worker.start()
@@ -285,7 +285,7 @@ def test_a_running_step_allows_nothing_and_a_second_executor_loses_the_claim(
     assert saved.steps[1].status is StepStatus.DONE and saved.steps[1].pid is not None
 
 
-def test_resume_refuses_a_changed_runbook(book_path: Path, store: RunbookStore) -> None:
+def test_resume_refuses_a_changed_runbook(book_path: Path, store: RunbookSessions) -> None:
     ex = start(book_path, store, Gates(True))
     book_path.write_text(BOOK.replace("## Recover {#recover}\nRoll back.\n", ""))
     book, _ = parse(book_path)
@@ -353,8 +353,8 @@ def test_cli_run_then_kill_9_during_a_command_then_resume(
 
     monkeypatch.setenv("OPSDASH_DATA_DIR", str(tmp_path / "data"))
     with History.open(tmp_path / "data") as history:
-        session = RunbookStore(history).sessions("drill")[0]
-        state = RunbookStore(history).load(session.id)
+        session = history.sessions.recent("drill")[0]
+        state = history.sessions.load(session.id)
     assert state is not None and state.status is SessionStatus.COMPLETED
     events = [(e["event"], e["detail"]) for e in state.events]
     finished = [d for e, d in events if e == "command-finished"]
@@ -467,7 +467,7 @@ def test_run_refuses_a_runbook_with_problems_before_its_first_step(run: Run, tmp
 
 
 def test_a_secret_parameter_is_stored_masked_and_comes_back_only_from_the_env(
-    book_path: Path, store: RunbookStore
+    book_path: Path, store: RunbookSessions
 ) -> None:
     from opsdash.core.secrets import redactor
 
@@ -487,7 +487,7 @@ def test_a_secret_parameter_is_stored_masked_and_comes_back_only_from_the_env(
 
 
 def test_interrupting_a_running_command_stops_its_process_group_and_records_why(
-    book_path: Path, store: RunbookStore, tmp_path: Path
+    book_path: Path, store: RunbookSessions, tmp_path: Path
 ) -> None:
     import threading
 
@@ -498,7 +498,7 @@ def test_interrupting_a_running_command_stops_its_process_group_and_records_why(
         )
     )
     shared = History.open(tmp_path / "shared", shared=True)
-    ex = start(book_path, RunbookStore(shared), Gates(True))
+    ex = start(book_path, shared.sessions, Gates(True))
     ex.confirm()
     worker = threading.Thread(target=ex.confirm)
     worker.start()
@@ -516,14 +516,14 @@ def test_interrupting_a_running_command_stops_its_process_group_and_records_why(
     assert pid is not None and not command_alive(pid, ex.state.id)
     assert _live_members(pid) == set()
     assert not (book_path.parent / "finished").exists() and not (book_path.parent / "late").exists()
-    events = [e["event"] for e in not_none(RunbookStore(shared).load(ex.state.id)).events]
+    events = [e["event"] for e in not_none(shared.sessions.load(ex.state.id)).events]
     assert "interrupt-requested" in events and events.count("command-started") == 1
     assert ex.allowed() == ["retry", "abort"]
     shared.close()
 
 
 def test_a_detached_command_runs_on_and_a_resume_collects_its_output_and_status(
-    book_path: Path, store: RunbookStore, tmp_path: Path
+    book_path: Path, store: RunbookSessions, tmp_path: Path
 ) -> None:
     import threading
 
@@ -531,7 +531,7 @@ def test_a_detached_command_runs_on_and_a_resume_collects_its_output_and_status(
         BOOK.replace("printf '%s' {{message}} > out.txt && echo wrote", "echo begun; sleep 1; echo ended")
     )
     shared = History.open(tmp_path / "shared", shared=True)
-    ex = start(book_path, RunbookStore(shared), Gates(True))
+    ex = start(book_path, shared.sessions, Gates(True))
     ex.confirm()
     worker = threading.Thread(target=ex.confirm)
     worker.start()
@@ -541,7 +541,7 @@ def test_a_detached_command_runs_on_and_a_resume_collects_its_output_and_status(
     assert ex.state.steps[1].status is StepStatus.RUNNING
     book, _ = parse(book_path)
     assert book is not None
-    resumed = Executor.resume(book, ex.state.id, RunbookStore(shared), Gates(True))
+    resumed = Executor.resume(book, ex.state.id, shared.sessions, Gates(True))
     assert resumed.running_pid() is not None and resumed.allowed() == ["interrupt"]
     wait_until(lambda: resumed.running_pid() is None)
     resumed.settle_detached()

@@ -1,18 +1,22 @@
-"""Runbook sessions in the history database: every transition committed before it is acted on."""
+"""Runbook sessions, their steps and events (`history.sessions`): every transition committed before
+it is acted on, so a session killed at any moment resumes at the right step. It is the executor's
+`Store` (core/runbooks/executor.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsdash.core.findings import Severity
 from opsdash.core.runbooks.exclusive import ExclusiveConflict, Holder
 from opsdash.core.runbooks.executor import ESCALATION, SessionState, SessionStatus, StepState, StepStatus
 from opsdash.core.secrets import redactor
-from opsdash.storage.history import History
-from opsdash.storage.rows import SessionRow, rows_as
+from opsdash.storage.repository import Repository
+from opsdash.storage.rows import SessionEvent, SessionRow, rows_as
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 VERDICTS = {SessionStatus.ACTIVE: Severity.UNKNOWN, SessionStatus.ABORTED: Severity.CRIT}
 _HOLDERS = (
@@ -22,10 +26,10 @@ _HOLDERS = (
 )
 
 
-class RunbookStore:
-    def __init__(self, history: History) -> None:
-        self.history = history
-        self.db = history.db
+class RunbookSessions(Repository):
+    @property
+    def db(self) -> sqlite_utils.Database:
+        return self.history.db
 
     def create(self, state: SessionState) -> None:
         """Insert a new session. One that declares an exclusive group is refused while another
@@ -33,9 +37,9 @@ class RunbookStore:
         transaction (BEGIN IMMEDIATE), so of two processes starting at once exactly one wins."""
         with self.history.writing():
             if state.exclusive is not None:
-                holder = self.holders(state.target, state.exclusive).get(state.exclusive)
-                if holder is not None:
-                    raise ExclusiveConflict(holder)
+                held = self.holders(state.target, state.exclusive)
+                if held:
+                    raise ExclusiveConflict(held[0])
             self.db.table("runbook_sessions").insert(self._session_row(state))
             self.db.table("runbook_steps").insert_all(
                 {"session_id": state.id, "step_index": i, **self._step_row(s)}
@@ -64,8 +68,9 @@ class RunbookStore:
             )
             self.db.table("runs").update(state.id, self._run_row(state))
 
-    def holders(self, target: str, group: str | None = None) -> dict[str, Holder]:
-        """The active session holding each exclusive group (or only `group`) for `target`."""
+    def holders(self, target: str, group: str | None = None) -> list[Holder]:
+        """The active session holding each exclusive group (or only `group`) for `target`, one per
+        group, in the order they started."""
         sql, args = _HOLDERS, [target]
         if group is not None:
             sql, args = f"{sql} AND s.exclusive_group = ?", [target, group]
@@ -73,7 +78,7 @@ class RunbookStore:
         for row in self.history.conn.execute(f"{sql} ORDER BY s.started_at", args):
             holder = Holder(*row)
             held.setdefault(holder.group, holder)  # the first: two can only predate the group
-        return held
+        return list(held.values())
 
     def output_path(self, session_id: str, index: int) -> Path:
         return self.history.path.parent / "runbook-output" / f"{session_id}-{index}.out"
@@ -110,7 +115,7 @@ class RunbookStore:
                 "session_id = ?", [session_id], order_by="step_index"
             )
         ]
-        events = self.events(session_id)
+        events = self._event_dicts(session_id)  # SessionState keeps them as the executor reads them
         return SessionState(
             id=row["id"],
             runbook_id=row["runbook_id"],
@@ -129,10 +134,15 @@ class RunbookStore:
             target=row.get("target") or "",
         )
 
-    def events(self, session_id: str) -> list[dict[str, Any]]:
-        return list(self.db.table("runbook_events").rows_where("session_id = ?", [session_id], order_by="id"))
+    def events(self, session_id: str) -> list[SessionEvent]:
+        """Every transition of a session, in the order they happened."""
+        return rows_as(SessionEvent, self._event_dicts(session_id))
 
-    def sessions(self, runbook_id: str | None = None, limit: int = 20) -> list[SessionRow]:
+    def _event_dicts(self, session_id: str) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM runbook_events WHERE session_id = ? ORDER BY id", [session_id])
+
+    def recent(self, runbook_id: str | None = None, limit: int = 20) -> list[SessionRow]:
+        """The newest sessions first (of one runbook)."""
         where, args = ("runbook_id = ?", [runbook_id]) if runbook_id else (None, [])
         return rows_as(
             SessionRow,
@@ -141,9 +151,9 @@ class RunbookStore:
             ),
         )
 
-    def last_sessions(self, runbook_ids: Iterable[str]) -> dict[str, SessionRow | None]:
-        """The newest session of each runbook (None: never run)."""
-        return {i: next(iter(self.sessions(i, limit=1)), None) for i in runbook_ids}
+    def last(self, runbook_id: str) -> SessionRow | None:
+        """The newest session of a runbook (None: never run)."""
+        return next(iter(self.recent(runbook_id, limit=1)), None)
 
     def latest_active(self, runbook_id: str | None = None) -> str | None:
         row = self.latest_active_row(runbook_id)

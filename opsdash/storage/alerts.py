@@ -1,0 +1,126 @@
+"""Alerts and their deliveries (`history.alerts`): the incident record every process shares.
+
+An alert is opened, reminded and resolved with conditional writes, so of two processes that decide
+the same thing at once exactly one acts on it (docs/architecture.md, "Many processes, one record").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opsdash.core.secrets import redactor
+from opsdash.storage.repository import Repository
+from opsdash.storage.rows import AlertRow, DeliveryRow, rows_as
+
+
+class Alerts(Repository):
+    def record(
+        self,
+        rule: str,
+        key: str,
+        severity: str,
+        title: str,
+        detail: str,
+        at: float,
+        *,
+        runbook: str | None = None,
+        silenced: bool = False,
+        unless_open: Sequence[str] = (),
+        sent_at: float | None = None,
+    ) -> int | None:
+        """Open an alert; with `unless_open`, only if no alert of those rules is firing for `key`:
+        the check and the insert are one write transaction, so of two processes that see the same
+        failure at once exactly one opens the incident (and sends it); the other gets None.
+        `sent_at`: the alert is being sent now (claimed, so no one else sends it first)."""
+        conn = self.history.conn
+        with self.history.writing():
+            if unless_open:
+                marks = ", ".join("?" * len(unless_open))
+                if conn.execute(
+                    f"SELECT 1 FROM alerts WHERE status = 'firing' AND key = ? AND rule IN ({marks}) LIMIT 1",  # noqa: S608
+                    [key, *unless_open],
+                ).fetchone():
+                    return None
+            cursor = conn.execute(
+                "INSERT INTO alerts (rule, key, severity, title, detail, raised_at, resolved_at, status, "
+                "last_sent_at, silenced, runbook) VALUES (?, ?, ?, ?, ?, ?, NULL, 'firing', ?, ?, ?)",
+                [
+                    rule,
+                    key,
+                    severity,
+                    redactor.redact(title),
+                    redactor.redact(detail),
+                    at,
+                    sent_at,
+                    int(silenced),
+                    runbook,
+                ],
+            )
+            return int(cursor.lastrowid or 0)
+
+    def mark(self, alert_id: int, **fields: Any) -> None:
+        with self.history.conn:
+            self.history.db.table("alerts").update(alert_id, fields)
+
+    def claim(self, alert_id: int, seen_sent_at: float | None, **fields: Any) -> bool:
+        """Change a firing alert only if it is still as this process last read it (firing, and sent
+        last at `seen_sent_at`): a conditional update, so a reminder, a late first notice or a
+        resolve is claimed, and sent, by exactly one of the processes that decided on it."""
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        conn = self.history.conn
+        with conn:
+            cursor = conn.execute(
+                f"UPDATE alerts SET {columns} WHERE id = ? AND status = 'firing' AND last_sent_at IS ?",  # noqa: S608
+                [*fields.values(), alert_id, seen_sent_at],
+            )
+        return cursor.rowcount == 1
+
+    def record_delivery(
+        self, alert_id: int, channel: str, event: str, ok: bool, attempts: int, error: str, at: float
+    ) -> None:
+        with self.history.conn:
+            self.history.db.table("alert_deliveries").insert(
+                {
+                    "alert_id": alert_id,
+                    "channel": channel,
+                    "event": event,
+                    "ok": int(ok),
+                    "attempts": attempts,
+                    "error": redactor.redact(error),
+                    "at": at,
+                }
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, alert_id: int) -> AlertRow:
+        return rows_as(AlertRow, [self.history.db.table("alerts").get(alert_id)])[0]
+
+    def firing(self) -> list[AlertRow]:
+        """The open alerts, oldest first."""
+        return rows_as(
+            AlertRow, self.history.db.table("alerts").rows_where("status = 'firing'", order_by="raised_at")
+        )
+
+    def all(self, rule: str | None = None) -> list[AlertRow]:
+        """Every alert (of one rule), firing or resolved, oldest first."""
+        where, args = ("rule = ?", [rule]) if rule else (None, [])
+        return rows_as(
+            AlertRow, self.history.db.table("alerts").rows_where(where, args, order_by="raised_at, id")
+        )
+
+    def last_raised(self, rule: str, key: str) -> float | None:
+        """When the newest alert of `rule` for `key` was raised (None: never)."""
+        row = self.history.conn.execute(
+            "SELECT raised_at FROM alerts WHERE rule = ? AND key = ? ORDER BY raised_at DESC LIMIT 1",
+            [rule, key],
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def deliveries(self, alert_id: int | None = None) -> list[DeliveryRow]:
+        """Every delivery attempt (of one alert), in the order they were made."""
+        where, args = ("alert_id = ?", [alert_id]) if alert_id is not None else (None, [])
+        return rows_as(
+            DeliveryRow, self.history.db.table("alert_deliveries").rows_where(where, args, order_by="id")
+        )

@@ -1,0 +1,220 @@
+"""Check results: one row per probe (`history.checks`), read as "latest per check", "last N of a
+check" and "a run's results".
+
+The facts a check's results share (a certificate's subject, issuer, dates, chain) are stored once in
+shared_facts; a row keeps only what changes with every probe (days left) and the shared body's id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from opsdash.core.secrets import redactor
+from opsdash.storage.repository import Repository, as_dicts, compact, day_after
+from opsdash.storage.rows import CheckRow, rows_as
+
+if TYPE_CHECKING:
+    from opsdash.core.findings import Severity
+    from opsdash.core.health.model import CheckResult
+    from opsdash.storage.history import History
+
+CHECK_COLUMNS = (
+    "run_id",
+    "check_name",
+    "kind",
+    "target",
+    "started_at",
+    "severity",
+    "sustained",
+    "error_class",
+    "summary",
+    "latency_ms",
+    "duration_ms",
+    "attempts",
+    "hint",
+    "runbook",
+    "phases",
+    "conditions",
+    "metrics",
+    "facts",
+    "facts_id",
+    "findings",
+)
+_INSERT_CHECK = (
+    f"INSERT INTO check_results ({', '.join(CHECK_COLUMNS)}) "  # noqa: S608 - fixed column names
+    f"VALUES ({', '.join('?' for _ in CHECK_COLUMNS)})"
+)
+# facts that change with every probe stay with the row; the rest are shared (see _share_facts)
+_OWN_FACT_SUFFIXES = ("_days_left",)
+_SHARED_CACHE_MAX = 10_000
+_CHECK_TEXT = tuple(
+    CHECK_COLUMNS.index(c)
+    for c in ("target", "summary", "hint", "conditions", "facts", "facts_id", "findings")
+)
+_FACTS_ID, _STARTED = CHECK_COLUMNS.index("facts_id"), CHECK_COLUMNS.index("started_at")
+_NEWEST_FIRST = "c.started_at DESC, c.id DESC"
+
+
+class Checks(Repository):
+    def __init__(self, history: History) -> None:
+        super().__init__(history)
+        self._shared: dict[bytes, tuple[int, str]] = {}  # shared facts: digest -> (id, last_used)
+
+    def forget_shared(self) -> None:
+        """Retention dropped shared bodies: ask the database again before reusing an id."""
+        self._shared.clear()
+
+    def record(
+        self, run_id: str, results: Iterable[CheckResult], sustained: Mapping[str, Severity] | None = None
+    ) -> None:
+        """Plain executemany: sqlite-utils' insert_all (dicts, 76-row chunks, a savepoint each) ran
+        at 0.43x of it; benchmarks/history.py holds this path against raw sqlite3."""
+        rows: list[tuple[Any, ...]] = [
+            (
+                run_id,
+                r.name,
+                r.kind,
+                r.target,
+                r.started_at,
+                r.severity.value,
+                sustained.get(r.name, r.severity).value if sustained else r.severity.value,
+                r.error_class.value if r.error_class else None,
+                r.summary,
+                r.metrics.get("response_time_ms", r.duration_ms),
+                round(r.duration_ms, 1),
+                r.attempts,
+                r.hint,
+                r.runbook,
+                compact({k: round(v, 2) for k, v in r.phases.items()}),
+                compact([c.to_dict() for c in r.conditions]),
+                compact(r.metrics),
+                *_split_facts(r.facts),
+                compact([f.to_dict() for f in r.findings]),
+            )
+            for r in results
+        ]
+        rows = _redacted(rows, _CHECK_TEXT)  # before sharing: a body is stored as it will be read
+        with self.history.writing():
+            ids = self._share_facts({(row[_FACTS_ID], row[_STARTED]) for row in rows if row[_FACTS_ID]})
+            self.history.conn.executemany(
+                _INSERT_CHECK,
+                [(*row[:_FACTS_ID], ids.get(row[_FACTS_ID]), *row[_FACTS_ID + 1 :]) for row in rows],
+            )
+
+    def _share_facts(self, uses: set[tuple[str, str]]) -> dict[str, int]:
+        """The id of each shared-facts body (inserted when new). `last_used` is kept within a day of
+        the newest row that uses a body, so retention can drop bodies no row can still refer to
+        without a scan of check_results (see retention.purge)."""
+        conn = self.history.conn
+        newest: dict[str, str] = {}
+        for body, at in uses:
+            newest[body] = max(at, newest.get(body, ""))
+        cache = self._shared
+        if len(cache) > _SHARED_CACHE_MAX:
+            cache.clear()
+        digests = {body: hashlib.blake2b(body.encode(), digest_size=16).digest() for body in newest}
+        unknown = [d for d in digests.values() if d not in cache]
+        for start in range(0, len(unknown), 500):
+            part = unknown[start : start + 500]
+            for id_, digest, used in conn.execute(
+                "SELECT id, digest, last_used FROM shared_facts "  # noqa: S608 - placeholders only
+                f"WHERE digest IN ({', '.join('?' * len(part))})",
+                part,
+            ):
+                cache[bytes(digest)] = (int(id_), day_after(str(used)))
+        ids: dict[str, int] = {}
+        for body, digest in digests.items():
+            at, known = newest[body], cache.get(digest)
+            if known is not None and at <= known[1]:  # used within a day of this row: nothing to write
+                ids[body] = known[0]
+                continue
+            if known is not None:
+                cursor = conn.execute(
+                    "UPDATE shared_facts SET last_used = ? WHERE id = ? AND digest = ?",
+                    [at, known[0], digest],
+                )
+                if cursor.rowcount != 1:  # retention in another process dropped it: store it again
+                    cursor = conn.execute(
+                        "INSERT INTO shared_facts (digest, body, last_used) VALUES (?, ?, ?)",
+                        [digest, body, at],
+                    )
+                    known = (int(cursor.lastrowid or 0), at)
+            else:
+                cursor = conn.execute(
+                    "INSERT INTO shared_facts (digest, body, last_used) VALUES (?, ?, ?)", [digest, body, at]
+                )
+                known = (int(cursor.lastrowid or 0), at)
+            cache[digest] = (known[0], day_after(at))
+            ids[body] = known[0]
+        return ids
+
+    # ------------------------------------------------------------------ reading
+
+    def _select(
+        self, where: str, args: Sequence[Any], order: str, limit: int | None = None
+    ) -> list[CheckRow]:
+        cursor = self.history.conn.execute(
+            "SELECT c.*, s.body AS shared_facts FROM check_results c "  # noqa: S608 - fixed clauses
+            f"LEFT JOIN shared_facts s ON s.id = c.facts_id WHERE {where} ORDER BY {order}"
+            + ("" if limit is None else f" LIMIT {int(limit)}"),
+            list(args),
+        )
+        return rows_as(CheckRow, as_dicts(cursor))
+
+    def latest(self, names: Iterable[str]) -> list[CheckRow]:
+        """The newest row of each named check that has one, in the order named: one indexed seek
+        per check (not a GROUP BY scan)."""
+        return [row for name in names for row in self._select("c.check_name = ?", [name], _NEWEST_FIRST, 1)]
+
+    def recent(self, name: str, limit: int = 50) -> list[CheckRow]:
+        """The last `limit` results of one check, oldest first (for sparklines and trends)."""
+        return self._select("c.check_name = ?", [name], _NEWEST_FIRST, limit)[::-1]
+
+    def of_run(self, run_id: str) -> list[CheckRow]:
+        """Every check result recorded under a run, in the order they were recorded."""
+        return self._select("c.run_id = ?", [run_id], "c.id")
+
+    def as_reported(self, run_id: str) -> list[CheckRow]:
+        """A run's check results as its report showed them: the last result of each check, in the
+        order the checks first ran (verify-deploy records every stable sweep; its report shows the
+        final one)."""
+        last: dict[str, CheckRow] = {}
+        for row in self.of_run(run_id):
+            last[row.check_name] = row
+        return list(last.values())
+
+    def names(self) -> list[str]:
+        """The distinct check names, one index seek each (not a scan of a million rows)."""
+        rows = self.history.conn.execute(
+            "WITH RECURSIVE names(name) AS ("
+            " SELECT MIN(check_name) FROM check_results"
+            " UNION ALL"
+            " SELECT (SELECT MIN(check_name) FROM check_results WHERE check_name > name) FROM names"
+            " WHERE name IS NOT NULL"
+            ") SELECT name FROM names WHERE name IS NOT NULL"
+        )
+        return [str(r[0]) for r in rows]
+
+
+def _split_facts(facts: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(this row's own facts, the facts to share): what changes with every probe (days left)
+    stays with the row; the shared body keeps every key in its place (null where the row has
+    its own), so merging them gives the probe's facts in the probe's order."""
+    own = {k: v for k, v in facts.items() if k.endswith(_OWN_FACT_SUFFIXES)}
+    if not own:
+        return None, compact(facts)
+    return compact(own), compact({k: None if k in own else v for k, v in facts.items()})
+
+
+def _redacted(rows: list[tuple[Any, ...]], text: Sequence[int]) -> list[tuple[Any, ...]]:
+    """The rows with every secret the redactor knows masked in their text columns. One pass over
+    the batch finds out whether any is there at all (nearly always not), instead of one per cell."""
+    joined = "\x00".join(str(row[i]) for row in rows for i in text if row[i])
+    if redactor.redact(joined) == joined:
+        return rows
+    clean = redactor.redact
+    return [
+        tuple(clean(v) if i in text and isinstance(v, str) else v for i, v in enumerate(row)) for row in rows
+    ]

@@ -1,0 +1,53 @@
+"""What every repository is: a small typed class over the one connection its `History` owns.
+
+A repository never opens, closes or migrates anything and keeps no state that another process must
+agree with; it runs its queries on `history.conn` and its writes in `history.writing()` (which
+joins a transaction a caller already holds, so a run and its check results land together)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsdash.storage.history import History
+
+
+class Repository:
+    def __init__(self, history: History) -> None:
+        self.history = history
+
+    def _dicts(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows as column -> value, for building the repository's typed rows (never returned)."""
+        return as_dicts(self.history.conn.execute(sql, list(args)))
+
+
+def as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
+
+
+def compact(value: Mapping[str, Any] | Sequence[Any]) -> str | None:
+    """JSON without spaces, NULL for nothing (a byte a row is a megabyte over a year of runs)."""
+    return _encode(value) if value else None
+
+
+def day_before(at: str) -> str:
+    return _shift(at, -1)
+
+
+def day_after(at: str) -> str:
+    return _shift(at, 1)
+
+
+def _shift(at: str, days: int) -> str:
+    try:
+        return (datetime.fromisoformat(at) + timedelta(days=days)).isoformat(timespec="milliseconds")
+    except ValueError:
+        return at

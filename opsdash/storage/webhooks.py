@@ -1,0 +1,38 @@
+"""Webhook verification's record (`history.webhooks`): the replay cache of delivery ids, and the
+failed verifications per source that a burst alert counts. Both are shared by every process that
+verifies, so a replay caught by one is caught by all."""
+
+from __future__ import annotations
+
+from opsdash.storage.repository import Repository
+
+
+class Webhooks(Repository):
+    def seen(self, scheme: str, delivery_id: str, expires_in: float, now: float) -> bool:
+        """Record a delivery id; True when it was already there and unexpired (a replay)."""
+        conn = self.history.conn
+        with conn:
+            conn.execute("DELETE FROM webhook_seen WHERE expires_at < ? OR expires_at IS NULL", [now])
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO webhook_seen (scheme, delivery_id, seen_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                [scheme, delivery_id, now, now + expires_in],
+            )
+        return cursor.rowcount == 0
+
+    def record_failure(
+        self, source: str, outcome: str, at: float, window_s: float = float("inf")
+    ) -> list[float]:
+        """Record a failed verification; returns this source's failure times within `window_s`
+        before `at`, oldest first. Only the window is read (the (source, at) index): a flood of
+        stored failures must not slow every later verification."""
+        conn = self.history.conn
+        with conn:
+            conn.execute(
+                "INSERT INTO webhook_failures (source, at, outcome) VALUES (?, ?, ?)", [source, at, outcome]
+            )
+        rows = conn.execute(  # a NULL time (an old '--now nan') is not a time: never counted
+            "SELECT at FROM webhook_failures WHERE source = ? AND at >= ? ORDER BY at",
+            [source, at - window_s],
+        )
+        return [float(r[0]) for r in rows]
