@@ -296,9 +296,7 @@ class AuditPane(Vertical):
         description="verify the audit log",
     )
     def verify(self) -> None:
-        from opsdash.ops.audit import verify_log
-
-        result = verify_log(self.ctx.ops).result
+        result = self.trail.verify().result
         if result.ok:
             text = f"verified: {result.records:,} records intact"
         else:
