@@ -21,6 +21,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
@@ -42,7 +43,7 @@ from opsdash.tui.messages import (
 )
 from opsdash.tui.panes.overview import OverviewPane
 from opsdash.tui.safe import clean
-from opsdash.tui.style import MONO_THEME, gate_style, use_palette
+from opsdash.tui.style import MONO_THEME, Part, gate_style, severity_variables, use_palette
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -154,18 +155,15 @@ class VerdictBar(Static):
     """
 
     def show(self, verdict: Verdict, where: str, notice: str = "") -> None:
-        text = Text(no_wrap=True, overflow="ellipsis", end="")
-        text.append(f" {verdict.headline} ", style=gate_style(verdict.label))
-        text.append(f" {verdict.reason}")
+        parts: list[Part] = [(f" {verdict.headline} ", gate_style(verdict.label)), f" {verdict.reason}"]
         if notice:  # before the target and operator: what the operator must not miss
-            text.append(f"  ▶ {notice}", style="bold")
+            parts.append((f"  ▶ {notice}", "bold"))
+        text = Content.assemble(*parts)
         width = self.size.width or 80
-        room = width - len(text.plain) - 3
+        room = width - text.cell_length - 3
         if room >= len(where):
-            text.append(" " * (room - len(where) + 2))
-            text.append(where, style="dim")
-        text.truncate(max(width, 1), overflow="ellipsis")
-        self.update(text)
+            text = Content.assemble(text, " " * (room - len(where) + 2), (where, "dim"))
+        self.update(text.truncate(max(width, 1), ellipsis=True))
 
 
 class OpsdashApp(App[None]):
@@ -211,6 +209,14 @@ class OpsdashApp(App[None]):
         self.ctx = DashboardContext(ops, demo=demo, live=live, record=record, error=error)
         use_palette("mono" if self.monochrome else "colour")
         self._mounting: dict[str, asyncio.Future[Widget]] = {}
+
+    def get_css_variables(self) -> dict[str, str]:
+        """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
+        where it declares them, else derived from its error, warning, primary and success."""
+        variables = super().get_css_variables()
+        variables = {**variables, **severity_variables(variables)}
+        self.theme_variables = variables
+        return variables
 
     @classmethod
     def on_profile(

@@ -16,6 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Sparkline, Static
 
 from opsdash.core.errors import OpsdashError
@@ -33,7 +34,7 @@ from opsdash.tui.messages import (
     SourcesReloadFailed,
 )
 from opsdash.tui.safe import clean, safe
-from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.style import HINT, Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 if TYPE_CHECKING:
@@ -50,18 +51,16 @@ COLUMNS = (
 SPARK_POINTS = 60
 
 
-def status_cell(state: SustainedState, stale: bool = False) -> Text:
+def status_cell(state: SustainedState, stale: bool = False) -> Content:
     if stale:
-        return Text(f"stale: {state.label}", style=f"{SEVERITY_STYLE[state.shown]} italic")
-    return Text(state.label, style=SEVERITY_STYLE[state.shown])
+        return severity(f"stale: {state.label}", state.shown, "italic")
+    return severity(state.label, state.shown)
 
 
-def check_detail(result: CheckResult, state: SustainedState | None, stale: bool = False) -> Text:
-    text = Text()
-    text.append(clean(result.name), style="bold")
-    text.append(f"  {result.kind} → {clean(result.target)}\n", style="dim")
+def check_detail(result: CheckResult, state: SustainedState | None, stale: bool = False) -> Content:
+    parts: list[Part] = [(clean(result.name), "bold"), (f"  {result.kind} → {clean(result.target)}\n", "dim")]
     if state is not None:
-        text.append(state.label, style=SEVERITY_STYLE[state.shown])
+        parts.append(severity(state.label, state.shown))
         sustained = f"  sustained {state.status.value}"
         if state.since:
             sustained += f" since {state.since[11:19]}"
@@ -69,31 +68,31 @@ def check_detail(result: CheckResult, state: SustainedState | None, stale: bool 
             sustained += f"; goes {result.severity.value} after {state.failure_threshold} failures in a row"
         elif state.phase == "recovering":
             sustained += f"; OK after {state.success_threshold} successes in a row"
-        text.append(sustained + (" · STALE: polling paused (p resumes)" if stale else "") + "\n", style="dim")
-    text.append("last result  ", style="dim")
-    text.append(result.severity.value, style=SEVERITY_STYLE[result.severity])
-    text.append(f"  {clean(result.summary)}  ({result.started_at[11:19]})\n")
+        parts.append((sustained + (" · STALE: polling paused (p resumes)" if stale else "") + "\n", "dim"))
+    parts.append(("last result  ", "dim"))
+    parts.append(severity(result.severity.value, result.severity))
+    parts.append(f"  {clean(result.summary)}  ({result.started_at[11:19]})\n")
     if result.error_class:
-        text.append(f"error class  {result.error_class.value}\n", style="dim")
+        parts.append((f"error class  {result.error_class.value}\n", "dim"))
     if result.hint:
-        text.append(f"{result.hint}", style="cyan")
-        text.append(f"  (runbook: {result.runbook} — press o)\n" if result.runbook else "\n", style="cyan")
+        parts.append((f"{result.hint}", HINT))
+        parts.append((f"  (runbook: {result.runbook} — press o)\n" if result.runbook else "\n", HINT))
     if result.phases:
-        text.append("phases  ", style="dim")
-        parts = [f"{k} {v:.1f}" for k, v in result.phases.items()]
-        text.append(" + ".join(parts) + f" = {sum(result.phases.values()):.1f} ms\n")
-    for fact, shown in result.facts.items():
-        text.append(f"{clean(fact)}: ", style="dim")
-        text.append(f"{clean(shown)}\n")
+        parts.append(("phases  ", "dim"))
+        shown = [f"{k} {v:.1f}" for k, v in result.phases.items()]
+        parts.append(" + ".join(shown) + f" = {sum(result.phases.values()):.1f} ms\n")
+    for fact, value in result.facts.items():
+        parts.append((f"{clean(fact)}: ", "dim"))
+        parts.append(f"{clean(value)}\n")
     metrics = {k: v for k, v in result.metrics.items() if k != "response_time_ms"}
     if metrics:
-        text.append("metrics\n", style="dim")
-        for key, value in metrics.items():
-            text.append(f"  {clean(key)} = {value:g}\n")
+        parts.append(("metrics\n", "dim"))
+        for key, number in metrics.items():
+            parts.append(f"  {clean(key)} = {number:g}\n")
     for condition in result.conditions:
         mark = "pass" if condition.ok else "FAIL"
-        text.append(f"  {mark} {clean(condition.text)}  (got {clean(condition.actual)})\n", style="dim")
-    return text
+        parts.append((f"  {mark} {clean(condition.text)}  (got {clean(condition.actual)})\n", "dim"))
+    return Content.assemble(*parts)
 
 
 class HealthPane(Vertical):

@@ -10,12 +10,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Static
 
+from opsdash.core.findings import Severity
 from opsdash.core.readiness import why_not_comparable
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.safe import clean, safe
-from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.style import Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 if TYPE_CHECKING:
@@ -76,7 +78,7 @@ class HistoryPane(Vertical):
                     "•" if r.run_id in self.marked else " ",
                     r.run_id,
                     safe(r.kind),
-                    Text(r.verdict.value, style=SEVERITY_STYLE[r.verdict]),
+                    severity(r.verdict.value, r.verdict),
                     r.started_at[:16].replace("T", " "),
                     safe(r.operator),
                     safe(r.target),
@@ -114,25 +116,26 @@ class HistoryPane(Vertical):
 
         detail = past.show(self.ctx.ops, run_id)
         run = detail.run
-        text = Text()
-        text.append(f"{run.kind} {run.run_id}  ", style="bold")
-        text.append(run.verdict.value, style=SEVERITY_STYLE[run.verdict])
-        text.append(f"  {run.started_at}  by {clean(run.operator)}\n")
+        parts: list[Part] = [(f"{run.kind} {run.run_id}  ", "bold"), severity(run.verdict.value, run.verdict)]
+        parts.append(f"  {run.started_at}  by {clean(run.operator)}\n")
         if detail.report is None:
             state = detail.session
             for index, st in enumerate(state.steps if state else []):
-                text.append(f"  {index + 1}. {st.status.value:11} {clean(st.note)}\n")
+                parts.append(f"  {index + 1}. {st.status.value:11} {clean(st.note)}\n")
             for event in (state.events if state else [])[-15:]:
-                text.append(
-                    f"  {event['at'][11:19]} {event['event']} {clean(event['detail'])[:80]}\n", style="dim"
+                parts.append(
+                    (f"  {event['at'][11:19]} {event['event']} {clean(event['detail'])[:80]}\n", "dim")
                 )
         else:
             for f in detail.report.sorted_findings():
-                text.append(f"  {f.severity.value:7}", style=SEVERITY_STYLE[f.severity])
-                text.append(f" {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n")
+                parts.append(severity(f"  {f.severity.value:7}", f.severity))
+                parts.append(f" {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n")
             if not detail.report.findings:
-                text.append("  no findings\n")
-        self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
+                parts.append("  no findings\n")
+        self.app.call_from_thread(self._show_detail, Content.assemble(*parts))
+
+    def _show_detail(self, content: Content) -> None:
+        self.query_one("#run-detail", Static).update(content)
 
     def action_filter(self) -> None:
         self.query_one(FilteredTable).open_filter()
@@ -162,28 +165,22 @@ class HistoryPane(Vertical):
 
         compared = past.diff(self.ctx.ops, a_id, b_id, oldest_first=True)
         a, b, result = compared.a, compared.b, compared.diff
-        text = Text(f"diff {a.run_id} → {b.run_id}\n", style="bold")
+        parts: list[Part] = [(f"diff {a.run_id} → {b.run_id}\n", "bold")]
         if result.empty:
-            text.append("  no differences in findings or environment\n")
+            parts.append("  no differences in findings or environment\n")
         for f in result.new:
-            text.append(
-                f"  + {f.severity.value:7} {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n",
-                style=SEVERITY_STYLE[f.severity],
-            )
+            line = f"  + {f.severity.value:7} {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n"
+            parts.append(severity(line, f.severity))
         for f in result.resolved:
-            text.append(f"  - resolved {f.rule}  {clean(f.subject)}\n", style="green")
+            parts.append(severity(f"  - resolved {f.rule}  {clean(f.subject)}\n", Severity.OK))
         for old, new in result.changed:
-            text.append(
-                f"  ~ {new.rule}  {clean(new.subject)}: {old.severity.value} → {new.severity.value}\n",
-                style="yellow",
-            )
+            line = f"  ~ {new.rule}  {clean(new.subject)}: {old.severity.value} → {new.severity.value}\n"
+            parts.append(severity(line, Severity.WARN))
         for key in result.env_changed:
-            text.append(f"  ~ env {key}: value changed (fingerprint differs)\n", style="yellow")
-        for key in result.env_added:
-            text.append(f"  + env {key}\n")
-        for key in result.env_removed:
-            text.append(f"  - env {key}\n")
-        self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
+            parts.append(severity(f"  ~ env {key}: value changed (fingerprint differs)\n", Severity.WARN))
+        parts += [f"  + env {key}\n" for key in result.env_added]
+        parts += [f"  - env {key}\n" for key in result.env_removed]
+        self.app.call_from_thread(self._show_detail, Content.assemble(*parts))
 
     @on(OpsTable.RowSelected, "#runs")
     def selected(self, event: OpsTable.RowSelected) -> None:

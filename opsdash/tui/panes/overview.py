@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
+from textual.content import Content
 from textual.widgets import Static
 
+from opsdash.core.findings import Severity
 from opsdash.core.readiness import Verdict
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import OverviewChanged
 from opsdash.tui.safe import clean
-from opsdash.tui.style import SEVERITY_STYLE, gate_style
+from opsdash.tui.style import Part, gate_style, severity
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import AlertRow
@@ -86,35 +87,37 @@ class OverviewPane(Vertical):
             return
         verdict = self.gate()
         self.query_one("#gate", Static).update(
-            Text.assemble((f" {verdict.headline} ", gate_style(verdict.label)), f"  {verdict.reason}")
+            Content.assemble((f" {verdict.headline} ", gate_style(verdict.label)), f"  {verdict.reason}")
         )
         picture = self.ctx.picture
-        checks = Text(no_wrap=True, overflow="ellipsis")
+        checks: list[Part] = []
         ordered = sorted(picture.states.items(), key=lambda kv: (-kv[1].shown.rank, kv[0]))
         for name, state in ordered:
-            checks.append(f"{state.label:8}", style=SEVERITY_STYLE[state.shown])
+            checks.append(severity(f"{state.label:8}", state.shown))
             summary = state.last.summary if state.last else "not checked yet"
             checks.append(f" {clean(name)}  {clean(summary)}\n")
         if picture.paused and ordered:
-            checks.append("stale: polling paused (p in Health resumes)\n", style="bold")
-        self.query_one("#overview-checks", Static).update(checks or "no check results yet")
+            checks.append(("stale: polling paused (p in Health resumes)\n", "bold"))
+        self.query_one("#overview-checks", Static).update(Content.assemble(*checks) or "no check results yet")
         report = picture.report
-        findings = Text(no_wrap=True, overflow="ellipsis")
+        findings: list[Part] = []
         for f in report.sorted_findings()[:6] if report else []:
-            findings.append(f"{f.severity.value:8}", style=SEVERITY_STYLE[f.severity])
+            findings.append(severity(f"{f.severity.value:8}", f.severity))
             findings.append(f" {f.rule}  {clean(f.subject)}\n")
         self.query_one("#overview-findings", Static).update(
-            findings or ("no findings" if report else "not validated yet")
+            Content.assemble(*findings) or ("no findings" if report else "not validated yet")
         )
-        alerts = Text(no_wrap=True, overflow="ellipsis")
+        alerts: list[Part] = []
         for a in self.alerts[-6:]:
-            alerts.append(f"{a.severity:8}", style=SEVERITY_STYLE[a.level])
+            alerts.append(severity(f"{a.severity:8}", a.level))
             alerts.append(f" {clean(a.title)}\n")
-        self.query_one("#overview-alerts", Static).update(alerts or "no active alerts")
-        deploy = Text()
+        self.query_one("#overview-alerts", Static).update(Content.assemble(*alerts) or "no active alerts")
+        deploy: list[Part] = []
         if picture.unfinished:
             deploy.append(
-                f"runbook {picture.unfinished}: press 5, then Enter, to resume\n", style="bold yellow"
+                severity(
+                    f"runbook {picture.unfinished}: press 5, then Enter, to resume\n", Severity.WARN, "bold"
+                )
             )
         deploy.append("\n".join(self.deploys) or "no preflight yet: run 'opsdash preflight' before a deploy")
-        self.query_one("#overview-deploy", Static).update(deploy)
+        self.query_one("#overview-deploy", Static).update(Content.assemble(*deploy))

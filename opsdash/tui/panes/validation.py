@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Static
 
 from opsdash.core.errors import OpsdashError
@@ -18,23 +18,18 @@ from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.messages import OpenRunbook, OverviewChanged, ValidationCompleted, ValidationFailed
 from opsdash.tui.safe import clean, safe
-from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.style import HINT, Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
-__all__ = ["SEVERITY_STYLE", "ValidationPane", "finding_text"]
 
-
-def finding_text(f: Finding) -> Text:
-    text = Text()
-    text.append(f"{clean(f.title)}\n", style="bold")
-    text.append(f"{clean(f.detail)}\n")
+def finding_text(f: Finding) -> Content:
+    parts: list[Part] = [(f"{clean(f.title)}\n", "bold"), f"{clean(f.detail)}\n"]
     for key, value in f.evidence.items():
-        text.append(f"{key}: ", style="dim")
-        text.append(f"{clean(value)}\n")
-    text.append(f"fix: {f.remediation}", style="cyan")
+        parts += [(f"{key}: ", "dim"), f"{clean(value)}\n"]
+    parts.append((f"fix: {f.remediation}", HINT))
     if f.runbook:
-        text.append(f"  (runbook: {f.runbook} — press o)", style="cyan")
-    return text
+        parts.append((f"  (runbook: {f.runbook} — press o)", HINT))
+    return Content.assemble(*parts)
 
 
 class ValidationPane(Vertical):
@@ -123,7 +118,7 @@ class ValidationPane(Vertical):
             table.clear()
             for index, f in enumerate(self.findings):
                 table.add_row(
-                    Text(f.severity.value, style=SEVERITY_STYLE[f.severity]),
+                    severity(f.severity.value, f.severity),
                     f.category,
                     f.rule,
                     safe(f.subject),
