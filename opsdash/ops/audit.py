@@ -8,10 +8,10 @@ import os
 import secrets
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from opsdash.core.audit.log import (
     ACK_ACTION,
@@ -33,6 +33,15 @@ from opsdash.ops.config import OpsdashSettings
 if TYPE_CHECKING:
     from opsdash.storage.history import History
     from opsdash.storage.rows import Anchor
+
+
+class RecordFields(TypedDict, total=False):
+    """What a record says besides its kind and action (`AuditLog.append`)."""
+
+    subject: str
+    outcome: str
+    details: Mapping[str, object] | None
+
 
 AUDIT_KEY_FILE = "audit.key"
 ANCHOR_DIR = "audit-anchors"
@@ -169,19 +178,11 @@ class AuditTrail:
         a scrolling view: the newest page is readable at once, older ones as the view asks."""
         return StreamIndex.of_directory(self.directory)
 
-    def event(
-        self,
-        kind: str,
-        action: str,
-        *,
-        subject: str = "",
-        outcome: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> Head | None:
-        """Append one record. A failure to write is reported on stderr and never loses the
-        operator's result; returns the new head."""
+    def event(self, kind: str, action: str, **fields: Unpack[RecordFields]) -> Head | None:
+        """Append one record (`AuditLog.append`'s subject, outcome, details). A failure to write is
+        reported on stderr and never loses the operator's result; returns the new head."""
         try:
-            record = self.log().append(kind, action, subject=subject, outcome=outcome, details=details)
+            record = self.log().append(kind, action, **fields)
         except AuditRefused as exc:
             print(f"opsdash: warning: audit: {exc}", file=sys.stderr)
             self.unwritten.append(str(exc))

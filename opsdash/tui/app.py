@@ -37,7 +37,7 @@ from opsdash.tui.messages import (
     AlertsResolved,
     DemoFaultSwitched,
     OpenRunbook,
-    OverviewChanged,
+    PictureChanged,
     SourcesReloaded,
     SourcesReloadFailed,
 )
@@ -343,17 +343,10 @@ class OpsdashApp(App[None]):
 
     # ------------------------------------------------------------------ routing
 
-    @on(OverviewChanged)
-    def overview_changed(self, message: OverviewChanged) -> None:
-        picture = self.ctx.picture
-        if message.source == "validation":
-            picture.report, picture.validated = message.data, True
-        elif message.source == "health":
-            picture.states = dict(message.data)
-        elif message.source == "paused":
-            picture.paused = bool(message.data)
-        elif message.source == "alerts":
-            picture.alerts = list(message.data)
+    @on(PictureChanged)
+    def picture_changed(self, message: PictureChanged) -> None:
+        """Validation, check states, pausing or the open alerts changed: one verdict again."""
+        message.apply(self.ctx.picture)
         self.show_verdict()
 
     @on(TabbedContent.TabActivated)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from opsdash.demo.sample import AUDIT_KEY, write_sample_data
 from opsdash.tui.app import OpsdashApp
@@ -25,6 +26,14 @@ def sample_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OpsdashApp:
     return OpsdashApp.on_profile(EXAMPLE_PROFILE, live=False, record=False, data_dir=data)
 
 
+async def sample_on(pilot: Pilot[None], key: str) -> None:
+    """The sample data fed to the panes, and the pane under `key` shown."""
+    await settle(pilot)
+    await feed_sample(pilot.app)
+    await pilot.press(key)
+    await settle(pilot)
+
+
 def fast_demo_profile(demo: Demo, tmp_path: Path, extra: str = "") -> Path:
     """The demo's profile with one-second polls and absolute paths, in a directory of the test's own."""
     text = re.sub(r"(?m)^interval = \d+$", "interval = 1", demo.profile.read_text())
@@ -37,4 +46,4 @@ def fast_demo_profile(demo: Demo, tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-__all__ = ["SIZE", "feed_sample", "settle"]
+__all__ = ["SIZE", "feed_sample", "sample_on", "settle"]

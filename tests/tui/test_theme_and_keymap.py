@@ -24,7 +24,7 @@ from opsdash.tui.style import PALETTES, SEVERITY_STYLE, use_palette
 from opsdash.tui.widgets.logview import LogView
 from opsdash.tui.widgets.table import FilterBar, OpsTable
 from tests.conftest import Project
-from tests.tui.conftest import SIZE, feed_sample, settle
+from tests.tui.conftest import SIZE, feed_sample, sample_on, settle
 
 OPSDASH = str(Path(sys.executable).with_name("opsdash"))
 
@@ -145,10 +145,7 @@ async def test_switching_the_theme_recolours_every_severity(sample_app: OpsdashA
     """Severity colours are theme variables: the findings table, the overview and the header take
     the new theme's colours at once, and a theme that declares its own `severity-crit` gets it."""
     async with sample_app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await feed_sample(sample_app)
-        await pilot.press("2")
-        await settle(pilot)
+        await sample_on(pilot, "2")
         table = sample_app.query_one("#findings", OpsTable)
         table.move_cursor(row=table.row_count - 1)  # the cursor row has the cursor's colours
         await pilot.pause()

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Sparkline, Static
 
@@ -28,11 +28,12 @@ from opsdash.tui.messages import (
     AlertsRaised,
     AlertsResolved,
     CheckCompleted,
-    OpenRunbook,
-    OverviewChanged,
+    CheckStatesChanged,
+    PollingPaused,
     SourcesReloaded,
     SourcesReloadFailed,
 )
+from opsdash.tui.panes.base import Item, ItemPane, in_thread, item_keys
 from opsdash.tui.safe import clean, safe
 from opsdash.tui.style import HINT, Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
@@ -95,17 +96,15 @@ def check_detail(result: CheckResult, state: SustainedState | None, stale: bool 
     return Content.assemble(*parts)
 
 
-class HealthPane(Vertical):
+class HealthPane(ItemPane):
     BINDINGS: ClassVar = [
         Binding("p", "pause", "Pause", id="health.pause", tooltip="Pause or resume polling"),
-        Binding("o", "open_runbook", "Runbook", id="health.open_runbook", tooltip="Open the check's runbook"),
-        Binding("y", "copy", "Copy", id="health.copy", tooltip="Copy the check's detail to the clipboard"),
-        Binding("slash", "filter", "Filter", id="health.filter", tooltip="Filter the checks"),
+        *item_keys("health", "check", "the check's detail"),
     ]
+    NO_RUNBOOK = "This check has no runbook to open (it is OK, or not checked yet)."
 
     def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ctx = ctx
+        super().__init__(ctx, **kwargs)
         self.results: dict[str, CheckResult] = {}
         self.states: dict[str, SustainedState] = {}
         self.latencies: dict[str, deque[float]] = {}
@@ -159,7 +158,7 @@ class HealthPane(Vertical):
             text += " · PAUSED: states are stale (p resumes)"
         self.query_one("#health-status", Static).update(text)
 
-    @work(thread=True, group="health-history", exit_on_error=False, description="load latency history")
+    @in_thread("health-history", "load latency history", exclusive=False)
     def load_history(self, names: list[str]) -> None:
         from opsdash.ops.history import latency_series
 
@@ -212,7 +211,7 @@ class HealthPane(Vertical):
     def sources_reloaded(self, message: SourcesReloaded) -> None:
         """An edited profile may add or remove checks (the app, where this goes on to, re-validates)."""
         self._show_checks([c.name for c in message.change.checks])
-        self.post_message(OverviewChanged("health", dict(self.states)))
+        self.post_message(CheckStatesChanged(dict(self.states)))
 
     def on_unmount(self) -> None:
         if self.watcher is not None:
@@ -236,7 +235,7 @@ class HealthPane(Vertical):
         self._status()
         if self._current_name() in pending:
             self._show_detail()
-        self.post_message(OverviewChanged("health", dict(self.states)))
+        self.post_message(CheckStatesChanged(dict(self.states)))
         if self.ctx.live:  # not before the first results: it would slow the first verdict
             self._read_history()
 
@@ -309,26 +308,10 @@ class HealthPane(Vertical):
             table.update_cell(name, "status", value)
         self._status()
         self._show_detail()
-        self.post_message(OverviewChanged("paused", paused))
+        self.post_message(PollingPaused(paused))
 
-    def action_filter(self) -> None:
-        self.query_one(FilteredTable).open_filter()
-
-    def action_open_runbook(self) -> None:
-        name = self._current_name()
-        result = self.results.get(name or "")
-        if result is None or not result.runbook:
-            self.app.notify(
-                "This check has no runbook to open (it is OK, or not checked yet).", severity="warning"
-            )
-            return
-        self.post_message(OpenRunbook(result.runbook))
-
-    def action_copy(self) -> None:
-        name = self._current_name()
-        result = self.results.get(name or "")
-        if result is not None:
-            self.app.copy_to_clipboard(
-                redactor.redact(check_detail(result, self.states.get(result.name)).plain)
-            )
-            self.app.notify(f"{result.name} copied to the clipboard.")
+    def current_item(self) -> Item | None:
+        result = self.results.get(self._current_name() or "")
+        if result is None:
+            return None
+        return Item(result.name, check_detail(result, self.states.get(result.name)).plain, result.runbook)

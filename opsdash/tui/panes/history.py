@@ -3,19 +3,20 @@ mark two and diff them (new, resolved, changed findings; env values whose finger
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
 from opsdash.core.findings import Severity
 from opsdash.core.readiness import why_not_comparable
-from opsdash.tui.context import DashboardContext
+from opsdash.tui.panes.base import TablePane, filter_key, in_thread
 from opsdash.tui.safe import clean, safe
 from opsdash.tui.style import Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
@@ -24,20 +25,17 @@ if TYPE_CHECKING:
     from opsdash.storage.rows import RunRow
 
 
-class HistoryPane(Vertical):
+class HistoryPane(TablePane):
     BINDINGS: ClassVar = [
         Binding("enter", "show", "Open", id="history.open", tooltip="Show the run"),
         Binding("space", "mark", "Mark", id="history.mark", tooltip="Mark a run for diffing (two at most)"),
         Binding("d", "diff", "Diff", id="history.diff", tooltip="Diff the two marked runs"),
         Binding("r", "reload", "Reload", id="history.reload", tooltip="Reload the list of runs"),
-        Binding("slash", "filter", "Filter", id="history.filter", tooltip="Filter the runs"),
+        filter_key("history", "runs"),
     ]
 
-    def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ctx = ctx
-        self.runs: list[RunRow] = []
-        self.marked: list[str] = []
+    runs: Sequence[RunRow] = ()
+    marked: tuple[str, ...] = ()  # two at most, oldest first
 
     def compose(self) -> ComposeResult:
         yield Static("Enter opens a run · space marks two · d diffs them · / filters", id="history-help")
@@ -61,7 +59,7 @@ class HistoryPane(Vertical):
     def action_reload(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="history", exit_on_error=False, description="load history")
+    @in_thread("history", "load history")
     def load(self) -> None:
         from opsdash.ops import history as past
 
@@ -97,11 +95,11 @@ class HistoryPane(Vertical):
             return
         table = self.query_one("#runs", OpsTable)
         if run.run_id in self.marked:
-            self.marked.remove(run.run_id)
+            self.marked = tuple(m for m in self.marked if m != run.run_id)
         else:
             for dropped in self.marked[:-1]:  # two at most: the oldest mark goes
                 table.update_cell(dropped, "mark", " ")
-            self.marked = [*self.marked[-1:], run.run_id]
+            self.marked = (*self.marked[-1:], run.run_id)
         # only the mark cell changes: the cursor stays where the operator is
         table.update_cell(run.run_id, "mark", "•" if run.run_id in self.marked else " ")
 
@@ -110,7 +108,7 @@ class HistoryPane(Vertical):
         if run is not None:
             self.show_run(run.run_id)
 
-    @work(thread=True, exclusive=True, group="history-detail", exit_on_error=False, description="open a run")
+    @in_thread("history-detail", "open a run")
     def show_run(self, run_id: str) -> None:
         from opsdash.ops import history as past
 
@@ -137,9 +135,6 @@ class HistoryPane(Vertical):
     def _show_detail(self, content: Content) -> None:
         self.query_one("#run-detail", Static).update(content)
 
-    def action_filter(self) -> None:
-        self.query_one(FilteredTable).open_filter()
-
     def action_diff(self) -> None:
         if len(self.marked) != 2:
             self.app.notify("Mark two runs with space, then press d.", severity="warning")
@@ -157,9 +152,7 @@ class HistoryPane(Vertical):
             return
         self.diff(*self.marked)
 
-    @work(
-        thread=True, exclusive=True, group="history-detail", exit_on_error=False, description="diff two runs"
-    )
+    @in_thread("history-detail", "diff two runs")
     def diff(self, a_id: str, b_id: str) -> None:
         from opsdash.ops import history as past
 

@@ -3,18 +3,18 @@ in their live state, the worst findings, active alerts, and the last preflight a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from textual import work
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid
 from textual.content import Content
 from textual.widgets import Static
 
 from opsdash.core.findings import Severity
 from opsdash.core.readiness import Verdict
-from opsdash.tui.context import DashboardContext
-from opsdash.tui.messages import OverviewChanged
+from opsdash.tui.messages import OpenAlertsRead
+from opsdash.tui.panes.base import Pane, in_thread
 from opsdash.tui.safe import clean
 from opsdash.tui.style import Part, gate_style, severity
 
@@ -22,12 +22,9 @@ if TYPE_CHECKING:
     from opsdash.storage.rows import AlertRow
 
 
-class OverviewPane(Vertical):
-    def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ctx = ctx
-        self.alerts: list[AlertRow] = []
-        self.deploys: list[str] = []
+class OverviewPane(Pane):
+    alerts: Sequence[AlertRow] = ()  # the open alerts, as last read
+    deploys: Sequence[str] = ()  # the last preflight and verify-deploy runs, one line each
 
     def compose(self) -> ComposeResult:
         yield Static("", id="gate")
@@ -49,19 +46,13 @@ class OverviewPane(Vertical):
         self.refresh_history()
         self.render_all()
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="overview",
-        exit_on_error=False,
-        description="load alerts and deploys",
-    )
+    @in_thread("overview", "load alerts and deploys")
     def refresh_history(self) -> None:
         from opsdash.ops.history import overview
         from opsdash.ops.runbooks import unfinished
 
         session = unfinished(self.ctx.ops)
-        self.ctx.picture.unfinished = (
+        resume = (
             "" if session is None else f"{session.runbook_id} unfinished (step {session.current_step + 1})"
         )
         seen = overview(self.ctx.ops)
@@ -70,11 +61,13 @@ class OverviewPane(Vertical):
             f"{r.kind:13} {r.verdict.value:7} {r.started_at[:16].replace('T', ' ')}  {r.run_id}"
             for r in deploys
         ]
-        self.app.call_from_thread(self._history_loaded, alerts, lines)
+        self.app.call_from_thread(self._history_loaded, alerts, lines, resume)
 
-    def _history_loaded(self, alerts: list[AlertRow], deploys: list[str]) -> None:
+    def _history_loaded(self, alerts: list[AlertRow], deploys: list[str], unfinished: str) -> None:
+        """On the UI thread: the picture every view reads changes only here."""
+        self.ctx.picture.unfinished = unfinished
         self.alerts, self.deploys = alerts, deploys
-        self.post_message(OverviewChanged("alerts", [a.contribution() for a in alerts]))
+        self.post_message(OpenAlertsRead([a.contribution() for a in alerts]))
         self.app.show_verdict()  # type: ignore[attr-defined]  # the header offers an unfinished session
         self.render_all()
 
