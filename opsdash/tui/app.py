@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,30 +54,29 @@ Or point at a profile:                    [b]opsdash --config path/to/opsdash.to
 
 Press [b]q[/b] to quit."""
 
+
+@dataclass(frozen=True)
+class PaneSpec:
+    """A pane, in the one place a pane is registered: its tab (its number is its key), its class
+    ("module:Class", imported when the pane is first mounted, so markdown, SQLite and the tail
+    engine load only when an operator opens the pane that needs them) and where its keys start."""
+
+    id: str
+    label: str
+    cls: str = ""  # "": built with the app (the overview)
+    focus: str = ""
+
+
 PANES = (
-    ("overview", "Overview"),
-    ("validation", "Validation"),
-    ("health", "Health"),
-    ("audit", "Audit"),
-    ("runbooks", "Runbooks"),
-    ("history", "History"),
+    PaneSpec("overview", "Overview"),
+    PaneSpec("validation", "Validation", "opsdash.tui.panes.validation:ValidationPane", "#findings"),
+    PaneSpec("health", "Health", "opsdash.tui.panes.health:HealthPane", "#checks"),
+    PaneSpec("audit", "Audit", "opsdash.tui.panes.audit:AuditPane", "#audit-log"),
+    PaneSpec("runbooks", "Runbooks", "opsdash.tui.panes.runbooks:RunbooksPane", "#runbook-list"),
+    PaneSpec("history", "History", "opsdash.tui.panes.history:HistoryPane", "#runs"),
 )
-# Each pane's module and class, imported when the pane is first mounted (markdown, SQLite and the
-# tail engine are not loaded until an operator opens the pane that needs them).
-PANE_CLASSES = {
-    "validation": ("opsdash.tui.panes.validation", "ValidationPane"),
-    "health": ("opsdash.tui.panes.health", "HealthPane"),
-    "audit": ("opsdash.tui.panes.audit", "AuditPane"),
-    "runbooks": ("opsdash.tui.panes.runbooks", "RunbooksPane"),
-    "history": ("opsdash.tui.panes.history", "HistoryPane"),
-}
-FOCUS = {
-    "validation": "#findings",
-    "health": "#checks",
-    "audit": "#audit-log",
-    "runbooks": "#runbook-list",
-    "history": "#runs",
-}
+PANE_CLASSES = {p.id: p.cls for p in PANES if p.cls}
+FOCUS = {p.id: p.focus for p in PANES if p.focus}
 SOURCES = ("validation", "health")  # the panes whose workers feed the verdict: mounted at once
 IDLE_PANES = ("audit",)  # mounted when start-up is over, before anyone asks for them
 IDLE_MOUNT_AFTER = 1.5  # seconds
@@ -95,7 +95,7 @@ def choose_theme(configured: str, *, monochrome: bool, colours: str | None) -> s
 
 def pane_class(pane: str) -> Any:
     """The pane's class (its module imported now); panes are built as `cls(ctx, id=...)`."""
-    module, name = PANE_CLASSES[pane]
+    module, name = PANE_CLASSES[pane].split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -108,7 +108,7 @@ def key_rows(app: App[Any]) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     seen: set[str] = set()
     owners: list[tuple[str, type[Any]]] = [("everywhere", type(app))]
-    owners += [(label, pane_class(pane)) for pane, label in PANES if pane in PANE_CLASSES]
+    owners += [(p.label, pane_class(p.id)) for p in PANES if p.cls]
     owners += [("every table", OpsTable), ("filter box", FilterBar), ("audit log", LogView)]
     owners += [("help", HelpScreen)]
     for where, owner in owners:
@@ -183,13 +183,13 @@ class OpsdashApp(App[None]):
         *(
             Binding(
                 str(n),
-                f"show_pane('{pane}')",
-                f"{label} pane",
-                id=f"app.pane.{pane}",
+                f"show_pane('{p.id}')",
+                f"{p.label} pane",
+                id=f"app.pane.{p.id}",
                 show=False,
-                tooltip=f"Show the {label} pane",
+                tooltip=f"Show the {p.label} pane",
             )
-            for n, (pane, label) in enumerate(PANES, start=1)
+            for n, p in enumerate(PANES, start=1)
         ),
     ]
 
@@ -243,9 +243,9 @@ class OpsdashApp(App[None]):
             yield Static(FIRST_RUN, id="first-run")
         else:
             with TabbedContent(id="panes", initial="overview"):
-                for n, (pane, label) in enumerate(PANES, start=1):
-                    with TabPane(f"{label} [{n}]", id=pane):
-                        if pane == "overview":
+                for n, spec in enumerate(PANES, start=1):
+                    with TabPane(f"{spec.label} [{n}]", id=spec.id):
+                        if spec.id == "overview":
                             yield OverviewPane(self.ctx, id="overview-pane")
         yield Footer()
 
@@ -463,9 +463,11 @@ class OpsdashApp(App[None]):
         yield from super().get_system_commands(screen)
         if self.ctx.loaded is None:
             return
-        for pane, label in PANES:
+        for spec in PANES:
             yield SystemCommand(
-                f"Show {label}", f"Switch to the {label} pane", partial(self.action_show_pane, pane)
+                f"Show {spec.label}",
+                f"Switch to the {spec.label} pane",
+                partial(self.action_show_pane, spec.id),
             )
         yield SystemCommand("Re-run validation", "Validate the environment again", self._rerun_validation)
         yield SystemCommand("Pause or resume health checks", "Stop or restart polling", self._pause_health)
