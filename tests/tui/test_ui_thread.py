@@ -19,8 +19,8 @@ from opsdash.tui.panes.audit import AuditPane
 from opsdash.tui.panes.history import HistoryPane
 from opsdash.tui.widgets.table import OpsTable
 from tests.tui.conftest import SIZE, feed_sample, settle
-from tests.tui.test_app import until
 from tests.tui.test_audit_pane import fill
+from tests.waits import until_async
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ async def test_the_panes_thread_workers_never_touch_a_widget(
         await settle(pilot)
         history = sample_app.query_one(HistoryPane)
         runs = sample_app.query_one("#runs", OpsTable)
-        await until(pilot, lambda: runs.row_count >= 2)
+        await until_async(lambda: runs.row_count >= 2, "the runs are listed", pause=pilot.pause)
         history.show_run(history.runs[0].run_id)
         history.diff(history.runs[1].run_id, history.runs[0].run_id)
         await settle(pilot)
@@ -70,12 +70,20 @@ async def test_the_panes_thread_workers_never_touch_a_widget(
         await settle(pilot)
         audit = sample_app.query_one(AuditPane)
         await pilot.press("g")  # index every rotated file, with progress
-        await until(pilot, lambda: audit.index is not None and audit.index.complete)
+        await until_async(
+            pause=pilot.pause, condition=lambda: audit.index is not None and audit.index.complete
+        )
         await pilot.press("slash")
         await pilot.press(*"step-0001", "enter")  # a filter scans the log on a thread
-        await until(pilot, lambda: "matching records" in audit.query_one("#audit-status").render().__str__())
+        await until_async(
+            pause=pilot.pause,
+            condition=lambda: "matching records" in str(audit.query_one("#audit-status").render()),
+        )
         await pilot.press("v")
-        await until(pilot, lambda: "verified" in audit.verify_text or "TAMPERED" in audit.verify_text)
+        await until_async(
+            pause=pilot.pause,
+            condition=lambda: "verified" in audit.verify_text or "TAMPERED" in audit.verify_text,
+        )
         await settle(pilot)
     assert off_thread == []
 
@@ -93,5 +101,5 @@ async def test_the_guard_sees_a_widget_touched_from_a_thread(
             done.set()
 
         sample_app.run_worker(rogue, thread=True)
-        await until(pilot, done.is_set)
+        await until_async(done.is_set, "the rogue worker ran", pause=pilot.pause)
     assert off_thread and "query_one('#verdict-bar',)" in off_thread[0]
