@@ -118,11 +118,9 @@ def audit_verify(anchor: str | None, print_head: bool, config: Path | None, as_j
     \b
     Exit codes: 0 intact, 1 intact but a repair is not acknowledged, 2 tampered, 3 usage/config error.
     """
-    from opsdash.ops.audit import verify_log
-
     ops = Ops.open(config, require=False)
     try:
-        outcome = verify_log(ops, anchor)
+        outcome = ops.audit.verify(anchor)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     result, source = outcome.result, outcome.anchor_source
@@ -179,10 +177,8 @@ def audit_ack_repair(config: Path | None, operator: str | None) -> None:
     \b
     Exit codes: 0 acknowledged (or nothing to acknowledge), 2 the log does not verify, 3 usage error.
     """
-    from opsdash.ops.audit import acknowledge_repairs
-
     ops = Ops.open(config, require=False, operator=operator)
-    outcome, acked = acknowledge_repairs(ops)
+    outcome, acked = ops.audit.acknowledge_repairs()
     result = outcome.result
     if not result.ok:
         emit(click.style("TAMPERED", fg="red", bold=True) + f"  {visible(str(result.problem))}")
@@ -206,10 +202,8 @@ def audit_head(config: Path | None, as_json: bool) -> None:
     \b
     Exit codes: 0 printed, 3 no audit log yet or usage/config error.
     """
-    from opsdash.ops.audit import export_head
-
     ops = Ops.open(config, require=False)
-    head = export_head(ops)
+    head = ops.audit.export_head()
     if head is None:
         emit(f"no audit log yet at {ops.audit.path}", err=True)
         sys.exit(3)

@@ -8,9 +8,10 @@ import os
 import secrets
 import stat
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from opsdash.core.audit.log import (
     ACK_ACTION,
@@ -30,8 +31,17 @@ from opsdash.ops import paths
 from opsdash.ops.config import OpsdashSettings
 
 if TYPE_CHECKING:
-    from opsdash.ops.base import Ops
     from opsdash.storage.history import History
+    from opsdash.storage.rows import Anchor
+
+
+class RecordFields(TypedDict, total=False):
+    """What a record says besides its kind and action (`AuditLog.append`)."""
+
+    subject: str
+    outcome: str
+    details: Mapping[str, object] | None
+
 
 AUDIT_KEY_FILE = "audit.key"
 ANCHOR_DIR = "audit-anchors"
@@ -98,11 +108,27 @@ def _refuse_a_new_key(path: Path, data_dir: Path) -> None:
     )
 
 
-class AuditTrail:
-    """The one way every component writes to the audit log. The key is read once, on first use."""
+@dataclass(frozen=True)
+class VerifyOutcome:
+    result: Verification
+    anchor_source: str
+    head_anchor: str | None = None
 
-    def __init__(self, settings: OpsdashSettings, operator: str) -> None:
+
+class AuditTrail:
+    """The one way every component writes to the audit log, and verifies it. The key is read once,
+    on first use. `latest_anchor` is how it finds the newest anchor a run left in history (`Ops`
+    hands in its own history reader; without one, verify has the head anchor and --anchor only)."""
+
+    def __init__(
+        self,
+        settings: OpsdashSettings,
+        operator: str,
+        *,
+        latest_anchor: Callable[[], Anchor | None] | None = None,
+    ) -> None:
         self.settings, self.operator = settings, operator
+        self.latest_anchor = latest_anchor
         self._key: bytes | None = None
         self._log: AuditLog | None = None
         self.unwritten: list[str] = []  # why records could not be written, in this process
@@ -152,19 +178,11 @@ class AuditTrail:
         a scrolling view: the newest page is readable at once, older ones as the view asks."""
         return StreamIndex.of_directory(self.directory)
 
-    def event(
-        self,
-        kind: str,
-        action: str,
-        *,
-        subject: str = "",
-        outcome: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> Head | None:
-        """Append one record. A failure to write is reported on stderr and never loses the
-        operator's result; returns the new head."""
+    def event(self, kind: str, action: str, **fields: Unpack[RecordFields]) -> Head | None:
+        """Append one record (`AuditLog.append`'s subject, outcome, details). A failure to write is
+        reported on stderr and never loses the operator's result; returns the new head."""
         try:
-            record = self.log().append(kind, action, subject=subject, outcome=outcome, details=details)
+            record = self.log().append(kind, action, **fields)
         except AuditRefused as exc:
             print(f"opsdash: warning: audit: {exc}", file=sys.stderr)
             self.unwritten.append(str(exc))
@@ -215,45 +233,35 @@ class AuditTrail:
         if head is not None and history is not None:
             history.anchors.record(report.run_id, head.log_id, head.seq, head.mac)
 
+    # verifying: the chain against every anchor there is
 
-@dataclass(frozen=True)
-class VerifyOutcome:
-    result: Verification
-    anchor_source: str
-    head_anchor: str | None = None
+    def verify(self, anchor: str | None = None) -> VerifyOutcome:
+        """Verify the whole chain against the head anchor beside the key, and --anchor SEQ:MAC, else
+        the latest anchor in history (an extra signal: history.db sits in the data dir with the log)."""
+        wanted: list[tuple[Head, str]] = []
+        source = "none"
+        if anchor:
+            wanted, source = [(parse_anchor(anchor), "--anchor")], "--anchor"  # ValueError: usage error
+        elif self.latest_anchor is not None:
+            latest = self.latest_anchor()
+            if latest is not None:
+                source = f"history run {latest.run_id}"
+                wanted = [(Head(latest.log_id, latest.seq, latest.mac), source)]
+        head_file = self.head_anchor()
+        result = verify(self.directory, self.key(), anchors=wanted, head_file=head_file)
+        return VerifyOutcome(result, source, str(head_file.path) if head_file.exists() else None)
 
+    def acknowledge_repairs(self) -> tuple[VerifyOutcome, tuple[int, ...]]:
+        """Record that an operator has seen the repaired torn writes verify reports; nothing is
+        acknowledged unless the chain verifies. Returns the verification and the seqs acknowledged."""
+        outcome = self.verify()
+        repairs = outcome.result.unacknowledged_repairs
+        if not outcome.result.ok or not repairs:
+            return outcome, ()
+        self.log().append("system", ACK_ACTION, details={"repairs": list(repairs)})
+        return outcome, repairs
 
-def verify_log(ops: Ops, anchor: str | None = None) -> VerifyOutcome:
-    """Verify the whole chain against the head anchor beside the key, and --anchor SEQ:MAC, else
-    the latest anchor in history (an extra signal: history.db sits in the data dir with the log)."""
-    wanted: list[tuple[Head, str]] = []
-    source = "none"
-    if anchor:
-        wanted, source = [(parse_anchor(anchor), "--anchor")], "--anchor"  # ValueError: usage error
-    elif ops.has_history():
-        with ops.history(write=False) as history:
-            latest = history.anchors.latest()
-        if latest is not None:
-            source = f"history run {latest.run_id}"
-            wanted = [(Head(latest.log_id, latest.seq, latest.mac), source)]
-    trail = ops.audit
-    head_file = trail.head_anchor()
-    result = verify(trail.directory, trail.key(), anchors=wanted, head_file=head_file)
-    return VerifyOutcome(result, source, str(head_file.path) if head_file.exists() else None)
-
-
-def acknowledge_repairs(ops: Ops) -> tuple[VerifyOutcome, tuple[int, ...]]:
-    """Record that an operator has seen the repaired torn writes verify reports; nothing is
-    acknowledged unless the chain verifies. Returns the verification and the seqs acknowledged."""
-    outcome = verify_log(ops)
-    repairs = outcome.result.unacknowledged_repairs
-    if not outcome.result.ok or not repairs:
-        return outcome, ()
-    ops.audit.log().append("system", ACK_ACTION, details={"repairs": list(repairs)})
-    return outcome, repairs
-
-
-def export_head(ops: Ops) -> Head | None:
-    """The head to copy somewhere else (CI log, ticket): the anchored one, else the log's last record."""
-    trail = ops.audit
-    return trail.head_anchor().load() or read_head(trail.directory)
+    def export_head(self) -> Head | None:
+        """The head to copy somewhere else (CI log, ticket): the anchored one, else the log's last
+        record."""
+        return self.head_anchor().load() or read_head(self.directory)

@@ -6,6 +6,11 @@ clock, the probe context, the history database, the audit trail and the alert di
 dispatcher whose delivery is a function of the test's). The history database and the audit and
 alert modules are imported only when an operation needs them, so `opsdash validate --no-history`
 loads none of them.
+
+`Ops` sits above the parts it composes (`ops.audit`, `ops.alerts`, the probe context below) and
+below the capabilities that take it (`ops.checks`, `ops.validation`, ...): the parts are handed
+what they need (settings, the operator, a history reader) and never import `Ops`. The layers
+contract for `opsdash.ops` in pyproject.toml holds this.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
     from opsdash.ops.audit import AuditTrail
     from opsdash.ops.config import LoadedConfig, OpsdashSettings
     from opsdash.storage.history import History
+    from opsdash.storage.rows import Anchor
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,23 @@ class Loaded:
 
 
 PREVIOUS_RUNS = 5  # a secret seen in this many of the newest env-reading runs is still masked
+
+
+def probe_context(
+    profile: Profile, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
+) -> ProbeContext:
+    """What probes need: the target's credentials from its env files when they are there (checks
+    that need none run anyway), and the TLS trust (`health.ca_file`)."""
+    from opsdash.core.health.probes import ProbeContext, make_ssl_context
+    from opsdash.core.validators import load_target_env
+
+    env = load_target_env(profile, env_files=env_files, from_env=from_env, required=False)
+    ca_file = profile.health.ca_file
+    try:
+        ssl_context = make_ssl_context(str(ca_file) if ca_file else None)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"health.ca_file {ca_file}: cannot load it as a CA bundle ({exc})") from None
+    return ProbeContext(profile=profile, env=env, ssl_context=ssl_context)
 
 
 def learn_previous_secrets(history: History) -> None:
@@ -195,8 +218,6 @@ class Ops:
         """What probes need: the target's credentials (from its env files) and the TLS trust."""
         if self.probes is not None:
             return self.probes
-        from opsdash.ops.checks import probe_context
-
         return probe_context(self.profile, env_files=env_files, from_env=from_env)
 
     def history(self, *, shared: bool = False, write: bool = True) -> History:
@@ -220,8 +241,16 @@ class Ops:
         if self.audit_trail is None:
             from opsdash.ops.audit import AuditTrail
 
-            self.audit_trail = AuditTrail(self.settings, self.operator)
+            self.audit_trail = AuditTrail(self.settings, self.operator, latest_anchor=self._latest_anchor)
         return self.audit_trail
+
+    def _latest_anchor(self) -> Anchor | None:
+        """The newest anchor a run left in history, for verifying the audit log (none before the
+        history database exists: reading it would create it)."""
+        if not self.has_history():
+            return None
+        with self.history(write=False) as history:
+            return history.anchors.latest()
 
     @property
     def alerts(self) -> AlertDispatcher:

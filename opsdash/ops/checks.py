@@ -17,13 +17,12 @@ from opsdash.core.alerts import INCIDENT_RULES, check_candidates, check_scope
 from opsdash.core.errors import ConfigError
 from opsdash.core.findings import Report, Severity, new_run_id
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.probes import ProbeContext, make_ssl_context
 from opsdash.core.health.runner import ResultCallback, Watcher, report_for, run_once
 from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import Check, Profile
 from opsdash.core.text import did_you_mean
-from opsdash.core.validators import load_target_env
 from opsdash.ops.base import Ops
+from opsdash.ops.base import probe_context as probe_context  # ops.runbooks imports it from here
 from opsdash.ops.sources import Reload, Sources
 
 if TYPE_CHECKING:
@@ -46,19 +45,6 @@ def select_checks(profile: Profile, names: Sequence[str] = ()) -> list[Check]:
         hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
         raise ConfigError(f"no check named {', '.join(unknown)}{hint}; the profile has: {', '.join(known)}")
     return [known[n] for n in names]
-
-
-def probe_context(
-    profile: Profile, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
-) -> ProbeContext:
-    """Credentials come from the env files when they are there; checks that need none run anyway."""
-    env = load_target_env(profile, env_files=env_files, from_env=from_env, required=False)
-    ca_file = profile.health.ca_file
-    try:
-        ssl_context = make_ssl_context(str(ca_file) if ca_file else None)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"health.ca_file {ca_file}: cannot load it as a CA bundle ({exc})") from None
-    return ProbeContext(profile=profile, env=env, ssl_context=ssl_context)
 
 
 async def run(

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
@@ -36,13 +38,13 @@ from opsdash.tui.messages import (
     AlertsResolved,
     DemoFaultSwitched,
     OpenRunbook,
-    OverviewChanged,
+    PictureChanged,
     SourcesReloaded,
     SourcesReloadFailed,
 )
 from opsdash.tui.panes.overview import OverviewPane
 from opsdash.tui.safe import clean
-from opsdash.tui.style import MONO_THEME, gate_style, use_palette
+from opsdash.tui.style import MONO_THEME, Part, gate_style, severity_variables, use_palette
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -52,30 +54,29 @@ Or point at a profile:                    [b]opsdash --config path/to/opsdash.to
 
 Press [b]q[/b] to quit."""
 
+
+@dataclass(frozen=True)
+class PaneSpec:
+    """A pane, in the one place a pane is registered: its tab (its number is its key), its class
+    ("module:Class", imported when the pane is first mounted, so markdown, SQLite and the tail
+    engine load only when an operator opens the pane that needs them) and where its keys start."""
+
+    id: str
+    label: str
+    cls: str = ""  # "": built with the app (the overview)
+    focus: str = ""
+
+
 PANES = (
-    ("overview", "Overview"),
-    ("validation", "Validation"),
-    ("health", "Health"),
-    ("audit", "Audit"),
-    ("runbooks", "Runbooks"),
-    ("history", "History"),
+    PaneSpec("overview", "Overview"),
+    PaneSpec("validation", "Validation", "opsdash.tui.panes.validation:ValidationPane", "#findings"),
+    PaneSpec("health", "Health", "opsdash.tui.panes.health:HealthPane", "#checks"),
+    PaneSpec("audit", "Audit", "opsdash.tui.panes.audit:AuditPane", "#audit-log"),
+    PaneSpec("runbooks", "Runbooks", "opsdash.tui.panes.runbooks:RunbooksPane", "#runbook-list"),
+    PaneSpec("history", "History", "opsdash.tui.panes.history:HistoryPane", "#runs"),
 )
-# Each pane's module and class, imported when the pane is first mounted (markdown, SQLite and the
-# tail engine are not loaded until an operator opens the pane that needs them).
-PANE_CLASSES = {
-    "validation": ("opsdash.tui.panes.validation", "ValidationPane"),
-    "health": ("opsdash.tui.panes.health", "HealthPane"),
-    "audit": ("opsdash.tui.panes.audit", "AuditPane"),
-    "runbooks": ("opsdash.tui.panes.runbooks", "RunbooksPane"),
-    "history": ("opsdash.tui.panes.history", "HistoryPane"),
-}
-FOCUS = {
-    "validation": "#findings",
-    "health": "#checks",
-    "audit": "#audit-log",
-    "runbooks": "#runbook-list",
-    "history": "#runs",
-}
+PANE_CLASSES = {p.id: p.cls for p in PANES if p.cls}
+FOCUS = {p.id: p.focus for p in PANES if p.focus}
 SOURCES = ("validation", "health")  # the panes whose workers feed the verdict: mounted at once
 IDLE_PANES = ("audit",)  # mounted when start-up is over, before anyone asks for them
 IDLE_MOUNT_AFTER = 1.5  # seconds
@@ -94,7 +95,7 @@ def choose_theme(configured: str, *, monochrome: bool, colours: str | None) -> s
 
 def pane_class(pane: str) -> Any:
     """The pane's class (its module imported now); panes are built as `cls(ctx, id=...)`."""
-    module, name = PANE_CLASSES[pane]
+    module, name = PANE_CLASSES[pane].split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -107,7 +108,7 @@ def key_rows(app: App[Any]) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     seen: set[str] = set()
     owners: list[tuple[str, type[Any]]] = [("everywhere", type(app))]
-    owners += [(label, pane_class(pane)) for pane, label in PANES if pane in PANE_CLASSES]
+    owners += [(p.label, pane_class(p.id)) for p in PANES if p.cls]
     owners += [("every table", OpsTable), ("filter box", FilterBar), ("audit log", LogView)]
     owners += [("help", HelpScreen)]
     for where, owner in owners:
@@ -154,18 +155,15 @@ class VerdictBar(Static):
     """
 
     def show(self, verdict: Verdict, where: str, notice: str = "") -> None:
-        text = Text(no_wrap=True, overflow="ellipsis", end="")
-        text.append(f" {verdict.headline} ", style=gate_style(verdict.label))
-        text.append(f" {verdict.reason}")
+        parts: list[Part] = [(f" {verdict.headline} ", gate_style(verdict.label)), f" {verdict.reason}"]
         if notice:  # before the target and operator: what the operator must not miss
-            text.append(f"  ▶ {notice}", style="bold")
+            parts.append((f"  ▶ {notice}", "bold"))
+        text = Content.assemble(*parts)
         width = self.size.width or 80
-        room = width - len(text.plain) - 3
+        room = width - text.cell_length - 3
         if room >= len(where):
-            text.append(" " * (room - len(where) + 2))
-            text.append(where, style="dim")
-        text.truncate(max(width, 1), overflow="ellipsis")
-        self.update(text)
+            text = Content.assemble(text, " " * (room - len(where) + 2), (where, "dim"))
+        self.update(text.truncate(max(width, 1), ellipsis=True))
 
 
 class OpsdashApp(App[None]):
@@ -185,13 +183,13 @@ class OpsdashApp(App[None]):
         *(
             Binding(
                 str(n),
-                f"show_pane('{pane}')",
-                f"{label} pane",
-                id=f"app.pane.{pane}",
+                f"show_pane('{p.id}')",
+                f"{p.label} pane",
+                id=f"app.pane.{p.id}",
                 show=False,
-                tooltip=f"Show the {label} pane",
+                tooltip=f"Show the {p.label} pane",
             )
-            for n, (pane, label) in enumerate(PANES, start=1)
+            for n, p in enumerate(PANES, start=1)
         ),
     ]
 
@@ -211,6 +209,14 @@ class OpsdashApp(App[None]):
         self.ctx = DashboardContext(ops, demo=demo, live=live, record=record, error=error)
         use_palette("mono" if self.monochrome else "colour")
         self._mounting: dict[str, asyncio.Future[Widget]] = {}
+
+    def get_css_variables(self) -> dict[str, str]:
+        """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
+        where it declares them, else derived from its error, warning, primary and success."""
+        variables = super().get_css_variables()
+        variables = {**variables, **severity_variables(variables)}
+        self.theme_variables = variables
+        return variables
 
     @classmethod
     def on_profile(
@@ -237,9 +243,9 @@ class OpsdashApp(App[None]):
             yield Static(FIRST_RUN, id="first-run")
         else:
             with TabbedContent(id="panes", initial="overview"):
-                for n, (pane, label) in enumerate(PANES, start=1):
-                    with TabPane(f"{label} [{n}]", id=pane):
-                        if pane == "overview":
+                for n, spec in enumerate(PANES, start=1):
+                    with TabPane(f"{spec.label} [{n}]", id=spec.id):
+                        if spec.id == "overview":
                             yield OverviewPane(self.ctx, id="overview-pane")
         yield Footer()
 
@@ -337,17 +343,10 @@ class OpsdashApp(App[None]):
 
     # ------------------------------------------------------------------ routing
 
-    @on(OverviewChanged)
-    def overview_changed(self, message: OverviewChanged) -> None:
-        picture = self.ctx.picture
-        if message.source == "validation":
-            picture.report, picture.validated = message.data, True
-        elif message.source == "health":
-            picture.states = dict(message.data)
-        elif message.source == "paused":
-            picture.paused = bool(message.data)
-        elif message.source == "alerts":
-            picture.alerts = list(message.data)
+    @on(PictureChanged)
+    def picture_changed(self, message: PictureChanged) -> None:
+        """Validation, check states, pausing or the open alerts changed: one verdict again."""
+        message.apply(self.ctx.picture)
         self.show_verdict()
 
     @on(TabbedContent.TabActivated)
@@ -464,9 +463,11 @@ class OpsdashApp(App[None]):
         yield from super().get_system_commands(screen)
         if self.ctx.loaded is None:
             return
-        for pane, label in PANES:
+        for spec in PANES:
             yield SystemCommand(
-                f"Show {label}", f"Switch to the {label} pane", partial(self.action_show_pane, pane)
+                f"Show {spec.label}",
+                f"Switch to the {spec.label} pane",
+                partial(self.action_show_pane, spec.id),
             )
         yield SystemCommand("Re-run validation", "Validate the environment again", self._rerun_validation)
         yield SystemCommand("Pause or resume health checks", "Stop or restart polling", self._pause_health)

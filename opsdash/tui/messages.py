@@ -1,129 +1,176 @@
-"""Messages the dashboard's workers post: typed, in the past tense."""
+"""Messages the dashboard's workers and panes post: typed, in the past tense. Each is a dataclass
+(Textual's `Message.__post_init__` makes that work), so its fields are its type."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from opsdash.core.findings import Report
+from opsdash.core.findings import Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 
 if TYPE_CHECKING:
     from opsdash.ops.sources import Reload
+    from opsdash.tui.context import LivePicture
 
 
+@dataclass
 class ValidationCompleted(Message):
-    def __init__(self, report: Report) -> None:
-        super().__init__()
-        self.report = report
+    report: Report
 
 
+@dataclass
 class ValidationFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
+    error: str
 
 
+@dataclass
 class CheckCompleted(Message):
-    def __init__(self, result: CheckResult, state: SustainedState) -> None:
-        super().__init__()
-        self.result = result
-        self.state = state
+    result: CheckResult
+    state: SustainedState
 
     def can_replace(self, message: Message) -> bool:
         """A newer result of the same check supersedes one still waiting in the queue."""
         return isinstance(message, CheckCompleted) and message.result.name == self.result.name
 
 
+@dataclass
 class AlertsRaised(Message):
-    def __init__(self, titles: list[str]) -> None:
-        super().__init__()
-        self.titles = titles
+    titles: list[str]
 
 
+@dataclass
 class AlertsResolved(Message):
-    def __init__(self, keys: list[str]) -> None:
-        super().__init__()
-        self.keys = keys  # what recovered (for a check's alert, the check's name)
+    keys: list[str]  # what recovered (for a check's alert, the check's name)
 
 
+@dataclass
 class SourcesReloaded(Message):
     """The profile or env files changed on disk and the watch read them again: `change.ops` is the
     session now, `change.checks` what it polls."""
 
-    def __init__(self, change: Reload) -> None:
-        super().__init__()
-        self.change = change
+    change: Reload
 
 
+@dataclass
 class SourcesReloadFailed(Message):
     """The profile or env files changed on disk but do not read (`change.problem`, file:line): the
     watch goes on with the last good state."""
 
-    def __init__(self, change: Reload) -> None:
-        super().__init__()
-        self.change = change
+    change: Reload
 
 
+@dataclass
 class AuditLinesAppended(Message):
-    """New lines in the audit log (coalesced: only the newest count matters)."""
+    """New lines in the audit log (coalesced: only the newest count matters). `event` is what the
+    tail engine saw: "appended", "rotated", "reset" (truncated or replaced)."""
 
-    def __init__(self, lines: int, event: str | None = None) -> None:
-        super().__init__()
-        self.lines = lines
-        self.event = event
+    lines: int
+    event: str | None = None
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, AuditLinesAppended) and message.event is None
 
 
+@dataclass
+class AuditScanProgressed(Message):
+    """How far a read of the whole audit log has got (coalesced: only the newest matters), and
+    when it has `finished`."""
+
+    done: int
+    total: int
+    finished: bool = False
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, AuditScanProgressed) and not self.finished
+
+
+@dataclass
 class AuditVerified(Message):
-    def __init__(self, ok: bool, text: str) -> None:
-        super().__init__()
-        self.ok = ok
-        self.text = text
+    ok: bool
+    text: str
 
 
+@dataclass
 class RunbookStepFinished(Message):
-    def __init__(self, session_id: str) -> None:
-        super().__init__()
-        self.session_id = session_id
+    session_id: str
 
 
+@dataclass
 class RunbookOutputReceived(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+    text: str
 
 
+@dataclass
 class DemoFaultSwitched(Message):
-    def __init__(
-        self, fault: str, on: bool, active: list[str] | None = None, error: str | None = None
-    ) -> None:
-        super().__init__()
-        self.fault = fault
-        self.on = on
-        self.active = active or []
-        self.error = error
+    fault: str
+    on: bool
+    active: list[str] = field(default_factory=list)
+    error: str | None = None
 
 
+@dataclass
 class OpenRunbook(Message):
     """A finding or check asks for its runbook to be shown."""
 
-    def __init__(self, runbook_id: str) -> None:
-        super().__init__()
-        self.runbook_id = runbook_id
+    runbook_id: str
 
 
-class OverviewChanged(Message):
-    """Something the overview summarises changed (high-rate: only the newest per source matters)."""
+# What the one verdict is computed from. The app takes each into the live picture
+# (`DashboardContext.picture`) and shows the verdict again; each kind says how it changes it.
 
-    def __init__(self, source: str, data: Any = None) -> None:
-        super().__init__()
-        self.source = source
-        self.data = data
+
+class PictureChanged(Message):
+    """Something the verdict reads changed."""
+
+    def apply(self, picture: LivePicture) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class ValidationShown(PictureChanged):
+    """The Validation pane shows a new result; None: validation could not run (UNKNOWN)."""
+
+    report: Report | None
+
+    def apply(self, picture: LivePicture) -> None:
+        picture.report, picture.validated = self.report, True
+
+
+@dataclass
+class CheckStatesChanged(PictureChanged):
+    """Each check's sustained state, as the Health pane now shows it (high-rate: the newest wins)."""
+
+    states: dict[str, SustainedState]
+
+    def apply(self, picture: LivePicture) -> None:
+        picture.states = dict(self.states)
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, OverviewChanged) and message.source == self.source
+        return isinstance(message, CheckStatesChanged)
+
+
+@dataclass
+class PollingPaused(PictureChanged):
+    """Health polling was paused (True) or resumed (False): the states shown are stale while paused."""
+
+    paused: bool
+
+    def apply(self, picture: LivePicture) -> None:
+        picture.paused = self.paused
+
+
+@dataclass
+class OpenAlertsRead(PictureChanged):
+    """The open alerts, read from history: (severity, title) each."""
+
+    alerts: list[tuple[Severity, str]]
+
+    def apply(self, picture: LivePicture) -> None:
+        picture.alerts = list(self.alerts)
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, OpenAlertsRead)

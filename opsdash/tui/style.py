@@ -1,20 +1,48 @@
-"""How severity looks. One palette for the whole session, chosen at start-up: full colour, the
-terminal's 16 ANSI colours, or monochrome (NO_COLOR) where severity is carried by bold, reverse and
-underline instead of hue. No two severities share a look in any palette."""
+"""How severity looks. The colours are theme variables — `$severity-crit`, `$severity-unknown`,
+`$severity-warn`, `$severity-info`, `$severity-ok` — so switching the theme recolours every
+severity on screen: the `.tcss` uses them as it uses `$error`, and the panes' text is Textual
+`Content` whose styles name them, resolved when it is painted. A theme may declare its own
+(`Theme(variables={"severity-crit": ...})`); one that does not gets its `$error`, `$warning`,
+`$primary` and `$success` (and a magenta of ours for UNKNOWN, which no theme names).
+
+Beside the colour each severity has a weight, from one palette for the whole session chosen at
+start-up: full colour, or monochrome (NO_COLOR, the mono theme) where severity is carried by bold,
+reverse and underline instead of hue. No two severities share a look in any palette."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from textual.content import Content
 from textual.theme import Theme
 
 from opsdash.core.findings import Severity
 
+SEVERITY_VARIABLES: dict[Severity, str] = {
+    Severity.CRIT: "severity-crit",
+    Severity.UNKNOWN: "severity-unknown",
+    Severity.WARN: "severity-warn",
+    Severity.INFO: "severity-info",
+    Severity.OK: "severity-ok",
+}
+# The theme colour a severity takes where the theme does not declare its own.
+THEME_FALLBACK: dict[str, str] = {
+    "severity-crit": "error",
+    "severity-warn": "warning",
+    "severity-info": "primary",
+    "severity-ok": "success",
+}
+# "could not evaluate": apart from every other severity in every theme (the ANSI themes: ANSI's)
+UNKNOWN_FALLBACK = "#c061cb"
+UNKNOWN_FALLBACK_ANSI = "ansi_magenta"
+
 PALETTES: dict[str, dict[Severity, str]] = {
     "colour": {
-        Severity.CRIT: "bold red",
-        Severity.UNKNOWN: "bold magenta",
-        Severity.WARN: "yellow",
-        Severity.INFO: "blue",
-        Severity.OK: "green",
+        Severity.CRIT: "bold $severity-crit",
+        Severity.UNKNOWN: "bold $severity-unknown",
+        Severity.WARN: "$severity-warn",
+        Severity.INFO: "$severity-info",
+        Severity.OK: "$severity-ok",
     },
     "mono": {
         Severity.CRIT: "bold reverse",
@@ -25,9 +53,15 @@ PALETTES: dict[str, dict[Severity, str]] = {
     },
 }
 GATE_STYLE: dict[str, dict[str, str]] = {
-    "colour": {"GO": "bold white on green", "NO-GO": "bold white on red", "UNKNOWN": "bold white on magenta"},
+    "colour": {
+        "GO": "bold $text on $severity-ok",
+        "NO-GO": "bold $text on $severity-crit",
+        "UNKNOWN": "bold $text on $severity-unknown",
+    },
     "mono": {"GO": "bold", "NO-GO": "bold reverse", "UNKNOWN": "reverse"},
 }
+HINT = "$text-secondary"  # a remediation or a runbook to open: not a severity (nor $accent: WARN in some)
+Part = str | Content | tuple[str, str]  # what `Content.assemble` joins: text, content, (text, style)
 
 # The palette in use; `use_palette` switches it for the whole session before the first paint.
 SEVERITY_STYLE: dict[Severity, str] = dict(PALETTES["colour"])
@@ -46,7 +80,23 @@ MONO_THEME = Theme(
     warning="#d0d0d0",
     success="#909090",
     dark=True,
+    variables={
+        "severity-crit": "#ffffff",
+        "severity-unknown": "#e0e0e0",
+        "severity-warn": "#d0d0d0",
+        "severity-info": "#b0b0b0",
+        "severity-ok": "#909090",
+    },
 )
+
+
+def severity_variables(theme_variables: Mapping[str, str]) -> dict[str, str]:
+    """The severity variables for a theme's variables: its own where it declares them, else its
+    error/warning/primary/success colours."""
+    derived = {name: theme_variables[base] for name, base in THEME_FALLBACK.items()}
+    ansi = derived["severity-crit"].startswith("ansi_")
+    derived["severity-unknown"] = UNKNOWN_FALLBACK_ANSI if ansi else UNKNOWN_FALLBACK
+    return {name: theme_variables.get(name, value) for name, value in derived.items()}
 
 
 def use_palette(name: str) -> None:
@@ -58,3 +108,8 @@ def use_palette(name: str) -> None:
 
 def gate_style(label: str) -> str:
     return _gate.get(label, _gate["UNKNOWN"])
+
+
+def severity(text: str, level: Severity, extra: str = "") -> Content:
+    """`text` in `level`'s look (plain text: nothing in it is read as markup)."""
+    return Content.styled(text, f"{SEVERITY_STYLE[level]} {extra}".strip())

@@ -81,6 +81,14 @@ async def until(pilot: Pilot[None], condition: Callable[[], object], deadline: f
     )
 
 
+async def sample_on(pilot: Pilot[None], key: str) -> None:
+    """The sample data fed to the panes, and the pane under `key` shown."""
+    await settle(pilot)
+    await feed_sample(pilot.app)
+    await pilot.press(key)
+    await settle(pilot)
+
+
 def fast_demo_profile(demo: Demo, tmp_path: Path, extra: str = "") -> Path:
     """The demo's profile with one-second polls and absolute paths, in a directory of the test's own."""
     text = re.sub(r"(?m)^interval = \d+$", "interval = 1", demo.profile.read_text())
@@ -93,4 +101,4 @@ def fast_demo_profile(demo: Demo, tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-__all__ = ["SIZE", "SnapCompare", "feed_sample", "focus_of", "screen_of", "settle", "until"]
+__all__ = ["SIZE", "SnapCompare", "feed_sample", "focus_of", "sample_on", "screen_of", "settle", "until"]

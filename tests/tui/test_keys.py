@@ -142,7 +142,7 @@ async def test_marks_keep_the_cursor_and_the_second_mark_lands_where_it_is(sampl
         assert table.cursor_row == 1
         await pilot.press("j", "j", "space")
         assert table.cursor_row == 3
-        assert sample_app.query_one(HistoryPane).marked == [ids[1], ids[3]]
+        assert sample_app.query_one(HistoryPane).marked == (ids[1], ids[3])
         assert [str(table.get_row_at(i)[0]) for i in range(4)] == [" ", "•", " ", "•"]
 
 

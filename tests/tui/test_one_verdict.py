@@ -18,7 +18,7 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 from opsdash.demo.sample import sample_report, sample_results
 from opsdash.tui.app import OpsdashApp, VerdictBar
-from opsdash.tui.messages import CheckCompleted, OverviewChanged, ValidationCompleted
+from opsdash.tui.messages import CheckCompleted, OpenAlertsRead, ValidationCompleted
 from opsdash.tui.widgets.table import OpsTable
 from tests.tui.conftest import SIZE, settle
 
@@ -98,9 +98,7 @@ async def test_a_warn_check_and_a_warn_alert_are_named_not_a_clean_go(sample_app
         for _ in range(3):
             state = state.update(warn, 3, 2)
         health.post_message(CheckCompleted(warn, state))
-        sample_app.post_message(
-            OverviewChanged("alerts", [(Severity.WARN, "app-tls: certificate expires soon")])
-        )
+        sample_app.post_message(OpenAlertsRead([(Severity.WARN, "app-tls: certificate expires soon")]))
         await settle(pilot)
         header = str(sample_app.query_one(VerdictBar).render())
         assert "validation and live checks pass" not in header

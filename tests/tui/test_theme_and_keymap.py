@@ -12,7 +12,11 @@ import pytest
 from rich.style import Style
 from textual.app import App
 from textual.binding import Binding
+from textual.color import Color
 from textual.content import Content
+from textual.theme import Theme
+from textual.widget import Widget
+from textual.widgets import Static
 
 from opsdash.core.findings import Severity
 from opsdash.core.profile import DASHBOARD_THEMES, KEYMAP_IDS
@@ -21,7 +25,7 @@ from opsdash.tui.style import PALETTES, SEVERITY_STYLE, use_palette
 from opsdash.tui.widgets.logview import LogView
 from opsdash.tui.widgets.table import FilterBar, OpsTable
 from tests.conftest import Project
-from tests.tui.conftest import SIZE, feed_sample, settle
+from tests.tui.conftest import SIZE, feed_sample, sample_on, settle
 
 OPSDASH = str(Path(sys.executable).with_name("opsdash"))
 
@@ -127,3 +131,41 @@ async def test_no_color_draws_severity_with_bold_and_reverse(
             assert style.reverse and style.bold
     finally:
         use_palette("colour")
+
+
+def _colour_of(widget: Widget, word: str) -> str | None:
+    """The colour `word` is painted in on `widget` now (its first appearance on the lines shown)."""
+    for y in range(widget.size.height):
+        for segment in widget.render_line(y):
+            if word in segment.text and segment.style is not None and segment.style.color is not None:
+                triplet = segment.style.color.get_truecolor()
+                return triplet.hex
+    return None
+
+
+async def test_switching_the_theme_recolours_every_severity(sample_app: OpsdashApp) -> None:
+    """Severity colours are theme variables: the findings table, the overview and the header take
+    the new theme's colours at once, and a theme that declares its own `severity-crit` gets it."""
+    async with sample_app.run_test(size=SIZE) as pilot:
+        await sample_on(pilot, "2")
+        table = sample_app.query_one("#findings", OpsTable)
+        table.move_cursor(row=table.row_count - 1)  # the cursor row has the cursor's colours
+        await pilot.pause()
+        before = _colour_of(table, "CRIT")
+        assert before == Color.parse(sample_app.theme_variables["error"]).hex.lower()
+
+        sample_app.theme = "nord"
+        await pilot.pause()
+        nord = _colour_of(table, "CRIT")
+        assert nord == Color.parse(sample_app.theme_variables["error"]).hex.lower() != before
+
+        sample_app.register_theme(
+            Theme(name="crit-teal", primary="#0178D4", dark=True, variables={"severity-crit": "#00a0a0"})
+        )
+        sample_app.theme = "crit-teal"
+        await pilot.pause()
+        assert _colour_of(table, "CRIT") == "#00a0a0"
+        await pilot.press("1")
+        await settle(pilot)
+        checks = sample_app.query_one("#overview-checks", Static)
+        assert _colour_of(checks, "CRIT") == "#00a0a0"  # the overview's cards too

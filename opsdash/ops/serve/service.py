@@ -3,7 +3,7 @@ validated on an interval, and reported on /metrics and /healthz.
 
 Everything it records goes through the same ops functions as the CLI and the dashboard: the
 Watch records each result in history, audits changes of sustained state and raises alerts; the
-validation loop calls `ops.validation.run`; the audit log is verified with `ops.audit.verify_log`.
+validation loop calls `ops.validation.run`; the audit log is verified with `ops.audit.verify()`.
 
 Signals: SIGTERM and SIGINT stop polling, let the probes in flight finish (bounded by
 `drain_timeout`), flush what they produced to history and alerts, and return 0. SIGHUP reads each
@@ -32,7 +32,6 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 from opsdash.core.text import did_you_mean, visible
 from opsdash.ops import validation
-from opsdash.ops.audit import verify_log
 from opsdash.ops.base import Ops
 from opsdash.ops.checks import Watch, select_checks
 from opsdash.ops.serve.http import Endpoint
@@ -151,7 +150,7 @@ class Target:
             except OpsdashError as exc:
                 warn(f"{self.name}: validation could not run: {exc}")
             try:
-                outcome = await asyncio.to_thread(verify_log, self.ops)
+                outcome = await asyncio.to_thread(self.ops.audit.verify)
                 self.status.audit_verified = outcome.result.ok
                 if not outcome.result.ok:
                     warn(f"{self.name}: the audit log did not verify: {outcome.result.problem}")

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.widgets import Input, ProgressBar, Select, Static
 
 from opsdash.core.audit.tail import RecordFilter, StreamIndex, parse_since
 from opsdash.core.secrets import redactor
 from opsdash.tui.context import DashboardContext
-from opsdash.tui.messages import AuditLinesAppended, AuditVerified
+from opsdash.tui.messages import AuditLinesAppended, AuditScanProgressed, AuditVerified
+from opsdash.tui.panes.base import Pane, copy_key, in_thread
 from opsdash.tui.widgets.logview import LogView, NearTop
 
 if TYPE_CHECKING:
@@ -34,9 +35,10 @@ KINDS = [
 ]
 FIRST_PAGE = 256 * 1024  # bytes indexed before the first paint: several screens of records
 MORE = 4 * 1024 * 1024  # bytes indexed each time the operator scrolls near the top
+SHOW_SCAN_PROGRESS = 50_000_000  # bytes: a filter over a smaller log ends before a bar would help
 
 
-class AuditPane(Vertical):
+class AuditPane(Pane):
     BINDINGS: ClassVar = [
         Binding("v", "verify", "Verify", id="audit.verify", tooltip="Verify the audit log's chain"),
         Binding("slash", "focus_filter", "Filter", id="audit.filter", tooltip="Filter by text"),
@@ -44,12 +46,11 @@ class AuditPane(Vertical):
             "end,G", "follow", "Newest", id="audit.follow", tooltip="Jump to the newest record and follow"
         ),
         Binding("home,g", "oldest", "Oldest", id="audit.oldest", tooltip="Jump to the oldest record"),
-        Binding("y", "copy", "Copy", id="audit.copy", tooltip="Copy the newest visible record"),
+        copy_key("audit", "the newest visible record"),
     ]
 
     def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ctx = ctx
+        super().__init__(ctx, **kwargs)
         self.index: StreamIndex | None = None
         self.rows: Any = []  # stream positions shown: the index's offsets, or a filter's matches
         self.filter = RecordFilter()
@@ -84,9 +85,7 @@ class AuditPane(Vertical):
         if log.follow:
             log.call_after_refresh(log.scroll_end, animate=False)
 
-    @work(
-        thread=True, exclusive=True, group="audit-open", exit_on_error=False, description="open the audit log"
-    )
+    @in_thread("audit-open", "open the audit log")
     def open_log(self) -> None:
         index = self.trail.index()
         if index.files == 0:
@@ -163,7 +162,7 @@ class AuditPane(Vertical):
             self._extending = True
             self.extend(MORE)
 
-    @work(thread=True, group="audit-extend", exit_on_error=False, description="read older audit records")
+    @in_thread("audit-extend", "read older audit records", exclusive=False)
     def extend(self, budget: int) -> None:
         index = self.index
         if index is None:
@@ -172,14 +171,18 @@ class AuditPane(Vertical):
         self.app.call_from_thread(self._extended, added)
 
     def _extend_all(self, index: StreamIndex) -> int:
-        bar = self.query_one("#audit-progress", ProgressBar)
         total, added = index.low, 0
-        self.app.call_from_thread(setattr, bar, "display", True)
         while not index.complete:
             added += index.extend_back(16 * MORE)
-            self.app.call_from_thread(bar.update, total=total or 1, progress=total - index.low)
-        self.app.call_from_thread(setattr, bar, "display", False)
+            self.post_message(AuditScanProgressed(total - index.low, total or 1))
+        self.post_message(AuditScanProgressed(total, total or 1, finished=True))
         return added
+
+    @on(AuditScanProgressed)
+    def scan_progressed(self, message: AuditScanProgressed) -> None:
+        bar = self.query_one("#audit-progress", ProgressBar)
+        bar.display = not message.finished
+        bar.update(total=message.total, progress=message.done)
 
     def _extended(self, added: int) -> None:
         self._extending = False
@@ -202,25 +205,20 @@ class AuditPane(Vertical):
         else:
             self.scan_filter(self.filter)
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="audit-filter",
-        exit_on_error=False,
-        description="filter the audit log",
-    )
+    @in_thread("audit-filter", "filter the audit log")
     def scan_filter(self, flt: RecordFilter) -> None:
         from opsdash.core.audit.tail import Entry
 
         index = self.index
         assert index is not None
-        bar = self.query_one("#audit-progress", ProgressBar)
-        self.app.call_from_thread(setattr, bar, "display", index.end > 50_000_000)
-        rows = index.scan(
-            lambda raw: flt.quick(raw) and flt.match(Entry.parse(raw)),
-            lambda done, total: self.app.call_from_thread(bar.update, total=total, progress=done),
-        )
-        self.app.call_from_thread(setattr, bar, "display", False)
+        shown = index.end > SHOW_SCAN_PROGRESS
+
+        def progressed(done: int, total: int) -> None:
+            if shown:
+                self.post_message(AuditScanProgressed(done, total))
+
+        rows = index.scan(lambda raw: flt.quick(raw) and flt.match(Entry.parse(raw)), progressed)
+        self.post_message(AuditScanProgressed(index.end, index.end, finished=True))
         self.app.call_from_thread(self._filtered, rows)
 
     def _filtered(self, rows: Any) -> None:
@@ -288,17 +286,9 @@ class AuditPane(Vertical):
         self._summary()
         self.verify()
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="audit-verify",
-        exit_on_error=False,
-        description="verify the audit log",
-    )
+    @in_thread("audit-verify", "verify the audit log")
     def verify(self) -> None:
-        from opsdash.ops.audit import verify_log
-
-        result = verify_log(self.ctx.ops).result
+        result = self.trail.verify().result
         if result.ok:
             text = f"verified: {result.records:,} records intact"
         else:

@@ -15,7 +15,8 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widgets import Sparkline, Static
 
 from opsdash.core.errors import OpsdashError
@@ -27,13 +28,14 @@ from opsdash.tui.messages import (
     AlertsRaised,
     AlertsResolved,
     CheckCompleted,
-    OpenRunbook,
-    OverviewChanged,
+    CheckStatesChanged,
+    PollingPaused,
     SourcesReloaded,
     SourcesReloadFailed,
 )
+from opsdash.tui.panes.base import Item, ItemPane, in_thread, item_keys
 from opsdash.tui.safe import clean, safe
-from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.style import HINT, Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 if TYPE_CHECKING:
@@ -50,18 +52,16 @@ COLUMNS = (
 SPARK_POINTS = 60
 
 
-def status_cell(state: SustainedState, stale: bool = False) -> Text:
+def status_cell(state: SustainedState, stale: bool = False) -> Content:
     if stale:
-        return Text(f"stale: {state.label}", style=f"{SEVERITY_STYLE[state.shown]} italic")
-    return Text(state.label, style=SEVERITY_STYLE[state.shown])
+        return severity(f"stale: {state.label}", state.shown, "italic")
+    return severity(state.label, state.shown)
 
 
-def check_detail(result: CheckResult, state: SustainedState | None, stale: bool = False) -> Text:
-    text = Text()
-    text.append(clean(result.name), style="bold")
-    text.append(f"  {result.kind} → {clean(result.target)}\n", style="dim")
+def check_detail(result: CheckResult, state: SustainedState | None, stale: bool = False) -> Content:
+    parts: list[Part] = [(clean(result.name), "bold"), (f"  {result.kind} → {clean(result.target)}\n", "dim")]
     if state is not None:
-        text.append(state.label, style=SEVERITY_STYLE[state.shown])
+        parts.append(severity(state.label, state.shown))
         sustained = f"  sustained {state.status.value}"
         if state.since:
             sustained += f" since {state.since[11:19]}"
@@ -69,44 +69,42 @@ def check_detail(result: CheckResult, state: SustainedState | None, stale: bool 
             sustained += f"; goes {result.severity.value} after {state.failure_threshold} failures in a row"
         elif state.phase == "recovering":
             sustained += f"; OK after {state.success_threshold} successes in a row"
-        text.append(sustained + (" · STALE: polling paused (p resumes)" if stale else "") + "\n", style="dim")
-    text.append("last result  ", style="dim")
-    text.append(result.severity.value, style=SEVERITY_STYLE[result.severity])
-    text.append(f"  {clean(result.summary)}  ({result.started_at[11:19]})\n")
+        parts.append((sustained + (" · STALE: polling paused (p resumes)" if stale else "") + "\n", "dim"))
+    parts.append(("last result  ", "dim"))
+    parts.append(severity(result.severity.value, result.severity))
+    parts.append(f"  {clean(result.summary)}  ({result.started_at[11:19]})\n")
     if result.error_class:
-        text.append(f"error class  {result.error_class.value}\n", style="dim")
+        parts.append((f"error class  {result.error_class.value}\n", "dim"))
     if result.hint:
-        text.append(f"{result.hint}", style="cyan")
-        text.append(f"  (runbook: {result.runbook} — press o)\n" if result.runbook else "\n", style="cyan")
+        parts.append((f"{result.hint}", HINT))
+        parts.append((f"  (runbook: {result.runbook} — press o)\n" if result.runbook else "\n", HINT))
     if result.phases:
-        text.append("phases  ", style="dim")
-        parts = [f"{k} {v:.1f}" for k, v in result.phases.items()]
-        text.append(" + ".join(parts) + f" = {sum(result.phases.values()):.1f} ms\n")
-    for fact, shown in result.facts.items():
-        text.append(f"{clean(fact)}: ", style="dim")
-        text.append(f"{clean(shown)}\n")
+        parts.append(("phases  ", "dim"))
+        shown = [f"{k} {v:.1f}" for k, v in result.phases.items()]
+        parts.append(" + ".join(shown) + f" = {sum(result.phases.values()):.1f} ms\n")
+    for fact, value in result.facts.items():
+        parts.append((f"{clean(fact)}: ", "dim"))
+        parts.append(f"{clean(value)}\n")
     metrics = {k: v for k, v in result.metrics.items() if k != "response_time_ms"}
     if metrics:
-        text.append("metrics\n", style="dim")
-        for key, value in metrics.items():
-            text.append(f"  {clean(key)} = {value:g}\n")
+        parts.append(("metrics\n", "dim"))
+        for key, number in metrics.items():
+            parts.append(f"  {clean(key)} = {number:g}\n")
     for condition in result.conditions:
         mark = "pass" if condition.ok else "FAIL"
-        text.append(f"  {mark} {clean(condition.text)}  (got {clean(condition.actual)})\n", style="dim")
-    return text
+        parts.append((f"  {mark} {clean(condition.text)}  (got {clean(condition.actual)})\n", "dim"))
+    return Content.assemble(*parts)
 
 
-class HealthPane(Vertical):
+class HealthPane(ItemPane):
     BINDINGS: ClassVar = [
         Binding("p", "pause", "Pause", id="health.pause", tooltip="Pause or resume polling"),
-        Binding("o", "open_runbook", "Runbook", id="health.open_runbook", tooltip="Open the check's runbook"),
-        Binding("y", "copy", "Copy", id="health.copy", tooltip="Copy the check's detail to the clipboard"),
-        Binding("slash", "filter", "Filter", id="health.filter", tooltip="Filter the checks"),
+        *item_keys("health", "check", "the check's detail"),
     ]
+    NO_RUNBOOK = "This check has no runbook to open (it is OK, or not checked yet)."
 
     def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ctx = ctx
+        super().__init__(ctx, **kwargs)
         self.results: dict[str, CheckResult] = {}
         self.states: dict[str, SustainedState] = {}
         self.latencies: dict[str, deque[float]] = {}
@@ -160,7 +158,7 @@ class HealthPane(Vertical):
             text += " · PAUSED: states are stale (p resumes)"
         self.query_one("#health-status", Static).update(text)
 
-    @work(thread=True, group="health-history", exit_on_error=False, description="load latency history")
+    @in_thread("health-history", "load latency history", exclusive=False)
     def load_history(self, names: list[str]) -> None:
         from opsdash.ops.history import latency_series
 
@@ -213,7 +211,7 @@ class HealthPane(Vertical):
     def sources_reloaded(self, message: SourcesReloaded) -> None:
         """An edited profile may add or remove checks (the app, where this goes on to, re-validates)."""
         self._show_checks([c.name for c in message.change.checks])
-        self.post_message(OverviewChanged("health", dict(self.states)))
+        self.post_message(CheckStatesChanged(dict(self.states)))
 
     def on_unmount(self) -> None:
         if self.watcher is not None:
@@ -237,7 +235,7 @@ class HealthPane(Vertical):
         self._status()
         if self._current_name() in pending:
             self._show_detail()
-        self.post_message(OverviewChanged("health", dict(self.states)))
+        self.post_message(CheckStatesChanged(dict(self.states)))
         if self.ctx.live:  # not before the first results: it would slow the first verdict
             self._read_history()
 
@@ -310,26 +308,10 @@ class HealthPane(Vertical):
             table.update_cell(name, "status", value)
         self._status()
         self._show_detail()
-        self.post_message(OverviewChanged("paused", paused))
+        self.post_message(PollingPaused(paused))
 
-    def action_filter(self) -> None:
-        self.query_one(FilteredTable).open_filter()
-
-    def action_open_runbook(self) -> None:
-        name = self._current_name()
-        result = self.results.get(name or "")
-        if result is None or not result.runbook:
-            self.app.notify(
-                "This check has no runbook to open (it is OK, or not checked yet).", severity="warning"
-            )
-            return
-        self.post_message(OpenRunbook(result.runbook))
-
-    def action_copy(self) -> None:
-        name = self._current_name()
-        result = self.results.get(name or "")
-        if result is not None:
-            self.app.copy_to_clipboard(
-                redactor.redact(check_detail(result, self.states.get(result.name)).plain)
-            )
-            self.app.notify(f"{result.name} copied to the clipboard.")
+    def current_item(self) -> Item | None:
+        result = self.results.get(self._current_name() or "")
+        if result is None:
+            return None
+        return Item(result.name, check_detail(result, self.states.get(result.name)).plain, result.runbook)

@@ -3,39 +3,39 @@ mark two and diff them (new, resolved, changed findings; env values whose finger
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widgets import Static
 
+from opsdash.core.findings import Severity
 from opsdash.core.readiness import why_not_comparable
-from opsdash.tui.context import DashboardContext
+from opsdash.tui.panes.base import TablePane, filter_key, in_thread
 from opsdash.tui.safe import clean, safe
-from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.style import Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import RunRow
 
 
-class HistoryPane(Vertical):
+class HistoryPane(TablePane):
     BINDINGS: ClassVar = [
         Binding("enter", "show", "Open", id="history.open", tooltip="Show the run"),
         Binding("space", "mark", "Mark", id="history.mark", tooltip="Mark a run for diffing (two at most)"),
         Binding("d", "diff", "Diff", id="history.diff", tooltip="Diff the two marked runs"),
         Binding("r", "reload", "Reload", id="history.reload", tooltip="Reload the list of runs"),
-        Binding("slash", "filter", "Filter", id="history.filter", tooltip="Filter the runs"),
+        filter_key("history", "runs"),
     ]
 
-    def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ctx = ctx
-        self.runs: list[RunRow] = []
-        self.marked: list[str] = []
+    runs: Sequence[RunRow] = ()
+    marked: tuple[str, ...] = ()  # two at most, oldest first
 
     def compose(self) -> ComposeResult:
         yield Static("Enter opens a run · space marks two · d diffs them · / filters", id="history-help")
@@ -59,7 +59,7 @@ class HistoryPane(Vertical):
     def action_reload(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="history", exit_on_error=False, description="load history")
+    @in_thread("history", "load history")
     def load(self) -> None:
         from opsdash.ops import history as past
 
@@ -76,7 +76,7 @@ class HistoryPane(Vertical):
                     "•" if r.run_id in self.marked else " ",
                     r.run_id,
                     safe(r.kind),
-                    Text(r.verdict.value, style=SEVERITY_STYLE[r.verdict]),
+                    severity(r.verdict.value, r.verdict),
                     r.started_at[:16].replace("T", " "),
                     safe(r.operator),
                     safe(r.target),
@@ -95,11 +95,11 @@ class HistoryPane(Vertical):
             return
         table = self.query_one("#runs", OpsTable)
         if run.run_id in self.marked:
-            self.marked.remove(run.run_id)
+            self.marked = tuple(m for m in self.marked if m != run.run_id)
         else:
             for dropped in self.marked[:-1]:  # two at most: the oldest mark goes
                 table.update_cell(dropped, "mark", " ")
-            self.marked = [*self.marked[-1:], run.run_id]
+            self.marked = (*self.marked[-1:], run.run_id)
         # only the mark cell changes: the cursor stays where the operator is
         table.update_cell(run.run_id, "mark", "•" if run.run_id in self.marked else " ")
 
@@ -108,34 +108,32 @@ class HistoryPane(Vertical):
         if run is not None:
             self.show_run(run.run_id)
 
-    @work(thread=True, exclusive=True, group="history-detail", exit_on_error=False, description="open a run")
+    @in_thread("history-detail", "open a run")
     def show_run(self, run_id: str) -> None:
         from opsdash.ops import history as past
 
         detail = past.show(self.ctx.ops, run_id)
         run = detail.run
-        text = Text()
-        text.append(f"{run.kind} {run.run_id}  ", style="bold")
-        text.append(run.verdict.value, style=SEVERITY_STYLE[run.verdict])
-        text.append(f"  {run.started_at}  by {clean(run.operator)}\n")
+        parts: list[Part] = [(f"{run.kind} {run.run_id}  ", "bold"), severity(run.verdict.value, run.verdict)]
+        parts.append(f"  {run.started_at}  by {clean(run.operator)}\n")
         if detail.report is None:
             state = detail.session
             for index, st in enumerate(state.steps if state else []):
-                text.append(f"  {index + 1}. {st.status.value:11} {clean(st.note)}\n")
+                parts.append(f"  {index + 1}. {st.status.value:11} {clean(st.note)}\n")
             for event in (state.events if state else [])[-15:]:
-                text.append(
-                    f"  {event['at'][11:19]} {event['event']} {clean(event['detail'])[:80]}\n", style="dim"
+                parts.append(
+                    (f"  {event['at'][11:19]} {event['event']} {clean(event['detail'])[:80]}\n", "dim")
                 )
         else:
             for f in detail.report.sorted_findings():
-                text.append(f"  {f.severity.value:7}", style=SEVERITY_STYLE[f.severity])
-                text.append(f" {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n")
+                parts.append(severity(f"  {f.severity.value:7}", f.severity))
+                parts.append(f" {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n")
             if not detail.report.findings:
-                text.append("  no findings\n")
-        self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
+                parts.append("  no findings\n")
+        self.app.call_from_thread(self._show_detail, Content.assemble(*parts))
 
-    def action_filter(self) -> None:
-        self.query_one(FilteredTable).open_filter()
+    def _show_detail(self, content: Content) -> None:
+        self.query_one("#run-detail", Static).update(content)
 
     def action_diff(self) -> None:
         if len(self.marked) != 2:
@@ -154,36 +152,28 @@ class HistoryPane(Vertical):
             return
         self.diff(*self.marked)
 
-    @work(
-        thread=True, exclusive=True, group="history-detail", exit_on_error=False, description="diff two runs"
-    )
+    @in_thread("history-detail", "diff two runs")
     def diff(self, a_id: str, b_id: str) -> None:
         from opsdash.ops import history as past
 
         compared = past.diff(self.ctx.ops, a_id, b_id, oldest_first=True)
         a, b, result = compared.a, compared.b, compared.diff
-        text = Text(f"diff {a.run_id} → {b.run_id}\n", style="bold")
+        parts: list[Part] = [(f"diff {a.run_id} → {b.run_id}\n", "bold")]
         if result.empty:
-            text.append("  no differences in findings or environment\n")
+            parts.append("  no differences in findings or environment\n")
         for f in result.new:
-            text.append(
-                f"  + {f.severity.value:7} {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n",
-                style=SEVERITY_STYLE[f.severity],
-            )
+            line = f"  + {f.severity.value:7} {f.rule}  {clean(f.subject)}: {clean(f.detail)}\n"
+            parts.append(severity(line, f.severity))
         for f in result.resolved:
-            text.append(f"  - resolved {f.rule}  {clean(f.subject)}\n", style="green")
+            parts.append(severity(f"  - resolved {f.rule}  {clean(f.subject)}\n", Severity.OK))
         for old, new in result.changed:
-            text.append(
-                f"  ~ {new.rule}  {clean(new.subject)}: {old.severity.value} → {new.severity.value}\n",
-                style="yellow",
-            )
+            line = f"  ~ {new.rule}  {clean(new.subject)}: {old.severity.value} → {new.severity.value}\n"
+            parts.append(severity(line, Severity.WARN))
         for key in result.env_changed:
-            text.append(f"  ~ env {key}: value changed (fingerprint differs)\n", style="yellow")
-        for key in result.env_added:
-            text.append(f"  + env {key}\n")
-        for key in result.env_removed:
-            text.append(f"  - env {key}\n")
-        self.app.call_from_thread(self.query_one("#run-detail", Static).update, text)
+            parts.append(severity(f"  ~ env {key}: value changed (fingerprint differs)\n", Severity.WARN))
+        parts += [f"  + env {key}\n" for key in result.env_added]
+        parts += [f"  - env {key}\n" for key in result.env_removed]
+        self.app.call_from_thread(self._show_detail, Content.assemble(*parts))
 
     @on(OpsTable.RowSelected, "#runs")
     def selected(self, event: OpsTable.RowSelected) -> None:

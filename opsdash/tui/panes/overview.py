@@ -3,30 +3,28 @@ in their live state, the worst findings, active alerts, and the last preflight a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid
+from textual.content import Content
 from textual.widgets import Static
 
+from opsdash.core.findings import Severity
 from opsdash.core.readiness import Verdict
-from opsdash.tui.context import DashboardContext
-from opsdash.tui.messages import OverviewChanged
+from opsdash.tui.messages import OpenAlertsRead
+from opsdash.tui.panes.base import Pane, in_thread
 from opsdash.tui.safe import clean
-from opsdash.tui.style import SEVERITY_STYLE, gate_style
+from opsdash.tui.style import Part, gate_style, severity
 
 if TYPE_CHECKING:
     from opsdash.storage.rows import AlertRow
 
 
-class OverviewPane(Vertical):
-    def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ctx = ctx
-        self.alerts: list[AlertRow] = []
-        self.deploys: list[str] = []
+class OverviewPane(Pane):
+    alerts: Sequence[AlertRow] = ()  # the open alerts, as last read
+    deploys: Sequence[str] = ()  # the last preflight and verify-deploy runs, one line each
 
     def compose(self) -> ComposeResult:
         yield Static("", id="gate")
@@ -48,19 +46,13 @@ class OverviewPane(Vertical):
         self.refresh_history()
         self.render_all()
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="overview",
-        exit_on_error=False,
-        description="load alerts and deploys",
-    )
+    @in_thread("overview", "load alerts and deploys")
     def refresh_history(self) -> None:
         from opsdash.ops.history import overview
         from opsdash.ops.runbooks import unfinished
 
         session = unfinished(self.ctx.ops)
-        self.ctx.picture.unfinished = (
+        resume = (
             "" if session is None else f"{session.runbook_id} unfinished (step {session.current_step + 1})"
         )
         seen = overview(self.ctx.ops)
@@ -69,11 +61,13 @@ class OverviewPane(Vertical):
             f"{r.kind:13} {r.verdict.value:7} {r.started_at[:16].replace('T', ' ')}  {r.run_id}"
             for r in deploys
         ]
-        self.app.call_from_thread(self._history_loaded, alerts, lines)
+        self.app.call_from_thread(self._history_loaded, alerts, lines, resume)
 
-    def _history_loaded(self, alerts: list[AlertRow], deploys: list[str]) -> None:
+    def _history_loaded(self, alerts: list[AlertRow], deploys: list[str], unfinished: str) -> None:
+        """On the UI thread: the picture every view reads changes only here."""
+        self.ctx.picture.unfinished = unfinished
         self.alerts, self.deploys = alerts, deploys
-        self.post_message(OverviewChanged("alerts", [a.contribution() for a in alerts]))
+        self.post_message(OpenAlertsRead([a.contribution() for a in alerts]))
         self.app.show_verdict()  # type: ignore[attr-defined]  # the header offers an unfinished session
         self.render_all()
 
@@ -86,35 +80,37 @@ class OverviewPane(Vertical):
             return
         verdict = self.gate()
         self.query_one("#gate", Static).update(
-            Text.assemble((f" {verdict.headline} ", gate_style(verdict.label)), f"  {verdict.reason}")
+            Content.assemble((f" {verdict.headline} ", gate_style(verdict.label)), f"  {verdict.reason}")
         )
         picture = self.ctx.picture
-        checks = Text(no_wrap=True, overflow="ellipsis")
+        checks: list[Part] = []
         ordered = sorted(picture.states.items(), key=lambda kv: (-kv[1].shown.rank, kv[0]))
         for name, state in ordered:
-            checks.append(f"{state.label:8}", style=SEVERITY_STYLE[state.shown])
+            checks.append(severity(f"{state.label:8}", state.shown))
             summary = state.last.summary if state.last else "not checked yet"
             checks.append(f" {clean(name)}  {clean(summary)}\n")
         if picture.paused and ordered:
-            checks.append("stale: polling paused (p in Health resumes)\n", style="bold")
-        self.query_one("#overview-checks", Static).update(checks or "no check results yet")
+            checks.append(("stale: polling paused (p in Health resumes)\n", "bold"))
+        self.query_one("#overview-checks", Static).update(Content.assemble(*checks) or "no check results yet")
         report = picture.report
-        findings = Text(no_wrap=True, overflow="ellipsis")
+        findings: list[Part] = []
         for f in report.sorted_findings()[:6] if report else []:
-            findings.append(f"{f.severity.value:8}", style=SEVERITY_STYLE[f.severity])
+            findings.append(severity(f"{f.severity.value:8}", f.severity))
             findings.append(f" {f.rule}  {clean(f.subject)}\n")
         self.query_one("#overview-findings", Static).update(
-            findings or ("no findings" if report else "not validated yet")
+            Content.assemble(*findings) or ("no findings" if report else "not validated yet")
         )
-        alerts = Text(no_wrap=True, overflow="ellipsis")
+        alerts: list[Part] = []
         for a in self.alerts[-6:]:
-            alerts.append(f"{a.severity:8}", style=SEVERITY_STYLE[a.level])
+            alerts.append(severity(f"{a.severity:8}", a.level))
             alerts.append(f" {clean(a.title)}\n")
-        self.query_one("#overview-alerts", Static).update(alerts or "no active alerts")
-        deploy = Text()
+        self.query_one("#overview-alerts", Static).update(Content.assemble(*alerts) or "no active alerts")
+        deploy: list[Part] = []
         if picture.unfinished:
             deploy.append(
-                f"runbook {picture.unfinished}: press 5, then Enter, to resume\n", style="bold yellow"
+                severity(
+                    f"runbook {picture.unfinished}: press 5, then Enter, to resume\n", Severity.WARN, "bold"
+                )
             )
         deploy.append("\n".join(self.deploys) or "no preflight yet: run 'opsdash preflight' before a deploy")
-        self.query_one("#overview-deploy", Static).update(deploy)
+        self.query_one("#overview-deploy", Static).update(Content.assemble(*deploy))

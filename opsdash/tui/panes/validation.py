@@ -2,56 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
-from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.widgets import Static
 
 from opsdash.core.errors import OpsdashError
 from opsdash.core.findings import Finding, Report
 from opsdash.core.readiness import gate
 from opsdash.core.secrets import redactor
-from opsdash.tui.context import DashboardContext
-from opsdash.tui.messages import OpenRunbook, OverviewChanged, ValidationCompleted, ValidationFailed
+from opsdash.tui.messages import ValidationCompleted, ValidationFailed, ValidationShown
+from opsdash.tui.panes.base import Item, ItemPane, in_thread, item_keys
 from opsdash.tui.safe import clean, safe
-from opsdash.tui.style import SEVERITY_STYLE
+from opsdash.tui.style import HINT, Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
-__all__ = ["SEVERITY_STYLE", "ValidationPane", "finding_text"]
 
-
-def finding_text(f: Finding) -> Text:
-    text = Text()
-    text.append(f"{clean(f.title)}\n", style="bold")
-    text.append(f"{clean(f.detail)}\n")
+def finding_text(f: Finding) -> Content:
+    parts: list[Part] = [(f"{clean(f.title)}\n", "bold"), f"{clean(f.detail)}\n"]
     for key, value in f.evidence.items():
-        text.append(f"{key}: ", style="dim")
-        text.append(f"{clean(value)}\n")
-    text.append(f"fix: {f.remediation}", style="cyan")
+        parts += [(f"{key}: ", "dim"), f"{clean(value)}\n"]
+    parts.append((f"fix: {f.remediation}", HINT))
     if f.runbook:
-        text.append(f"  (runbook: {f.runbook} — press o)", style="cyan")
-    return text
+        parts.append((f"  (runbook: {f.runbook} — press o)", HINT))
+    return Content.assemble(*parts)
 
 
-class ValidationPane(Vertical):
+class ValidationPane(ItemPane):
     BINDINGS: ClassVar = [
         Binding("r", "rerun", "Re-run", id="validation.rerun", tooltip="Validate the environment again"),
-        Binding(
-            "o", "open_runbook", "Runbook", id="validation.open_runbook", tooltip="Open the finding's runbook"
-        ),
-        Binding("y", "copy", "Copy", id="validation.copy", tooltip="Copy the finding to the clipboard"),
-        Binding("slash", "filter", "Filter", id="validation.filter", tooltip="Filter the findings"),
+        *item_keys("validation", "finding", "the finding"),
     ]
+    NO_RUNBOOK = "This finding has no runbook."
 
-    def __init__(self, ctx: DashboardContext, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.ctx = ctx
-        self.findings: list[Finding] = []
-        self.report: Report | None = None
+    report: Report | None = None  # the report shown
+    findings: Sequence[Finding] = ()  # its findings, worst first: the table's rows
 
     def compose(self) -> ComposeResult:
         yield Static("validating…" if self.ctx.live else "not validated yet", id="verdict")
@@ -71,7 +61,7 @@ class ValidationPane(Vertical):
         if self.ctx.loaded is not None:
             self.run_validation()
 
-    @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validate")
+    @in_thread("validate", "validate")
     def run_validation(self, reload: bool = True) -> None:
         from opsdash.ops import validation
 
@@ -104,7 +94,7 @@ class ValidationPane(Vertical):
         verdict.set_classes("unknown")
         verdict.update(safe(f"UNKNOWN — could not validate: {message.error}"))
         self.app.notify(clean(message.error), title="Validation failed", severity="error", markup=False)
-        self.post_message(OverviewChanged("validation", None))
+        self.post_message(ValidationShown(None))
 
     @on(ValidationCompleted)
     def show_report(self, message: ValidationCompleted) -> None:
@@ -123,7 +113,7 @@ class ValidationPane(Vertical):
             table.clear()
             for index, f in enumerate(self.findings):
                 table.add_row(
-                    Text(f.severity.value, style=SEVERITY_STYLE[f.severity]),
+                    severity(f.severity.value, f.severity),
                     f.category,
                     f.rule,
                     safe(f.subject),
@@ -131,14 +121,11 @@ class ValidationPane(Vertical):
                 )
         current = table.current_key
         self._show_detail(int(current) if current is not None else 0)
-        self.post_message(OverviewChanged("validation", report))
+        self.post_message(ValidationShown(report))
 
     @on(OpsTable.RowHighlighted, "#findings")
     def highlighted(self, event: OpsTable.RowHighlighted) -> None:
         self._show_detail(int(event.row_key.value or 0))
-
-    def action_filter(self) -> None:
-        self.query_one(FilteredTable).open_filter()
 
     def current(self) -> Finding | None:
         if not self.findings:
@@ -153,20 +140,9 @@ class ValidationPane(Vertical):
             return
         detail.update(finding_text(self.findings[min(index, len(self.findings) - 1)]))
 
-    def action_open_runbook(self) -> None:
-        finding = self.current()
-        if finding is None or not finding.runbook:
-            self.app.notify("This finding has no runbook.", severity="warning")
-            return
-        self.post_message(OpenRunbook(finding.runbook))
-
-    def action_copy(self) -> None:
-        finding = self.current()
-        if finding is None:
-            return
-        text = (
-            f"[{finding.severity.value}] {finding.rule} {finding.subject}: {finding.detail}\n"
-            f"fix: {finding.remediation}"
-        )
-        self.app.copy_to_clipboard(redactor.redact(text))
-        self.app.notify("Finding copied to the clipboard.")
+    def current_item(self) -> Item | None:
+        f = self.current()
+        if f is None:
+            return None
+        text = f"[{f.severity.value}] {f.rule} {f.subject}: {f.detail}\nfix: {f.remediation}"
+        return Item("Finding", text, f.runbook)

@@ -7,13 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.events import Resize
 from textual.message import Message
+from textual.style import Style
 from textual.widgets import DataTable, Input
 from textual.widgets._data_table import ColumnKey, RowKey
 
@@ -24,6 +29,33 @@ class Col:
     width: int  # the fixed width, or the minimum of a flexible column
     flex: int = 0  # share of the spare width (0: fixed)
     key: str | None = None
+
+
+class Painted:
+    """A `Content` cell. DataTable paints Rich renderables, which know no theme variables; this one
+    resolves its styles (`$severity-crit`) against the app's theme each time it is painted, so a
+    theme switch recolours the table like everything else."""
+
+    def __init__(self, content: Content) -> None:
+        self.content = content
+
+    def __str__(self) -> str:
+        return self.content.plain
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for text, style in self.content.render(end="", parse_style=_parse):
+            yield Segment(text, style.rich_style)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.content.cell_length, self.content.cell_length)
+
+
+def _parse(style: str | Style) -> Style:
+    return style if isinstance(style, Style) else Style.parse(style)  # the running app's variables
+
+
+def _cell(value: Any) -> Any:
+    return Painted(value) if isinstance(value, Content) else value
 
 
 class OpsTable(DataTable[Any]):
@@ -81,6 +113,7 @@ class OpsTable(DataTable[Any]):
         self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None
     ) -> RowKey:
         name = key if key is not None else str(len(self._keys))
+        cells = tuple(map(_cell, cells))
         self._all[name] = list(cells)
         self._keys.append(name)
         if self._matches(cells):
@@ -109,6 +142,7 @@ class OpsTable(DataTable[Any]):
         update_width: bool = False,
     ) -> None:
         name = row_key.value if isinstance(row_key, RowKey) else row_key
+        value = _cell(value)
         cells = self._all.get(str(name))
         if cells is not None:
             index = self.get_column_index(column_key)
