@@ -20,7 +20,7 @@ Deliberate differences, asserted as such:
 - stripe-python never rejects a timestamp from the future; opsdash does beyond the tolerance
   (from-the-future), as it does for every timestamped scheme.
 - A body that is not UTF-8 makes stripe-python raise UnicodeDecodeError; opsdash verifies the raw
-  bytes (test_a_body_that_is_not_utf8_is_verified_on_its_bytes), as standardwebhooks 1.3.0 does.
+  bytes (test_a_stripe_body_that_is_not_utf8_is_verified_on_its_bytes), as standardwebhooks 1.3.0 does.
 
 An empty or blank secret is refused by all three libraries and by opsdash
 (test_an_empty_secret_is_refused_as_the_libraries_refuse_it).
@@ -506,7 +506,7 @@ def test_stripe_future_timestamps_are_the_one_deliberate_difference() -> None:
     assert verdict.outcome is Outcome.FUTURE and "in the future" in verdict.message
 
 
-def test_a_body_that_is_not_utf8_is_verified_on_its_bytes() -> None:
+def test_a_stripe_body_that_is_not_utf8_is_verified_on_its_bytes() -> None:
     body = b'{"id":"evt_\xff"}'
     header = f"t={NOW},v1={_hex_hmac(STRIPE_SECRET, f'{NOW}.'.encode() + body)}"
     with pytest.raises(UnicodeDecodeError):  # stripe-python decodes the body before it checks anything
