@@ -132,10 +132,8 @@ class IKhokha(Scheme):
     def warnings(self, options: SchemeOptions) -> tuple[str, ...]:
         if options.app_id is not None:
             return ()
-        return (
-            "IK-APPID was not checked: no application id is configured (set webhook.app_id_variable "
-            "or provider.app_id_variable), so a callback signed for another application is accepted",
-        )
+        # the operator guide says what follows: a callback for another application is accepted
+        return ("IK-APPID was not checked: no application id is configured (webhook.app_id_variable)",)
 
     def message(
         self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
