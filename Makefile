@@ -16,7 +16,7 @@ STRESSED := tests/tui tests/unit/core/runbooks tests/unit/ops/test_serve.py test
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-stress lint typecheck check bench prometheus screenshots docs lock upgrade-deps torture clean
+.PHONY: help install demo test test-stress lint typecheck check bench prometheus screenshots docs lock upgrade-deps webhook-drift torture clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ upgrade-deps: $(STAMP) ## Move the lock to the newest releases, install them, ru
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	@git --no-pager diff --stat -- $(LOCK) || true
 	$(BIN)/python -m pytest -n $(WORKERS) $(PARITY)
+
+webhook-drift: $(STAMP) ## The webhook parity tests against the newest provider libraries (scratch venv; exit 1 on drift)
+	$(BIN)/python scripts/webhook_drift.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

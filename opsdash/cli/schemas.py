@@ -252,6 +252,9 @@ class WebhookVerify(_Fixed):
     timestamp: int | None = Field(description="The delivery's signed timestamp (UNIX seconds).")
     clock_skew_s: float | None = Field(description="Now minus the delivery's timestamp, in seconds.")
     secret_index: int | None = Field(description="Which active secret verified it (while rotating).")
+    warnings: list[str] = Field(
+        description="What was not checked: iKhokha's IK-APPID when no application id is configured."
+    )
     alert: WebhookAlert | None = Field(description="An alert raised by this delivery, or null.")
 
 

@@ -119,6 +119,8 @@ def webhook_verify(
             emit(f"  delivery id: {visible(verdict.delivery_id)}")
         if verdict.skew_s is not None:
             emit(f"  clock skew: {verdict.skew_s:+.0f} s (now minus the delivery's timestamp)")
+        for warning in verdict.warnings:
+            emit(click.style(f"  WARNING: {visible(warning)}", fg="yellow"))
         if alert:
             emit(click.style(f"  ALERT: {alert.detail}", fg="red"), err=True)
     sys.exit(0 if verdict.ok else 2)

@@ -10,6 +10,7 @@ import secrets as random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from opsdash.core.alerts import WEBHOOK_BURST
 from opsdash.core.envfiles import EnvSnapshot
@@ -31,10 +32,13 @@ from opsdash.ops.base import Ops
 from opsdash.storage.history import History
 from opsdash.storage.rows import AlertRow
 
+_EMPTY = "the secret is empty (or only blanks), and an HMAC with an empty key is one anybody can compute"
+
 
 def _env_or_process(name: str, env: EnvSnapshot | None, process_env: Mapping[str, str]) -> str | None:
-    value = env.get(name) if env is not None else None
-    return value or process_env.get(name) or None
+    """The variable's value in the env files, else in the environment; "" when set but empty."""
+    values = [env.get(name) if env is not None else None, process_env.get(name)]
+    return next((v for v in values if v), next((v for v in values if v is not None), None))
 
 
 def verifier_for(
@@ -53,16 +57,23 @@ def verifier_for(
     provider = profile.provider if profile is not None else None
     chosen = scheme or cfg.scheme
     if secret_envs:
-        missing = [v for v in secret_envs if not process_env.get(v)]
+        missing = [v for v in secret_envs if v not in process_env]
         if missing:
             raise ConfigError(f"--secret-env {', '.join(missing)}: not set in the environment")
+        empty = [v for v in secret_envs if not process_env[v].strip()]
+        if empty:
+            raise ConfigError(f"--secret-env {', '.join(empty)}: {_EMPTY}")
         secrets_ = [process_env[v] for v in secret_envs]
     else:
         names = cfg.secret_variables or [v for v in [provider and provider.webhook_secret_variable] if v]
         if not names:
             raise ConfigError("no webhook secret: pass --secret-env VAR, or set webhook.secret_variables")
-        secrets_ = [s for s in (_env_or_process(n, env, process_env) for n in names) if s]
+        found = [_env_or_process(n, env, process_env) for n in names]
+        secrets_ = [s for s in found if s and s.strip()]
         if not secrets_:
+            blank = [n for n, s in zip(names, found, strict=True) if s is not None and not s.strip()]
+            if blank:
+                raise ConfigError(f"webhook secret {', '.join(blank)}: {_EMPTY}")
             raise ConfigError(f"webhook secret {', '.join(names)} is not set in the env files or environment")
     for value in secrets_:
         redactor.register(value)
@@ -95,9 +106,10 @@ def _app_id(
     if not name:
         return None
     value = _env_or_process(name, env, process_env)
-    if value is None:
+    if value is None or not value.strip():
         raise ConfigError(
-            f"{name} ({where}) is not set in the env files or environment: IK-APPID cannot be checked "
+            f"{name} ({where}) is {'empty' if value is not None else 'not set'} in the env files or "
+            "environment: IK-APPID cannot be checked "
             "against the application id"
         )
     return value
@@ -179,12 +191,14 @@ def record_delivery(
     verdict = verifier.verify(delivery, now)
     # the source is stored and shown: a control character or lone surrogate in it must not stop that
     source = visible(delivery.source_ip[:100]) if delivery.source_ip else "unknown"
-    details = {
+    details: dict[str, Any] = {
         "scheme": verdict.scheme,
         "message": verdict.message,
         "delivery_id": verdict.delivery_id,
         "clock_skew_s": verdict.skew_s,
     }
+    if verdict.warnings:
+        details["warnings"] = list(verdict.warnings)
     if verdict.ok:
         action, kind = "webhook-verify", "operator_action"
     else:

@@ -67,6 +67,14 @@ def _source_allowed(ip: str, networks: Sequence[str]) -> bool:
     return False
 
 
+def _refuse_empty(secrets: Sequence[str]) -> None:
+    """An empty secret is no secret: an HMAC with an empty key is one anybody can compute."""
+    for number, secret in enumerate(secrets, 1):
+        if not secret.strip():
+            which = f"webhook secret #{number}" if len(secrets) > 1 else "the webhook secret"
+            raise ValueError(f"{which} is empty: anybody could sign with it; set the real secret")
+
+
 @dataclass
 class Verifier:
     scheme: str
@@ -80,6 +88,7 @@ class Verifier:
             raise ValueError(f"unknown scheme {self.scheme!r}; known: {', '.join(SCHEMES)}")
         if not self.secrets:
             raise ValueError("no webhook secret to verify with")
+        _refuse_empty(self.secrets)
         for net in self.allowed_sources:
             ipaddress.ip_network(net, strict=False)  # a bad CIDR is a config error, raised here
         if not (math.isfinite(self.options.tolerance) and self.options.tolerance >= 1):
@@ -87,6 +96,7 @@ class Verifier:
         scheme = SCHEMES[self.scheme]
         scheme.check(self.options)  # a bad template is a config error here, not a failure per delivery
         self._keys = [scheme.key(s) for s in self.secrets]
+        self.warnings = scheme.warnings(self.options)
 
     def _match(self, parsed: Parsed) -> int | None:
         """The index of the first secret whose signature is among the delivery's, if any."""
@@ -112,6 +122,7 @@ class Verifier:
                 parsed.delivery_id if parsed else None,
                 parsed.timestamp if parsed else None,
                 None if sent is None else round(now - sent, 3),
+                warnings=self.warnings,
                 **extra,
             )
 
@@ -150,9 +161,10 @@ class Verifier:
             )
         if matched is None:
             skew = "" if parsed.sent is None else f" (clock skew {now - parsed.sent:+.0f} s, not the cause)"
+            skipped = f"; {parsed.skipped}" if parsed.skipped else ""
             return verdict(
                 Outcome.BAD_SIGNATURE,
-                f"no signature matches any of the {len(self._keys)} active secret(s){skew}",
+                f"no signature matches any of the {len(self._keys)} active secret(s){skew}{skipped}",
                 parsed,
             )
         if parsed.sent is not None:
@@ -201,6 +213,7 @@ def sign(
 ) -> dict[str, str]:
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; known: {', '.join(SCHEMES)}")
+    _refuse_empty([secret])
     return SCHEMES[scheme].sign(
         secret, delivery, options or SchemeOptions(), timestamp=timestamp, delivery_id=delivery_id
     )

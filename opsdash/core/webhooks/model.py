@@ -52,6 +52,7 @@ class Verdict:
     timestamp: int | None = None
     skew_s: float | None = None  # now - timestamp; reported even when the signature is bad
     secret_index: int | None = None  # which active secret verified (rotation)
+    warnings: tuple[str, ...] = ()  # what was not checked (iKhokha's IK-APPID with no app id configured)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,7 @@ class Verdict:
             "timestamp": self.timestamp,
             "clock_skew_s": self.skew_s,
             "secret_index": self.secret_index,
+            "warnings": list(self.warnings),
         }
 
 

@@ -98,6 +98,19 @@ def digest_b64(value: str, what: str, size: int) -> bytes:
     return raw
 
 
+def canonical_b64(text: str, size: int) -> bytes | None:
+    """The bytes `text` encodes when it is exactly the base64 a signer writes for `size` bytes (what
+    the Standard Webhooks library compares against), else None: no missing or extra padding, no
+    padding bits set, nothing outside the alphabet."""
+    if not text.isascii():
+        return None
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return raw if len(raw) == size and base64.b64encode(raw).decode() == text else None
+
+
 def lower_hex_64(value: str, what: str) -> bytes:
     if not LOWER_HEX_64.fullmatch(value):
         raise Malformed(f"{what} is not 64 lowercase hex digits")
@@ -133,6 +146,7 @@ class Parsed:
     delivery_id: str | None = None  # shown, stored and compared for replays: control characters escaped
     broken: str | None = None  # an entry after `signatures` that the provider's library fails on
     instant: float | None = None  # the timestamp with the fraction the library keeps, for the tolerance
+    skipped: str | None = None  # entries passed over as the provider's library does, said on a mismatch
 
     @property
     def sent(self) -> float | None:

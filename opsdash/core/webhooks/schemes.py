@@ -1,12 +1,28 @@
 """The signature schemes: how each provider signs a delivery, and how to read its headers.
 
 Where a provider ships an official library, `parse` reads the headers exactly as that library does
-(stripe-python, svix/standardwebhooks, slack_sdk; tests/unit/core/test_webhooks_parity.py holds them
-to it), so a delivery is accepted here when the provider's own code would accept it. Where that code
-raises on junk (say a Standard Webhooks entry with no comma before the valid one), it would never
-accept the delivery, so it is malformed here. GitHub and Shopify publish reference code instead:
+(stripe-python, standardwebhooks/svix, slack_sdk; tests/unit/core/test_webhooks_parity.py holds them
+to it at the versions the lock pins, and scripts/webhook_drift.py against the newest releases), so a
+delivery is accepted here when the provider's own code would accept it. Where that code raises on
+junk (a non-ASCII Stripe v1 item before the valid one), it would never accept the delivery, so it is
+malformed here; where it passes over junk (Standard Webhooks entries, as its spec says: try each
+signature until one matches), so does opsdash. GitHub and Shopify publish reference code instead:
 their signatures must equal the expected text exactly. Nothing here raises on delivery input except
 `Missing`, `Malformed` and `AppIdMismatch`, which the verifier turns into verdicts.
+
+Deliberate differences from the libraries, each for a reason an operator can check:
+- Stripe: a timestamp more than the tolerance in the future is rejected (from-the-future);
+  stripe-python only rejects old ones. A replayed-in-advance delivery is as suspect as a late one.
+- Stripe: a body that is not UTF-8 is verified on its bytes; stripe-python raises
+  UnicodeDecodeError before it checks anything. What was signed is bytes.
+- Standard Webhooks: the whsec_ secret must be strict base64 (the library drops characters outside
+  the alphabet, so a URL-safe or mistyped secret silently becomes another key); a bad one is a
+  config error when the profile loads, not a bad-signature on every delivery.
+- iKhokha (no library): without a configured application id, IK-APPID cannot be checked; the
+  verdict says so in its warnings rather than accepting any IK-APPID without a word.
+An empty or blank secret is refused for every scheme (Verifier and sign raise ValueError), as
+stripe-python, slack_sdk and standardwebhooks refuse theirs: an HMAC with an empty key is one
+anybody can compute.
 """
 
 from __future__ import annotations
@@ -26,6 +42,7 @@ from opsdash.core.webhooks.reading import (
     Missing,
     Parsed,
     body_id,
+    canonical_b64,
     datetime_seconds,
     digest_b64,
     header_id,
@@ -54,6 +71,10 @@ class Scheme:
 
     def check(self, options: SchemeOptions) -> None:
         """Raise ValueError for options this scheme cannot work with."""
+
+    def warnings(self, options: SchemeOptions) -> tuple[str, ...]:
+        """What these options leave unchecked: said with every verdict, never silently."""
+        return ()
 
     def message(
         self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
@@ -107,6 +128,12 @@ class IKhokha(Scheme):
 
     def check(self, options: SchemeOptions) -> None:
         parse_template(options.message_template, IKHOKHA_FIELDS, "webhook.message_template")
+
+    def warnings(self, options: SchemeOptions) -> tuple[str, ...]:
+        if options.app_id is not None:
+            return ()
+        # the operator guide says what follows: a callback for another application is accepted
+        return ("IK-APPID was not checked: no application id is configured (webhook.app_id_variable)",)
 
     def message(
         self, delivery: Delivery, options: SchemeOptions, stamp: str | None, msg_id: str | None
@@ -210,11 +237,14 @@ class Stripe(Scheme):
 
 
 class StandardWebhooks(Scheme):
-    """As the svix library reads them (it wraps the standardwebhooks library): each of id, timestamp
-    and signature from its svix- header when that is present, else from its webhook- header; entries
-    split on single spaces, each "version,signature" with exactly one comma; base64 decoded leniently
-    as base64.b64decode does. Entries are tried in order until one matches, and an entry the library
-    fails on (no comma, or base64 it cannot decode) ends the search."""
+    """As the Standard Webhooks spec and its library (standardwebhooks 1.3.0, which svix 2.9.1 wraps)
+    read them: each of id, timestamp and signature from its svix- header when that is present, else
+    from its webhook- header; the signature header is a list of entries split on single spaces, and
+    the delivery is authentic when one entry is exactly "v1," followed by the canonical base64 of the
+    expected digest (the library compares the whole text). The spec has the receiver try each
+    signature until one matches, so entries that match nothing (junk, other versions such as v1a,
+    non-canonical base64: missing padding, set padding bits, stray characters) are skipped, wherever
+    they stand; if none matches, the verdict is bad-signature and says how many were skipped."""
 
     name = "standard"
     timestamped = True
@@ -255,26 +285,28 @@ class StandardWebhooks(Scheme):
         value = self._pick(delivery, "signature")
         message = self.message(delivery, options, str(timestamp), msg_id)
         signatures: list[bytes] = []
-        broken = None
+        skipped = 0
         for entry in value.split(" "):
-            parts = entry.split(",")
-            if len(parts) != 2:
-                broken = f"webhook-signature entry {entry[:40]!r} is not version,signature"
-                break
-            if parts[0] != "v1":
-                continue
-            try:
-                signatures.append(base64.b64decode(parts[1]))
-            except ValueError:  # binascii.Error, or text that is not ASCII
-                broken = f"v1 signature {parts[1][:40]!r} is not base64"
-                break
+            version, comma, text = entry.partition(",")
+            if not entry:
+                continue  # two spaces in a row: the library compares an empty entry, which never matches
+            signature = canonical_b64(text, 32) if version == "v1" and comma else None
+            if signature is None:
+                skipped += 1
+            else:
+                signatures.append(signature)
         return Parsed(
             tuple(signatures),
             self.signed(message, options),
             timestamp,
             visible(msg_id),
-            broken,
             instant=instant,
+            skipped=(
+                f"{skipped} webhook-signature entr{'y' if skipped == 1 else 'ies'} not v1,<canonical "
+                "base64 of 32 bytes> skipped"
+                if skipped
+                else None
+            ),
         )
 
     def headers(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -256,3 +258,53 @@ def test_sign_refuses_a_timestamp_no_receiver_reads(
     )
     assert result.code == 3 and "--timestamp" in result.err and "Traceback" not in result.err
     assert "Stripe-Signature" not in result.out
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_secret_is_refused_by_verify_and_sign(
+    run: Run, body: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("EMPTY_SECRET", value)
+    common = ["--scheme", "github", "--secret-env", "EMPTY_SECRET", "--body", str(body)]
+    header = ["--header", "X-Hub-Signature-256: sha256=" + hmac.new(b"", b"", hashlib.sha256).hexdigest()]
+    for result in (run("webhook", "verify", *common, *header), run("webhook", "sign", *common)):
+        assert result.code == 3, result.out  # a usage/config error, not a verdict
+        assert "--secret-env EMPTY_SECRET: the secret is empty" in result.err
+        assert "Traceback" not in result.err and "VERIFIED" not in result.out
+
+
+def test_an_empty_profile_secret_is_refused(
+    run: Run, project: Project, body: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = good_env()
+    env["IKHOKHA_WEBHOOK_SECRET"] = ""
+    project.write_env(env)
+    monkeypatch.delenv("IKHOKHA_WEBHOOK_SECRET", raising=False)
+    result = run("webhook", "verify", "--config", str(project.profile), "--body", str(body))
+    assert result.code == 3 and "webhook secret IKHOKHA_WEBHOOK_SECRET: the secret is empty" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_ikhokha_with_no_app_id_configured_warns_that_ik_appid_was_not_checked(
+    run: Run, body: Path, secret_env: str
+) -> None:
+    common = ["--scheme", "ikhokha", "--secret-env", secret_env, "--body", str(body)]
+    signed = headers_of(run, *common)
+    assert "--header=IK-APPID: " in signed  # nothing to put there: no application id configured
+    headers = [h if "IK-APPID" not in h else "--header=IK-APPID: IKSOMEBODY-ELSE" for h in signed]
+    result = run("webhook", "verify", *common, *headers)
+    assert result.code == 0 and "VERIFIED" in result.out
+    assert "WARNING: IK-APPID was not checked: no application id is configured" in result.out
+    as_json = json.loads(run("webhook", "verify", *common, *headers, "--json").out)
+    assert [w.split(":")[0] for w in as_json["warnings"]] == ["IK-APPID was not checked"]
+    events = run("audit", "tail", "-n", "10", "--json").out.splitlines()
+    assert any("IK-APPID was not checked" in line for line in events)  # the audit record says it too
+
+
+def test_ikhokha_with_its_app_id_configured_gives_no_warning(run: Run, project: Project, body: Path) -> None:
+    env = good_env()
+    project.write_env(env)
+    common = ["--config", str(project.profile), "--body", str(body)]
+    headers = [h.replace("${IKHOKHA_API_KEY}", env["IKHOKHA_API_KEY"]) for h in headers_of(run, *common)]
+    result = run("webhook", "verify", *common, *headers, "--json")
+    assert result.code == 0 and json.loads(result.out)["warnings"] == []

@@ -121,6 +121,51 @@ def test_ikhokha_escaping_and_app_id() -> None:
     assert unescaped.verify(delivery, NOW).outcome is Outcome.BAD_SIGNATURE
 
 
+def test_ikhokha_without_an_app_id_says_ik_appid_was_not_checked() -> None:
+    secret, body, path = "fake-ik-secret-0123456789abcdef", b'{"paylinkID":"pl_1"}', "/hook"
+    signed = sign("ikhokha", secret, Delivery(body, {}, path))["IK-SIGN"]
+    delivery = Delivery(body, {"IK-APPID": "IKSOMEBODY-ELSE", "IK-SIGN": signed}, path)
+    unchecked = Verifier("ikhokha", [secret]).verify(delivery, NOW)
+    assert unchecked.ok and len(unchecked.warnings) == 1  # verified: the signature is right
+    assert unchecked.warnings[0].startswith("IK-APPID was not checked: no application id is configured")
+    assert unchecked.to_dict()["warnings"] == list(unchecked.warnings)
+    forged = Verifier("ikhokha", [secret]).verify(
+        Delivery(body, {**delivery.headers, "IK-SIGN": "0" * 64}, path), NOW
+    )
+    assert (
+        forged.outcome is Outcome.BAD_SIGNATURE and forged.warnings == unchecked.warnings
+    )  # on failures too
+    checked = Verifier("ikhokha", [secret], SchemeOptions(app_id="IKSOMEBODY-ELSE")).verify(delivery, NOW)
+    assert checked.ok and checked.warnings == () and checked.to_dict()["warnings"] == []
+    other_scheme = Verifier("github", [secret]).verify(Delivery(body, {}), NOW)
+    assert other_scheme.warnings == ()  # IK-APPID means nothing to GitHub
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@pytest.mark.parametrize("secret", ["", " ", "\t\n"])
+def test_an_empty_secret_is_refused(scheme: str, secret: str) -> None:
+    # an HMAC with an empty key is one anybody can compute: nothing signed with it proves anything
+    with pytest.raises(ValueError, match="the webhook secret is empty"):
+        Verifier(scheme, [secret])
+    with pytest.raises(ValueError, match="webhook secret #2 is empty"):
+        Verifier(scheme, [SECRET, secret])  # one blank among rotating secrets is refused too
+    with pytest.raises(ValueError, match="the webhook secret is empty"):
+        sign(scheme, secret, Delivery(b"{}", {}), timestamp=NOW, delivery_id="msg_1")
+
+
+def test_standard_webhooks_junk_beside_a_valid_entry_is_skipped_and_said_on_a_mismatch() -> None:
+    verifier = Verifier("standard", [SECRET])
+    good = sign("standard", SECRET, Delivery(b"{}", {}), timestamp=NOW, delivery_id="msg_1")
+    sig = good["webhook-signature"]
+    for value in (f"junk {sig}", f"{sig} v1a,xyz", f"v1,a,b  {sig}"):
+        assert verifier.verify(Delivery(b"{}", {**good, "webhook-signature": value}), NOW).ok, value
+    digest = sig.removeprefix("v1,")
+    for value in (f"v1,{digest}=", f"v1,!{digest}", f"v1,{digest[:5]}-{digest[5:]}", f"junk v1,{digest}!"):
+        verdict = verifier.verify(Delivery(b"{}", {**good, "webhook-signature": value}), NOW)
+        assert verdict.outcome is Outcome.BAD_SIGNATURE, value  # the right bytes, not as a signer writes them
+        assert "not v1,<canonical base64 of 32 bytes> skipped" in verdict.message
+
+
 # ---------------------------------------------------------------- properties
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 24).decode()

@@ -1,16 +1,29 @@
 """opsdash accepts a delivery exactly when the provider's official library accepts it.
 
+Checked against (the lock, requirements/dev.txt, pins these; test_the_lock_pins_the_checked_versions
+holds the two together, and scripts/webhook_drift.py runs this module against the newest releases):
+standardwebhooks 1.3.0, svix 2.9.1, stripe 16.1.0, slack-sdk 3.48.0.
+
 Each generated case is a correctly signed delivery, then changed the ways real senders, proxies and
 attackers change them (junk entries, other digits, padding, brands, case, blanks, wrong secret,
 another body, clock skew). The library's verdict is "accepted" when it returns normally (True for
 slack_sdk) and "rejected" when it raises: its own verification error, or an error on junk it did not
 expect, since a webhook handler that raises has not accepted the delivery. 300 cases per scheme.
 
+Standard Webhooks since 1.3.0 (and svix, which wraps it): an entry matches when it is exactly "v1,"
+and the canonical base64 of the digest; every other entry, junk or not, is passed over, as the spec
+says ("try to verify each signature until one matches"). Up to 1.1.0 an entry without one comma,
+or base64 the decoder failed on, ended the search, and non-canonical base64 (no padding, padding
+bits set, stray characters b64decode drops) matched. opsdash follows 1.3.0.
+
 Deliberate differences, asserted as such:
 - stripe-python never rejects a timestamp from the future; opsdash does beyond the tolerance
   (from-the-future), as it does for every timestamped scheme.
-- A body that is not UTF-8 makes the libraries raise UnicodeDecodeError; opsdash verifies the raw
-  bytes (test_a_body_that_is_not_utf8_is_verified_on_its_bytes).
+- A body that is not UTF-8 makes stripe-python raise UnicodeDecodeError; opsdash verifies the raw
+  bytes (test_a_stripe_body_that_is_not_utf8_is_verified_on_its_bytes), as standardwebhooks 1.3.0 does.
+
+An empty or blank secret is refused by all three libraries and by opsdash
+(test_an_empty_secret_is_refused_as_the_libraries_refuse_it).
 
 GitHub and Shopify publish reference code rather than a Python library: opsdash is held to that code.
 """
@@ -22,9 +35,11 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import string
 from collections.abc import Callable
 from datetime import datetime, tzinfo
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
@@ -36,6 +51,9 @@ from hypothesis import strategies as st
 from opsdash.core.webhooks import Delivery, Outcome, SchemeOptions, Verdict, Verifier
 
 NOW = 1_764_150_000
+# The versions this module was last checked against; the lock must pin exactly these
+CHECKED_AGAINST = {"standardwebhooks": "1.3.0", "svix": "2.9.1", "stripe": "16.1.0", "slack-sdk": "3.48.0"}
+LOCK = Path(__file__).resolve().parents[3] / "requirements" / "dev.txt"
 CASES = int(os.environ.get("OPSDASH_WEBHOOK_PARITY_CASES", "300"))  # more for a deeper search by hand
 TOLERANCE = 300  # the libraries' default (Standard Webhooks and Slack: fixed)
 
@@ -189,12 +207,26 @@ def standard_cases(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
         change = draw(st.integers(0, 6))
         at = draw(st.integers(0, len(entries)))
         if change == 0:
-            entries.insert(at, draw(st.sampled_from(["v1,", "v2,"])) + _junk(draw))
+            entries.insert(at, draw(st.sampled_from(["v1,", "v2,", "v1a,", "V1,"])) + _junk(draw))
         elif change == 1:
             entries.insert(at, draw(st.sampled_from(["junk", "", "v1", "v1,a,b", "v1a,xyz"])))
         elif change == 2:
             entries = [
-                e.replace(sig, draw(st.sampled_from([sig.rstrip("="), sig + "!", "!" + sig, sig.lower()])))
+                e.replace(
+                    sig,
+                    draw(
+                        st.sampled_from(
+                            [
+                                sig.rstrip("="),
+                                sig + "!",
+                                "!" + sig,
+                                sig.lower(),
+                                sig + "=",
+                                _padding_bits(sig),
+                            ]
+                        )
+                    ),
+                )
                 for e in entries
             ]
         elif change == 3:
@@ -222,6 +254,12 @@ def standard_cases(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
     if draw(st.integers(0, 9)) == 0:
         headers.pop(draw(st.sampled_from(sorted(headers))))
     return secret, body, headers
+
+
+def _padding_bits(sig: str) -> str:
+    """The same 32 bytes with the unused bits of the last character set: base64 no signer writes."""
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    return sig[:-2] + alphabet[alphabet.index(sig[-2]) | 1] + sig[-1]
 
 
 def standard_accepts(secret: str, body: bytes, headers: dict[str, str]) -> bool:
@@ -384,11 +422,52 @@ ISSUE_CASES = [
         {**STD, "webhook-signature": f"v1,junk v2,x v1,{STD_SIG}"},
         True,
     ),
+    # junk beside a valid entry is passed over wherever it stands (standardwebhooks 1.3.0, the spec)
+    *[
+        (f"standard {name}", "standard", STD_SECRET, {**STD, "webhook-signature": value}, True)
+        for name, value in [
+            ("entry with no comma first", f"junk v1,{STD_SIG}"),
+            ("entry with two commas first", f"v1,a,b v1,{STD_SIG}"),
+            ("v1a entry first (asymmetric)", f"v1a,{STD_SIG} v1,{STD_SIG}"),
+            ("junk after the valid entry", f"v1,{STD_SIG} junk"),
+            ("two spaces between entries", f"v1,junk  v1,{STD_SIG}"),
+            ("non-ASCII entry first", f"v1,é v1,{STD_SIG}"),
+        ]
+    ],
+    # the valid digest written in base64 no signer writes: all three libraries reject it
+    *[
+        (
+            f"standard non-canonical base64: {name}",
+            "standard",
+            STD_SECRET,
+            {**STD, "webhook-signature": value},
+            False,
+        )
+        for name, value in [
+            ("no padding", f"v1,{STD_SIG.rstrip('=')}"),
+            ("extra padding", f"v1,{STD_SIG}="),
+            ("two extra padding", f"v1,{STD_SIG}=="),
+            ("padding bits set", f"v1,{_padding_bits(STD_SIG)}"),
+            ("'!' after", f"v1,{STD_SIG}!"),
+            ("'!' before", f"v1,!{STD_SIG}"),
+            ("tab inside", f"v1,{STD_SIG[:10]}\t{STD_SIG[10:]}"),
+            ("'-' inside", f"v1,{STD_SIG[:10]}-{STD_SIG[10:]}"),
+            ("'_' inside", f"v1,{STD_SIG[:10]}_{STD_SIG[10:]}"),
+            ("'=' inside", f"v1,{STD_SIG[:10]}={STD_SIG[10:]}"),
+        ]
+    ],
     (
-        "standard entry with no comma first",
+        "standard uppercase version V1",
         "standard",
         STD_SECRET,
-        {**STD, "webhook-signature": f"junk v1,{STD_SIG}"},
+        {**STD, "webhook-signature": f"V1,{STD_SIG}"},
+        False,
+    ),
+    (
+        "standard tab between entries",
+        "standard",
+        STD_SECRET,
+        {**STD, "webhook-signature": f"v1,x\tv1,{STD_SIG}"},
         False,
     ),
     ("standard timestamp T.0", "standard", STD_SECRET, {**STD, "webhook-timestamp": f"{NOW}.0"}, True),
@@ -427,12 +506,40 @@ def test_stripe_future_timestamps_are_the_one_deliberate_difference() -> None:
     assert verdict.outcome is Outcome.FUTURE and "in the future" in verdict.message
 
 
-def test_a_body_that_is_not_utf8_is_verified_on_its_bytes() -> None:
+def test_a_stripe_body_that_is_not_utf8_is_verified_on_its_bytes() -> None:
     body = b'{"id":"evt_\xff"}'
     header = f"t={NOW},v1={_hex_hmac(STRIPE_SECRET, f'{NOW}.'.encode() + body)}"
     with pytest.raises(UnicodeDecodeError):  # stripe-python decodes the body before it checks anything
         _library("stripe._webhook").WebhookSignature.verify_header(body, header, STRIPE_SECRET)
     assert _verdict("stripe", STRIPE_SECRET, body, {"Stripe-Signature": header}).ok
+
+
+def test_a_standard_body_that_is_not_utf8_is_verified_on_its_bytes_as_the_library_does() -> None:
+    body = b'{"id":"evt_\xff"}'
+    sig = base64.b64encode(hmac.new(STD_KEY[:31], f"msg_1.{NOW}.".encode() + body, hashlib.sha256).digest())
+    headers = {**STD, "webhook-signature": f"v1,{sig.decode()}"}
+    assert standard_accepts(STD_SECRET, body, headers)  # since 1.3.0: bytes are verified as sent
+    assert _verdict("standard", STD_SECRET, body, headers).ok
+
+
+@pytest.mark.parametrize("secret", ["", "   "])
+def test_an_empty_secret_is_refused_as_the_libraries_refuse_it(secret: str) -> None:
+    with pytest.raises(Exception, match="empty"):
+        _library("slack_sdk.signature").SignatureVerifier(secret)
+    with pytest.raises(_library("standardwebhooks.webhooks").EmptyWebhookSecretError):
+        _library("svix.webhooks").Webhook(secret)
+    header = f"t={NOW},v1={_hex_hmac(secret, f'{NOW}.'.encode() + BODY)}"
+    assert not stripe_accepts(secret, BODY, header)  # "No webhook secret value was provided"
+    for scheme in ("stripe", "standard", "slack", "github", "shopify", "ikhokha", "generic"):
+        with pytest.raises(ValueError, match="empty"):
+            Verifier(scheme, [secret])
+
+
+def test_the_lock_pins_the_checked_versions() -> None:
+    """Moving a library in the lock (make upgrade-deps) without re-checking this module fails here:
+    run scripts/webhook_drift.py, decide the differences, then update CHECKED_AGAINST."""
+    pins = dict(re.findall(r"^([a-z0-9-]+)==(\S+)", LOCK.read_text(), re.MULTILINE))
+    assert {name: pins.get(name) for name in CHECKED_AGAINST} == CHECKED_AGAINST
 
 
 # ---------------------------------------------------------------- GitHub and Shopify reference code
