@@ -19,9 +19,9 @@ from opsdash.core.runbooks.executor import (
     SessionStatus,
     StepNotAllowed,
     StepStatus,
-    _live_members,
     command_alive,
 )
+from opsdash.core.runbooks.process import _live_members
 from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
