@@ -187,7 +187,8 @@ async def test_parameters_say_what_they_want_and_esc_closes(demo_process: Demo, 
         # pre-filled from [deploy] version_url (the demo serves {"previous": ...})
         from opsdash.demo.target import PREVIOUS_VERSION
 
-        assert app.screen.query_one("#param-release", Input).value == PREVIOUS_VERSION
+        field = app.screen.query_one("#param-release", Input)
+        await until(pilot, lambda: field.value == PREVIOUS_VERSION)  # looked up while the dialog is up
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, ParametersScreen)

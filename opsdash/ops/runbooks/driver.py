@@ -48,7 +48,7 @@ class StepDriver:
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
-        self._subscribers: list[Callable[[Event], None]] = []
+        self._subscribers: list[Callable[[Event], object]] = []
         self._queue: deque[tuple[str, str]] = deque()
         self._cond = threading.Condition()
         self._pending = 0  # actions asked for and not yet done
@@ -71,7 +71,7 @@ class StepDriver:
     def session_id(self) -> str:
         return self.executor.state.id
 
-    def subscribe(self, subscriber: Callable[[Event], None]) -> None:
+    def subscribe(self, subscriber: Callable[[Event], object]) -> None:
         self._subscribers.append(subscriber)
 
     def start(self) -> None:
@@ -93,12 +93,9 @@ class StepDriver:
     def interrupt(self, reason: str) -> None:
         """Stop the running command: the one the worker runs (it records the result), or one
         another opsdash started that the worker is watching."""
-        ex = self.executor
-        if ex.control_active:
-            try:
-                ex.interrupt(reason)
-            except StepNotAllowed as exc:  # it ended meanwhile
-                self._emit(ActionDone(self.session_id, "interrupt", str(exc), tuple(ex.allowed())))
+        if self.executor.control_active:
+            # recorded (and then signalled) off the caller's thread: a UI never waits on a write
+            threading.Thread(target=self._interrupt_own, args=(reason,), name="runbook-interrupt").start()
             return
         with self._cond:
             if self._watching:
@@ -106,6 +103,13 @@ class StepDriver:
                 self._wake.set()
                 return
         self._ask("interrupt", reason)
+
+    def _interrupt_own(self, reason: str) -> None:
+        ex = self.executor
+        try:
+            ex.interrupt(reason)
+        except StepNotAllowed as exc:  # it ended meanwhile
+            self._emit(ActionDone(self.session_id, "interrupt", str(exc), tuple(ex.allowed())))
 
     def detach(self) -> None:
         """Stop watching the running command and leave it running (collected on the next resume)."""
