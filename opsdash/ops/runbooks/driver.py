@@ -52,6 +52,8 @@ class StepDriver:
         self._queue: deque[tuple[str, str]] = deque()
         self._cond = threading.Condition()
         self._pending = 0  # actions asked for and not yet done
+        self._reported = 0  # actions whose ActionDone every subscriber has had
+        self._asked = 0
         self._closed = False
         self._watching = False  # watching a command another opsdash started
         self._stop_watching = ""  # "interrupt" or "detach", asked while watching
@@ -133,9 +135,10 @@ class StepDriver:
         return self.executor.control_active or self._watching
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until every action asked for is over; False when `timeout` passed first."""
+        """Wait until every action asked for is over and reported (what it printed is out);
+        False when `timeout` passed first."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+            return self._cond.wait_for(lambda: self._reported == self._asked, timeout)
 
     def close(self, timeout: float = 5.0) -> bool:
         """Detach from a running command, finish the action under way, stop the worker. False when
@@ -154,6 +157,7 @@ class StepDriver:
     def _ask(self, action: str, note: str) -> None:
         with self._cond:
             self._pending += 1
+            self._asked += 1
             self._queue.append((action, note))
             self._cond.notify_all()
 
@@ -176,6 +180,9 @@ class StepDriver:
                 self._pending -= 1
                 self._cond.notify_all()
             self._emit(ActionDone(self.session_id, action, refused, tuple(ex.allowed())))
+            with self._cond:
+                self._reported += 1
+                self._cond.notify_all()
             if self._closed:
                 return
 
