@@ -20,7 +20,6 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from opsdash.core.errors import OpsdashError
 from opsdash.core.runbooks.executor import Executor, StepNotAllowed
 from opsdash.core.runbooks.state import SessionState, StepStatus, Transition, exit_code
 from opsdash.core.secrets import redactor
@@ -173,7 +172,7 @@ class StepDriver:
                 self._do(action, note)
             except StepNotAllowed as exc:
                 refused = str(exc)
-            except (OpsdashError, OSError, ValueError, LookupError) as exc:  # said, never a dead worker
+            except Exception as exc:  # said to the operator; a dead worker would hang the front end
                 refused = redactor.redact(f"{action} failed: {exc}")
             ex = self.executor
             with self._cond:
