@@ -9,10 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
+from opsdash.core.runbooks.model import Runbook
 from opsdash.core.runbooks.state import StepStatus
-from opsdash.ops.runbooks import Runbook
 from opsdash.storage.history import History
 from opsdash.storage.runbooks import RunbookStore
 from opsdash.tui.app import OpsdashApp
@@ -24,12 +25,7 @@ from tests.tui.test_app import until
 BOOK = """+++
 id = "keys-drill"
 title = "Keys drill"
-
-[[parameters]]
-name = "release"
-prompt = "Release"
-default = "2026.11.1"
-suggest = "previous-release"
+parameters = [{ name = "release", prompt = "Release", default = "2026.11.1", suggest = "previous-release" }]
 +++
 
 ## Deploy {#deploy}
@@ -50,6 +46,16 @@ def keys_app(project: Project, tmp_path: Path) -> OpsdashApp:
     text = project.profile.read_text().replace('dirs = ["runbooks"]', f'dirs = ["{books}"]')
     project.profile.write_text(text)
     return OpsdashApp.on_profile(project.profile, live=False, record=False, data_dir=tmp_path / "data")
+
+
+async def on_the_drill(pilot: Pilot[None]) -> RunbooksPane:
+    """The Runbooks pane, its list loaded, keys-drill chosen."""
+    await pilot.press("5")
+    await settle(pilot)
+    pane = pilot.app.query_one(RunbooksPane)
+    await until(pilot, lambda: bool(pane.books))
+    pane.open_runbook("keys-drill")
+    return pane
 
 
 def shown(app: OpsdashApp) -> set[str]:
@@ -77,11 +83,7 @@ async def test_n_in_a_session_view_opens_the_dialog_at_once_and_typing_stays_in_
     monkeypatch.setattr("opsdash.ops.runbooks.suggested_params", slow_lookup)
     app = keys_app(project, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("5")
-        await settle(pilot)
-        pane = app.query_one(RunbooksPane)
-        await until(pilot, lambda: bool(pane.books))
-        pane.open_runbook("keys-drill")
+        pane = await on_the_drill(pilot)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ParametersScreen))
         field = app.screen.query_one("#param-release", Input)
@@ -106,7 +108,7 @@ async def test_n_in_a_session_view_opens_the_dialog_at_once_and_typing_stays_in_
         await settle(pilot)
         await pilot.press("escape")
         await settle(pilot)
-        assert not isinstance(app.screen, ParametersScreen)
+        assert type(app.screen).__name__ != "ParametersScreen"  # closed (the mypy-narrowed isinstance aside)
         assert pane.executor is first
         with History.open(tmp_path / "data", write=False) as history:
             store = RunbookStore(history)
@@ -125,11 +127,7 @@ async def test_n_in_a_session_view_opens_the_dialog_at_once_and_typing_stays_in_
 async def test_after_cancelling_the_dialog_the_list_moves(project: Project, tmp_path: Path) -> None:
     app = keys_app(project, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:  # narrow: the session takes the whole pane
-        await pilot.press("5")
-        await settle(pilot)
-        pane = app.query_one(RunbooksPane)
-        await until(pilot, lambda: bool(pane.books))
-        pane.open_runbook("keys-drill")
+        await on_the_drill(pilot)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ParametersScreen))
         await settle(pilot)
@@ -149,11 +147,7 @@ async def test_after_cancelling_the_dialog_the_list_moves(project: Project, tmp_
 async def test_the_keys_that_work_are_the_keys_the_footer_shows(project: Project, tmp_path: Path) -> None:
     app = keys_app(project, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("5")
-        await settle(pilot)
-        pane = app.query_one(RunbooksPane)
-        await until(pilot, lambda: bool(pane.books))
-        pane.open_runbook("keys-drill")
+        pane = await on_the_drill(pilot)
         assert shown(app) == {"n"}  # the list: Enter (the table's own) opens, n starts anew
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ParametersScreen))
@@ -171,6 +165,8 @@ async def test_the_keys_that_work_are_the_keys_the_footer_shows(project: Project
         assert not isinstance(app.screen, ParametersScreen) and pane.has_class("-session")
         assert pane.executor is not None and pane.executor.state.steps[0].status is StepStatus.RUNNING
         (tmp_path / "books" / "release").touch()
-        await until(pilot, lambda: pane.executor.state.current == 1 and not pane._busy)  # type: ignore[union-attr]
+        await until(
+            pilot, lambda: pane.executor is not None and pane.executor.state.current == 1 and not pane._busy
+        )
         await settle(pilot)
         assert shown(app) == {"n", "c", "a", "l"}  # a manual step: nothing to copy

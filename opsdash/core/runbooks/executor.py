@@ -290,18 +290,18 @@ class Executor:
 
     def mark_done(self, note: str) -> None:
         """After an interruption: the operator checked that the step's effect did happen."""
-        step, st = self._require("mark-done")
-        _learn_typed(note)
-        self._set(step.index, replace(st, status=StepStatus.DONE, finished_at=_now(), note=note))
-        self._advance(step)
-        self._commit(step.index, "marked-done", note)
+        self._close_step("mark-done", StepStatus.DONE, "marked-done", note)
 
     def skip(self, reason: str) -> None:
-        step, st = self._require("skip")
-        _learn_typed(reason)
-        self._set(step.index, replace(st, status=StepStatus.SKIPPED, finished_at=_now(), note=reason))
+        self._close_step("skip", StepStatus.SKIPPED, "skipped", reason)
+
+    def _close_step(self, action: str, status: StepStatus, event: str, note: str) -> None:
+        """The operator ends the step without running it (again): done on their word, or skipped."""
+        step, st = self._require(action)
+        _learn_typed(note)
+        self._set(step.index, replace(st, status=status, finished_at=_now(), note=note))
         self._advance(step)
-        self._commit(step.index, "skipped", reason)
+        self._commit(step.index, event, note)
 
     def abort(self, reason: str) -> None:
         if self.finished:

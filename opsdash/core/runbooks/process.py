@@ -141,11 +141,7 @@ def _run_command(
                     on_output(redactor.redact(data.decode("utf-8", "replace")))
                 continue
             if proc.poll() is not None:
-                rest = follow.read()
-                if rest:
-                    chunks.append(rest)
-                    if on_output is not None:
-                        on_output(redactor.redact(rest.decode("utf-8", "replace")))
+                _take(follow.read(), chunks, on_output)
                 break
             if control.detach.is_set():
                 return b"".join(chunks).decode("utf-8", "replace"), None, "detached"
@@ -159,15 +155,19 @@ def _run_command(
                 drained = time.monotonic() + 2.0
                 while not _group_gone(proc.pid) and time.monotonic() < drained:
                     time.sleep(0.02)
-                rest = follow.read()
-                if rest:
-                    chunks.append(rest)
-                    if on_output is not None:
-                        on_output(redactor.redact(rest.decode("utf-8", "replace")))
+                _take(follow.read(), chunks, on_output)
                 break
             time.sleep(0.02)
     code = proc.wait()
     return b"".join(chunks).decode("utf-8", "replace"), code if not detail else (code or 124), detail
+
+
+def _take(rest: bytes, chunks: list[bytes], on_output: Callable[[str], None] | None) -> None:
+    """The last of a command's output, read after it ended: kept, and shown masked."""
+    if rest:
+        chunks.append(rest)
+        if on_output is not None:
+            on_output(redactor.redact(rest.decode("utf-8", "replace")))
 
 
 def command_alive(pgid: int, session_id: str) -> bool:

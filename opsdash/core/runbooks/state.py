@@ -25,14 +25,8 @@ class StepStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"
 
 
-STATUS_MARK = {
-    StepStatus.PENDING: " ",
-    StepStatus.RUNNING: "…",
-    StepStatus.DONE: "✓",
-    StepStatus.FAILED: "✗",
-    StepStatus.SKIPPED: "-",
-    StepStatus.INTERRUPTED: "!",
-}
+# how a step's status reads in a list: pending, running, done, failed, skipped, interrupted
+STATUS_MARK: dict[StepStatus, str] = dict(zip(StepStatus, " …✓✗-!", strict=True))
 
 
 class SessionStatus(enum.StrEnum):
@@ -59,12 +53,16 @@ class StepState:
 
 @dataclass
 class SessionState:
+    """One session of a runbook (built with keywords: the store and the executor do)."""
+
     id: str
-    runbook_id: str
-    runbook_path: str
-    title: str
-    params: dict[str, str]
     operator: str
+    # the runbook it runs, as it was when the session started, and the values it was given
+    runbook_id: str
+    title: str
+    runbook_path: str
+    params: dict[str, str]
+    # where it stands: the current step (None once ended) and each step's state
     status: SessionStatus
     current: int | None
     steps: list[StepState]

@@ -15,6 +15,7 @@ import pytest
 from opsdash.core.runbooks import executor as executor_module
 from opsdash.core.runbooks.executor import DETACHED, Executor, StepStatus
 from opsdash.core.runbooks.parser import parse
+from opsdash.core.runbooks.process import _kill_group
 from opsdash.ops.runbooks.driver import StepDriver
 from opsdash.ops.runbooks.events import ActionDone, Event, GateEvaluated, Recorded, StepEnded, StepStarted
 from opsdash.storage.history import History
@@ -52,7 +53,7 @@ def test_interrupting_a_command_found_running_is_recorded_as_an_interrupt(
     interrupt's own record (the dashboard's once-a-second settle did): it is still an interrupt."""
     shared = History.open(tmp_path / "shared", shared=True)
     resumed = left_running(book_path, shared)
-    kill = executor_module._kill_group
+    kill = _kill_group
 
     def kill_then_watcher_looks(pgid: int, grace: float = 2.0) -> None:
         kill(pgid, grace)
