@@ -19,18 +19,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Log, Static
-from textual.widgets.data_table import ColumnKey
 
 from opsdash.core.errors import OpsdashError
 from opsdash.core.runbooks.exclusive import ExclusiveConflict, Holder
 from opsdash.core.runbooks.executor import STATUS_MARK, Executor, StepStatus
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.secrets import redactor
-from opsdash.ops.runbooks.events import ActionDone, Event, Output, SessionEnded, StepStarted
+from opsdash.ops.runbooks.events import ActionDone, Output, SessionEnded, StepStarted
 from opsdash.tui.context import DashboardContext
 from opsdash.tui.panes.runbook_dialogs import (
     ConfirmAction,
@@ -41,13 +38,21 @@ from opsdash.tui.panes.runbook_dialogs import (
 from opsdash.tui.panes.runbook_view import (
     ACTIONS,
     BY_NAME,
+    LIST_COLUMNS,
+    PANE_BINDINGS,
+    PANE_CSS,
+    STEP_COLUMNS,
+    SessionOpened,
+    SessionReported,
     action_text,
     evidence,
+    fit_step_column,
     notice,
     path_taken,
     prose,
     session_title,
     state_text,
+    step_buttons,
 )
 from opsdash.tui.safe import clean
 
@@ -61,76 +66,10 @@ __all__ = ["ConfirmAction", "ParametersScreen", "QuitDuringCommand", "RunbooksPa
 NARROW = 110  # below this many columns an open session takes the whole pane
 
 
-class SessionReported(Message):
-    """An event of the open session's step driver, posted from the driver's thread."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
-
-
-class SessionOpened(Message):
-    """A session was started or resumed (on a worker); the pane now drives it."""
-
-    def __init__(self, driver: StepDriver) -> None:
-        super().__init__()
-        self.driver = driver
-
-
 class RunbooksPane(Vertical):
-    DEFAULT_CSS = """
-    RunbooksPane #runbook-side { width: 54; height: 1fr; }
-    RunbooksPane #runbook-list { height: 1fr; }
-    RunbooksPane #runbook-held { height: auto; max-height: 4; padding: 0 1; color: $warning; }
-    RunbooksPane #runbook-held.-empty { display: none; }
-    RunbooksPane.-narrow.-session #runbook-side { display: none; }
-    RunbooksPane.-narrow #runbook-side { width: 1fr; }
-    RunbooksPane.-narrow #guided { display: none; }
-    RunbooksPane.-narrow.-session #guided { display: block; }
-    RunbooksPane #guided { width: 1fr; }
-    RunbooksPane #session-title { height: auto; max-height: 3; padding: 0 1; }
-    RunbooksPane #steps { height: auto; max-height: 9; overflow-x: hidden; }
-    RunbooksPane.-short #steps { max-height: 5; }
-    RunbooksPane #step-scroll {
-        height: 1fr; min-height: 3; border-top: solid $primary; scrollbar-gutter: stable;
-    }
-    RunbooksPane #step-body { height: auto; padding: 0 1; }
-    RunbooksPane #step-command, RunbooksPane #step-notice { height: auto; padding: 0 1; }
-    RunbooksPane #step-note { height: 1; }
-    RunbooksPane #step-buttons { height: 1; }
-    RunbooksPane #step-buttons Button { margin: 0 1 0 0; min-width: 8; width: auto; }
-    RunbooksPane #step-output { height: 7; border-top: solid $primary; display: none; }
-    RunbooksPane.-output #step-output { display: block; }
-    RunbooksPane.-short #step-output { height: 4; }
-    """
+    DEFAULT_CSS = PANE_CSS
 
-    BINDINGS: ClassVar = [
-        Binding(
-            "enter",
-            "open",
-            "Open / resume",
-            id="runbooks.open",
-            tooltip="Open the runbook (resumes an active session)",
-        ),
-        Binding(
-            "n", "new_session", "New session", id="runbooks.new", tooltip="Start a new session of the runbook"
-        ),
-        Binding("y", "copy", "Copy command", id="runbooks.copy", tooltip="Copy the current step's command"),
-        *(
-            Binding(
-                a.key,
-                f"step('{a.name}')",
-                a.label,
-                id=f"runbooks.step.{a.name}",
-                tooltip=f"{a.label.rstrip('…')} the current step"
-                + (" (asks first)" if a.destructive else ""),
-            )
-            for a in ACTIONS
-        ),
-        Binding(
-            "l", "back_to_list", "List", id="runbooks.list", tooltip="Back to the runbook list (session kept)"
-        ),
-    ]
+    BINDINGS: ClassVar = PANE_BINDINGS
 
     def __init__(self, ctx: DashboardContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -168,32 +107,14 @@ class RunbooksPane(Vertical):
                     placeholder="note / reason (recorded with the step)", id="step-note", compact=True
                 )
                 with Horizontal(id="step-buttons"):
-                    for a in ACTIONS:
-                        button = Button(
-                            Text(f"{a.label} {a.key}"),
-                            id=f"step-{a.name}",
-                            variant=a.variant,  # type: ignore[arg-type]
-                            disabled=True,
-                            compact=True,
-                        )
-                        button.can_focus = not a.destructive  # Tab or a stray Enter never lands on them
-                        yield button
+                    yield from step_buttons()
                 yield Log(id="step-output", max_lines=2000)
 
     def on_mount(self) -> None:
         self.border_title = "Runbooks"
-        books = self.query_one("#runbook-list", DataTable)
-        for label, width in (("RUNBOOK", 26), ("SEV", 4), ("STEPS", 5), ("LAST", 9)):
-            books.add_column(label, width=width)
-        steps = self.query_one("#steps", DataTable)
-        for key, label, width in (
-            ("mark", "", 1),
-            ("n", "#", 2),
-            ("kind", "KIND", 7),
-            ("step", "STEP", 38),
-            ("state", "STATE", 16),
-        ):
-            steps.add_column(label, width=width, key=key)
+        for table, columns in (("#runbook-list", LIST_COLUMNS), ("#steps", STEP_COLUMNS)):
+            for key, label, width in columns:
+                self.query_one(table, DataTable).add_column(label, width=width, key=key)
         self.set_interval(1.0, self._tick)
         self.load()
 
@@ -203,18 +124,7 @@ class RunbooksPane(Vertical):
         self.call_after_refresh(self._fit_step_column)
 
     def _fit_step_column(self) -> None:
-        """The STEP column takes the width the others leave (titles are never cut when there is room)."""
-        steps = self.query_one("#steps", DataTable)
-        column = steps.columns.get(ColumnKey("step"))
-        if column is None or steps.size.width == 0:
-            return
-        others = sum(
-            c.get_render_width(steps) for key, c in steps.columns.items() if key != ColumnKey("step")
-        )
-        width = max(16, steps.size.width - others - 2 * steps.cell_padding - 2)
-        if column.width != width:
-            column.width, column.auto_width = width, False
-            steps.refresh(layout=True)
+        fit_step_column(self.query_one("#steps", DataTable))
 
     # ------------------------------------------------------------------ the list
 
