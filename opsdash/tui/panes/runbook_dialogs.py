@@ -38,11 +38,8 @@ class ConfirmAction(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.query_one("#confirm-cancel", Button).focus()
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
     @on(Button.Pressed, "#confirm-cancel")
-    def cancelled(self) -> None:
+    def action_cancel(self) -> None:  # Esc, or the Cancel button
         self.dismiss(None)
 
     @on(Button.Pressed, "#confirm-yes")
@@ -170,11 +167,8 @@ class ParametersScreen(ModalScreen[dict[str, str] | None]):
     def on_mount(self) -> None:
         self.query(Input).first().focus()
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
     @on(Button.Pressed, "#params-cancel")
-    def cancel(self) -> None:
+    def action_cancel(self) -> None:  # Esc, or the Cancel button
         self.dismiss(None)
 
     @on(Button.Pressed, "#params-start")
