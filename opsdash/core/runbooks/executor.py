@@ -26,7 +26,9 @@ from opsdash.core.runbooks.process import (
     _kill_group,
     _pid_left,
     _run_command,
+    claim_ownership,
     command_alive,
+    owner_elsewhere,
 )
 from opsdash.core.runbooks.state import (
     DETACHED,
@@ -163,6 +165,8 @@ class Executor:
         pid = executor.running_pid()
         if pid is not None:
             executor._record(index, "found-running", f"its command is still running (process group {pid})")
+        elif (owner := executor.starting_elsewhere()) is not None:
+            executor._record(index, "found-running", f"another opsdash (process {owner}) is starting it")
         else:
             executor.settle_detached("opsdash stopped while this step was running; its effect is unknown")
         executor._record(index, "session-resumed", "")
@@ -200,13 +204,21 @@ class Executor:
         pid = st.pid or _pid_left(self.store.output_path(self.state.id, index))
         return pid if pid is not None and command_alive(pid, self.state.id) else None
 
+    def starting_elsewhere(self) -> int | None:
+        """The pid of another live opsdash that has claimed the current step and not yet started
+        (or not yet finished) it; None otherwise."""
+        st, index = self.current_state(), self.state.current
+        if st is None or index is None or st.status is not StepStatus.RUNNING:
+            return None
+        return owner_elsewhere(self.store.output_path(self.state.id, index))
+
     def settle_detached(self, why: str = DETACHED) -> None:
         """A step left running by another process whose command is gone becomes interrupted: the
         operator checks its effect, then marks it done or retries. Never re-run automatically."""
         index, st, step = self.state.current, self.current_state(), self.current_step
         if index is None or st is None or step is None or st.status is not StepStatus.RUNNING:
             return
-        if self.running_pid():
+        if self.running_pid() or self.starting_elsewhere() is not None:
             return
         out_path = self.store.output_path(self.state.id, index)
         output, code = _collected(out_path)
@@ -427,6 +439,7 @@ class Executor:
                 f"step {step.id!r} was started by another opsdash on this session; "
                 "resume the session to see where it is"
             )
+        claim_ownership(self.store.output_path(self.state.id, step.index))
         self._set(step.index, running)
 
     def _run_command(self, step: Step, note: str, on_output: Callable[[str], None] | None) -> StepState:
@@ -523,6 +536,7 @@ class Executor:
             detail=redactor.redact(detail),
         )
         self._set(step.index, finished)
+        _discard(self.store.output_path(self.state.id, step.index))  # no longer being started here
         if ok:
             self._advance(step)
             self._commit(step.index, "checks-finished", finished.detail or "all passed")

@@ -79,10 +79,48 @@ def _collected(out_path: Path) -> tuple[str, int | None]:
     return output, code
 
 
-def _discard(out_path: Path) -> None:
+def _discard(out_path: Path, *, owner: bool = True) -> None:
     """The output is kept (redacted) in the session; the raw file must not linger."""
     for path in (out_path, _status_path(out_path), _pid_path(out_path)):
         path.unlink(missing_ok=True)
+    if owner:
+        out_path.with_suffix(".owner").unlink(missing_ok=True)
+
+
+def _started(pid: int) -> str:
+    """When a process started (/proc's start time), so a reused pid is not taken for it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rfind(")") + 2 :].split()[19]
+
+
+def claim_ownership(out_path: Path) -> None:
+    """Beside a step this opsdash has just claimed, which process it is: until its command has a
+    process group, a second opsdash resuming the session knows the step is being started by a
+    live opsdash and waits, instead of taking it for one left by an opsdash that died."""
+    out_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    me = os.getpid()
+    out_path.with_suffix(".owner").write_text(f"{me} {_started(me)}")
+
+
+def owner_elsewhere(out_path: Path) -> int | None:
+    """The pid of another live opsdash that claimed this step (None: none, it died, or it is us)."""
+    try:
+        pid_text, _, started = out_path.with_suffix(".owner").read_text().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid if _started(pid) == started.strip() else None
 
 
 def _run_command(
@@ -99,7 +137,7 @@ def _run_command(
     follows, so the command never dies of a closed pipe if opsdash does); returns (output, exit
     code, detail). The exit code is None when `control` asked to detach: the command runs on."""
     out_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _discard(out_path)
+    _discard(out_path, owner=False)
     sink = open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     secrets_in, secrets_out = os.pipe()
     try:

@@ -78,7 +78,7 @@ class StepDriver:
     def start(self) -> None:
         """Start the worker; a command still running from an opsdash that has gone is watched."""
         self._thread.start()
-        if self.executor.running_pid() is not None:
+        if self._elsewhere():
             self._ask("watch", "")
 
     def act(self, action: str, note: str = "") -> None:
@@ -204,6 +204,11 @@ class StepDriver:
         else:
             raise StepNotAllowed(f"no step action {action!r}")
 
+    def _elsewhere(self) -> bool:
+        """The current step runs in (or is being started by) another opsdash, or is left running."""
+        ex = self.executor
+        return ex.running_pid() is not None or ex.starting_elsewhere() is not None
+
     def _watch(self) -> None:
         """A command another opsdash started runs on: wait for it (its exit status is collected),
         interrupt it, or leave it running, as asked."""
@@ -211,16 +216,22 @@ class StepDriver:
         index, st = ex.state.current, ex.current_state()
         if index is None or st is None or st.status is not StepStatus.RUNNING:
             return
-        pid = ex.running_pid()
         with self._cond:
             self._watching, self._stop_watching = True, ""
-        started = st.started_at or ""
-        self._emit(StepStarted(self.session_id, index, "command", started, elsewhere=True, pid=pid))
         try:
-            while ex.running_pid() is not None:
+            # another opsdash that has claimed the step may not have started its command yet
+            while ex.running_pid() is None and ex.starting_elsewhere() is not None and not self._closed:
+                self._wake.wait(WATCH_EVERY)
+                self._wake.clear()
+            kind = ex.runbook.steps[index].kind
+            started = st.started_at or ""
+            self._emit(
+                StepStarted(self.session_id, index, kind, started, elsewhere=True, pid=ex.running_pid())
+            )
+            while self._elsewhere():
                 with self._cond:
                     stop, reason = self._stop_watching, self._stop_reason
-                if stop == "interrupt":
+                if stop == "interrupt" and ex.running_pid() is not None:
                     ex.interrupt(reason)
                     return
                 if stop == "detach" or self._closed:

@@ -200,3 +200,38 @@ def test_a_check_that_expects_a_failure_and_finds_none_fails(book_path: Path, st
     st = ex.confirm()
     assert st.status is StepStatus.FAILED
     assert st.detail == "every check passed, but this step expects a failure: reconsider before going on"
+
+
+def test_a_step_another_opsdash_is_still_starting_is_not_taken_for_one_left_behind(
+    book_path: Path, store: RunbookStore
+) -> None:
+    """Between its claim and its command's start, another opsdash owns the step: a resume in that
+    moment waits for it instead of recording the step interrupted under it."""
+    from dataclasses import replace
+
+    from opsdash.core.runbooks.process import _started
+
+    ex = start(book_path, store, Gates(True))
+    ex.confirm()
+    other = subprocess.Popen(["sleep", "60"])  # stands in for the other opsdash, alive
+    try:
+        state = store.load(ex.state.id)
+        assert state is not None
+        state.steps[1] = replace(state.steps[1], status=StepStatus.RUNNING)
+        store.save(state, 1, "command-started", "claimed by the other opsdash")
+        owner = store.output_path(ex.state.id, 1).with_suffix(".owner")
+        owner.parent.mkdir(parents=True, exist_ok=True)
+        owner.write_text(f"{other.pid} {_started(other.pid)}")
+        book, _ = parse(book_path)
+        assert book is not None
+        resumed = Executor.resume(book, ex.state.id, store, Gates(True))
+        assert resumed.state.steps[1].status is StepStatus.RUNNING  # not interrupted under it
+        assert resumed.starting_elsewhere() == other.pid
+        events = [(e["event"], e["detail"]) for e in store.load(ex.state.id).events]  # type: ignore[union-attr]
+        assert ("found-running", f"another opsdash (process {other.pid}) is starting it") in events
+    finally:
+        other.kill()
+        other.wait(10)
+    resumed.settle_detached()  # the other opsdash died before it started the command
+    settled = resumed.state.steps[1]
+    assert settled.status.value == "interrupted"
