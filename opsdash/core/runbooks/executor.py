@@ -459,6 +459,9 @@ class Executor:
         def started(pid: int) -> None:
             self._set(step.index, replace(running, pid=pid))
             self._record(step.index, "command-running", f"process group {pid}")
+            # its process group is in the record now: that is what tells another opsdash it runs
+            # (the owner file would hold a resume that finds the command ended, if this one lives on)
+            self.store.output_path(self.state.id, step.index).with_suffix(".owner").unlink(missing_ok=True)
 
         out_path = self.store.output_path(self.state.id, step.index)
         try:
