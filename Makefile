@@ -14,9 +14,16 @@ PARITY := tests/unit/core/test_webhooks_parity.py tests/unit/cli/test_formats.py
 STRESSED := tests/tui tests/unit/core/runbooks tests/unit/ops/test_serve.py tests/unit/cli/test_audit.py \
 	tests/unit/cli/test_check.py tests/unit/core/audit/test_log.py
 
+# The runbook tests whose state changes a loaded machine used to outrun (running state, quitting
+# during a command): run RUNS times in a row under stress-ng
+RUNBOOK_STRESSED := "tests/tui/test_runbooks_pane.py::test_a_running_command_cannot_be_started_again" \
+	"tests/tui/test_runbooks_pane.py::test_quitting_during_a_command_asks_and_its_result_is_recorded"
+RUNS ?= 20
+STRESS_CPU ?= 4
+
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-stress lint typecheck check bench prometheus screenshots docs lock upgrade-deps webhook-drift torture clean
+.PHONY: help install demo test test-stress test-runbooks-stress lint typecheck check bench prometheus screenshots docs lock upgrade-deps webhook-drift torture clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +49,14 @@ test-stress: $(STAMP) ## The dashboard, runbook and process tests while stress-n
 	@command -v stress-ng >/dev/null || { echo "make test-stress needs stress-ng (apt-get install stress-ng)"; exit 3; }
 	stress-ng --cpu 4 --timeout 1800s --quiet & pid=$$!; \
 	$(PYTEST) -p no:randomly $(STRESSED); status=$$?; kill $$pid; wait $$pid 2>/dev/null; exit $$status
+
+test-runbooks-stress: $(STAMP) ## The runbook running-state and quit-during-a-command tests, RUNS (20) times in a row under stress-ng
+	@command -v stress-ng >/dev/null || { echo "make test-runbooks-stress needs stress-ng (apt-get install stress-ng)"; exit 3; }
+	stress-ng --cpu $(STRESS_CPU) --timeout 3600s --quiet & pid=$$!; status=0; passed=0; \
+	for run in $$(seq $(RUNS)); do \
+		$(BIN)/python -m pytest -n 0 -p no:randomly -q $(RUNBOOK_STRESSED) || { status=1; break; }; \
+		passed=$$run; \
+	done; kill $$pid; wait $$pid 2>/dev/null; echo "$$passed of $(RUNS) runs in a row passed under stress-ng --cpu $(STRESS_CPU)"; exit $$status
 
 lint: $(STAMP) ## ruff, and the import-linter layer contracts
 	$(BIN)/ruff check opsdash tests benchmarks scripts

@@ -7,17 +7,20 @@ from typing import Any
 import click
 
 from opsdash.cli.render import emit
-from opsdash.core.runbooks.executor import (
-    STATUS_MARK,
-    Executor,
-    SessionState,
-    SessionStatus,
-    StepNotAllowed,
-    StepState,
-    StepStatus,
-)
+from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionState, SessionStatus, StepStatus
 from opsdash.core.runbooks.model import Runbook, Step
+from opsdash.core.runbooks.state import exit_code
 from opsdash.core.text import visible
+from opsdash.ops.runbooks.driver import StepDriver
+from opsdash.ops.runbooks.events import (
+    ActionDone,
+    Detached,
+    Event,
+    GateEvaluated,
+    Output,
+    StepEnded,
+    StepStarted,
+)
 
 CHOICE_KEYS = {"c": "confirm", "r": "retry", "d": "mark-done", "s": "skip", "a": "abort", "q": "pause"}
 
@@ -90,9 +93,9 @@ def show_step(ex: Executor, step: Step) -> None:
         emit(click.style(f"  ! {visible(st.detail)}", fg="yellow"))
 
 
-def ask_about_running(ex: Executor) -> str:
+def ask_about_running() -> tuple[str, str]:
     """Ctrl-C while a command runs: the command is not stopped by it (it runs in its own process
-    group); the operator chooses. Returns wait | detach | interrupt."""
+    group); the operator chooses. Returns (wait | detach | interrupt, the reason for an interrupt)."""
     emit(click.style("\n  the command is still running.", fg="yellow"))
     try:
         answer = click.prompt(
@@ -108,9 +111,8 @@ def ask_about_running(ex: Executor) -> str:
             reason = click.prompt("  why interrupt it?", default="interrupted from the terminal")
         except click.Abort:
             reason = "interrupted from the terminal"
-        ex.interrupt(reason)
-        return "interrupt"
-    return {"w": "wait", "l": "detach"}[answer]
+        return "interrupt", reason
+    return {"w": "wait", "l": "detach"}[answer], ""
 
 
 def show_output(text: str) -> None:
@@ -118,135 +120,133 @@ def show_output(text: str) -> None:
     emit(visible(text, multiline=True), nl=False)
 
 
-def run_watched(ex: Executor, note: str, on_output: Any) -> StepState | None:
-    """Confirm the current step on a worker thread so Ctrl-C reaches the operator, not the command.
-    None when the operator left the command running (the session pauses)."""
-    import threading
+class Printer:
+    """Renders the step driver's events in a plain terminal (called on the driver's thread, while
+    the main thread waits for the action to end)."""
 
-    box: list[StepState | BaseException] = []
-    done = threading.Event()  # not Thread.join: a join cut short by Ctrl-C can report a live thread dead
+    def __init__(self, ex: Executor) -> None:
+        self.ex = ex
+        self.elsewhere = False  # the step's command was started by an opsdash that has gone
+        self.detached = False
 
-    def work() -> None:
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Output):
+            show_output(event.text)
+        elif isinstance(event, StepStarted) and event.elsewhere:
+            self.elsewhere = True
+            emit(
+                click.style(
+                    f"  … this step's command is still running (process group {event.pid}, started "
+                    f"{event.started_at}) from an opsdash that is no longer here. Waiting for it to end; "
+                    "Ctrl-C to leave it running or interrupt it.",
+                    fg="yellow",
+                )
+            )
+        elif isinstance(event, GateEvaluated):
+            for result in event.results:
+                for line in result.lines():
+                    good = line.lstrip().startswith(("OK", "✓"))
+                    emit("    " + click.style(visible(line), fg="green" if good else "red"))
+        elif isinstance(event, StepEnded):
+            self.ended(event)
+        elif isinstance(event, Detached):
+            self.detached = True
+        elif isinstance(event, ActionDone) and event.refused:
+            emit(click.style(event.refused, fg="red"))
+
+    def ended(self, event: StepEnded) -> None:
+        if self.elsewhere:
+            self.elsewhere = False
+            code = event.exit_code
+            result = f"exit {code}" if code is not None else "its exit status is unknown"
+            emit(click.style(f"  the command ended: {result}", fg="green" if code == 0 else "yellow"))
+            if event.status is StepStatus.INTERRUPTED:
+                emit(click.style(f"  ! {visible(event.detail)}", fg="yellow"))
+            if event.output:
+                lines = visible(event.output, multiline=True).splitlines()[-20:]
+                emit("\n".join("    " + line for line in lines))
+        elif self.ex.runbook.steps[event.index].kind == "command" and event.exit_code is not None:
+            emit(
+                click.style(
+                    f"  exit {event.exit_code}" + (f" ({event.detail})" if event.detail else ""),
+                    fg="green" if event.status is StepStatus.DONE else "red",
+                )
+            )
+        elif event.status is StepStatus.DONE and event.detail:  # a failure found where one was expected
+            emit(click.style(f"  ✓ {visible(event.detail)}", fg="green"))
+
+
+def wait_for(driver: StepDriver, printer: Printer) -> bool:
+    """Wait for the driver's action (a command, a gate, a command left running elsewhere) to end.
+    Ctrl-C reaches the operator, not the command: wait, leave it running, or interrupt it. False
+    when the operator left the command running."""
+    while True:
         try:
-            box.append(ex.confirm(note, on_output=on_output))
-        except BaseException as exc:  # handed to the main thread, raised there
-            box.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name="runbook-step", daemon=True).start()
-    detached = False
-    while not done.is_set():
-        try:
-            done.wait(0.2)
+            if driver.wait_idle(0.2):
+                return not printer.detached
         except KeyboardInterrupt:
-            if ex.control_active and ask_about_running(ex) == "detach":
-                ex.detach()
-                detached = True
-    result = box[0]
-    if detached and isinstance(result, StepState) and result.status is StepStatus.RUNNING:
-        return None  # left running: the next opsdash collects it
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
-def wait_for_detached(ex: Executor) -> bool:
-    """The step's command, started by an opsdash that died, still runs: it cannot be run again or
-    skipped, so wait for it (Ctrl-C asks: wait, leave it running, or interrupt it). False when the
-    operator left it running."""
-    import time
-
-    st = ex.current_state()
-    assert st is not None
-    emit(
-        click.style(
-            f"  … this step's command is still running (process group {ex.running_pid()}, started "
-            f"{st.started_at}) from an opsdash that is no longer here. Waiting for it to end; Ctrl-C "
-            "to leave it running or interrupt it.",
-            fg="yellow",
-        )
-    )
-    index = ex.state.current
-    while ex.running_pid() is not None:
-        try:
-            time.sleep(0.5)
-        except KeyboardInterrupt:
-            choice = ask_about_running(ex)
+            if not driver.command_running:
+                continue
+            choice, reason = ask_about_running()
             if choice == "detach":
-                return False
-            if choice == "interrupt":
-                break
-    ex.settle_detached()
-    if index is not None:
-        ended = ex.state.steps[index]
-        result = f"exit {ended.exit_code}" if ended.exit_code is not None else "its exit status is unknown"
-        emit(click.style(f"  the command ended: {result}", fg="green" if ended.exit_code == 0 else "yellow"))
-        if ended.output:
-            lines = visible(ended.output, multiline=True).splitlines()[-20:]
-            emit("\n".join("    " + line for line in lines))
-    return True
+                driver.detach()
+            elif choice == "interrupt":
+                driver.interrupt(reason)
+
+
+def resume_hint(ex: Executor) -> str:
+    return f"opsdash runbook run {ex.runbook.id} --resume {ex.state.id}"
+
+
+def choose(ex: Executor, step: Step) -> tuple[str, str]:
+    """The operator's next action on the step and its note; ("pause", "") to stop here."""
+    keys = [k for k, name in CHOICE_KEYS.items() if name in ex.allowed() or name == "pause"]
+    verb = {"manual": "confirm done", "command": "run it", "check": "run the checks"}[step.kind]
+    labels = {"confirm": verb, "retry": "retry the checks" if step.kind == "check" else "retry"}
+    menu = "  ".join(f"[{k}] {labels.get(CHOICE_KEYS[k], CHOICE_KEYS[k])}" for k in keys)
+    action = CHOICE_KEYS[click.prompt(menu, type=click.Choice(keys), show_choices=False)]
+    asks = {
+        "mark-done": "  how did you confirm it took effect?",
+        "skip": "  why skip it?",
+        "abort": "  why abort?",
+    }
+    if action == "confirm" and step.kind == "manual":
+        return action, click.prompt("  note (optional)", default="", show_default=False)
+    return action, click.prompt(asks[action]) if action in asks else ""
 
 
 def guided(ex: Executor) -> int:
-    """Step through a session until it ends or the operator pauses it; returns an exit code."""
-    while not ex.finished:
-        step = ex.current_step
-        assert step is not None
-        if ex.running_pid() is not None:
-            if not wait_for_detached(ex):
-                emit(f"\npaused; resume with: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}")
-                return 3
-            continue  # the step has a result now: look again at where the session stands
-        show_step(ex, step)
-        allowed = ex.allowed()
-        keys = [k for k, name in CHOICE_KEYS.items() if name in allowed or name == "pause"]
-        labels = {
-            "confirm": {"manual": "confirm done", "command": "run it", "check": "run the checks"}[step.kind]
-        }
-        menu = "  ".join(f"[{k}] {labels.get(CHOICE_KEYS[k], CHOICE_KEYS[k])}" for k in keys)
-        try:
-            action = CHOICE_KEYS[click.prompt(menu, type=click.Choice(keys), show_choices=False)]
-            if action == "pause":
-                emit(f"paused; resume with: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}")
-                return 3
-            if action == "confirm":
-                note = (
-                    click.prompt("  note (optional)", default="", show_default=False)
-                    if step.kind == "manual"
-                    else ""
-                )
-                result = run_watched(ex, note, show_output)
-                if result is None:
-                    emit(
-                        f"\nleft running; paused. Its output and exit status are collected when you "
-                        f"resume: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}"
-                    )
-                    return 3
-                if step.kind == "command":
-                    emit(
-                        click.style(
-                            f"  exit {result.exit_code}" + (f" ({result.detail})" if result.detail else ""),
-                            fg="green" if result.status is StepStatus.DONE else "red",
-                        )
-                    )
-                if step.kind == "check":
-                    for line in result.output.splitlines():
-                        good = line.lstrip().startswith(("OK", "✓"))
-                        emit("    " + click.style(visible(line), fg="green" if good else "red"))
-            elif action == "retry":
-                ex.retry()
-            elif action == "mark-done":
-                ex.mark_done(click.prompt("  how did you confirm it took effect?"))
-            elif action == "skip":
-                ex.skip(click.prompt("  why skip it?"))
-            elif action == "abort":
-                ex.abort(click.prompt("  why abort?"))
-        except StepNotAllowed as exc:
-            emit(click.style(str(exc), fg="red"))
-        except click.Abort:  # Ctrl-C or the end of input: nothing is lost, the session waits
-            emit(f"\npaused; resume with: opsdash runbook run {ex.runbook.id} --resume {ex.state.id}")
+    """Step through a session until it ends or the operator pauses it; returns an exit code. The
+    step driver does the work on its thread; this loop asks, and prints what it reports."""
+    driver = StepDriver(ex)
+    printer = Printer(ex)
+    driver.subscribe(printer)
+    driver.start()
+    try:
+        if not wait_for(driver, printer):
+            emit(f"\npaused; resume with: {resume_hint(ex)}")
             return 3
+        while not ex.finished:
+            step = ex.current_step
+            assert step is not None
+            show_step(ex, step)
+            try:
+                action, note = choose(ex, step)
+            except click.Abort:  # Ctrl-C or the end of input: nothing is lost, the session waits
+                emit(f"\npaused; resume with: {resume_hint(ex)}")
+                return 3
+            if action == "pause":
+                emit(f"paused; resume with: {resume_hint(ex)}")
+                return 3
+            driver.act(action, note)
+            if not wait_for(driver, printer):
+                emit(
+                    "\nleft running; paused. Its output and exit status are collected when you "
+                    f"resume: {resume_hint(ex)}"
+                )
+                return 3
+    finally:
+        driver.close()
     emit("")
     status = ex.state.status
     failed = [s for s in ex.state.steps if s.status in (StepStatus.FAILED, StepStatus.SKIPPED)]
@@ -255,9 +255,7 @@ def guided(ex: Executor) -> int:
         + (f"; {len(failed)} step(s) failed or skipped" if failed else "")
         + ("; it ended on the branch a failure led to" if status is SessionStatus.ESCALATED else "")
     )
-    if status is SessionStatus.ABORTED:
-        return 2
-    return 0 if status is SessionStatus.COMPLETED and not failed else 1
+    return exit_code(ex.state)
 
 
 def print_session(state: SessionState, book: Runbook | None) -> None:

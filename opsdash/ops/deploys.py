@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +16,6 @@ from opsdash.core.alerts import PREFLIGHT_NO_GO, check_candidates, check_scope, 
 from opsdash.core.errors import ConfigError, InputError
 from opsdash.core.findings import Finding, Report, Severity, new_run_id, worst
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.probes.base import ProbeFailed
 from opsdash.core.health.runner import run_once
 from opsdash.core.profile import Profile
 from opsdash.core.readiness import (
@@ -28,15 +25,14 @@ from opsdash.core.readiness import (
     baseline_from,
     compare,
     rollback_findings,
-    versions_from,
 )
 from opsdash.core.rules import rule
 from opsdash.core.runbooks.lint import lint
 from opsdash.core.secrets import fingerprint
 from opsdash.core.validators import validate
-from opsdash.ops import outbound
 from opsdash.ops.base import Ops
 from opsdash.ops.runbooks import find_runbook
+from opsdash.ops.versions import read_versions
 from opsdash.storage.history import History
 from opsdash.storage.rows import RunRow
 
@@ -62,44 +58,6 @@ def baseline_run(history: History, spec: str = "last-ok") -> RunRow | None:
             )
         return run
     return None if found is None else history.runs.resolve(found)
-
-
-VERSION_BODY_CAP = 1_000_000  # a version answer is a few hundred bytes
-
-
-def read_versions(profile: Profile, timeout: float = 5.0) -> Versions | None:
-    """The running and previous release, from the profile's version URL or command."""
-    deploy = profile.deploy
-    if deploy.version_url:
-        ca = profile.health.ca_file
-        try:
-            answer = outbound.request(
-                "GET",
-                deploy.version_url,
-                timeout=timeout,
-                ca_file=str(ca) if ca else None,
-                max_body_bytes=VERSION_BODY_CAP,
-            )
-            if answer.status >= 300:
-                raise ValueError(f"HTTP {answer.status}")
-            return versions_from(outbound.loads(answer.body), deploy, deploy.version_url)
-        except ProbeFailed as exc:
-            return Versions(None, None, deploy.version_url, exc.reason)
-        except ValueError as exc:
-            return Versions(None, None, deploy.version_url, f"{type(exc).__name__}: {exc}")
-    if deploy.version_command:
-        try:
-            out = subprocess.run(  # noqa: S603 - the profile's own command, as its owner wrote it
-                shlex.split(deploy.version_command),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=True,
-            ).stdout
-            return versions_from(outbound.loads(out), deploy, deploy.version_command)
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            return Versions(None, None, deploy.version_command, f"{type(exc).__name__}: {exc}")
-    return None
 
 
 def rollback_readiness(profile: Profile, history: History, versions: Versions | None) -> list[Finding]:

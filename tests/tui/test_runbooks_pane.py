@@ -87,7 +87,11 @@ def events(tmp_path: Path, session_id: str) -> list[str]:
 
 
 async def test_a_running_command_cannot_be_started_again(project: Project, tmp_path: Path) -> None:
-    app = app_with(project, tmp_path, f"echo run >> {tmp_path}/runs.log; echo deploying; sleep 2")
+    # runs until the test releases it: the running state is seen because it is reported, not
+    # because the command happened to last long enough for a look
+    release = tmp_path / "release"
+    wait = f"until [ -e {release} ]; do sleep 0.05; done"
+    app = app_with(project, tmp_path, f"echo run >> {tmp_path}/runs.log; echo deploying; {wait}")
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_book(pilot)
         assert pane.executor is not None
@@ -99,6 +103,7 @@ async def test_a_running_command_cannot_be_started_again(project: Project, tmp_p
         steps = app.query_one("#steps", DataTable)
         assert str(steps.get_cell("deploy", "state")).startswith("running")
         assert not isinstance(app.screen, ConfirmAction)  # s (skip) asks nothing while it runs
+        release.touch()
         await until(pilot, lambda: executor_of(pane).state.steps[0].status is StepStatus.DONE)
         await settle(pilot)
         session_id = executor_of(pane).state.id
@@ -153,7 +158,9 @@ async def test_after_a_failed_command_enter_never_aborts(project: Project, tmp_p
 async def test_quitting_during_a_command_asks_and_its_result_is_recorded(
     project: Project, tmp_path: Path, choice: str
 ) -> None:
-    app = app_with(project, tmp_path, f"echo begun; sleep 2; echo ended; touch {tmp_path}/ended")
+    release = tmp_path / "release"
+    wait = f"until [ -e {release} ]; do sleep 0.05; done"
+    app = app_with(project, tmp_path, f"echo begun; {wait}; echo ended; touch {tmp_path}/ended")
     async with app.run_test(size=SIZE) as pilot:
         pane = await open_book(pilot)
         await pilot.press("c")
@@ -164,7 +171,12 @@ async def test_quitting_during_a_command_asks_and_its_result_is_recorded(
         assert isinstance(app.screen, QuitDuringCommand)  # asked, not frozen
         assert app.focused is not None and app.focused.id == "quit-stay"
         app.screen.query_one(f"#quit-{choice}", Button).press()
+        if choice == "wait":
+            await settle(pilot)
+            assert app.is_running and pane.command_running() is not None  # waiting for it to end
+            release.touch()
         await until(pilot, lambda: not app.is_running)  # it quits once settled
+    release.touch()  # left running, it ends after the dashboard has gone
     book, _ = parse(tmp_path / "books" / "deploy.md")
     assert book is not None
     with History.open(tmp_path / "data") as history:
@@ -196,7 +208,8 @@ async def test_parameters_say_what_they_want_and_esc_closes(demo_process: Demo, 
         # pre-filled from [deploy] version_url (the demo serves {"previous": ...})
         from opsdash.demo.target import PREVIOUS_VERSION
 
-        assert app.screen.query_one("#param-release", Input).value == PREVIOUS_VERSION
+        field = app.screen.query_one("#param-release", Input)
+        await until(pilot, lambda: field.value == PREVIOUS_VERSION)  # looked up while the dialog is up
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, ParametersScreen)

@@ -11,141 +11,63 @@ collects it with its exit status).
 
 from __future__ import annotations
 
-import enum
-import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
 
-from opsdash.core.files import open_private
 from opsdash.core.findings import new_run_id
 from opsdash.core.runbooks.gates import Gate, parse_gates
 from opsdash.core.runbooks.model import Runbook, Step, fill_command, fill_text
+from opsdash.core.runbooks.process import (
+    _collected,
+    _discard,
+    _kill_group,
+    _pid_left,
+    _run_command,
+    claim_ownership,
+    command_alive,
+    owner_elsewhere,
+)
+from opsdash.core.runbooks.state import (
+    DETACHED,
+    ESCALATION,
+    MAX_OUTPUT,
+    STATUS_MARK,
+    AuditHook,
+    CommandControl,
+    GateResult,
+    GateRunner,
+    SessionState,
+    SessionStatus,
+    StepNotAllowed,
+    StepState,
+    StepStatus,
+    Store,
+    Transition,
+)
 from opsdash.core.secrets import MASK, redactor, secret_like, secret_param
 
-MAX_OUTPUT = 256 * 1024
-DETACHED = "its command ended while no opsdash was watching; its exit status is unknown"
-
-
-class StepStatus(enum.StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    INTERRUPTED = "interrupted"
-
-
-STATUS_MARK = {
-    StepStatus.PENDING: " ",
-    StepStatus.RUNNING: "…",
-    StepStatus.DONE: "✓",
-    StepStatus.FAILED: "✗",
-    StepStatus.SKIPPED: "-",
-    StepStatus.INTERRUPTED: "!",
-}
-
-
-class SessionStatus(enum.StrEnum):
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    ESCALATED = "escalated"  # ended on a branch a failure led to (on_fail=goto:...), not the main path
-    ABORTED = "aborted"
-
-
-ESCALATION = "; on_fail=goto:"  # how a failure that took a branch reads in the session's events
-
-
-@dataclass(frozen=True)
-class StepState:
-    status: StepStatus = StepStatus.PENDING
-    started_at: str | None = None
-    finished_at: str | None = None
-    exit_code: int | None = None
-    output: str = ""
-    note: str = ""
-    detail: str = ""
-    pid: int | None = None  # a running command's process group, so a restart can tell it still runs
-
-
-@dataclass
-class SessionState:
-    id: str
-    runbook_id: str
-    runbook_path: str
-    title: str
-    params: dict[str, str]
-    operator: str
-    status: SessionStatus
-    current: int | None
-    steps: list[StepState]
-    started_at: str
-    updated_at: str
-    events: list[dict[str, Any]] = field(default_factory=list)
-    escalated: bool = False  # a failure sent the session down an on_fail=goto branch
-    exclusive: str | None = None  # the runbook's exclusive group, held for `target` while active
-    target: str = ""  # the profile's target name
-
-
-@dataclass
-class CommandControl:
-    """What another thread (a front end) may ask of the command this executor is running."""
-
-    interrupt: threading.Event = field(default_factory=threading.Event)
-    detach: threading.Event = field(default_factory=threading.Event)
-    reason: str = ""
-
-    def reset(self) -> None:
-        self.interrupt.clear()
-        self.detach.clear()
-        self.reason = ""
-
-
-class Store(Protocol):
-    def create(self, state: SessionState) -> None:
-        """Insert a new session; raises ExclusiveConflict (atomically, across processes) when its
-        exclusive group is held for its target by another active session."""
-
-    def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
-        """Persist the session, step `index`'s state, and one event — atomically."""
-
-    def load(self, session_id: str) -> SessionState | None: ...
-
-    def claim(self, session_id: str, index: int, expected: StepStatus, step: StepState) -> bool:
-        """Set step `index` to `step` only if it is still `expected` (atomically, across processes)."""
-
-    def output_path(self, session_id: str, index: int) -> Path:
-        """Where a command step's output goes while it runs (beside it, `.status` gets its exit code),
-        so a command that outlives its opsdash keeps both for the next one to collect."""
-
-
-@dataclass(frozen=True)
-class GateResult:
-    label: str
-    ok: bool
-    summary: str
-    evidence: tuple[str, ...] = ()  # one line per condition: what was required, what was seen
-
-    def lines(self) -> list[str]:
-        head = f"{'OK  ' if self.ok else 'FAIL'}  {self.label}: {self.summary}"
-        return [head, *(f"      {line}" for line in self.evidence)]
-
-
-GateRunner = Callable[[Sequence[Gate]], list[GateResult]]
-AuditHook = Callable[[str, str, str, Mapping[str, Any]], None]  # action, subject, outcome, details
-
-
-class StepNotAllowed(Exception):
-    """The operator asked for something this step does not allow now (skip a required step ...)."""
+__all__ = [  # the executor and, for its callers, the session's data and the command's process
+    "DETACHED",
+    "ESCALATION",
+    "MAX_OUTPUT",
+    "STATUS_MARK",
+    "AuditHook",
+    "CommandControl",
+    "Executor",
+    "GateResult",
+    "GateRunner",
+    "SessionState",
+    "SessionStatus",
+    "StepNotAllowed",
+    "StepState",
+    "StepStatus",
+    "Store",
+    "Transition",
+    "command_alive",
+]
 
 
 def _now() -> str:
@@ -163,6 +85,8 @@ class Executor:
     # a front end's thread may interrupt while the step's thread records: one write at a time; a
     # front end closing the store takes it too, so no write is ever cut off mid-statement
     lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    # told of every transition the moment it is committed (on the thread that made it)
+    on_transition: Callable[[Transition], None] | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -241,6 +165,8 @@ class Executor:
         pid = executor.running_pid()
         if pid is not None:
             executor._record(index, "found-running", f"its command is still running (process group {pid})")
+        elif (owner := executor.starting_elsewhere()) is not None:
+            executor._record(index, "found-running", f"another opsdash (process {owner}) is starting it")
         else:
             executor.settle_detached("opsdash stopped while this step was running; its effect is unknown")
         executor._record(index, "session-resumed", "")
@@ -278,28 +204,44 @@ class Executor:
         pid = st.pid or _pid_left(self.store.output_path(self.state.id, index))
         return pid if pid is not None and command_alive(pid, self.state.id) else None
 
+    def starting_elsewhere(self) -> int | None:
+        """The pid of another live opsdash that has claimed the current step and not yet started
+        (or not yet finished) it; None otherwise."""
+        st, index = self.current_state(), self.state.current
+        if st is None or index is None or st.status is not StepStatus.RUNNING:
+            return None
+        return owner_elsewhere(self.store.output_path(self.state.id, index))
+
     def settle_detached(self, why: str = DETACHED) -> None:
         """A step left running by another process whose command is gone becomes interrupted: the
         operator checks its effect, then marks it done or retries. Never re-run automatically."""
         index, st, step = self.state.current, self.current_state(), self.current_step
         if index is None or st is None or step is None or st.status is not StepStatus.RUNNING:
             return
-        if self.running_pid():
+        if self.running_pid() or self.starting_elsewhere() is not None:
             return
         out_path = self.store.output_path(self.state.id, index)
         output, code = _collected(out_path)
-        if code is not None:  # the command finished on its own and said how: that is its result
+        if self._interrupting is not None:  # stopped on the operator's word: an interrupt, whatever it said
+            why = self._interrupting
+        elif code is not None:  # the command finished on its own and said how: that is its result
             done = replace(st, status=StepStatus.DONE if code == 0 else StepStatus.FAILED, exit_code=code)
             if self._settle(index, done):
                 self._finish_command(step, st, output, code, "finished while no opsdash was watching")
                 _discard(out_path)
             return
         interrupted = replace(
-            st, status=StepStatus.INTERRUPTED, finished_at=_now(), detail=why, output=redactor.redact(output)
+            st,
+            status=StepStatus.INTERRUPTED,
+            finished_at=_now(),
+            detail=why,
+            output=redactor.redact(output),
+            exit_code=code,
         )
         if self._settle(index, interrupted):
             self._set(index, interrupted)
-            self._record(index, "interrupted", "found running after a restart: not re-run automatically")
+            said = why if self._interrupting is not None else "found running after a restart"
+            self._record(index, "interrupted", f"{said}: not re-run automatically")
             _discard(out_path)
 
     def _settle(self, index: int, settled: StepState) -> bool:
@@ -346,25 +288,32 @@ class Executor:
             return self._run_command(step, note, on_output)
         return self._run_checks(step, note)
 
-    def retry(self) -> None:
+    def retry(self) -> StepState:
+        """Try the step again. A check block is evaluated again at once (a gate is read-only, and
+        "retry until it passes" means exactly that); a command waits for its explicit "run it"."""
         step, st = self._require("retry")
-        self._set(step.index, replace(st, status=StepStatus.PENDING, exit_code=None, detail=""))
+        self._interrupting = None
+        pending = replace(st, status=StepStatus.PENDING, exit_code=None, detail="")
+        self._set(step.index, pending)
         self._record(step.index, "retry", "")
+        if step.kind == "check":
+            return self._run_checks(step, st.note)
+        return pending
 
     def mark_done(self, note: str) -> None:
         """After an interruption: the operator checked that the step's effect did happen."""
-        step, st = self._require("mark-done")
-        _learn_typed(note)
-        self._set(step.index, replace(st, status=StepStatus.DONE, finished_at=_now(), note=note))
-        self._advance(step)
-        self._commit(step.index, "marked-done", note)
+        self._close_step("mark-done", StepStatus.DONE, "marked-done", note)
 
     def skip(self, reason: str) -> None:
-        step, st = self._require("skip")
-        _learn_typed(reason)
-        self._set(step.index, replace(st, status=StepStatus.SKIPPED, finished_at=_now(), note=reason))
+        self._close_step("skip", StepStatus.SKIPPED, "skipped", reason)
+
+    def _close_step(self, action: str, status: StepStatus, event: str, note: str) -> None:
+        """The operator ends the step without running it (again): done on their word, or skipped."""
+        step, st = self._require(action)
+        _learn_typed(note)
+        self._set(step.index, replace(st, status=status, finished_at=_now(), note=note))
         self._advance(step)
-        self._commit(step.index, "skipped", reason)
+        self._commit(step.index, event, note)
 
     def abort(self, reason: str) -> None:
         if self.finished:
@@ -389,10 +338,13 @@ class Executor:
             self.control.reason = reason
             self.control.interrupt.set()
             return
+        # remembered before the kill: whoever settles the step next (a watcher that sees the command
+        # gone) records it as this interrupt, not as a command that ended unwatched
+        self._interrupting = f"interrupted by the operator: {reason}" if reason else "interrupted"
         pid = self.running_pid()
         if pid is not None:
             _kill_group(pid)
-        self.settle_detached(f"interrupted by the operator: {reason}")
+        self.settle_detached()
 
     def detach(self) -> None:
         """Stop watching the running command and leave it running: it keeps writing its output where
@@ -406,6 +358,8 @@ class Executor:
         return self._watching
 
     _watching: bool = field(default=False, init=False, repr=False)
+    _interrupting: str | None = field(default=None, init=False, repr=False)
+    last_gates: tuple[GateResult, ...] = field(default=(), init=False, repr=False)
 
     # ------------------------------------------------------------------ internals
 
@@ -434,6 +388,11 @@ class Executor:
         subject = f"{self.runbook.id}/{step.id}" if step else self.runbook.id
         outcome = self.state.steps[index].status.value if index is not None else self.state.status.value
         self.audit(f"runbook-{event}", subject, outcome, {"session": self.state.id, "detail": detail[:500]})
+        if self.on_transition is not None:
+            step_status = self.state.steps[index].status if index is not None else None
+            self.on_transition(
+                Transition(self.state.id, index, event, detail, step_status, self.state.status)
+            )
 
     def _advance(self, step: Step, *, to: int | None = None) -> None:
         """Move to the next step (or `to`); the caller commits the transition."""
@@ -480,21 +439,31 @@ class Executor:
                 f"step {step.id!r} was started by another opsdash on this session; "
                 "resume the session to see where it is"
             )
+        claim_ownership(self.store.output_path(self.state.id, step.index))
         self._set(step.index, running)
 
     def _run_command(self, step: Step, note: str, on_output: Callable[[str], None] | None) -> StepState:
         script = self.command(step)
         running = StepState(status=StepStatus.RUNNING, started_at=_now(), note=note)
-        self._claim(step, running)
+        # watching from the claim on: an interrupt asked between the claim and the start stops it
+        self.control.reset()
+        self._interrupting = None
+        self._watching = True
+        try:
+            self._claim(step, running)
+        except BaseException:
+            self._watching = False
+            raise
         self._record(step.index, "command-started", script)  # persisted before the process starts
 
         def started(pid: int) -> None:
             self._set(step.index, replace(running, pid=pid))
             self._record(step.index, "command-running", f"process group {pid}")
+            # its process group is in the record now: that is what tells another opsdash it runs
+            # (the owner file would hold a resume that finds the command ended, if this one lives on)
+            self.store.output_path(self.state.id, step.index).with_suffix(".owner").unlink(missing_ok=True)
 
         out_path = self.store.output_path(self.state.id, step.index)
-        self.control.reset()
-        self._watching = True
         try:
             output, code, detail = _run_command(
                 script,
@@ -545,25 +514,35 @@ class Executor:
         self._claim(step, running)
         self._record(step.index, "checks-started", "")
         results = self.run_gates(self.gates(step))
-        ok = bool(results) and all(r.ok for r in results)
-        summary = "\n".join(line for r in results for line in r.lines())
+        self.last_gates = tuple(results)
+        passed = bool(results) and all(r.ok for r in results)
         failed = [r for r in results if not r.ok]
+        said = "; ".join(f"{r.label} ({r.summary})" for r in failed)[:400]
+        if not results:
+            ok, detail = False, "the check block named nothing to check"
+        elif step.expect_failure:  # "confirm it is unhealthy": a failure found is the step done
+            ok = not passed
+            detail = (
+                f"found the expected failure: {len(failed)} of {len(results)} checks failed: {said}"
+                if ok
+                else "every check passed, but this step expects a failure: reconsider before going on"
+            )
+        else:
+            ok = passed
+            detail = "" if ok else f"{len(failed)} of {len(results)} checks failed: {said}"
+        summary = "\n".join(line for r in results for line in r.lines())
         finished = replace(
             running,
             status=StepStatus.DONE if ok else StepStatus.FAILED,
             finished_at=_now(),
             output=redactor.redact(summary),
-            detail=""
-            if ok
-            else f"{len(failed)} of {len(results)} checks failed: "
-            + "; ".join(f"{r.label} ({r.summary})" for r in failed)[:400]
-            if results
-            else "the check block named nothing to check",
+            detail=redactor.redact(detail),
         )
         self._set(step.index, finished)
+        _discard(self.store.output_path(self.state.id, step.index))  # no longer being started here
         if ok:
             self._advance(step)
-            self._commit(step.index, "checks-finished", "all passed")
+            self._commit(step.index, "checks-finished", finished.detail or "all passed")
         else:
             self._after_failure(step, "checks-finished", finished.detail)
         return finished
@@ -573,237 +552,3 @@ def _learn_typed(text: str) -> None:
     """A note or reason the operator typed may hold a secret (`token: ...`, a pasted key)."""
     for secret in secret_like(text):
         redactor.register(secret)
-
-
-# The step's shell runs under a small wrapper that writes its exit code beside the output file, so a
-# command that outlives a killed opsdash still leaves both for the next one to collect.
-# It first writes its own pid (the process group's id): an opsdash killed before it saved the pid
-# still leaves the next one a way to find the command.
-# The command's output reaches the file only through opsdash's masking filter (maskfilter.py), which
-# reads the secrets from fd 3 (the wrapper's stdin, a pipe from this process; the command does not
-# get it); fd 4 carries the command's exit status out of the pipeline, fd 5 is the output file. The
-# filter ignores the signals that stop the command (set before exec, so from its first instruction):
-# it writes what the command printed up to its end, then ends itself.
-_WRAPPER = (
-    'exec 3<&0 5>&1 </dev/null; printf %s "$$" > "$4"; '
-    's=$( { { "$3" -c "$1" 3<&- 4>&- 5>&-; printf %s "$?" >&4; } 2>&1 '
-    "| ( trap '' TERM INT HUP; exec \"$5\" -P -m opsdash.core.runbooks.maskfilter 4>&- >&5 5>&- ); } 4>&1 ); "
-    'exec 3<&- 5>&-; printf %s "$s" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$s"'
-)
-
-
-def _feed(fd: int, data: bytes) -> None:
-    """Hand the filter its secrets (in a thread: more than a pipe holds must not block the step)."""
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError:
-        pass  # the filter is gone: it wrote nothing, so nothing went to disk unmasked
-    finally:
-        os.close(fd)
-
-
-def _status_path(out_path: Path) -> Path:
-    return out_path.with_suffix(".status")
-
-
-def _pid_path(out_path: Path) -> Path:
-    return out_path.with_suffix(".pid")
-
-
-def _pid_left(out_path: Path) -> int | None:
-    try:
-        return int(_pid_path(out_path).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _collected(out_path: Path) -> tuple[str, int | None]:
-    """What a detached command left: its output (the newest MAX_OUTPUT bytes) and exit code."""
-    try:
-        with out_path.open("rb") as handle:
-            handle.seek(max(0, out_path.stat().st_size - MAX_OUTPUT))
-            output = handle.read().decode("utf-8", "replace")
-    except OSError:
-        output = ""
-    try:
-        code: int | None = int(_status_path(out_path).read_text().strip())
-    except (OSError, ValueError):
-        code = None
-    return output, code
-
-
-def _discard(out_path: Path) -> None:
-    """The output is kept (redacted) in the session; the raw file must not linger."""
-    for path in (out_path, _status_path(out_path), _pid_path(out_path)):
-        path.unlink(missing_ok=True)
-
-
-def _run_command(
-    script: str,
-    timeout: float,
-    cwd: Any,
-    on_output: Callable[[str], None] | None,
-    extra_env: Mapping[str, str],
-    on_start: Callable[[int], None],
-    out_path: Path,
-    control: CommandControl,
-) -> tuple[str, int | None, str]:
-    """Run a script in its own process group, its output going to `out_path` (which this process
-    follows, so the command never dies of a closed pipe if opsdash does); returns (output, exit
-    code, detail). The exit code is None when `control` asked to detach: the command runs on."""
-    out_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _discard(out_path)
-    sink = open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    secrets_in, secrets_out = os.pipe()
-    try:
-        shell = shutil.which("bash") or "/bin/sh"
-        status = str(_status_path(out_path))
-        args = [script, status, shell, str(_pid_path(out_path)), sys.executable]
-        proc = subprocess.Popen(  # noqa: S603 - the script is the runbook's, parameters are shell-quoted
-            ["/bin/sh", "-c", _WRAPPER, "opsdash-step", *args],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=secrets_in,
-            cwd=cwd,
-            env={**os.environ, **extra_env},
-            start_new_session=True,
-        )
-    except BaseException:
-        os.close(secrets_out)
-        raise
-    finally:
-        os.close(sink)
-        os.close(secrets_in)
-    values, fingerprints = redactor.known()
-    known = json.dumps({"values": values, "fingerprints": fingerprints}).encode()
-    threading.Thread(target=_feed, args=(secrets_out, known), name="runbook-mask-feed", daemon=True).start()
-    on_start(proc.pid)
-    chunks: list[bytes] = []
-    size = 0
-    deadline = time.monotonic() + timeout
-    detail = ""
-    with out_path.open("rb") as follow:
-        while True:
-            data = follow.read(65536)
-            if data:
-                chunks.append(data)
-                size += len(data)
-                while size > MAX_OUTPUT and len(chunks) > 1:
-                    size -= len(chunks.pop(0))
-                if on_output is not None:
-                    on_output(redactor.redact(data.decode("utf-8", "replace")))
-                continue
-            if proc.poll() is not None:
-                rest = follow.read()
-                if rest:
-                    chunks.append(rest)
-                    if on_output is not None:
-                        on_output(redactor.redact(rest.decode("utf-8", "replace")))
-                break
-            if control.detach.is_set():
-                return b"".join(chunks).decode("utf-8", "replace"), None, "detached"
-            if control.interrupt.is_set():
-                detail = f"interrupted by the operator: {control.reason}" if control.reason else "interrupted"
-            elif time.monotonic() > deadline:
-                detail = f"timed out after {timeout:g} s; stopped"
-            if detail:
-                _kill(proc)
-                # what the command printed before it stopped is still on its way through the filter
-                drained = time.monotonic() + 2.0
-                while not _group_gone(proc.pid) and time.monotonic() < drained:
-                    time.sleep(0.02)
-                rest = follow.read()
-                if rest:
-                    chunks.append(rest)
-                    if on_output is not None:
-                        on_output(redactor.redact(rest.decode("utf-8", "replace")))
-                break
-            time.sleep(0.02)
-    code = proc.wait()
-    return b"".join(chunks).decode("utf-8", "replace"), code if not detail else (code or 124), detail
-
-
-def command_alive(pgid: int, session_id: str) -> bool:
-    """Whether the process group a step's command started still has a live member (zombies left
-    for a reaper do not count). Where /proc shows the leader, its environment must name this
-    session, so a reused pid is not mistaken for ours."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    members = _live_members(pgid)
-    if members is None:  # no /proc: the group answers signals, so it may still run
-        return True
-    if pgid not in members:
-        return bool(members)  # the leader is gone but the group lives on
-    try:
-        environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return True
-    return f"OPSDASH_RUNBOOK_SESSION={session_id}".encode() in environ
-
-
-def _group_gone(pgid: int) -> bool:
-    """Whether no live process of a process group is left (zombies do not count)."""
-    members = _live_members(pgid)
-    if members is not None:
-        return not members
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _live_members(pgid: int) -> set[int] | None:
-    """The pids of a process group that are not zombies, from /proc (None without /proc)."""
-    proc = Path("/proc")
-    if not (proc / "self" / "stat").exists():
-        return None
-    found: set[int] = set()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            found.add(int(entry.name))
-    return found
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(2)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _kill_group(pgid: int, grace: float = 2.0) -> None:
-    """Stop a process group this process did not start (a command left by an opsdash that died)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)

@@ -59,6 +59,9 @@ class Step:
     action_line: int = 0
     timeout: float = 300.0
     on_fail: str = "abort"  # abort | continue | goto:<id>
+    # a check block written `expect=fail` (a rollback's "confirm it is unhealthy"): the step is done
+    # when a check fails, as expected, and fails when every check passes
+    expect_failure: bool = False
     skippable: bool = False
     end: bool = False  # the main path ends after this step (later steps are branches)
 

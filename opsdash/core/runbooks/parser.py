@@ -1,8 +1,9 @@
 """Reading a runbook: TOML front matter between `+++` lines, then Markdown (markdown-it-py).
 
 Each `##` section is a step. A ```command fence makes it a command step (attributes: timeout=,
-on_fail=), a ```check fence a check step; a section with neither is a manual step. A heading may
-end with an attribute block: `## Restore the database {#restore skippable end}`.
+on_fail=), a ```check fence a check step (on_fail=, and expect=fail for a step that confirms a
+failure); a section with neither is a manual step. A heading may end with an
+attribute block: `## Restore the database {#restore skippable end}`.
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ def _steps(body: str, offset: int, shown: str, problems: list[Problem]) -> tuple
                 )
         values = {**attrs, **fence_attrs}
         flags |= fence_flags
-        for key in sorted(set(values) - {"timeout", "on_fail"}):
+        for key in sorted(set(values) - {"timeout", "on_fail", "expect"}):
             problems.append(
                 Problem(shown, action_line or line, f"step {step_id!r}: unknown attribute {key!r}")
             )
@@ -301,6 +302,15 @@ def _steps(body: str, offset: int, shown: str, problems: list[Problem]) -> tuple
                     f"step {step_id!r}: on_fail must be abort, continue or goto:<step-id>",
                 )
             )
+        expect = values.get("expect", "pass")
+        if expect not in ("pass", "fail") or (kind != "check" and "expect" in values):
+            problems.append(
+                Problem(
+                    shown,
+                    action_line or line,
+                    f"step {step_id!r}: expect must be pass or fail, on a check block",
+                )
+            )
         if kind == "manual" and "on_fail" in values:
             problems.append(Problem(shown, line, f"step {step_id!r}: on_fail needs a command or check block"))
         prose_lines = [
@@ -320,6 +330,7 @@ def _steps(body: str, offset: int, shown: str, problems: list[Problem]) -> tuple
                 action_line=action_line,
                 timeout=timeout,
                 on_fail=on_fail,
+                expect_failure=kind == "check" and expect == "fail",
                 skippable="skippable" in flags,
                 end="end" in flags,
             )

@@ -21,6 +21,7 @@ from opsdash.cli.schemas import render, schemas
 from opsdash.demo import FAULTS
 from opsdash.demo.control import set_fault
 from tests.conftest import ROOT, Demo, Project, Run, good_env, json_object
+from tests.runbook_drill import PLAIN
 
 SCHEMAS = ROOT / "docs" / "schemas"
 STEMS = {
@@ -39,26 +40,7 @@ STEMS = {
     "config-validate",
 }
 HOOK_NOW = 1764150000
-DRILL = """+++
-id = "drill"
-title = "Drill"
-
-[[parameters]]
-name = "message"
-prompt = "Message"
-+++
-
-## Announce {#announce}
-Say {{message}}.
-
-## Write a file {#write}
-```command timeout=10
-printf '%s' {{message}} > out.txt && echo wrote
-```
-
-## Finish {#finish end}
-Done.
-"""
+DRILL = PLAIN
 
 
 @functools.cache

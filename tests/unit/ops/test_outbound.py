@@ -12,7 +12,7 @@ import pytest
 
 from opsdash.core.profile import AlertChannel, Profile
 from opsdash.ops.alerts import deliver
-from opsdash.ops.deploys import read_versions
+from opsdash.ops.versions import read_versions
 from tests.servers import Behaviour, ThreadedRawServer
 
 HANG_GUARD = 20.0

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from opsdash.core.runbooks.executor import SessionState, SessionStatus, StepStatus, _live_members
+from opsdash.core.runbooks.executor import SessionState, SessionStatus, StepStatus
+from opsdash.core.runbooks.process import _live_members
 from opsdash.storage.history import History
 from tests.waits import wait_for_path, wait_until
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from unittest import mock
 
@@ -15,79 +14,18 @@ import pytest
 
 from opsdash.core.runbooks.executor import (
     Executor,
-    GateResult,
     SessionStatus,
     StepNotAllowed,
     StepStatus,
-    _live_members,
     command_alive,
 )
-from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.parser import parse
+from opsdash.core.runbooks.process import _live_members
 from opsdash.storage.history import History
 from opsdash.storage.sessions import RunbookSessions
 from tests.conftest import Demo, Run, not_none
+from tests.runbook_drill import BOOK, Gates, start
 from tests.waits import read_line, wait_for_path, wait_until
-
-BOOK = """+++
-id = "drill"
-title = "Drill"
-
-[[parameters]]
-name = "message"
-prompt = "Message"
-+++
-
-## Announce {#announce}
-Say {{message}}.
-
-## Write a file {#write}
-```command timeout=10
-printf '%s' {{message}} > out.txt && echo wrote
-```
-
-## Gate {#gate}
-```check on_fail=goto:recover
-app-health
-```
-
-## Finish {#finish end}
-Done.
-
-## Recover {#recover}
-Roll back.
-"""
-
-
-class Gates:
-    def __init__(self, *outcomes: bool) -> None:
-        self.outcomes = list(outcomes)
-        self.calls: list[list[str]] = []
-
-    def __call__(self, gates: Sequence[Gate]) -> list[GateResult]:
-        self.calls.append([g.label() for g in gates])
-        ok = self.outcomes.pop(0)
-        evidence = ("✓ [STATUS] == 200  (actual: 200)" if ok else "✗ [STATUS] == 200  (actual: 503)",)
-        return [GateResult(g.label(), ok, "fine" if ok else "down", evidence) for g in gates]
-
-
-@pytest.fixture
-def book_path(tmp_path: Path) -> Path:
-    path = tmp_path / "drill.md"
-    path.write_text(BOOK)
-    return path
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunbookSessions]:
-    with History.open(tmp_path / "data") as history:
-        yield history.sessions
-
-
-def start(book_path: Path, store: RunbookSessions, gates: Gates, message: str = "hello") -> Executor:
-    book, problems = parse(book_path)
-    assert book is not None, problems
-    return Executor.start(book, {"message": message}, "alice", store, gates)
 
 
 def test_end_to_end_with_every_step_kind(book_path: Path, store: RunbookSessions) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from opsdash.core.errors import ConfigError, InputError, OpsdashError
 from opsdash.core.findings import Severity
+from opsdash.core.health.probes.base import ProbeContext
 from opsdash.core.health.runner import run_once
 from opsdash.core.profile import Check, Profile
 from opsdash.core.runbooks.exclusive import ExclusiveConflict, Holder
@@ -23,7 +24,7 @@ from opsdash.ops.base import Ops
 from opsdash.ops.checks import probe_context
 from opsdash.storage.rows import SessionRow
 
-_PACKAGE = Path(__file__).resolve().parents[1]
+_PACKAGE = Path(__file__).resolve().parents[2]
 _SHIPPED = [_PACKAGE / "runbooks", _PACKAGE.parent / "runbooks"]
 
 
@@ -86,6 +87,19 @@ def gate_runner(
     from pydantic import TypeAdapter, ValidationError
 
     loaded = ops.config
+    cached: list[ProbeContext] = []
+
+    def context() -> ProbeContext:
+        """The target's credentials and trust, read once for the session (not per gate)."""
+        if not cached:
+            if loaded is not None:
+                cached.append(ops.probe_context(env_files=env_files, from_env=from_env))
+            else:  # ad-hoc http gates need no profile
+                bare = Profile.model_validate(
+                    {"target": {"name": "runbook", "base_url": "https://localhost"}}
+                )
+                cached.append(probe_context(bare))
+        return cached[0]
 
     def run(gates: Sequence[Gate]) -> list[GateResult]:
         results: list[GateResult] = []
@@ -138,13 +152,7 @@ def gate_runner(
                     )
                 )
         if checks:
-            if loaded is not None:
-                ctx = ops.probe_context(env_files=env_files, from_env=from_env)
-            else:  # ad-hoc http gates need no profile
-                bare = Profile.model_validate(
-                    {"target": {"name": "runbook", "base_url": "https://localhost"}}
-                )
-                ctx = probe_context(bare)
+            ctx = context()
             outcomes = asyncio.run(run_once([c for _g, c in checks], ctx))
             for (gate, _check), outcome in zip(checks, outcomes, strict=True):
                 ok = outcome.severity.rank < Severity.UNKNOWN.rank
@@ -301,7 +309,7 @@ def suggested_params(ops: Ops, book: Runbook) -> dict[str, str]:
     profile = ops.profile_or_none
     if not wanted or profile is None:
         return {}
-    from opsdash.ops.deploys import read_versions
+    from opsdash.ops.versions import read_versions
 
     versions = read_versions(profile)
     if versions is None:
