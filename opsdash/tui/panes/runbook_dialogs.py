@@ -14,8 +14,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from opsdash.core.findings import Severity
 from opsdash.core.runbooks.model import Runbook
 from opsdash.tui.safe import clean
+from opsdash.tui.style import severity
 
 
 class ConfirmAction(ModalScreen[str | None]):
@@ -178,6 +180,6 @@ class ParametersScreen(ModalScreen[dict[str, str] | None]):
         problems = [p.problem(values[p.name]) for p in self.book.parameters]
         problem = next((x for x in problems if x), None)
         if problem:
-            self.query_one("#params-error", Static).update(Text(problem, style="red"))
+            self.query_one("#params-error", Static).update(severity(problem, Severity.CRIT))
             return
         self.dismiss(values)

@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 from rich.markdown import Markdown as RichMarkdown
 from rich.text import Text
 from textual.binding import Binding
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, DataTable
 from textual.widgets.data_table import ColumnKey
 
+from opsdash.core.findings import Severity
 from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionStatus, StepStatus
 from opsdash.core.secrets import redactor
 from opsdash.ops.runbooks.events import Event
 from opsdash.tui.safe import clean
+from opsdash.tui.style import HINT, Part, severity
 
 if TYPE_CHECKING:
     from opsdash.ops.runbooks.driver import StepDriver
@@ -61,11 +64,11 @@ ACTIONS = (
     StepAction("interrupt", "Interrupt…", "i", "error", True),
 )
 BY_NAME = {a.name: a for a in ACTIONS}
-SESSION_STYLE = {
-    SessionStatus.ACTIVE: "cyan",
-    SessionStatus.COMPLETED: "green",
-    SessionStatus.ESCALATED: "yellow",
-    SessionStatus.ABORTED: "red",
+# a session's outcome as a severity, so the theme colours it (an active one is a hint, not a verdict)
+SESSION_SEVERITY = {
+    SessionStatus.COMPLETED: Severity.OK,
+    SessionStatus.ESCALATED: Severity.WARN,
+    SessionStatus.ABORTED: Severity.CRIT,
 }
 
 
@@ -189,37 +192,43 @@ def state_text(status: StepStatus, started_at: str | None) -> str:
     return status.value
 
 
-def session_title(ex: Executor) -> Text:
-    state = ex.state
-    title = Text.assemble(
-        (ex.runbook.title, "bold"),
-        f"  session {state.id} — ",
-        (state.status.value, f"bold {SESSION_STYLE[state.status]}"),
+def _status(status: SessionStatus) -> Content:
+    level = SESSION_SEVERITY.get(status)
+    return (
+        Content.styled(status.value, f"bold {HINT}")
+        if level is None
+        else severity(status.value, level, "bold")
     )
+
+
+def session_title(ex: Executor) -> Content:
+    state = ex.state
+    parts: list[Part] = [(ex.runbook.title, "bold"), f"  session {state.id} — ", _status(state.status)]
     if state.status is SessionStatus.ESCALATED:
-        title.append(" — ended on the branch a failed step led to, not the main path", style="yellow")
-    return title
+        parts.append(
+            severity(" — ended on the branch a failed step led to, not the main path", Severity.WARN)
+        )
+    return Content.assemble(*parts)
 
 
-def action_text(ex: Executor) -> Text:
+def action_text(ex: Executor) -> Content:
     """The full command (wrapped, never clipped) or the checks the step must pass."""
     step = ex.current_step
     if step is None:
-        return Text()
+        return Content("")
     if step.kind == "command":
-        return Text.assemble(
+        return Content.assemble(
             ("Runs (in its own process group):\n", "bold"),
-            (clean(ex.command(step).rstrip(), multiline=True), "bold cyan"),
+            (clean(ex.command(step).rstrip(), multiline=True), f"bold {HINT}"),
         )
     if step.kind == "check":
-        text = Text("Must fail (confirming the failure):\n" if step.expect_failure else "Must pass:\n")
-        text.stylize("bold")
+        head = "Must fail (confirming the failure):\n" if step.expect_failure else "Must pass:\n"
+        parts: list[Part] = [(head, "bold")]
         for gate in ex.gates(step):
-            text.append(f"  • {clean(gate.label())}\n")
-            for condition in gate.conditions:
-                text.append(f"      {clean(condition)}\n", style="dim")
-        return text
-    return Text()
+            parts.append(f"  • {clean(gate.label())}\n")
+            parts += [(f"      {clean(condition)}\n", "dim") for condition in gate.conditions]
+        return Content.assemble(*parts)
+    return Content("")
 
 
 def evidence(ex: Executor) -> str:
@@ -237,24 +246,25 @@ def evidence(ex: Executor) -> str:
     return ""
 
 
-def notice(status: StepStatus, detail: str, shown: str) -> Text:
-    text = Text()
+def notice(status: StepStatus, detail: str, shown: str) -> Content:
+    parts: list[Part] = []
     if detail:
-        style = {StepStatus.FAILED: "bold red", StepStatus.INTERRUPTED: "bold yellow"}.get(status, "yellow")
-        text.append(f"{status.value}: {clean(detail)}\n", style=style)
+        level = Severity.CRIT if status is StepStatus.FAILED else Severity.WARN
+        weight = "bold" if status in (StepStatus.FAILED, StepStatus.INTERRUPTED) else ""
+        parts.append(severity(f"{status.value}: {clean(detail)}\n", level, weight))
     for line in shown.splitlines():  # each gate, each condition with the value seen
         good = line.lstrip().startswith(("OK", "✓"))
-        text.append(clean(line) + "\n", style="green" if good else "red")
-    return text
+        parts.append(severity(clean(line) + "\n", Severity.OK if good else Severity.CRIT))
+    return Content.assemble(*parts)
 
 
-def path_taken(ex: Executor) -> Text:
-    text = Text("Path taken:\n", style="bold")
+def path_taken(ex: Executor) -> Content:
+    parts: list[Part] = [("Path taken:\n", "bold")]
     for each, st in zip(ex.runbook.steps, ex.state.steps, strict=True):
         if st.status is StepStatus.PENDING:
             continue
-        text.append(f"  {STATUS_MARK[st.status]} {each.index + 1}. {clean(each.title)} — {st.status.value}")
+        parts.append(f"  {STATUS_MARK[st.status]} {each.index + 1}. {clean(each.title)} — {st.status.value}")
         if st.detail:
-            text.append(f" ({clean(st.detail)})", style="dim")
-        text.append("\n")
-    return text
+            parts.append((f" ({clean(st.detail)})", "dim"))
+        parts.append("\n")
+    return Content.assemble(*parts)

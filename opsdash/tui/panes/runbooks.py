@@ -20,6 +20,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Button, DataTable, Input, Log, Static
 
 from opsdash.core.errors import OpsdashError
@@ -55,6 +56,7 @@ from opsdash.tui.panes.runbook_view import (
     step_buttons,
 )
 from opsdash.tui.safe import clean
+from opsdash.tui.style import HINT
 
 if TYPE_CHECKING:
     from opsdash.ops.runbooks import Sessions
@@ -211,10 +213,10 @@ class RunbooksPane(Vertical):
         if book is None:
             return
         self.query_one("#session-title", Static).update(
-            Text.assemble(
+            Content.assemble(
                 (book.title, "bold"),
                 f"  ({book.id}) — ",
-                ("Enter to resume" if book.id in self.active else "Enter to start", "cyan"),
+                ("Enter to resume" if book.id in self.active else "Enter to start", HINT),
             )
         )
         steps = self.query_one("#steps", DataTable)
