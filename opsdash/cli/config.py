@@ -126,7 +126,7 @@ def init(force: bool, directory: Path, base_url: str | None) -> None:
     Exit codes: 0 written, 3 the file exists (pass --force), the directory is not one, or
     --base-url is not an https URL.
     """
-    from opsdash.ops.init import init_project
+    from opsdash.ops.init import record_init, write_profile
 
     def ask() -> str | None:
         emit("No https URL of the app's own was found in its env files.")
@@ -136,6 +136,7 @@ def init(force: bool, directory: Path, base_url: str | None) -> None:
         return answer.strip() or None
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    path = init_project(directory, force=force, base_url=base_url, ask=ask if interactive else None)
+    path = write_profile(directory, force=force, base_url=base_url, ask=ask if interactive else None)
+    record_init(path)
     emit(f"wrote {path}")
     emit("next: review it, then run 'opsdash config validate' and 'opsdash validate'")

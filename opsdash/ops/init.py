@@ -454,20 +454,12 @@ def write_profile(
     return path
 
 
-def init_project(
-    directory: Path,
-    *,
-    force: bool = False,
-    base_url: str | None = None,
-    ask: Callable[[], str | None] | None = None,
-) -> Path:
-    """Write the starter profile and audit it where that profile keeps its data."""
+def record_init(path: Path) -> None:
+    """Audit the profile `write_profile` wrote, where that profile keeps its data."""
     from opsdash.ops.base import Ops
 
-    path = write_profile(directory, force=force, base_url=base_url, ask=ask)
     try:
         ops = Ops.open(path)
     except OpsdashError:  # settings from the environment may still be broken: record where we can
         ops = Ops.bare()
     ops.audit.event("operator_action", "config-init", subject=str(path), outcome="written")
-    return path

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from opsdash.core.envfiles import EnvSnapshot
-from opsdash.core.findings import Finding, Severity
+from opsdash.core.findings import Finding, Severity, worst
 from opsdash.core.health import conditions as cond
 from opsdash.core.health.errors import (
     ErrorClass,
@@ -167,6 +167,34 @@ class Attempt:
             findings=findings,
             runbook=findings[0].runbook if findings else None,
             hint=findings[0].remediation if findings else None,
+        )
+
+    def concluded(
+        self,
+        results: tuple[cond.ConditionResult, ...],
+        summary: str,
+        *,
+        status: int | None = None,
+        phases: Mapping[str, float] | None = None,
+        facts: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        findings: tuple[Finding, ...] = (),
+    ) -> CheckResult:
+        """How a probe that got its answer ends: failed on the first condition that does not hold,
+        else passed with `summary`, as severe as its worst finding (a certificate nearing expiry)."""
+        failure = self.condition_failure(
+            results, status=status, phases=phases, facts=facts, metrics=metrics, extra=findings
+        )
+        if failure is not None:
+            return failure
+        return self.passed(
+            summary,
+            phases=phases,
+            facts=facts,
+            conditions=results,
+            metrics=metrics,
+            severity=worst(f.severity for f in findings),
+            findings=findings,
         )
 
     def condition_failure(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ssl
 from datetime import datetime
 
-from opsdash.core.findings import worst
 from opsdash.core.health import conditions as cond
 from opsdash.core.health.errors import (
     ErrorClass,
@@ -128,25 +127,15 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
     metrics["response_time_ms"] = round(ex.response_time_ms, 2)
     if days is not None:
         metrics["cert_days_left"] = round(days, 1)
-    failure = at.condition_failure(
+    summary = f"HTTP {ex.status} in {ex.response_time_ms:.0f} ms"
+    if expiring:
+        summary += f"; {expiring[0].detail.removeprefix(check.name + ': ')}"
+    return at.concluded(
         results,
+        summary,
         status=ex.status,
         phases=ex.phases,
         facts=ex.facts,
         metrics=metrics,
-        extra=expiring,
-    )
-    if failure is not None:
-        return failure
-    summary = f"HTTP {ex.status} in {ex.response_time_ms:.0f} ms"
-    if expiring:
-        summary += f"; {expiring[0].detail.removeprefix(check.name + ': ')}"
-    return at.passed(
-        summary,
-        phases=ex.phases,
-        facts=ex.facts,
-        conditions=results,
-        metrics=metrics,
-        severity=worst(f.severity for f in expiring),
         findings=expiring,
     )

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from cryptography import x509
 
-from opsdash.core.findings import Finding, Severity, worst
+from opsdash.core.findings import Finding, Severity
 from opsdash.core.health import conditions as cond
 from opsdash.core.health.conditions import duration_text
 from opsdash.core.health.errors import (
@@ -182,14 +182,11 @@ async def probe_tcp(check: TcpCheck, ctx: ProbeContext, started: datetime, t0: f
     results, metrics = evaluate_conditions(
         check, cond.Facts(connected=True, response_time_ms=connect_ms, ip=facts["ip"])
     )
-    failure = at.condition_failure(results, phases={"connect": connect_ms}, facts=facts)
-    if failure is not None:
-        return failure
-    return at.passed(
+    return at.concluded(
+        results,
         f"connected in {connect_ms:.0f} ms",
         phases={"connect": connect_ms},
         facts=facts,
-        conditions=results,
         metrics={**metrics, "response_time_ms": round(connect_ms, 2)},
     )
 
@@ -215,14 +212,8 @@ async def probe_dns(check: DnsCheck, ctx: ProbeContext, started: datetime, t0: f
     results, _metrics = evaluate_conditions(
         check, cond.Facts(ip=addresses[0], dns_rcode="NOERROR", response_time_ms=dns_ms)
     )
-    failure = at.condition_failure(results, facts=facts)
-    if failure is not None:
-        return failure
-    return at.passed(
-        f"{len(addresses)} address(es) in {dns_ms:.0f} ms",
-        phases={"dns": dns_ms},
-        facts=facts,
-        conditions=results,
+    return at.concluded(
+        results, f"{len(addresses)} address(es) in {dns_ms:.0f} ms", phases={"dns": dns_ms}, facts=facts
     )
 
 
@@ -346,18 +337,14 @@ async def probe_tls(check: TlsCheck, ctx: ProbeContext, started: datetime, t0: f
     days = earliest_days(facts)
     expiration = days * 86400 if days is not None else None
     results, _m = evaluate_conditions(check, cond.Facts(certificate_expiration_s=expiration, connected=True))
-    failure = at.condition_failure(results, phases=phases, facts=facts, extra=tuple(findings))
-    if failure is not None:
-        return failure
     summary = f"{negotiated or 'TLS'} {facts.get('tls_cipher', '')}"
     if days is not None:
         summary += f", certificates valid {duration_text(days * 86400)} more"
-    return at.passed(
+    return at.concluded(
+        results,
         summary,
         phases=phases,
         facts=facts,
-        conditions=results,
-        severity=worst(f.severity for f in findings),
-        findings=tuple(findings),
         metrics={"cert_days_left": round(days, 1)} if days is not None else {},
+        findings=tuple(findings),
     )

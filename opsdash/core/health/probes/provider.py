@@ -84,14 +84,11 @@ async def probe_provider(
             facts=ex.facts,
         )
     results, metrics = evaluate_conditions(check, facts)
-    failure = at.condition_failure(results, phases=ex.phases, facts=ex.facts)
-    if failure is not None:
-        return failure
-    return at.passed(
+    return at.concluded(
+        results,
         f"reachable, credentials accepted (HTTP {ex.status} in {ex.response_time_ms:.0f} ms)",
         phases=ex.phases,
         facts=ex.facts,
-        conditions=results,
         metrics={**metrics, "response_time_ms": round(ex.response_time_ms, 2)},
     )
 
