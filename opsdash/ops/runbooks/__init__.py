@@ -19,6 +19,7 @@ from opsdash.core.runbooks.gates import Gate
 from opsdash.core.runbooks.model import Runbook
 from opsdash.core.runbooks.parser import Problem as RunbookProblem
 from opsdash.core.runbooks.parser import parse as parse_runbook
+from opsdash.core.text import did_you_mean
 from opsdash.core.validators import load_target_env, validate
 from opsdash.ops.base import Ops
 from opsdash.ops.checks import probe_context
@@ -75,7 +76,8 @@ def find_runbook(ref: str, profile: Profile | None) -> Runbook:
         if book.id == ref:
             return book
     known = ", ".join(b.id for b in books) or "none found"
-    raise InputError(f"no runbook {ref!r} (known: {known}); see 'opsdash runbook list'")
+    hint = did_you_mean(ref, [b.id for b in books])
+    raise InputError(f"no runbook {ref!r}{hint} (known: {known}); see 'opsdash runbook list'")
 
 
 def gate_runner(

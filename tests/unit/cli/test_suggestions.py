@@ -36,3 +36,9 @@ def test_a_misspelt_profile_key_names_the_key_meant(run: Run, project: Project) 
         "unknown key 'reminder_intervall' in alerts (did you mean 'reminder_interval'?)"
         in result.out + result.err
     )
+
+
+def test_a_misspelt_runbook_names_the_runbook_meant(run: Run) -> None:
+    result = run("runbook", "show", "rollbak")
+    assert result.code == 3 and "no runbook 'rollbak' (did you mean 'rollback'?)" in result.err
+    assert "did you mean" not in run("runbook", "show", "database-failover").err
