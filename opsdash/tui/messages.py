@@ -95,16 +95,6 @@ class AuditVerified(Message):
 
 
 @dataclass
-class RunbookStepFinished(Message):
-    session_id: str
-
-
-@dataclass
-class RunbookOutputReceived(Message):
-    text: str
-
-
-@dataclass
 class DemoFaultSwitched(Message):
     fault: str
     on: bool
