@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from opsdash.cli.common import config_option, count_option, json_option, operator_option
-from opsdash.cli.render import emit, emit_json, width
+from opsdash.cli.render import emit, emit_json, width, wrapped
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.core.text import visible
 from opsdash.ops.base import Ops
@@ -143,7 +143,9 @@ def audit_verify(anchor: str | None, print_head: bool, config: Path | None, as_j
             emit(click.style("TAMPERED", fg="red", bold=True) + f"  {visible(str(result.problem))}")
             if result.problem.first_bad_seq is not None:
                 emit(f"  first bad seq: {result.problem.first_bad_seq}")
-            emit(f"  {result.records} records verified before it; {anchors}")
+            emit(f"  {result.records} records verified before it")
+            for line in wrapped(anchors, "  "):
+                emit(line)
         else:
             label = (
                 click.style("WARN", fg="yellow", bold=True)
@@ -153,11 +155,13 @@ def audit_verify(anchor: str | None, print_head: bool, config: Path | None, as_j
             emit(
                 f"{label}  {result.records} records in {len(result.files)} file(s) verify"
                 + (f"; head seq {head.seq}" if head else "")
-                + f"; {anchors}"
             )
+            for line in wrapped(anchors, "  "):  # paths: within the terminal's width
+                emit(line)
         for warning in result.warnings:
             emit(f"  warning: {visible(warning)}")
-        emit(f"  log: {ops.audit.path}")
+        for line in wrapped(f"log: {ops.audit.path}", "  "):
+            emit(line)
         for note in result.notes:
             emit(f"  note: {visible(note)}")
         if print_head and head is not None and result.ok:

@@ -152,12 +152,21 @@ def verdict_line(report: Report) -> str:
     return one_line if len(click.unstyle(one_line)) <= width() else f"{head}\n  {tail}"
 
 
+def _hanging(head: str, shown: int, text: str, pad: str) -> list[str]:
+    """`head` (styled, `shown` columns wide) then `text` wrapped to the terminal, continuing at `pad`."""
+    rest = textwrap.wrap(visible(text), max(width() - shown, 20), break_on_hyphens=False) or [""]
+    more = textwrap.wrap(" ".join(rest[1:]), max(width() - len(pad), 20), break_on_hyphens=False)
+    return [head + rest[0], *(pad + line for line in more)]
+
+
 def finding_block(f: Finding, *, indent: str = "  ") -> list[str]:
-    lines = [f"{indent}{sev(f.severity)} {click.style(f.rule, bold=True)}  {visible(f.subject)}"]
     pad = indent + " " * 8
+    head = f"{indent}{sev(f.severity)} {click.style(f.rule, bold=True)}  "
+    lines = _hanging(head, len(pad) + len(f.rule) + 2, f.subject, pad)
     lines.extend(wrapped(f.detail, pad))
     for key, value in f.evidence.items():
-        lines.append(f"{pad}{click.style(key + ':', dim=True)} {visible(str(value))}")
+        label = f"{pad}{click.style(key + ':', dim=True)} "
+        lines.extend(_hanging(label, len(pad) + len(key) + 2, str(value), pad + "  "))
     fix = f"fix: {f.remediation}"
     if f.runbook:
         fix += f"  (runbook: {f.runbook})"
@@ -169,10 +178,8 @@ def report_text(report: Report, *, min_severity: Severity = Severity.INFO) -> st
     lines = [verdict_line(report)]
     summary = report.summary
     if summary.get("sources"):
-        lines.append(
-            f"  sources: {visible(', '.join(summary['sources']))}; {summary.get('variables', 0)} variables, "
-            f"{summary.get('secrets', 0)} secrets"
-        )
+        sources = f"{', '.join(summary['sources'])}; {summary.get('variables', 0)} variables, "
+        lines += _hanging("  sources: ", 11, sources + f"{summary.get('secrets', 0)} secrets", "    ")
     grouped: dict[str, list[Finding]] = defaultdict(list)
     for f in report.sorted_findings():
         if f.severity.rank >= min_severity.rank:
