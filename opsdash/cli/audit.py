@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from opsdash.cli.common import config_option, count_option, json_option, operator_option
-from opsdash.cli.render import emit, emit_json, width, wrapped
+from opsdash.cli.render import emit, emit_json, masked, width, wrapped
 from opsdash.core.findings import SCHEMA_VERSION
 from opsdash.core.text import visible
 from opsdash.ops.base import Ops
@@ -73,7 +73,7 @@ def audit_tail(
             )
         elif sys.stdout.isatty():  # within the terminal's width, continuation lines indented
             for line in textwrap.wrap(
-                visible(entry.summary()), width(), subsequent_indent="    ", break_on_hyphens=False
+                masked(entry.summary()), width(), subsequent_indent="    ", break_on_hyphens=False
             ):
                 emit(line)
         else:  # piped: one record a line, for grep and awk

@@ -68,10 +68,16 @@ def width() -> int:
     return max(40, shutil.get_terminal_size((100, 24)).columns)
 
 
+def masked(text: str) -> str:
+    """Untrusted text as it may be shown: secrets masked, escapes visible. Before any wrapping: a
+    secret cut across two lines would no longer be recognised by `emit`'s redactor."""
+    return visible(redactor.redact(text))
+
+
 def wrapped(text: str, indent: str) -> list[str]:
     """One paragraph of untrusted text, shown and wrapped to the terminal under `indent`."""
     return textwrap.wrap(
-        visible(text), width(), initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+        masked(text), width(), initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
     ) or [indent]
 
 
@@ -154,7 +160,7 @@ def verdict_line(report: Report) -> str:
 
 def _hanging(head: str, shown: int, text: str, pad: str) -> list[str]:
     """`head` (styled, `shown` columns wide) then `text` wrapped to the terminal, continuing at `pad`."""
-    rest = textwrap.wrap(visible(text), max(width() - shown, 20), break_on_hyphens=False) or [""]
+    rest = textwrap.wrap(masked(text), max(width() - shown, 20), break_on_hyphens=False) or [""]
     more = textwrap.wrap(" ".join(rest[1:]), max(width() - len(pad), 20), break_on_hyphens=False)
     return [head + rest[0], *(pad + line for line in more)]
 
