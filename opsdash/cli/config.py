@@ -114,9 +114,9 @@ def init(force: bool, directory: Path, base_url: str | None) -> None:
     them literally, and every env file the framework loads for that mode (plain projects: .env,
     .env.production, .env.production.local), plus .env.example and .env.development.
 
-    Writes secrets and URL variables by role (*_API_BASE / *_ENDPOINT are API bases), base_url
-    from the app's own https URLs (not the provider's), [[policy]] rules for security switches
-    whose safe value follows from the name (ENFORCE_HTTPS=true, *DEBUG*=false,
+    Writes secrets and URL variables by role (*_API_BASE, *_API_BASE_URL, *_API_ENDPOINT are
+    API bases), base_url from the app's own https URLs (not the provider's), [[policy]] rules for
+    security switches whose safe value follows from the name (ENFORCE_HTTPS=true, *DEBUG*=false,
     *MONITORING*=true ...), an iKhokha provider, and the [[checks]] the shipped runbooks gate on
     (app-health, payment-return-page, webhook-endpoint ...). Of values, only the app's URLs are
     written (no query, no credentials); never a secret. Review the file, then run 'opsdash

@@ -52,7 +52,7 @@ def is_loopback(host: str) -> bool:
     default=DEFAULT_LISTEN,
     show_default=True,
     metavar="HOST:PORT",
-    help="Where /metrics and /healthz answer. Port 0 picks a free one (the URL is printed).",
+    help="Where /metrics, /probe and /healthz answer. Port 0 picks a free one (the URL is printed).",
 )
 @click.option(
     "--from-env",
@@ -100,13 +100,15 @@ def serve(
 
     Polls each check on its interval on the same watch loop as the dashboard and 'check --watch'
     (history, audit log, alerts), validates the environment every [serve] validate_interval
-    seconds, and answers Prometheus on /metrics (probe_success, probe_duration_seconds,
-    probe_http_status_code, probe_ssl_earliest_cert_expiry, probe_http_duration_seconds{phase},
-    opsdash_check_state, opsdash_validation_findings, opsdash_gate, opsdash_alerts_firing,
-    opsdash_audit_verified; labels target and check) and /healthz.
+    seconds (a critical finding raises validation-no-go through the profile's channels), and
+    answers Prometheus on /metrics (blackbox_exporter's probe_* series, opsdash_check_state,
+    opsdash_validation_findings, opsdash_gate, opsdash_alerts_firing, opsdash_audit_verified;
+    labels target and check), /probe?target=CHECK (one check's series without those labels, as
+    blackbox_exporter's /probe answers: its scrape config works unchanged, each check an
+    instance) and /healthz.
 
-    Listens on 127.0.0.1 unless --listen says otherwise; /metrics has no authentication. Prints
-    its URL on stdout. /metrics and /healthz answer GET and HEAD. Connections are capped
+    Listens on 127.0.0.1 unless --listen says otherwise; /metrics and /probe have no
+    authentication. Prints its URL on stdout. Every endpoint answers GET and HEAD. Connections are capped
     (--max-connections) and idle ones closed (--idle-timeout), so a flood of clients may fail
     scrapes but never the probes, their history or the audit log. SIGTERM or SIGINT lets the
     probes in flight finish, records them and exits 0; SIGHUP reads the profiles again (a broken
@@ -136,7 +138,7 @@ def serve(
         click.echo(url)
         sys.stdout.flush()
         targets = ", ".join(f"{o.profile.target.name} ({len(o.profile.checks)} checks)" for o in all_ops)
-        emit(f"opsdash serve: {url}/metrics and {url}/healthz; watching {targets}", err=True)
+        emit(f"opsdash serve: {url}/metrics, {url}/probe and {url}/healthz; watching {targets}", err=True)
         if not is_loopback(host):
             emit(
                 f"opsdash serve: warning: listening on {host}, beyond this machine; /metrics has no "

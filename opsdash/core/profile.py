@@ -432,8 +432,13 @@ class AlertsSection(_Section):
     @field_validator("runbook_url")
     @classmethod
     def _runbook_link(cls, value: str | None) -> str | None:
-        if value is not None and ("{runbook}" not in value or not value.startswith(("https://", "http://"))):
-            raise ValueError("runbook_url is an http(s) URL with {runbook} where the runbook id goes")
+        if value is None:
+            return None
+        if "{runbook}" not in value or "{runbook}" in urlsplit(value).netloc or not value.isprintable():
+            raise ValueError("runbook_url is a printable http(s) URL with {runbook} for the runbook id")
+        link = check_http_url(value.replace("{runbook}", "rollback"))
+        if "@" in urlsplit(link).netloc:
+            raise ValueError("runbook_url must not carry credentials: it is sent with every alert")
         return value
 
 

@@ -31,5 +31,5 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'validate'?)` for a near miss among `choices` (difflib's ratio ≥ 0.6), else ''."""
     import difflib
 
-    close = difflib.get_close_matches(word, list(choices), n=1)
+    close = difflib.get_close_matches(word, [c for c in choices if c != word], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -78,7 +78,7 @@ def payload(
             + ("" if event != "resolved" else " — resolved")
         )
         return {"text": redactor.redact(text)}
-    return {
+    body = {
         "source": "opsdash",
         "status": event,
         "alert_id": alert["id"],
@@ -88,12 +88,16 @@ def payload(
         "title": alert["title"],
         "detail": alert["detail"],
         "runbook": alert.get("runbook"),
-        "runbook_url": runbook_url.replace("{runbook}", alert["runbook"])
-        if runbook_url and alert.get("runbook")
-        else None,
+        "runbook_url": runbook_link(runbook_url, alert.get("runbook")),
         "target": target,
         "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
     }
+    return {k: redactor.redact(v) if isinstance(v, str) else v for k, v in body.items()}
+
+
+def runbook_link(template: str | None, runbook: str | None) -> str | None:
+    """The profile's `[alerts] runbook_url` with the runbook's id in it."""
+    return template.replace("{runbook}", runbook) if template and runbook else None
 
 
 def alertmanager_alert(
@@ -118,8 +122,9 @@ def alertmanager_alert(
     annotations = {"summary": alert["title"], "description": alert["detail"]}
     if alert.get("runbook"):
         annotations["runbook"] = alert["runbook"]
-        if runbook_url:
-            annotations["runbook_url"] = runbook_url.replace("{runbook}", alert["runbook"])
+        link = runbook_link(runbook_url, alert["runbook"])
+        if link:
+            annotations["runbook_url"] = link
     if alert.get("silenced_span"):
         annotations["silenced"] = alert["silenced_span"]
     resolved = event == "resolved"
@@ -150,7 +155,7 @@ def retry_after(value: str | None, now: float) -> float | None:
     """Seconds a `Retry-After` header asks for: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit to isdigit(), not to float()
         return float(value)
     try:
         return max(email.utils.parsedate_to_datetime(value).timestamp() - now, 0.0)

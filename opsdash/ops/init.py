@@ -22,6 +22,8 @@ from opsdash.core.envfiles import framework_files, read_env_file
 from opsdash.core.errors import ConfigError, OpsdashError
 from opsdash.core.files import write_file
 from opsdash.core.profile import CLIENT_PREFIXES, SECRET_PATTERNS
+from opsdash.core.secrets import mask_url, redactor, secret_like
+from opsdash.core.text import visible
 from opsdash.ops.config import parse_config
 
 ENV_CANDIDATES = (".env", ".env.production", ".env.production.local")
@@ -37,8 +39,9 @@ _DEFAULT_PREFIX = {"vite": ["VITE_"], "next": ["NEXT_PUBLIC_"], "cra": ["REACT_A
 _DEFAULT_BUNDLE = {"vite": "dist", "next": ".next/static", "cra": "build"}
 _STRING = r"""(['"`])([^'"`\n]+)\1"""
 _RUN_SCRIPT = re.compile(r"(?:npm run|yarn(?: run)?|pnpm(?: run)?|bun run)\s+([\w:.-]+)\s*$")
-_VITE_BUILD = re.compile(r"\bvite\s+build\b")
-_MODE_FLAG = re.compile(r"(?:--mode(?:=|\s+)|-m\s+)(['\"]?)([\w.-]+)\1")
+_VITE_BUILD = re.compile(r"\bvite\s+build\b[^\n]*")
+_MODE_FLAG = re.compile(r"(?:--mode(?:=|\s+)|-m\s+)(\S*)")
+_MODE_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")  # what an env file's name can carry
 
 # A boolean switch whose safe production value follows from its name. (pattern, expected, severity)
 _POLICIES = (
@@ -119,27 +122,38 @@ def _build_command(scripts: dict[str, str]) -> str | None:
     return None
 
 
-def _build_mode(framework: str, command: str | None) -> str:
-    """The mode Vite builds in (`--mode X` / `-m X` on `vite build`); Next and CRA always build production."""
+def _build_mode(framework: str, command: str | None) -> tuple[str, str | None, str | None]:
+    """The mode Vite builds in (`--mode X` / `-m X` on `vite build`; Next and CRA always build
+    production), the `vite build ...` words it was read from, and what could not be read."""
     if framework != "vite" or not command:
-        return "production"
+        return "production", None, None
     for part in re.split(r"&&|\|\||;", command):
-        flag = _MODE_FLAG.search(part) if _VITE_BUILD.search(part) else None
-        if flag:
-            return flag.group(2)
-    return "production"
+        build = _VITE_BUILD.search(part)
+        flag = _MODE_FLAG.search(build.group(0)) if build else None
+        if build is None or flag is None:
+            continue
+        words = build.group(0).strip()
+        mode = flag.group(1).strip("'\"")
+        if _MODE_NAME.fullmatch(mode):
+            return mode, words, None
+        return "production", words, f"the build's --mode {mode!r} is not a name opsdash can read"
+    return "production", None, None
 
 
 def _read_package(directory: Path) -> tuple[dict[str, object], dict[str, str]]:
     """package.json's dependencies (both tables) and scripts; empty when it is missing or malformed."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
+    try:
         data = json.loads((directory / "package.json").read_text(encoding="utf-8"))
-        deps: dict[str, object] = {}
-        for table in ("dependencies", "devDependencies"):
-            deps.update(data.get(table) or {})
-        scripts = {k: v for k, v in (data.get("scripts") or {}).items() if isinstance(v, str)}
-        return deps, scripts
-    return {}, {}
+    except (OSError, ValueError):
+        return {}, {}
+    data = data if isinstance(data, dict) else {}
+
+    def table(name: str) -> dict[str, object]:
+        found = data.get(name)
+        return found if isinstance(found, dict) else {}
+
+    scripts = {k: v for k, v in table("scripts").items() if isinstance(v, str)}
+    return {**table("dependencies"), **table("devDependencies")}, scripts
 
 
 def detect(directory: Path) -> Project:
@@ -152,9 +166,11 @@ def detect(directory: Path) -> Project:
             break
     if project.framework == "plain":
         return project
-    project.build = _build_command(scripts)
-    project.mode = _build_mode(project.framework, project.build)
-    if project.mode != "production":
+    project.mode, words, unreadable = _build_mode(project.framework, _build_command(scripts))
+    project.build = visible(redactor.redact(words)) if words else None  # only `vite build ...`
+    if unreadable:
+        project.notes.append(f"{unreadable}: set [env] mode by hand")
+    elif project.mode != "production":
         project.notes.append(
             f"the build script runs {project.build!r}: opsdash reads the env files of mode "
             f"{project.mode!r}, as that build does. Is that the build you deploy to production?"
@@ -191,7 +207,8 @@ def detect(directory: Path) -> Project:
 
 
 def _https(value: str) -> tuple[str, str] | None:
-    """(host, scheme://host/path) of an https URL with a dotted host; no query, fragment or userinfo."""
+    """(host, scheme://host/path) of an https URL with a dotted host; no query, fragment, userinfo
+    or `;params`, and no path at all when a segment of it looks like a secret (a hook's token)."""
     try:
         parts = urlsplit(value.strip())
         host = (parts.hostname or "").lower()
@@ -201,7 +218,10 @@ def _https(value: str) -> tuple[str, str] | None:
     if parts.scheme != "https" or "." not in host:
         return None
     netloc = host if port in (None, 443) else f"{host}:{port}"
-    return host, f"https://{netloc}{parts.path}"
+    path = parts.path.split(";", 1)[0]
+    if any(secret_like(segment) for segment in path.split("/")):
+        path = "/"
+    return host, f"https://{netloc}{path}"
 
 
 def _app_host(values: dict[str, str], api_hosts: set[str]) -> str | None:
@@ -350,7 +370,8 @@ def build_profile(
     if base_url:
         found = _https(base_url)
         if found is None:
-            raise ConfigError(f"base URL {base_url!r} is not an https URL with a host name")
+            shown = visible(mask_url(base_url))
+            raise ConfigError(f"base URL {shown!r} is not an https URL with a host name")
         host, base_url = found[0], found[1].rstrip("/")
     elif host:
         base_url = f"https://{host}"

@@ -1,5 +1,6 @@
 """The service: one or more profiles watched by the one watch loop (`opsdash.ops.checks.Watch`),
-validated on an interval, and reported on /metrics and /healthz.
+validated on an interval, and reported on /metrics, /probe (one check, as blackbox_exporter's) and
+/healthz.
 
 Everything it records goes through the same ops functions as the CLI and the dashboard: the
 Watch records each result in history, audits changes of sustained state and raises alerts; the
@@ -30,6 +31,7 @@ from aiohttp import web
 from opsdash.core.errors import ConfigError, OpsdashError
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
+from opsdash.core.secrets import redactor
 from opsdash.core.text import did_you_mean, visible
 from opsdash.ops import validation
 from opsdash.ops.base import Ops
@@ -330,16 +332,19 @@ class Service:
         check = req.query.get("target", "")
         if not check:
             return text(400, "target parameter is missing: /probe?target=CHECK\n")
+        shown = visible(redactor.redact(check))  # a blackbox config's targets are URLs, maybe with keys
         found = self.exposition.latest(check)
         wanted = req.query.get("profile")
-        if wanted:
+        if wanted and found:
             found = [f for f in found if f[0] == wanted]
+            if not found:
+                return text(404, f"no profile {visible(redactor.redact(wanted))} serves {shown}\n")
         if not found:
             hint = did_you_mean(check, self.exposition.check_names())
-            return text(404, f"no result yet for a check named {visible(check)!r}{hint}\n")
+            return text(404, f"no result yet for a check named {shown}{hint}\n")
         if len(found) > 1:
             names = ", ".join(sorted(t for t, _r, _s in found))
-            return text(400, f"several targets serve {check!r} ({names}): add &profile=NAME\n")
+            return text(400, f"several targets serve {shown} ({names}): add &profile=NAME\n")
         _target, result, state = found[0]
         return web.Response(body=probe_body(result, state), headers={"Content-Type": CONTENT_TYPE})
 

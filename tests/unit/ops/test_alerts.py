@@ -344,3 +344,32 @@ def test_retries_without_retry_after_back_off_with_jitter(monkeypatch: pytest.Mo
     firsts = waits[::3]
     assert len(waits) == 45 and all(0 <= w <= 0.4 * 2**i for n, w in enumerate(waits) for i in [n % 3])
     assert len(set(firsts)) > 10  # not one fixed backoff
+
+
+@pytest.mark.parametrize("value", ["²", "-5", "garbage", "", "1e9"])
+def test_a_retry_after_that_is_not_seconds_or_a_date_is_ignored(value: str) -> None:
+    from opsdash.ops.alerts import retry_after
+
+    assert retry_after(value, time.time()) is None
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://wiki.example.com/runbooks",  # no {runbook}
+        "http://{runbook}",  # no host once filled in
+        "https:// wiki.example.com/{runbook}",
+        "https://ops:hunter2@wiki.example.com/{runbook}",  # credentials, sent with every alert
+        "https://wiki.example.com/{runbook}\u001b[31m",
+    ],
+)
+def test_a_runbook_url_that_cannot_be_a_link_is_refused_at_load(tmp_path: Path, link: str) -> None:
+    import json
+
+    from opsdash.ops.config import parse_config
+
+    path = tmp_path / "opsdash.toml"
+    text = f'[target]\nname = "x"\nbase_url = "https://a.example.com"\n[alerts]\nrunbook_url = {json.dumps(link)}\n'
+    _parsed, problems = parse_config(path, text)
+    assert problems and "runbook_url" in problems[0], problems
+    assert "hunter2" not in " ".join(problems)

@@ -143,3 +143,58 @@ def test_an_init_profile_of_the_demo_tree_is_go_and_its_runbooks_name_only_its_c
     )
     found = {f["subject"]: f["severity"] for f in _validate(run, app) if f["rule"] == "policy-violation"}
     assert found == {"ENFORCE_HTTPS": "CRIT", "MONITORING_ENABLED": "WARN"}
+
+
+def test_init_writes_no_secret_from_a_build_script_or_a_url_path(run: Run, tmp_path: Path) -> None:
+    app, _expected = _tree("vite-staging-mode", tmp_path)
+    package = json.loads((app / "package.json").read_text())
+    package["scripts"]["build"] = (
+        "SENTRY_AUTH_TOKEN=sntrys_supersecretvalue123 vite build --mode staging\n[alerts]"
+    )
+    (app / "package.json").write_text(json.dumps(package))
+    env = (
+        (app / ".env.production")
+        .read_text()
+        .replace(
+            "https://app.betaskill.com/api/payments/ikhokha/webhook",
+            "https://app.betaskill.com/api/hooks/whsec_PathSecretValue12345;jsessionid=SESSIONSECRET999",
+        )
+    )
+    (app / ".env.production").write_text(env)
+    profile = _init(run, app)
+    text = (app / "opsdash.toml").read_text()
+    assert profile["env"]["mode"] == "staging"
+    assert 'mode = "staging"  # from: vite build --mode staging' in text
+    for secret in ("sntrys_supersecretvalue123", "whsec_PathSecretValue12345", "SESSIONSECRET999"):
+        assert secret not in text
+    result = run(
+        "init",
+        "--dir",
+        app,
+        "--force",
+        "--base-url",
+        "http://deploy:ghp_SuperSecretToken12345@a.example.com/",
+    )
+    assert result.code == 3 and "ghp_SuperSecretToken12345" not in result.err + result.out
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        {"dependencies": 5, "devDependencies": {"vite": "^8"}},
+        {"scripts": [1], "devDependencies": {"vite": "^8"}},
+        {"scripts": {"build": "vite build --mode ../../etc"}, "devDependencies": {"vite": "^8"}},
+        [1, 2],
+    ],
+)
+def test_odd_package_json_shapes_give_a_profile_not_a_traceback(
+    run: Run, tmp_path: Path, package: object
+) -> None:
+    app = tmp_path / "odd"
+    app.mkdir()
+    (app / "package.json").write_text(json.dumps(package))
+    (app / ".env.production").write_text("VITE_APP_URL=https://app.example.org\n")
+    profile = _init(run, app)
+    assert profile["env"].get("mode", "production") == "production"
+    if "../../etc" in json.dumps(package):
+        assert "is not a name opsdash can read: set [env] mode by hand" in (app / "opsdash.toml").read_text()

@@ -624,6 +624,12 @@ def test_probe_answers_one_check_as_blackbox_exporter_does(project: Project, sta
         assert serve.get("/probe")[0] == 400
         status, text = serve.get("/probe?target=helthy")
         assert status == 404 and "did you mean 'healthy'?" in text
+        validated = ("opsdash_validation_timestamp_seconds", frozenset({"target": "BetaSkill"}.items()))
+        until(lambda: validated in serve.samples(), "the env (and so its secrets) is read")
+        secret = next(v for k, v in env_values(project.env_file).items() if "SECRET" in k)
+        query = urllib.parse.urlencode({"target": f"https://x.example/?api_key={secret}"})
+        status, text = serve.get(f"/probe?{query}")
+        assert status == 404 and secret not in text  # a blackbox config's target URL, echoed masked
         # /metrics carries the same new families, labelled by target and check
         samples = serve.samples()
         assert samples[("probe_http_version", series("BetaSkill", "healthy"))] == 1.1

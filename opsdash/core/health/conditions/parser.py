@@ -37,6 +37,7 @@ _LEFT_FUNCTIONS = ("len", "has")
 _RIGHT_FUNCTIONS = ("any", "pat")
 _BOOLEANS = ("true", "false")
 _MAX_INDEX_DIGITS = 9
+_FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
 _BAD_OPERATORS = {"===": "==", "!==": "!=", "<>": "!=", "<==": "<=", ">==": ">=", "=<": "<=", "=>": ">="}
 
 
@@ -280,10 +281,12 @@ def parse(text: str) -> Condition:
         run = op + right_text[: len(right_text) - len(right_text.lstrip("=!<>"))]
         hint = f"; use {_BAD_OPERATORS[run]}" if run in _BAD_OPERATORS else " (use ==, !=, <, <=, > or >=)"
         raise ConditionError(f"'{run}' is not an operator{hint}", index + 1)
-    if _is_right_function(left_text) and _is_operand(right_text):
-        if op not in EQUALITY:
+    if _is_operand(right_text) and not _is_operand(left_text):
+        if _is_right_function(left_text) and op not in EQUALITY:
             raise ConditionError(f"{left_text.strip()[:3]}() only works with == and !=", index + 1)
-        # any()/pat() on the left: Gatus compares both sides alike, so read it the usual way round
+        # a value, any() or pat() on the left (200 == [STATUS]): Gatus reads both sides alike, so
+        # read it the usual way round, the operator turned with it
+        op = _FLIPPED.get(op, op)
         left = parse_operand(right_text, index + len(op))
         function, items = _parse_right(left_text, 0, op)
     else:

@@ -369,3 +369,17 @@ def test_body_text_in_actual_cannot_drive_the_terminal() -> None:
 )
 def test_gatus_examples(text: str, body: bytes, ok: bool) -> None:
     assert evaluate(parse(text), facts(body=body)).ok is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "ok"),
+    [
+        ("200 == [STATUS]", 200, True),
+        ("300 > [STATUS]", 201, True),  # the operator turns with the sides: [STATUS] < 300
+        ("300 > [STATUS]", 404, False),
+        ("200 <= [STATUS]", 199, False),
+        ("any(200, 429) != [STATUS]", 503, True),
+    ],
+)
+def test_a_value_on_the_left_reads_as_gatus_reads_it(text: str, status: int, ok: bool) -> None:
+    assert evaluate(parse(text), facts(status=status)).ok is ok
