@@ -22,7 +22,6 @@ from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import Check, Profile
 from opsdash.core.text import did_you_mean
 from opsdash.ops.base import Ops
-from opsdash.ops.base import probe_context as probe_context  # ops.runbooks imports it from here
 from opsdash.ops.sources import Reload, Sources
 
 if TYPE_CHECKING:

@@ -21,8 +21,7 @@ from opsdash.core.runbooks.parser import Problem as RunbookProblem
 from opsdash.core.runbooks.parser import parse as parse_runbook
 from opsdash.core.text import did_you_mean
 from opsdash.core.validators import load_target_env, validate
-from opsdash.ops.base import Ops
-from opsdash.ops.checks import probe_context
+from opsdash.ops.base import Ops, probe_context
 from opsdash.storage.rows import SessionRow
 
 _PACKAGE = Path(__file__).resolve().parents[2]
