@@ -369,6 +369,7 @@ def pane_fill(data: Path, repeat: int, rows: int) -> tuple[list[float], list[flo
     from opsdash.ops import history as past
     from opsdash.ops.base import Ops
     from opsdash.tui.panes.history import HistoryPane
+    from opsdash.tui.style import severity_variables
 
     ops = Ops.bare(data_dir=data)
 
@@ -376,8 +377,13 @@ def pane_fill(data: Path, repeat: int, rows: int) -> tuple[list[float], list[flo
         def __init__(self) -> None:
             self.ops = ops
 
+    class Harness(App[None]):  # the dashboard's severity colours are theme variables it adds
+        def get_css_variables(self) -> dict[str, str]:
+            variables = super().get_css_variables()
+            return {**variables, **severity_variables(variables)}
+
     async def once() -> float:
-        app: App[None] = App()
+        app = Harness()
         async with app.run_test(size=(160, 50)) as pilot:
             t0 = time.perf_counter()  # as the key that shows it: the pane mounts, loads, fills
             await app.mount(HistoryPane(Context()))  # type: ignore[arg-type]

@@ -55,8 +55,7 @@ def history_show(run: str, config: Path | None, as_json: bool) -> None:
     \b
     Exit codes: 0 shown, 3 no such run or usage/config error.
     """
-    from opsdash.cli.render import report_text
-    from opsdash.cli.runbook_io import print_session
+    from opsdash.cli.render import print_session, report_text
     from opsdash.ops import history as past
 
     detail = past.show(Ops.reading(config), run)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from opsdash.core.diff import RunDiff
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
+    from opsdash.core.runbooks.model import Runbook
+    from opsdash.core.runbooks.state import SessionState
     from opsdash.storage.rows import RunRow
 
 COLOURS = {
@@ -337,3 +339,34 @@ def emit_report(
     else:
         return False
     return True
+
+
+def print_session(state: SessionState, book: Runbook | None) -> None:
+    """A recorded runbook session, as `history show` and `runbook run --resume` print it (here, not
+    beside the step driver: showing the record must not load the engine)."""
+    from opsdash.core.runbooks.state import STATUS_MARK
+
+    emit(
+        click.style(
+            f"{state.title} ({state.runbook_id}) — session {state.id}: {state.status.value}", bold=True
+        )
+    )
+    emit(f"  operator {state.operator}, started {state.started_at}, updated {state.updated_at}")
+    if state.params:
+        emit("  parameters: " + visible(", ".join(f"{k}={v}" for k, v in state.params.items())))
+    for index, st in enumerate(state.steps):
+        title = book.steps[index].title if book and index < len(book.steps) else f"step {index + 1}"
+        here = " ◀ current" if state.current == index and state.status.value == "active" else ""
+        emit(
+            f"  [{STATUS_MARK[st.status]}] {index + 1}. {title}{here}"
+            + (f"  exit {st.exit_code}" if st.exit_code is not None else "")
+            + (f"  note: {visible(st.note)}" if st.note else "")
+        )
+    if state.events:
+        emit(click.style("  events:", dim=True))
+        for event in state.events:
+            where = f"step {event['step_index'] + 1} " if event["step_index"] is not None else ""
+            emit(
+                f"    {event['at']}  {where}{event['event']}"
+                + (f": {visible(event['detail'].strip())}" if event["detail"] else "")
+            )

@@ -184,7 +184,8 @@ def runbook_run(
     branch a failed step led to), 2 aborted, 3 paused (or a command left running), refused (its
     exclusive group is held) or error.
     """
-    from opsdash.cli.runbook_io import collect_params, guided, parse_params, print_session
+    from opsdash.cli.render import print_session
+    from opsdash.cli.runbook_io import collect_params, guided, parse_params
     from opsdash.cli.runbook_io import dry_run as plan
     from opsdash.core.runbooks.exclusive import ExclusiveConflict
     from opsdash.ops.runbooks import (

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from opsdash.cli.render import emit
-from opsdash.core.runbooks.executor import STATUS_MARK, Executor, SessionState, SessionStatus, StepStatus
+from opsdash.core.runbooks.executor import Executor, SessionStatus, StepStatus
 from opsdash.core.runbooks.model import Runbook, Step
 from opsdash.core.runbooks.state import exit_code
 from opsdash.core.text import visible
@@ -256,33 +256,6 @@ def guided(ex: Executor) -> int:
         + ("; it ended on the branch a failure led to" if status is SessionStatus.ESCALATED else "")
     )
     return exit_code(ex.state)
-
-
-def print_session(state: SessionState, book: Runbook | None) -> None:
-    emit(
-        click.style(
-            f"{state.title} ({state.runbook_id}) — session {state.id}: {state.status.value}", bold=True
-        )
-    )
-    emit(f"  operator {state.operator}, started {state.started_at}, updated {state.updated_at}")
-    if state.params:
-        emit("  parameters: " + visible(", ".join(f"{k}={v}" for k, v in state.params.items())))
-    for index, st in enumerate(state.steps):
-        title = book.steps[index].title if book and index < len(book.steps) else f"step {index + 1}"
-        here = " ◀ current" if state.current == index and state.status.value == "active" else ""
-        emit(
-            f"  [{STATUS_MARK[st.status]}] {index + 1}. {title}{here}"
-            + (f"  exit {st.exit_code}" if st.exit_code is not None else "")
-            + (f"  note: {visible(st.note)}" if st.note else "")
-        )
-    if state.events:
-        emit(click.style("  events:", dim=True))
-        for event in state.events:
-            where = f"step {event['step_index'] + 1} " if event["step_index"] is not None else ""
-            emit(
-                f"    {event['at']}  {where}{event['event']}"
-                + (f": {visible(event['detail'].strip())}" if event["detail"] else "")
-            )
 
 
 def dry_run(book: Runbook, params: dict[str, str], runner: Any) -> int:

@@ -124,3 +124,7 @@ def test_reading_history_loads_only_what_it_needs(tmp_path: Path) -> None:
     assert loaded == "" and "validate" in listed
     version, loaded = imported(forbidden, "--version", env=env)
     assert loaded == "" and version.startswith("opsdash, version ")
+    # showing a recorded run (and any runbook session in it) loads no settings models nor the
+    # runbook step driver
+    shown, loaded = imported(forbidden + ",opsdash.ops.runbooks", "history", "show", "latest", env=env)
+    assert loaded == "" and "BetaSkill" in shown
