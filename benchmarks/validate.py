@@ -52,7 +52,7 @@ def median_of(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, in
     return statistics.median(times), int(statistics.median(rss))
 
 
-LAUNCH = "import sys\nfrom opsdash.cli import main\nmain(sys.argv[1:])"
+LAUNCH = "from opsdash.cli import main\nmain()"  # as the console script does (sys.argv)
 
 
 def against(tree: Path, args: list[str], env: dict[str, str], runs: int) -> tuple[float, float, list[float]]:

@@ -8,9 +8,9 @@ errors exit 3 with one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
-import traceback
 
 import click
 
@@ -47,6 +47,14 @@ def _fail(message: str, argv: list[str] | None = None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps every failure to one clear line and exit code 3."""
     try:
+        _run(argv)
+    finally:
+        if argv is None:  # the process ends next: spare it a cycle collection of every module's
+            gc.freeze()  # objects at exit (about 25 ms of a 190 ms `validate`)
+
+
+def _run(argv: list[str] | None) -> None:
+    try:
         rv = cli.main(args=argv, prog_name="opsdash", standalone_mode=False)
     except OpsdashError as exc:
         _fail(str(exc), argv)
@@ -65,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
 
         detail = redactor.redact(f"{type(exc).__name__}: {exc}")
         if os.environ.get("OPSDASH_DEBUG"):
+            import traceback
+
             emit(redactor.redact(traceback.format_exc()), err=True)
         _fail(f"internal error ({detail}); set OPSDASH_DEBUG=1 for the traceback and report it")
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from opsdash import __version__
 from opsdash.core.findings import Finding, Report, Severity
@@ -117,6 +116,8 @@ def sarif(report: Report, profile_path: Path | None = None) -> dict[str, Any]:
 def junit(report: Report) -> str:
     """JUnit XML: a test case per check (and per finding that is not a check's own). CRIT and WARN
     fail (as the exit code does: 2 and 1), UNKNOWN is an error. Text from servers is escaped."""
+    from xml.etree import ElementTree as ET  # only JUnit output needs it
+
     stamp = report.started_at.split("+")[0].removesuffix("Z")  # the JUnit XSD's timestamp has no zone
     suite = ET.Element("testsuite", name=f"opsdash {report.kind}", timestamp=stamp)
     checks = report.checks
@@ -304,6 +305,8 @@ def could_not_run(fmt: str, command: str, message: str) -> str | None:
             }
         )
     if fmt == "junit":
+        from xml.etree import ElementTree as ET
+
         root = ET.Element("testsuites", name="opsdash")
         suite = ET.SubElement(
             root, "testsuite", name=f"opsdash {command}", tests="1", failures="0", errors="1"

@@ -42,7 +42,7 @@ class TargetSection(_Section):
         description="Production domain; app URLs must be on it or a subdomain. Default: base_url's host.",
     )
     client_prefixes: list[str] = Field(
-        default_factory=lambda: list(CLIENT_PREFIXES),
+        default=list(CLIENT_PREFIXES),
         description="Variable prefixes a front-end bundler ships to the browser (Vite bundles VITE_*).",
     )
     bundle_dir: Path | None = Field(
@@ -66,7 +66,7 @@ class EnvSection(_Section):
     mode: str = Field("production", description="The build mode whose env files the framework reads.")
     dir: Path = Field(Path("."), description="Where the framework's env files are (relative to this file).")
     files: list[Path] = Field(
-        default_factory=list,
+        default=[],
         description="Env files, in load order (later wins). With a framework: files read after its own.",
     )
     example: Path | None = Field(None, description="The .env.example the env files are compared with.")
@@ -81,14 +81,14 @@ class EnvSection(_Section):
     test_mode_variable: str | None = Field(
         None, description="Variable that switches the provider to test mode."
     )
-    required: list[str] = Field(default_factory=list, description="Variables that must be set and non-empty.")
-    secrets: list[str] = Field(default_factory=list, description="Variables holding secrets (never shown).")
+    required: list[str] = Field(default=[], description="Variables that must be set and non-empty.")
+    secrets: list[str] = Field(default=[], description="Variables holding secrets (never shown).")
     secret_patterns: list[str] = Field(
-        default_factory=lambda: list(SECRET_PATTERNS),
+        default=list(SECRET_PATTERNS),
         description="Name patterns that also mark a variable as secret (matched without client prefix).",
     )
     fallback_variables: list[str] = Field(
-        default_factory=lambda: ["*FALLBACK*"],
+        default=["*FALLBACK*"],
         description="Variables (or patterns) that enable fallback/dev credentials; must be false.",
     )
     min_secret_length: int = Field(16, ge=1, description="Shorter secrets are reported as weak.")
@@ -105,12 +105,12 @@ class EnvSection(_Section):
 
 class UrlsSection(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    webhook: list[str] = Field(default_factory=list, description="Variables holding webhook (callback) URLs.")
-    return_: list[str] = Field(default_factory=list, alias="return", description="Payment return URLs.")
-    cancel: list[str] = Field(default_factory=list, description="Payment cancel URLs.")
-    api_base: list[str] = Field(default_factory=list, description="Variables holding the provider API base.")
+    webhook: list[str] = Field(default=[], description="Variables holding webhook (callback) URLs.")
+    return_: list[str] = Field(default=[], alias="return", description="Payment return URLs.")
+    cancel: list[str] = Field(default=[], description="Payment cancel URLs.")
+    api_base: list[str] = Field(default=[], description="Variables holding the provider API base.")
     other: list[str] = Field(
-        default_factory=list, description="Other URL variables (any *_URL variable is checked too)."
+        default=[], description="Other URL variables (any *_URL variable is checked too)."
     )
 
     def roles(self) -> Iterator[tuple[str, str]]:
@@ -136,7 +136,7 @@ class ProviderSection(_Section):
     secret_variable: str | None = Field(None, description="Variable holding the application secret.")
     webhook_secret_variable: str | None = Field(None, description="Variable holding the webhook secret.")
     denied_hosts: list[str] = Field(
-        default_factory=lambda: list(DENIED_HOSTS),
+        default=list(DENIED_HOSTS),
         description="Host patterns of dev/sandbox/test systems that production must never use.",
     )
 
@@ -204,7 +204,7 @@ class CheckBase(_Section):
     severity: Literal["warn", "crit"] = Field("crit", description="Severity of a failure of this check.")
     runbook: str | None = Field(None, description="Runbook for failures (default: by error class).")
     conditions: list[str] = Field(
-        default_factory=list, description="Conditions such as '[STATUS] == 200' or '[BODY].status == UP'."
+        default=[], description="Conditions such as '[STATUS] == 200' or '[BODY].status == UP'."
     )
 
     @field_validator("conditions")
@@ -229,15 +229,15 @@ class HttpCheck(CheckBase, CertThresholds):
     kind: Literal["http"]
     url: str = Field(description="URL to request.")
     method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default={})
     body: str = ""
     expect_status: list[int] = Field(
-        default_factory=lambda: [200], description="Accepted statuses when no condition names [STATUS]."
+        default=[200], description="Accepted statuses when no condition names [STATUS]."
     )
     follow_redirects: bool = False
     max_redirects: int = Field(5, ge=0, le=30)
     max_body_bytes: int = Field(1_000_000, ge=0, description="Larger bodies fail the check as too-large.")
-    metrics: list[str] = Field(default_factory=list, description="Extra [BODY] paths kept as metrics.")
+    metrics: list[str] = Field(default=[], description="Extra [BODY] paths kept as metrics.")
 
     _check_url = field_validator("url")(check_http_url)
 
@@ -263,7 +263,7 @@ class TcpCheck(CheckBase):
 class DnsCheck(CheckBase):
     kind: Literal["dns"]
     hostname: str
-    expect: list[str] = Field(default_factory=list, description="Addresses that must be among the answers.")
+    expect: list[str] = Field(default=[], description="Addresses that must be among the answers.")
 
 
 class TlsCheck(CheckBase, CertThresholds):
@@ -313,7 +313,7 @@ class WebhookSection(_Section):
     )
     path: str = Field("/", description="Path the deliveries are sent to (iKhokha signs it).")
     secret_variables: list[str] = Field(
-        default_factory=list,
+        default=[],
         description="Variables holding the active webhook secrets; several while rotating. Default: the "
         "provider's webhook secret variable.",
     )
@@ -321,7 +321,7 @@ class WebhookSection(_Section):
         None, description="iKhokha: IK-APPID must equal this variable's value."
     )
     tolerance: int = Field(300, ge=1, description="Seconds a timestamp may be old or in the future.")
-    allowed_sources: list[str] = Field(default_factory=list, description="CIDRs deliveries may come from.")
+    allowed_sources: list[str] = Field(default=[], description="CIDRs deliveries may come from.")
     burst_threshold: int = Field(
         5, ge=1, description="Failed verifications from one source that raise an alert."
     )
@@ -413,7 +413,7 @@ class Silence(_Section):
     start: datetime = Field(description="Start of the maintenance window (ISO time with zone).")
     end: datetime = Field(description="End of the maintenance window.")
     reason: str = ""
-    rules: list[str] = Field(default_factory=list, description="Only these alert rules (default: all).")
+    rules: list[str] = Field(default=[], description="Only these alert rules (default: all).")
 
 
 class AlertsSection(_Section):
@@ -426,8 +426,8 @@ class AlertsSection(_Section):
         description="Link to an alert's runbook, `{runbook}` standing for its id, e.g. "
         "'https://wiki.example.com/runbooks/{runbook}': Alertmanager's runbook_url annotation.",
     )
-    channels: list[AlertChannel] = Field(default_factory=list)
-    silences: list[Silence] = Field(default_factory=list)
+    channels: list[AlertChannel] = Field(default=[])
+    silences: list[Silence] = Field(default=[])
 
     @field_validator("runbook_url")
     @classmethod
@@ -443,9 +443,7 @@ class AlertsSection(_Section):
 
 
 class RunbooksSection(_Section):
-    dirs: list[Path] = Field(
-        default_factory=lambda: [Path("runbooks")], description="Directories of runbook Markdown files."
-    )
+    dirs: list[Path] = Field(default=[Path("runbooks")], description="Directories of runbook Markdown files.")
     shipped: bool = Field(True, description="Also offer the runbooks that ship with opsdash.")
 
 
@@ -468,10 +466,10 @@ class Profile(_Section):
     target: TargetSection
     env: EnvSection = Field(default_factory=EnvSection)
     urls: UrlsSection = Field(default_factory=UrlsSection)
-    policy: list[PolicyRule] = Field(default_factory=list)
+    policy: list[PolicyRule] = Field(default=[])
     provider: ProviderSection | None = None
     health: HealthSection = Field(default_factory=HealthSection)
-    checks: list[Check] = Field(default_factory=list)
+    checks: list[Check] = Field(default=[])
     webhook: WebhookSection = Field(default_factory=WebhookSection)
     runbooks: RunbooksSection = Field(default_factory=RunbooksSection)
     deploy: DeploySection = Field(default_factory=DeploySection)

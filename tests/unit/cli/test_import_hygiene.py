@@ -86,6 +86,32 @@ def test_validate_no_history_loads_neither_history_nor_audit_nor_alerts(tmp_path
     assert imported(forbidden, *argv)[1] == ""
 
 
+def test_validate_no_history_loads_only_the_validation_path(tmp_path: Path) -> None:
+    """`validate --no-history` is the gate CI runs on every push, and its time is mostly imports:
+    it loads the profile models, the validators and its own command. No probe engine, HTTP, TLS
+    or crypto library, no runbook, webhook-serving or alert code, no other command, no SQLite
+    and no XML writer (only JUnit output needs it)."""
+    forbidden = ",".join(
+        [
+            "httpx,httptools,aiohttp,cryptography,sqlite3,xml",
+            "opsdash.core.health.probes,opsdash.core.health.runner,opsdash.core.runbooks,opsdash.core.audit",
+            "opsdash.ops.checks,opsdash.ops.runbooks,opsdash.ops.serve,opsdash.ops.webhooks",
+            "opsdash.cli.check,opsdash.cli.runbook,opsdash.cli.serve,opsdash.cli.history,opsdash.tui",
+        ]
+    )
+    argv = [
+        "validate",
+        "--no-history",
+        "--config",
+        str(EXAMPLE_PROFILE),
+        "--env-file",
+        good_env_file(tmp_path),
+    ]
+    out, loaded = imported(forbidden, *argv)
+    assert loaded == ""
+    assert "no findings" in out  # it did validate
+
+
 def test_validate_command_never_imports_textual(tmp_path: Path) -> None:
     argv = ["validate", "--config", str(EXAMPLE_PROFILE), "--env-file", good_env_file(tmp_path)]
     assert imported("textual,rich", *argv)[1] == ""
