@@ -60,8 +60,10 @@ class Alerts(Repository):
             return int(cursor.lastrowid or 0)
 
     def mark(self, alert_id: int, **fields: Any) -> None:
+        columns = ", ".join(f"{name} = ?" for name in fields)
         with self.history.conn:
-            self.history.db.table("alerts").update(alert_id, fields)
+            sql = f"UPDATE alerts SET {columns} WHERE id = ?"  # noqa: S608 (column names from code)
+            self.history.conn.execute(sql, [*fields.values(), alert_id])
 
     def claim(self, alert_id: int, seen_sent_at: float | None, **fields: Any) -> bool:
         """Change a firing alert only if it is still as this process last read it (firing, and sent
@@ -80,35 +82,30 @@ class Alerts(Repository):
         self, alert_id: int, channel: str, event: str, ok: bool, attempts: int, error: str, at: float
     ) -> None:
         with self.history.conn:
-            self.history.db.table("alert_deliveries").insert(
-                {
-                    "alert_id": alert_id,
-                    "channel": channel,
-                    "event": event,
-                    "ok": int(ok),
-                    "attempts": attempts,
-                    "error": redactor.redact(error),
-                    "at": at,
-                }
+            self.history.conn.execute(
+                "INSERT INTO alert_deliveries (alert_id, channel, event, ok, attempts, error, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [alert_id, channel, event, int(ok), attempts, redactor.redact(error), at],
             )
 
     # ------------------------------------------------------------------ reading
 
     def get(self, alert_id: int) -> AlertRow:
-        return rows_as(AlertRow, [self.history.db.table("alerts").get(alert_id)])[0]
+        rows = rows_as(AlertRow, self._dicts("SELECT * FROM alerts WHERE id = ?", [alert_id]))
+        if not rows:
+            raise KeyError(f"no alert {alert_id}")
+        return rows[0]
 
     def firing(self) -> list[AlertRow]:
         """The open alerts, oldest first."""
         return rows_as(
-            AlertRow, self.history.db.table("alerts").rows_where("status = 'firing'", order_by="raised_at")
+            AlertRow, self._dicts("SELECT * FROM alerts WHERE status = 'firing' ORDER BY raised_at", [])
         )
 
     def all(self, rule: str | None = None) -> list[AlertRow]:
         """Every alert (of one rule), firing or resolved, oldest first."""
-        where, args = ("rule = ?", [rule]) if rule else (None, [])
-        return rows_as(
-            AlertRow, self.history.db.table("alerts").rows_where(where, args, order_by="raised_at, id")
-        )
+        where, args = ("WHERE rule = ?", [rule]) if rule else ("", [])
+        return rows_as(AlertRow, self._dicts(f"SELECT * FROM alerts {where} ORDER BY raised_at, id", args))  # noqa: S608
 
     def last_raised(self, rule: str, key: str) -> float | None:
         """When the newest alert of `rule` for `key` was raised (None: never)."""
@@ -120,7 +117,5 @@ class Alerts(Repository):
 
     def deliveries(self, alert_id: int | None = None) -> list[DeliveryRow]:
         """Every delivery attempt (of one alert), in the order they were made."""
-        where, args = ("alert_id = ?", [alert_id]) if alert_id is not None else (None, [])
-        return rows_as(
-            DeliveryRow, self.history.db.table("alert_deliveries").rows_where(where, args, order_by="id")
-        )
+        where, args = ("WHERE alert_id = ?", [alert_id]) if alert_id is not None else ("", [])
+        return rows_as(DeliveryRow, self._dicts(f"SELECT * FROM alert_deliveries {where} ORDER BY id", args))  # noqa: S608
