@@ -505,10 +505,10 @@ def retention(data: Path, root: Path, *, days: int = 90) -> None:
         f"(pausing max(0.1 s, the batch) between batches); "
         f"file {size / 2**20:,.0f} -> {after / 2**20:,.0f} MiB"
     )
-    print(f"    batch lock hold            {spread(holds)}; longest {max(holds):.3f} s")
+    print(f"    batch lock hold ({len(holds):3})    {spread(holds)}; longest {max(holds):.3f} s")
     checkpoints = purge.checkpoints or [0.0]
-    print(f"    its checkpoint, no lock    {spread(checkpoints)}; longest {max(checkpoints):.3f} s")
     print(f"    vacuum steps ({len(vacuum):3})      {spread(vacuum)}; longest {max(vacuum):.3f} s")
+    print(f"    checkpoints, lock free     {spread(checkpoints)}; longest {max(checkpoints):.3f} s")
     before, during = latencies["before"] or [0.0], latencies["during"] or [0.0]
     print(f"    writer's record, before    {spread(before)}; max {max(before):.3f} s")
     ratio = statistics.median(during) / max(statistics.median(before), 1e-9)

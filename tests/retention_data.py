@@ -231,3 +231,16 @@ def copy_data(source: Path, into: Path) -> Path:
         history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copytree(source, into, ignore=shutil.ignore_patterns("history.db-*", "history.db.lock"))
     return into
+
+
+def assert_purged_as_one_transaction(
+    original: dict[str, Any], kept: dict[str, Any], current: dict[str, Any], *, skip: tuple[str, ...] = ()
+) -> None:
+    """`current` (a file other writers also wrote to) lost what the one-transaction purge took of
+    `original` and kept all it kept. `skip`: tables the other writers change rows of."""
+    for table, rows in original.items():
+        if table in skip:
+            continue
+        now = set(current[table])
+        assert not (set(rows) - set(kept[table])) & now, f"{table}: rows older than the window are left"
+        assert set(kept[table]) <= now, f"{table}: rows the purge keeps are gone"

@@ -307,8 +307,8 @@ class History:
         transaction; `.done` once nothing older than the retention period is left."""
         return retention.purge_batch(self, older_than_days, now, runs=runs)
 
-    def vacuum_step(self, pages: int = retention.VACUUM_PAGES) -> int:
-        """Give at most `pages` free pages back in one short transaction; how many are still free."""
+    def vacuum_step(self, pages: int = retention.VACUUM_PAGES) -> retention.Vacuumed:
+        """Give at most `pages` free pages back in one short transaction (`.left`: still free)."""
         return retention.vacuum_step(self, pages)
 
     def reclaim(self) -> None:

@@ -237,16 +237,27 @@ def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def vacuum_step(history: History, pages: int = VACUUM_PAGES) -> int:
-    """Give at most `pages` free pages back to the file system, in one short transaction; how many
-    are still free after it (0: nothing left to give back, or a file without incremental vacuum)."""
+@dataclass(frozen=True)
+class Vacuumed:
+    """What one vacuum step did: `left` free pages still to give back (0: none, or a file without
+    incremental vacuum), `held` seconds of its transaction (waiting for the lock included),
+    `checkpoint` seconds copying its pages into the file afterwards, without the lock."""
+
+    left: int
+    held: float = 0.0
+    checkpoint: float = 0.0
+
+
+def vacuum_step(history: History, pages: int = VACUUM_PAGES) -> Vacuumed:
+    """Give at most `pages` free pages back to the file system, in one short transaction."""
     conn = history.conn
     if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
-        return 0
+        return Vacuumed(0)
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     if not free:
-        return 0
-    with _checkpointed(history):
+        return Vacuumed(0)
+    with _checkpointed(history) as clock:
+        t0 = time.perf_counter()
         try:
             # executescript steps the pragma to the end (execute() frees one page)
             conn.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({min(pages, free)}); COMMIT;")
@@ -254,7 +265,8 @@ def vacuum_step(history: History, pages: int = VACUUM_PAGES) -> int:
             if conn.in_transaction:
                 conn.rollback()
             raise
-    return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    left = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    return Vacuumed(left, clock.committed - t0, clock.checkpointed - clock.committed)
 
 
 def reclaim(history: History, pages: int = VACUUM_PAGES) -> None:
@@ -265,7 +277,7 @@ def reclaim(history: History, pages: int = VACUUM_PAGES) -> None:
     mode = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0])
     try:
         if mode == 2:
-            while vacuum_step(history, pages):
+            while vacuum_step(history, pages).left:
                 pass
             # a passive checkpoint lets the file shrink without waiting on readers
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

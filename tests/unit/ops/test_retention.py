@@ -133,3 +133,24 @@ def test_an_unusable_history_is_reported_and_retried_not_raised(data: Path) -> N
         purge.stop()
     assert "history retention paused" in problems[0] and "corrupt" in problems[0]
     assert str(data / "history.db") in problems[0]
+
+
+def test_history_purge_catches_up_at_once(run: Run, year: Path, tmp_path: Path) -> None:
+    kept = expected(year, tmp_path / "reference")
+    due = old_runs(year, datetime.now(UTC))
+    result = run("history", "purge")
+    assert result.code == 0, result.err
+    batches = -(-due // BATCH_RUNS)
+    assert f"history purged: {due:,} runs older than {DAYS} days in " in result.out
+    assert int(result.out.split(" in ")[1].split()[0]) >= batches  # in batches, not one transaction
+    assert dump(year) == kept
+    again = run("history", "purge")
+    assert again.code == 0 and "history purged: 0 runs" in again.out
+
+
+def test_history_purge_on_a_corrupt_history_says_so(run: Run, data: Path) -> None:
+    data.mkdir(parents=True)
+    (data / "history.db").write_bytes(b"this is not a database" * 200)
+    result = run("history", "purge")
+    assert result.code == 3
+    assert "history database is corrupt" in result.err and "Traceback" not in result.err
