@@ -692,7 +692,8 @@ def test_a_year_late_purge_runs_in_the_background_while_it_serves(
     project: Project, stage: Stage, tmp_path: Path
 ) -> None:
     data = Path(os.environ["OPSDASH_DATA_DIR"])
-    fill_year(data, datetime.now(UTC))
+    # 750 runs due: one batch per validation (every 10 s) would take minutes; the background, seconds
+    fill_year(data, datetime.now(UTC), runs=1000)
     original = dump(data)
     reference = copy_data(data, tmp_path / "reference")
     with History.open(reference) as history:
