@@ -73,7 +73,7 @@ def purge_batch(
         t0 = time.perf_counter()
         end = _slice_end(history, cutoff, runs, per_check)
         end_ts = cutoff_dt.timestamp() if end == cutoff else _timestamp(end)
-        execute = history.db.execute
+        execute = history.conn.execute
         for table in ("findings", "env_keys"):
             execute(f"DELETE FROM {table} WHERE run_id IN ({_OLD_RUNS})", [end])  # noqa: S608
         for name in history.checks.names():  # one index range per check (no index on started_at alone)
@@ -114,20 +114,23 @@ class _Clock:
 
 
 @contextlib.contextmanager
-def _checkpointed(history: History) -> Iterator[_Clock]:
+def _checkpointed(history: History, *, always: bool = False) -> Iterator[_Clock]:
     """The transaction inside commits without the automatic checkpoint (which would run while
     the caller still waits on the commit), then a passive one copies its pages into the file with
-    the lock released: what a batch holds the lock for is the batch alone."""
+    the lock released: what a batch holds the lock for is the batch alone. A batch that deleted
+    nothing (the usual case once caught up) writes nothing and needs no checkpoint."""
     conn = history.conn
     clock = _Clock()
+    changes = conn.total_changes
     conn.execute("PRAGMA wal_autocheckpoint = 0")
     try:
         yield clock
     finally:
         conn.execute("PRAGMA wal_autocheckpoint = 1000")
-    clock.committed = time.perf_counter()
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    clock.checkpointed = time.perf_counter()
+    clock.committed = clock.checkpointed = time.perf_counter()
+    if always or conn.total_changes != changes:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        clock.checkpointed = time.perf_counter()
 
 
 def _slice_end(history: History, cutoff: str, runs: int, per_check: int) -> str:
@@ -256,7 +259,7 @@ def vacuum_step(history: History, pages: int = VACUUM_PAGES) -> Vacuumed:
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     if not free:
         return Vacuumed(0)
-    with _checkpointed(history) as clock:
+    with _checkpointed(history, always=True) as clock:  # moving pages changes no row
         t0 = time.perf_counter()
         try:
             # executescript steps the pragma to the end (execute() frees one page)

@@ -265,7 +265,10 @@ class OpsdashApp(App[None]):
 
             purge = Background(self.ctx.ops)
             self.run_worker(
-                lambda: purge.run(get_current_worker().cancelled_event), thread=True, exit_on_error=False
+                lambda: purge.run(get_current_worker().cancelled_event),
+                thread=True,
+                group="retention",
+                exit_on_error=False,
             )
         self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
