@@ -36,7 +36,7 @@ AUTO_COMPACT_BYTES = 64 * 1024 * 1024
 BATCH_RUNS = 50
 BATCH_PER_CHECK = 50
 BATCH_ROWS = 5000  # webhook replay ids and failures a batch deletes at most (a flood of them)
-VACUUM_PAGES = 1024  # pages one vacuum step gives back (4 MiB of 4 KiB pages)
+VACUUM_PAGES = 512  # pages one vacuum step gives back (2 MiB of 4 KiB pages)
 
 _ACTIVE = "SELECT id FROM runbook_sessions WHERE status = 'active'"
 _OLD_RUNS = f"SELECT run_id FROM runs WHERE started_at < ? AND run_id NOT IN ({_ACTIVE})"  # noqa: S608
