@@ -10,10 +10,17 @@ Prints, each beside its goal:
     beside `opsdash --version` (process start);
   - the history pane's time to fill: the HistoryPane mounted in a headless Textual app, from mount
     to its table holding 500 runs (and the ops call it makes, alone);
-  - DB size per run (and per table, from dbstat), PRAGMA quick_check time, retention (purge 90 days:
-    time and the file size before and after), peak RSS of this process.
+  - DB size per run (and per table, from dbstat), PRAGMA quick_check time, peak RSS of this process;
+  - retention with the 90-day window just passed over the year (three copies of the same file):
+    what a recording command spends on it (ops.retention.step: one batch and one vacuum step, the
+    first few commands in a row); the background purge of the whole backlog (ops.retention.Background
+    on its own thread, as the dashboard and serve run it) with its batches, total time and the
+    longest batch (how long it held the write lock: the longest another process's write can wait),
+    while a writer thread records a small run every 0.2 s on its own connection (its latency during
+    the purge vs before it); and the old one-transaction purge on the third copy, for the ratio.
 
 Usage: .venv/bin/python benchmarks/history.py [--runs 10000] [--checks 100] [--repeat 5] [--keep DIR]
+                                              [--retention-only]
 """
 
 from __future__ import annotations
@@ -287,8 +294,9 @@ def raw_insert(
 # ---------------------------------------------------------------- measuring
 
 
-def fill(data: Path, raw_path: Path, runs: int, checks: int) -> dict[str, list[float]]:
-    """Alternate chunks of CHUNK runs: opsdash, raw (building rows inside the clock), raw floor."""
+def fill(data: Path, raw_path: Path, runs: int, checks: int, *, raw: bool = True) -> dict[str, list[float]]:
+    """Alternate chunks of CHUNK runs: opsdash, raw (building rows inside the clock), raw floor
+    (`raw=False`: opsdash's only)."""
     per_chunk: dict[str, list[float]] = {"opsdash": [], "raw": [], "floor": []}
     history = History.open(data)
     conn = raw_database(data / "history.db", raw_path)
@@ -302,6 +310,9 @@ def fill(data: Path, raw_path: Path, runs: int, checks: int) -> dict[str, list[f
         for _run, report, results in chunk:
             history.runs.record(report, operator="bench", results=results)
         per_chunk["opsdash"].append(len(chunk) * checks / (time.perf_counter() - t0))
+        print(f"  filled {done:,}/{runs:,} runs", end="\r", file=sys.stderr, flush=True)
+        if not raw:
+            continue
         t0 = time.perf_counter()
         for _run, report, results in chunk:
             run_row, rows = raw_rows(report, results)
@@ -312,7 +323,6 @@ def fill(data: Path, raw_path: Path, runs: int, checks: int) -> dict[str, list[f
         for report, run_row, rows in prepared:
             raw_insert(floor_conn, report, run_row, rows)
         per_chunk["floor"].append(len(chunk) * checks / (time.perf_counter() - t0))
-        print(f"  filled {done:,}/{runs:,} runs", end="\r", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     history.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     history.close()
@@ -405,6 +415,131 @@ def pane_fill(data: Path, repeat: int, rows: int) -> tuple[list[float], list[flo
     return pane, call
 
 
+def copy_database(source: Path, into: Path) -> Path:
+    """The data directory `into` with a copy of the (checkpointed) history file."""
+    into.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source / "history.db", into / "history.db")
+    return into
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {n: int(conn.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0]) for n in names}
+    finally:
+        conn.close()
+
+
+def retention(data: Path, root: Path, *, days: int = 90) -> None:
+    """The window just passed over a year: a command's share, the background purge under a
+    writer, and the old one-transaction purge, each on its own copy of the same file."""
+    import threading
+
+    from opsdash.core.findings import Report
+    from opsdash.ops import retention as background
+    from opsdash.ops.base import Ops
+    from opsdash.storage import retention as storage
+
+    with History.open(data) as history:
+        history.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        due = int(
+            history.conn.execute(
+                "SELECT COUNT(*) FROM runs WHERE started_at < ?",
+                [(datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")],
+            ).fetchone()[0]
+        )
+    size = (data / "history.db").stat().st_size
+    step_dir = copy_database(data, root / "step")
+    once_dir = copy_database(data, root / "once")
+    os.sync()
+    print(f"\nretention, {days}-day window just passed: {due:,} of the runs are older than it")
+
+    # what a recording command pays: ops.retention.step after its run is recorded
+    ops = Ops.bare(data_dir=step_dir)
+    steps, purged = [], []
+    for _ in range(5):
+        with ops.history() as history:
+            t0 = time.perf_counter()
+            purged.append(background.step(ops, history))
+            steps.append(time.perf_counter() - t0)
+    print(
+        f"  a recording command's share (one batch + one vacuum step; 5 commands in a row): "
+        f"{spread(steps)}; runs purged by each: {purged} [goal: one batch, {storage.BATCH_RUNS} runs]"
+    )
+
+    # the background purge, with a writer recording a small run every 0.2 s on its own connection
+    latencies: dict[str, list[float]] = {"before": [], "during": []}
+    phase = ["before"]
+    stop_writer = threading.Event()
+
+    def writer() -> None:
+        with History.open(data) as mine:
+            n = 0
+            while not stop_writer.wait(0.2):
+                n += 1
+                at = datetime.now(UTC).isoformat(timespec="milliseconds")
+                t0 = time.perf_counter()
+                mine.runs.record(Report("validate", "bench", f"writer-{n:06d}", at, 1, ()), operator="w")
+                latencies[phase[0]].append(time.perf_counter() - t0)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    stop_writer.wait(5.0)  # the writer alone, for the figure to compare with
+    phase[0] = "during"
+    purge = background.Background(Ops.bare(data_dir=data), wait_for_recording=False)
+    t0 = time.perf_counter()
+    purge.start()
+    while not purge.caught_up.wait(0.5):
+        pass
+    took = time.perf_counter() - t0 - background.GRACE
+    purge.stop()
+    stop_writer.set()
+    thread.join()
+    with History.open(data) as history:
+        history.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    after = (data / "history.db").stat().st_size
+    holds, vacuum = purge.holds, purge.vacuum_steps or [0.0]
+    print(
+        f"  background purge of the year: {purge.purged:,} runs in {purge.batches} batches, {took:.1f} s "
+        f"(pausing max(0.1 s, the batch) between batches); "
+        f"file {size / 2**20:,.0f} -> {after / 2**20:,.0f} MiB"
+    )
+    print(f"    batch lock hold ({len(holds):3})    {spread(holds)}; longest {max(holds):.3f} s")
+    checkpoints = purge.checkpoints or [0.0]
+    print(f"    vacuum steps ({len(vacuum):3})      {spread(vacuum)}; longest {max(vacuum):.3f} s")
+    print(f"    checkpoints, lock free     {spread(checkpoints)}; longest {max(checkpoints):.3f} s")
+    before, during = latencies["before"] or [0.0], latencies["during"] or [0.0]
+    print(f"    writer's record, before    {spread(before)}; max {max(before):.3f} s")
+    ratio = statistics.median(during) / max(statistics.median(before), 1e-9)
+    print(
+        f"    writer's record, during    {spread(during)}; max {max(during):.3f} s "
+        f"(median {ratio:.2f}x before; its worst wait is about one batch)"
+    )
+
+    # the old way: one transaction for the whole backlog, on the third copy
+    with History.open(once_dir) as history:
+        t0 = time.perf_counter()
+        once = storage.purge_batch(history, days, runs=10**9, per_check=10**9, rows=10**9)
+        storage.reclaim(history)
+        whole = time.perf_counter() - t0
+    print(
+        f"  one transaction (before this change): {once.runs:,} runs, lock held {once.held:.1f} s, "
+        f"{whole:.1f} s with the vacuum"
+    )
+    longest = max(holds + purge.vacuum_steps)
+    print(
+        f"  longest lock hold (batch or vacuum step) / one-transaction hold: {longest:.3f} s / "
+        f"{once.held:.1f} s = {longest / once.held:.4f}x "
+        f"{goal(longest <= 0.25, 'longest <= 0.25 s: what another writer, or a start, may wait')}"
+    )
+    left = {k: v for k, v in row_counts(data / "history.db").items() if k != "runs"}
+    same = left == {k: v for k, v in row_counts(once_dir / "history.db").items() if k != "runs"}
+    print(f"  rows left as the one-transaction purge left them (writer aside): {'yes' if same else 'NO'}")
+    shutil.rmtree(step_dir)
+    shutil.rmtree(once_dir)
+
+
 def table_sizes(path: Path) -> dict[str, int]:
     conn = sqlite3.connect(path)
     try:
@@ -433,6 +568,9 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="build the data directory here and keep it")
+    parser.add_argument(
+        "--retention-only", action="store_true", help="fill opsdash's database only and measure retention"
+    )
     args = parser.parse_args()
     compile_installed()  # CLI timings below: start from bytecode, as after `pip install`
     root = args.keep or Path(tempfile.mkdtemp(prefix="opsdash-history-bench-"))
@@ -443,8 +581,11 @@ def main() -> None:
     try:
         print(f"history benchmark: {args.runs:,} runs x {args.checks} checks, {os.cpu_count()} cores")
         t0 = time.perf_counter()
-        rates = fill(data, root / "raw.db", args.runs, args.checks)
+        rates = fill(data, root / "raw.db", args.runs, args.checks, raw=not args.retention_only)
         print(f"  fill took {time.perf_counter() - t0:.0f} s")
+        if args.retention_only:
+            retention(data, root)
+            return
         ratios = [o / r for o, r in zip(rates["opsdash"], rates["raw"], strict=True)]
         floor = [o / f for o, f in zip(rates["opsdash"], rates["floor"], strict=True)]
         print("\ninsert (one transaction a run, per chunk of 100 runs; medians and ranges)")
@@ -498,15 +639,7 @@ def main() -> None:
         print(f"  pane filled              {spread(pane)} {goal(statistics.median(pane) <= 0.3, '<= 0.3 s')}")
         print(f"  its ops call alone       {spread(call)} (ops.history.runs(limit=500))")
 
-        with History.open(data) as history:
-            t0 = time.perf_counter()
-            gone = history.purge(90)
-            took = time.perf_counter() - t0
-            history.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        print(
-            f"\nretention 90 days: {gone:,} runs purged in {took:.1f} s; file {size / 2**20:,.0f} MiB -> "
-            f"{db.stat().st_size / 2**20:,.0f} MiB"
-        )
+        retention(data, root)
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         worst = max([rss, *peaks])

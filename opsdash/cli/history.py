@@ -1,4 +1,4 @@
-"""`opsdash history list|show|diff`: past runs."""
+"""`opsdash history list|show|diff|purge|compact`: past runs, and their retention."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def history() -> None:
 
     list, show and diff need only the profile's [opsdash] table (data_dir, or OPSDASH_DATA_DIR):
     the rest of the profile is not validated there, so a profile broken elsewhere does not hide
-    the history. compact validates the whole profile, like every command that writes.
+    the history. purge and compact validate the whole profile, like every command that writes.
     """
 
 
@@ -103,6 +103,36 @@ def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> 
     else:
         emit(diff_text(c.a, c.b, c.diff))
     sys.exit(0 if c.diff.empty else 1)
+
+
+@history.command("purge")
+@config_option
+def history_purge(config: Path | None) -> None:
+    """Purge everything older than the retention period now ([opsdash] history_retention_days).
+
+    Recording commands already purge as they go, one small batch each after their run is recorded,
+    and the dashboard and serve purge in the background; this catches up at once, for instance on
+    a history left untouched for a long time. It goes in small batches, each a short transaction,
+    so other opsdash commands keep recording meanwhile; progress goes to stderr.
+
+    \b
+    Exit codes: 0 purged (or nothing to purge), 3 usage/config error or unusable history.
+    """
+    from opsdash.ops import history as past
+    from opsdash.storage.retention import Batch
+
+    shown = [0, 0]  # runs purged, batches
+
+    def progress(batch: Batch) -> None:
+        shown[0] += batch.runs
+        shown[1] += 1
+        if shown[1] % 20 == 0:
+            click.echo(f"  {shown[0]:,} runs purged so far", err=True)
+
+    ops = Ops.open(config, require=False)
+    gone = past.purge(ops, progress)
+    days = ops.settings.history_retention_days
+    emit(f"history purged: {gone:,} runs older than {days} days in {shown[1]:,} batches")
 
 
 @history.command("compact")

@@ -21,6 +21,7 @@ from opsdash.core.health.runner import ResultCallback, Watcher, report_for, run_
 from opsdash.core.health.state import SustainedState
 from opsdash.core.profile import Check, Profile
 from opsdash.core.text import did_you_mean
+from opsdash.ops import retention
 from opsdash.ops.base import Ops
 from opsdash.ops.sources import Reload, Sources
 
@@ -66,7 +67,6 @@ async def run(
         with ops.history() as history:
             history.runs.record(report, operator=ops.operator)
             history.checks.record(report.run_id, results)
-            history.purge(ops.settings.history_retention_days)
             for r in results:
                 ops.audit.event(
                     "check_result",
@@ -81,6 +81,7 @@ async def run(
             ops.audit.report(report, history)
             ops.alerts.process(history, check_candidates(results), check_scope(results))
             ops.alerts.settle_gate(history)
+            retention.step(ops, history)  # one small batch, after the run is recorded
     return report, results
 
 

@@ -3,7 +3,7 @@ the dashboard's overview of alerts and deploys, and latency series for sparkline
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +16,7 @@ from opsdash.storage.rows import AlertRow, RunRow
 if TYPE_CHECKING:  # a runbook session's modules load only when one is shown
     from opsdash.core.runbooks.executor import SessionState
     from opsdash.core.runbooks.model import Runbook
+    from opsdash.storage.retention import Batch
 
 DEPLOY_KINDS = ("preflight", "verify-deploy")
 
@@ -96,6 +97,13 @@ def latency_series(
             n: [r.latency_ms for r in history.checks.recent(n, points) if r.run_id != exclude_run]
             for n in names
         }
+
+
+def purge(ops: Ops, on_batch: Callable[[Batch], None] | None = None) -> int:
+    """Everything older than the retention period, now, batch after batch (each a short
+    transaction other commands' writes interleave with), then the space back; the runs purged."""
+    with ops.history() as history:
+        return history.purge(ops.settings.history_retention_days, on_batch=on_batch)
 
 
 def compact(ops: Ops) -> int:

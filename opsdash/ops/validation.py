@@ -7,6 +7,7 @@ from pathlib import Path
 
 from opsdash.core.alerts import VALIDATION_NO_GO, validation_candidate
 from opsdash.core.validators import ValidationRun, validate
+from opsdash.ops import retention
 from opsdash.ops.base import Ops
 
 
@@ -28,11 +29,11 @@ def run(
             history.runs.record(
                 result.report, operator=ops.operator, env=result.env, is_secret=profile.is_secret
             )
-            history.purge(ops.settings.history_retention_days)
             ops.audit.report(result.report, history)
             ops.alerts.settle_gate(history)  # a NO-GO preflight whose findings are gone resolves
             if alert:
                 found = validation_candidate(result.report)
                 scope = {(VALIDATION_NO_GO, result.report.target)}
                 ops.alerts.process(history, [found] if found else [], scope)
+            retention.step(ops, history)  # one small batch, after the run is recorded
     return result

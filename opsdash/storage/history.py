@@ -18,7 +18,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar, overload
@@ -287,13 +287,36 @@ class History:
 
     # ------------------------------------------------------------------ retention
 
-    def purge(self, older_than_days: int, now: datetime | None = None) -> int:
-        """Delete what is older than the retention period from every table and give the space back;
-        how many runs went (retention.purge says what is kept whatever its age)."""
-        return retention.purge(self, older_than_days, now)
+    def purge(
+        self,
+        older_than_days: int,
+        now: datetime | None = None,
+        *,
+        runs: int = retention.BATCH_RUNS,
+        on_batch: Callable[[retention.Batch], None] | None = None,
+    ) -> int:
+        """Delete what is older than the retention period from every table, batch after batch (each
+        its own short transaction), and give the space back; how many runs went (retention.py says
+        what is kept whatever its age)."""
+        return retention.purge(self, older_than_days, now, runs=runs, on_batch=on_batch)
+
+    def purge_batch(
+        self, older_than_days: int, now: datetime | None = None, *, runs: int = retention.BATCH_RUNS
+    ) -> retention.Batch:
+        """One batch of the purge: the oldest `runs` runs (and what else is as old) in one short
+        transaction; `.done` once nothing older than the retention period is left."""
+        return retention.purge_batch(self, older_than_days, now, runs=runs)
+
+    def vacuum_step(self, pages: int = retention.VACUUM_PAGES) -> retention.Vacuumed:
+        """Give at most `pages` free pages back in one short transaction (`.left`: still free)."""
+        return retention.vacuum_step(self, pages)
 
     def reclaim(self) -> None:
         retention.reclaim(self)
+
+    def checkpoint(self) -> None:
+        """A passive WAL checkpoint: what the purge freed leaves the file, no reader waited on."""
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def compact(self) -> int:
         """Rebuild the file with incremental auto-vacuum; the bytes given back."""

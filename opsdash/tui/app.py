@@ -256,6 +256,20 @@ class OpsdashApp(App[None]):
         if self.ctx.loaded is not None:
             self._show_target()
             self.call_after_refresh(self._start_sources)
+        if self.ctx.loaded is not None and self.ctx.record and self.ctx.live:
+            # retention off the start: batches on a worker after the first recording; quitting
+            # cancels the worker, which stops between two batches (ops/retention.py)
+            from textual.worker import get_current_worker
+
+            from opsdash.ops.retention import Background
+
+            purge = Background(self.ctx.ops)
+            self.run_worker(
+                lambda: purge.run(get_current_worker().cancelled_event),
+                thread=True,
+                group="retention",
+                exit_on_error=False,
+            )
         self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

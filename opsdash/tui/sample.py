@@ -12,7 +12,7 @@ from textual.worker import WorkerCancelled, WorkerFailed, WorkerState
 from opsdash.demo.sample import sample_report, sample_results
 from opsdash.tui.messages import CheckCompleted, ValidationCompleted
 
-LONG_RUNNING = ("health", "audit-follow")  # workers that poll for as long as the app runs
+LONG_RUNNING = ("health", "audit-follow", "retention")  # workers that run for as long as the app does
 
 
 async def feed_sample(app: Any) -> None:

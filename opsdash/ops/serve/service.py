@@ -36,6 +36,7 @@ from opsdash.core.text import did_you_mean, visible
 from opsdash.ops import validation
 from opsdash.ops.base import Ops
 from opsdash.ops.checks import Watch, select_checks
+from opsdash.ops.retention import Background
 from opsdash.ops.serve.http import Endpoint
 from opsdash.ops.serve.metrics import CONTENT_TYPE, Exposition, TargetStatus, probe_body
 from opsdash.ops.sources import Reload
@@ -87,6 +88,14 @@ def check_targets(all_ops: Sequence[Ops]) -> None:
                     "[opsdash] data_dir"
                 )
             checks[check.name] = name
+
+
+def one_per_data_dir(all_ops: Sequence[Ops]) -> list[Ops]:
+    """The first profile of each data directory (several may share one)."""
+    seen: dict[Path, Ops] = {}
+    for ops in all_ops:
+        seen.setdefault(ops.data_dir.resolve(), ops)
+    return list(seen.values())
 
 
 class Target:
@@ -231,6 +240,8 @@ class Service:
             raise ConfigError(
                 f"cannot listen on {self.options.host}:{self.options.port}: {exc.strerror}"
             ) from None
+        # retention in batches on a thread of its own per data directory, woken by each validation
+        purges = [Background(ops, on_problem=warn).start() for ops in one_per_data_dir(self._all_ops)]
         try:
             for ops in self._all_ops:
                 self._start(await asyncio.to_thread(Target, ops, self.exposition, self.options, self.url))
@@ -245,6 +256,8 @@ class Service:
             await self._drain(list(self.targets))
             await asyncio.to_thread(self._audit, "serve-stop")
         finally:
+            for purge in purges:  # after the batch in hand
+                await asyncio.to_thread(purge.stop)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.server.close()

@@ -24,7 +24,17 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from opsdash.storage.history import History
 from tests.conftest import Project, Run
+from tests.retention_data import (
+    DAYS,
+    assert_purged_as_one_transaction,
+    copy_data,
+    dump,
+    fill_year,
+    old_runs,
+    one_transaction_purge,
+)
 from tests.servers import assert_postable_alert, closed_port
 from tests.waits import read_line, wait_until
 
@@ -676,3 +686,26 @@ def test_a_critical_validation_alerts_through_the_channels_and_a_clean_one_resol
         assert secrets and not [s for s in secrets if s in json.dumps(stage.alerts)]
     finally:
         serve.kill()
+
+
+def test_a_year_late_purge_runs_in_the_background_while_it_serves(
+    project: Project, stage: Stage, tmp_path: Path
+) -> None:
+    data = Path(os.environ["OPSDASH_DATA_DIR"])
+    # 750 runs due: one batch per validation (every 10 s) would take minutes; the background, seconds
+    fill_year(data, datetime.now(UTC), runs=1000)
+    original = dump(data)
+    reference = copy_data(data, tmp_path / "reference")
+    with History.open(reference) as history:
+        one_transaction_purge(history, DAYS, datetime.now(UTC))
+    serve = Serve("--config", write_profile(project, stage))
+    try:
+        until(lambda: old_runs(data, datetime.now(UTC)) == 0, "the backlog is purged")
+        probes = stage.requests["/healthy"]
+        until(lambda: stage.requests["/healthy"] > probes + 1, "the checks still run")
+        code, err = serve.stop()
+    finally:
+        serve.kill()
+    assert code == 0 and "Traceback" not in err and "locked" not in err, err
+    # its own results and alerts share facts bodies: those rows change as it records
+    assert_purged_as_one_transaction(original, dump(reference), dump(data), skip=("shared_facts",))

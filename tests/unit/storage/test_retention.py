@@ -1,0 +1,215 @@
+"""Retention in batches: the same rows go as in one transaction, a batch is bounded and always moves
+on, the space goes back in steps, and other processes keep writing while it runs (or dies)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from opsdash.core.findings import Report
+from opsdash.storage import retention
+from opsdash.storage.history import History
+from tests.retention_data import DAYS, copy_data, count, dump, fill_year, old_runs, one_transaction_purge
+from tests.waits import read_line
+
+NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def year(tmp_path: Path) -> Path:
+    data = tmp_path / "year"
+    fill_year(data, NOW)
+    return data
+
+
+def test_batches_leave_exactly_what_one_transaction_left(year: Path, tmp_path: Path) -> None:
+    reference = copy_data(year, tmp_path / "reference")
+    with History.open(reference) as history:
+        expected_gone = one_transaction_purge(history, DAYS, NOW)
+    batches: list[retention.Batch] = []
+    with History.open(year) as history:
+        gone = history.purge(DAYS, NOW, runs=7, on_batch=batches.append)
+    assert gone == expected_gone > 150
+    assert dump(year) == dump(reference)
+    assert len(batches) > gone // 8  # in many small transactions, not one
+    assert [b.done for b in batches] == [False] * (len(batches) - 1) + [True]
+    # what is kept whatever its age is there: the active sessions (and their runs), the firing
+    # alerts, each log's newest anchor, the new half of everything
+    kept = dump(year)
+    assert any("s-old-active" in row for row in kept["runs"])
+    assert any("firing-old" in row for row in kept["alerts"])
+    assert count(year, "audit_anchors") >= 2 and count(year, "audit_anchors", "log_id = 'log-b'") >= 1
+    assert "s-old-active-0.out" in kept["runbook-output"]
+    assert "s-old-completed-0.out" not in kept["runbook-output"]
+
+
+def test_a_batch_takes_the_oldest_runs_and_at_most_its_share(year: Path) -> None:
+    cutoff = (NOW - timedelta(days=DAYS)).isoformat(timespec="seconds")
+    before = old_runs(year, NOW)
+    with History.open(year) as history:
+        oldest = [
+            r[0] for r in history.conn.execute("SELECT run_id FROM runs ORDER BY started_at, run_id LIMIT 12")
+        ]
+        batch = history.purge_batch(DAYS, NOW, runs=10)
+        left = {r[0] for r in history.conn.execute("SELECT run_id FROM runs")}
+    assert not batch.done
+    assert 10 <= batch.runs <= 11  # ten, and the one that started with the tenth (a tie)
+    assert before - old_runs(year, NOW) == batch.runs
+    assert not left & set(oldest[: batch.runs])  # the oldest went first
+    # the watch's one check has a result every 6 hours: a batch takes at most 50 of them
+    assert count(year, "check_results", "check_name = 'watch-probe' AND started_at < ?", (cutoff,)) > 0
+
+
+def test_a_tie_larger_than_a_batch_still_moves_on(tmp_path: Path) -> None:
+    at = (NOW - timedelta(days=200)).isoformat(timespec="seconds")
+    with History.open(tmp_path) as history:
+        with history.writing():
+            for n in range(30):  # thirty runs that started in the same second
+                history.runs.record(Report("validate", "t", f"r{n:02d}", at, 1, ()), operator="op")
+        batch = history.purge_batch(DAYS, NOW, runs=10)
+        assert batch.runs == 30
+        assert history.purge_batch(DAYS, NOW, runs=10).done
+
+
+def test_a_flood_of_webhook_failures_goes_in_bounded_batches(tmp_path: Path) -> None:
+    old = (NOW - timedelta(days=200)).timestamp()
+    with History.open(tmp_path) as history:
+        with history.writing():
+            history.conn.executemany(
+                "INSERT INTO webhook_failures (source, at, outcome) VALUES ('flood', ?, 'bad')",
+                [(old + n,) for n in range(25)],
+            )
+        sizes = []
+        while True:
+            before = count(tmp_path, "webhook_failures")
+            batch = retention.purge_batch(history, DAYS, NOW, rows=10)
+            sizes.append(before - count(tmp_path, "webhook_failures"))
+            if batch.done:
+                break
+    assert sizes == [10, 10, 5]
+
+
+def test_the_space_goes_back_in_steps(year: Path) -> None:
+    with History.open(year) as history:
+        while not history.purge_batch(DAYS, NOW).done:
+            pass
+        free = [int(history.conn.execute("PRAGMA freelist_count").fetchone()[0])]
+        assert free[0] > 40
+        while free[-1]:
+            free.append(history.vacuum_step(pages=16).left)
+        assert all(a - b <= 16 for a, b in itertools.pairwise(free))
+        assert len(free) > 3  # several steps, each its own short transaction
+
+
+# ---------------------------------------------------------------- other processes meanwhile
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from opsdash.core.findings import Report
+    from opsdash.storage.history import History
+    from tests.unit.storage.conftest import result
+
+    data, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    n = 0
+    with History.open(data) as history:
+        while not stop.exists():
+            at = datetime.now(UTC).isoformat(timespec="milliseconds")
+            results = [result(f"w{c}", at) for c in range(5)]
+            history.runs.record(Report("check", "t", f"writer-{n:05d}", at, 1, ()), operator="w", results=results)
+            n += 1
+            if n == 1:
+                print("writing", flush=True)
+    print(n, flush=True)
+    """
+)
+
+
+def test_a_process_recording_meanwhile_loses_nothing_and_never_waits_long(year: Path, tmp_path: Path) -> None:
+    reference = copy_data(year, tmp_path / "reference")
+    stop = tmp_path / "stop-writing"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(year), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    try:
+        assert read_line(writer.stdout) == "writing\n"
+        batches: list[retention.Batch] = []
+        with History.open(year) as history:
+            history.purge(DAYS, NOW, runs=5, on_batch=batches.append)
+        stop.touch()
+        written = int(read_line(writer.stdout))
+        assert writer.wait(60) == 0
+        errors = writer.stderr.read() if writer.stderr else ""
+    finally:
+        writer.kill()
+        writer.wait()
+    assert "locked" not in errors and "Traceback" not in errors, errors
+    assert count(year, "runs", "run_id LIKE 'writer-%'") == written
+    assert count(year, "check_results", "run_id LIKE 'writer-%'") == written * 5
+    with History.open(reference) as history:
+        one_transaction_purge(history, DAYS, NOW)
+    mine, theirs = dump(year), dump(reference)
+    for table in ("runs", "check_results"):  # all but the writer's rows
+        mine[table] = [row for row in mine[table] if "writer-" not in row]
+    mine["shared_facts"] = theirs["shared_facts"] = []  # the writer's rows share facts bodies too
+    assert mine == theirs
+
+
+PURGER = textwrap.dedent(
+    """
+    import sys
+    from datetime import datetime
+    from pathlib import Path
+    from opsdash.storage.history import History
+
+    with History.open(Path(sys.argv[1])) as history:
+        history.purge(90, datetime.fromisoformat(sys.argv[2]), runs=1, on_batch=lambda b: print(b.runs, flush=True))
+    """
+)
+
+
+def test_a_purge_killed_mid_batch_loses_nothing_to_keep_and_a_restart_finishes(
+    year: Path, tmp_path: Path
+) -> None:
+    reference = copy_data(year, tmp_path / "reference")
+    with History.open(reference) as history:
+        one_transaction_purge(history, DAYS, NOW)
+    kept = dump(reference)
+    before = old_runs(year, NOW)
+    purger = subprocess.Popen(
+        [sys.executable, "-c", PURGER, str(year), NOW.isoformat()],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    try:
+        for _ in range(5):  # a few batches committed, the next one under way
+            read_line(purger.stdout)
+        os.kill(purger.pid, signal.SIGKILL)
+    finally:
+        purger.wait()
+    assert purger.returncode == -signal.SIGKILL
+    now_left = old_runs(year, NOW)
+    assert 0 < now_left < before  # killed part-way
+    with History.open(year) as history:
+        assert [r[0] for r in history.conn.execute("PRAGMA integrity_check")] == ["ok"]
+    current = dump(year)
+    for table, rows in kept.items():  # everything the purge keeps is still there
+        assert set(rows) <= set(current[table]), table
+    with History.open(year) as history:
+        history.purge(DAYS, NOW)
+    assert dump(year) == kept
