@@ -1,7 +1,13 @@
 """The dashboard application. It paints its header at once, mounts each pane when it is first
 needed, keeps the one verdict every view shows, routes messages between panes, and offers every
 action in the command palette. It is given its `Ops`; panes call ops functions in workers and
-render what comes back; nothing here does I/O itself."""
+render what comes back; nothing here does I/O itself.
+
+`opsdash` starts it with `OpsdashApp.starting(path)`: the first frame shows the last verdict
+recorded for the target (marked "last known", with its age) before the profile's models are even
+imported; the profile is loaded and validated on a thread after that frame, and the panes start
+then. Nothing this module imports at the top loads pydantic or the health engine
+(tests/tui/test_last_known.py holds that)."""
 
 from __future__ import annotations
 
@@ -29,22 +35,21 @@ from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, Tab
 from textual.worker import Worker, WorkerState
 
 from opsdash.core.errors import OpsdashError
-from opsdash.core.readiness import Verdict
-from opsdash.core.secrets import redactor
-from opsdash.ops.base import Ops
-from opsdash.tui.context import DashboardContext
+from opsdash.ops.base import Ops, Source
+from opsdash.tui.context import DashboardContext, Shown
 from opsdash.tui.messages import (
     AlertsRaised,
     AlertsResolved,
     DemoFaultSwitched,
     OpenRunbook,
     PictureChanged,
+    ProfileLoaded,
     SourcesReloaded,
     SourcesReloadFailed,
 )
 from opsdash.tui.panes.overview import OverviewPane
 from opsdash.tui.safe import clean
-from opsdash.tui.style import MONO_THEME, Part, gate_style, severity_variables, use_palette
+from opsdash.tui.style import MONO_THEME, gate_parts, severity_variables, use_palette
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -154,8 +159,8 @@ class VerdictBar(Static):
     VerdictBar { dock: top; height: 1; background: $panel; }
     """
 
-    def show(self, verdict: Verdict, where: str, notice: str = "") -> None:
-        parts: list[Part] = [(f" {verdict.headline} ", gate_style(verdict.label)), f" {verdict.reason}"]
+    def show(self, shown: Shown, where: str, notice: str = "") -> None:
+        parts = gate_parts(shown.label, shown.headline, shown.reason, live=shown.live, note=shown.note)
         if notice:  # before the target and operator: what the operator must not miss
             parts.append((f"  ▶ {notice}", "bold"))
         text = Content.assemble(*parts)
@@ -209,6 +214,8 @@ class OpsdashApp(App[None]):
         self.ctx = DashboardContext(ops, demo=demo, live=live, record=record, error=error)
         use_palette("mono" if self.monochrome else "colour")
         self._mounting: dict[str, asyncio.Future[Widget]] = {}
+        self._wanted_pane = ""  # a pane key pressed while the profile was still loading
+        self._remembered: tuple[str, str] | None = None  # the settled verdict last kept for the next start
 
     def get_css_variables(self) -> dict[str, str]:
         """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
@@ -226,49 +233,111 @@ class OpsdashApp(App[None]):
         ops, error = Ops.open_or_error(config_path, data_dir=data_dir)
         return cls(ops, error=error, **options)
 
+    @classmethod
+    def starting(
+        cls, config_path: Path | None, *, data_dir: Path | None = None, **options: Any
+    ) -> OpsdashApp:
+        """What `opsdash` runs: the first frame shows the last verdict recorded for the profile's
+        target (read with tomllib and sqlite3 only); the profile is loaded and validated on a thread
+        after that frame (`_load_profile`), and the panes start when it is. Without a profile:
+        `on_profile` (the first-run screen needs the settings only)."""
+        if config_path is None:
+            return cls.on_profile(None, data_dir=data_dir, **options)
+        from opsdash.ops.glance import last_known, quick_target
+
+        app = cls(Ops(Source(config_path, data_dir=data_dir)), **options)
+        app.ctx.last_known = last_known(config_path, data_dir)
+        app.ctx.target_hint = quick_target(config_path) or ""
+        return app
+
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield VerdictBar("", id="verdict-bar")
-        if self.ctx.error is not None:
-            yield Static(
-                Text.assemble(
-                    ("opsdash cannot start on this configuration", "bold"),
-                    f"\n\n{self.ctx.error}\n\n",
-                    "Fix it (opsdash config validate lists every problem), then start opsdash again.",
-                ),
-                id="startup-error",
-            )
+        if not self.ctx.ready:  # loading on a thread: the panes as they will be, the overview first
+            yield from self._panes()
+        elif self.ctx.error is not None:
+            yield self._startup_error()
         elif self.ctx.loaded is None:
             yield Static(FIRST_RUN, id="first-run")
         else:
-            with TabbedContent(id="panes", initial="overview"):
-                for n, spec in enumerate(PANES, start=1):
-                    with TabPane(f"{spec.label} [{n}]", id=spec.id):
-                        if spec.id == "overview":
-                            yield OverviewPane(self.ctx, id="overview-pane")
+            yield from self._panes()
         yield Footer()
 
+    def _panes(self) -> ComposeResult:
+        with TabbedContent(id="panes", initial="overview"):
+            for n, spec in enumerate(PANES, start=1):
+                with TabPane(f"{spec.label} [{n}]", id=spec.id):
+                    if spec.id == "overview":
+                        yield OverviewPane(self.ctx, id="overview-pane")
+
+    def _startup_error(self) -> Static:
+        return Static(
+            Text.assemble(
+                ("opsdash cannot start on this configuration", "bold"),
+                f"\n\n{self.ctx.error}\n\n",
+                "Fix it (opsdash config validate lists every problem), then start opsdash again.",
+            ),
+            id="startup-error",
+        )
+
     def on_mount(self) -> None:
-        self._apply_theme()
+        if self.ctx.ready:
+            self._configure()
+        else:  # the default look now; the profile's theme and keys once it is loaded
+            self._apply_theme(DEFAULT_THEME)
+            self.call_after_refresh(self._load_profile)
+        self.show_verdict()
+        # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+
+    def _configure(self) -> None:
+        """The profile's theme and keys, its target in the title, and the panes' work started."""
+        self._apply_theme(self.ctx.settings.theme)
         if self.ctx.settings.keymap:
             self.set_keymap(dict(self.ctx.settings.keymap))
         if self.ctx.loaded is not None:
             self._show_target()
             self.call_after_refresh(self._start_sources)
+
+    @work(thread=True, group="start", exit_on_error=False, description="load the profile")
+    def _load_profile(self) -> None:
+        """After the first frame: import the settings and profile models, load and validate the
+        profile (its problems are shown on screen), and import the panes that start at once, all
+        off the UI thread."""
+        source = self.ctx.ops.source
+        ops, error = Ops.open_or_error(source.path, data_dir=source.data_dir)
+        if error is None:
+            for pane in SOURCES:
+                pane_class(pane)
+        self.post_message(ProfileLoaded(ops, error))
+
+    @on(ProfileLoaded)
+    async def profile_loaded(self, message: ProfileLoaded) -> None:
+        ops, error = message.ops, message.error
+        self.ctx.ops, self.ctx.error = ops, error
+        if error is not None:
+            for panes in self.query("#panes"):
+                await panes.remove()
+            await self.mount(self._startup_error(), after=self.query_one(VerdictBar))
+            self._apply_theme(self.ctx.settings.theme)
+        else:
+            self._configure()
+            for overview in self.query(OverviewPane):
+                overview.refresh_history()
+            if self._wanted_pane:
+                self.action_show_pane(self._wanted_pane)
         self.show_verdict()
-        # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
 
     def _show_target(self) -> None:
         if self.ctx.loaded is not None:
             target = self.ctx.loaded.profile.target
             self.title = f"opsdash — {target.name} ({target.environment})"
 
-    def _apply_theme(self) -> None:
+    def _apply_theme(self, configured: str) -> None:
         wanted = choose_theme(
-            self.ctx.settings.theme,
+            configured,
             monochrome=self.monochrome,
             colours=None if self.is_headless else self.console.color_system,
         )
@@ -326,17 +395,39 @@ class OpsdashApp(App[None]):
         self.exit(return_code=129)
 
     def show_verdict(self) -> None:
-        """The header and the overview: one verdict, from one picture."""
-        verdict = self.ctx.verdict()
+        """The header and the overview: one verdict, from one picture (or, until the live one says
+        something, the last known one, marked)."""
+        shown = self.ctx.shown()
         demo = " · demo target (fake values)" if self.ctx.demo else ""
-        where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
+        if self.ctx.ready:
+            where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
+            self.sub_title = f"{shown.headline}: {shown.reason}{demo} · operator {self.ctx.operator}"
+        else:
+            where = clean(self.ctx.target_hint)
         unfinished = self.ctx.picture.unfinished  # offered on start: an interrupted incident comes first
         notice = f"runbook {unfinished}: 5 resumes" if unfinished else ""
-        self.sub_title = f"{verdict}{demo} · operator {self.ctx.operator}"
         for bar in self.query(VerdictBar):
-            bar.show(verdict, where, notice)
+            bar.show(shown, where, notice)
         for overview in self.query(OverviewPane):
             overview.render_all()
+        if shown.live and self.ctx.ready and self.ctx.record and self.ctx.error is None:
+            self._remember(shown)
+
+    def _remember(self, shown: Shown) -> None:
+        """Keep a settled live verdict (not one still waiting for checks, nor one paused) for the
+        next start's first frame."""
+        if shown.headline != shown.label or not self.ctx.evaluated():
+            return
+        if self._remembered == (shown.label, shown.reason):
+            return
+        self._remembered = (shown.label, shown.reason)
+        self._keep_verdict(shown.label, shown.reason)
+
+    @work(thread=True, group="glance", exit_on_error=False, description="remember the verdict")
+    def _keep_verdict(self, label: str, reason: str) -> None:
+        from opsdash.ops.glance import remember
+
+        remember(self.ctx.ops, label, reason)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.show_verdict)
@@ -354,6 +445,8 @@ class OpsdashApp(App[None]):
         """Mount the pane the first time, focus its main widget (so its keys work at once) and
         refresh what it reads from disk."""
         pane = event.pane.id or ""
+        if not self.ctx.ready:  # the panes start when the profile is loaded
+            return
         if pane == "overview":
             self.query_one(OverviewPane).refresh_history()
             self.set_focus(None)
@@ -416,7 +509,12 @@ class OpsdashApp(App[None]):
     def worker_failed(self, event: Worker.StateChanged) -> None:
         """A worker that dies must say so on screen, never vanish silently."""
         if event.state is WorkerState.ERROR:
+            from opsdash.core.secrets import redactor
+
             error = redactor.redact(f"{type(event.worker.error).__name__}: {event.worker.error}")
+            if event.worker.group == "start":  # the profile never loaded: the header must say so
+                self.ctx.error = error
+                self.show_verdict()
             self.notify(
                 error, title=f"{event.worker.description or event.worker.name} failed", severity="error"
             )
@@ -424,6 +522,9 @@ class OpsdashApp(App[None]):
     # ------------------------------------------------------------------ actions
 
     def action_show_pane(self, pane: str) -> None:
+        if not self.ctx.ready:  # shown once the profile is loaded
+            self._wanted_pane = pane
+            return
         if self.ctx.loaded is not None:
             self.query_one(TabbedContent).active = pane
 
@@ -445,7 +546,7 @@ class OpsdashApp(App[None]):
             return
         focused = self.focused
         if isinstance(focused, Input):
-            pane = self.query_one(TabbedContent).active if self.ctx.loaded else ""
+            pane = self.query_one(TabbedContent).active if self.ctx.ready and self.ctx.loaded else ""
             target = self.query(FOCUS.get(pane, "#none"))
             if target:
                 target.first().focus()
@@ -461,7 +562,7 @@ class OpsdashApp(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        if self.ctx.loaded is None:
+        if not self.ctx.ready or self.ctx.loaded is None:
             return
         for spec in PANES:
             yield SystemCommand(
@@ -534,4 +635,4 @@ def run_dashboard(config_path: Path | None, *, demo: bool = False) -> None:
             "the dashboard needs a terminal, but stdout or stdin is not one; for scripts and CI use "
             "'opsdash validate', 'opsdash check' or 'opsdash preflight' (with --json)"
         )
-    OpsdashApp.on_profile(config_path, demo=demo).run()
+    OpsdashApp.starting(config_path, demo=demo).run()

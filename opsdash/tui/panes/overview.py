@@ -12,13 +12,13 @@ from textual.content import Content
 from textual.widgets import Static
 
 from opsdash.core.findings import Severity
-from opsdash.core.readiness import Verdict
 from opsdash.tui.messages import OpenAlertsRead
 from opsdash.tui.panes.base import Pane, in_thread
 from opsdash.tui.safe import clean
-from opsdash.tui.style import Part, gate_style, severity
+from opsdash.tui.style import Part, gate_parts, severity
 
 if TYPE_CHECKING:
+    from opsdash.core.readiness import Verdict
     from opsdash.storage.rows import AlertRow
 
 
@@ -43,7 +43,8 @@ class OverviewPane(Pane):
             ("deploy", "Deploys"),
         ):
             self.query_one(f"#overview-{card}", Static).border_title = title
-        self.refresh_history()
+        if self.ctx.ready:  # else the app asks once the profile is loaded
+            self.refresh_history()
         self.render_all()
 
     @in_thread("overview", "load alerts and deploys")
@@ -78,10 +79,9 @@ class OverviewPane(Pane):
     def render_all(self) -> None:
         if not self.is_mounted:
             return
-        verdict = self.gate()
-        self.query_one("#gate", Static).update(
-            Content.assemble((f" {verdict.headline} ", gate_style(verdict.label)), f"  {verdict.reason}")
-        )
+        shown = self.ctx.shown()
+        parts = gate_parts(shown.label, shown.headline, f" {shown.reason}", live=shown.live, note=shown.note)
+        self.query_one("#gate", Static).update(Content.assemble(*parts))
         picture = self.ctx.picture
         checks: list[Part] = []
         ordered = sorted(picture.states.items(), key=lambda kv: (-kv[1].shown.rank, kv[0]))
