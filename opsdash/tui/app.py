@@ -82,7 +82,8 @@ PANES = (
 )
 PANE_CLASSES = {p.id: p.cls for p in PANES if p.cls}
 FOCUS = {p.id: p.focus for p in PANES if p.focus}
-SOURCES = ("validation", "health")  # the panes whose workers feed the verdict: mounted at once
+SOURCES = ("health", "validation")  # the panes whose workers feed the verdict: mounted at once, the
+# health pane first (its probes wait on the network; validation is work for this process)
 IDLE_PANES = ("audit",)  # mounted when start-up is over, before anyone asks for them
 IDLE_MOUNT_AFTER = 1.5  # seconds
 DEFAULT_THEME = "textual-dark"
@@ -215,6 +216,8 @@ class OpsdashApp(App[None]):
         use_palette("mono" if self.monochrome else "colour")
         self._mounting: dict[str, asyncio.Future[Widget]] = {}
         self._wanted_pane = ""  # a pane key pressed while the profile was still loading
+        self._settled_once = False  # the first live verdict was shown (or start-up gave up waiting)
+        self._sessions_deferred = False  # the overview has not looked for an unfinished session yet
         self._remembered: tuple[str, str] | None = None  # the settled verdict last kept for the next start
 
     def get_css_variables(self) -> dict[str, str]:
@@ -292,14 +295,16 @@ class OpsdashApp(App[None]):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
 
-    def _configure(self) -> None:
-        """The profile's theme and keys, its target in the title, and the panes' work started."""
+    def _configure(self, *, start: bool = True) -> None:
+        """The profile's theme and keys, its target in the title, and (`start`) the panes' work
+        started once the first frame is painted."""
         self._apply_theme(self.ctx.settings.theme)
         if self.ctx.settings.keymap:
             self.set_keymap(dict(self.ctx.settings.keymap))
         if self.ctx.loaded is not None:
             self._show_target()
-            self.call_after_refresh(self._start_sources)
+            if start:
+                self.call_after_refresh(self._start_sources)
 
     @work(thread=True, group="start", exit_on_error=False, description="load the profile")
     def _load_profile(self) -> None:
@@ -322,13 +327,16 @@ class OpsdashApp(App[None]):
                 await panes.remove()
             await self.mount(self._startup_error(), after=self.query_one(VerdictBar))
             self._apply_theme(self.ctx.settings.theme)
-        else:
-            self._configure()
-            for overview in self.query(OverviewPane):
-                overview.refresh_history()
-            if self._wanted_pane:
-                self.action_show_pane(self._wanted_pane)
+            self.show_verdict()
+            return
+        self._configure(start=False)
+        self._sessions_deferred = True
+        for overview in self.query(OverviewPane):
+            overview.refresh_history(sessions=False)
         self.show_verdict()
+        await self._start_sources()  # the first frame is long painted: no need to wait for another
+        if self._wanted_pane:
+            self.action_show_pane(self._wanted_pane)
 
     def _show_target(self) -> None:
         if self.ctx.loaded is not None:
@@ -359,7 +367,20 @@ class OpsdashApp(App[None]):
         self.set_timer(IDLE_MOUNT_AFTER, self._mount_idle)
 
     async def _mount_idle(self) -> None:
+        self._after_first_verdict()  # if the live verdict is slow, what waits for it waits no longer
         await self._mount_now(IDLE_PANES)
+
+    def _after_first_verdict(self) -> None:
+        """Once, when the first live verdict is on screen (or start-up is over without one): the
+        work the verdict does not need — an unfinished runbook session (it loads the runbook
+        engine) — so it does not delay the verdict."""
+        if self._settled_once:
+            return
+        self._settled_once = True
+        if self._sessions_deferred:
+            self._sessions_deferred = False
+            for overview in self.query(OverviewPane):
+                overview.refresh_history()
 
     async def _mount_now(self, panes: Iterable[str]) -> None:
         """Mount panes ahead of need (at start, in idle time), unless the operator is quitting and
@@ -410,13 +431,15 @@ class OpsdashApp(App[None]):
             bar.show(shown, where, notice)
         for overview in self.query(OverviewPane):
             overview.render_all()
-        if shown.live and self.ctx.ready and self.ctx.record and self.ctx.error is None:
-            self._remember(shown)
+        if shown.live and self.ctx.ready and self.ctx.error is None and self.ctx.evaluated():
+            if self.ctx.record:
+                self._remember(shown)
+            self._after_first_verdict()
 
     def _remember(self, shown: Shown) -> None:
         """Keep a settled live verdict (not one still waiting for checks, nor one paused) for the
         next start's first frame."""
-        if shown.headline != shown.label or not self.ctx.evaluated():
+        if shown.headline != shown.label:  # paused: not what the target is now
             return
         if self._remembered == (shown.label, shown.reason):
             return

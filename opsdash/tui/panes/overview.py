@@ -48,14 +48,19 @@ class OverviewPane(Pane):
         self.render_all()
 
     @in_thread("overview", "load alerts and deploys")
-    def refresh_history(self) -> None:
+    def refresh_history(self, *, sessions: bool = True) -> None:
+        """The open alerts (the verdict reads them) and the last deploys; with `sessions`, also a
+        runbook session left unfinished. At start the app asks without it first: finding sessions
+        loads the runbook engine, which the first live verdict does not need."""
         from opsdash.ops.history import overview
-        from opsdash.ops.runbooks import unfinished
 
-        session = unfinished(self.ctx.ops)
-        resume = (
-            "" if session is None else f"{session.runbook_id} unfinished (step {session.current_step + 1})"
-        )
+        resume = self.ctx.picture.unfinished
+        if sessions:
+            from opsdash.ops.runbooks import unfinished
+
+            found = unfinished(self.ctx.ops)
+            step = found.current_step + 1 if found is not None else 0
+            resume = "" if found is None else f"{found.runbook_id} unfinished (step {step})"
         seen = overview(self.ctx.ops)
         alerts, deploys = seen.alerts, seen.deploys
         lines = [
