@@ -257,22 +257,22 @@ class OpsdashApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield VerdictBar("", id="verdict-bar")
-        if not self.ctx.ready:  # loading on a thread: the panes as they will be, the overview first
-            yield from self._panes()
+        if not self.ctx.ready:  # the first frame is the header alone: the panes follow it at once
+            pass
         elif self.ctx.error is not None:
             yield self._startup_error()
         elif self.ctx.loaded is None:
             yield Static(FIRST_RUN, id="first-run")
         else:
-            yield from self._panes()
+            yield self._panes()
         yield Footer()
 
-    def _panes(self) -> ComposeResult:
-        with TabbedContent(id="panes", initial="overview"):
-            for n, spec in enumerate(PANES, start=1):
-                with TabPane(f"{spec.label} [{n}]", id=spec.id):
-                    if spec.id == "overview":
-                        yield OverviewPane(self.ctx, id="overview-pane")
+    def _panes(self) -> TabbedContent:
+        panes = TabbedContent(id="panes", initial="overview")
+        for n, spec in enumerate(PANES, start=1):
+            inside = [OverviewPane(self.ctx, id="overview-pane")] if spec.id == "overview" else []
+            panes.compose_add_child(TabPane(f"{spec.label} [{n}]", *inside, id=spec.id))
+        return panes
 
     def _startup_error(self) -> Static:
         return Static(
@@ -289,7 +289,7 @@ class OpsdashApp(App[None]):
             self._configure()
         else:  # the default look now; the profile's theme and keys once it is loaded
             self._apply_theme(DEFAULT_THEME)
-            self.call_after_refresh(self._load_profile)
+            self.call_after_refresh(self._after_first_frame)
         self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -305,6 +305,12 @@ class OpsdashApp(App[None]):
             self._show_target()
             if start:
                 self.call_after_refresh(self._start_sources)
+
+    async def _after_first_frame(self) -> None:
+        """The header is on screen: the panes as they will be (the overview shows the last known
+        verdict too), then the profile loads on a thread."""
+        await self.mount(self._panes(), after=self.query_one(VerdictBar))
+        self._load_profile()
 
     @work(thread=True, group="start", exit_on_error=False, description="load the profile")
     def _load_profile(self) -> None:
