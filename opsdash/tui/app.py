@@ -443,16 +443,18 @@ class OpsdashApp(App[None]):
             self._after_first_verdict()
 
     def _remember(self, shown: Shown) -> None:
-        """Keep a settled live verdict (not one still waiting for checks, nor one paused) for the
-        next start's first frame."""
-        if shown.headline != shown.label:  # paused: not what the target is now
-            return
+        """Keep a settled live GO or NO-GO (not one still waiting for checks, nor one paused) for
+        the next start's first frame."""
+        if shown.headline != shown.label or shown.label == "UNKNOWN":
+            return  # paused (not what the target is now), or not a verdict: the last one stands
         if self._remembered == (shown.label, shown.reason):
             return
         self._remembered = (shown.label, shown.reason)
         self._keep_verdict(shown.label, shown.reason)
 
-    @work(thread=True, group="glance", exit_on_error=False, description="remember the verdict")
+    @work(
+        thread=True, group="glance", exclusive=True, exit_on_error=False, description="remember the verdict"
+    )
     def _keep_verdict(self, label: str, reason: str) -> None:
         from opsdash.ops.glance import remember
 

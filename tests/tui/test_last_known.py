@@ -11,16 +11,18 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from textual.message import Message
 from textual.widgets import Static
 
+from opsdash.demo.sample import AUDIT_KEY
 from opsdash.ops.glance import quick_target
 from opsdash.storage.glance import read_last_verdict, remember
 from opsdash.storage.history import DB_NAME, History
 from opsdash.tui.app import OpsdashApp, VerdictBar
 from opsdash.tui.messages import ProfileLoaded
 from tests.conftest import EXAMPLE_PROFILE, Demo
-from tests.tui.conftest import SIZE, fast_demo_profile, settle, until
+from tests.tui.conftest import SIZE, fast_demo_profile, feed_sample, settle, until
 
 MINUTES_AGO = 3
 
@@ -188,3 +190,29 @@ def test_the_first_frame_is_painted_before_pydantic_and_the_profile_models_are_i
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["heavy"] == []
     assert seen["header"].startswith(" NO-GO  (last known, 3 min ago — checking…)")
+
+
+async def test_a_settled_no_go_is_kept_for_the_next_start_and_shown_there_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sample's validation and checks settle on NO-GO: it is kept, and the next start shows it
+    first, marked; an unsettled UNKNOWN before it was not kept."""
+    monkeypatch.setenv("OPSDASH_AUDIT_KEY", AUDIT_KEY)
+    data = tmp_path / "data"
+    app = OpsdashApp.on_profile(EXAMPLE_PROFILE, live=False, record=True, data_dir=data)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert header(app).startswith(" UNKNOWN ")
+        await feed_sample(app)
+        await until(pilot, lambda: kept(data, "BetaSkill") == "NO-GO")
+        await settle(pilot)
+        live = app.sub_title  # the header cuts a long reason; the title bar has it whole
+    found = read_last_verdict(data, "BetaSkill")
+    assert found is not None and found.reason in live and found.source == "dashboard"
+    again = OpsdashApp.starting(EXAMPLE_PROFILE, data_dir=data, live=False, record=False)
+    first = FirstFrame(again)
+    async with again.run_test(size=SIZE, message_hook=first) as pilot:
+        await until(pilot, lambda: again.ctx.ready)
+        await settle(pilot)
+    assert first.header.startswith(" NO-GO  (last known, just now — checking…)")
+    assert found.reason[:40] in first.header
