@@ -26,7 +26,7 @@ stays the current log). `--keep DIR` keeps both and reuses them on the next run.
 opsdash and its dependencies are byte-compiled first, as `pip install` leaves them (bytecode.py).
 
 Usage: .venv/bin/python benchmarks/startup.py [--runs 7] [--retention-runs 7] [--log-mb 1024]
-       [--history-runs 10000] [--keep DIR]
+       [--history-runs 10000] [--checks-per-run 7] [--keep DIR] [--no-health]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ VERDICT = re.compile(r"^ (GO|NO-GO)( \(stale\))?  (?!\(last known)")
 MARKS = {"known": KNOWN, "paint": FIRST_PAINT, "verdict": VERDICT}
 GOALS = {"known": 1.5, "paint": None, "verdict": 2.5}
 SESSION = "opsdash-startup-bench"
-CHECKS_PER_RUN = 7  # the demo profile's checks
+CHECKS_PER_RUN = 7  # the demo profile's checks (--checks-per-run: more, as a bigger profile records)
 GiB = 4 * 1024**3
 
 
@@ -114,7 +114,7 @@ def fill_audit_log(path: Path, megabytes: int) -> None:
     print(f"  audit log: {megabytes} MiB written in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
-def fill_history(data: Path, target: str, runs: int, end: datetime) -> None:
+def fill_history(data: Path, target: str, runs: int, end: datetime, checks: int) -> None:
     """A year of `target`'s runs ending at `end`, recorded as opsdash records them."""
     from history import make_report, make_results
 
@@ -127,7 +127,7 @@ def fill_history(data: Path, target: str, runs: int, end: datetime) -> None:
     with History.open(data) as history:
         for run in range(runs):
             started = start + step * run
-            results = make_results(run, CHECKS_PER_RUN, started, rng)
+            results = make_results(run, checks, started, rng)
             report = dataclasses.replace(make_report(run, results, started), target=target)
             history.runs.record(report, operator="bench", results=results)
         history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -208,6 +208,7 @@ def main() -> None:
     parser.add_argument("--retention-runs", type=int, default=None, help="launches of the purge case")
     parser.add_argument("--log-mb", type=int, default=1024)
     parser.add_argument("--history-runs", type=int, default=10_000)
+    parser.add_argument("--checks-per-run", type=int, default=CHECKS_PER_RUN, help="check results per run")
     parser.add_argument("--keep", type=Path, help="keep (and reuse) the generated history and log here")
     parser.add_argument("--no-health", action="store_true", help="skip the health pane figure")
     args = parser.parse_args()
@@ -238,11 +239,12 @@ def main() -> None:
             log = store / f"audit-{args.log_mb}.log"
             if not log.exists():
                 fill_audit_log(log, args.log_mb)
-            year, old = store / f"year-{args.history_runs}.db", store / f"old-{args.history_runs}.db"
+            size = f"{args.history_runs}x{args.checks_per_run}"
+            year, old = store / f"year-{size}.db", store / f"old-{size}.db"
             now = datetime.now(UTC)
             for path, end in ((year, now), (old, now - timedelta(days=91))):
                 if not path.exists():
-                    fill_history(Path(tmp) / path.stem, target, args.history_runs, end)
+                    fill_history(Path(tmp) / path.stem, target, args.history_runs, end, args.checks_per_run)
                     shutil.move(Path(tmp) / path.stem / "history.db", path)
             year_env = {
                 **base,
@@ -273,7 +275,7 @@ def main() -> None:
         f"launches per case: {args.runs} (purge case: {retention_runs}); median (range); tmux 120x36; "
         f"ratios: median / floor median, per-run ratios against the same round's floor"
     )
-    print(f"history: {args.history_runs:,} runs x {CHECKS_PER_RUN} checks; audit log {args.log_mb} MiB")
+    print(f"history: {args.history_runs:,} runs x {args.checks_per_run} checks; audit log {args.log_mb} MiB")
     floor_rss = statistics.median(r["rss"] for r in floor)
     print(
         f"floor  minimal Textual app, launch to its text on screen  {summary(floors)}  {floor_rss:4.0f} MiB"
