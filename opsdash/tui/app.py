@@ -329,11 +329,8 @@ class OpsdashApp(App[None]):
         ops, error = message.ops, message.error
         self.ctx.ops, self.ctx.error = ops, error
         if error is not None:
-            for panes in self.query("#panes"):
-                await panes.remove()
-            await self.mount(self._startup_error(), after=self.query_one(VerdictBar))
             self._apply_theme(self.ctx.settings.theme)
-            self.show_verdict()
+            await self._show_startup_error()
             return
         self._configure(start=False)
         self._sessions_deferred = True
@@ -343,6 +340,13 @@ class OpsdashApp(App[None]):
         await self._start_sources()  # the first frame is long painted: no need to wait for another
         if self._wanted_pane:
             self.action_show_pane(self._wanted_pane)
+
+    async def _show_startup_error(self) -> None:
+        """The profile did not load: its problem instead of the panes, and the header says so."""
+        for panes in self.query("#panes"):
+            await panes.remove()
+        await self.mount(self._startup_error(), after=self.query_one(VerdictBar))
+        self.show_verdict()
 
     def _show_target(self) -> None:
         if self.ctx.loaded is not None:
@@ -545,7 +549,7 @@ class OpsdashApp(App[None]):
             error = redactor.redact(f"{type(event.worker.error).__name__}: {event.worker.error}")
             if event.worker.group == "start":  # the profile never loaded: the header must say so
                 self.ctx.error = error
-                self.show_verdict()
+                self.call_later(self._show_startup_error)
             self.notify(
                 error, title=f"{event.worker.description or event.worker.name} failed", severity="error"
             )
@@ -565,7 +569,8 @@ class OpsdashApp(App[None]):
     async def action_quit(self) -> None:
         """Quit — unless a runbook command is running here: then the Runbooks pane asks (wait for
         it, leave it running, interrupt it) and quits once that is settled."""
-        for pane in self.query(pane_class("runbooks")):
+        pane: Any
+        for pane in self.query("#runbooks-pane"):  # by id: quitting never imports the pane's module
             if pane.hold_quit(self.exit):
                 return
         self.exit()

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from opsdash.demo.sample import AUDIT_KEY
+from opsdash.ops.base import Ops
 from opsdash.ops.glance import quick_target
 from opsdash.storage.glance import read_last_verdict, remember
 from opsdash.storage.history import DB_NAME, History
@@ -216,3 +217,23 @@ async def test_a_settled_no_go_is_kept_for_the_next_start_and_shown_there_first(
         await settle(pilot)
     assert first.header.startswith(" NO-GO  (last known, just now — checking…)")
     assert found.reason[:40] in first.header
+
+
+async def test_a_loader_that_crashes_leaves_the_marker_as_an_error_never_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    record(data, "BetaSkill", "GO", "validation and live checks pass")
+
+    def explode(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Ops, "open_or_error", explode)
+    app = OpsdashApp.starting(EXAMPLE_PROFILE, data_dir=data, live=False, record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: bool(app.query("#startup-error")))
+        await settle(pilot)
+        assert header(app).startswith(" GO  (last known, 3 min ago — the configuration did not load")
+        assert "RuntimeError: disk on fire" in str(app.query_one("#startup-error", Static).render())
+        assert any("disk on fire" in n.message for n in app._notifications)
+        assert not app.ctx.ready
