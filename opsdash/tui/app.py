@@ -480,10 +480,11 @@ class OpsdashApp(App[None]):
         """Mount the pane the first time, focus its main widget (so its keys work at once) and
         refresh what it reads from disk."""
         pane = event.pane.id or ""
-        if not self.ctx.ready:  # the panes start when the profile is loaded
+        if not self.ctx.ready or not self.query("#panes"):  # not loaded yet, or it did not load
             return
         if pane == "overview":
-            self.query_one(OverviewPane).refresh_history()
+            for overview in self.query(OverviewPane):  # sessions only once the first verdict is in
+                overview.refresh_history(sessions=not self._sessions_deferred)
             self.set_focus(None)
             return
         widget: Any = await self.ensure_pane(pane)
