@@ -64,7 +64,7 @@ FIRST_PAINT = re.compile(r"^ (UNKNOWN|GO|NO-GO)\b")
 VERDICT = re.compile(r"^ (GO|NO-GO)( \(stale\))?  (?!\(last known)")
 MARKS = {"known": KNOWN, "paint": FIRST_PAINT, "verdict": VERDICT}
 GOALS = {"known": 1.5, "paint": None, "verdict": 2.5}
-SESSION = "opsdash-startup-bench"
+SESSION = f"opsdash-startup-bench-{os.getpid()}"  # its own: two benchmarks on one machine must not share one
 CHECKS_PER_RUN = 7  # the demo profile's checks (--checks-per-run: more, as a bigger profile records)
 GiB = 4 * 1024**3
 
