@@ -1,7 +1,13 @@
 """The dashboard application. It paints its header at once, mounts each pane when it is first
 needed, keeps the one verdict every view shows, routes messages between panes, and offers every
 action in the command palette. It is given its `Ops`; panes call ops functions in workers and
-render what comes back; nothing here does I/O itself."""
+render what comes back; nothing here does I/O itself.
+
+`opsdash` starts it with `OpsdashApp.starting(path)`: the first frame shows the last verdict
+recorded for the target (marked "last known", with its age) before the profile's models are even
+imported; the profile is loaded and validated on a thread after that frame, and the panes start
+then. Nothing this module imports at the top loads pydantic or the health engine
+(tests/tui/test_last_known.py holds that)."""
 
 from __future__ import annotations
 
@@ -29,22 +35,21 @@ from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, Tab
 from textual.worker import Worker, WorkerState
 
 from opsdash.core.errors import OpsdashError
-from opsdash.core.readiness import Verdict
-from opsdash.core.secrets import redactor
-from opsdash.ops.base import Ops
-from opsdash.tui.context import DashboardContext
+from opsdash.ops.base import Ops, Source
+from opsdash.tui.context import DashboardContext, Shown
 from opsdash.tui.messages import (
     AlertsRaised,
     AlertsResolved,
     DemoFaultSwitched,
     OpenRunbook,
     PictureChanged,
+    ProfileLoaded,
     SourcesReloaded,
     SourcesReloadFailed,
 )
 from opsdash.tui.panes.overview import OverviewPane
 from opsdash.tui.safe import clean
-from opsdash.tui.style import MONO_THEME, Part, gate_style, severity_variables, use_palette
+from opsdash.tui.style import MONO_THEME, gate_parts, severity_variables, use_palette
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -77,7 +82,8 @@ PANES = (
 )
 PANE_CLASSES = {p.id: p.cls for p in PANES if p.cls}
 FOCUS = {p.id: p.focus for p in PANES if p.focus}
-SOURCES = ("validation", "health")  # the panes whose workers feed the verdict: mounted at once
+SOURCES = ("health", "validation")  # the panes whose workers feed the verdict: mounted at once, the
+# health pane first (its probes wait on the network; validation is work for this process)
 IDLE_PANES = ("audit",)  # mounted when start-up is over, before anyone asks for them
 IDLE_MOUNT_AFTER = 1.5  # seconds
 DEFAULT_THEME = "textual-dark"
@@ -154,8 +160,8 @@ class VerdictBar(Static):
     VerdictBar { dock: top; height: 1; background: $panel; }
     """
 
-    def show(self, verdict: Verdict, where: str, notice: str = "") -> None:
-        parts: list[Part] = [(f" {verdict.headline} ", gate_style(verdict.label)), f" {verdict.reason}"]
+    def show(self, shown: Shown, where: str, notice: str = "") -> None:
+        parts = gate_parts(shown.label, shown.headline, shown.reason, live=shown.live, note=shown.note)
         if notice:  # before the target and operator: what the operator must not miss
             parts.append((f"  ▶ {notice}", "bold"))
         text = Content.assemble(*parts)
@@ -209,6 +215,11 @@ class OpsdashApp(App[None]):
         self.ctx = DashboardContext(ops, demo=demo, live=live, record=record, error=error)
         use_palette("mono" if self.monochrome else "colour")
         self._mounting: dict[str, asyncio.Future[Widget]] = {}
+        self._wanted_pane = ""  # a pane key pressed while the profile was still loading
+        self._settled_once = False  # the first live verdict was shown (or start-up gave up waiting)
+        self._sessions_deferred = False  # the overview has not looked for an unfinished session yet
+        self._remembered: tuple[str, str] | None = None  # the settled verdict last kept for the next start
+        self._purging = False  # the background retention worker was started
 
     def get_css_variables(self) -> dict[str, str]:
         """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
@@ -226,63 +237,147 @@ class OpsdashApp(App[None]):
         ops, error = Ops.open_or_error(config_path, data_dir=data_dir)
         return cls(ops, error=error, **options)
 
+    @classmethod
+    def starting(
+        cls, config_path: Path | None, *, data_dir: Path | None = None, **options: Any
+    ) -> OpsdashApp:
+        """What `opsdash` runs: the first frame shows the last verdict recorded for the profile's
+        target (read with tomllib and sqlite3 only); the profile is loaded and validated on a thread
+        after that frame (`_load_profile`), and the panes start when it is. Without a profile:
+        `on_profile` (the first-run screen needs the settings only)."""
+        if config_path is None:
+            return cls.on_profile(None, data_dir=data_dir, **options)
+        from opsdash.ops.glance import last_known, quick_target
+
+        app = cls(Ops(Source(config_path, data_dir=data_dir)), **options)
+        app.ctx.last_known = last_known(config_path, data_dir)
+        app.ctx.target_hint = quick_target(config_path) or ""
+        return app
+
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield VerdictBar("", id="verdict-bar")
-        if self.ctx.error is not None:
-            yield Static(
-                Text.assemble(
-                    ("opsdash cannot start on this configuration", "bold"),
-                    f"\n\n{self.ctx.error}\n\n",
-                    "Fix it (opsdash config validate lists every problem), then start opsdash again.",
-                ),
-                id="startup-error",
-            )
+        if not self.ctx.ready:  # the first frame is the header alone: the panes follow it at once
+            pass
+        elif self.ctx.error is not None:
+            yield self._startup_error()
         elif self.ctx.loaded is None:
             yield Static(FIRST_RUN, id="first-run")
         else:
-            with TabbedContent(id="panes", initial="overview"):
-                for n, spec in enumerate(PANES, start=1):
-                    with TabPane(f"{spec.label} [{n}]", id=spec.id):
-                        if spec.id == "overview":
-                            yield OverviewPane(self.ctx, id="overview-pane")
+            yield self._panes()
         yield Footer()
 
+    def _panes(self) -> TabbedContent:
+        panes = TabbedContent(id="panes", initial="overview")
+        for n, spec in enumerate(PANES, start=1):
+            inside = [OverviewPane(self.ctx, id="overview-pane")] if spec.id == "overview" else []
+            panes.compose_add_child(TabPane(f"{spec.label} [{n}]", *inside, id=spec.id))
+        return panes
+
+    def _startup_error(self) -> Static:
+        return Static(
+            Text.assemble(
+                ("opsdash cannot start on this configuration", "bold"),
+                f"\n\n{self.ctx.error}\n\n",
+                "Fix it (opsdash config validate lists every problem), then start opsdash again.",
+            ),
+            id="startup-error",
+        )
+
     def on_mount(self) -> None:
-        self._apply_theme()
-        if self.ctx.settings.keymap:
-            self.set_keymap(dict(self.ctx.settings.keymap))
-        if self.ctx.loaded is not None:
-            self._show_target()
-            self.call_after_refresh(self._start_sources)
-        if self.ctx.loaded is not None and self.ctx.record and self.ctx.live:
-            # retention off the start: batches on a worker after the first recording; quitting
-            # cancels the worker, which stops between two batches (ops/retention.py)
-            from textual.worker import get_current_worker
-
-            from opsdash.ops.retention import Background
-
-            purge = Background(self.ctx.ops)
-            self.run_worker(
-                lambda: purge.run(get_current_worker().cancelled_event),
-                thread=True,
-                group="retention",
-                exit_on_error=False,
-            )
+        if self.ctx.ready:
+            self._configure()
+        else:  # the default look now; the profile's theme and keys once it is loaded
+            self._apply_theme(DEFAULT_THEME)
+            self.call_after_refresh(self._after_first_frame)
         self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+
+    def _configure(self, *, start: bool = True) -> None:
+        """The profile's theme and keys, its target in the title, and (`start`) the panes' work
+        started once the first frame is painted."""
+        self._apply_theme(self.ctx.settings.theme)
+        if self.ctx.settings.keymap:
+            self.set_keymap(dict(self.ctx.settings.keymap))
+        if self.ctx.loaded is not None:
+            self._show_target()
+            self._start_retention()
+            if start:
+                self.call_after_refresh(self._start_sources)
+
+    def _start_retention(self) -> None:
+        """Retention off the start: batches on a worker once something is recorded (registered
+        now, so the panes' recordings only wake it); quitting cancels the worker, which stops
+        between two batches (ops/retention.py)."""
+        if self._purging or not (self.ctx.record and self.ctx.live):
+            return
+        self._purging = True
+        from textual.worker import get_current_worker
+
+        from opsdash.ops.retention import Background
+
+        purge = Background(self.ctx.ops)
+        self.run_worker(
+            lambda: purge.run(get_current_worker().cancelled_event),
+            thread=True,
+            group="retention",
+            exit_on_error=False,
+            description="purge old history",
+        )
+
+    async def _after_first_frame(self) -> None:
+        """The header is on screen: the panes as they will be (the overview shows the last known
+        verdict too), then the profile loads on a thread."""
+        await self.mount(self._panes(), after=self.query_one(VerdictBar))
+        self._load_profile()
+
+    @work(thread=True, group="start", exit_on_error=False, description="load the profile")
+    def _load_profile(self) -> None:
+        """After the first frame: import the settings and profile models, load and validate the
+        profile (its problems are shown on screen), and import the panes that start at once, all
+        off the UI thread."""
+        source = self.ctx.ops.source
+        ops, error = Ops.open_or_error(source.path, data_dir=source.data_dir)
+        if error is None:
+            for pane in SOURCES:
+                pane_class(pane)
+        self.post_message(ProfileLoaded(ops, error))
+
+    @on(ProfileLoaded)
+    async def profile_loaded(self, message: ProfileLoaded) -> None:
+        ops, error = message.ops, message.error
+        self.ctx.ops, self.ctx.error = ops, error
+        if error is not None:
+            self._apply_theme(self.ctx.settings.theme)
+            await self._show_startup_error()
+            return
+        self._configure(start=False)
+        self._sessions_deferred = True
+        for overview in self.query(OverviewPane):
+            overview.refresh_history(sessions=False)
+        self.show_verdict()
+        await self._start_sources()  # the first frame is long painted: no need to wait for another
+        if self._wanted_pane:
+            self.action_show_pane(self._wanted_pane)
+
+    async def _show_startup_error(self) -> None:
+        """The profile did not load: its problem instead of the panes, and the header says so."""
+        for panes in self.query("#panes"):
+            await panes.remove()
+        await self.mount(self._startup_error(), after=self.query_one(VerdictBar))
+        self.show_verdict()
 
     def _show_target(self) -> None:
         if self.ctx.loaded is not None:
             target = self.ctx.loaded.profile.target
             self.title = f"opsdash — {target.name} ({target.environment})"
 
-    def _apply_theme(self) -> None:
+    def _apply_theme(self, configured: str) -> None:
         wanted = choose_theme(
-            self.ctx.settings.theme,
+            configured,
             monochrome=self.monochrome,
             colours=None if self.is_headless else self.console.color_system,
         )
@@ -304,7 +399,20 @@ class OpsdashApp(App[None]):
         self.set_timer(IDLE_MOUNT_AFTER, self._mount_idle)
 
     async def _mount_idle(self) -> None:
+        self._after_first_verdict()  # if the live verdict is slow, what waits for it waits no longer
         await self._mount_now(IDLE_PANES)
+
+    def _after_first_verdict(self) -> None:
+        """Once, when the first live verdict is on screen (or start-up is over without one): the
+        work the verdict does not need — an unfinished runbook session (it loads the runbook
+        engine) — so it does not delay the verdict."""
+        if self._settled_once:
+            return
+        self._settled_once = True
+        if self._sessions_deferred:
+            self._sessions_deferred = False
+            for overview in self.query(OverviewPane):
+                overview.refresh_history()
 
     async def _mount_now(self, panes: Iterable[str]) -> None:
         """Mount panes ahead of need (at start, in idle time), unless the operator is quitting and
@@ -340,17 +448,43 @@ class OpsdashApp(App[None]):
         self.exit(return_code=129)
 
     def show_verdict(self) -> None:
-        """The header and the overview: one verdict, from one picture."""
-        verdict = self.ctx.verdict()
+        """The header and the overview: one verdict, from one picture (or, until the live one says
+        something, the last known one, marked)."""
+        shown = self.ctx.shown()
         demo = " · demo target (fake values)" if self.ctx.demo else ""
-        where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
+        if self.ctx.ready:
+            where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
+            self.sub_title = f"{shown.headline}: {shown.reason}{demo} · operator {self.ctx.operator}"
+        else:
+            where = clean(self.ctx.target_hint)
         unfinished = self.ctx.picture.unfinished  # offered on start: an interrupted incident comes first
         notice = f"runbook {unfinished}: 5 resumes" if unfinished else ""
-        self.sub_title = f"{verdict}{demo} · operator {self.ctx.operator}"
         for bar in self.query(VerdictBar):
-            bar.show(verdict, where, notice)
+            bar.show(shown, where, notice)
         for overview in self.query(OverviewPane):
             overview.render_all()
+        if shown.live and self.ctx.ready and self.ctx.error is None and self.ctx.evaluated():
+            if self.ctx.record:
+                self._remember(shown)
+            self._after_first_verdict()
+
+    def _remember(self, shown: Shown) -> None:
+        """Keep a settled live GO or NO-GO (not one still waiting for checks, nor one paused) for
+        the next start's first frame."""
+        if shown.headline != shown.label or shown.label == "UNKNOWN":
+            return  # paused (not what the target is now), or not a verdict: the last one stands
+        if self._remembered == (shown.label, shown.reason):
+            return
+        self._remembered = (shown.label, shown.reason)
+        self._keep_verdict(shown.label, shown.reason)
+
+    @work(
+        thread=True, group="glance", exclusive=True, exit_on_error=False, description="remember the verdict"
+    )
+    def _keep_verdict(self, label: str, reason: str) -> None:
+        from opsdash.ops.glance import remember
+
+        remember(self.ctx.ops, label, reason)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.show_verdict)
@@ -368,8 +502,11 @@ class OpsdashApp(App[None]):
         """Mount the pane the first time, focus its main widget (so its keys work at once) and
         refresh what it reads from disk."""
         pane = event.pane.id or ""
+        if not self.ctx.ready or not self.query("#panes"):  # not loaded yet, or it did not load
+            return
         if pane == "overview":
-            self.query_one(OverviewPane).refresh_history()
+            for overview in self.query(OverviewPane):  # sessions only once the first verdict is in
+                overview.refresh_history(sessions=not self._sessions_deferred)
             self.set_focus(None)
             return
         widget: Any = await self.ensure_pane(pane)
@@ -430,7 +567,12 @@ class OpsdashApp(App[None]):
     def worker_failed(self, event: Worker.StateChanged) -> None:
         """A worker that dies must say so on screen, never vanish silently."""
         if event.state is WorkerState.ERROR:
+            from opsdash.core.secrets import redactor
+
             error = redactor.redact(f"{type(event.worker.error).__name__}: {event.worker.error}")
+            if event.worker.group == "start":  # the profile never loaded: the header must say so
+                self.ctx.error = error
+                self.call_later(self._show_startup_error)
             self.notify(
                 error, title=f"{event.worker.description or event.worker.name} failed", severity="error"
             )
@@ -438,6 +580,9 @@ class OpsdashApp(App[None]):
     # ------------------------------------------------------------------ actions
 
     def action_show_pane(self, pane: str) -> None:
+        if not self.ctx.ready:  # shown once the profile is loaded
+            self._wanted_pane = pane
+            return
         if self.ctx.loaded is not None:
             self.query_one(TabbedContent).active = pane
 
@@ -447,7 +592,8 @@ class OpsdashApp(App[None]):
     async def action_quit(self) -> None:
         """Quit — unless a runbook command is running here: then the Runbooks pane asks (wait for
         it, leave it running, interrupt it) and quits once that is settled."""
-        for pane in self.query(pane_class("runbooks")):
+        pane: Any
+        for pane in self.query("#runbooks-pane"):  # by id: quitting never imports the pane's module
             if pane.hold_quit(self.exit):
                 return
         self.exit()
@@ -459,7 +605,7 @@ class OpsdashApp(App[None]):
             return
         focused = self.focused
         if isinstance(focused, Input):
-            pane = self.query_one(TabbedContent).active if self.ctx.loaded else ""
+            pane = self.query_one(TabbedContent).active if self.ctx.ready and self.ctx.loaded else ""
             target = self.query(FOCUS.get(pane, "#none"))
             if target:
                 target.first().focus()
@@ -475,7 +621,7 @@ class OpsdashApp(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        if self.ctx.loaded is None:
+        if not self.ctx.ready or self.ctx.loaded is None:
             return
         for spec in PANES:
             yield SystemCommand(
@@ -548,4 +694,4 @@ def run_dashboard(config_path: Path | None, *, demo: bool = False) -> None:
             "the dashboard needs a terminal, but stdout or stdin is not one; for scripts and CI use "
             "'opsdash validate', 'opsdash check' or 'opsdash preflight' (with --json)"
         )
-    OpsdashApp.on_profile(config_path, demo=demo).run()
+    OpsdashApp.starting(config_path, demo=demo).run()

@@ -1,18 +1,23 @@
 """What every pane needs to know about the session: the `Ops` it works through, live or not, and
-the live picture every view reads its verdict from (so no two views can disagree)."""
+the live picture every view reads its verdict from (so no two views can disagree).
+
+At start the `Ops` may not be loaded yet (`ready` is False): the profile is imported and validated
+on a thread after the first frame, and until then the views show the last verdict recorded for the
+target (`last_known`), marked as such, never as live."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from opsdash.core.findings import Report, Severity
-from opsdash.core.health.state import SustainedState
-from opsdash.core.readiness import Verdict, dashboard_verdict
 from opsdash.ops.base import Ops
 
 if TYPE_CHECKING:
+    from opsdash.core.findings import Report, Severity
+    from opsdash.core.health.state import SustainedState
+    from opsdash.core.readiness import Verdict
     from opsdash.ops.config import LoadedConfig, OpsdashSettings
+    from opsdash.ops.glance import LastVerdict
 
 
 @dataclass
@@ -27,6 +32,18 @@ class LivePicture:
     unfinished: str = ""  # a runbook session left active ("rollback, step 4 interrupted"), offered to resume
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What the header and the overview show: the live verdict, or the last known one (`live`
+    False), which is marked as such with its age and what is happening now (`note`)."""
+
+    label: str  # GO | NO-GO | UNKNOWN
+    headline: str  # the label as shown ("GO (stale)" while polling is paused)
+    reason: str
+    live: bool = True
+    note: str = ""  # for a last known verdict: "last known, 3 min ago — checking…"
+
+
 @dataclass
 class DashboardContext:
     ops: Ops
@@ -35,6 +52,13 @@ class DashboardContext:
     record: bool = True
     error: str | None = None  # the configuration could not be loaded: shown instead of the panes
     picture: LivePicture = field(default_factory=LivePicture)
+    last_known: LastVerdict | None = None  # the verdict recorded before this start, if one was read
+    target_hint: str = ""  # the target's name as read before the profile loaded (for the header)
+
+    @property
+    def ready(self) -> bool:
+        """The settings and profile are loaded (False only in the first instants of a start)."""
+        return self.ops.loaded is not None
 
     @property
     def loaded(self) -> LoadedConfig | None:
@@ -51,9 +75,38 @@ class DashboardContext:
     def verdict(self) -> Verdict:
         """The one verdict: the header and the overview show this (and `opsdash serve` computes the
         same, as opsdash_gate, with the same function)."""
+        from opsdash.core.readiness import dashboard_verdict
+
         p = self.picture
         expected = len(self.loaded.profile.checks) if self.loaded else 0
         failed = p.validated and p.report is None
         return dashboard_verdict(
             p.report, p.states, expected, p.alerts, paused=p.paused, validation_failed=failed
         )
+
+    def evaluated(self) -> bool:
+        """Validation finished and every check has a result: the live verdict is what is known now,
+        whatever it says (a check that cannot be evaluated leaves it UNKNOWN, for good reason)."""
+        p = self.picture
+        checks = self.loaded.profile.checks if self.loaded else []
+        return p.validated and all(c.name in p.states and p.states[c.name].last is not None for c in checks)
+
+    def shown(self) -> Shown:
+        """The live verdict once it says something (GO or NO-GO, or everything evaluated); until then
+        the last known verdict, marked, if there is one. A profile that did not load turns the
+        marker into that error, never into a live verdict."""
+        known = self.last_known
+        if self.ready and (known is None or (self.error is None and self._live_says_something())):
+            live = self.verdict()
+            return Shown(live.label, live.headline, live.reason)
+        if known is None:
+            return Shown("UNKNOWN", "UNKNOWN", "loading the profile — checking…", live=False)
+        from opsdash.ops.glance import age
+
+        doing = "the configuration did not load (see below)" if self.error is not None else "checking…"
+        return Shown(
+            known.label, known.label, known.reason, live=False, note=f"last known, {age(known.at)} — {doing}"
+        )
+
+    def _live_says_something(self) -> bool:
+        return self.verdict().label != "UNKNOWN" or self.evaluated()

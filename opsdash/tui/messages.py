@@ -8,13 +8,22 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from opsdash.core.findings import Report, Severity
-from opsdash.core.health.model import CheckResult
-from opsdash.core.health.state import SustainedState
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the first frame imports this module, and not the health engine
+    from opsdash.core.findings import Report, Severity
+    from opsdash.core.health.model import CheckResult
+    from opsdash.core.health.state import SustainedState
+    from opsdash.ops.base import Ops
     from opsdash.ops.sources import Reload
     from opsdash.tui.context import LivePicture
+
+
+@dataclass
+class ProfileLoaded(Message):
+    """The profile was loaded (and validated) on the start thread: `ops` is the session; `error`
+    is what kept it from loading (the session then has settings only)."""
+
+    ops: Ops
+    error: str | None
 
 
 @dataclass

@@ -60,6 +60,11 @@ GATE_STYLE: dict[str, dict[str, str]] = {
     },
     "mono": {"GO": "bold", "NO-GO": "bold reverse", "UNKNOWN": "reverse"},
 }
+# A verdict recorded before this start (the header's first frame): the gate's look, faded and
+# slanted, and its marker ("last known, 3 min ago — checking…") in italics beside it, so it is
+# never read as live.
+STALE = "dim italic"
+STALE_NOTE = "italic $text-warning"
 HINT = "$text-secondary"  # a remediation or a runbook to open: not a severity (nor $accent: WARN in some)
 Part = str | Content | tuple[str, str]  # what `Content.assemble` joins: text, content, (text, style)
 
@@ -108,6 +113,18 @@ def use_palette(name: str) -> None:
 
 def gate_style(label: str) -> str:
     return _gate.get(label, _gate["UNKNOWN"])
+
+
+def gate_parts(label: str, headline: str, reason: str, *, live: bool = True, note: str = "") -> list[Part]:
+    """The verdict as the header and the overview paint it: the live one as a badge and its reason;
+    a last known one faded, with its marker, so the two never look alike."""
+    if live:
+        return [(f" {headline} ", gate_style(label)), f" {reason}"]
+    parts: list[Part] = [(f" {headline} ", f"{gate_style(label)} {STALE}")]
+    if note:
+        parts.append((f" ({note})", STALE_NOTE))
+    parts.append((f" {reason}", "italic"))
+    return parts
 
 
 def severity(text: str, level: Severity, extra: str = "") -> Content:

@@ -394,15 +394,25 @@ async def test_a_secret_printed_by_a_command_or_typed_as_a_parameter_is_never_on
             assert secret.encode() not in path.read_bytes(), path
 
 
-async def test_an_unfinished_session_is_offered_on_start(project: Project, tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["loaded", "loading"])
+async def test_an_unfinished_session_is_offered_on_start(
+    project: Project, tmp_path: Path, start: str
+) -> None:
+    """Also when the dashboard starts as `opsdash` does (the profile loading after the first frame,
+    the session looked for once start-up is over: here no live verdict ever comes)."""
     app = app_with(project, tmp_path, "echo hi")
+    if start == "loading":
+        app = OpsdashApp.starting(project.profile, live=False, record=False, data_dir=tmp_path / "data")
     book, _ = parse(tmp_path / "books" / "deploy.md")
     assert book is not None
     with History.open(tmp_path / "data") as history:  # an operator paused (or lost) this session
         Executor.start(book, {}, "alice", history.sessions, lambda gates: [])
     async with app.run_test(size=SIZE) as pilot:
         await until(
-            pilot, lambda: "tui-deploy unfinished" in str(app.query_one("#overview-deploy", Static).render())
+            pilot,
+            lambda: (
+                "tui-deploy unfinished" in " ".join(str(w.render()) for w in app.query("#overview-deploy"))
+            ),
         )
         await settle(pilot)
         assert "press 5, then Enter, to resume" in str(app.query_one("#overview-deploy", Static).render())

@@ -12,13 +12,13 @@ from textual.content import Content
 from textual.widgets import Static
 
 from opsdash.core.findings import Severity
-from opsdash.core.readiness import Verdict
 from opsdash.tui.messages import OpenAlertsRead
 from opsdash.tui.panes.base import Pane, in_thread
 from opsdash.tui.safe import clean
-from opsdash.tui.style import Part, gate_style, severity
+from opsdash.tui.style import Part, gate_parts, severity
 
 if TYPE_CHECKING:
+    from opsdash.core.readiness import Verdict
     from opsdash.storage.rows import AlertRow
 
 
@@ -43,18 +43,24 @@ class OverviewPane(Pane):
             ("deploy", "Deploys"),
         ):
             self.query_one(f"#overview-{card}", Static).border_title = title
-        self.refresh_history()
+        if self.ctx.ready:  # else the app asks once the profile is loaded
+            self.refresh_history()
         self.render_all()
 
     @in_thread("overview", "load alerts and deploys")
-    def refresh_history(self) -> None:
+    def refresh_history(self, *, sessions: bool = True) -> None:
+        """The open alerts (the verdict reads them) and the last deploys; with `sessions`, also a
+        runbook session left unfinished. At start the app asks without it first: finding sessions
+        loads the runbook engine, which the first live verdict does not need."""
         from opsdash.ops.history import overview
-        from opsdash.ops.runbooks import unfinished
 
-        session = unfinished(self.ctx.ops)
-        resume = (
-            "" if session is None else f"{session.runbook_id} unfinished (step {session.current_step + 1})"
-        )
+        resume = self.ctx.picture.unfinished
+        if sessions:
+            from opsdash.ops.runbooks import unfinished
+
+            found = unfinished(self.ctx.ops)
+            step = found.current_step + 1 if found is not None else 0
+            resume = "" if found is None else f"{found.runbook_id} unfinished (step {step})"
         seen = overview(self.ctx.ops)
         alerts, deploys = seen.alerts, seen.deploys
         lines = [
@@ -78,10 +84,9 @@ class OverviewPane(Pane):
     def render_all(self) -> None:
         if not self.is_mounted:
             return
-        verdict = self.gate()
-        self.query_one("#gate", Static).update(
-            Content.assemble((f" {verdict.headline} ", gate_style(verdict.label)), f"  {verdict.reason}")
-        )
+        shown = self.ctx.shown()
+        parts = gate_parts(shown.label, shown.headline, f" {shown.reason}", live=shown.live, note=shown.note)
+        self.query_one("#gate", Static).update(Content.assemble(*parts))
         picture = self.ctx.picture
         checks: list[Part] = []
         ordered = sorted(picture.states.items(), key=lambda kv: (-kv[1].shown.rank, kv[0]))
