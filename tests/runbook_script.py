@@ -16,7 +16,7 @@ from pathlib import Path
 from opsdash.core.runbooks.state import SessionState
 from opsdash.storage.history import History
 from tests.conftest import Project, good_env
-from tests.waits import read_line, wait_for_path
+from tests.waits import read_line, wait_for_path, wait_until
 
 OPSDASH = str(Path(sys.executable).with_name("opsdash"))
 BOOK_ID = "one-engine"
@@ -138,6 +138,12 @@ def killed_during_verify(project: Project, books: Path, data: Path) -> None:
         read_until(proc, "this step's command is still running (process group")
         (books / "migrate-release").touch()
         wait_for_path(books / "verify-started")
+        # the command touches the file before opsdash has recorded its process group: kill -9
+        # only once it has, so the record is the same however the machine schedules the two
+        wait_until(
+            lambda: any(i == 4 and e == "command-running" for i, e, _d in recorded(data)),
+            "Verify's process group recorded",
+        )
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(30)
