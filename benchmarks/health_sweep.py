@@ -55,7 +55,7 @@ from pydantic import TypeAdapter
 
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.probes import ProbeContext, make_ssl_context
-from opsdash.core.health.runner import run_once
+from opsdash.core.health.runner import Gate, run_once
 from opsdash.core.profile import Check, Profile
 
 BODY = b'{"status":"UP","payments":{"success_rate":0.99}}'
@@ -480,9 +480,11 @@ def opsdash_side(spec: Side) -> Side:
         ssl_context=make_ssl_context(spec["ca_file"]),
     )
 
+    gate = Gate(spec["concurrency"])
+
     async def sweep() -> tuple[float, float, list[CheckResult]]:
         cpu0, t0 = self_cpu(), time.perf_counter()
-        results = await run_once(checks, ctx, concurrency=spec["concurrency"])
+        results = await run_once(checks, ctx, gate=gate)
         return time.perf_counter() - t0, self_cpu() - cpu0, results
 
     elapsed, cpu, results = asyncio.run(sweep())
@@ -493,7 +495,8 @@ def opsdash_side(spec: Side) -> Side:
         "failed": len(failed),
         "first_failure": failed[0].summary if failed else None,
         "latency": [r.metrics.get("response_time_ms", r.duration_ms) for r in results],
-        "queue": [getattr(r, "queue_ms", 0.0) for r in results],
+        "queue": [r.queue_ms for r in results],
+        "lowest_limit": gate.lowest,
     }
 
 
@@ -643,9 +646,10 @@ def report_latency(concurrency: int, n: int, sides: dict[str, list[Side]], goal:
         else:
             queue = [statistics.median(r["queue"]) for r in runs]
             p95 = [statistics.quantiles(r["queue"], n=20)[-1] for r in runs]
+            lowest = [r["lowest_limit"] for r in runs]
             extra = (
                 f" ([RESPONSE_TIME]; queue, reported apart: median {median_range(queue, '{:.1f}')} ms,"
-                f" p95 {statistics.median(p95):.1f} ms)"
+                f" p95 {statistics.median(p95):.1f} ms; in-flight limit went down to {min(lowest)})"
             )
         busy = [r["target_cpu"]["delay"] / r["elapsed"] * 100 for r in runs]
         print(
