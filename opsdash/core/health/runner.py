@@ -51,10 +51,12 @@ class Gate:
     latency in flight would include that wait. A heartbeat measures how late the loop runs a timer;
     while that lateness (smoothed) is above `lag_target` the limit is cut by a fifth, and while the
     loop keeps up and probes are waiting it grows again by an eighth, never above the configured
-    concurrency nor below `floor`. A probe
-    held back waits here, outside its timings: that wait is its queue time, reported apart."""
+    concurrency nor below `floor` (`period` None: no heartbeat; the limit changes only by `observe`).
+    A probe held back waits here, outside its timings: that wait is its queue time, reported apart."""
 
-    def __init__(self, concurrency: int, *, lag_target: float = 0.002, floor: int = 8, period: float = 0.005):
+    def __init__(
+        self, concurrency: int, *, lag_target: float = 0.002, floor: int = 8, period: float | None = 0.005
+    ) -> None:
         self.ceiling = max(1, concurrency)
         self.limit = self.ceiling
         self.floor = min(floor, self.ceiling)
@@ -64,9 +66,10 @@ class Gate:
         self.lowest = self.ceiling  # the lowest limit this gate came to (for benchmarks and tests)
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._lag = 0.0  # seconds, smoothed
 
     async def __aenter__(self) -> None:
-        if self._heartbeat is None and self.ceiling > self.floor:
+        if self._heartbeat is None and self.period is not None and self.ceiling > self.floor:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
@@ -96,21 +99,25 @@ class Gate:
 
     async def _beat(self) -> None:
         loop = asyncio.get_running_loop()
-        lag = 0.0  # smoothed: one late beat (the OS ran something else) is not a loop falling behind
+        period = self.period or 0.0
         while True:
             before, cpu_before = loop.time(), time.thread_time()
-            await asyncio.sleep(self.period)
-            wall, cpu = loop.time() - before, time.thread_time() - cpu_before
-            # Late because this thread was busy (callbacks queueing in the loop), not because the
-            # machine gave the core to someone else: fewer probes in flight help only the former.
-            late = wall - self.period if cpu >= wall / 2 else 0.0
-            lag = 0.7 * lag + 0.3 * max(0.0, late)
-            if lag > self.lag_target:
-                self.limit = max(self.floor, self.limit * 4 // 5)
-                self.lowest = min(self.lowest, self.limit)
-            elif lag < self.lag_target / 2 and self._waiters and self.limit < self.ceiling:
-                self.limit = min(self.ceiling, self.limit + max(1, self.limit // 8))
-                self._wake()
+            await asyncio.sleep(period)
+            self.observe(loop.time() - before - period, time.thread_time() - cpu_before, loop.time() - before)
+
+    def observe(self, late: float, cpu: float, wall: float) -> None:
+        """One heartbeat: the timer ran `late` seconds after it was due, and this thread used `cpu` of
+        the `wall` seconds since it was set. Lateness counts only when the thread was busy (callbacks
+        queueing in the loop), not when the machine gave the core to someone else: fewer probes in
+        flight help only the former. Smoothed, so one late beat does not halve a sweep."""
+        late = late if cpu >= wall / 2 else 0.0
+        self._lag = 0.7 * self._lag + 0.3 * max(0.0, late)
+        if self._lag > self.lag_target:
+            self.limit = max(self.floor, self.limit * 4 // 5)
+            self.lowest = min(self.lowest, self.limit)
+        elif self._lag < self.lag_target / 2 and self._waiters and self.limit < self.ceiling:
+            self.limit = min(self.ceiling, self.limit + max(1, self.limit // 8))
+            self._wake()
 
     def close(self) -> None:
         if self._heartbeat is not None:

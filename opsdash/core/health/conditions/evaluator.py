@@ -134,6 +134,7 @@ def _show(value: Any, operand: Operand) -> str:
 
 
 def _equal(value: Any, literal: str, operand: Operand) -> bool:
+    """The uncompiled comparison: `_Literal.equals` is held against it (tests/unit/core/health)."""
     if isinstance(value, bool):
         return literal.lower() == ("true" if value else "false")
     if value is None:  # JSON null
