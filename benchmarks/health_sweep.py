@@ -633,7 +633,10 @@ def report_throughput(
 
 
 def report_latency(concurrency: int, n: int, sides: dict[str, list[Side]], goal: float) -> None:
-    print(f"\n{DELAY * 1000:.0f} ms endpoint, c={concurrency}: {n} checks per round; median reported latency")
+    print(
+        f"\n{DELAY * 1000:.0f} ms endpoint, c={concurrency}: {n} checks per round, all due when the sweep"
+        " starts (so a check's queue time grows with its place in the sweep); median reported latency"
+    )
     for name, runs in sides.items():
         lat = [statistics.median(r["latency"]) for r in runs]
         extra = ""
@@ -652,8 +655,10 @@ def report_latency(concurrency: int, n: int, sides: dict[str, list[Side]], goal:
                 f" p95 {statistics.median(p95):.1f} ms; in-flight limit went down to {min(lowest)})"
             )
         busy = [r["target_cpu"]["delay"] / r["elapsed"] * 100 for r in runs]
+        rate = [n / r["elapsed"] for r in runs]
         print(
             f"  {name:<18} {median_range(lat, '{:.1f}')} ms{extra};"
+            f" sweep {median_range(rate, '{:,.0f}')} checks/s;"
             f" delay server busy {statistics.median(busy):.0f}% of a core"
         )
     if "blackbox" not in sides:

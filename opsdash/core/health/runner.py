@@ -69,8 +69,7 @@ class Gate:
         self._lag = 0.0  # seconds, smoothed
 
     async def __aenter__(self) -> None:
-        if self._heartbeat is None and self.period is not None and self.ceiling > self.floor:
-            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        self._beating()
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
             return
@@ -86,6 +85,11 @@ class Gate:
                 self._waiters.remove(waiter)
             raise
 
+    def _beating(self) -> None:
+        """The heartbeat runs while probes are in flight or waiting (started with the first)."""
+        if self._heartbeat is None and self.period is not None and self.ceiling > self.floor:
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
     async def __aexit__(self, *exc: object) -> None:
         self.in_flight -= 1
         self._wake()
@@ -100,10 +104,11 @@ class Gate:
     async def _beat(self) -> None:
         loop = asyncio.get_running_loop()
         period = self.period or 0.0
-        while True:
+        while self.in_flight or self._waiters:  # idle between a watcher's polls: no beat
             before, cpu_before = loop.time(), time.thread_time()
             await asyncio.sleep(period)
             self.observe(loop.time() - before - period, time.thread_time() - cpu_before, loop.time() - before)
+        self._heartbeat = None
 
     def observe(self, late: float, cpu: float, wall: float) -> None:
         """One heartbeat: the timer ran `late` seconds after it was due, and this thread used `cpu` of

@@ -364,6 +364,16 @@ async def test_a_sweep_stops_its_heartbeat() -> None:
     assert gate._heartbeat is None and gate.floor <= gate.lowest <= gate.limit <= 50
 
 
+async def test_the_heartbeat_stops_while_nothing_is_in_flight_and_starts_again_with_a_probe() -> None:
+    """A watcher's gate lives between polls: it must not wake the loop 200 times a second idle."""
+    gate = Gate(50)
+    for _ in range(2):
+        async with gate:
+            assert gate._heartbeat is not None
+        await until_async(lambda: gate._heartbeat is None, "the heartbeat stopping once idle")
+    gate.close()
+
+
 # --- the event loop --------------------------------------------------------------------------------
 
 
