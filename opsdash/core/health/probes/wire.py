@@ -345,6 +345,16 @@ def _request(
 
 
 def is_ip(host: str) -> bool:
+    """Whether `ipaddress.ip_address(host)` accepts `host`, without its cost where the answer is
+    plain: a name (neither ':' nor only digits and dots) is not, a canonical dotted quad is."""
+    if ":" not in host:
+        if not host.replace(".", "").isdigit() or not host.isascii():
+            return False
+        try:
+            if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host)) == host:
+                return True
+        except OSError:
+            pass
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import ipaddress
 import json
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from opsdash.core.health.conditions.evaluator import _equal, _Literal, _show, _s
 from opsdash.core.health.conditions.placeholders import JsonNumber
 from opsdash.core.health.probes import ProbeContext
 from opsdash.core.health.probes.base import compiled_conditions
-from opsdash.core.health.probes.wire import Route
+from opsdash.core.health.probes.wire import Route, is_ip
 from opsdash.core.health.runner import Gate, loop_factory, run_once, run_sync
 from opsdash.demo.httpserver import Request, Response
 from tests.servers import ThreadedHttpServer, http_server, json_handler
@@ -43,6 +44,27 @@ from tests.waits import until_async
 def test_a_route_says_where_a_url_goes(url: str, expected: Route) -> None:
     assert Route.of(url) == expected
     assert Route.of(url) is Route.of(url)  # worked out once
+
+
+HOSTS = st.one_of(
+    st.ip_addresses().map(str),
+    st.text(alphabet="0123456789.:abcdef%", max_size=20),
+    st.lists(st.integers(0, 300), min_size=1, max_size=5).map(lambda parts: ".".join(map(str, parts))),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(host=HOSTS)
+def test_is_ip_answers_as_the_ipaddress_module_does(host: str) -> None:
+    """A host taken for an address skips DNS: the shortcut must agree with ipaddress everywhere
+    (leading zeros, short forms, IPv6, non-ASCII digits)."""
+    try:
+        ipaddress.ip_address(host)
+        expected = True
+    except ValueError:
+        expected = False
+    assert is_ip(host) is expected
 
 
 def test_a_bad_port_is_still_an_error_every_time() -> None:
