@@ -63,9 +63,8 @@ def check(
     log not writable (a result not on the record does not count).
     With --watch: the worst sustained state when it stopped.
     """
-    import asyncio
-
     from opsdash.cli.render import checks_table, emit_report, verdict_line
+    from opsdash.core.health.runner import run_sync
     from opsdash.core.profile import CertThresholds
     from opsdash.ops import checks
 
@@ -79,7 +78,7 @@ def check(
             raise click.UsageError(f"--format {fmt} is for one sweep; --watch prints text or JSON lines")
         sys.exit(_watch(ops, names, files, from_env, watch, count, fmt == "json", not no_history))
     record = not no_history and fmt != "nagios"  # the monitoring system keeps the state
-    report, results = asyncio.run(
+    report, results = run_sync(
         checks.run(ops, names=names, env_files=files, from_env=from_env, record=record)
     )
     if record:
@@ -106,12 +105,12 @@ def _watch(
     as_json: bool,
     record: bool,
 ) -> int:
-    import asyncio
     import json
 
     from opsdash.cli.render import checks_table
     from opsdash.core.findings import worst
     from opsdash.core.health.model import CheckResult
+    from opsdash.core.health.runner import run_sync
     from opsdash.core.health.state import SustainedState
     from opsdash.ops.checks import Watch
     from opsdash.ops.sources import Reload
@@ -149,7 +148,7 @@ def _watch(
         checks_table(ordered, watch.states)
 
     try:
-        asyncio.run(watch.run(on_result))
+        run_sync(watch.run(on_result))
     except KeyboardInterrupt:
         pass
     finally:

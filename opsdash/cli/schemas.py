@@ -94,6 +94,9 @@ class CheckResult(_Fixed):
     runbook: str | None
     started_at: Timestamp
     duration_ms: float
+    queue_ms: float = Field(
+        0.0, description="Milliseconds the probe waited for a concurrency slot; not in duration_ms."
+    )
     attempts: int
     phases: dict[str, float] = Field(description="Milliseconds per phase (connect, tls, first_byte ...).")
     conditions: list[ConditionResult]

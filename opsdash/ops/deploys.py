@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import statistics
 import time
@@ -16,7 +15,7 @@ from opsdash.core.alerts import PREFLIGHT_NO_GO, check_candidates, check_scope, 
 from opsdash.core.errors import ConfigError, InputError
 from opsdash.core.findings import Finding, Report, Severity, new_run_id, worst
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.runner import run_once
+from opsdash.core.health.runner import run_once, run_sync
 from opsdash.core.profile import Profile
 from opsdash.core.readiness import (
     CERT_DAYS,
@@ -106,7 +105,7 @@ def preflight(
     if profile.checks:
         progress(f"running {len(profile.checks)} live checks")
         ctx = ops.probe_context(env_files=env_files, from_env=from_env)
-        results = asyncio.run(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
+        results = run_sync(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
     else:
         results = []
     progress("checking rollback readiness")
@@ -169,7 +168,7 @@ def verify_deploy(
     streak = 0
     deadline = time.monotonic() + window
     while True:
-        results = asyncio.run(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
+        results = run_sync(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
         sweep = Sweep(len(sweeps) + 1, results)
         sweeps.append(sweep)
         streak = streak + 1 if sweep.ok else 0

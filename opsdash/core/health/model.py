@@ -29,6 +29,9 @@ class CheckResult:
     metrics: Mapping[str, float] = field(default_factory=dict)
     facts: Mapping[str, str] = field(default_factory=dict)  # status, ip, tls version, certificate ...
     findings: tuple[Finding, ...] = ()
+    # Milliseconds from when the probe was due to when it began (waiting for a concurrency slot):
+    # reported apart, never part of duration_ms, the phases or [RESPONSE_TIME]
+    queue_ms: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -46,6 +49,7 @@ class CheckResult:
             "runbook": self.runbook,
             "started_at": self.started_at,
             "duration_ms": round(self.duration_ms, 1),
+            "queue_ms": round(self.queue_ms, 1),
             "attempts": self.attempts,
             "phases": {k: round(v, 2) for k, v in self.phases.items()},
             "conditions": [c.to_dict() for c in self.conditions],

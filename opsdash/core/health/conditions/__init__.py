@@ -50,7 +50,14 @@ The package, by what a change touches (Gatus parity work lands in one of them):
 
 from __future__ import annotations
 
-from opsdash.core.health.conditions.evaluator import duration_text, evaluate, metrics
+from opsdash.core.health.conditions.evaluator import (
+    Compiled,
+    duration_text,
+    evaluate,
+    metric_operands,
+    metrics,
+    metrics_at,
+)
 from opsdash.core.health.conditions.language import (
     EQUALITY,
     OPERATORS,
@@ -70,6 +77,7 @@ __all__ = [
     "PLACEHOLDERS",
     "UNOBSERVED",
     "BodyUnparseable",
+    "Compiled",
     "Condition",
     "ConditionError",
     "ConditionResult",
@@ -77,7 +85,9 @@ __all__ = [
     "Operand",
     "duration_text",
     "evaluate",
+    "metric_operands",
     "metrics",
+    "metrics_at",
     "parse",
     "parse_all",
 ]

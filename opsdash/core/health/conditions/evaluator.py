@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -133,6 +134,7 @@ def _show(value: Any, operand: Operand) -> str:
 
 
 def _equal(value: Any, literal: str, operand: Operand) -> bool:
+    """The uncompiled comparison: `_Literal.equals` is held against it (tests/unit/core/health)."""
     if isinstance(value, bool):
         return literal.lower() == ("true" if value else "false")
     if value is None:  # JSON null
@@ -177,47 +179,125 @@ def _two_operands(condition: Condition, right: Operand, value: Any, facts: Facts
     return ConditionResult(condition.text, ok, actual)
 
 
+def _int64(value: int) -> int | None:
+    """go_int(str(value)) for a Python int, without the text and the regular expression."""
+    return value if -(2**63) <= value < 2**63 else None
+
+
+@dataclass(frozen=True)
+class _Literal:
+    """One value on the right, with what comparing against it needs worked out once."""
+
+    text: str
+    lower: str
+    integer: int | None  # as Go's ParseInt reads it, where Gatus compares integers that way
+    number: Decimal | None  # in the left operand's unit
+
+    @staticmethod
+    def of(literal: str, operand: Operand) -> _Literal:
+        integer = None if kind_of(operand) in (BOOL, DURATION_KIND) else go_int(literal)
+        return _Literal(literal, literal.lower(), integer, _literal_number(literal, operand))
+
+    def equals(self, value: Any) -> bool:
+        """`_equal(value, self.text, operand)`, with the literal's side done at compile time."""
+        if isinstance(value, bool):
+            return self.lower == ("true" if value else "false")
+        if value is None:  # JSON null
+            return self.text in ("", "null")
+        if self.integer is not None:
+            mine = _int64(value) if type(value) is int else go_int(as_text(value).strip())
+            if mine is not None:
+                return mine == self.integer
+        if self.number is not None:
+            number = _value_number(value)
+            if number is not None:
+                return number == self.number  # exact, as in _equal
+        return as_text(value) == self.text
+
+
+def _show_fast(value: Any, operand: Operand) -> str:
+    """`_show`, with the common case (a status code) taken without the escaping and clipping it
+    cannot need."""
+    if type(value) is int and -(10**50) < value < 10**50 and operand.placeholder == "[STATUS]":
+        return str(value)
+    return _show(value, operand)
+
+
+_ORDER = {
+    "<": Decimal.__lt__,
+    "<=": Decimal.__le__,
+    ">": Decimal.__gt__,
+    ">=": Decimal.__ge__,
+}
+
+
+class Compiled:
+    """A parsed condition made ready to evaluate: its literals read as numbers, integers and
+    durations once, not on every probe. `evaluate(condition, facts)` is `Compiled(condition)
+    .evaluate(facts)`, so there is one evaluation, held against Gatus' table."""
+
+    __slots__ = ("condition", "literals")
+
+    def __init__(self, condition: Condition) -> None:
+        self.condition = condition
+        self.literals = tuple(_Literal.of(literal, condition.left) for literal in condition.right)
+
+    def evaluate(self, facts: Facts) -> ConditionResult:
+        """Evaluate against a probe's facts; unparseable bodies raise BodyUnparseable."""
+        condition = self.condition
+        left, op = condition.left, condition.operator
+        value = resolve_function(left, facts)
+        if condition.right_operand is not None:
+            return _two_operands(condition, condition.right_operand, value, facts)
+        actual = _show_fast(value, left)
+        if value is MISSING or value is UNOBSERVED:
+            wants_missing = op == "==" and condition.right_function is None and condition.right == ("",)
+            return ConditionResult(condition.text, wants_missing, actual)
+        if op in EQUALITY:
+            if condition.right_function == "pat":
+                hit = pattern_matches(condition.right[0], as_text(value))
+            else:
+                hit = any(literal.equals(value) for literal in self.literals)
+            return ConditionResult(condition.text, hit if op == "==" else not hit, actual)
+        number = _value_number(value)
+        expected = self.literals[0].number
+        if number is None or expected is None:
+            return ConditionResult(condition.text, False, actual, error=f"{left.label()} is not a number")
+        return ConditionResult(condition.text, _ORDER[op](number, expected), actual)
+
+
 def evaluate(condition: Condition, facts: Facts) -> ConditionResult:
     """Evaluate against a probe's facts; unparseable bodies raise BodyUnparseable."""
-    left, op = condition.left, condition.operator
-    value = resolve_function(left, facts)
-    if condition.right_operand is not None:
-        return _two_operands(condition, condition.right_operand, value, facts)
-    actual = _show(value, left)
-    if value is MISSING or value is UNOBSERVED:
-        wants_missing = op == "==" and condition.right_function is None and condition.right == ("",)
-        return ConditionResult(condition.text, wants_missing, actual)
-    if op in EQUALITY:
-        if condition.right_function == "pat":
-            hit = pattern_matches(condition.right[0], as_text(value))
-        else:
-            hit = any(_equal(value, literal, left) for literal in condition.right)
-        return ConditionResult(condition.text, hit if op == "==" else not hit, actual)
-    number = _value_number(value)
-    expected = _literal_number(condition.right[0], left)
-    if number is None or expected is None:
-        return ConditionResult(condition.text, False, actual, error=f"{left.label()} is not a number")
-    ok = {"<": number < expected, "<=": number <= expected, ">": number > expected, ">=": number >= expected}[
-        op
-    ]
-    return ConditionResult(condition.text, ok, actual)
+    return Compiled(condition).evaluate(facts)
+
+
+def metric_operands(
+    conditions: Sequence[Condition], extra_paths: Sequence[str] = ()
+) -> tuple[tuple[str, Operand], ...]:
+    """The [BODY] paths whose numbers become metrics, each with its name: worked out once per check."""
+    sides = [o for c in conditions for o in (c.left, c.right_operand) if o is not None]
+    operands = [o for o in sides if o.placeholder == "[BODY]" and o.path]
+    for extra in extra_paths:
+        operands.append(parse_operand("[BODY]" + ("" if extra.startswith(("[", ".")) else ".") + extra, 0))
+    return tuple((o.label().removeprefix("[BODY]."), Operand(o.placeholder, o.path)) for o in operands)
+
+
+def metrics_at(operands: Sequence[tuple[str, Operand]], facts: Facts) -> dict[str, float]:
+    """The numbers found at `metric_operands`' paths."""
+    out: dict[str, float] = {}
+    for name, operand in operands:
+        try:
+            value = resolve(operand, facts)
+        except BodyUnparseable:
+            return out
+        number = _value_number(value) if not isinstance(value, str) else None
+        if number is not None and number.is_finite() and math.isfinite(float(number)):
+            out[name] = float(number)
+    return out
 
 
 def metrics(
     conditions: Sequence[Condition], facts: Facts, extra_paths: Sequence[str] = ()
 ) -> dict[str, float]:
     """Numbers found at the [BODY] paths the conditions (and `extra_paths`) name."""
-    out: dict[str, float] = {}
-    sides = [o for c in conditions for o in (c.left, c.right_operand) if o is not None]
-    operands = [o for o in sides if o.placeholder == "[BODY]" and o.path]
-    for extra in extra_paths:
-        operands.append(parse_operand("[BODY]" + ("" if extra.startswith(("[", ".")) else ".") + extra, 0))
-    for operand in operands:
-        try:
-            value = resolve(Operand(operand.placeholder, operand.path), facts)
-        except BodyUnparseable:
-            return out
-        number = _value_number(value) if not isinstance(value, str) else None
-        if number is not None and number.is_finite() and math.isfinite(float(number)):
-            out[operand.label().removeprefix("[BODY].")] = float(number)
-    return out
+    return metrics_at(metric_operands(conditions, extra_paths), facts)

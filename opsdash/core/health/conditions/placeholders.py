@@ -43,6 +43,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_int=JsonNumber, parse_float=JsonNumber, parse_constant=_reject_constant)
+
+
 @dataclass
 class Facts:
     """What a probe observed, for conditions to read."""
@@ -59,12 +62,10 @@ class Facts:
     def json_body(self) -> Any:
         if self._json is MISSING:
             try:
-                self._json = json.loads(
-                    self.body or b"",
-                    parse_int=JsonNumber,
-                    parse_float=JsonNumber,
-                    parse_constant=_reject_constant,
-                )
+                raw = self.body or b""
+                # json.loads(raw, parse_int=..., ...) as it reads bytes, without building a decoder
+                # for every body
+                self._json = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
             except RecursionError:
                 self._json = _Unparseable("the response body is JSON nested too deeply to read")
             except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity
@@ -80,17 +81,20 @@ class Facts:
         return (self.body or b"").decode("utf-8", "replace").strip()
 
 
+_FACT = {  # the Facts field each placeholder reads
+    "[STATUS]": "status",
+    "[RESPONSE_TIME]": "response_time_ms",
+    "[CERTIFICATE_EXPIRATION]": "certificate_expiration_s",
+    "[CONNECTED]": "connected",
+    "[IP]": "ip",
+    "[DNS_RCODE]": "dns_rcode",
+}
+
+
 def resolve(operand: Operand, facts: Facts) -> Any:
     p = operand.placeholder
     if p != "[BODY]":
-        value = {
-            "[STATUS]": facts.status,
-            "[RESPONSE_TIME]": facts.response_time_ms,
-            "[CERTIFICATE_EXPIRATION]": facts.certificate_expiration_s,
-            "[CONNECTED]": facts.connected,
-            "[IP]": facts.ip,
-            "[DNS_RCODE]": facts.dns_rcode,
-        }[p]
+        value = getattr(facts, _FACT[p])
         return UNOBSERVED if value is None else value
     if not operand.path:
         return facts.body_text()

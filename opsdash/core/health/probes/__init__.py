@@ -8,6 +8,7 @@ checks make a direct handshake and read the whole presented chain (`net.py`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -40,12 +41,18 @@ _PROBES: dict[str, Callable[[Any, ProbeContext, datetime, float], Awaitable[Chec
 }
 
 
-async def probe(check: Check, ctx: ProbeContext) -> CheckResult:
-    """Probe once, retrying transient failures with backoff. Never raises for network trouble."""
+async def probe(check: Check, ctx: ProbeContext, *, due: float | None = None) -> CheckResult:
+    """Probe once, retrying transient failures with backoff. Never raises for network trouble.
+
+    `due` (on the perf counter) is when the probe was due: the time from then until it began is its
+    `queue_ms` (waiting for a concurrency slot), reported apart and never part of its timings."""
     attempts = 0
+    queue_ms = 0.0
     while True:
         attempts += 1
         started, t0 = ctx.now(), time.perf_counter()
+        if attempts == 1 and due is not None:
+            queue_ms = max(0.0, (t0 - due) * 1000)
         try:
             result = await _PROBES[check.kind](check, ctx, started, t0)
         except Exception as exc:  # a bug in a probe must not take the runner down
@@ -53,7 +60,7 @@ async def probe(check: Check, ctx: ProbeContext) -> CheckResult:
             result = Attempt(check, check.name, started, t0).failed(ErrorClass.CONFIG, failure)
         transient = result.error_class is not None and result.error_class.info.transient
         if not transient or attempts > check.retries:
-            if attempts > 1:
-                result = CheckResult(**{**result.__dict__, "attempts": attempts})
+            if attempts > 1 or queue_ms:
+                result = dataclasses.replace(result, attempts=attempts, queue_ms=queue_ms)
             return result
         await asyncio.sleep(min(0.1 * 2 ** (attempts - 1), 2.0))

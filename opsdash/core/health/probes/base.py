@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
 from opsdash.core.envfiles import EnvSnapshot
 from opsdash.core.findings import Finding, Severity, worst
@@ -24,6 +25,7 @@ from opsdash.core.profile import Check, HttpCheck, Profile
 from opsdash.core.rules import rule
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+T = TypeVar("T")
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -225,20 +227,61 @@ class Attempt:
         )
 
 
+class PerCheck(Generic[T]):
+    """A value worked out once per check and kept across its polls: checks are frozen, so what
+    they say never changes under the cache. Keyed by the check itself (identity: two checks never
+    share an entry, however alike), and bounded."""
+
+    def __init__(self, build: Callable[[Any], T], size: int = 8192) -> None:
+        self._build = build
+        self._size = size
+        self._cache: dict[int, tuple[object, T]] = {}
+
+    def __call__(self, check: Any) -> T:
+        entry = self._cache.get(id(check))
+        if entry is not None and entry[0] is check:  # the check is held, so its id is not reused
+            return entry[1]
+        value = self._build(check)
+        if len(self._cache) >= self._size:
+            self._cache.clear()
+        self._cache[id(check)] = (check, value)
+        return value
+
+
+@dataclass(frozen=True)
+class CompiledConditions:
+    """A check's conditions parsed and compiled, and the [BODY] paths its metrics read."""
+
+    conditions: tuple[cond.Compiled, ...]
+    metric_operands: tuple[tuple[str, cond.Operand], ...]
+    names_status: bool  # a condition reads [STATUS], which then replaces expect_status
+
+
 @functools.lru_cache(maxsize=4096)
-def _parsed(texts: tuple[str, ...]) -> tuple[cond.Condition, ...]:
-    """Conditions are parsed once per distinct list, not on every poll (the profile already
-    validated them at load)."""
-    return tuple(cond.parse_all(list(texts)))
+def _compile(texts: tuple[str, ...], extra: tuple[str, ...]) -> CompiledConditions:
+    """Conditions are parsed and compiled once per distinct list, not on every poll (the profile
+    already validated them at load)."""
+    parsed = cond.parse_all(list(texts))
+    return CompiledConditions(
+        tuple(cond.Compiled(c) for c in parsed),
+        cond.metric_operands(parsed, extra),
+        any("[STATUS]" in t.upper() for t in texts),
+    )
+
+
+compiled_conditions: PerCheck[CompiledConditions] = PerCheck(
+    lambda check: _compile(
+        tuple(check.conditions), tuple(check.metrics if isinstance(check, HttpCheck) else ())
+    )
+)
 
 
 def evaluate_conditions(
     check: Check, facts: cond.Facts
 ) -> tuple[tuple[cond.ConditionResult, ...], dict[str, float]]:
-    parsed = _parsed(tuple(check.conditions))
-    results = tuple(cond.evaluate(c, facts) for c in parsed)
-    extra = check.metrics if isinstance(check, HttpCheck) else []
-    return results, cond.metrics(parsed, facts, extra)
+    compiled = compiled_conditions(check)
+    results = tuple(c.evaluate(facts) for c in compiled.conditions)
+    return results, cond.metrics_at(compiled.metric_operands, facts)
 
 
 async def resolve(ctx: ProbeContext, host: str, port: int, timeout: float) -> tuple[list[str], float]:

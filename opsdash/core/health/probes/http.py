@@ -12,7 +12,15 @@ from opsdash.core.health.errors import (
     classify_status,
 )
 from opsdash.core.health.model import CheckResult
-from opsdash.core.health.probes.base import Attempt, ProbeContext, ProbeFailed, Resolver, evaluate_conditions
+from opsdash.core.health.probes.base import (
+    Attempt,
+    PerCheck,
+    ProbeContext,
+    ProbeFailed,
+    Resolver,
+    compiled_conditions,
+    evaluate_conditions,
+)
 from opsdash.core.health.probes.net import earliest_days, expiry_findings, tls_facts
 from opsdash.core.health.probes.wire import (
     BadRedirect,
@@ -76,8 +84,9 @@ async def http_exchange(ctx: ProbeContext, request: Request) -> Exchange:
     return answer
 
 
+@PerCheck
 def _request(check: HttpCheck) -> Request:
-    """The request an http check describes."""
+    """The request an http check describes, made once per check (its bytes with it)."""
     return Request(
         check.method,
         check.url,
@@ -96,8 +105,7 @@ async def probe_http(check: HttpCheck, ctx: ProbeContext, started: datetime, t0:
         ex = await http_exchange(ctx, _request(check))
     except ProbeFailed as exc:
         return at.probe_failed(exc)
-    names_status = any("[STATUS]" in c.upper() for c in check.conditions)
-    if not names_status and ex.status not in check.expect_status:
+    if not compiled_conditions(check).names_status and ex.status not in check.expect_status:
         error = classify_status(ex.status) or ErrorClass.HTTP_STATUS
         reason = f"HTTP {ex.status}, expected {' or '.join(map(str, check.expect_status))}"
         if 300 <= ex.status < 400 and ex.location:
