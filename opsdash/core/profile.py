@@ -456,7 +456,12 @@ class ServeSection(_Section):
 
 
 class HealthSection(_Section):
-    concurrency: int = Field(50, ge=1, le=1000, description="Probes in flight at once.")
+    concurrency: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="Most probes in flight at once (fewer while the event loop falls behind).",
+    )
     ca_file: Path | None = Field(None, description="Extra CA bundle to trust (internal CAs, the demo).")
 
 
