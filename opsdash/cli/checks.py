@@ -147,10 +147,20 @@ def _watch(
             emit(f"opsdash check --watch {seconds:g}s — {ops.profile.target.name} — Ctrl-C to stop")
         checks_table(ordered, watch.states)
 
+    purge = None
+    if record:  # a long-running recorder purges in the background, as the dashboard and serve do
+        from opsdash.ops.retention import Background
+
+        def problem(text: str) -> None:
+            emit(f"opsdash: warning: {text}", err=True)
+
+        purge = Background(ops, wait_for_recording=False, on_problem=problem).start()
     try:
         run_sync(watch.run(on_result))
     except KeyboardInterrupt:
         pass
     finally:
         watch.close()
+        if purge is not None:
+            purge.stop()  # after the batch in hand (its transaction commits or rolls back whole)
     return worst(s.status for s in watch.states.values()).exit_code

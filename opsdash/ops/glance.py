@@ -5,7 +5,7 @@ verdict the dashboard settles on for the next start.
 from the profile with `tomllib` (as `paths.quick_data_dir` does), never the settings models, so the
 header can paint it while they are still importing. Whatever it cannot read simply (no profile, a
 name that is not a plain string, an unknown `[opsdash]` key) gives None: the header then says
-UNKNOWN, never another target's verdict."""
+UNKNOWN, never another target's verdict (a target is its name and environment)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsdash.ops import paths
-from opsdash.storage.glance import LastVerdict, read_last_verdict
+from opsdash.storage.glance import DEFAULT_ENVIRONMENT, LastVerdict, read_last_verdict
 
 if TYPE_CHECKING:
     from opsdash.ops.base import Ops
@@ -23,26 +23,32 @@ if TYPE_CHECKING:
 __all__ = ["LastVerdict", "age", "last_known", "quick_target", "remember"]
 
 
-def quick_target(config: Path) -> str | None:
-    """The profile's `[target] name`, read without validating the profile; None when unclear."""
+def quick_target(config: Path) -> tuple[str, str] | None:
+    """The profile's `[target] name` and `environment`, read without validating the profile; None
+    when unclear."""
     try:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     target = data.get("target")
-    name = target.get("name") if isinstance(target, dict) else None
-    return name if isinstance(name, str) and name.strip() else None
+    if not isinstance(target, dict):
+        return None
+    name, environment = target.get("name"), target.get("environment", DEFAULT_ENVIRONMENT)
+    if not (isinstance(name, str) and name.strip() and isinstance(environment, str) and environment.strip()):
+        return None
+    return name, environment
 
 
 def last_known(config: Path | None, data_dir: Path | None = None) -> LastVerdict | None:
-    """The newest verdict recorded for the profile's target (None: none, or not read simply)."""
+    """The newest verdict recorded for the profile's target in its environment (None: none, or
+    not read simply)."""
     if config is None:
         return None
     target = quick_target(config)
     where = paths.quick_data_dir(config, data_dir)
     if target is None or where is None:
         return None
-    return read_last_verdict(where, target)
+    return read_last_verdict(where, *target)
 
 
 def age(at: str, now: datetime | None = None) -> str:
@@ -68,5 +74,7 @@ def remember(ops: Ops, label: str, reason: str) -> None:
     """Keep the verdict the dashboard settled on (a worker thread calls this)."""
     from opsdash.storage.glance import remember as keep
 
+    target = ops.profile.target
+    at = ops.now().isoformat(timespec="milliseconds")
     with ops.history() as history:
-        keep(history, ops.profile.target.name, label, reason, ops.now().isoformat(timespec="milliseconds"))
+        keep(history, target.name, label, reason, at, target.environment)

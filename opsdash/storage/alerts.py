@@ -60,6 +60,8 @@ class Alerts(Repository):
             return int(cursor.lastrowid or 0)
 
     def mark(self, alert_id: int, **fields: Any) -> None:
+        if not fields:
+            return
         columns = ", ".join(f"{name} = ?" for name in fields)
         with self.history.conn:
             sql = f"UPDATE alerts SET {columns} WHERE id = ?"  # noqa: S608 (column names from code)

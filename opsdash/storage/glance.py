@@ -2,12 +2,12 @@
 database with nothing but sqlite3 (no sqlite-utils, no migration, no lock file, no settings), so
 the header can show it before the profile's models are even imported.
 
-What counts as a verdict, newest first: the one the dashboard last settled on (kept in `meta` as
-`gate:<target>` by `remember`), a preflight or verify-deploy run (they are the gate), or any run of
-the target that found something critical (CRIT anywhere is NO-GO). A validate or check run that
-passed is not a verdict (the checks or the environment may still have failed), so it is never
-read as GO. Anything unclear (no database, another schema, a corrupt file, a locked one) is no
-verdict, never a guess."""
+What counts as a verdict, newest first: the one the dashboard last settled on for the target in
+its environment (kept in `meta` as `gate:<target> (<environment>)` by `remember`), or any run of
+the target that found something critical (CRIT anywhere is NO-GO). A run never gives a GO: runs
+record the target's name, not its environment, so a passing staging preflight must not paint GO
+on production (and a validate or check run that passed says nothing about the rest). Anything
+unclear (no database, another schema, a corrupt file, a locked one) is no verdict, never a guess."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 from opsdash.core.errors import OpsdashError
 from opsdash.storage.history import DB_NAME, History
 
-GATE_KINDS = ("preflight", "verify-deploy")
 LABELS = ("GO", "NO-GO", "UNKNOWN")
+DEFAULT_ENVIRONMENT = "production"  # as the profile's [target] environment defaults
 
 
 @dataclass(frozen=True)
@@ -34,20 +34,12 @@ class LastVerdict:
     source: str
 
 
-def gate_key(target: str) -> str:
-    return f"gate:{target}"
+def gate_key(target: str, environment: str) -> str:
+    return f"gate:{target} ({environment})"
 
 
-def _label(severity: str) -> str:
-    if severity == "CRIT":
-        return "NO-GO"
-    if severity == "UNKNOWN":
-        return "UNKNOWN"
-    return "GO"
-
-
-def _from_meta(conn: sqlite3.Connection, target: str) -> LastVerdict | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (gate_key(target),)).fetchone()
+def _from_meta(conn: sqlite3.Connection, target: str, environment: str) -> LastVerdict | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (gate_key(target, environment),)).fetchone()
     if row is None:
         return None
     data = json.loads(row[0])
@@ -60,23 +52,25 @@ def _from_meta(conn: sqlite3.Connection, target: str) -> LastVerdict | None:
 
 
 def _from_runs(conn: sqlite3.Connection, target: str) -> LastVerdict | None:
-    marks = ", ".join("?" for _ in GATE_KINDS)
     row = conn.execute(
-        "SELECT kind, verdict, started_at FROM runs WHERE target = ? "  # noqa: S608 - placeholders only
-        f"AND (kind IN ({marks}) OR verdict = 'CRIT') ORDER BY started_at DESC LIMIT 1",
-        (target, *GATE_KINDS),
+        "SELECT kind, started_at FROM runs WHERE target = ? AND verdict = 'CRIT' "
+        "ORDER BY started_at DESC LIMIT 1",
+        (target,),
     ).fetchone()
     if row is None:
         return None
-    kind, verdict, started_at = row
-    if not isinstance(started_at, str) or not isinstance(verdict, str):
+    kind, started_at = row
+    if not isinstance(started_at, str):
         return None
-    return LastVerdict(_label(verdict), f"{kind} run: {verdict}", started_at, str(kind))
+    return LastVerdict("NO-GO", f"{kind} run: CRIT", started_at, str(kind))
 
 
-def read_last_verdict(data_dir: Path, target: str) -> LastVerdict | None:
-    """The newest verdict recorded for `target` in `data_dir`'s history, or None (none recorded,
-    or the database could not be read as it is: never created, migrated or locked here)."""
+def read_last_verdict(
+    data_dir: Path, target: str, environment: str = DEFAULT_ENVIRONMENT
+) -> LastVerdict | None:
+    """The newest verdict recorded for `target` (in `environment`) in `data_dir`'s history, or None
+    (none recorded, or the database could not be read as it is: never created, migrated or locked
+    here)."""
     path = data_dir / DB_NAME
     try:
         if not path.is_file():
@@ -85,7 +79,8 @@ def read_last_verdict(data_dir: Path, target: str) -> LastVerdict | None:
     except (OpsdashError, OSError, ValueError):
         return None
     try:
-        found = [v for v in (_from_meta(history.conn, target), _from_runs(history.conn, target)) if v]
+        kept = _from_meta(history.conn, target, environment)
+        found = [v for v in (kept, _from_runs(history.conn, target)) if v]
     except (sqlite3.Error, ValueError, TypeError):  # corrupt, locked, another shape: no verdict
         return None
     finally:
@@ -93,10 +88,12 @@ def read_last_verdict(data_dir: Path, target: str) -> LastVerdict | None:
     return max(found, key=lambda v: v.at) if found else None
 
 
-def remember(history: History, target: str, label: str, reason: str, at: str) -> None:
+def remember(
+    history: History, target: str, label: str, reason: str, at: str, environment: str = DEFAULT_ENVIRONMENT
+) -> None:
     """Keep the verdict the dashboard settled on, for the next start's first frame."""
     value = json.dumps({"label": label, "reason": reason, "at": at})
     with history.conn:
         history.conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (gate_key(target), value)
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (gate_key(target, environment), value)
         )

@@ -304,12 +304,20 @@ class History:
         self, older_than_days: int, now: datetime | None = None, *, runs: int = retention.BATCH_RUNS
     ) -> retention.Batch:
         """One batch of the purge: the oldest `runs` runs (and what else is as old) in one short
-        transaction; `.done` once nothing older than the retention period is left."""
-        return retention.purge_batch(self, older_than_days, now, runs=runs)
+        transaction; `.done` once nothing older than the retention period is left. An SQLite
+        failure (busy past the timeout, a full disk) is an InputError saying so: the batch rolled
+        back whole, and the next one starts where it did."""
+        try:
+            return retention.purge_batch(self, older_than_days, now, runs=runs)
+        except sqlite3.DatabaseError as exc:
+            raise self.explain(exc) from None
 
     def vacuum_step(self, pages: int = retention.VACUUM_PAGES) -> retention.Vacuumed:
         """Give at most `pages` free pages back in one short transaction (`.left`: still free)."""
-        return retention.vacuum_step(self, pages)
+        try:
+            return retention.vacuum_step(self, pages)
+        except sqlite3.DatabaseError as exc:
+            raise self.explain(exc) from None
 
     def reclaim(self) -> None:
         retention.reclaim(self)

@@ -251,7 +251,8 @@ class OpsdashApp(App[None]):
 
         app = cls(Ops(Source(config_path, data_dir=data_dir)), **options)
         app.ctx.last_known = last_known(config_path, data_dir)
-        app.ctx.target_hint = quick_target(config_path) or ""
+        target = quick_target(config_path)
+        app.ctx.target_hint = f"{target[0]} ({target[1]})" if target else ""
         return app
 
     # ------------------------------------------------------------------ layout
@@ -319,7 +320,10 @@ class OpsdashApp(App[None]):
 
         from opsdash.ops.retention import Background
 
-        purge = Background(self.ctx.ops)
+        def problem(text: str) -> None:  # on the worker's thread: say it on screen, retry later
+            self.call_from_thread(self.notify, clean(text), title="History retention", severity="warning")
+
+        purge = Background(self.ctx.ops, on_problem=problem)
         self.run_worker(
             lambda: purge.run(get_current_worker().cancelled_event),
             thread=True,
@@ -454,7 +458,8 @@ class OpsdashApp(App[None]):
         demo = " · demo target (fake values)" if self.ctx.demo else ""
         if self.ctx.ready:
             where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
-            self.sub_title = f"{shown.headline}: {shown.reason}{demo} · operator {self.ctx.operator}"
+            stale = "" if shown.live else f"({shown.note}) "  # never read as the live verdict
+            self.sub_title = f"{stale}{shown.headline}: {shown.reason}{demo} · operator {self.ctx.operator}"
         else:
             where = clean(self.ctx.target_hint)
         unfinished = self.ctx.picture.unfinished  # offered on start: an interrupted incident comes first
@@ -464,7 +469,7 @@ class OpsdashApp(App[None]):
         for overview in self.query(OverviewPane):
             overview.render_all()
         if shown.live and self.ctx.ready and self.ctx.error is None and self.ctx.evaluated():
-            if self.ctx.record:
+            if self.ctx.record and not self.ctx.demo:  # the demo's fake target is not the real one
                 self._remember(shown)
             self._after_first_verdict()
 

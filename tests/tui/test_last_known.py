@@ -28,15 +28,15 @@ from tests.tui.conftest import SIZE, fast_demo_profile, feed_sample, settle, unt
 MINUTES_AGO = 3
 
 
-def record(data: Path, target: str, label: str, reason: str) -> None:
+def record(data: Path, target: str, label: str, reason: str, environment: str = "production") -> None:
     """A verdict the dashboard settled on MINUTES_AGO minutes ago."""
     then = datetime.now(UTC) - timedelta(minutes=MINUTES_AGO, seconds=10)
     with History.open(data) as history:
-        remember(history, target, label, reason, then.isoformat(timespec="milliseconds"))
+        remember(history, target, label, reason, then.isoformat(timespec="milliseconds"), environment)
 
 
-def kept(data: Path, target: str) -> str:
-    found = read_last_verdict(data, target)
+def kept(data: Path, target: str, environment: str = "production") -> str:
+    found = read_last_verdict(data, target, environment)
     return found.label if found else ""
 
 
@@ -69,7 +69,7 @@ async def test_a_recorded_no_go_shows_first_as_last_known_then_the_live_verdict_
     data = tmp_path / "data"
     target = quick_target(profile)
     assert target is not None
-    record(data, target, "NO-GO", "ikhokha-api CRIT")
+    record(data, target[0], "NO-GO", "ikhokha-api CRIT", target[1])
     app = OpsdashApp.starting(profile, data_dir=data, record=True)
     first = FirstFrame(app)
     async with app.run_test(size=SIZE, message_hook=first) as pilot:
@@ -82,7 +82,7 @@ async def test_a_recorded_no_go_shows_first_as_last_known_then_the_live_verdict_
         assert "last known" not in header(app) and "last known" not in gate(app)
         assert "validation and live checks pass" in header(app)
         # the settled live verdict is what the next start shows first
-        await until(pilot, lambda: kept(data, target) == "GO")
+        await until(pilot, lambda: kept(data, *target) == "GO")
         await settle(pilot)
 
 
@@ -217,6 +217,35 @@ async def test_a_settled_no_go_is_kept_for_the_next_start_and_shown_there_first(
         await settle(pilot)
     assert first.header.startswith(" NO-GO  (last known, just now — checking…)")
     assert found.reason[:40] in first.header
+
+
+async def test_the_demo_never_keeps_a_verdict_for_the_real_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's target has the real one's name: its fake verdict must not become the real
+    target's last known one (the same session without demo keeps it: the test above)."""
+    monkeypatch.setenv("OPSDASH_AUDIT_KEY", AUDIT_KEY)
+    data = tmp_path / "data"
+    app = OpsdashApp.on_profile(EXAMPLE_PROFILE, live=False, record=True, data_dir=data, demo=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await feed_sample(app)
+        await until(pilot, lambda: header(app).startswith(" NO-GO "))
+        await settle(pilot)
+    assert read_last_verdict(data, "BetaSkill") is None
+
+
+async def test_another_environments_verdict_is_not_shown(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    record(data, "BetaSkill", "GO", "staging passes", "staging")
+    app = OpsdashApp.starting(EXAMPLE_PROFILE, data_dir=data, live=False, record=False)
+    first = FirstFrame(app)
+    async with app.run_test(size=SIZE, message_hook=first) as pilot:
+        await until(pilot, lambda: app.ctx.ready)
+        await settle(pilot)
+    assert first.header.startswith(" UNKNOWN  loading the profile")
+    assert "BetaSkill (production)" in first.header  # which target and environment it is about
+    assert "staging passes" not in first.header
 
 
 async def test_a_loader_that_crashes_leaves_the_marker_as_an_error_never_live(

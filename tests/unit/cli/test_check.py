@@ -15,7 +15,7 @@ import pytest
 
 from opsdash.demo import FAULTS
 from tests.conftest import Demo, Project, Run, json_object
-from tests.waits import read_line
+from tests.waits import read_line, wait_until
 
 
 @pytest.fixture
@@ -128,6 +128,34 @@ def test_watch_json_lines_show_sustained_state(demo: Demo) -> None:
     proc.wait(15)
     assert [line["name"] for line in lines] == ["app-port", "app-port"]
     assert [line["sustained"] for line in lines] == ["OK", "OK"]
+    assert proc.returncode == 0
+
+
+def test_a_watch_purges_a_years_history_in_the_background(demo: Demo) -> None:
+    """`check --watch` records for as long as it runs and runs no validation: it purges in the
+    background like the dashboard and serve (one batch per command would never catch up)."""
+    from datetime import UTC, datetime
+
+    from tests.retention_data import fill_year, old_runs
+
+    fill_year(demo.data_dir, datetime.now(UTC))
+    before = old_runs(demo.data_dir, datetime.now(UTC))
+    assert before > 100
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(demo.data_dir)}
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    proc = subprocess.Popen(
+        [opsdash, "check", "--config", str(demo.profile), "--watch", "1", "--json", "app-port"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        read_line(proc.stdout)
+        wait_until(lambda: old_runs(demo.data_dir, datetime.now(UTC)) == 0, "the year purged")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
     assert proc.returncode == 0
 
 

@@ -1,6 +1,7 @@
 """The last known verdict the dashboard's first frame shows: read with sqlite3 alone, the newest of
-what the dashboard settled on and the target's gate runs, never another target's, never a guess
-(a validate run that passed is not a GO), and nothing at all from a database it cannot read."""
+what the dashboard settled on for the target in its environment and the target's critical runs, never
+another target's or environment's, never a GO from a run, and nothing at all from a database it
+cannot read."""
 
 from __future__ import annotations
 
@@ -60,13 +61,29 @@ def test_a_critical_run_of_any_kind_is_a_no_go(tmp_path: Path) -> None:
 
 
 def test_the_newest_verdict_wins(tmp_path: Path) -> None:
-    settled(tmp_path, "BetaSkill", "NO-GO", 30)
-    run(tmp_path, "preflight", "BetaSkill", Severity.OK, 10)
+    settled(tmp_path, "BetaSkill", "GO", 30)
+    run(tmp_path, "preflight", "BetaSkill", Severity.CRIT, 10)
     found = read_last_verdict(tmp_path, "BetaSkill")
-    assert found is not None and (found.label, found.source) == ("GO", "preflight")
-    settled(tmp_path, "BetaSkill", "NO-GO", 1)
+    assert found is not None and (found.label, found.source) == ("NO-GO", "preflight")
+    settled(tmp_path, "BetaSkill", "GO", 1)
     found = read_last_verdict(tmp_path, "BetaSkill")
-    assert found is not None and (found.label, found.source) == ("NO-GO", "dashboard")
+    assert found is not None and (found.label, found.source) == ("GO", "dashboard")
+
+
+def test_a_run_never_gives_a_go(tmp_path: Path) -> None:
+    """Runs record the target's name, not its environment: a passing preflight (staging's, say)
+    must not paint GO on production; only the dashboard's settled verdict for the environment can."""
+    run(tmp_path, "preflight", "BetaSkill", Severity.OK, 1)
+    run(tmp_path, "verify-deploy", "BetaSkill", Severity.INFO, 2)
+    assert read_last_verdict(tmp_path, "BetaSkill") is None
+
+
+def test_another_environments_settled_verdict_is_never_shown(tmp_path: Path) -> None:
+    with History.open(tmp_path) as history:
+        remember(history, "BetaSkill", "GO", "staging is fine", at(1), "staging")
+    assert read_last_verdict(tmp_path, "BetaSkill", "production") is None
+    found = read_last_verdict(tmp_path, "BetaSkill", "staging")
+    assert found is not None and (found.label, found.reason) == ("GO", "staging is fine")
 
 
 def test_no_database_is_no_verdict_and_creates_nothing(tmp_path: Path) -> None:
@@ -95,10 +112,16 @@ def test_the_profile_is_read_simply_or_not_at_all(tmp_path: Path, monkeypatch: p
     data = tmp_path / "data"
     profile.write_text(f'[target]\nname = "BetaSkill"\n[opsdash]\ndata_dir = "{data}"\n')
     settled(data, "BetaSkill", "GO", 2)
-    assert quick_target(profile) == "BetaSkill"
+    assert quick_target(profile) == ("BetaSkill", "production")
     found = last_known(profile)
     assert found is not None and found.label == "GO"
-    for unclear in ("[target]\nname = 3\n", "[target\nname = 'x'", "name = 'BetaSkill'\n", ""):
+    for unclear in (
+        "[target]\nname = 3\n",
+        "[target\nname = 'x'",
+        "name = 'BetaSkill'\n",
+        "",
+        "[target]\nname = 'BetaSkill'\nenvironment = 7\n",
+    ):
         profile.write_text(unclear)
         assert quick_target(profile) is None
         assert last_known(profile) is None

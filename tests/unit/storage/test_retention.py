@@ -213,3 +213,20 @@ def test_a_purge_killed_mid_batch_loses_nothing_to_keep_and_a_restart_finishes(
     with History.open(year) as history:
         history.purge(DAYS, NOW)
     assert dump(year) == kept
+
+
+def test_a_batch_that_cannot_get_the_lock_says_so_and_loses_nothing(year: Path) -> None:
+    """Busy past the timeout (another process holding the write lock): an InputError naming the
+    file, never a raw sqlite3 error that would end the background purge's thread with a traceback;
+    the batch rolled back whole and the next one, once the lock is free, goes on."""
+    from opsdash.core.errors import InputError
+
+    before = old_runs(year, NOW)
+    with History.open(year) as holder, History.open(year) as history:
+        history.conn.execute("PRAGMA busy_timeout = 50")
+        holder.conn.execute("BEGIN IMMEDIATE")
+        with pytest.raises(InputError, match=r"history\.db: the history database is busy"):
+            history.purge_batch(DAYS, NOW)
+        holder.conn.rollback()
+        assert old_runs(year, NOW) == before
+        assert history.purge_batch(DAYS, NOW).runs > 0
