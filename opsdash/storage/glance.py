@@ -21,6 +21,7 @@ from opsdash.storage.history import DB_NAME, History
 
 LABELS = ("GO", "NO-GO", "UNKNOWN")
 DEFAULT_ENVIRONMENT = "production"  # as the profile's [target] environment defaults
+BUSY_TIMEOUT = 0.2  # seconds the first frame may wait for a locked database
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ def read_last_verdict(
     try:
         if not path.is_file():
             return None
-        history = History(path, read_only=True)
+        # a moment at most: a file locked by `history compact`'s VACUUM is no verdict, not a stall
+        history = History(path, read_only=True, busy_timeout=BUSY_TIMEOUT)
     except (OpsdashError, OSError, ValueError):
         return None
     try:

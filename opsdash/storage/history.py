@@ -82,11 +82,18 @@ class History:
     anchors: _Repository[Anchors] = _Repository("opsdash.storage.anchors:Anchors")
 
     def __init__(
-        self, path: Path, *, shared: bool = False, read_only: bool = False, integrity_check: bool = True
+        self,
+        path: Path,
+        *,
+        shared: bool = False,
+        read_only: bool = False,
+        integrity_check: bool = True,
+        busy_timeout: float = 15,
     ) -> None:
         """`shared`: the connection may be used from several threads, one at a time (the dashboard's
         runbook executor lives across workers). `read_only`: open without writing anything (a data
         directory opsdash may not write): no migration, no lock file, no integrity bookkeeping.
+        `busy_timeout`: seconds to wait for another process's lock before SQLite says busy.
         `integrity_check`: run the daily quick_check if it is due (readers leave it to the next
         recording command: it reads the whole file, and `history list` should not wait for that)."""
         self.path = path
@@ -105,14 +112,17 @@ class History:
         try:
             if read_only:
                 conn = sqlite3.connect(
-                    f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=15, check_same_thread=not shared
+                    f"{path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    timeout=busy_timeout,
+                    check_same_thread=not shared,
                 )
             else:
                 # every write transaction takes the write lock at BEGIN, waiting its turn on the
                 # busy timeout: a deferred one that read first fails at once with "database is
                 # locked" when another process wrote meanwhile
                 conn = sqlite3.connect(
-                    path, timeout=15, check_same_thread=not shared, isolation_level="IMMEDIATE"
+                    path, timeout=busy_timeout, check_same_thread=not shared, isolation_level="IMMEDIATE"
                 )
             self.conn = conn
         except sqlite3.DatabaseError as exc:

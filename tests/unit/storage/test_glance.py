@@ -137,3 +137,27 @@ def test_the_profile_is_read_simply_or_not_at_all(tmp_path: Path, monkeypatch: p
 def test_age_reads_as_an_operator_says_it(minutes_ago: float, said: str) -> None:
     assert age(at(minutes_ago), NOW) == said
     assert age("yesterday", NOW) == "at an unknown time"
+
+
+def test_a_database_locked_by_another_process_is_no_verdict_and_no_long_wait(tmp_path: Path) -> None:
+    """`history compact`'s VACUUM (an exclusive lock) must not hold the first frame for SQLite's
+    usual 15 s: the glance waits a moment, then shows no verdict."""
+    import sqlite3
+    from contextlib import closing
+
+    from opsdash.storage.glance import BUSY_TIMEOUT
+
+    settled(tmp_path, "BetaSkill", "NO-GO", 3)
+    glance = History(tmp_path / DB_NAME, read_only=True, busy_timeout=BUSY_TIMEOUT)
+    assert glance.conn.execute("PRAGMA busy_timeout").fetchone() == (int(BUSY_TIMEOUT * 1000),)
+    glance.conn.close()
+    with closing(sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)) as holder:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE meta SET value = value WHERE key LIKE 'gate:%'")
+        assert read_last_verdict(tmp_path, "BetaSkill") is None
+        holder.execute("COMMIT")
+        holder.execute("PRAGMA locking_mode = NORMAL")
+        holder.execute("SELECT 1 FROM meta").fetchone()  # the mode changes at the next access
+    found = read_last_verdict(tmp_path, "BetaSkill")
+    assert found is not None and found.label == "NO-GO"
