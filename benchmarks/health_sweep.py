@@ -123,7 +123,8 @@ class Target:
 # --- opsdash -------------------------------------------------------------------------------------
 
 
-async def opsdash_sweep(urls: Sequence[str], concurrency: int, ca_file: str) -> tuple[float, list[float]]:
+def sweep_setup(urls: Sequence[str], ca_file: str) -> tuple[list[Check], ProbeContext]:
+    """One http check per URL with the two conditions both sides check, and a probe context."""
     adapter = TypeAdapter(Check)
     checks = [
         adapter.validate_python(
@@ -133,7 +134,7 @@ async def opsdash_sweep(urls: Sequence[str], concurrency: int, ca_file: str) -> 
                 "url": url,
                 "timeout": 10,
                 "retries": 0,
-                "conditions": ["[STATUS] == 200", "[BODY].payments.success_rate >= 0.95"],
+                "conditions": CONDITIONS,
             }
         )
         for i, url in enumerate(urls)
@@ -142,6 +143,11 @@ async def opsdash_sweep(urls: Sequence[str], concurrency: int, ca_file: str) -> 
         profile=Profile.model_validate({"target": {"name": "bench", "base_url": "https://x.test"}}),
         ssl_context=make_ssl_context(ca_file),
     )
+    return checks, ctx
+
+
+async def opsdash_sweep(urls: Sequence[str], concurrency: int, ca_file: str) -> tuple[float, list[float]]:
+    checks, ctx = sweep_setup(urls, ca_file)
     t0 = time.perf_counter()
     results = await run_once(checks, ctx, concurrency=concurrency)
     elapsed = time.perf_counter() - t0
@@ -461,24 +467,7 @@ def opsdash_side(spec: Side) -> Side:
         import uvloop
 
         uvloop.install()
-    adapter = TypeAdapter(Check)
-    checks = [
-        adapter.validate_python(
-            {
-                "name": f"c{i}",
-                "kind": "http",
-                "url": url,
-                "timeout": 10,
-                "retries": 0,
-                "conditions": CONDITIONS,
-            }
-        )
-        for i, url in enumerate(spec["urls"])
-    ]
-    ctx = ProbeContext(
-        profile=Profile.model_validate({"target": {"name": "bench", "base_url": "https://x.test"}}),
-        ssl_context=make_ssl_context(spec["ca_file"]),
-    )
+    checks, ctx = sweep_setup(spec["urls"], spec["ca_file"])
 
     gate = Gate(spec["concurrency"])
 

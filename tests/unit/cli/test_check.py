@@ -113,15 +113,20 @@ def test_no_demo_running_is_a_clear_error(run: Run) -> None:
     assert result.code == 3 and "no running demo" in result.err
 
 
-def test_watch_json_lines_show_sustained_state(demo: Demo) -> None:
+def watching_app_port(demo: Demo) -> subprocess.Popen[str]:
+    """`opsdash check --watch 1 --json app-port` on the demo, its JSON lines on a pipe."""
     env = {**os.environ, "OPSDASH_DATA_DIR": str(demo.data_dir)}
     opsdash = str(Path(sys.executable).with_name("opsdash"))
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [opsdash, "check", "--config", str(demo.profile), "--watch", "1", "--json", "app-port"],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_watch_json_lines_show_sustained_state(demo: Demo) -> None:
+    proc = watching_app_port(demo)
     assert proc.stdout is not None
     lines = [json.loads(read_line(proc.stdout)) for _ in range(2)]
     proc.send_signal(signal.SIGINT)
@@ -141,14 +146,7 @@ def test_a_watch_purges_a_years_history_in_the_background(demo: Demo) -> None:
     fill_year(demo.data_dir, datetime.now(UTC))
     before = old_runs(demo.data_dir, datetime.now(UTC))
     assert before > 100
-    env = {**os.environ, "OPSDASH_DATA_DIR": str(demo.data_dir)}
-    opsdash = str(Path(sys.executable).with_name("opsdash"))
-    proc = subprocess.Popen(
-        [opsdash, "check", "--config", str(demo.profile), "--watch", "1", "--json", "app-port"],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = watching_app_port(demo)
     assert proc.stdout is not None
     try:
         read_line(proc.stdout)
