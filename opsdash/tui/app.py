@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -84,6 +85,7 @@ PANE_CLASSES = {p.id: p.cls for p in PANES if p.cls}
 FOCUS = {p.id: p.focus for p in PANES if p.focus}
 SOURCES = ("health", "validation")  # the panes whose workers feed the verdict: mounted at once, the
 # health pane first (its probes wait on the network; validation is work for this process)
+REMEMBER_EVERY = 60.0  # seconds: a verdict that holds is kept again at most this often
 IDLE_PANES = ("audit",)  # mounted when start-up is over, before anyone asks for them
 IDLE_MOUNT_AFTER = 1.5  # seconds
 DEFAULT_THEME = "textual-dark"
@@ -218,7 +220,8 @@ class OpsdashApp(App[None]):
         self._wanted_pane = ""  # a pane key pressed while the profile was still loading
         self._settled_once = False  # the first live verdict was shown (or start-up gave up waiting)
         self._sessions_deferred = False  # the overview has not looked for an unfinished session yet
-        self._remembered: tuple[str, str] | None = None  # the settled verdict last kept for the next start
+        # the settled verdict last kept for the next start, and when (monotonic seconds)
+        self._remembered: tuple[str, str, float] | None = None
         self._purging = False  # the background retention worker was started
 
     def get_css_variables(self) -> dict[str, str]:
@@ -478,9 +481,11 @@ class OpsdashApp(App[None]):
         the next start's first frame."""
         if shown.headline != shown.label or shown.label == "UNKNOWN":
             return  # paused (not what the target is now), or not a verdict: the last one stands
-        if self._remembered == (shown.label, shown.reason):
-            return
-        self._remembered = (shown.label, shown.reason)
+        now = time.monotonic()
+        kept = self._remembered
+        if kept is not None and kept[:2] == (shown.label, shown.reason) and now - kept[2] < REMEMBER_EVERY:
+            return  # kept again while it holds, so its age at the next start is when it was last true
+        self._remembered = (shown.label, shown.reason, now)
         self._keep_verdict(shown.label, shown.reason)
 
     @work(

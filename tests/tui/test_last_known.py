@@ -219,6 +219,31 @@ async def test_a_settled_no_go_is_kept_for_the_next_start_and_shown_there_first(
     assert found.reason[:40] in first.header
 
 
+async def test_a_verdict_that_holds_is_kept_again_so_its_age_is_when_it_was_last_true(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GO held for three days must not read "3 days ago" at the next start: while it holds it is
+    kept again (at most every REMEMBER_EVERY seconds; no wait here)."""
+    monkeypatch.setenv("OPSDASH_AUDIT_KEY", AUDIT_KEY)
+    monkeypatch.setattr("opsdash.tui.app.REMEMBER_EVERY", 0.0)
+    data = tmp_path / "data"
+
+    def kept_at() -> str:
+        found = read_last_verdict(data, "BetaSkill")
+        return found.at if found else ""
+
+    app = OpsdashApp.on_profile(EXAMPLE_PROFILE, live=False, record=True, data_dir=data)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await feed_sample(app)
+        await until(pilot, lambda: kept(data, "BetaSkill") == "NO-GO")
+        first = kept_at()
+        await feed_sample(app)  # the same verdict, later
+        await until(pilot, lambda: kept_at() > first)
+        await settle(pilot)
+    assert kept(data, "BetaSkill") == "NO-GO"
+
+
 async def test_the_demo_never_keeps_a_verdict_for_the_real_target(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
