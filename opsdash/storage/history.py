@@ -332,10 +332,6 @@ class History:
     def reclaim(self) -> None:
         retention.reclaim(self)
 
-    def checkpoint(self) -> None:
-        """A passive WAL checkpoint: what the purge freed leaves the file, no reader waited on."""
-        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
     def compact(self) -> int:
         """Rebuild the file with incremental auto-vacuum; the bytes given back."""
         return retention.compact(self)

@@ -230,3 +230,39 @@ def test_a_batch_that_cannot_get_the_lock_says_so_and_loses_nothing(year: Path) 
         holder.conn.rollback()
         assert old_runs(year, NOW) == before
         assert history.purge_batch(DAYS, NOW).runs > 0
+
+
+PURGER_ON_CUE = PURGER.replace("with History.open", "input()  # both start together\nwith History.open")
+
+
+def test_two_processes_purging_at_once_leave_what_one_transaction_left(year: Path, tmp_path: Path) -> None:
+    """The dashboard, serve and `check --watch` each purge in the background: two on one data
+    directory interleave their batches, never delete what the other must keep, and together end
+    where one purge would."""
+    reference = copy_data(year, tmp_path / "reference")
+    with History.open(reference) as history:
+        one_transaction_purge(history, DAYS, NOW)
+    purgers = [
+        subprocess.Popen(
+            [sys.executable, "-c", PURGER_ON_CUE, str(year), NOW.isoformat()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        for _ in range(2)
+    ]
+    for purger in purgers:  # both cued before either is waited for
+        assert purger.stdin is not None
+        purger.stdin.write("go\n")
+        purger.stdin.close()
+    outs = [purger.stdout.read() if purger.stdout else "" for purger in purgers]
+    for purger in purgers:
+        purger.wait(120)
+    assert [purger.returncode for purger in purgers] == [0, 0]
+    shares = [sum(int(n) for n in out.split()) for out in outs]
+    assert sum(shares) > 0
+    with History.open(year) as history:
+        assert [r[0] for r in history.conn.execute("PRAGMA integrity_check")] == ["ok"]
+    assert old_runs(year, NOW) == 0
+    assert dump(year) == dump(reference)
