@@ -7,7 +7,8 @@ with `tmux capture-pane` until the text appears (what a person would see):
     history), three marks on the header: the last known verdict painted (the record's verdict,
     marked "(last known, N min ago — checking…)"), the first paint of any header, and the live
     verdict (GO or NO-GO, not marked last known);
-  - cases: the demo's own short history; a year of history (10,000 runs of the demo's 7 checks,
+  - cases: the demo's own short history (and the same with OPSDASH_EARLY=0: no start-up child,
+    ops/early.py); a year of history (10,000 runs of the demo's 7 checks,
     kept: retention set to 400 days) with a 1 GiB audit log in the data directory; and the first
     start after the retention window passed (the same year, ending 91 days ago, default 90-day
     retention, the 1 GiB log; a fresh copy of that database for every launch, so every launch
@@ -221,7 +222,7 @@ def main() -> None:
         from opsdash.ops.glance import quick_target
     except ImportError:  # an opsdash from before the last known verdict (run for a before/after)
 
-        def quick_target(config: Path) -> str | None:
+        def quick_target(config: Path) -> tuple[str, str] | None:
             return None
 
     opsdash = str(Path(sys.executable).with_name("opsdash"))
@@ -241,7 +242,7 @@ def main() -> None:
         minimal.write_text(MINIMAL)
         try:
             assert demo.profile is not None
-            target = quick_target(demo.profile) or "BetaSkill"
+            target = (quick_target(demo.profile) or ("BetaSkill", "production"))[0]
             log = store / f"audit-{args.log_mb}.log"
             if not log.exists():
                 fill_audit_log(log, args.log_mb)
@@ -260,7 +261,8 @@ def main() -> None:
             command = [opsdash, "--config", str(demo.profile)]
             for env in (plain, year_env):  # warm-up: page cache, the settled verdict recorded
                 launch(command, env, MARKS)
-            cases: dict[str, list[dict[str, float]]] = {"demo": [], "year": [], "purge": []}
+            cases: dict[str, list[dict[str, float]]] = {"demo": [], "alone": [], "year": [], "purge": []}
+            alone = {**plain, "OPSDASH_EARLY": "0"}
             floor: list[dict[str, float]] = []
             for round_ in range(max(args.runs, retention_runs)):  # interleaved: noise hits every case
                 floor.append(
@@ -268,6 +270,7 @@ def main() -> None:
                 )
                 if round_ < args.runs:
                     cases["demo"].append(launch(command, plain, MARKS))
+                    cases["alone"].append(launch(command, alone, MARKS))
                     cases["year"].append(launch(command, year_env, MARKS))
                 if round_ < retention_runs:
                     fresh = {**base, "OPSDASH_DATA_DIR": str(data_dir(Path(tmp), "purge", old, log))}
@@ -288,6 +291,7 @@ def main() -> None:
     )
     titles = {
         "demo": "opsdash on the demo (its own short history)",
+        "alone": "the same without the start-up child (OPSDASH_EARLY=0)",
         "year": f"a year of history + {args.log_mb} MiB audit log",
         "purge": "first start after the retention window passed (purges the year)",
     }

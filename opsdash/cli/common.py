@@ -189,14 +189,40 @@ def cli(ctx: click.Context, config: Path | None) -> None:
             ctx.default_map = {name: _config_defaults(command, str(config))}
         return
     from opsdash.core.errors import ConfigError
+    from opsdash.ops import early
     from opsdash.ops.paths import find_config
-    from opsdash.tui.app import run_dashboard
 
+    require_terminal()
     try:
         path: Path | None = find_config(config)
     except ConfigError:
         path = None
-    run_dashboard(path)
+    child = early.start(path) if path is not None else None  # before the UI is imported: see early.py
+    from opsdash.tui.app import run_dashboard
+
+    run_dashboard(path, early=child)
+
+
+# What textual-serve (`opsdash web`) sets for each browser tab's dashboard process: Textual then
+# speaks its packet protocol over the pipes, so pipes are the right thing there, not a mistake.
+WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
+
+
+def require_terminal() -> None:
+    """The dashboard draws on a terminal. Without one (stdout or stdin redirected) it would draw
+    into a pipe and never end: say so and stop, exit code 3. Under textual-serve's web driver the
+    pipes are the browser's connection, and the dashboard runs."""
+    import os
+    import sys
+
+    from opsdash.core.errors import OpsdashError
+
+    served = os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER
+    if not served and not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise OpsdashError(
+            "the dashboard needs a terminal, but stdout or stdin is not one; for scripts and CI use "
+            "'opsdash validate', 'opsdash check' or 'opsdash preflight' (with --json)"
+        )
 
 
 def _config_defaults(command: click.Command, config: str) -> dict[str, Any]:

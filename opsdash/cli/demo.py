@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from opsdash.cli.common import config_option
+from opsdash.cli.common import config_option, require_terminal
 from opsdash.cli.render import emit
 from opsdash.demo import FAULTS
 from opsdash.ops.base import Ops
@@ -72,6 +72,7 @@ def demo(ctx: click.Context, faults: tuple[str, ...], no_tui: bool, directory: P
         return
     from opsdash.tui.app import run_dashboard
 
+    require_terminal()
     background = BackgroundDemo(workdir, data_dir, faults)
     try:
         assert background.profile is not None

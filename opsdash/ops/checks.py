@@ -85,6 +85,29 @@ async def run(
     return report, results
 
 
+def resumed_states(history: History, checks: Sequence[Check]) -> dict[str, SustainedState]:
+    """The checks whose incident is still open in the record, as down as the process that last
+    watched them left them: a new dashboard, a restarted or reloaded `serve`, or a second watcher
+    of the same target continues that incident (a reminder, then one resolve when the check has
+    recovered) instead of forgetting it and raising another."""
+    down = {a.key for a in history.alerts.firing() if a.rule in INCIDENT_RULES}
+    rows = {r.check_name: r for r in history.checks.latest(c.name for c in checks if c.name in down)}
+    states: dict[str, SustainedState] = {}
+    for check in checks:
+        row = rows.get(check.name)
+        status = Severity(row.sustained) if row is not None else Severity.UNKNOWN
+        if row is None or status not in (Severity.CRIT, Severity.WARN):
+            continue
+        states[check.name] = SustainedState(
+            status=status,
+            since=row.started_at,
+            failures=check.failure_threshold,
+            failure_threshold=check.failure_threshold,
+            success_threshold=check.success_threshold,
+        )
+    return states
+
+
 class Watch:
     """The one watch loop. Each check polls on its own chain (the core's Watcher); every result is
     recorded in history with its sustained state, a change of sustained state is audited, and
@@ -108,7 +131,9 @@ class Watch:
         record: bool = True,
         on_alerts: Callable[[list[str], list[str]], None] | None = None,
         on_reload: Callable[[Reload], None] | None = None,
+        seed: Sequence[CheckResult] = (),
     ) -> None:
+        """`seed`: results probed a moment ago (ops/early.py), taken as each check's first probe."""
         self.sources = Sources(
             ops, lambda profile: select_checks(profile, names), env_files=env_files, from_env=from_env
         )
@@ -119,6 +144,7 @@ class Watch:
             concurrency=ops.profile.health.concurrency,
             interval_override=interval,
             polls=polls,
+            seed={r.name: r for r in seed},
         )
         self._reloaded: Reload | None = None  # read again: the watcher restarts on it
         self._stopped = False
@@ -311,28 +337,11 @@ class Watch:
 
     def _resume_incidents(self) -> None:
         """A check whose incident is still open in the record starts as down, as the process that
-        last watched it left it: a new dashboard, a restarted or reloaded `serve`, or a second
-        watcher of the same target continues that incident (a reminder, then one resolve when the
-        check has recovered) instead of forgetting it and raising another."""
+        last watched it left it (`resumed_states`)."""
         assert self._history is not None
-        down = {a.key for a in self._history.alerts.firing() if a.rule in INCIDENT_RULES}
-        rows = {
-            r.check_name: r
-            for r in self._history.checks.latest(c.name for c in self.checks if c.name in down)
-        }
-        for check in self.checks:
-            row = rows.get(check.name)
-            status = Severity(row.sustained) if row is not None else Severity.UNKNOWN
-            if row is None or status not in (Severity.CRIT, Severity.WARN):
-                continue
-            self.watcher.states[check.name] = SustainedState(
-                status=status,
-                since=row.started_at,
-                failures=check.failure_threshold,
-                failure_threshold=check.failure_threshold,
-                success_threshold=check.success_threshold,
-            )
-            self._last[check.name] = status
+        resumed = resumed_states(self._history, self.checks)
+        self.watcher.states.update(resumed)
+        self._last.update({name: state.status for name, state in resumed.items()})
 
     def _close_history(self) -> None:
         if self._history is not None:

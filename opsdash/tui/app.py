@@ -16,14 +16,13 @@ import contextlib
 import importlib
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
@@ -42,6 +41,7 @@ from opsdash.tui.messages import (
     AlertsRaised,
     AlertsResolved,
     DemoFaultSwitched,
+    EarlyPictureArrived,
     OpenRunbook,
     PictureChanged,
     ProfileLoaded,
@@ -51,6 +51,9 @@ from opsdash.tui.messages import (
 from opsdash.tui.panes.overview import OverviewPane
 from opsdash.tui.safe import clean
 from opsdash.tui.style import MONO_THEME, gate_parts, severity_variables, use_palette
+
+if TYPE_CHECKING:
+    from opsdash.ops.early import Early
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -223,6 +226,7 @@ class OpsdashApp(App[None]):
         # the settled verdict last kept for the next start, and when (monotonic seconds)
         self._remembered: tuple[str, str, float] | None = None
         self._purging = False  # the background retention worker was started
+        self._early_child: Early | None = None  # the start-up child, until its picture is read
 
     def get_css_variables(self) -> dict[str, str]:
         """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
@@ -242,17 +246,25 @@ class OpsdashApp(App[None]):
 
     @classmethod
     def starting(
-        cls, config_path: Path | None, *, data_dir: Path | None = None, **options: Any
+        cls,
+        config_path: Path | None,
+        *,
+        data_dir: Path | None = None,
+        early: Early | None = None,
+        **options: Any,
     ) -> OpsdashApp:
         """What `opsdash` runs: the first frame shows the last verdict recorded for the profile's
         target (read with tomllib and sqlite3 only); the profile is loaded and validated on a thread
-        after that frame (`_load_profile`), and the panes start when it is. Without a profile:
+        after that frame (`_load_profile`), and the panes start when it is. `early`: the child
+        forked before the UI was imported (ops/early.py), whose validation and first probe round
+        give the live verdict before this process has loaded the profile. Without a profile:
         `on_profile` (the first-run screen needs the settings only)."""
         if config_path is None:
             return cls.on_profile(None, data_dir=data_dir, **options)
         from opsdash.ops.glance import last_known, quick_target
 
         app = cls(Ops(Source(config_path, data_dir=data_dir)), **options)
+        app._early_child = early
         app.ctx.last_known = last_known(config_path, data_dir)
         target = quick_target(config_path)
         app.ctx.target_hint = f"{target[0]} ({target[1]})" if target else ""
@@ -294,6 +306,8 @@ class OpsdashApp(App[None]):
             self._configure()
         else:  # the default look now; the profile's theme and keys once it is loaded
             self._apply_theme(DEFAULT_THEME)
+            if self._early_child is not None:
+                self._read_early(self._early_child)
             self.call_after_refresh(self._after_first_frame)
         self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
@@ -352,6 +366,20 @@ class OpsdashApp(App[None]):
             for pane in SOURCES:
                 pane_class(pane)
         self.post_message(ProfileLoaded(ops, error))
+
+    @work(thread=True, group="early", exit_on_error=False, description="read the start-up verdict")
+    def _read_early(self, child: Early) -> None:
+        picture = child.wait()
+        self._early_child = None
+        if picture is not None:
+            self.post_message(EarlyPictureArrived(picture))
+
+    @on(EarlyPictureArrived)
+    def early_arrived(self, message: EarlyPictureArrived) -> None:
+        """The start-up child's verdict: live (validated and probed in this start), shown now; the
+        panes take its report and results as their first, so nothing is done twice."""
+        self.ctx.adopt_early(message.picture)
+        self.show_verdict()
 
     @on(ProfileLoaded)
     async def profile_loaded(self, message: ProfileLoaded) -> None:
@@ -689,19 +717,7 @@ class OpsdashApp(App[None]):
         await self._rerun_validation()
 
 
-# What textual-serve (`opsdash web`) sets for each browser tab's dashboard process: Textual then
-# speaks its packet protocol over the pipes, so pipes are the right thing there, not a mistake.
-WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
-
-
-def run_dashboard(config_path: Path | None, *, demo: bool = False) -> None:
-    """Run the dashboard on this terminal. Without one (stdout or stdin redirected) it would draw
-    into a pipe and never end: say so and stop, exit code 3. Under textual-serve's web driver the
-    pipes are the browser's connection, and the dashboard runs."""
-    served = os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER
-    if not served and not (sys.stdout.isatty() and sys.stdin.isatty()):
-        raise OpsdashError(
-            "the dashboard needs a terminal, but stdout or stdin is not one; for scripts and CI use "
-            "'opsdash validate', 'opsdash check' or 'opsdash preflight' (with --json)"
-        )
-    OpsdashApp.starting(config_path, demo=demo).run()
+def run_dashboard(config_path: Path | None, *, demo: bool = False, early: Early | None = None) -> None:
+    """Run the dashboard on this terminal (cli/common.py's `require_terminal` has made sure there
+    is one, or textual-serve's pipes)."""
+    OpsdashApp.starting(config_path, demo=demo, early=early).run()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from opsdash.core.health.state import SustainedState
     from opsdash.core.readiness import Verdict
     from opsdash.ops.config import LoadedConfig, OpsdashSettings
+    from opsdash.ops.early import EarlyPicture
     from opsdash.ops.glance import LastVerdict
 
 
@@ -54,6 +55,29 @@ class DashboardContext:
     picture: LivePicture = field(default_factory=LivePicture)
     last_known: LastVerdict | None = None  # the verdict recorded before this start, if one was read
     target_hint: str = ""  # the target's name as read before the profile loaded (for the header)
+    early: EarlyPicture | None = None  # the start-up child's validation and first probes (ops/early.py)
+    _early_taken: set[str] = field(default_factory=set)
+
+    def take_early(self, part: str) -> EarlyPicture | None:
+        """The early picture for `part` ("report": the Validation pane's first result; "results":
+        the watch's first round), once each, while it is fresh; None: do the work yourself."""
+        early = self.early
+        if early is None or part in self._early_taken or not early.fresh():
+            return None
+        self._early_taken.add(part)
+        return early
+
+    def adopt_early(self, early: EarlyPicture) -> None:
+        """The start-up child's picture arrived: the verdict reads it until the panes' own work
+        replaces it (what is already newer than it is kept)."""
+        self.early = early
+        p = self.picture
+        if not p.states:
+            p.states = dict(early.states)
+        if not p.validated:
+            p.report, p.validated = early.report, True
+        if not p.alerts:
+            p.alerts = list(early.alerts)
 
     @property
     def ready(self) -> bool:
@@ -96,7 +120,13 @@ class DashboardContext:
         the last known verdict, marked, if there is one. A profile that did not load turns the
         marker into that error, never into a live verdict."""
         known = self.last_known
-        if self.ready and (known is None or (self.error is None and self._live_says_something())):
+        if self.ready and self.error is None and self._live_says_something():
+            live = self.verdict()
+            return Shown(live.label, live.headline, live.reason)
+        early = self.early
+        if early is not None and self.error is None:  # worked out in this start: live, not last known
+            return Shown(early.label, early.headline, early.reason)
+        if self.ready and known is None:
             live = self.verdict()
             return Shown(live.label, live.headline, live.reason)
         if known is None:

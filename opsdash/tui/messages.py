@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # annotations only: the first frame imports this module, and 
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
     from opsdash.ops.base import Ops
+    from opsdash.ops.early import EarlyPicture
     from opsdash.ops.sources import Reload
     from opsdash.tui.context import LivePicture
 
@@ -24,6 +25,13 @@ class ProfileLoaded(Message):
 
     ops: Ops
     error: str | None
+
+
+@dataclass
+class EarlyPictureArrived(Message):
+    """The start-up child's validation and first probe round (ops/early.py)."""
+
+    picture: EarlyPicture
 
 
 @dataclass

@@ -189,6 +189,9 @@ class Watcher:
     states: dict[str, SustainedState] = field(default_factory=dict)
     paused: bool = False
     polled: dict[str, int] = field(default_factory=dict)  # probes per check (`polls` counts these)
+    # results probed just before the watch began (the dashboard's start-up child, ops/early.py):
+    # each stands for its check's first probe, so the check is not probed twice
+    seed: dict[str, CheckResult] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._gate = Gate(self.concurrency)
@@ -213,9 +216,11 @@ class Watcher:
             if self.polls is not None and self.polled.get(check.name, 0) >= self.polls:
                 return
             if not self.paused:
-                due = time.perf_counter()
-                async with self._gate:
-                    result = await probe(check, self.ctx, due=due)
+                result = self.seed.pop(check.name, None)
+                if result is None:
+                    due = time.perf_counter()
+                    async with self._gate:
+                        result = await probe(check, self.ctx, due=due)
                 state = self.states[check.name].update(
                     result, check.failure_threshold, check.success_threshold
                 )

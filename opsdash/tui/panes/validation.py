@@ -54,7 +54,12 @@ class ValidationPane(ItemPane):
 
     def on_mount(self) -> None:
         self.border_title = "Validation"
-        if self.ctx.live and self.ctx.loaded is not None:
+        if not (self.ctx.live and self.ctx.loaded is not None):
+            return
+        early = self.ctx.take_early("report")
+        if early is not None and early.report is not None:  # validated (and recorded) by the start-up child
+            self.post_message(ValidationCompleted(early.report))
+        else:
             self.run_validation(reload=False)  # the profile was loaded a moment ago
 
     def action_rerun(self) -> None:

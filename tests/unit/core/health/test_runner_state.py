@@ -106,6 +106,33 @@ async def test_paused_watcher_does_not_probe(ctx: ProbeContext) -> None:
     assert watcher.states["probe"].status is Severity.UNKNOWN
 
 
+async def test_a_seeded_result_is_the_checks_first_probe_and_the_next_one_is_real(ctx: ProbeContext) -> None:
+    """The dashboard's start-up child probed the check a moment ago: the watch reports that result
+    first without probing again (the server sees one request for two results), then polls."""
+    calls = {"n": 0}
+
+    async def count(_req: Request) -> Response:
+        calls["n"] += 1
+        return Response(200, b"{}")
+
+    async with http_server(count) as server:
+        check = make_check(kind="http", url=f"{server.base_url}/")
+        seeded = replace(DOWN, name=check.name, started_at="2026-12-08T00:00:00")
+        watcher = Watcher([check], ctx, interval_override=0.01, seed={check.name: seeded})
+        seen: list[CheckResult] = []
+
+        def on_result(result: CheckResult, _state: SustainedState) -> None:
+            seen.append(result)
+            if len(seen) == 2:
+                watcher.stop()
+
+        await asyncio.wait_for(watcher.run(on_result), 30)
+    assert seen[0] is seeded
+    assert seen[1].severity is Severity.OK and seen[1].started_at != seeded.started_at
+    assert calls["n"] == 1
+    assert watcher.seed == {}  # taken once: a reload's new watcher does not report it again
+
+
 @pytest.mark.parametrize(
     ("interval", "retry_interval", "expected"),
     [(30, None, 10.0), (30, 4, 4.0), (2, None, 1.0), (1, None, 1.0), (5, 60, 5.0)],
