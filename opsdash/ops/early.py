@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import pickle
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -66,6 +67,13 @@ class Early:
 
     def __init__(self, pid: int, fd: int) -> None:
         self.pid, self._fd = pid, fd
+
+    def cancel(self) -> None:
+        """The dashboard is leaving: a child still at work (a check waiting out its timeout) stops
+        now rather than finish for no one. Its recording is a transaction and an fsynced append:
+        a stop between them loses nothing recorded."""
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGTERM)
 
     def wait(self) -> EarlyPicture | None:
         """Block until the child has written its picture and ended. None when it failed, died or

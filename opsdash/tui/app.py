@@ -226,7 +226,7 @@ class OpsdashApp(App[None]):
         # the settled verdict last kept for the next start, and when (monotonic seconds)
         self._remembered: tuple[str, str, float] | None = None
         self._purging = False  # the background retention worker was started
-        self._early_child: Early | None = None  # the start-up child, until its picture is read
+        self._early_child: Early | None = None  # the start-up child (ops/early.py)
 
     def get_css_variables(self) -> dict[str, str]:
         """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
@@ -367,12 +367,16 @@ class OpsdashApp(App[None]):
                 pane_class(pane)
         self.post_message(ProfileLoaded(ops, error))
 
-    @work(thread=True, group="early", exit_on_error=False, description="read the start-up verdict")
     def _read_early(self, child: Early) -> None:
-        picture = child.wait()
-        self._early_child = None
-        if picture is not None:
-            self.post_message(EarlyPictureArrived(picture))
+        """Wait for the start-up child's picture on a daemon thread of its own (not a worker:
+        quitting must not wait for a child that waits out a check's timeout)."""
+
+        def read() -> None:
+            picture = child.wait()
+            if picture is not None:
+                self.post_message(EarlyPictureArrived(picture))
+
+        threading.Thread(target=read, name="opsdash-early", daemon=True).start()
 
     @on(EarlyPictureArrived)
     def early_arrived(self, message: EarlyPictureArrived) -> None:
@@ -720,4 +724,8 @@ class OpsdashApp(App[None]):
 def run_dashboard(config_path: Path | None, *, demo: bool = False, early: Early | None = None) -> None:
     """Run the dashboard on this terminal (cli/common.py's `require_terminal` has made sure there
     is one, or textual-serve's pipes)."""
-    OpsdashApp.starting(config_path, demo=demo, early=early).run()
+    try:
+        OpsdashApp.starting(config_path, demo=demo, early=early).run()
+    finally:
+        if early is not None:  # still at work if the operator left at once
+            early.cancel()

@@ -27,6 +27,7 @@ from opsdash.storage.history import History
 from opsdash.tui.app import OpsdashApp
 from opsdash.tui.messages import EarlyPictureArrived, ProfileLoaded
 from tests.conftest import Demo
+from tests.servers import ThreadedRawServer, never_answers
 from tests.tui.conftest import SIZE, fast_demo_profile, settle, until
 from tests.tui.test_last_known import header, record
 
@@ -136,6 +137,49 @@ def test_a_real_forked_child_hands_over_its_picture_and_is_reaped(demo_process: 
     seen, stderr = run_child(bad, tmp_path / "bad-data", {})
     assert seen == {"forked": True, "label": None, "results": 0, "reaped": True}
     assert stderr == ""
+
+
+CANCEL = """
+import json, os, sys
+from pathlib import Path
+from opsdash.ops import early
+child = early.start(Path(sys.argv[1]), data_dir=Path(sys.argv[2]))
+assert child is not None
+child.cancel()  # the operator quit while a check was still waiting out its timeout
+picture = child.wait()
+try:
+    os.waitpid(child.pid, os.WNOHANG)
+    reaped = False
+except ChildProcessError:
+    reaped = True
+print(json.dumps({"picture": picture is not None, "reaped": reaped}))
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "fork"), reason="no fork on this platform: the dashboard does it all itself"
+)
+def test_a_child_still_waiting_on_a_check_stops_when_the_dashboard_leaves(
+    demo_process: Demo, tmp_path: Path
+) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: the dashboard does not fork a start-up child there")
+    server = ThreadedRawServer(never_answers)
+    try:
+        extra = f'[[checks]]\nname = "hangs"\nkind = "http"\nurl = "{server.url}"\ntimeout = 60\n'
+        profile = fast_demo_profile(demo_process, tmp_path, "\n" + extra)
+        done = subprocess.run(  # the hang guard is far below the check's 60 s timeout
+            [sys.executable, "-c", CANCEL, str(profile), str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "OPSDASH_AUDIT_KEY": AUDIT_KEY},
+            check=False,
+        )
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"picture": False, "reaped": True}
 
 
 @pytest.mark.usefixtures("audit_key")
