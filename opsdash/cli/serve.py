@@ -117,7 +117,6 @@ def serve(
     \b
     Exit codes: 0 stopped by a signal, 3 usage/config error (nothing started).
     """
-    import asyncio
 
     from opsdash.ops.serve import ServeOptions, Service
 
@@ -146,8 +145,10 @@ def serve(
                 err=True,
             )
 
+    from opsdash.core.health.runner import run_sync
+
     service = Service(all_ops, options, announce=announce)
-    sys.exit(asyncio.run(service.run()))
+    sys.exit(run_sync(service.run()))  # on uvloop where installed, as every probe runs
 
 
 @click.command()

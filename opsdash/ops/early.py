@@ -155,7 +155,9 @@ def picture(config: Path, data_dir: Path | None = None) -> EarlyPicture | None:
         ops = Ops.open(config, data_dir=data_dir)
     except OpsdashError:
         return None
-    return asyncio.run(_gather(ops))
+    from opsdash.core.health.runner import run_sync
+
+    return run_sync(_gather(ops))
 
 
 async def _gather(ops: Ops) -> EarlyPicture:

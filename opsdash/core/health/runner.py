@@ -23,9 +23,10 @@ T = TypeVar("T")
 
 
 def loop_factory(name: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop probes run on: uvloop's when it is installed (`pip install opsdash[fast]`;
-    about a third less CPU per probe, measured in benchmarks/health_sweep.py), else asyncio's
-    (None). `name` "asyncio" or "uvloop" asks for one; "uvloop" without uvloop is an error."""
+    """The event loop probes run on: uvloop's when it is installed (a dependency of opsdash
+    everywhere but Windows; about a third less CPU per probe, measured in
+    benchmarks/health_sweep.py), else asyncio's (None). `name` "asyncio" or "uvloop" asks for
+    one; "uvloop" without uvloop is an error."""
     if name == "asyncio":
         return None
     try:

@@ -8,6 +8,7 @@ import asyncio
 import importlib.util
 import ipaddress
 import json
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -399,16 +400,26 @@ async def test_the_heartbeat_stops_while_nothing_is_in_flight_and_starts_again_w
 # --- the event loop --------------------------------------------------------------------------------
 
 
-def test_uvloop_is_used_when_installed_and_asyncio_when_asked_or_absent() -> None:
+def test_uvloop_is_used_when_installed_and_asyncio_when_asked_or_absent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async def loop_module() -> str:
         return type(asyncio.get_running_loop()).__module__
 
     assert loop_factory("asyncio") is None
     assert run_sync(loop_module(), loop="asyncio").startswith("asyncio")
-    if importlib.util.find_spec("uvloop") is not None:
+    if sys.platform != "win32":  # a dependency there (pyproject.toml)
+        assert importlib.util.find_spec("uvloop") is not None
         assert run_sync(loop_module()).startswith("uvloop")
-    else:
-        assert loop_factory() is None
-        assert run_sync(loop_module()).startswith("asyncio")
-        with pytest.raises(ImportError):
-            loop_factory("uvloop")
+    real = importlib.import_module
+
+    def without_uvloop(name: str, package: str | None = None) -> Any:
+        if name == "uvloop":
+            raise ImportError("No module named 'uvloop'")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_uvloop)  # as on Windows
+    assert loop_factory() is None
+    assert run_sync(loop_module()).startswith("asyncio")
+    with pytest.raises(ImportError):
+        loop_factory("uvloop")
