@@ -51,6 +51,11 @@ WHY = {
     "example-drift": "The example is how the next deploy learns what to set; drift means a variable gets forgotten.",
     "secret-client-exposed": "The bundler inlines a VITE_ (NEXT_PUBLIC_, REACT_APP_) variable into the JavaScript it ships wherever the code reads it (all of them where code reads import.meta.env whole): the secret is one build away from public.",
     "secret-in-bundle": "The secret is readable by anyone who opens the site's JavaScript, whatever the variable is called.",
+    "secret-served-live": "Every visitor's browser has downloaded the value, and caches, CDNs and archives keep copies: "
+    "it is public until it is rotated. UNKNOWN when an asset could not be fetched or decoded: what it serves was "
+    "not looked at.",
+    "previous-secret-still-accepted": "The rotation replaced the value in the app but did not revoke the old one at "
+    "the provider, and the old one sits where others can read it (git history, an old build, the live site).",
     "secret-reused": "One leak or one rotation then affects two things at once; iKhokha callbacks signed with the API "
     "secret are a known case to confirm with the provider.",
     "secret-placeholder": "The provider rejects it (payments fail), or worse, it is a known test credential.",

@@ -140,6 +140,26 @@ RULES: dict[str, Rule] = {
             "Rotate the secret now, remove it from client code and variables, rebuild and rescan.",
             RB_ROTATION,
         ),
+        # the credential trace, live site (`opsdash secrets trace --live`, preflight)
+        Rule(
+            "secret-served-live",
+            "credentials",
+            _C,
+            "The live site serves a secret to every visitor",
+            "Rotate the secret now: every visitor has downloaded it, so removing it from the bundle does "
+            "not un-leak it. Then move the variable off the client prefix, rebuild, redeploy and trace "
+            "again.",
+            RB_ROTATION,
+        ),
+        Rule(
+            "previous-secret-still-accepted",
+            "credentials",
+            _C,
+            "A previous (rotated-away) secret is still accepted by the provider",
+            "Revoke the old value in the provider's dashboard now: the rotation is not done while it "
+            "still works, and it was found where others can read it.",
+            RB_ROTATION,
+        ),
         Rule(
             "secret-reused",
             "credentials",
