@@ -93,10 +93,12 @@ def preflight(
     env_files: Sequence[Path] | None = None,
     from_env: bool | None = None,
     record: bool = True,
+    live: bool = True,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> Report:
-    """Environment validation + every live check (TLS and the webhook self-test among them) + rollback
-    readiness, as one go/no-go report."""
+    """Environment validation + every live check (TLS and the webhook self-test among them) + the
+    live site traced for the target's secrets (unless `live` is False) + rollback readiness, as one
+    go/no-go report."""
     profile = ops.profile
     started, t0 = ops.now(), time.perf_counter()
     progress("validating the environment")
@@ -108,11 +110,18 @@ def preflight(
         results = run_sync(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
     else:
         results = []
+    traced = None
+    if live:
+        from opsdash.ops import trace_live
+
+        progress(f"tracing the live site {profile.target.base_url} for the target's secrets")
+        traced = trace_live.trace(ops, env_files=env_files, from_env=from_env)
     progress("checking rollback readiness")
     versions = read_versions(profile)
     with ops.history() as history:
         readiness = rollback_readiness(profile, history, versions)
         findings = [*validation.report.findings, *(f for r in results for f in r.findings), *readiness]
+        findings += traced.findings if traced else ()
         if not profile.checks:
             findings.append(
                 rule("check-failed").finding(
@@ -127,6 +136,8 @@ def preflight(
             "versions": None if versions is None else versions.__dict__,
             "rollback_ready": not readiness or all(f.severity is not Severity.CRIT for f in readiness),
         }
+        if traced is not None:
+            summary["live_trace"] = traced.summary()
         report = Report.timed("preflight", profile.target.name, started, t0, findings, summary)
         if record:
             _record(ops, history, report, validation.env, results)
