@@ -156,7 +156,13 @@ DASHBOARD_THEMES = (
 KEYMAP_IDS = (
     *("app.quit", "app.help", "app.back", "app.pane.overview", "app.pane.validation"),
     *("app.pane.health", "app.pane.audit", "app.pane.runbooks", "app.pane.history"),
-    *("validation.rerun", "validation.open_runbook", "validation.copy", "validation.filter"),
+    *(
+        "validation.rerun",
+        "validation.open_runbook",
+        "validation.copy",
+        "validation.filter",
+        "validation.trace",
+    ),
     *("health.pause", "health.open_runbook", "health.copy", "health.filter"),
     *("audit.verify", "audit.filter", "audit.follow", "audit.oldest", "audit.copy"),
     *("runbooks.open", "runbooks.new", "runbooks.copy", "runbooks.list", "runbooks.step.confirm"),

@@ -178,6 +178,8 @@ def test_every_environment_rule_has_cases() -> None:
         for r, v in RULES.items()
         if r.startswith(("tls-", "webhook-")) or r == "check-failed" or v.category == "deploy"
     }  # tested in tests/unit/core/health and test_deploy.py
+    # the credential trace's, tested where it is: tests/unit/ops/test_trace_live.py, test_trace_demo.py
+    live_check_rules |= {"secret-served-live", "previous-secret-still-accepted"}
     assert set(RULES) - live_check_rules == set(CASES)
 
 
