@@ -48,7 +48,7 @@ ENCODINGS = ("raw", "base64", "base64url", "url", "hex", "js-escape", "concat")
 _B64URL = bytes.maketrans(b"+/", b"-_")
 # Quote, optional blanks, '+', optional blanks, quote: where a minifier joined two literals.
 _JOIN = re.compile(rb"[\"'`][ \t]*\+[ \t]*[\"'`]")
-_JOIN_PROBES = (b'"+"', b"'+'", b"`+`", b'" + "', b"' + '")
+_PLUS_QUOTE = re.compile(rb"\+[ \t]*[\"'`]")
 
 # Alphabets a previous value is looked for in, smallest first: the first that holds the current
 # value of the same variable is its shape (a provider issues every secret of one kind alike).
@@ -135,6 +135,9 @@ def encoded_forms(value: str) -> list[tuple[str, bytes]]:
     if all(ord(c) < 256 for c in value):
         for fmt in ("\\x{:02x}", "\\x{:02X}"):
             forms.append(("js-escape", "".join(fmt.format(ord(c)) for c in value).encode()))
+    backslashed = value.replace("\\", "\\\\")  # a minifier quotes with ", ' or `, escaping that one
+    for text in (backslashed, backslashed.replace("'", "\\'"), backslashed.replace("`", "\\`")):
+        forms.append(("js-escape", text.encode("utf-8", "surrogatepass")))
     for ascii_only in (False, True):
         quoted = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
         forms.append(("js-escape", quoted.encode("utf-8", "surrogatepass")))
@@ -256,11 +259,14 @@ class Matcher:
     def _concat(self, data: bytes | bytearray, start: int, stop: int) -> list[Span]:
         """Values split into literals joined by `+`: join them near each `"+"` and search again."""
         joins = []
-        for probe in _JOIN_PROBES:
-            at = data.find(probe, start, stop)
-            while at >= 0:
-                joins.append(at)
-                at = data.find(probe, at + 1, stop)
+        # `+` then a quote is rare enough to find with sre's literal-prefix scan (~4 GB/s); the
+        # quote before it is checked here. Five `find`s of `"+"`-like probes were 10x slower.
+        for m in _PLUS_QUOTE.finditer(data, start, stop):
+            before = m.start() - 1
+            while before >= start and data[before] in b" \t":
+                before -= 1
+            if before >= start and data[before] in b"\"'`":
+                joins.append(m.start())
         if not joins:
             return []
         reach = 2 * max(len(raw) for raw, _ in self._raw) + 16
