@@ -43,6 +43,20 @@ def secrets() -> None:
     help="Read every object again: forget which objects earlier traces found clean. Without it only "
     "objects new since the last trace under the same values are read.",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Also the live site: base_url's HTML and every script, stylesheet, module preload and source map "
+    "it references (same origin, gzip as served, within one deadline), and try each previous value "
+    "found anywhere against the provider with a signed read-only request.",
+)
+@click.option(
+    "--live-origin",
+    "live_origins",
+    multiple=True,
+    metavar="URL",
+    help="Another origin the live site's assets may come from (your CDN) to fetch too (repeatable).",
+)
 @format_option()
 @click.option("--verbose", "-v", is_flag=True, help="Also show INFO findings (previous values found).")
 @click.option("--no-history", is_flag=True, help="Do not record this run in history.")
@@ -57,6 +71,8 @@ def trace(
     paths: tuple[Path, ...],
     no_git: bool,
     full: bool,
+    live: bool,
+    live_origins: tuple[str, ...],
     fmt: str,
     verbose: bool,
     no_history: bool,
@@ -81,18 +97,19 @@ def trace(
     \b
     Examples:
       opsdash secrets trace --repo ../app
+      opsdash secrets trace --live            (the live site; previous values tried at the provider)
       opsdash secrets trace --repo ../app --path ../app/src --path ../app/dist --json
     \b
     Exit codes: 0 nothing found, 1 WARN, 2 CRIT (a current value found), 3 UNKNOWN: not a git
     repository, git missing, unreadable objects, nothing to trace, or a config error.
     """
     from opsdash.cli.render import emit_report, report_text
-    from opsdash.ops import trace as tracing
+    from opsdash.ops import trace_live
 
     fmt = chosen_format(fmt, as_json)
     ops = Ops.open(config, operator=operator)
     progress = None if quiet or not sys.stderr.isatty() else _progress
-    result = tracing.run(
+    result = trace_live.run(
         ops,
         repo=repo,
         paths=list(paths) or None,
@@ -102,6 +119,8 @@ def trace(
         from_env=from_env,
         progress=progress,
         record=not no_history,
+        live=live,
+        origins=live_origins,
     )
     if progress is not None:
         emit("", err=True)
@@ -136,6 +155,11 @@ def _searched(result: object) -> str:
         f = result.files
         skipped = f", {len(f.skipped)} not searched" if f.skipped else ""
         parts.append(f"files: {f.files:,} searched ({f.bytes / 1e6:,.1f} MB{skipped})")
+    live = result.report.summary.get("live")
+    if isinstance(live, dict):
+        errors = sum(1 for a in live["assets"] if a["error"])
+        failed = f", {errors} not scanned" if errors else ""
+        parts.append(f"live site: {len(live['assets'])} assets from {live['base_url']}{failed}")
     traced = ", ".join(result.report.summary.get("traced", []))
     previous = result.report.summary.get("previous", 0)
     return f"Traced {traced} and {previous} previous value(s). " + "; ".join(parts) + "."

@@ -432,4 +432,7 @@ def build_repository(path: Path, secret: str) -> str:
         commit("Remove the hard-coded fallback secret", "2026-11-03T16:40:00Z")
     except (OSError, subprocess.SubprocessError) as exc:
         return f"could not build the demo's app repository with git: {exc}"
-    return f"app repository: {path}"
+    return (
+        f"app repository (a secret committed, then deleted): {path}; "
+        f"trace it with: opsdash secrets trace --config {path.parent / 'opsdash.toml'} --repo {path}"
+    )

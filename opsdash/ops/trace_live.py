@@ -40,7 +40,9 @@ from opsdash.core.trace.match import Hit, Matcher, Needle, PreviousPrint
 
 if TYPE_CHECKING:
     from opsdash.core.profile import Profile, ProviderCheck
+    from opsdash.core.trace.git import Progress
     from opsdash.ops.base import Ops
+    from opsdash.ops.trace import TraceRun
     from opsdash.storage.history import History
 
 TIMEOUT = 30.0  # seconds for the whole crawl: every asset shares one deadline
@@ -48,7 +50,7 @@ MAX_ASSET_BYTES = 16 * 1024 * 1024  # per asset, after decoding (source maps of 
 MAX_ASSETS = 300
 CONCURRENCY = 6
 MAX_REDIRECTS = 5
-PREVIOUS_RUNS = 20  # how far back the record is read for the fingerprints of rotated-away values
+PREVIOUS_RUNS = 200  # how far back the record is read for the fingerprints of rotated-away values
 # What a browser is sent; opsdash decodes gzip and deflate, so it asks for nothing else (a server
 # that sends br or zstd unasked gets an UNKNOWN finding: its bytes were not scanned).
 ACCEPT_ENCODING = "gzip, deflate"
@@ -361,15 +363,10 @@ def needles(profile: Profile, env: EnvSnapshot | None) -> list[Needle]:
 def previous_prints(
     history: History, current: Sequence[Needle], runs: int = PREVIOUS_RUNS
 ) -> list[PreviousPrint]:
-    """Fingerprints of secret values the newest `runs` env-reading runs saw that no current value
-    has: the rotated-away ones (only their fingerprints were ever kept)."""
+    """Fingerprints (and lengths, where kept) of secret values the newest `runs` env-reading runs
+    saw that no current value has: the rotated-away ones."""
     now = {fingerprint(n.value) for n in current}
-    found: dict[str, PreviousPrint] = {}
-    for run in history.runs.recent(limit=runs):
-        for key in history.runs.env_keys(run.run_id):
-            if key.secret and key.fingerprint not in now and key.fingerprint not in found:
-                found[key.fingerprint] = PreviousPrint(key.key, key.fingerprint, None)
-    return list(found.values())
+    return [PreviousPrint(k, p, n) for k, p, n in history.runs.secret_prints(runs) if p not in now]
 
 
 # ---------------------------------------------------------------- trying a previous value
@@ -594,20 +591,28 @@ def trace(
     max_asset_bytes: int = MAX_ASSET_BYTES,
     origins: Iterable[str] = (),
     base_url: str | None = None,
+    current: Sequence[Needle] | None = None,
+    previous: Sequence[PreviousPrint] | None = None,
+    also: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> LiveTrace:
     """Crawl the live site, scan every asset for the target's current and previous secrets, and
-    try each previous value found against the provider."""
+    try each previous value found against the provider — with those found elsewhere (`also`:
+    (variable, value) → where, from the git history and files), each tried once.
+
+    `current` and `previous` are what the caller already worked out (ops/trace.run); by default
+    the env the profile reads and the fingerprints the record keeps."""
     started = time.perf_counter()
     ctx = ops.probe_context(env_files=env_files, from_env=from_env)
     profile = ops.profile
     url = base_url or profile.target.base_url
-    current = needles(profile, ctx.env)
+    current = list(current) if current is not None else needles(profile, ctx.env)
     for needle in current:
         redactor.register(needle.value)
-    previous: list[PreviousPrint] = []
-    if ops.has_history():
-        with ops.history(write=False) as history:
-            previous = previous_prints(history, current)
+    if previous is None:
+        previous = []
+        if ops.has_history():
+            with ops.history(write=False) as history:
+                previous = previous_prints(history, current)
     if not current and not previous:
         finding = rule("secret-served-live").finding(
             url,
@@ -629,7 +634,7 @@ def trace(
             located.extend(Located(replace(asset, body=None), h) for h in hits)
 
     assets, skipped = crawl(ctx, url, scan, timeout=timeout, max_asset_bytes=max_asset_bytes, origins=origins)
-    candidates: dict[tuple[str, str], list[str]] = {}
+    candidates: dict[tuple[str, str], list[str]] = {k: list(v) for k, v in (also or {}).items()}
     for item in located:
         if item.hit.previous and item.hit.value:
             candidates.setdefault((item.hit.name, item.hit.value), []).append(item.asset.url)
@@ -638,3 +643,81 @@ def trace(
     findings = [*served_findings(located, tried), *tried_findings, *unscanned_findings(assets, skipped)]
     elapsed = round((time.perf_counter() - started) * 1000)
     return LiveTrace(url, tuple(assets), tuple(findings), tuple(skipped), elapsed)
+
+
+def run(
+    ops: Ops,
+    *,
+    repo: Path | None = None,
+    paths: Sequence[Path] | None = None,
+    use_git: bool = True,
+    full: bool = False,
+    env_files: Sequence[Path] | None = None,
+    from_env: bool | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    record: bool = True,
+    live: bool = True,
+    origins: Sequence[str] = (),
+    timeout: float = TIMEOUT,
+) -> TraceRun:
+    """The whole credential trace: `ops.trace.run` (the git history, files and builds the profile or
+    the caller names, incrementally) and, with `live`, the live site, with every previous value found
+    anywhere tried once against the provider. One report, recorded and audited like a validation."""
+    from opsdash.core.errors import ConfigError
+    from opsdash.core.findings import Report
+    from opsdash.ops import trace as tracing
+
+    started, t0 = ops.now(), time.perf_counter()
+    where = tracing.targets(ops, repo, paths, use_git)
+    if not live or where.repo is not None or where.paths:
+        base = tracing.run(
+            ops,
+            repo=repo,
+            paths=paths,
+            use_git=use_git,
+            full=full,
+            env_files=env_files,
+            from_env=from_env,
+            progress=progress,
+            record=record and not live,
+        )
+        if not live:
+            return base
+    else:
+        base = tracing.TraceRun(report=Report.timed("trace", ops.profile.target.name, started, t0, []))
+    try:
+        current, previous, notes = tracing.needles(ops, env_files=env_files, from_env=from_env)
+    except ConfigError:
+        if where.repo is not None or where.paths:
+            raise
+        current, previous, notes = [], [], []  # the live trace says itself that it had nothing to look for
+    also: dict[tuple[str, str], list[str]] = {}
+    for prev in base.previous:
+        also.setdefault((prev.name, prev.value), []).append(prev.where)
+    served = trace(
+        ops,
+        env_files=env_files,
+        from_env=from_env,
+        timeout=timeout,
+        origins=origins,
+        current=current or None,
+        previous=previous,
+        also=also,
+    )
+    seen = {(f.rule, f.subject) for f in base.report.findings}
+    findings = [
+        *base.report.findings,
+        *(f for f in notes if (f.rule, f.subject) not in seen),
+        *served.findings,
+    ]
+    summary = {**base.report.summary, "live": served.summary()}
+    summary.setdefault("traced", sorted(n.name for n in current))
+    summary.setdefault("previous", len(previous))
+    base.report = Report.timed(
+        "trace", ops.profile.target.name, started, t0, findings, summary, run_id=base.report.run_id
+    )
+    if record:
+        with ops.history() as history:
+            history.runs.record(base.report, operator=ops.operator)
+            ops.audit.report(base.report, history)
+    return base

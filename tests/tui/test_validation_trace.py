@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -36,10 +37,14 @@ def leaking_site(project: Project) -> Iterator[tuple[ThreadedHttpServer, str]]:
         return Response(200, body) if body is not None else Response(404, b"")
 
     site = ThreadedHttpServer(handler)
-    text = project.profile.read_text()
-    project.profile.write_text(
-        text.replace('base_url = "https://app.betaskill.com"', f'base_url = "{site.base_url}/"')
+    text = re.sub(
+        r'^base_url = ".*"$',
+        f'base_url = "{site.base_url}/"',
+        project.profile.read_text(),
+        count=1,
+        flags=re.M,
     )
+    project.profile.write_text(text)
     yield site, secret
     site.close()
 

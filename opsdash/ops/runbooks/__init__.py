@@ -180,9 +180,11 @@ def trace_gate(
     from opsdash.ops import trace_live
 
     try:
-        traced = trace_live.trace(ops, env_files=env_files, from_env=from_env)
+        traced = trace_live.run(ops, env_files=env_files, from_env=from_env, record=False, live=True).report
     except (ConfigError, InputError) as exc:
         return GateResult(gate.label(), False, str(exc))
+    live = traced.summary.get("live") or {}
+    assets = len(live.get("assets", [])) if isinstance(live, dict) else 0
     findings = sorted(traced.findings, key=lambda f: -f.severity.rank)
     verdict = max((f.severity for f in findings), key=lambda s: s.rank, default=Severity.OK)
     bad = [f for f in findings if f.severity.rank >= Severity.WARN.rank]
@@ -193,7 +195,7 @@ def trace_gate(
     return GateResult(
         gate.label(),
         verdict.rank < Severity.UNKNOWN.rank,
-        f"{verdict.value}: {named}; {len(traced.assets)} served asset(s) scanned",
+        f"{verdict.value}: {named}; {assets} served asset(s) scanned",
         tuple(f"{f.severity.value:<5} {f.rule}: {f.subject}: {f.title}" for f in bad[:8]),
     )
 

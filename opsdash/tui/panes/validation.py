@@ -116,7 +116,7 @@ class ValidationPane(ItemPane):
         from opsdash.ops import trace_live
 
         try:
-            traced = trace_live.trace(self.ctx.ops)
+            traced = trace_live.run(self.ctx.ops, record=self.ctx.record, live=True).report
         except OpsdashError as exc:
             self.post_message(TraceCompleted((), redactor.redact(str(exc))))
             return

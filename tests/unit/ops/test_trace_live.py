@@ -24,7 +24,7 @@ from opsdash.core.validators import load_target_env
 from opsdash.demo.httpserver import Request, Response
 from opsdash.ops import trace_live, validation
 from opsdash.ops.base import Ops
-from tests.conftest import Project
+from tests.conftest import Project, Run, json_object
 from tests.servers import Certs, ThreadedHttpServer
 
 API = "/public-api/v1/api"
@@ -328,3 +328,24 @@ def test_without_env_the_trace_says_it_did_not_look(
     (f,) = found.findings
     assert f.severity is Severity.UNKNOWN and "No secret values to look for" in f.detail
     assert site.requests == []
+
+
+def test_preflight_runs_the_git_scan_of_the_profiles_repository(project: Project, run: Run) -> None:
+    import shutil
+
+    from opsdash.demo.target import build_repository
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    secret = env_of(project)["IKHOKHA_API_SECRET"]
+    note = build_repository(project.root / "app", secret)
+    assert "trace it with" in note
+    text = project.profile.read_text().replace("[env]\n", '[target.trace]\nrepo = "app"\n\n[env]\n', 1)
+    project.profile.write_text(text)
+    result = run("preflight", "--config", project.profile, "--no-history", "--no-live", "--json")
+    assert "secret-in-git-history" not in result.out  # --no-live: neither the site nor the history
+    result = run("preflight", "--config", project.profile, "--no-history", "--json")
+    report = json_object(result.out)
+    crit = {(f["rule"], f["subject"]) for f in report["findings"] if f["severity"] == "CRIT"}
+    assert any(r == "secret-in-git-history" for r, _s in crit), report["findings"]
+    assert report["gate"] == "NO-GO" and secret not in result.out + result.err
