@@ -41,7 +41,7 @@ def location(f: Finding, fallback: Path | None = None) -> tuple[str | None, int 
 
 def traced_location(f: Finding) -> dict[str, Any] | None:
     """Where the credential trace found a secret, as a SARIF location: the served asset's URL (an
-    absolute URI), or a path in the app's repository with the commit that holds it."""
+    absolute URI), a path in the app's repository with the commit that holds it, or a file."""
     ev = f.evidence
     line = ev.get("line", "")
     region = {"startLine": int(line) if line.isdigit() and int(line) > 0 else 1}
@@ -57,6 +57,10 @@ def traced_location(f: Finding) -> dict[str, Any] | None:
             "message": {"text": visible(f"in commit {commit}")},
             "properties": {"commit": visible(commit)},
         }
+    if ev.get("path") and f.rule.startswith(("secret-in-", "previous-secret-")):  # a file the trace read
+        path = _relative(ev["path"])
+        uri = Path(path).as_uri() if path.startswith("/") else path
+        return {"physicalLocation": {"artifactLocation": {"uri": uri}, "region": region}}
     return None
 
 

@@ -57,7 +57,7 @@ def secrets() -> None:
     metavar="URL",
     help="Another origin the live site's assets may come from (your CDN) to fetch too (repeatable).",
 )
-@format_option()
+@format_option("sarif")
 @click.option("--verbose", "-v", is_flag=True, help="Also show INFO findings (previous values found).")
 @click.option("--no-history", is_flag=True, help="Do not record this run in history.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
