@@ -35,7 +35,7 @@ from opsdash.core.health.probes.base import ProbeContext, ProbeFailed
 from opsdash.core.health.probes.http import exchange
 from opsdash.core.health.probes.wire import REDIRECTS, Exchange, Request
 from opsdash.core.rules import rule
-from opsdash.core.secrets import fingerprint, mask, redactor
+from opsdash.core.secrets import fingerprint, mask, mask_url, redactor
 from opsdash.core.trace.match import Hit, Matcher, Needle, PreviousPrint
 
 if TYPE_CHECKING:
@@ -77,14 +77,14 @@ class Asset:
 
     def summary(self) -> dict[str, object]:
         return {
-            "url": self.url,
+            "url": shown(self.url),
             "kind": self.kind,
-            "referrer": self.referrer,
+            "referrer": shown(self.referrer) if self.referrer else None,
             "status": self.status,
             "encoding": self.encoding or "identity",
             "bytes": self.size,
             "error": self.error,
-            "redirected_from": self.redirected_from,
+            "redirected_from": shown(self.redirected_from) if self.redirected_from else None,
         }
 
 
@@ -106,9 +106,9 @@ class LiveTrace:
 
     def summary(self) -> dict[str, object]:
         return {
-            "base_url": self.base_url,
+            "base_url": shown(self.base_url),
             "assets": [a.summary() for a in self.assets],
-            "skipped": list(self.skipped),
+            "skipped": [shown(u) for u in self.skipped],
             "duration_ms": self.duration_ms,
         }
 
@@ -153,7 +153,8 @@ def page_links(url: str, html: bytes) -> list[tuple[str, str]]:
         parser.feed(html.decode("utf-8", "replace"))
         parser.close()
     base = urljoin(url, parser.base) if parser.base else url
-    return [(_absolute(base, ref), kind) for ref, kind in parser.found if _fetchable(ref)]
+    found = [(_absolute(base, ref), kind) for ref, kind in parser.found if _fetchable(ref)]
+    return [(url, kind) for url, kind in found if url]
 
 
 def asset_links(asset: Asset, body: bytes, headers: Mapping[bytes, bytes]) -> list[tuple[str, str]]:
@@ -171,7 +172,7 @@ def asset_links(asset: Asset, body: bytes, headers: Mapping[bytes, bytes]) -> li
         for chunk in dict.fromkeys(_CHUNK.findall(body)):
             ref = chunk.decode("latin-1")
             found.append((_absolute(asset.url, ref), "stylesheet" if ref.endswith(".css") else "script"))
-    return found
+    return [(url, kind) for url, kind in found if url]
 
 
 def _fetchable(ref: str) -> bool:
@@ -179,13 +180,26 @@ def _fetchable(ref: str) -> bool:
 
 
 def _absolute(base: str, ref: str) -> str:
-    return urldefrag(urljoin(base, ref))[0]
+    """`ref` resolved against `base`, without its fragment; "" when it is no URL at all (a server's
+    HTML may hold anything: `http://[::1`, a port that is no number)."""
+    try:
+        url = urldefrag(urljoin(base, ref))[0]
+        origin(url)
+    except ValueError:
+        return ""
+    return url
 
 
 def origin(url: str) -> str:
+    """scheme://host:port of `url` (ValueError for a malformed one)."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def shown(url: str) -> str:
+    """A URL as findings and summaries show it: credentials in it (userinfo, `?token=`) masked."""
+    return mask_url(url)
 
 
 # ---------------------------------------------------------------- the crawl
@@ -317,9 +331,9 @@ def crawl(
     origins: Iterable[str] = (),
 ) -> tuple[list[Asset], list[str]]:
     """Fetch `base_url` and what it references within `timeout` seconds; `scan` sees each body (on
-    the crawl's thread) before it is dropped. Returns the assets (bodies dropped) and the URLs of
-    other origins that were listed, not fetched. Runs on its own event loop in a worker thread, so
-    it behaves the same from the CLI, a runbook step or the dashboard."""
+    a worker thread, while other assets download) before it is dropped. Returns the assets (bodies
+    dropped) and the URLs of other origins that were listed, not fetched. Runs on its own event
+    loop in a worker thread, so it behaves the same from the CLI, a runbook step or the dashboard."""
     allowed = frozenset({origin(base_url), *(origin(o) for o in origins)})
     outcome: list[_Crawl | BaseException] = []
 
@@ -500,7 +514,8 @@ def served_findings(located: Sequence[Located], tried: Mapping[str, str]) -> lis
     for item in located:
         by_asset.setdefault(item.asset.url, []).append(item)
     findings = []
-    for url, items in by_asset.items():
+    for raw_url, items in by_asset.items():
+        url = shown(raw_url)
         asset = items[0].asset
         current = [i for i in items if not i.hit.previous]
         names = list(dict.fromkeys(i.hit.name for i in (current or items)))
@@ -515,7 +530,7 @@ def served_findings(located: Sequence[Located], tried: Mapping[str, str]) -> lis
             "lines": ", ".join(map(str, lines[:10])),
         }
         if asset.referrer:
-            evidence["referenced_by"] = asset.referrer
+            evidence["referenced_by"] = shown(asset.referrer)
         if asset.encoding:
             evidence["served_encoding"] = asset.encoding
         if current:
@@ -542,38 +557,70 @@ def served_findings(located: Sequence[Located], tried: Mapping[str, str]) -> lis
     return findings
 
 
+_LISTED = 5  # URLs named in a finding's detail before "+N more"
+_ONE_EACH = 3  # up to this many assets failing alike get a finding each; more share one
+
+
+def _listed(urls: Sequence[str]) -> str:
+    more = f" (+{len(urls) - _LISTED} more)" if len(urls) > _LISTED else ""
+    return ", ".join(urls[:_LISTED]) + more
+
+
 def unscanned_findings(assets: Sequence[Asset], skipped: Sequence[str]) -> list[Finding]:
-    findings = []
+    """UNKNOWN for each asset that could not be scanned (those failing alike, past a few, in one
+    finding: a page of a thousand scripts past the deadline is one finding, not a thousand), and one
+    INFO listing the assets of other origins."""
+    why = rule("secret-served-live")
+    fix = "Make the asset reachable from here (or raise the trace's deadline or size cap) and trace again."
+    alike: dict[str, list[Asset]] = {}
     for asset in assets:
-        if asset.error is None:
-            continue
-        evidence = {"url": asset.url, "asset": asset.kind}
-        if asset.referrer:
-            evidence["referenced_by"] = asset.referrer
-        findings.append(
-            rule("secret-served-live").finding(
-                asset.url,
-                f"{asset.url} ({asset.kind}) was not scanned: {asset.error}. What it serves is unknown.",
-                severity=Severity.UNKNOWN,
-                title="A served asset could not be scanned",
-                remediation="Make the asset reachable from here (or raise the trace's deadline or size "
-                "cap) and run the trace again.",
-                runbook=None,
-                evidence=evidence,
+        if asset.error is not None:
+            alike.setdefault(asset.error, []).append(asset)
+    findings = []
+    for error, group in alike.items():
+        if len(group) > _ONE_EACH:
+            urls = [shown(a.url) for a in group]
+            findings.append(
+                why.finding(
+                    f"{len(group)} assets",
+                    f"{len(group)} assets were not scanned: {error}. What they serve is unknown: "
+                    f"{_listed(urls)}.",
+                    severity=Severity.UNKNOWN,
+                    title="Served assets could not be scanned",
+                    remediation=fix,
+                    runbook=None,
+                    evidence={"urls": ", ".join(urls)},
+                )
             )
-        )
+            continue
+        for asset in group:
+            url = shown(asset.url)
+            evidence = {"url": url, "asset": asset.kind}
+            if asset.referrer:
+                evidence["referenced_by"] = shown(asset.referrer)
+            findings.append(
+                why.finding(
+                    url,
+                    f"{url} ({asset.kind}) was not scanned: {error}. What it serves is unknown.",
+                    severity=Severity.UNKNOWN,
+                    title="A served asset could not be scanned",
+                    remediation=fix,
+                    runbook=None,
+                    evidence=evidence,
+                )
+            )
     if skipped:
-        shown = ", ".join(skipped[:5]) + (f" (+{len(skipped) - 5} more)" if len(skipped) > 5 else "")
+        urls = [shown(u) for u in skipped]
         findings.append(
-            rule("secret-served-live").finding(
+            why.finding(
                 "other origins",
-                f"{len(skipped)} asset(s) on other origins were listed, not fetched: {shown}.",
+                f"{len(urls)} asset(s) on other origins were listed, not fetched: {_listed(urls)}.",
                 severity=Severity.INFO,
                 title="Assets on other origins were not scanned",
                 remediation="If your own bundle is served from another origin (a CDN), allow it "
                 "(--live-origin) so it is scanned too.",
                 runbook=None,
-                evidence={"skipped": ", ".join(skipped)},
+                evidence={"skipped": ", ".join(urls)},
             )
         )
     return findings
@@ -589,6 +636,7 @@ def trace(
     from_env: bool | None = None,
     timeout: float = TIMEOUT,
     max_asset_bytes: int = MAX_ASSET_BYTES,
+    max_assets: int = MAX_ASSETS,
     origins: Iterable[str] = (),
     base_url: str | None = None,
     current: Sequence[Needle] | None = None,
@@ -633,7 +681,15 @@ def trace(
         with lock:
             located.extend(Located(replace(asset, body=None), h) for h in hits)
 
-    assets, skipped = crawl(ctx, url, scan, timeout=timeout, max_asset_bytes=max_asset_bytes, origins=origins)
+    assets, skipped = crawl(
+        ctx,
+        url,
+        scan,
+        timeout=timeout,
+        max_asset_bytes=max_asset_bytes,
+        max_assets=max_assets,
+        origins=origins,
+    )
     candidates: dict[tuple[str, str], list[str]] = {k: list(v) for k, v in (also or {}).items()}
     for item in located:
         if item.hit.previous and item.hit.value:

@@ -349,3 +349,29 @@ def test_preflight_runs_the_git_scan_of_the_profiles_repository(project: Project
     crit = {(f["rule"], f["subject"]) for f in report["findings"] if f["severity"] == "CRIT"}
     assert any(r == "secret-in-git-history" for r, _s in crit), report["findings"]
     assert report["gate"] == "NO-GO" and secret not in result.out + result.err
+
+
+def test_a_hostile_page_is_bounded_and_said_so(
+    project: Project, certs: Certs, site: Site, tmp_path: Path
+) -> None:
+    """Broken URLs are skipped, a page of many scripts is cut at the asset cap in one finding, and a
+    credential in an asset's URL is masked where the URL is shown."""
+    scripts = "".join(f'<script src="/s/{n}.js"></script>' for n in range(20))
+    site.routes = {
+        "/": (
+            200,
+            html(
+                '<script src="http://[::1/x.js"></script><script src="http://h:port/x.js"></script>',
+                '<script src="/k.js?api_key=c2VjcmV0LXRva2VuLXZhbHVl"></script>',
+                scripts,
+            ),
+            {},
+        )
+    }
+    site.routes |= {f"/s/{n}.js": js("1") for n in range(20)}
+    found = trace_live.trace(ops_for(project, certs, tmp_path), base_url=site.url + "/", max_assets=10)
+    over = [f for f in found.findings if f.subject.endswith(" assets")]
+    assert len(over) == 1 and "more than 10 assets" in over[0].detail and over[0].severity is Severity.UNKNOWN
+    shown = json.dumps([f.to_dict() for f in found.findings]) + json.dumps(found.summary())
+    assert "c2VjcmV0LXRva2VuLXZhbHVl" not in shown and "/k.js?api_key=" in shown
+    assert not any("[::1" in a.url for a in found.assets)
