@@ -105,7 +105,8 @@ def test_the_rotation_runbook_refuses_to_finish_while_the_old_secret_is_accepted
         assert last is not None and last.id == "proved", last
         assert not ex.finished and "skip" not in ex.allowed()
         shown = ex.current_state()
-        assert shown is not None and "previous-secret-still-accepted" in shown.detail, shown.detail
+        assert shown is not None
+        assert "previous-secret-still-accepted" in shown.detail, shown.detail
         # the operator revokes the old value at the provider; the step passes, the runbook ends
         set_fault(demo.data_dir, "old-secret-accepted", False)
         again = ex.retry()
