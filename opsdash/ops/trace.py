@@ -180,8 +180,10 @@ def _git(
             history.trace.forget(gdir)
         scan = history.trace.scan_id(gdir, matcher.key)
         clean = history.trace.clean(scan) if scan is not None else set()
-        places = history.trace.places(scan) if scan is not None else {}
-    known = {oid: [Place(c, p) for c, p in where] for oid, where in places.items()}
+        places = history.trace.places(scan) if scan is not None else []
+    known: dict[str, list[Place]] = {}
+    for oid, commit, path in places:
+        known.setdefault(oid, []).append(Place(commit, path))
     trace = trace_repository(repo, matcher, known_clean=clean, known_places=known, progress=progress)
     with ops.history() as history:
         history.trace.remember(

@@ -305,3 +305,13 @@ def test_corrupt_object_is_an_error_naming_the_repository(tmp_path: Path) -> Non
     loose.write_bytes(zlib.compress(b"blob 99\0short")[:-3])  # truncated and lying about its size
     with pytest.raises(InputError, match="git could not"):
         trace_repository(repo.path, Matcher([Needle("S", _value())]))
+
+
+def test_a_linked_worktree_is_traced_as_its_repository(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "app")
+    secret = _value()
+    repo.commit({"a.txt": secret}, "leak")
+    repo.git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "other")
+    from_worktree = trace_repository(tmp_path / "wt", Matcher([Needle("S", secret)]))
+    assert from_worktree.repo == str((repo.path / ".git").resolve())
+    assert len(from_worktree.found) == 1

@@ -21,7 +21,7 @@ def test_remember_then_read_back(tmp_path: Path) -> None:
         assert history.trace.scan_id("/r/.git", "sha256:aaaa") == scan
         history.trace.remember("/r/.git", "sha256:aaaa", [_oid(4)], {_oid(3): [("c2", "b.txt")]})
         assert history.trace.clean(scan) == {_oid(1), _oid(2), _oid(4)}
-        assert sorted(history.trace.places(scan)[_oid(3)]) == [("c1", "a.txt"), ("c2", "b.txt")]
+        assert history.trace.places(scan) == [(_oid(3), "c1", "a.txt"), (_oid(3), "c2", "b.txt")]
 
 
 def test_a_new_needle_set_starts_the_repository_over(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_forget(tmp_path: Path) -> None:
     with History.open(tmp_path / "data") as history:
         scan = history.trace.remember("/r/.git", "sha256:aaaa", [_oid(1)], {_oid(2): [("c", "p")]})
         assert history.trace.forget("/r/.git") is True
-        assert history.trace.clean(scan) == set() and history.trace.places(scan) == {}
+        assert history.trace.clean(scan) == set() and history.trace.places(scan) == []
         assert history.trace.forget("/r/.git") is False
 
 
