@@ -180,8 +180,10 @@ def _git(
             history.trace.forget(gdir)
         scan = history.trace.scan_id(gdir, matcher.key)
         clean = history.trace.clean(scan) if scan is not None else set()
-        places = history.trace.places(scan) if scan is not None else {}
-    known = {oid: [Place(c, p) for c, p in where] for oid, where in places.items()}
+        places = history.trace.places(scan) if scan is not None else []
+    known: dict[str, list[Place]] = {}
+    for oid, commit, path in places:
+        known.setdefault(oid, []).append(Place(commit, path))
     trace = trace_repository(repo, matcher, known_clean=clean, known_places=known, progress=progress)
     with ops.history() as history:
         history.trace.remember(
@@ -226,8 +228,8 @@ def _encodings(hits: list[Hit]) -> str:
 
 def _location(loc: Location) -> str:
     pushed = "pushed" if loc.pushed else ("not pushed" if loc.reachable else "on no branch: unreachable")
-    date = f", {loc.author_date}" if loc.author_date else ""
-    return f"{loc.path} in commit {loc.commit[:12]}{date}, {pushed}"
+    date = f"{loc.author_date}, " if loc.author_date else ""
+    return f"{loc.path} in commit {loc.commit[:12]} ({date}{pushed})"
 
 
 def _object_findings(
@@ -240,12 +242,12 @@ def _object_findings(
         places = [_location(loc) for loc in obj.locations]
         if not places:
             where = (
-                f"a dangling {obj.kind} {obj.oid[:12]} that no commit references (kept by git until gc "
-                "prunes it: a file added then reset, a dropped stash)"
+                "no commit: a dangling object (kept by git until gc prunes it: a file added then "
+                "reset, a dropped stash)"
             )
         else:
             more = f"; and {len(places) - SHOWN} more" if len(places) > SHOWN else ""
-            where = f"{obj.kind} {obj.oid[:12]}: " + "; ".join(places[:SHOWN]) + more
+            where = "; ".join(places[:SHOWN]) + more
         first = obj.locations[0] if obj.locations else None
         evidence = {
             "object": obj.oid,
@@ -258,7 +260,7 @@ def _object_findings(
             "commits": ",".join(dict.fromkeys(loc.commit for loc in obj.locations)),
             "encoding": _encodings(hits),
         }
-        at = f"{_lines(hits)} ({_encodings(hits)})"
+        at = f"{obj.kind} {obj.oid[:12]}, {_lines(hits)} ({_encodings(hits)})"
         if is_previous:
             shape = shapes.get((name, print_))
             evidence["value"] = (
@@ -267,21 +269,25 @@ def _object_findings(
             previous.extend(PreviousFound(name, print_, where, h.value) for h in hits[:1] if h.value)
             yield rule("previous-secret-in-history").finding(
                 name,
-                f"A previous value of {name} ({print_}) is in the git history, {at}, in {where}. It was "
+                f"A previous value of {name} ({print_}) is in the git history: {at}, at {where}. It was "
                 "rotated away; it is harmless only if the provider revoked it.",
                 evidence=evidence,
             )
         else:
             evidence["value"] = masks[name]
             pushed = any(loc.pushed for loc in obj.locations)
-            exposure = (
-                "It was pushed: whoever can read the remote has it."
-                if pushed
-                else "No remote-tracking branch holds it, but every copy of this repository does."
-            )
+            if pushed:
+                exposure = "It was pushed: whoever can read the remote has it."
+            elif any(loc.reachable for loc in obj.locations):
+                exposure = "No remote-tracking branch holds it, but every clone made from here does."
+            else:
+                exposure = (
+                    "No branch holds it: it stays in this repository's object store (and any copy of the "
+                    "directory, a backup, a CI cache) until git gc prunes it."
+                )
             yield rule("secret-in-git-history").finding(
                 name,
-                f"The current value of {name} is in the git history, {at}, in {where}. {exposure} Rewriting "
+                f"The current value of {name} is in the git history: {at}, at {where}. {exposure} Rewriting "
                 "history does not un-leak it: rotate it.",
                 evidence=evidence,
             )

@@ -28,15 +28,13 @@ class Trace(Repository):
         rows = self.history.conn.execute("SELECT oid FROM trace_objects WHERE scan_id = ?", [scan_id])
         return {oid.hex() for (oid,) in rows}
 
-    def places(self, scan_id: int) -> dict[str, list[tuple[str, str]]]:
-        """Object id -> [(commit, path)] where an object that held a value was put."""
-        found: dict[str, list[tuple[str, str]]] = {}
+    def places(self, scan_id: int) -> list[tuple[str, str, str]]:
+        """(object id, commit, path): where the objects that held a value were put."""
         rows = self.history.conn.execute(
-            "SELECT oid, commit_id, path FROM trace_places WHERE scan_id = ?", [scan_id]
+            "SELECT oid, commit_id, path FROM trace_places WHERE scan_id = ? ORDER BY oid, commit_id, path",
+            [scan_id],
         )
-        for oid, commit, path in rows:
-            found.setdefault(oid, []).append((commit, path))
-        return found
+        return [(str(oid), str(commit), str(path)) for oid, commit, path in rows]
 
     def remember(
         self,

@@ -99,8 +99,12 @@ def git_dir(repo: Path, git: str = "git") -> str:
         raise InputError(f"{repo}: no such directory")
     if not repo.is_dir():
         raise InputError(f"{repo}: not a directory")
-    out = _run(git, repo, ["rev-parse", "--absolute-git-dir"], what="find the repository")
-    return out.strip()
+    own = _run(git, repo, ["rev-parse", "--absolute-git-dir"], what="find the repository").strip()
+    try:  # a linked worktree shares its main repository's objects: one cache for all of them
+        common = _run(git, repo, ["rev-parse", "--path-format=absolute", "--git-common-dir"], "find it")
+    except InputError:  # git before 2.31
+        return own
+    return common.strip() or own
 
 
 def trace_repository(
