@@ -31,6 +31,7 @@ from opsdash.core.profile import (
     TargetSection,
     TcpCheck,
     TlsCheck,
+    TraceSection,
     UrlsSection,
     WebhookCheck,
     WebhookSection,
@@ -51,6 +52,17 @@ WHY = {
     "example-drift": "The example is how the next deploy learns what to set; drift means a variable gets forgotten.",
     "secret-client-exposed": "The bundler inlines a VITE_ (NEXT_PUBLIC_, REACT_APP_) variable into the JavaScript it ships wherever the code reads it (all of them where code reads import.meta.env whole): the secret is one build away from public.",
     "secret-in-bundle": "The secret is readable by anyone who opens the site's JavaScript, whatever the variable is called.",
+    "secret-in-git-history": "Every clone, fork and CI cache of the repository holds the value, reachable or not "
+    "(a deleted branch, a stash, an old pack); deleting the file or rewriting history does not take it back.",
+    "secret-in-source": "A hard-coded value (a fallback in source, a build, a copied env file) ships with the "
+    "code and outlives every rotation of the environment's value.",
+    "previous-secret-in-history": "A rotated-away value is harmless only if the provider revoked it; where it "
+    "still works, whoever has the repository can still sign with it.",
+    "secret-served-live": "Every visitor's browser has downloaded the value, and caches, CDNs and archives keep copies: "
+    "it is public until it is rotated. UNKNOWN when an asset could not be fetched or decoded: what it serves was "
+    "not looked at.",
+    "previous-secret-still-accepted": "The rotation replaced the value in the app but did not revoke the old one at "
+    "the provider, and the old one sits where others can read it (git history, an old build, the live site).",
     "secret-reused": "One leak or one rotation then affects two things at once; iKhokha callbacks signed with the API "
     "secret are a known case to confirm with the provider.",
     "secret-placeholder": "The provider rejects it (payments fail), or worse, it is a known test credential.",
@@ -239,6 +251,7 @@ def configuration() -> str:
     )
     sections = [
         ("target", TargetSection),
+        ("target.trace", TraceSection),
         ("env", EnvSection),
         ("urls", UrlsSection),
         ("[[policy]]", PolicyRule),

@@ -21,7 +21,10 @@ from opsdash.cli import main
 from opsdash.core.secrets import redactor
 from opsdash.demo import betaskill_env, env_text
 from opsdash.demo.target import CHECKS_MARKER
+from tests.servers import closed_port
 from tests.waits import read_line
+
+LIVE_BASE_URL = "https://app.betaskill.com"  # the example profile's base_url
 
 # CI explores the same examples every run (a failure there must be reproducible); locally,
 # hypothesis keeps searching new ones.
@@ -103,8 +106,10 @@ class Project:
 def project(tmp_path: Path) -> Project:
     root = tmp_path / "betaskill"
     root.mkdir()
-    # The example's [[checks]] probe the real BetaSkill: tests never do, so they are left out here.
+    # The example's [[checks]] probe the real BetaSkill: tests never do, so they are left out here;
+    # and its base_url (which preflight's live-site trace fetches) is a closed port on 127.0.0.1.
     text = EXAMPLE_PROFILE.read_text()
+    text = text.replace(LIVE_BASE_URL, f"http://127.0.0.1:{closed_port()}/", 1)
     (root / "opsdash.toml").write_text(text[: text.index(CHECKS_MARKER)])
     shutil.copy(EXAMPLE_PROFILE.with_name(".env.production.example"), root / ".env.production.example")
     proj = Project(root, root / "opsdash.toml", root / ".env.production")

@@ -209,17 +209,20 @@ class ThreadedRawServer(_ServerThread):
 class ThreadedHttpServer(_ServerThread):
     """`http_server` in a thread of its own: every request answered by `handler`."""
 
-    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+    def __init__(
+        self, handler: Callable[[Request], Awaitable[Response]], ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.handler = handler
+        self.ssl_context = ssl_context
         super().__init__()
 
     async def _open(self) -> tuple[int, Callable[[], Awaitable[None]]]:
-        server = HttpServer(self.handler)
+        server = HttpServer(self.handler, self.ssl_context)
         return await server.start(), server.close
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
 
 # Alertmanager's v2 OpenAPI: postableAlert = labels (required), annotations, startsAt, endsAt, generatorURL

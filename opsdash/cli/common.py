@@ -31,6 +31,7 @@ COMMANDS = {
     "init": "opsdash.cli.config:init",
     "preflight": "opsdash.cli.deploys:preflight",
     "runbook": "opsdash.cli.runbook:runbook",
+    "secrets": "opsdash.cli.secrets:secrets",
     "serve": "opsdash.cli.serve:serve",
     "validate": "opsdash.cli.validate:validate",
     "verify-deploy": "opsdash.cli.deploys:verify_deploy_cmd",

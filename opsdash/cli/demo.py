@@ -66,6 +66,7 @@ def demo(ctx: click.Context, faults: tuple[str, ...], no_tui: bool, directory: P
                 f"faults on: {', '.join(sorted(target.faults)) or 'none'}",
                 err=True,
             )
+            emit(target.repo_note, err=True)
             emit(f"try: opsdash check --config {profile}   |   Ctrl-C stops the demo", err=True)
 
         asyncio.run(serve(workdir, data_dir, faults, ready))

@@ -38,6 +38,11 @@ def progress_to_stderr(message: str) -> None:
 @common_options
 @format_option("sarif", "junit", "github")
 @click.option("--no-history", is_flag=True, help="Do not record this run (nor alert on it).")
+@click.option(
+    "--no-live",
+    is_flag=True,
+    help="Do not trace the live site (base_url and the assets it serves) for the target's secrets.",
+)
 def preflight(
     config: Path | None,
     env_files: tuple[Path, ...],
@@ -46,9 +51,12 @@ def preflight(
     operator: str | None,
     fmt: str,
     no_history: bool,
+    no_live: bool,
 ) -> None:
     """The pre-deploy go/no-go: environment validation, every live check (TLS and the webhook
-    self-test among them) and rollback readiness, as one verdict with every reason listed.
+    self-test among them), the live site traced for the target's secrets (base_url's HTML and every
+    script, stylesheet, module preload and source map it serves) and rollback readiness, as one
+    verdict with every reason listed.
     --format sarif feeds GitHub code scanning, junit a CI test report, github PR annotations.
 
     Recorded in history (a green preflight is the baseline verify-deploy compares with) and the
@@ -67,6 +75,7 @@ def preflight(
         env_files=list(env_files) or None,
         from_env=from_env,
         record=not no_history,
+        live=not no_live,
         progress=progress_to_stderr if fmt == "text" else lambda _m: None,
     )
     _gate_output(report, fmt, ops, recorded=not no_history)

@@ -39,6 +39,31 @@ def location(f: Finding, fallback: Path | None = None) -> tuple[str | None, int 
     return None, None
 
 
+def traced_location(f: Finding) -> dict[str, Any] | None:
+    """Where the credential trace found a secret, as a SARIF location: the served asset's URL (an
+    absolute URI), a path in the app's repository with the commit that holds it, or a file."""
+    ev = f.evidence
+    line = ev.get("line", "")
+    region = {"startLine": int(line) if line.isdigit() and int(line) > 0 else 1}
+    if ev.get("url", "").startswith(("http://", "https://")):
+        return {
+            "physicalLocation": {"artifactLocation": {"uri": ev["url"]}, "region": region},
+            "message": {"text": visible(f"served as {ev.get('asset', 'an asset')}")},
+        }
+    if ev.get("path") and ev.get("commit"):
+        commit = ev["commit"].split(",")[0].strip()
+        return {
+            "physicalLocation": {"artifactLocation": {"uri": Path(ev["path"]).as_posix()}, "region": region},
+            "message": {"text": visible(f"in commit {commit}")},
+            "properties": {"commit": visible(commit)},
+        }
+    if ev.get("path") and f.rule.startswith(("secret-in-", "previous-secret-")):  # a file the trace read
+        path = _relative(ev["path"])
+        uri = Path(path).as_uri() if path.startswith("/") else path
+        return {"physicalLocation": {"artifactLocation": {"uri": uri}, "region": region}}
+    return None
+
+
 def _relative(path: str) -> str:
     """Relative to the working directory (the repository root in CI, as code scanning wants);
     a file outside it keeps its absolute path."""
@@ -83,8 +108,11 @@ def sarif(report: Report, profile_path: Path | None = None) -> dict[str, Any]:
             "message": {"text": visible(f"{_message(f)} Fix: {f.remediation}")},
             "properties": {"severity": f.severity.value, "subject": visible(f.subject)},
         }
+        traced = traced_location(f)
         uri, line = location(f, profile_path)
-        if uri is not None:  # code scanning places a result on a line: the profile's first when unknown
+        if traced is not None:  # the credential trace: an asset URL, or a path in a commit
+            result["locations"] = [traced]
+        elif uri is not None:  # code scanning places a result on a line: the profile's first when unknown
             result["locations"] = [
                 {
                     "physicalLocation": {

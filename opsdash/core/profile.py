@@ -33,6 +33,27 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TraceSection(_Section):
+    """`[target.trace]`: where `opsdash secrets trace` looks for the target's secret values."""
+
+    repo: Path | None = Field(
+        None,
+        description="The app's git repository (relative to this file): every object in it, reachable or "
+        "not, is searched. Unset: only --repo.",
+    )
+    paths: list[Path] = Field(
+        default=[],
+        description="Files and directories also searched (source, build output; relative to this file). "
+        "bundle_dir is searched too when set.",
+    )
+    skip_dirs: list[str] = Field(
+        default=[".git", "node_modules"], description="Directory names not descended into under paths."
+    )
+    max_file_bytes: int = Field(
+        100_000_000, ge=1, description="A larger file under paths is reported as not searched."
+    )
+
+
 class TargetSection(_Section):
     name: str = Field(description="Name of the deployment, shown in every report.")
     environment: str = Field("production", description="Environment this profile describes.")
@@ -47,6 +68,9 @@ class TargetSection(_Section):
     )
     bundle_dir: Path | None = Field(
         None, description="Built front-end (e.g. dist/) to scan for leaked secrets."
+    )
+    trace: TraceSection = Field(
+        default_factory=TraceSection, description="Where `opsdash secrets trace` looks."
     )
 
     _check_base_url = field_validator("base_url")(check_http_url)
@@ -156,7 +180,13 @@ DASHBOARD_THEMES = (
 KEYMAP_IDS = (
     *("app.quit", "app.help", "app.back", "app.pane.overview", "app.pane.validation"),
     *("app.pane.health", "app.pane.audit", "app.pane.runbooks", "app.pane.history"),
-    *("validation.rerun", "validation.open_runbook", "validation.copy", "validation.filter"),
+    *(
+        "validation.rerun",
+        "validation.open_runbook",
+        "validation.copy",
+        "validation.filter",
+        "validation.trace",
+    ),
     *("health.pause", "health.open_runbook", "health.copy", "health.filter"),
     *("audit.verify", "audit.filter", "audit.follow", "audit.oldest", "audit.copy"),
     *("runbooks.open", "runbooks.new", "runbooks.copy", "runbooks.list", "runbooks.step.confirm"),

@@ -389,6 +389,55 @@ RULES: dict[str, Rule] = {
             "A different (older or shorter) certificate is being served: check the deploy's TLS setup.",
             RB_TLS,
         ),
+        # credential trace (opsdash secrets trace)
+        Rule(
+            "secret-in-git-history",
+            "trace",
+            _C,
+            "A current secret is in the app's git history",
+            "Rotate the secret now: anyone with a clone (or the remote) has it, and rewriting history does "
+            "not un-leak it. Then remove it from the files and, if you must, purge it from history "
+            "(git filter-repo) and ask every holder of a clone to re-clone.",
+            RB_ROTATION,
+        ),
+        Rule(
+            "secret-in-source",
+            "trace",
+            _C,
+            "A current secret is in the app's files",
+            "Rotate the secret, then remove the hard-coded value (a fallback in source, a build, a copied "
+            "env file) and read it from the server's environment only.",
+            RB_ROTATION,
+        ),
+        Rule(
+            "previous-secret-in-history",
+            "trace",
+            _I,
+            "A previous (rotated-away) secret is in the app's history or files",
+            "Confirm the rotation revoked it at the provider (a revoked value found here is harmless); "
+            "if it still works, revoke it now.",
+            RB_ROTATION,
+        ),
+        # the credential trace, live site (`opsdash secrets trace --live`, preflight, the trace gate)
+        Rule(
+            "secret-served-live",
+            "trace",
+            _C,
+            "The live site serves a secret to every visitor",
+            "Rotate the secret now: every visitor has downloaded it, so removing it from the bundle does "
+            "not un-leak it. Then move the variable off the client prefix, rebuild, redeploy and trace "
+            "again.",
+            RB_ROTATION,
+        ),
+        Rule(
+            "previous-secret-still-accepted",
+            "trace",
+            _C,
+            "A previous (rotated-away) secret is still accepted by the provider",
+            "Revoke the old value in the provider's dashboard now: the rotation is not done while it "
+            "still works, and it was found where others can read it.",
+            RB_ROTATION,
+        ),
     ]
 }
 

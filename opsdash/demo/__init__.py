@@ -22,6 +22,10 @@ FAULTS: dict[str, str] = {
     "app-slow": "the app's health endpoint takes 600 ms longer to answer",
     "secret-rotated": "the iKhokha API secret was rotated (the app's env file and the API agree)",
     "env-plan-shaped": "the env file is the one BetaSkill's plan describes (secrets under VITE_)",
+    "bundle-leak": "the live site serves a JavaScript bundle (and its source map) built with the iKhokha "
+    "API secret in it, as a VITE_ variable puts it there (the build from before any rotation)",
+    "old-secret-accepted": "the iKhokha API still accepts the API secret from before the rotation "
+    "(the rotation was not completed: the old value was never revoked)",
 }
 
 _PACKAGED = Path(__file__).with_name("betaskill.toml")

@@ -13,7 +13,9 @@ import datetime as dt
 import json
 import os
 import secrets
+import shutil
 import ssl
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,11 @@ PREVIOUS_VERSION = "2026.11.2"
 WEBHOOK_PATH = "/api/payments/ikhokha/webhook"
 CHECKS_MARKER = "# ---- health checks"
 API_BASE_PATH = "/public-api/v1/api"
+# The front end as Vite builds it: an entry script, a module preload, a stylesheet, source maps.
+ENTRY = "/assets/index-Bq7xT2mK.js"
+VENDOR = "/assets/vendor-C9sLw3Pd.js"
+STYLES = "/assets/index-Dk2mQ8vR.css"
+APP_REPO = "app"  # the demo's git repository: a secret committed, then deleted
 
 
 class UnknownFault(KeyError):
@@ -43,7 +50,7 @@ def _context(cert: trustme.LeafCert) -> ssl.SSLContext:
     return ctx
 
 
-DEMO_FILES = frozenset({"opsdash.toml", ".env.production", "demo-ca.pem"})
+DEMO_FILES = frozenset({"opsdash.toml", ".env.production", "demo-ca.pem", APP_REPO})
 
 
 def claim_workdir(path: Path) -> None:
@@ -101,6 +108,7 @@ class DemoTarget:
         self.api = HttpServer(self._api, self._contexts["valid"])
         self.control = HttpServer(self._control)
         self.seen_paylinks: set[str] = set()
+        self.repo_note = ""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -112,6 +120,7 @@ class DemoTarget:
         write_file(self.workdir / "demo-ca.pem", self.ca.cert_pem.bytes(), 0o644)
         write_file(self.workdir / "opsdash.toml", self.profile_text(), 0o644)
         self._write_env()
+        self.repo_note = build_repository(self.workdir / APP_REPO, self._original_secret)
         return self.workdir / "opsdash.toml"
 
     async def close(self) -> None:
@@ -161,6 +170,7 @@ class DemoTarget:
         if self.data_dir is not None:
             text = text.replace("[opsdash]\n", f"[opsdash]\ndata_dir = {json.dumps(str(self.data_dir))}\n", 1)
         app, api = self.app.base_url, self.api.base_url
+        text = text.replace('base_url = "https://app.betaskill.com"', f'base_url = "{app}/"', 1)
         checks = f'''{CHECKS_MARKER}
 # ---- written by 'opsdash demo': the same checks, against the simulated servers on 127.0.0.1 ----
 [deploy]
@@ -263,7 +273,57 @@ interval = 10
             )
         if req.path == WEBHOOK_PATH and req.method == "POST":
             return self._webhook(req)
+        if req.method == "GET":
+            asset = self._site().get(req.path)
+            if asset is not None:
+                return Response(200, asset[1], {"content-type": asset[0]})
         return Response(404, b"not found")
+
+    def _site(self) -> dict[str, tuple[str, bytes]]:
+        """The front end the app serves: clean, or (bundle-leak) built with the API secret in it, as
+        a VITE_ variable bundles it; the build predates any rotation, so it holds the first value."""
+        leak = "bundle-leak" in self.faults
+        config = '{apiBase:"/api/payments",testMode:!1' + (
+            f',appSecret:"{self._original_secret}"}}' if leak else "}"
+        )
+        entry = (
+            f'import{{c as t,r as e}}from"./{VENDOR.rsplit("/", 1)[1]}";const o={config};'
+            f'e(t(o),document.getElementById("app"));\n//# sourceMappingURL={ENTRY.rsplit("/", 1)[1]}.map\n'
+        )
+        source = (
+            "export const config = {\n  apiBase: '/api/payments',\n  testMode: false,\n"
+            + (
+                f"  appSecret: import.meta.env.VITE_IKHOKHA_API_SECRET || '{self._original_secret}',\n"
+                if leak
+                else ""
+            )
+            + "};\n"
+        )
+        sourcemap = json.dumps(
+            {
+                "version": 3,
+                "sources": ["../../src/config/ikhokha.ts"],
+                "sourcesContent": [source],
+                "mappings": "AAAA",
+            }
+        )
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="UTF-8"><title>BetaSkill</title>'
+            f'<script type="module" crossorigin src="{ENTRY}"></script>'
+            f'<link rel="modulepreload" crossorigin href="{VENDOR}">'
+            f'<link rel="stylesheet" crossorigin href="{STYLES}">'
+            '</head><body><div id="app"></div></body></html>'
+        )
+        return {
+            "/": ("text/html", page.encode()),
+            ENTRY: ("text/javascript", entry.encode()),
+            ENTRY + ".map": ("application/json", sourcemap.encode()),
+            VENDOR: (
+                "text/javascript",
+                b"export function c(n){return n}export function r(n,t){t.textContent=n.apiBase}",
+            ),
+            STYLES: ("text/css", b"#app{font-family:system-ui}"),
+        }
 
     def _webhook(self, req: Request) -> Response:
         if "webhook-unsigned" in self.faults:
@@ -296,8 +356,11 @@ interval = 10
             return Response.json('{"message":"the demo never creates payments"}', 405)
         app_id = req.headers.get(ikhokha.APP_ID_HEADER.lower(), "")
         signature = req.headers.get(ikhokha.SIGN_HEADER.lower(), "")
-        valid = app_id == self.env["IKHOKHA_API_KEY"] and ikhokha.verify(
-            self.env["IKHOKHA_API_SECRET"], req.path, req.body, signature
+        accepted = [self.env["IKHOKHA_API_SECRET"]]
+        if "old-secret-accepted" in self.faults:  # the rotation was never completed at the provider
+            accepted.append(self._original_secret)
+        valid = app_id == self.env["IKHOKHA_API_KEY"] and any(
+            ikhokha.verify(secret, req.path, req.body, signature) for secret in accepted
         )
         if "credentials-rejected" in self.faults or not valid:
             return Response.json('{"message":"Unauthorized"}', 401)
@@ -323,3 +386,53 @@ interval = 10
                 return Response.json(json.dumps({"error": f"unknown fault {parts[1]}"}), 404)
             return Response.json(json.dumps({"faults": sorted(self.faults)}))
         return Response.json('{"error":"not found"}', 404)
+
+
+def build_repository(path: Path, secret: str) -> str:
+    """The app's repository as the plan leaves it: a commit that hard-codes the API secret as a
+    fallback in src/config/ikhokha.ts, and a later one that deletes it (the value stays in history).
+    Made with the git CLI; without git the demo runs without it and says so."""
+    git = shutil.which("git")
+    if git is None:
+        return "git is not installed: the demo has no app repository to trace (install git for it)"
+    if path.is_dir() and not path.is_symlink():  # a previous demo's, with its own (older) values
+        shutil.rmtree(path)
+    (path / "src" / "config").mkdir(parents=True, exist_ok=True)
+    env = {
+        "GIT_AUTHOR_NAME": "BetaSkill dev",
+        "GIT_AUTHOR_EMAIL": "dev@betaskill.invalid",
+        "GIT_COMMITTER_NAME": "BetaSkill dev",
+        "GIT_COMMITTER_EMAIL": "dev@betaskill.invalid",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(path),
+        "PATH": os.environ.get("PATH", ""),
+    }
+    config = path / "src" / "config" / "ikhokha.ts"
+
+    def run(*args: str, date: str = "2026-11-02T09:00:00Z") -> None:
+        dated = {**env, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+        subprocess.run(  # noqa: S603 - git from PATH, fixed arguments, in a directory the demo made
+            [git, *args], cwd=path, env=dated, check=True, capture_output=True, timeout=30
+        )
+
+    def commit(message: str, date: str) -> None:
+        run("add", "-A", date=date)
+        run("commit", "-q", "-m", message, date=date)
+
+    try:
+        run("init", "-q", "-b", "main")
+        (path / "README.md").write_text("# BetaSkill (opsdash demo repository: fake values only)\n")
+        config.write_text(
+            "export const ikhokha = {\n  appId: import.meta.env.VITE_IKHOKHA_API_KEY,\n"
+            f"  secret: import.meta.env.VITE_IKHOKHA_API_SECRET || '{secret}',\n}};\n"
+        )
+        commit("Add iKhokha config with a fallback", "2026-11-02T09:14:00Z")
+        config.write_text("export const ikhokha = {\n  appId: import.meta.env.VITE_IKHOKHA_API_KEY,\n};\n")
+        commit("Remove the hard-coded fallback secret", "2026-11-03T16:40:00Z")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"could not build the demo's app repository with git: {exc}"
+    return (
+        f"app repository (a secret committed, then deleted): {path}; "
+        f"trace it with: opsdash secrets trace --config {path.parent / 'opsdash.toml'} --repo {path}"
+    )

@@ -45,7 +45,13 @@ class RecordFields(TypedDict, total=False):
 
 AUDIT_KEY_FILE = "audit.key"
 ANCHOR_DIR = "audit-anchors"
-EXPOSURE_RULES = {"secret-client-exposed", "secret-in-bundle", "url-secret-in-query"}
+EXPOSURE_RULES = {
+    "secret-client-exposed",
+    "secret-in-bundle",
+    "url-secret-in-query",
+    "secret-in-git-history",
+    "secret-in-source",
+}
 
 
 def anchor_path(data_dir: Path) -> Path:

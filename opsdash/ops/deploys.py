@@ -93,10 +93,12 @@ def preflight(
     env_files: Sequence[Path] | None = None,
     from_env: bool | None = None,
     record: bool = True,
+    live: bool = True,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> Report:
-    """Environment validation + every live check (TLS and the webhook self-test among them) + rollback
-    readiness, as one go/no-go report."""
+    """Environment validation + every live check (TLS and the webhook self-test among them) + the
+    live site traced for the target's secrets (unless `live` is False) + rollback readiness, as one
+    go/no-go report."""
     profile = ops.profile
     started, t0 = ops.now(), time.perf_counter()
     progress("validating the environment")
@@ -108,11 +110,18 @@ def preflight(
         results = run_sync(run_once(profile.checks, ctx, concurrency=profile.health.concurrency))
     else:
         results = []
+    traced: Report | None = None
+    if live:
+        progress(
+            f"tracing the target's secrets: the live site {profile.target.base_url} (and new git objects)"
+        )
+        traced = credential_trace(ops, env_files=env_files, from_env=from_env)
     progress("checking rollback readiness")
     versions = read_versions(profile)
     with ops.history() as history:
         readiness = rollback_readiness(profile, history, versions)
         findings = [*validation.report.findings, *(f for r in results for f in r.findings), *readiness]
+        findings += traced.findings if traced else ()
         if not profile.checks:
             findings.append(
                 rule("check-failed").finding(
@@ -127,10 +136,34 @@ def preflight(
             "versions": None if versions is None else versions.__dict__,
             "rollback_ready": not readiness or all(f.severity is not Severity.CRIT for f in readiness),
         }
+        if traced is not None:
+            summary["trace"] = dict(traced.summary)
         report = Report.timed("preflight", profile.target.name, started, t0, findings, summary)
         if record:
             _record(ops, history, report, validation.env, results)
     return report
+
+
+def credential_trace(
+    ops: Ops, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
+) -> Report:
+    """The fast parts of the credential trace, for a gate: the live site, and the git objects new
+    since the last trace of the profile's repository ([target.trace]); previous values found are
+    tried at the provider. Not recorded on its own: the gate's run holds its findings. A trace that
+    cannot run is an UNKNOWN finding, so the gate says it was not evaluated."""
+    from opsdash.ops import trace_live
+
+    try:
+        return trace_live.run(ops, env_files=env_files, from_env=from_env, record=False, live=True).report
+    except (ConfigError, InputError) as exc:
+        finding = rule("secret-served-live").finding(
+            ops.profile.target.base_url,
+            f"The credential trace could not run: {exc}",
+            severity=Severity.UNKNOWN,
+            title="The credential trace could not run",
+            runbook=None,
+        )
+        return Report.timed("trace", ops.profile.target.name, ops.now(), time.perf_counter(), [finding])
 
 
 @dataclass

@@ -4,7 +4,7 @@ the repositories, one per table family.
 `History` opens (creating the file without ever opening a second descriptor on it), migrates, checks
 integrity and runs write transactions (`writing()`: BEGIN IMMEDIATE, joining one already open).
 The data is reached through its repositories, `history.runs`, `.checks`, `.alerts`, `.sessions`,
-`.webhooks` and `.anchors`, each querying only its own tables over this one connection;
+`.webhooks`, `.anchors` and `.trace`, each querying only its own tables over this one connection;
 `purge`/`compact` (retention.py) span them all. The schema and its migrations are in schema.py,
 the row types in rows.py.
 """
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from opsdash.storage.checks import Checks
     from opsdash.storage.runs import Runs
     from opsdash.storage.sessions import RunbookSessions
+    from opsdash.storage.trace import Trace
     from opsdash.storage.webhooks import Webhooks
 
 DB_NAME = "history.db"
@@ -80,6 +81,7 @@ class History:
     sessions: _Repository[RunbookSessions] = _Repository("opsdash.storage.sessions:RunbookSessions")
     webhooks: _Repository[Webhooks] = _Repository("opsdash.storage.webhooks:Webhooks")
     anchors: _Repository[Anchors] = _Repository("opsdash.storage.anchors:Anchors")
+    trace: _Repository[Trace] = _Repository("opsdash.storage.trace:Trace")
 
     def __init__(
         self,

@@ -79,9 +79,17 @@ class Runs(Repository):
             )
             if env is not None:
                 conn.executemany(
-                    "INSERT INTO env_keys (run_id, key, source, fingerprint, secret) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO env_keys (run_id, key, source, fingerprint, secret, length) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (report.run_id, key, item.source, fingerprint(item.value), int(is_secret(key)))
+                        (
+                            report.run_id,
+                            key,
+                            item.source,
+                            fingerprint(item.value),
+                            int(secret := is_secret(key)),
+                            len(item.value) if secret else None,  # as mask() shows it
+                        )
                         for key, item in env.values.items()
                     ],
                 )
@@ -197,6 +205,18 @@ class Runs(Repository):
         except sqlite3.Error:
             return set()
         return {row[0] for row in rows}
+
+    def secret_prints(self, runs: int) -> list[tuple[str, str, int | None]]:
+        """(variable, fingerprint, length) of the secret env values of the newest `runs` runs that
+        read the env, each once: the previous values a credential trace looks for (a length is
+        None for runs recorded before lengths were kept)."""
+        rows = self.history.conn.execute(
+            "SELECT key, fingerprint, MAX(length) FROM env_keys WHERE secret = 1 AND run_id IN "
+            "(SELECT r.run_id FROM runs r WHERE EXISTS (SELECT 1 FROM env_keys k WHERE k.run_id = r.run_id) "
+            "ORDER BY r.started_at DESC LIMIT ?) GROUP BY key, fingerprint ORDER BY key, fingerprint",
+            [runs],
+        ).fetchall()
+        return [(key, print_, None if length is None else int(length)) for key, print_, length in rows]
 
     def report(self, run: RunRow) -> Report:
         """The run's report as it was shown: its findings, and its check results as they ended."""

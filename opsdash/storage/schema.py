@@ -170,6 +170,20 @@ STEPS: list[tuple[Change, ...]] = [
         Columns("runbook_sessions", "exclusive_group target"),
         Index("runbook_sessions", "exclusive_group target status"),
     ),
+    # v10: the credential trace. A scan is one repository under one set of needles (a hash of their
+    # fingerprints, never of the values); its objects are the ids read clean (20 bytes each), its
+    # places where the objects that held a value were put. An env key's value length: the shape a
+    # previous value is looked for in (the length is in every mask already)
+    (
+        Table("trace_scans", "id:int repo needles updated_at"),
+        Index("trace_scans", "repo", unique=True),
+        Sql(
+            "CREATE TABLE IF NOT EXISTS trace_objects (scan_id INTEGER NOT NULL, oid BLOB NOT NULL, "
+            "PRIMARY KEY (scan_id, oid)) WITHOUT ROWID"
+        ),
+        Table("trace_places", "scan_id:int oid commit_id path", pk=("scan_id", "oid", "commit_id", "path")),
+        Columns("env_keys", "length:int"),
+    ),
 ]
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # annotations only: the first frame imports this module, and not the health engine
-    from opsdash.core.findings import Report, Severity
+    from opsdash.core.findings import Finding, Report, Severity
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
     from opsdash.ops.base import Ops
@@ -42,6 +42,14 @@ class ValidationCompleted(Message):
 @dataclass
 class ValidationFailed(Message):
     error: str
+
+
+@dataclass
+class TraceCompleted(Message):
+    """The credential trace ended: its findings (each with where it was found), or why it could not run."""
+
+    findings: tuple[Finding, ...]
+    error: str | None = None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 ```check
 app-health                       # a health check from the profile must pass
 validate                         # environment validation must have no CRIT finding
+trace                            # the credential trace: no secret served live, no previous one accepted
 http https://app.example.com/version
   [STATUS] == 200                # conditions for the http line above, indented
   [BODY].version == {{release}}
@@ -18,15 +19,17 @@ from opsdash.core.health.conditions import ConditionError, parse
 
 @dataclass(frozen=True)
 class Gate:
-    kind: str  # check | validate | http
+    kind: str  # check | validate | trace | http
     target: str  # check name, or URL
     line: int  # 1-based line within the block
     conditions: tuple[str, ...] = field(default=())
 
     def label(self) -> str:
-        return {"check": f"check {self.target}", "validate": "environment validation"}.get(
-            self.kind, f"http {self.target}"
-        )
+        return {
+            "check": f"check {self.target}",
+            "validate": "environment validation",
+            "trace": "credential trace",
+        }.get(self.kind, f"http {self.target}")
 
 
 def _strip_comment(line: str) -> str:
@@ -63,8 +66,8 @@ def parse_gates(block: str) -> tuple[list[Gate], list[tuple[int, str]]]:
             gates[-1] = Gate(last.kind, last.target, last.line, (*last.conditions, text.strip()))
             continue
         words = text.split()
-        if words[0] == "validate" and len(words) == 1:
-            gates.append(Gate("validate", "", number))
+        if words[0] in ("validate", "trace") and len(words) == 1:
+            gates.append(Gate(words[0], "", number))
         elif words[0] == "http":
             if len(words) != 2 or not words[1].startswith(("http://", "https://")):
                 problems.append((number, "expected 'http https://host/path'"))
@@ -74,7 +77,10 @@ def parse_gates(block: str) -> tuple[list[Gate], list[tuple[int, str]]]:
             gates.append(Gate("check", words[0], number))
         else:
             problems.append(
-                (number, f"cannot read {text.strip()!r}: expected a check name, 'validate' or 'http URL'")
+                (
+                    number,
+                    f"cannot read {text.strip()!r}: expected a check name, 'validate', 'trace' or 'http URL'",
+                )
             )
     if not gates and not problems:
         problems.append((1, "the check block names nothing to check"))

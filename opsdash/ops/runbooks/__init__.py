@@ -104,7 +104,7 @@ def gate_runner(
 
     def run(gates: Sequence[Gate]) -> list[GateResult]:
         results: list[GateResult] = []
-        if loaded is None and any(g.kind in ("check", "validate") for g in gates):
+        if loaded is None and any(g.kind in ("check", "validate", "trace") for g in gates):
             return [GateResult(g.label(), False, "no profile loaded: pass --config") for g in gates]
         checks: list[Any] = []
         for gate in gates:
@@ -134,6 +134,8 @@ def gate_runner(
                     )
                 except ValidationError as exc:
                     results.append(GateResult(gate.label(), False, f"invalid: {exc.errors()[0]['msg']}"))
+            elif gate.kind == "trace":
+                results.append(trace_gate(ops, gate, env_files=env_files, from_env=from_env))
             else:
                 assert loaded is not None
                 try:
@@ -168,6 +170,34 @@ def gate_runner(
         return sorted(results, key=lambda r: order.get(r.label, 0))
 
     return run
+
+
+def trace_gate(
+    ops: Ops, gate: Gate, *, env_files: Sequence[Path] | None = None, from_env: bool | None = None
+) -> GateResult:
+    """The credential trace as a gate: it passes when no secret is served live and no previous
+    secret is accepted by the provider (nothing CRIT), and everything could be looked at."""
+    from opsdash.ops import trace_live
+
+    try:
+        traced = trace_live.run(ops, env_files=env_files, from_env=from_env, record=False, live=True).report
+    except (ConfigError, InputError) as exc:
+        return GateResult(gate.label(), False, str(exc))
+    live = traced.summary.get("live") or {}
+    assets = len(live.get("assets", [])) if isinstance(live, dict) else 0
+    findings = sorted(traced.findings, key=lambda f: -f.severity.rank)
+    verdict = max((f.severity for f in findings), key=lambda s: s.rank, default=Severity.OK)
+    bad = [f for f in findings if f.severity.rank >= Severity.WARN.rank]
+    rules: dict[str, int] = {}
+    for f in bad:
+        rules[f.rule] = rules.get(f.rule, 0) + 1
+    named = ", ".join(f"{r} ×{n}" if n > 1 else r for r, n in rules.items()) or "nothing found"
+    return GateResult(
+        gate.label(),
+        verdict.rank < Severity.UNKNOWN.rank,
+        f"{verdict.value}: {named}; {assets} served asset(s) scanned",
+        tuple(f"{f.severity.value:<5} {f.rule}: {f.subject}: {f.title}" for f in bad[:8]),
+    )
 
 
 def lint_before_run(ops: Ops, book: Runbook) -> None:

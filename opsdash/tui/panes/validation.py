@@ -13,18 +13,35 @@ from textual.content import Content
 from textual.widgets import Static
 
 from opsdash.core.errors import OpsdashError
-from opsdash.core.findings import Finding, Report
+from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.readiness import gate
 from opsdash.core.secrets import redactor
-from opsdash.tui.messages import ValidationCompleted, ValidationFailed, ValidationShown
+from opsdash.tui.messages import TraceCompleted, ValidationCompleted, ValidationFailed, ValidationShown
 from opsdash.tui.panes.base import Item, ItemPane, in_thread, item_keys
 from opsdash.tui.safe import clean, safe
 from opsdash.tui.style import HINT, Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 
+def found_at(f: Finding) -> str | None:
+    """Where the credential trace found a secret: the served asset's URL and line, or the path and
+    line in a commit of the app's repository (None for other findings)."""
+    ev = f.evidence
+    line = f", line {ev['line']}" if ev.get("line") else ""
+    if ev.get("url"):
+        return f"{ev['url']}{line}" + (f" ({ev['asset']})" if ev.get("asset") else "")
+    if ev.get("path") and ev.get("commit"):
+        return f"{ev['path']}{line} in commit {ev['commit']}"
+    if ev.get("found_at"):
+        return ev["found_at"]
+    return None
+
+
 def finding_text(f: Finding) -> Content:
     parts: list[Part] = [(f"{clean(f.title)}\n", "bold"), f"{clean(f.detail)}\n"]
+    where = found_at(f)
+    if where:
+        parts += [("found at: ", "bold"), f"{clean(where)}\n"]
     for key, value in f.evidence.items():
         parts += [(f"{key}: ", "dim"), f"{clean(value)}\n"]
     parts.append((f"fix: {f.remediation}", HINT))
@@ -36,12 +53,20 @@ def finding_text(f: Finding) -> Content:
 class ValidationPane(ItemPane):
     BINDINGS: ClassVar = [
         Binding("r", "rerun", "Re-run", id="validation.rerun", tooltip="Validate the environment again"),
+        Binding(
+            "t",
+            "trace",
+            "Trace",
+            id="validation.trace",
+            tooltip="Trace the secrets in the live site's pages, scripts and source maps (old values tried)",
+        ),
         *item_keys("validation", "finding", "the finding"),
     ]
     NO_RUNBOOK = "This finding has no runbook."
 
     report: Report | None = None  # the report shown
     findings: Sequence[Finding] = ()  # its findings, worst first: the table's rows
+    traced: tuple[Finding, ...] = ()  # the last credential trace's findings, shown below them
 
     def compose(self) -> ComposeResult:
         yield Static("validating…" if self.ctx.live else "not validated yet", id="verdict")
@@ -86,6 +111,43 @@ class ValidationPane(ItemPane):
             self.app.call_from_thread(self._loading, False)
         self.post_message(ValidationCompleted(run.report))
 
+    def action_trace(self) -> None:
+        if self.ctx.loaded is not None:
+            self.query_one("#verdict", Static).update("tracing the secrets on the live site…")
+            self.run_trace()
+
+    @in_thread("trace", "trace the secrets")
+    def run_trace(self) -> None:
+        from opsdash.ops import trace_live
+
+        try:
+            traced = trace_live.run(self.ctx.ops, record=self.ctx.record, live=True).report
+        except OpsdashError as exc:
+            self.post_message(TraceCompleted((), redactor.redact(str(exc))))
+            return
+        except Exception as exc:  # a bug must show on screen, not vanish with the worker
+            self.post_message(
+                TraceCompleted((), redactor.redact(f"internal error: {type(exc).__name__}: {exc}"))
+            )
+            return
+        self.post_message(TraceCompleted(traced.findings))
+
+    @on(TraceCompleted)
+    def show_trace(self, message: TraceCompleted) -> None:
+        if message.error is not None:
+            self.app.notify(clean(message.error), title="Trace failed", severity="error", markup=False)
+        else:
+            self.traced = message.findings
+            bad = sum(f.severity.rank >= Severity.UNKNOWN.rank for f in self.traced)
+            self.app.notify(
+                f"credential trace: {len(self.traced)} finding(s), {bad} critical or unknown",
+                title="Trace done",
+                severity="error" if bad else "information",
+                markup=False,
+            )
+        if self.report is not None:
+            self.show_report(ValidationCompleted(self.report))
+
     def _loading(self, on: bool) -> None:
         # not `loading` on the table: that would take the keyboard focus away from it mid-work
         verdict = self.query_one("#verdict", Static)
@@ -111,8 +173,9 @@ class ValidationPane(ItemPane):
         verdict.update(
             f"{gate(report)}  {report.verdict.value}: {counts['CRIT']} critical, "
             f"{counts['WARN']} warning, {counts['UNKNOWN']} unknown, {counts['INFO']} info"
+            + (f"; trace: {len(self.traced)} finding(s)" if self.traced else "")
         )
-        self.findings = report.sorted_findings()
+        self.findings = [*report.sorted_findings(), *sorted(self.traced, key=lambda f: -f.severity.rank)]
         table = self.query_one("#findings", OpsTable)
         with self.app.batch_update():
             table.clear()

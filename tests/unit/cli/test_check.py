@@ -61,6 +61,12 @@ FAULT_CASES = {
     "env-plan-shaped": ("ikhokha-api", "UNKNOWN", "not-evaluated"),
     "app-slow": ("app-health", "OK", None),  # slower, not failing: verify-deploy's latency comparison sees it
     "secret-rotated": ("ikhokha-api", "OK", None),  # both sides rotated: verify-deploy sees the fingerprint
+    "bundle-leak": ("app-health", "OK", None),  # the checks pass; the live-site trace sees it (preflight)
+    "old-secret-accepted": (
+        "ikhokha-api",
+        "OK",
+        None,
+    ),  # the current secret works too; the trace tries the old
 }
 
 

@@ -176,8 +176,8 @@ def test_every_environment_rule_has_cases() -> None:
     live_check_rules = {
         r
         for r, v in RULES.items()
-        if r.startswith(("tls-", "webhook-")) or r == "check-failed" or v.category == "deploy"
-    }  # tested in tests/unit/core/health and test_deploy.py
+        if r.startswith(("tls-", "webhook-")) or r == "check-failed" or v.category in ("deploy", "trace")
+    }  # tested in tests/unit/core/health, test_deploy.py and test_trace*.py
     assert set(RULES) - live_check_rules == set(CASES)
 
 

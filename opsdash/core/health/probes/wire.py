@@ -314,6 +314,9 @@ class Exchange:
     facts: dict[str, str]
     location: str | None
     ssl_object: ssl.SSLObject | None = None
+    # the response's headers as received (lower-case names, raw bytes): the live-site trace reads
+    # Content-Type, Content-Encoding and SourceMap; nothing is decoded for a probe that does not ask
+    headers: Mapping[bytes, bytes] = field(default_factory=dict)
 
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -508,4 +511,5 @@ async def fetch(
         facts=facts,
         location=location,
         ssl_object=sslobj,
+        headers=response.headers,
     )

@@ -1,0 +1,89 @@
+"""The credential trace's record (`history.trace`): per repository, the git objects already read
+clean under one set of needles, and where the objects that held a value were put.
+
+A scan row is one repository (its absolute git directory) under one needle set (`Matcher.key`, a
+hash of fingerprints: no value is ever stored). A new needle set (a new value, a new previous
+fingerprint) replaces the repository's row and everything under it: what was clean for the old
+values says nothing about the new ones. Object ids are kept as 20 raw bytes, in a WITHOUT ROWID
+table: ~30 bytes a row, so a repository of a million objects costs ~30 MB once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from opsdash.storage.repository import Repository
+
+
+class Trace(Repository):
+    def scan_id(self, repo: str, needles: str) -> int | None:
+        """The scan of `repo` under `needles`, or None (never scanned, or under other needles)."""
+        row = self.history.conn.execute(
+            "SELECT id FROM trace_scans WHERE repo = ? AND needles = ?", [repo, needles]
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def clean(self, scan_id: int) -> set[str]:
+        rows = self.history.conn.execute("SELECT oid FROM trace_objects WHERE scan_id = ?", [scan_id])
+        return {oid.hex() for (oid,) in rows}
+
+    def places(self, scan_id: int) -> list[tuple[str, str, str]]:
+        """(object id, commit, path): where the objects that held a value were put."""
+        rows = self.history.conn.execute(
+            "SELECT oid, commit_id, path FROM trace_places WHERE scan_id = ? ORDER BY oid, commit_id, path",
+            [scan_id],
+        )
+        return [(str(oid), str(commit), str(path)) for oid, commit, path in rows]
+
+    def remember(
+        self,
+        repo: str,
+        needles: str,
+        clean: Iterable[str],
+        places: Mapping[str, Iterable[tuple[str, str]]],
+    ) -> int:
+        """Add this scan's clean objects and the places of its found objects; a repository scanned
+        under other needles before starts over. Returns the scan's id."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        conn = self.history.conn
+        with self.history.writing():
+            row = conn.execute("SELECT id, needles FROM trace_scans WHERE repo = ?", [repo]).fetchone()
+            if row is not None and row[1] != needles:
+                self._forget(int(row[0]))
+                row = None
+            if row is None:
+                scan_id = int(
+                    conn.execute(
+                        "INSERT INTO trace_scans (repo, needles, updated_at) VALUES (?, ?, ?)",
+                        [repo, needles, now],
+                    ).lastrowid
+                    or 0
+                )
+            else:
+                scan_id = int(row[0])
+                conn.execute("UPDATE trace_scans SET updated_at = ? WHERE id = ?", [now, scan_id])
+            conn.executemany(
+                "INSERT OR IGNORE INTO trace_objects (scan_id, oid) VALUES (?, ?)",
+                ((scan_id, bytes.fromhex(oid)) for oid in clean),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO trace_places (scan_id, oid, commit_id, path) VALUES (?, ?, ?, ?)",
+                ((scan_id, oid, commit, path) for oid, where in places.items() for commit, path in where),
+            )
+        return scan_id
+
+    def forget(self, repo: str) -> bool:
+        """Drop what is remembered of `repo` (`secrets trace --full`); True if there was something."""
+        conn = self.history.conn
+        with self.history.writing():
+            row = conn.execute("SELECT id FROM trace_scans WHERE repo = ?", [repo]).fetchone()
+            if row is not None:
+                self._forget(int(row[0]))
+        return row is not None
+
+    def _forget(self, scan_id: int) -> None:
+        conn = self.history.conn
+        conn.execute("DELETE FROM trace_objects WHERE scan_id = ?", [scan_id])
+        conn.execute("DELETE FROM trace_places WHERE scan_id = ?", [scan_id])
+        conn.execute("DELETE FROM trace_scans WHERE id = ?", [scan_id])
