@@ -28,6 +28,7 @@ COMMANDS = {
     "config": "opsdash.cli.config:config_group",
     "demo": "opsdash.cli.demo:demo",
     "history": "opsdash.cli.history:history",
+    "incident": "opsdash.cli.incident:incident",
     "init": "opsdash.cli.config:init",
     "preflight": "opsdash.cli.deploys:preflight",
     "runbook": "opsdash.cli.runbook:runbook",

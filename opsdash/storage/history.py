@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from opsdash.storage.checks import Checks
     from opsdash.storage.runs import Runs
     from opsdash.storage.sessions import RunbookSessions
+    from opsdash.storage.timeline import Timeline
     from opsdash.storage.webhooks import Webhooks
 
 DB_NAME = "history.db"
@@ -80,6 +81,7 @@ class History:
     sessions: _Repository[RunbookSessions] = _Repository("opsdash.storage.sessions:RunbookSessions")
     webhooks: _Repository[Webhooks] = _Repository("opsdash.storage.webhooks:Webhooks")
     anchors: _Repository[Anchors] = _Repository("opsdash.storage.anchors:Anchors")
+    timeline: _Repository[Timeline] = _Repository("opsdash.storage.timeline:Timeline")
 
     def __init__(
         self,

@@ -170,6 +170,14 @@ STEPS: list[tuple[Change, ...]] = [
         Columns("runbook_sessions", "exclusive_group target"),
         Index("runbook_sessions", "exclusive_group target status"),
     ),
+    # v10: the timeline reads a window's unhealthy check results alone (a few of a year's million
+    # rows), for deriving incidents; healthy rows stay out of this index
+    (
+        Sql(
+            "CREATE INDEX IF NOT EXISTS idx_check_results_failing ON check_results (started_at, check_name) "
+            "WHERE severity != 'OK' OR sustained != 'OK'"
+        ),
+    ),
 ]
 
 
