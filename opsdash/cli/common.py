@@ -153,6 +153,38 @@ def count_option(*decls: str, most: int, help: str) -> Callable[[F], F]:
     return click.option(*decls, type=click.IntRange(1, most), default=20, show_default=True, help=help)
 
 
+def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """--since / --until as seconds since the epoch; a bad value is a usage error (exit 3)."""
+    if value is None:
+        return None
+    import time
+
+    from opsdash.ops.incidents import parse_when
+
+    try:
+        return parse_when(value, time.time())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def window_options(f: F) -> F:
+    """--since and --until (`incident list`, `history list`), as seconds since the epoch."""
+    f = click.option(
+        "--until",
+        callback=_when,
+        metavar="WHEN",
+        help="Only up to this time: an ISO date or date-time (UTC unless it says), or a time back "
+        "from now (30m, 2h, 7d).",
+    )(f)
+    return click.option(
+        "--since",
+        callback=_when,
+        metavar="WHEN",
+        help="Only from this time: an ISO date or date-time (UTC unless it says), or a time back "
+        "from now (30m, 2h, 7d).",
+    )(f)
+
+
 def chosen_format(fmt: str, as_json: bool) -> str:
     if as_json and fmt not in ("text", "json"):
         raise click.UsageError(f"--json and --format {fmt} disagree; pick one")

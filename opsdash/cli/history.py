@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import config_option, count_option, json_option
+from opsdash.cli.common import config_option, count_option, json_option, window_options
 from opsdash.cli.completion import run_ids
 from opsdash.cli.render import emit, emit_json
-from opsdash.core.findings import SCHEMA_VERSION
+from opsdash.core.findings import SCHEMA_VERSION, Severity
 from opsdash.ops.base import Ops
+
+KINDS = ("validate", "check", "preflight", "verify-deploy", "runbook")
 
 
 @click.group()
@@ -28,8 +30,28 @@ def history() -> None:
 @config_option
 @json_option
 @count_option("--limit", "-n", most=10_000, help="How many runs to show, newest first.")
-@click.option("--kind", help="Only runs of this kind (validate, ...).")
-def history_list(config: Path | None, as_json: bool, limit: int, kind: str | None) -> None:
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    help="Only runs of this kind.",
+)
+@window_options
+@click.option(
+    "--verdict",
+    type=click.Choice([s.value.lower() for s in Severity], case_sensitive=False),
+    help="Only runs with this verdict.",
+)
+@click.option("--rule", metavar="RULE", help="Only runs with a finding of this rule id (secret-reused, ...).")
+def history_list(
+    config: Path | None,
+    as_json: bool,
+    limit: int,
+    kind: str | None,
+    since: float | None,
+    until: float | None,
+    verdict: str | None,
+    rule: str | None,
+) -> None:
     """List recent runs, newest first.
 
     \b
@@ -38,7 +60,15 @@ def history_list(config: Path | None, as_json: bool, limit: int, kind: str | Non
     from opsdash.cli.render import runs_table
     from opsdash.ops import history as past
 
-    runs = past.runs(Ops.reading(config), limit=limit, kind=kind)
+    runs = past.runs(
+        Ops.reading(config),
+        limit=limit,
+        kind=kind,
+        since=since,
+        until=until,
+        verdict=verdict.upper() if verdict else None,
+        rule=rule,
+    )
     if as_json:
         emit_json([{**r.__dict__, "verdict": r.verdict.value} for r in runs])
     else:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from opsdash.cli.common import config_option, count_option, json_option
+from opsdash.cli.common import config_option, count_option, json_option, window_options
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import Severity
 from opsdash.ops.base import Ops
@@ -18,36 +17,6 @@ if TYPE_CHECKING:
     from opsdash.core.incidents import Incident
 
 SEVERITIES = ("warn", "unknown", "crit")
-
-
-def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """--since / --until as seconds since the epoch; a bad value is a usage error (exit 3)."""
-    if value is None:
-        return None
-    from opsdash.ops.incidents import parse_when
-
-    try:
-        return parse_when(value, time.time())
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
-def window_options(f: click.decorators.FC) -> click.decorators.FC:
-    """--since and --until, shared with `history list`."""
-    f = click.option(
-        "--until",
-        callback=_when,
-        metavar="WHEN",
-        help="Only up to this time: an ISO date or date-time (UTC unless it says), or a time back "
-        "from now (30m, 2h, 7d).",
-    )(f)
-    return click.option(
-        "--since",
-        callback=_when,
-        metavar="WHEN",
-        help="Only from this time: an ISO date or date-time (UTC unless it says), or a time back "
-        "from now (30m, 2h, 7d).",
-    )(f)
 
 
 def _exit_code(found: list[Incident]) -> int:

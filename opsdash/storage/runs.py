@@ -113,15 +113,32 @@ class Runs(Repository):
         )
         return [_run(r) for r in cursor]
 
-    def recent(self, *, limit: int = 20, kind: str | None = None, target: str | None = None) -> list[RunRow]:
-        """The newest runs first (of one kind, of one target)."""
-        where, args = [], []
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if target:
-            where.append("target = ?")
-            args.append(target)
+    def recent(
+        self,
+        *,
+        limit: int = 20,
+        kind: str | None = None,
+        target: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        verdict: str | None = None,
+        rule: str | None = None,
+    ) -> list[RunRow]:
+        """The newest runs first (of one kind, of one target, started in [since, until) given as
+        the record's ISO text, with this verdict, with a finding of this rule)."""
+        where: list[str] = []
+        args: list[Any] = []
+        for value, test in (
+            (kind, "kind = ?"),
+            (target, "target = ?"),
+            (since, "started_at >= ?"),
+            (until, "started_at < ?"),
+            (verdict, "+verdict = ?"),  # `+`: the planner keeps to started_at's order
+            (rule, "EXISTS (SELECT 1 FROM findings f WHERE f.run_id = runs.run_id AND f.rule = ?)"),
+        ):
+            if value:
+                where.append(test)
+                args.append(value)
         return self._select(f"WHERE {' AND '.join(where)}" if where else "", args, limit=limit)
 
     def resolve(self, ref: str) -> RunRow:
