@@ -124,6 +124,22 @@ def show(ops: Ops, ref: str, *, quiet_s: float = core.QUIET_S) -> Incident:
     return next((i for i in full if i.id == chosen.id), chosen)
 
 
+def export_file(ops: Ops, ref: str, directory: Path | None = None) -> Path:
+    """Write the incident's postmortem draft to `directory` (default: `postmortems/` in the data
+    directory, beside the record it was read from); its path."""
+    from opsdash.core.errors import InputError
+
+    found = show(ops, ref)
+    where = ops.data_dir / "postmortems" if directory is None else directory
+    path = where / f"incident-{found.id}.md"
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        path.write_text(markdown(found, ops.clock()), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the export ({exc.strerror or exc})") from None
+    return path
+
+
 def failing_series(incident: Incident, points: int = 60) -> list[float]:
     """How many checks were failing across the incident's window, in `points` equal slices (the
     most at any time in each slice): the Timeline pane's sparkline."""
