@@ -14,7 +14,7 @@ import pytest
 
 from opsdash.core.secrets import redactor
 from opsdash.storage.history import History
-from tests.conftest import Project, Run, fake_secret, json_object
+from tests.conftest import Demo, Project, Run, fake_secret, json_object
 from tests.incident_record import T0, Written, iso, write_incident
 from tests.unit.cli.test_json_schemas import problems, valid
 
@@ -216,3 +216,28 @@ def test_export_to_an_unwritable_place_is_a_clear_error(
         "incident", "export", "--config", project.profile, "--output", tmp_path / "no" / "such" / "x.md"
     )
     assert out.code == 3 and "cannot write the export" in out.err
+
+
+def test_demo_incident_plays_one_on_the_running_demo(
+    run: Run, demo_process: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`opsdash demo incident`: provider outage, alert, rollback runbook, recovery, for real on the
+    demo; the incident it leaves is the newest, its rollback in it, and the fault is off again."""
+    demo = demo_process
+    monkeypatch.delenv("OPSDASH_DATA_DIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(demo.config_home))
+    monkeypatch.chdir(tmp_path)
+    played = run("demo", "incident", "--config", demo.profile, "--interval", "1")
+    assert played.code == 0, played.err
+    doc = valid("incident-show", run("incident", "show", "--json", "--config", demo.profile).out)
+    assert doc["checks"] == ["ikhokha-api"] and doc["status"] == "recovered"
+    assert doc["alerts"] == ["check-critical:ikhokha-api"]
+    assert len(doc["runbook_sessions"]) == 1 and doc["id"] in played.out
+    assert all(p["end"] is not None for p in doc["phases"])
+    listed = run("demo", "fault", "--config", demo.profile).out
+    assert "off  provider-down" in listed
+
+
+def test_demo_incident_without_a_running_demo_says_so(run: Run) -> None:
+    out = run("demo", "incident")
+    assert out.code == 3 and "no running demo" in out.err
