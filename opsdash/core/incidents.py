@@ -163,33 +163,46 @@ def windows(events: Sequence[Event], *, quiet_s: float = QUIET_S) -> list[_Open]
     down: set[str] = set()
     floor = float("-inf")  # a new incident's first failure is never before the last recovery
     for e in events:
+        kind = e.kind
         if current is not None and current.recovered_at is not None and e.at > current.recovered_at + quiet_s:
             floor = current.recovered_at
             current = None
-        member = e.member
-        if member is None:
-            continue
-        if e.kind == CHECK:
+        if kind == CHECK:
             if e.failed:
                 streak.setdefault(e.source, e.at)
             else:
                 streak.pop(e.source, None)
-        if e.goes_down:
-            down.add(member)
-        elif e.comes_back:
-            down.discard(member)
+            sustained = e.sustained
+            if sustained is Severity.OK:
+                going_down = False
+            elif sustained in DOWN:
+                going_down = True
+            else:
+                continue  # UNKNOWN: a process that does not know yet changes nothing
+            member = f"check:{e.source}"
+            level = sustained or e.severity
+        elif kind in (ALERT_FIRED, ALERT_RESOLVED):
+            going_down = kind == ALERT_FIRED
+            if going_down and not holds(e):
+                continue
+            member = f"alert:{e.ref or e.source}"
+            level = e.severity
         else:
             continue
-        level = e.sustained if e.kind == CHECK and e.sustained is not None else e.severity
+        if going_down:
+            down.add(member)
+        else:
+            down.discard(member)
         if down and current is None:
             first = min([e.at, *streak.values()])
             current = _Open(e, max(first, floor), level)
             out.append(current)
         if current is None:
             continue
-        if e.goes_down:
+        if going_down:
             current.members.setdefault(member)
-            current.severity = max(current.severity, level, key=lambda s: s.rank)
+            if level.rank > current.severity.rank:
+                current.severity = level
         if down:
             current.recovered_at = None
         elif current.recovered_at is None:

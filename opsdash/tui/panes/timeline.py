@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from opsdash.core.incidents import Incident
 
 SPARK_POINTS = 60
+LISTED = 500  # the newest incidents the table holds, as the History pane lists 500 runs
 
 
 class TimelinePane(TablePane):
@@ -81,7 +82,7 @@ class TimelinePane(TablePane):
         from opsdash.ops import incidents as ops_incidents
 
         found = ops_incidents.incidents(self.ctx.ops)
-        self.app.call_from_thread(self._listed, found[::-1], self.ctx.ops.clock())
+        self.app.call_from_thread(self._listed, found[::-1][:LISTED], self.ctx.ops.clock())
 
     def _listed(self, found: list[Incident], now: float) -> None:
         from opsdash.ops.incidents import short, took
