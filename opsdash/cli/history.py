@@ -115,19 +115,26 @@ def history_show(run: str, config: Path | None, as_json: bool) -> None:
 @click.argument("run_b", default="latest", shell_complete=run_ids)
 @config_option
 @json_option
-def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> None:
+@click.option(
+    "--kind",
+    type=click.Choice([k for k in KINDS if k != "runbook"]),
+    help="latest and latest~N count runs of this kind only (latest~1 latest: the last two validates).",
+)
+def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool, kind: str | None) -> None:
     """What changed from RUN_A to RUN_B (default: the latest run).
 
     Lists new, resolved and changed findings, and env keys whose value changed (by fingerprint;
-    values are never stored).
+    values are never stored). Both runs must be of the same kind and target (a preflight and a
+    validate check different things), and neither a runbook session, as in the History pane.
 
     \b
-    Exit codes: 0 nothing changed, 1 something did, 3 usage/config error.
+    Exit codes: 0 nothing changed, 1 something did, 3 runs that cannot be compared, or a
+    usage/config error.
     """
     from opsdash.cli.render import diff_dict, diff_text
     from opsdash.ops import history as past
 
-    c = past.diff(Ops.reading(config), run_a, run_b)
+    c = past.diff(Ops.reading(config), run_a, run_b, kind=kind)
     if as_json:
         emit_json(diff_dict(c.a, c.b, c.diff))
     else:

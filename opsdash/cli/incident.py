@@ -62,7 +62,7 @@ def incident_list(
     Exit codes: 0 none ongoing, 1/2 the severity of the worst ongoing one (WARN/CRIT),
     3 usage/config error or unreadable history.
     """
-    from opsdash.cli.render import cell, emit_table, severity_cell, table
+    from opsdash.cli.render import cell, emit_table, sev, severity_cell, table, width, wrapped
     from opsdash.ops import incidents as ops_incidents
 
     ops = Ops.reading(config)
@@ -76,6 +76,15 @@ def incident_list(
         emit_json([ops_incidents.summary_dict(i, now) for i in shown])
     elif not shown:
         emit("no incidents in the record" + (" for these filters" if any(query.__dict__.values()) else ""))
+    elif width() < 100:  # two lines an incident: nothing cut, nothing folded
+        for i in shown:
+            phases = {p.name: p for p in i.phases}
+            lasted = ops_incidents.took(i.duration(now)) + (" (ongoing)" if i.ongoing else "")
+            emit(f"{i.id}  {sev(i.severity, 0)}  {ops_incidents.short(i.first_failure_at)}  {lasted}")
+            detect, act = (ops_incidents.took(phases[p].seconds) for p in ("detect", "act"))
+            detail = f"{', '.join([*i.checks, *i.alerts]) or '-'} · detect {detect} · act {act}"
+            for line in wrapped(detail, "    "):
+                emit(click.style(line, dim=True))
     else:
         nowrap = {"no_wrap": True}
         t = table(

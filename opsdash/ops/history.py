@@ -78,11 +78,14 @@ class Comparison:
     diff: RunDiff
 
 
-def diff(ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = False) -> Comparison:
+def diff(
+    ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = False, kind: str | None = None
+) -> Comparison:
     """New, resolved and changed findings, and env keys whose fingerprint changed, from A to B
-    (with `oldest_first`, from the older of the two to the newer)."""
+    (with `oldest_first`, from the older of the two to the newer; with `kind`, `latest~N` counts
+    runs of that kind). Two runs that cannot be compared are an InputError saying why."""
     with ops.history(write=False) as history:
-        a, b = history.runs.resolve(ref_a), history.runs.resolve(ref_b)
+        a, b = history.runs.resolve(ref_a, kind), history.runs.resolve(ref_b, kind)
         why = why_not_comparable(a.kind, a.target, b.kind, b.target)
         if why is not None:  # the History pane says the same before it asks
             raise InputError(f"cannot diff {a.run_id} and {b.run_id}: {why}")

@@ -79,3 +79,16 @@ def test_history_diff_refuses_runs_of_different_kinds(run: Run, project: Project
     assert out.out == ""  # no findings listed as resolved
     same = run("history", "diff", "run-0", "run-1", "--config", project.profile, "--json")
     assert same.code == 1 and [f["rule"] for f in json.loads(same.out)["resolved"]] == ["secret-reused"]
+
+
+def test_history_diff_kind_counts_runs_of_that_kind(run: Run, project: Project, runs: list[str]) -> None:
+    out = run(
+        "history", "diff", "latest~1", "latest", "--kind", "validate", "--config", project.profile, "--json"
+    )
+    assert out.code == 1  # run-1 (no findings) to run-3 (secret-reused): one new finding
+    doc = json.loads(out.out)
+    assert [f["rule"] for f in doc["new"]] == ["secret-reused"]
+    missing = run(
+        "history", "diff", "latest~1", "latest", "--kind", "verify-deploy", "--config", project.profile
+    )
+    assert missing.code == 3 and "history has 0 verify-deploy run(s)" in missing.err

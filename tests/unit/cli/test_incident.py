@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,9 @@ def written(data_dir: Path) -> Written:
         return write_incident(history)
 
 
-def test_list_shows_the_incident_with_its_phases(run: Run, project: Project, written: Written) -> None:
+def test_list_shows_the_incident_with_its_phases(
+    run: Run, project: Project, written: Written, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = run("incident", "list", "--config", project.profile, "--json")
     assert out.code == 0  # recovered: nothing ongoing
     [one] = json.loads(out.out)
@@ -42,8 +45,10 @@ def test_list_shows_the_incident_with_its_phases(run: Run, project: Project, wri
     assert one["target"] == "BetaSkill"
     assert one["phases"] == {"detect": 31.0, "act": 139.0, "mitigate": 200.0, "recover": 31.0}
     assert not problems("incident-list", json.loads(out.out))
-    text = run("incident", "list", "--config", project.profile)
-    assert one["id"] in text.out and "payments-api" in text.out and "CRIT" in text.out
+    for columns in ("80", "140"):  # two lines an incident on a narrow terminal, a table on a wide one
+        monkeypatch.setenv("COLUMNS", columns)
+        text = run("incident", "list", "--config", project.profile).out
+        assert one["id"] in text and "payments-api" in text and "CRIT" in text and "31s" in text
 
 
 def test_show_is_one_timeline_of_every_kind_in_order(run: Run, project: Project, written: Written) -> None:
@@ -200,7 +205,7 @@ def test_secrets_are_masked_and_terminal_text_sanitised(
     for out in outputs:
         assert canary not in out
         assert "\x1b" not in out and "\x07" not in out
-    assert "HTTP 503 key=••••" in outputs[0]
+    assert "HTTP 503 key=••••" in outputs[1] and "••••" in outputs[0]
     md = tmp_path / "x.md"
     md.write_text(outputs[2], encoding="utf-8")
     lint = subprocess.run(
@@ -224,7 +229,10 @@ def test_demo_incident_plays_one_on_the_running_demo(
     """`opsdash demo incident`: provider outage, alert, rollback runbook, recovery, for real on the
     demo; the incident it leaves is the newest, its rollback in it, and the fault is off again."""
     demo = demo_process
-    monkeypatch.delenv("OPSDASH_DATA_DIR")
+    own = tmp_path / "data"  # the record of this test's own, the running demo reached through its state
+    own.mkdir()
+    shutil.copy(demo.data_dir / "demo.json", own / "demo.json")
+    monkeypatch.setenv("OPSDASH_DATA_DIR", str(own))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(demo.config_home))
     monkeypatch.chdir(tmp_path)
     played = run("demo", "incident", "--config", demo.profile, "--interval", "1")

@@ -163,7 +163,15 @@ def test_no_repository_method_returns_a_dict_and_no_storage_module_is_over_500_l
                     if isinstance(method, ast.FunctionDef) and not method.name.startswith("_"):
                         returns = ast.unparse(method.returns) if method.returns else ""
                         assert not returns.startswith(("dict", "list[dict")), f"{node.name}.{method.name}"
-    assert sorted(repositories) == ["Alerts", "Anchors", "Checks", "RunbookSessions", "Runs", "Webhooks"]
+    assert sorted(repositories) == [
+        "Alerts",
+        "Anchors",
+        "Checks",
+        "RunbookSessions",
+        "Runs",
+        "Timeline",
+        "Webhooks",
+    ]
 
 
 def test_a_verdict_set_afterwards_is_what_the_list_shows(history: History) -> None:
