@@ -210,6 +210,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     \b
     Deploy day:   opsdash validate    (environment gate, pipeline-friendly)
     History:      opsdash history list | show RUN | diff RUN_A RUN_B | purge | compact
+    Incidents:    opsdash incident list | show REF | export REF
     Set-up:       opsdash init, opsdash config show | validate | schema
     Try it:       opsdash demo
 
