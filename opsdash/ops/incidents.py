@@ -90,16 +90,19 @@ def _everything(history: History, since: float, until: float) -> list[Event]:
 
 
 def incidents(ops: Ops, query: Query = Query()) -> list[Incident]:
-    """The incidents of the window, oldest first, filtered by target and severity."""
+    """The incidents that overlap the window, oldest first, filtered by target and severity. They
+    are derived from the whole record up to `until`, so an incident that began before `since` keeps
+    its start and its id (`show` finds it by that id)."""
     now = ops.clock()
-    since = 0.0 if query.since is None else query.since
+    since = float("-inf") if query.since is None else query.since
     until = now + 1 if query.until is None else query.until
     name = target_name(ops)
     if query.target is not None and query.target.casefold() != name.casefold():
         return []
     with ops.history(write=False) as history:
-        events = _listing(history, since, until)
+        events = _listing(history, 0.0, until)
     found = core.derive(events, target=name, quiet_s=query.quiet_s)
+    found = [i for i in found if i.recovered_at is None or i.recovered_at >= since]
     if query.severity is not None:
         wanted = query.severity.rank
         found = [i for i in found if i.severity.rank >= wanted]

@@ -110,6 +110,22 @@ def test_filters_by_time_target_and_severity(run: Run, project: Project, data_di
     assert ids("--since", "2026-12-02") == 1
     assert ids("--until", "2026-12-02") == 1
     assert ids("--since", "2026-12-01T13:00", "--until", "2026-12-01T15:00+00:00") == 1
+    # one that began before --since is listed with its own start and id, which show finds
+    [across] = json.loads(
+        run(
+            "incident",
+            "list",
+            "--config",
+            project.profile,
+            "--json",
+            "--since",
+            "2026-12-01T14:03",
+            "--until",
+            "2026-12-02",
+        ).out
+    )
+    assert across["first_failure_at"] == iso(T0 + 30)
+    assert run("incident", "show", across["id"], "--config", project.profile).code == 0
     assert ids("--since", "1h") == 0  # the record is from the past
     assert ids("--since", "3650d") == 2
     assert ids("--target", "betaskill") == 2
