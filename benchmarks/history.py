@@ -19,8 +19,18 @@ Prints, each beside its goal:
     while a writer thread records a small run every 0.2 s on its own connection (its latency during
     the purge vs before it); and the old one-transaction purge on the third copy, for the ratio.
 
+With --incidents, a year of its own instead: 10,000 runs of 100 checks holding 2,000 incidents
+(1-3 checks down for 1-3 runs each, an alert fired and resolved for each, a rollback session in
+every fourth, a preflight every 20 runs), and prints, each beside its goal:
+  - `opsdash incident list` and `opsdash incident show latest` wall time and peak RSS (subprocesses,
+    as a user runs them), beside `opsdash --version` (process start) in the same run;
+  - the ops calls alone (ops.incidents.incidents, ops.incidents.show) and, as the floor, raw sqlite3
+    reading every unhealthy check row of the year through the same partial index;
+  - the Timeline pane's time to fill: TimelinePane mounted headless, mount to the 500 newest
+    incidents in its table (it lists 500, as the History pane lists 500 runs).
+
 Usage: .venv/bin/python benchmarks/history.py [--runs 10000] [--checks 100] [--repeat 5] [--keep DIR]
-                                              [--retention-only]
+                                              [--retention-only | --incidents [--incident-count 2000]]
 """
 
 from __future__ import annotations
@@ -415,6 +425,199 @@ def pane_fill(data: Path, repeat: int, rows: int) -> tuple[list[float], list[flo
     return pane, call
 
 
+# ---------------------------------------------------------------- a year of incidents
+
+
+def incident_year(data: Path, runs: int, checks: int, incidents: int) -> None:
+    """`runs` runs of `checks` plain http results over a year; `incidents` of them start an incident
+    (1-3 checks down for 1-3 runs; the run after it is healthy again), each with its alert fired and
+    resolved and, every fourth, a rollback session of two steps."""
+    from opsdash.core.runbooks.state import SessionState, SessionStatus, StepState, StepStatus
+
+    rng = random.Random(33)
+    start = datetime.now(UTC) - timedelta(days=365)
+    step = timedelta(days=365) / runs
+    every = max(4, runs // max(incidents, 1))
+    failing: dict[int, tuple[str, ...]] = {}
+    for n in range(min(incidents, runs // every)):
+        first = n * every
+        names = tuple(f"http-{i:03d}" for i in rng.sample(range(checks), rng.randint(1, 3)))
+        for k in range(rng.randint(1, 3)):
+            failing[first + k] = names
+    history = History.open(data)
+    opened: dict[tuple[str, ...], tuple[int, float]] = {}
+    for run in range(runs):
+        at = start + step * run
+        stamp = at.isoformat(timespec="milliseconds")
+        down = failing.get(run, ())
+        results = [
+            CheckResult(
+                name,
+                "http",
+                f"https://svc{i}.betaskill.example/health",
+                Severity.CRIT if name in down else Severity.OK,
+                "HTTP 503 from upstream" if name in down else "HTTP 200 in 41 ms",
+                stamp,
+                41.0,
+                error_class=ErrorClass.HTTP_5XX if name in down else None,
+            )
+            for i, name in enumerate(f"http-{i:03d}" for i in range(checks))
+        ]
+        kind = "preflight" if run % 20 == 0 else "check"
+        summary = {"versions": {"current": f"2026.{run // 1000}.{run % 7}"}} if kind == "preflight" else {}
+        report = Report(kind, "BetaSkill", f"{at:%Y%m%dT%H%M%S}-{run:06x}", stamp, 900, (), summary)
+        history.runs.record(report, operator="bench", results=results)
+        when = at.timestamp()
+        if down and down not in opened:
+            alert = history.alerts.record(
+                "check-critical",
+                down[0],
+                "CRIT",
+                f"{down[0]} is failing",
+                "HTTP 503",
+                when + 1,
+                sent_at=when + 1,
+            )
+            opened[down] = (alert or 0, when)
+            if len(opened) % 4 == 0:
+                begin = (at + timedelta(minutes=3)).isoformat(timespec="milliseconds")
+                state = SessionState(
+                    id=f"{at:%Y%m%dT%H%M%S}-rollback",
+                    operator="bench",
+                    runbook_id="rollback",
+                    title="Roll back a release",
+                    runbook_path="runbooks/rollback.md",
+                    params={},
+                    status=SessionStatus.ACTIVE,
+                    current=0,
+                    steps=[StepState(), StepState()],
+                    started_at=begin,
+                    updated_at=begin,
+                )
+                history.sessions.create(state)
+                state.steps[0] = StepState(StepStatus.DONE, begin, begin, 0)
+                history.sessions.save(state, 0, "command-finished", "exit 0")
+                state.status = SessionStatus.COMPLETED
+                history.sessions.save(state, None, "completed", "")
+        for names, (alert_id, _since) in list(opened.items()):
+            if names != down:
+                history.alerts.mark(alert_id, status="resolved", resolved_at=when + 1)
+                del opened[names]
+        if run % 100 == 0:
+            print(f"  filled {run:,}/{runs:,} runs", end="\r", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    history.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    history.close()
+
+
+def timeline_fill(data: Path, repeat: int, rows: int) -> list[float]:
+    """The TimelinePane in a headless app: mount to `rows` incidents in its table."""
+    import asyncio
+
+    from textual.app import App
+    from textual.widgets import DataTable
+
+    from opsdash.ops.base import Ops
+    from opsdash.tui.panes.timeline import TimelinePane
+    from opsdash.tui.style import severity_variables
+
+    ops = Ops.bare(data_dir=data)
+
+    class Context:  # the one thing the pane reads from the dashboard's context
+        def __init__(self) -> None:
+            self.ops = ops
+
+    class Harness(App[None]):
+        def get_css_variables(self) -> dict[str, str]:
+            variables = super().get_css_variables()
+            return {**variables, **severity_variables(variables)}
+
+    async def once() -> float:
+        app = Harness()
+        async with app.run_test(size=(160, 50)) as pilot:
+            t0 = time.perf_counter()
+            await app.mount(TimelinePane(Context()))  # type: ignore[arg-type]
+            table = app.query_one("#incidents", DataTable)
+            for _ in range(20_000):
+                if table.row_count >= rows:
+                    break
+                await pilot.pause(0.005)
+            else:
+                raise SystemExit(f"the timeline pane never showed {rows} incidents")
+            return time.perf_counter() - t0
+
+    return [asyncio.run(once()) for _ in range(repeat)]
+
+
+def incident_benchmark(root: Path, data: Path, args: argparse.Namespace) -> None:
+    from opsdash.ops import incidents as ops_incidents
+    from opsdash.ops.base import Ops
+    from opsdash.storage.timeline import iso
+
+    print(
+        f"incident benchmark: {args.runs:,} runs x {args.checks} checks over a year, "
+        f"{args.incident_count:,} incidents, {os.cpu_count()} cores"
+    )
+    t0 = time.perf_counter()
+    incident_year(data, args.runs, args.checks, args.incident_count)
+    print(f"  fill took {time.perf_counter() - t0:.0f} s")
+    ops = Ops.bare(data_dir=data)
+    found = ops_incidents.incidents(ops)
+    print(f"  incidents derived: {len(found):,}")
+    env = {**os.environ, "OPSDASH_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(root / "config")}
+    for name in ("OPSDASH_DEBUG", "OPSDASH_CONFIG"):
+        env.pop(name, None)
+    os.sync()
+    print(f"\nCLI as a user runs it ({args.repeat} runs each after a warm-up; medians, ranges; peak RSS)")
+    start, _ = wall([OPSDASH, "--version"], env, args.repeat, root)
+    print(f"  {'opsdash --version (start)':30} {spread(start)}")
+    for label, command in {
+        "incident list": [OPSDASH, "incident", "list"],
+        "incident show latest": [OPSDASH, "incident", "show", "latest"],
+    }.items():
+        times, peak = wall(command, env, args.repeat, root)
+        over = statistics.median(times) / statistics.median(start)
+        met = goal(statistics.median(times) <= 0.2, "<= 0.2 s")
+        print(f"  {label:30} {spread(times)}  {peak:5.0f} MiB  {over:.1f}x start {met}")
+    print("\nin process (medians, ranges)")
+    calls = {"ops.incidents.incidents (a year)": lambda: ops_incidents.incidents(ops)}
+    calls["ops.incidents.show latest"] = lambda: ops_incidents.show(ops, "latest")
+    conn = sqlite3.connect(data / "history.db")
+
+    def floor() -> None:
+        conn.execute(
+            "SELECT check_name, started_at, severity, sustained FROM check_results "
+            "INDEXED BY idx_check_results_failing WHERE (severity != 'OK' OR sustained != 'OK') "
+            "AND started_at >= ?",
+            [iso(0)],
+        ).fetchall()
+
+    calls["raw sqlite3: the unhealthy rows (floor)"] = floor
+    measured: dict[str, list[float]] = {}
+    for label, call in calls.items():
+        times = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+        measured[label] = times
+        print(f"  {label:40} {spread(times)}")
+    conn.close()
+    ratio = statistics.median(measured["ops.incidents.incidents (a year)"]) / statistics.median(
+        measured["raw sqlite3: the unhealthy rows (floor)"]
+    )
+    print(f"  ratio derivation / floor                 {ratio:.1f}x")
+    from opsdash.tui.panes.timeline import LISTED
+
+    shown = min(LISTED, len(found))
+    pane = timeline_fill(data, args.repeat, shown)
+    print(
+        f"\ntimeline pane (TimelinePane mounted headless, mount to its {shown:,} newest incidents "
+        "in its table)"
+    )
+    print(f"  pane filled              {spread(pane)} {goal(statistics.median(pane) <= 0.3, '<= 0.3 s')}")
+
+
 def copy_database(source: Path, into: Path) -> Path:
     """The data directory `into` with a copy of the (checkpointed) history file."""
     into.mkdir(parents=True, exist_ok=True)
@@ -571,6 +774,8 @@ def main() -> None:
     parser.add_argument(
         "--retention-only", action="store_true", help="fill opsdash's database only and measure retention"
     )
+    parser.add_argument("--incidents", action="store_true", help="a year of incidents: incident list/show")
+    parser.add_argument("--incident-count", type=int, default=2_000)
     args = parser.parse_args()
     compile_installed()  # CLI timings below: start from bytecode, as after `pip install`
     root = args.keep or Path(tempfile.mkdtemp(prefix="opsdash-history-bench-"))
@@ -579,6 +784,9 @@ def main() -> None:
         shutil.rmtree(data)
     data.mkdir(parents=True)
     try:
+        if args.incidents:
+            incident_benchmark(root, data, args)
+            return
         print(f"history benchmark: {args.runs:,} runs x {args.checks} checks, {os.cpu_count()} cores")
         t0 = time.perf_counter()
         rates = fill(data, root / "raw.db", args.runs, args.checks, raw=not args.retention_only)

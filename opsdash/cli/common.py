@@ -28,6 +28,7 @@ COMMANDS = {
     "config": "opsdash.cli.config:config_group",
     "demo": "opsdash.cli.demo:demo",
     "history": "opsdash.cli.history:history",
+    "incident": "opsdash.cli.incident:incident",
     "init": "opsdash.cli.config:init",
     "preflight": "opsdash.cli.deploys:preflight",
     "runbook": "opsdash.cli.runbook:runbook",
@@ -153,6 +154,38 @@ def count_option(*decls: str, most: int, help: str) -> Callable[[F], F]:
     return click.option(*decls, type=click.IntRange(1, most), default=20, show_default=True, help=help)
 
 
+def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """--since / --until as seconds since the epoch; a bad value is a usage error (exit 3)."""
+    if value is None:
+        return None
+    import time
+
+    from opsdash.ops.incidents import parse_when
+
+    try:
+        return parse_when(value, time.time())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def window_options(f: F) -> F:
+    """--since and --until (`incident list`, `history list`), as seconds since the epoch."""
+    f = click.option(
+        "--until",
+        callback=_when,
+        metavar="WHEN",
+        help="Only up to this time: an ISO date or date-time (UTC unless it says), or a time back "
+        "from now (30m, 2h, 7d).",
+    )(f)
+    return click.option(
+        "--since",
+        callback=_when,
+        metavar="WHEN",
+        help="Only from this time: an ISO date or date-time (UTC unless it says), or a time back "
+        "from now (30m, 2h, 7d).",
+    )(f)
+
+
 def chosen_format(fmt: str, as_json: bool) -> str:
     if as_json and fmt not in ("text", "json"):
         raise click.UsageError(f"--json and --format {fmt} disagree; pick one")
@@ -178,6 +211,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     \b
     Deploy day:   opsdash validate    (environment gate, pipeline-friendly)
     History:      opsdash history list | show RUN | diff RUN_A RUN_B | purge | compact
+    Incidents:    opsdash incident list | show REF | export REF
     Set-up:       opsdash init, opsdash config show | validate | schema
     Try it:       opsdash demo
 

@@ -115,3 +115,56 @@ def demo_fault(name: str | None, state: str | None, config: Path | None) -> None
         raise click.UsageError("say 'on' or 'off' after the fault name")
     now_on = switch_fault(ops, name, state == "on")
     emit(f"{name} is {state}; faults on: {', '.join(sorted(now_on)) or 'none'}")
+
+
+@demo.command("incident")
+@config_option
+@click.option(
+    "--interval",
+    type=click.FloatRange(1, 60),
+    default=2,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between the checks' polls while it plays.",
+)
+def demo_incident(config: Path | None, interval: float) -> None:
+    """Play a scripted incident on the running demo, for real (a minute or less).
+
+    The iKhokha API goes down (the provider-down fault); the one watch loop sees ikhokha-api fail
+    until it is down and the alert fires; a rollback runbook runs through the runbook executor,
+    its command switching the fault off; the watch loop sees the provider recover and the alert
+    resolves. Everything lands in the record as any incident does: the dashboard's Timeline pane
+    (7) and 'opsdash incident show' show it.
+
+    \b
+    Exit codes: 0 played, 3 no running demo, or the incident stalled.
+    """
+    import shlex
+    import tempfile
+
+    from opsdash.demo.control import read_state, switch_fault
+    from opsdash.demo.replay import Script, play
+    from opsdash.ops.incidents import incidents, took
+
+    state = read_state(Ops.open(config, require=False).data_dir)
+    profile = Path(state["profile"])
+    ops = Ops.open(profile)
+    fix = (
+        f"{shlex.quote(sys.executable)} -m opsdash demo fault provider-down off "
+        f"--config {shlex.quote(str(profile))}"
+    )
+
+    def outage() -> None:
+        switch_fault(ops, "provider-down", True)
+
+    emit("provider-down on: waiting for ikhokha-api to go down and the alert to fire ...", err=True)
+    played = play(
+        ops,
+        Script("ikhokha-api", outage, fix),
+        Path(tempfile.mkdtemp(prefix="opsdash-incident-")),
+        interval=interval,
+    )
+    latest = incidents(ops)[-1]
+    phases = "  ".join(f"{p.name} {took(p.seconds)}" for p in latest.phases)
+    emit(f"incident {latest.id} played: rollback session {played.session_id}; {phases}")
+    emit(f"see: opsdash incident show {latest.id} --config {profile}")

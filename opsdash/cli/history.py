@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import config_option, count_option, json_option
+from opsdash.cli.common import config_option, count_option, json_option, window_options
 from opsdash.cli.completion import run_ids
 from opsdash.cli.render import emit, emit_json
-from opsdash.core.findings import SCHEMA_VERSION
+from opsdash.core.findings import SCHEMA_VERSION, Severity
 from opsdash.ops.base import Ops
+
+KINDS = ("validate", "check", "preflight", "verify-deploy", "runbook")
 
 
 @click.group()
@@ -28,8 +30,28 @@ def history() -> None:
 @config_option
 @json_option
 @count_option("--limit", "-n", most=10_000, help="How many runs to show, newest first.")
-@click.option("--kind", help="Only runs of this kind (validate, ...).")
-def history_list(config: Path | None, as_json: bool, limit: int, kind: str | None) -> None:
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    help="Only runs of this kind.",
+)
+@window_options
+@click.option(
+    "--verdict",
+    type=click.Choice([s.value.lower() for s in Severity], case_sensitive=False),
+    help="Only runs with this verdict.",
+)
+@click.option("--rule", metavar="RULE", help="Only runs with a finding of this rule id (secret-reused, ...).")
+def history_list(
+    config: Path | None,
+    as_json: bool,
+    limit: int,
+    kind: str | None,
+    since: float | None,
+    until: float | None,
+    verdict: str | None,
+    rule: str | None,
+) -> None:
     """List recent runs, newest first.
 
     \b
@@ -38,7 +60,15 @@ def history_list(config: Path | None, as_json: bool, limit: int, kind: str | Non
     from opsdash.cli.render import runs_table
     from opsdash.ops import history as past
 
-    runs = past.runs(Ops.reading(config), limit=limit, kind=kind)
+    runs = past.runs(
+        Ops.reading(config),
+        limit=limit,
+        kind=kind,
+        since=since,
+        until=until,
+        verdict=verdict.upper() if verdict else None,
+        rule=rule,
+    )
     if as_json:
         emit_json([{**r.__dict__, "verdict": r.verdict.value} for r in runs])
     else:
@@ -85,19 +115,26 @@ def history_show(run: str, config: Path | None, as_json: bool) -> None:
 @click.argument("run_b", default="latest", shell_complete=run_ids)
 @config_option
 @json_option
-def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool) -> None:
+@click.option(
+    "--kind",
+    type=click.Choice([k for k in KINDS if k != "runbook"]),
+    help="latest and latest~N count runs of this kind only (latest~1 latest: the last two validates).",
+)
+def history_diff(run_a: str, run_b: str, config: Path | None, as_json: bool, kind: str | None) -> None:
     """What changed from RUN_A to RUN_B (default: the latest run).
 
     Lists new, resolved and changed findings, and env keys whose value changed (by fingerprint;
-    values are never stored).
+    values are never stored). Both runs must be of the same kind and target (a preflight and a
+    validate check different things), and neither a runbook session, as in the History pane.
 
     \b
-    Exit codes: 0 nothing changed, 1 something did, 3 usage/config error.
+    Exit codes: 0 nothing changed, 1 something did, 3 runs that cannot be compared, or a
+    usage/config error.
     """
     from opsdash.cli.render import diff_dict, diff_text
     from opsdash.ops import history as past
 
-    c = past.diff(Ops.reading(config), run_a, run_b)
+    c = past.diff(Ops.reading(config), run_a, run_b, kind=kind)
     if as_json:
         emit_json(diff_dict(c.a, c.b, c.diff))
     else:

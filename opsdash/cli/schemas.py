@@ -393,6 +393,87 @@ class ConfigValidate(_Fixed):
 # ---------------------------------------------------------------- the published schemas
 
 
+# ---------------------------------------------------------------- incidents
+
+
+class IncidentPhases(_Fixed):
+    """Seconds each phase took; null when its milestone was not reached."""
+
+    detect: float | None = Field(description="First failure to the first alert fired.")
+    act: float | None = Field(description="The alert (or the failure) to the first runbook step.")
+    mitigate: float | None = Field(description="To the start of the last stretch without a failing check.")
+    recover: float | None = Field(description="To every check and alert of it having recovered.")
+
+
+class IncidentSummary(_Fixed):
+    id: str = Field(description="When it opened and what opened it: `show` and `export` take it.")
+    target: str
+    severity: Severity = Field(description="The worst sustained check state or alert in it.")
+    status: Literal["ongoing", "recovered"]
+    first_failure_at: Timestamp
+    opened_at: Timestamp = Field(description="The first sustained failure or firing alert.")
+    recovered_at: Timestamp | None
+    duration_s: float = Field(description="First failure to recovery (to now while ongoing).")
+    checks: list[str] = Field(description="The checks that went down in it.")
+    alerts: list[str] = Field(description="The alerts (`rule:key`) that fired in it.")
+    phases: IncidentPhases
+
+
+class IncidentList(RootModel[list[IncidentSummary]]):
+    """The incidents derived from the record, newest first."""
+
+
+class IncidentEvent(_Fixed):
+    at: Timestamp
+    kind: Literal[
+        "check",
+        "alert-fired",
+        "alert-resolved",
+        "alert-delivery",
+        "deploy",
+        "run",
+        "runbook-session",
+        "runbook-step",
+        "webhook-failures",
+        "env-change",
+        "audit-anchor",
+    ]
+    source: str = Field(description="A check's name, an alert's rule:key, a run's kind, a runbook's id.")
+    title: str
+    severity: Severity
+    operator: str | None
+    evidence: str | None = Field(description="Masked: a version, a step's detail, fingerprints.")
+    ref: str | None = Field(description="A run id, an alert id or a runbook session id.")
+
+
+class IncidentPhase(_Fixed):
+    name: Literal["detect", "act", "mitigate", "recover"]
+    start: Timestamp
+    end: Timestamp | None
+    seconds: float | None
+
+
+class IncidentShow(_Fixed):
+    """One incident with every event of its window, in time order."""
+
+    schema_version: SchemaVersion
+    id: str
+    target: str
+    severity: Severity
+    status: Literal["ongoing", "recovered"]
+    first_failure_at: Timestamp
+    opened_at: Timestamp
+    recovered_at: Timestamp | None
+    duration_s: float
+    checks: list[str]
+    alerts: list[str]
+    phases: list[IncidentPhase]
+    cause: IncidentEvent | None = Field(description="The deploy in the hour before the first failure.")
+    deploys: list[IncidentEvent]
+    runbook_sessions: list[str]
+    events: list[IncidentEvent]
+
+
 def _printed(model: type[BaseModel], command: str, arguments: str = "") -> tuple[type[BaseModel], str, str]:
     """An output that `opsdash COMMAND [ARGUMENTS] --json` prints whole."""
     invocation = f"opsdash {command} {arguments}".rstrip()
@@ -431,6 +512,12 @@ OUTPUTS: dict[str, tuple[type[BaseModel], str, str]] = {
     "audit-verify": _printed(AuditVerify, "audit verify"),
     "config-show": _printed(ConfigShow, "config show"),
     "config-validate": _printed(ConfigValidate, "config validate"),
+    "incident-list": _printed(IncidentList, "incident list"),
+    "incident-show": (
+        IncidentShow,
+        "opsdash incident",
+        "Printed by `opsdash incident show REF --json` and `opsdash incident export REF --format json`.",
+    ),
 }
 
 

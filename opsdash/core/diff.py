@@ -52,3 +52,17 @@ def diff_runs(
         env_added=tuple(sorted(ea.keys() - eb.keys())),
         env_removed=tuple(sorted(eb.keys() - ea.keys())),
     )
+
+
+def why_not_comparable(a_kind: str, a_target: str, b_kind: str, b_target: str) -> str | None:
+    """None when two runs can be diffed; else why not, in words an operator can act on (the
+    History pane and `opsdash history diff` both ask this). A diff
+    compares findings and env fingerprints, so both runs must be of the same kind, on the same
+    target, and not runbook sessions (which have steps, not findings)."""
+    if "runbook" in (a_kind, b_kind):
+        return "a runbook session has steps, not findings: show it instead"
+    if a_kind != b_kind:
+        return f"a {a_kind} run and a {b_kind} run check different things: compare two {a_kind} runs"
+    if a_target != b_target:
+        return f"the runs are of different targets ({a_target} and {b_target})"
+    return None

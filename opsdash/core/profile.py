@@ -179,7 +179,7 @@ DASHBOARD_THEMES = (
 )
 KEYMAP_IDS = (
     *("app.quit", "app.help", "app.back", "app.pane.overview", "app.pane.validation"),
-    *("app.pane.health", "app.pane.audit", "app.pane.runbooks", "app.pane.history"),
+    *("app.pane.health", "app.pane.audit", "app.pane.runbooks", "app.pane.history", "app.pane.timeline"),
     *(
         "validation.rerun",
         "validation.open_runbook",
@@ -193,6 +193,7 @@ KEYMAP_IDS = (
     *("runbooks.step.retry", "runbooks.step.mark-done", "runbooks.step.skip", "runbooks.step.abort"),
     *("runbooks.step.interrupt",),
     *("history.open", "history.mark", "history.diff", "history.reload", "history.filter"),
+    *("timeline.open", "timeline.export", "timeline.reload", "timeline.filter"),
     *("table.down", "table.up", "table.first", "table.last", "filter.clear", "filter.keep"),
     *("log.down", "log.up", "help.close"),
 )

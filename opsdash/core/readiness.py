@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsdash.core.diff import why_not_comparable as why_not_comparable  # its home is core/diff
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
@@ -259,16 +260,3 @@ def compare(
                 )
             )
     return out
-
-
-def why_not_comparable(a_kind: str, a_target: str, b_kind: str, b_target: str) -> str | None:
-    """None when two runs can be diffed; else why not, in words an operator can act on. A diff
-    compares findings and env fingerprints, so both runs must be of the same kind, on the same
-    target, and not runbook sessions (which have steps, not findings)."""
-    if "runbook" in (a_kind, b_kind):
-        return "a runbook session has steps, not findings: open it with Enter instead"
-    if a_kind != b_kind:
-        return f"a {a_kind} run and a {b_kind} run check different things: mark two {a_kind} runs"
-    if a_target != b_target:
-        return f"the runs are of different targets ({a_target} and {b_target})"
-    return None

@@ -6,6 +6,7 @@ results with the iKhokha API down, a short audit log and a few runs in history. 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,98 @@ def write_sample_data(data_dir: Path) -> None:
             )
             history.runs.record(report, operator="alice")
             history.runs.set_verdict(report.run_id, verdict)
+
+
+INCIDENT_RUN = "20261126T071100-watch01"
+
+
+def _at(minute: int, second: int = 0) -> str:
+    return f"2026-11-26T07:{minute:02d}:{second:02d}.000+00:00"
+
+
+def write_sample_incident(data_dir: Path) -> None:
+    """A provider outage in the record, at fixed times: the preflight at 07:10 (write_sample_data)
+    before it; ikhokha-api failing from 07:12 and down at 07:12:40 (threshold 3); an alert fired
+    and delivered; webhook-endpoint flapping to WARN meanwhile; alice running the rollback runbook
+    from 07:18; the provider answering again at 07:26 and recovered at 07:26:20. What the Timeline
+    pane's snapshots and the screenshots show."""
+    from opsdash.core.runbooks.state import SessionState, SessionStatus, StepState, StepStatus
+
+    api = "https://api.ikhokha.com/public-api/v1/api"
+    hook = "https://app.betaskill.com/api/payments/ikhokha/webhook"
+    down = "Server error (5xx): HTTP 503: provider is failing"
+    sweeps: list[tuple[str, str, Severity, Severity, str, float]] = []  # check, at, severity, sustained
+    for at, severity, sustained in (
+        (_at(11), Severity.OK, Severity.OK),
+        (_at(12), Severity.CRIT, Severity.OK),
+        (_at(12, 20), Severity.CRIT, Severity.OK),
+        (_at(12, 40), Severity.CRIT, Severity.CRIT),
+        (_at(13, 40), Severity.CRIT, Severity.CRIT),
+        (_at(16), Severity.CRIT, Severity.CRIT),
+        (_at(20), Severity.CRIT, Severity.CRIT),
+        (_at(24), Severity.CRIT, Severity.CRIT),
+        (_at(26), Severity.OK, Severity.CRIT),
+        (_at(26, 20), Severity.OK, Severity.OK),
+    ):
+        ok = severity is Severity.OK
+        sweeps.append(("ikhokha-api", at, severity, sustained, "HTTP 200 in 96 ms" if ok else down, 96.0))
+    for at, severity, sustained in (
+        (_at(14), Severity.WARN, Severity.WARN),
+        (_at(15), Severity.WARN, Severity.WARN),
+        (_at(16), Severity.OK, Severity.OK),
+    ):
+        ok = severity is Severity.OK
+        text = (
+            "rejects unsigned and wrongly signed deliveries"
+            if ok
+            else "slow: 2.4 s to reject an unsigned call"
+        )
+        sweeps.append(("webhook-endpoint", at, severity, sustained, text, 64.0 if ok else 2400.0))
+    with History.open(data_dir) as history:
+        for name, at, severity, sustained, summary, latency in sweeps:
+            kind, target = ("provider", api) if name == "ikhokha-api" else ("webhook", hook)
+            result = CheckResult(
+                name, kind, target, severity, summary, at, latency, metrics={"response_time_ms": latency}
+            )
+            history.checks.record(INCIDENT_RUN, [result], {name: sustained})
+        raised = datetime.fromisoformat(_at(12, 41)).timestamp()
+        alert = history.alerts.record(
+            "check-critical", "ikhokha-api", "CRIT", "ikhokha-api is failing", down, raised, sent_at=raised
+        )
+        assert alert is not None
+        history.alerts.record_delivery(alert, "ops-slack", "firing", True, 1, "", raised + 1)
+        resolved = datetime.fromisoformat(_at(26, 21)).timestamp()
+        history.alerts.mark(alert, status="resolved", resolved_at=resolved)
+        history.alerts.record_delivery(alert, "ops-slack", "resolved", True, 1, "", resolved + 1)
+        state = SessionState(
+            id="20261126T071800-rollback",
+            operator="alice",
+            runbook_id="rollback",
+            title="Roll back a release",
+            runbook_path="runbooks/rollback.md",
+            params={"version": "2026.11.2"},
+            status=SessionStatus.ACTIVE,
+            current=0,
+            steps=[StepState(), StepState()],
+            started_at=_at(18),
+            updated_at=_at(18),
+        )
+        sessions = history.sessions
+        sessions.create(state)
+        sessions.save(state, None, "started", "rollback to 2026.11.2")
+        for index, (begin, end, command) in enumerate(
+            (
+                ((18, 30), (19, 10), "opsdash check --json ikhokha-api"),
+                ((21, 0), (24, 30), "./deploy.sh --version 2026.11.2"),
+            )
+        ):
+            state.steps[index] = StepState(StepStatus.RUNNING, _at(*begin))
+            state.updated_at = _at(*begin)
+            sessions.save(state, index, "command-started", command)
+            state.steps[index] = StepState(StepStatus.DONE, _at(*begin), _at(*end), 0)
+            state.updated_at = _at(*end)
+            state.current = index + 1 if index == 0 else None
+            sessions.save(state, index, "done", "exit 0")
+        state.status = SessionStatus.COMPLETED
+        state.updated_at = _at(25)
+        sessions.save(state, None, "completed", "every step done")

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsdash.core.diff import RunDiff, diff_runs
+from opsdash.core.diff import RunDiff, diff_runs, why_not_comparable
+from opsdash.core.errors import InputError
 from opsdash.core.findings import Report
 from opsdash.ops.base import Ops
 from opsdash.storage.rows import AlertRow, RunRow
@@ -21,9 +22,28 @@ if TYPE_CHECKING:  # a runbook session's modules load only when one is shown
 DEPLOY_KINDS = ("preflight", "verify-deploy")
 
 
-def runs(ops: Ops, *, limit: int = 20, kind: str | None = None) -> list[RunRow]:
+def runs(
+    ops: Ops,
+    *,
+    limit: int = 20,
+    kind: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    verdict: str | None = None,
+    rule: str | None = None,
+) -> list[RunRow]:
+    """The newest runs first, filtered (`since`/`until`: seconds since the epoch)."""
+    from opsdash.storage.timeline import iso
+
     with ops.history(write=False) as history:
-        return history.runs.recent(limit=limit, kind=kind)
+        return history.runs.recent(
+            limit=limit,
+            kind=kind,
+            since=None if since is None else iso(since),
+            until=None if until is None else iso(until),
+            verdict=verdict,
+            rule=rule,
+        )
 
 
 @dataclass(frozen=True)
@@ -58,11 +78,17 @@ class Comparison:
     diff: RunDiff
 
 
-def diff(ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = False) -> Comparison:
+def diff(
+    ops: Ops, ref_a: str, ref_b: str = "latest", *, oldest_first: bool = False, kind: str | None = None
+) -> Comparison:
     """New, resolved and changed findings, and env keys whose fingerprint changed, from A to B
-    (with `oldest_first`, from the older of the two to the newer)."""
+    (with `oldest_first`, from the older of the two to the newer; with `kind`, `latest~N` counts
+    runs of that kind). Two runs that cannot be compared are an InputError saying why."""
     with ops.history(write=False) as history:
-        a, b = history.runs.resolve(ref_a), history.runs.resolve(ref_b)
+        a, b = history.runs.resolve(ref_a, kind), history.runs.resolve(ref_b, kind)
+        why = why_not_comparable(a.kind, a.target, b.kind, b.target)
+        if why is not None:  # the History pane says the same before it asks
+            raise InputError(f"cannot diff {a.run_id} and {b.run_id}: {why}")
         if oldest_first and b.started_at < a.started_at:
             a, b = b, a
         changed = diff_runs(

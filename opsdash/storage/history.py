@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from opsdash.storage.checks import Checks
     from opsdash.storage.runs import Runs
     from opsdash.storage.sessions import RunbookSessions
+    from opsdash.storage.timeline import Timeline
     from opsdash.storage.trace import Trace
     from opsdash.storage.webhooks import Webhooks
 
@@ -82,6 +83,7 @@ class History:
     webhooks: _Repository[Webhooks] = _Repository("opsdash.storage.webhooks:Webhooks")
     anchors: _Repository[Anchors] = _Repository("opsdash.storage.anchors:Anchors")
     trace: _Repository[Trace] = _Repository("opsdash.storage.trace:Trace")
+    timeline: _Repository[Timeline] = _Repository("opsdash.storage.timeline:Timeline")
 
     def __init__(
         self,

@@ -121,19 +121,37 @@ class Runs(Repository):
         )
         return [_run(r) for r in cursor]
 
-    def recent(self, *, limit: int = 20, kind: str | None = None, target: str | None = None) -> list[RunRow]:
-        """The newest runs first (of one kind, of one target)."""
-        where, args = [], []
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if target:
-            where.append("target = ?")
-            args.append(target)
+    def recent(
+        self,
+        *,
+        limit: int = 20,
+        kind: str | None = None,
+        target: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        verdict: str | None = None,
+        rule: str | None = None,
+    ) -> list[RunRow]:
+        """The newest runs first (of one kind, of one target, started in [since, until) given as
+        the record's ISO text, with this verdict, with a finding of this rule)."""
+        where: list[str] = []
+        args: list[Any] = []
+        for value, test in (
+            (kind, "kind = ?"),
+            (target, "target = ?"),
+            (since, "started_at >= ?"),
+            (until, "started_at < ?"),
+            (verdict, "+verdict = ?"),  # `+`: the planner keeps to started_at's order
+            (rule, "EXISTS (SELECT 1 FROM findings f WHERE f.run_id = runs.run_id AND f.rule = ?)"),
+        ):
+            if value:
+                where.append(test)
+                args.append(value)
         return self._select(f"WHERE {' AND '.join(where)}" if where else "", args, limit=limit)
 
-    def resolve(self, ref: str) -> RunRow:
-        """A run by id, unique id prefix, or `latest` / `latest~N` (N runs before the latest)."""
+    def resolve(self, ref: str, kind: str | None = None) -> RunRow:
+        """A run by id, unique id prefix, or `latest` / `latest~N` (N runs before the latest; with
+        `kind`, N runs of that kind before the latest of that kind)."""
         shown = ref if len(ref) <= 40 else ref[:39] + "…"
         if not ref.strip():
             raise InputError("no run given: pass a run id, a unique prefix of one, or latest / latest~N")
@@ -142,9 +160,11 @@ class Runs(Repository):
             if back and not (back.isascii() and back.isdigit() and len(back) <= 9):
                 raise InputError(f"run reference {shown!r}: expected latest~N with a number N")
             offset = int(back or 0)
-            runs = self._select("", [], limit=offset + 1, full=True)
+            where, args = ("WHERE kind = ?", [kind]) if kind else ("", [])
+            runs = self._select(where, args, limit=offset + 1, full=True)
             if len(runs) <= offset:
-                raise InputError(f"run {shown!r} not found: history has {len(runs)} run(s)")
+                of = f" {kind}" if kind else ""
+                raise InputError(f"run {shown!r} not found: history has {len(runs)}{of} run(s)")
             return runs[offset]
         # run ids are 25 characters; a prefix is a range of the primary key's index
         rows = self._select(

@@ -184,6 +184,14 @@ STEPS: list[tuple[Change, ...]] = [
         Table("trace_places", "scan_id:int oid commit_id path", pk=("scan_id", "oid", "commit_id", "path")),
         Columns("env_keys", "length:int"),
     ),
+    # v11: the timeline reads a window's unhealthy check results alone (a few of a year's million
+    # rows), for deriving incidents; healthy rows stay out of this index
+    (
+        Sql(
+            "CREATE INDEX IF NOT EXISTS idx_check_results_failing ON check_results (started_at, check_name) "
+            "WHERE severity != 'OK' OR sustained != 'OK'"
+        ),
+    ),
 ]
 
 

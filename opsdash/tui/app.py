@@ -83,6 +83,7 @@ PANES = (
     PaneSpec("audit", "Audit", "opsdash.tui.panes.audit:AuditPane", "#audit-log"),
     PaneSpec("runbooks", "Runbooks", "opsdash.tui.panes.runbooks:RunbooksPane", "#runbook-list"),
     PaneSpec("history", "History", "opsdash.tui.panes.history:HistoryPane", "#runs"),
+    PaneSpec("timeline", "Timeline", "opsdash.tui.panes.timeline:TimelinePane", "#incidents"),
 )
 PANE_CLASSES = {p.id: p.cls for p in PANES if p.cls}
 FOCUS = {p.id: p.focus for p in PANES if p.focus}

@@ -17,7 +17,7 @@ from opsdash.demo.sample import ENV
 from opsdash.tui.app import OpsdashApp
 from tests.tui.conftest import SIZE, SnapCompare, feed_sample, settle
 
-PANES = ["1", "2", "3", "4", "5", "6"]
+PANES = ["1", "2", "3", "4", "5", "6", "7"]
 SIZES = [(80, 24), (120, 36), (200, 50)]
 
 

@@ -328,7 +328,7 @@ def test_no_secret_anywhere_opsdash_writes(run: Run, project: Project, planted: 
         *(("config", c, *config, *f) for c in ("show", "validate") for f in ([], ["--json"])),
         *(("history", "list", *f) for f in ([], ["--json"])),
         *(("history", "show", r, *f) for r in ("latest", "latest~1") for f in ([], ["--json"])),
-        *(("history", "diff", "latest~2", "latest", *f) for f in ([], ["--json"])),
+        *(("history", "diff", "latest~1", "latest", "--kind", "validate", *f) for f in ([], ["--json"])),
         ("audit", "tail", "-n", "1000"),
         ("audit", "tail", "-n", "1000", "--json"),
         ("audit", "verify"),

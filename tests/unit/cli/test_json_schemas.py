@@ -38,6 +38,8 @@ STEMS = {
     "audit-verify",
     "config-show",
     "config-validate",
+    "incident-list",
+    "incident-show",
 }
 HOOK_NOW = 1764150000
 DRILL = PLAIN

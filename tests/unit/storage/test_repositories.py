@@ -169,6 +169,7 @@ def test_no_repository_method_returns_a_dict_and_no_storage_module_is_over_500_l
         "Checks",
         "RunbookSessions",
         "Runs",
+        "Timeline",
         "Trace",
         "Webhooks",
     ]
