@@ -169,7 +169,7 @@ class Attachment:
 
     server: Server
     token: str | None
-    on_event: Callable[[Event], None]
+    on_event: Callable[[Event], object]
     backoff: Sequence[float] = BACKOFF
     read_timeout: float = READ_TIMEOUT
     attempts: int = 0  # connections tried since the last one that delivered a snapshot
@@ -213,7 +213,7 @@ class Attachment:
             status, headers = await self._head(reader)
             if status != 200:
                 body = await self._body_text(reader, headers)
-                message = f"the service answered {status}: {body}".strip()
+                message = f"HTTP {status}: {body}".strip()
                 if status in (401, 403, 404):
                     raise Refused(message)
                 return message

@@ -201,6 +201,7 @@ class TargetPicture:
     """One target of the service, as an attached dashboard holds it."""
 
     name: str
+    environment: str = ""
     checks: list[str] = field(default_factory=list)
     states: dict[str, SustainedState] = field(default_factory=dict)
     report: Report | None = None
@@ -213,6 +214,7 @@ class TargetPicture:
     def read(cls, data: Mapping[str, Any]) -> TargetPicture:
         return cls(
             name=str(data["name"]),
+            environment=str(data.get("environment", "")),
             checks=[str(c) for c in data.get("checks") or []],
             states={str(k): state_in(v) for k, v in (data.get("states") or {}).items()},
             report=report_in(data.get("report")),

@@ -36,7 +36,7 @@ from textual.worker import Worker, WorkerState
 
 from opsdash.core.errors import OpsdashError
 from opsdash.ops.base import Ops, Source
-from opsdash.tui.context import DashboardContext, Shown
+from opsdash.tui.context import DashboardContext, ServiceView, Shown
 from opsdash.tui.messages import (
     AlertsRaised,
     AlertsResolved,
@@ -45,6 +45,7 @@ from opsdash.tui.messages import (
     OpenRunbook,
     PictureChanged,
     ProfileLoaded,
+    ServiceEventArrived,
     SourcesReloaded,
     SourcesReloadFailed,
 )
@@ -53,7 +54,9 @@ from opsdash.tui.safe import clean
 from opsdash.tui.style import MONO_THEME, gate_parts, severity_variables, use_palette
 
 if TYPE_CHECKING:
+    from opsdash.ops.attach import Server
     from opsdash.ops.early import Early
+    from opsdash.tui.attached import Attached
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -227,6 +230,8 @@ class OpsdashApp(App[None]):
         self._remembered: tuple[str, str, float] | None = None
         self._purging = False  # the background retention worker was started
         self._early_child: Early | None = None  # the start-up child (ops/early.py)
+        self._server: tuple[Server, str | None] | None = None  # attached: the service and its token
+        self._attached: Attached | None = None
 
     def get_css_variables(self) -> dict[str, str]:
         """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
@@ -270,6 +275,18 @@ class OpsdashApp(App[None]):
         app.ctx.target_hint = f"{target[0]} ({target[1]})" if target else ""
         return app
 
+    @classmethod
+    def attached(cls, server: Server, token: str | None = None, **options: Any) -> OpsdashApp:
+        """`opsdash --server URL`: the dashboard on a running `opsdash serve`'s live picture
+        (tui/attached.py). No local profile is read, nothing is probed, validated or recorded."""
+        from opsdash.ops.base import Source
+
+        app = cls(Ops(Source(None)), live=False, record=False, **options)
+        app.ctx.service = ServiceView(server.url, wanted=server.target)
+        app._server = (server, token)
+        app.title = f"opsdash — service {server.url}"
+        return app
+
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
@@ -308,6 +325,9 @@ class OpsdashApp(App[None]):
             self._apply_theme(DEFAULT_THEME)
             if self._early_child is not None:
                 self._read_early(self._early_child)
+            if self._server is not None:
+                self._follow_service()
+                self.set_interval(1.0, self.show_verdict)  # the age of the newest data, as it grows
             self.call_after_refresh(self._after_first_frame)
         self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
@@ -464,6 +484,12 @@ class OpsdashApp(App[None]):
     async def ensure_pane(self, pane: str) -> Any:
         """The pane's widget, mounted now if this is the first time it is needed."""
         cls = pane_class(pane)
+        if self.ctx.service is not None:  # attached: a pane that acts here has a stand-in
+            from opsdash.tui.attached import attached_class
+
+            if (stand_in := attached_class(pane)) is not None:
+                module, name = stand_in.split(":")
+                cls = getattr(importlib.import_module(module), name)
         found = self.query(cls)
         if found:
             return found.first()
@@ -491,7 +517,9 @@ class OpsdashApp(App[None]):
         something, the last known one, marked)."""
         shown = self.ctx.shown()
         demo = " · demo target (fake values)" if self.ctx.demo else ""
-        if self.ctx.ready:
+        if self.ctx.service is not None:
+            where = clean(self.ctx.service.where())
+        elif self.ctx.ready:
             where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
             stale = "" if shown.live else f"({shown.note}) "  # never read as the live verdict
             self.sub_title = f"{stale}{shown.headline}: {shown.reason}{demo} · operator {self.ctx.operator}"
@@ -530,6 +558,26 @@ class OpsdashApp(App[None]):
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.show_verdict)
+
+    # ------------------------------------------------------------------ attached
+
+    @work(exclusive=True, group="attach", exit_on_error=False, description="follow the service")
+    async def _follow_service(self) -> None:
+        """Read the service's /events for as long as the dashboard runs (reconnecting itself)."""
+        from opsdash.ops.attach import Attachment
+
+        assert self._server is not None
+        server, token = self._server
+        await Attachment(server, token, lambda event: self.post_message(ServiceEventArrived(event))).run()
+
+    @on(ServiceEventArrived)
+    def service_event(self, message: ServiceEventArrived) -> None:
+        if self._attached is None:
+            from opsdash.tui.attached import Attached
+
+            self._attached = Attached(self, self.ctx)
+        self._attached.apply(message.event)
+        self.show_verdict()
 
     # ------------------------------------------------------------------ routing
 
@@ -625,7 +673,7 @@ class OpsdashApp(App[None]):
         if not self.ctx.ready:  # shown once the profile is loaded
             self._wanted_pane = pane
             return
-        if self.ctx.loaded is not None:
+        if self.ctx.loaded is not None or self.ctx.service is not None:
             self.query_one(TabbedContent).active = pane
 
     def action_help(self) -> None:
@@ -647,7 +695,8 @@ class OpsdashApp(App[None]):
             return
         focused = self.focused
         if isinstance(focused, Input):
-            pane = self.query_one(TabbedContent).active if self.ctx.ready and self.ctx.loaded else ""
+            shown = self.ctx.ready and (self.ctx.loaded or self.ctx.service)
+            pane = self.query_one(TabbedContent).active if shown else ""
             target = self.query(FOCUS.get(pane, "#none"))
             if target:
                 target.first().focus()
@@ -663,7 +712,7 @@ class OpsdashApp(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        if not self.ctx.ready or self.ctx.loaded is None:
+        if not self.ctx.ready or (self.ctx.loaded is None and self.ctx.service is None):
             return
         for spec in PANES:
             yield SystemCommand(
@@ -729,3 +778,8 @@ def run_dashboard(config_path: Path | None, *, demo: bool = False, early: Early 
     finally:
         if early is not None:  # still at work if the operator left at once
             early.cancel()
+
+
+def run_attached(server: Server, token: str | None) -> None:
+    """`opsdash --server URL`: the dashboard on a running service (cli/common.py checked the URL)."""
+    OpsdashApp.attached(server, token).run()
