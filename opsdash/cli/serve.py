@@ -209,12 +209,22 @@ def serve(
     is_flag=True,
     help="Make a random token for this run and print it once, in the address to open.",
 )
-def web(config: Path | None, host: str, port: int, public_url: str | None, new_token: bool) -> None:
+@click.option(
+    "--server",
+    metavar="URL",
+    envvar="OPSDASH_SERVER",
+    help="Each browser's dashboard attaches to this running 'opsdash serve' instead of probing "
+    "(as 'opsdash --server URL'); its token, if it needs one, from OPSDASH_SERVE_TOKEN.",
+)
+def web(
+    config: Path | None, host: str, port: int, public_url: str | None, new_token: bool, server: str | None
+) -> None:
     """Open the dashboard in a browser (through textual-serve).
 
     Each browser tab runs its own dashboard process on this machine, as the user running this
-    command. It listens on 127.0.0.1 by default. WebSocket connections whose Origin is not this
-    server's (or that send none) are refused, so a web page cannot drive the dashboard.
+    command. With --server, each is attached to that running 'opsdash serve' and probes nothing.
+    It listens on 127.0.0.1 by default. WebSocket connections whose Origin is not this server's
+    (or that send none) are refused, so a web page cannot drive the dashboard.
 
     With a token, the page (?token=...) and its WebSocket are refused without it. The token comes
     from the OPSDASH_WEB_TOKEN environment variable (at least 16 characters), or --new-token makes
@@ -229,7 +239,12 @@ def web(config: Path | None, host: str, port: int, public_url: str | None, new_t
 
     path = find_config(config) if config is not None else None
     command = f"{shlex.quote(sys.executable)} -m opsdash"
-    if path is not None:
+    if server:
+        from opsdash.ops.attach import Server
+
+        Server.parse(server)  # a bad URL: exit 3 here and now, not in each browser tab
+        command += f" --server {shlex.quote(server.strip())}"
+    elif path is not None:
         command += f" --config {shlex.quote(str(path.resolve()))}"
     # Out of the environment, so the dashboards, and whatever their runbooks run, never inherit it
     token = os.environ.pop(TOKEN_ENV, None) or None

@@ -232,6 +232,8 @@ class OpsdashApp(App[None]):
         self._early_child: Early | None = None  # the start-up child (ops/early.py)
         self._server: tuple[Server, str | None] | None = None  # attached: the service and its token
         self._attached: Attached | None = None
+        self._panes_waiting = False  # attached: the panes are built once the service's verdict is shown
+        self._panes_deferred = False
 
     def get_css_variables(self) -> dict[str, str]:
         """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
@@ -371,7 +373,12 @@ class OpsdashApp(App[None]):
 
     async def _after_first_frame(self) -> None:
         """The header is on screen: the panes as they will be (the overview shows the last known
-        verdict too), then the profile loads on a thread."""
+        verdict too), then the profile loads on a thread. Attached, the service's verdict comes
+        first: the panes and the settings follow it (or a second, if it is slow)."""
+        if self._server is not None and not self._panes_deferred:
+            self._panes_deferred = self._panes_waiting = True
+            self.set_timer(IDLE_MOUNT_AFTER, self._build_panes)
+            return
         await self.mount(self._panes(), after=self.query_one(VerdictBar))
         self._load_profile()
 
@@ -578,6 +585,12 @@ class OpsdashApp(App[None]):
             self._attached = Attached(self, self.ctx)
         self._attached.apply(message.event)
         self.show_verdict()
+        self.call_after_refresh(self._build_panes)
+
+    async def _build_panes(self) -> None:
+        if self._panes_waiting:
+            self._panes_waiting = False
+            await self._after_first_frame()
 
     # ------------------------------------------------------------------ routing
 

@@ -13,14 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # (a dev dependency, no stubs)
 import pytest
 from textual.widgets import Static
 
 from opsdash.ops.attach import Server
 from opsdash.tui.app import OpsdashApp
 from opsdash.tui.widgets.table import OpsTable
-from tests.conftest import Project
+from tests.conftest import Project, Run
 from tests.tui.conftest import SIZE, until
 from tests.tui.test_last_known import header
 from tests.unit.ops.test_serve import Serve
@@ -189,3 +189,12 @@ async def test_a_token_missing_or_wrong_is_said_on_screen_the_right_one_works_an
     assert code == 0
     out = "\n".join([*screens, err])
     assert TOKEN not in out
+
+
+def test_a_server_that_is_not_a_url_or_a_token_variable_that_is_not_set_exits_3(run: Run) -> None:
+    result = run("--server", "ftp://example.invalid")
+    assert result.code == 3 and "give the service's URL, e.g. http://127.0.0.1:9477" in result.err
+    result = run("--server", "http://alice:pw@127.0.0.1:9477")
+    assert result.code == 3 and "put no credentials in the URL" in result.err and "pw" not in result.err
+    result = run("--server", "http://127.0.0.1:9477", "--token-env", "NO_SUCH_VARIABLE_HERE")
+    assert result.code == 3 and "NO_SUCH_VARIABLE_HERE: that environment variable is not set" in result.err
