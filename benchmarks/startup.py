@@ -344,7 +344,9 @@ def main() -> None:
         f"launches per case: {args.runs} (purge case: {retention_runs}); median (range); tmux 120x36; "
         f"ratios: median / floor median, per-run ratios against the same round's floor"
     )
-    print(f"history: {args.history_runs:,} runs x {args.checks_per_run} checks; audit log {args.log_mb} MiB")
+    if wanted & {"year", "purge"}:
+        runs, checks = f"{args.history_runs:,}", args.checks_per_run
+        print(f"history: {runs} runs x {checks} checks; audit log {args.log_mb} MiB")
     floor_rss = statistics.median(r["rss"] for r in floor)
     print(
         f"floor  minimal Textual app, launch to its text on screen  {summary(floors)}  {floor_rss:4.0f} MiB"

@@ -257,11 +257,11 @@ def web(
             f"listening on {host}, beyond this machine, needs a token: set {TOKEN_ENV} "
             "or pass --new-token (or listen on 127.0.0.1 behind an authenticating proxy)"
         )
-    server = DashboardServer(command, host=host, port=port, public_url=public_url, token=token)
+    web_server = DashboardServer(command, host=host, port=port, public_url=public_url, token=token)
     if new_token:  # the one time it is shown: the server registered it with the redactor just now
-        click.echo(f"opsdash web: open {server.public_url}/?token={token} (Ctrl-C stops)", err=True)
+        click.echo(f"opsdash web: open {web_server.public_url}/?token={token} (Ctrl-C stops)", err=True)
     elif token is not None:
-        emit(f"opsdash web: open {server.public_url}/?token=<{TOKEN_ENV}> (Ctrl-C stops)", err=True)
+        emit(f"opsdash web: open {web_server.public_url}/?token=<{TOKEN_ENV}> (Ctrl-C stops)", err=True)
     else:
-        emit(f"opsdash web: open {server.public_url} (Ctrl-C stops)", err=True)
-    server.serve()
+        emit(f"opsdash web: open {web_server.public_url} (Ctrl-C stops)", err=True)
+    web_server.serve()

@@ -527,7 +527,8 @@ class OpsdashApp(App[None]):
         if self.ctx.service is not None:
             where = clean(self.ctx.service.where())
         elif self.ctx.ready:
-            where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
+            # which picture this is: probed here (an attached one names its service instead)
+            where = f"{self.title.removeprefix('opsdash — ')} · local probes · {self.ctx.operator}{demo}"
             stale = "" if shown.live else f"({shown.note}) "  # never read as the live verdict
             self.sub_title = f"{stale}{shown.headline}: {shown.reason}{demo} · operator {self.ctx.operator}"
         else:

@@ -17,12 +17,16 @@ import psutil  # type: ignore[import-untyped]  # (a dev dependency, no stubs)
 import pytest
 from textual.widgets import Static
 
+from opsdash.core.runbooks.executor import Executor
+from opsdash.core.runbooks.parser import parse
 from opsdash.ops.attach import Server
+from opsdash.storage.history import History
 from opsdash.tui.app import OpsdashApp
 from opsdash.tui.widgets.table import OpsTable
 from tests.conftest import Project, Run
 from tests.tui.conftest import SIZE, until
 from tests.tui.test_last_known import header
+from tests.tui.test_runbooks_pane import BOOK
 from tests.unit.ops.test_serve import Serve
 
 TOKEN = "attach-token-canary-5e1d7b3a9c2f4086"  # made up for this test
@@ -108,12 +112,34 @@ def notices(app: OpsdashApp) -> str:
     return "\n".join(f"{n.title}: {n.message}" for n in app._notifications)
 
 
+def card(app: OpsdashApp, name: str) -> str:
+    return str(app.query_one(f"#overview-{name}", Static).render())
+
+
+def sessions_table(app: OpsdashApp) -> str:
+    tables = app.query("#runbook-list")
+    if not tables:
+        return ""
+    table = tables.first(OpsTable)
+    return "\n".join(" ".join(str(c) for c in table.get_row(key)) for key in table.rows)
+
+
+def start_session(tmp_path: Path, operator: str) -> None:
+    """A runbook session started by `operator`, recorded where the service keeps its history."""
+    book_file = tmp_path / "deploy.md"
+    book_file.write_text(BOOK.replace("{command}", "true"))
+    book, _ = parse(book_file)
+    assert book is not None
+    with History.open(Path(os.environ["OPSDASH_DATA_DIR"])) as history:
+        Executor.start(book, {}, operator, history.sessions, lambda gates: [])
+
+
 def screen_text(app: OpsdashApp) -> str:
     return "\n".join(str(w.render()) for w in app.query(Static)) + header(app)
 
 
 async def test_the_dashboard_shows_the_service_follows_it_and_says_when_it_is_gone(
-    project: Project, target: Target
+    project: Project, target: Target, tmp_path: Path
 ) -> None:
     serve = Serve("--config", profile(project, target))
     port = int(serve.url.rsplit(":", 1)[1])
@@ -129,11 +155,16 @@ async def test_the_dashboard_shows_the_service_follows_it_and_says_when_it_is_go
             await until(pilot, lambda: "NO-GO" in header(app))
             await until(pilot, lambda: checks_table(app)["flaky"] == "CRIT")
             assert target.requests > 0 and target.from_dashboard == 0  # serve probed; we did not
+            await until(pilot, lambda: "Alert (service): flaky" in notices(app))  # fired on the service
+            await until(pilot, lambda: "flaky" in card(app, "alerts"))
+
+            start_session(tmp_path, "bob")  # another operator, another process: the record says so
 
             await pilot.press("p")  # polling is the service's: the key says so, and does nothing
             await until(pilot, lambda: "cannot pause it from here" in notices(app))
             await pilot.press("5")  # runbook steps run where they act, not here
-            await until(pilot, lambda: app.query("#runbook-list"))
+            await until(pilot, lambda: "bob" in sessions_table(app))
+            assert "tui-deploy" in card(app, "deploy") and "bob" in card(app, "deploy")
             await pilot.press("n")  # a new session
             await until(pilot, lambda: "runs on the machine it changes" in notices(app))
 

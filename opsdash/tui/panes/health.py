@@ -58,7 +58,8 @@ def status_cell(state: SustainedState, stale: bool = False) -> Content:
     return severity(state.label, state.shown)
 
 
-def check_detail(result: CheckResult, state: SustainedState | None, stale: bool = False) -> Content:
+def check_detail(result: CheckResult, state: SustainedState | None, stale: bool | str = False) -> Content:
+    """`stale`: True while polling is paused; a text saying why otherwise (the service is gone)."""
     parts: list[Part] = [(clean(result.name), "bold"), (f"  {result.kind} → {clean(result.target)}\n", "dim")]
     if state is not None:
         parts.append(severity(state.label, state.shown))
@@ -69,7 +70,10 @@ def check_detail(result: CheckResult, state: SustainedState | None, stale: bool 
             sustained += f"; goes {result.severity.value} after {state.failure_threshold} failures in a row"
         elif state.phase == "recovering":
             sustained += f"; OK after {state.success_threshold} successes in a row"
-        parts.append((sustained + (" · STALE: polling paused (p resumes)" if stale else "") + "\n", "dim"))
+        if stale:
+            why = stale if isinstance(stale, str) else "polling paused (p resumes)"
+            sustained += f" · STALE: {why}"
+        parts.append((sustained + "\n", "dim"))
     parts.append(("last result  ", "dim"))
     parts.append(severity(result.severity.value, result.severity))
     parts.append(f"  {clean(result.summary)}  ({result.started_at[11:19]})\n")
@@ -296,7 +300,8 @@ class HealthPane(ItemPane):
         if result is None:
             detail.update(f"{name}: not checked yet")
         else:
-            detail.update(check_detail(result, self.states.get(name), self.paused or self.ctx.stale()))
+            lost = "the service is not connected" if self.ctx.stale() and not self.paused else False
+            detail.update(check_detail(result, self.states.get(name), self.paused or lost))
         data = list(self.latencies.get(name, []))
         spark.data = data
         spark.display = bool(data)
