@@ -34,11 +34,23 @@ EVENTS = ("snapshot", "check", "validation", "alerts", "sessions")
 
 
 def encode(event: str, data: Mapping[str, Any]) -> bytes:
-    """One SSE frame, masked: the redactor sees the JSON text (every string in it) last."""
+    """One SSE frame, masked: the redactor sees every string before it is JSON-escaped (a secret
+    with a quote or a backslash in it would not be recognised in its escaped form). One line of
+    data: JSON escapes every newline."""
+    text = json.dumps(masked(data), separators=(",", ":"), default=str)
+    return f"event: {event}\ndata: {text}\n\n".encode()
+
+
+def masked(value: Any) -> Any:
     from opsdash.core.secrets import redactor
 
-    text = redactor.redact(json.dumps(data, separators=(",", ":"), default=str))
-    return f"event: {event}\ndata: {text}\n\n".encode()
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, Mapping):
+        return {masked(str(k)): masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------------------------------- out

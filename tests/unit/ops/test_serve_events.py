@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -253,3 +254,55 @@ async def test_a_client_that_falls_behind_gets_a_fresh_snapshot_and_publishing_n
         writer.close()
         broadcast.close()
         await endpoint.close()
+
+
+def test_every_string_on_the_wire_is_masked_even_one_json_would_escape() -> None:
+    from opsdash.core.findings import Severity
+    from opsdash.core.health.model import CheckResult
+    from opsdash.core.health.state import SustainedState
+    from opsdash.core.secrets import redactor
+    from opsdash.ops import live
+
+    secret = 'canary"with\\quote-9f8e7d6c5b4a'  # made up: a quote and a backslash JSON escapes
+    redactor.register(secret)
+    try:
+        result = CheckResult(
+            "api",
+            "http",
+            f"https://x.test/?key={secret}",
+            Severity.CRIT,
+            f"got {secret}",
+            "",
+            1.0,
+            facts={secret: secret},
+        )
+        frame = live.encode("check", {"target": "T", "state": live.state_out(SustainedState(last=result))})
+    finally:
+        redactor.clear()
+    text = frame.decode()
+    assert secret not in text and json_escaped(secret) not in text and "canary" not in text
+    assert "sha256:" in text  # the masked fingerprint stands in its place
+    state = live.state_in(json.loads(text.split("data: ", 1)[1])["state"])
+    assert state.last is not None and state.last.severity is Severity.CRIT  # and it still decodes
+
+
+def json_escaped(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
+def test_a_server_url_names_its_events_path_and_target() -> None:
+    server = Server.parse("https://ops.example.test/opsdash/?target=Staging")
+    assert (server.host, server.port, server.tls) == ("ops.example.test", 443, True)
+    assert server.path == "/opsdash/events" and server.target == "Staging"
+    assert server.url == "https://ops.example.test/opsdash"
+    assert Server.parse("http://[::1]:9477").port == 9477
+
+
+def test_config_show_masks_the_serve_token(
+    project: Project, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSDASH_SERVE_TOKEN", TOKEN)
+    result = run("config", "show", "--config", project.profile)
+    assert result.code == 0 and TOKEN not in result.out + result.err
+    row = next(line for line in result.out.splitlines() if "opsdash.serve_token" in line)
+    assert "env OPSDASH_SERVE_TOKEN" in row and "•••• (35 chars" in row  # a fingerprint, wrapped
