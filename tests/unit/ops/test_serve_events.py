@@ -302,7 +302,9 @@ def test_config_show_masks_the_serve_token(
     project: Project, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPSDASH_SERVE_TOKEN", TOKEN)
-    result = run("config", "show", "--config", project.profile)
-    assert result.code == 0 and TOKEN not in result.out + result.err
-    row = next(line for line in result.out.splitlines() if "opsdash.serve_token" in line)
-    assert "env OPSDASH_SERVE_TOKEN" in row and "•••• (35 chars" in row  # a fingerprint, wrapped
+    for args in ((), ("--json",)):
+        result = run("config", "show", "--config", project.profile, *args)
+        assert result.code == 0 and TOKEN not in result.out + result.err
+    row = next(r for r in json.loads(result.out) if r["key"] == "opsdash.serve_token")
+    assert row["source"] == "env OPSDASH_SERVE_TOKEN"
+    assert row["value"].startswith(f"•••• ({len(TOKEN)} chars") and "sha256:" in row["value"]
