@@ -148,12 +148,16 @@ class Broadcast:
                     frame = encode("snapshot", self.snapshot())
                 assert isinstance(frame, bytes)
                 await self._write(response, frame)
-        except (ConnectionError, TimeoutError):
-            pass  # gone, or too slow to take one write: its connection ends here
+        except ConnectionError:
+            return response  # gone
+        except TimeoutError:  # too slow to take one write: its connection ends now, unwritten
+            if request.transport is not None:
+                request.transport.abort()
+            return response
         finally:
             self.clients.discard(client)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await response.write_eof()
+        with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(response.write_eof(), self.write_timeout)
         return response
 
     async def _write(self, response: web.StreamResponse, frame: bytes) -> None:

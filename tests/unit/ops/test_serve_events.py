@@ -308,3 +308,34 @@ def test_config_show_masks_the_serve_token(
     row = next(r for r in json.loads(result.out) if r["key"] == "opsdash.serve_token")
     assert row["source"] == "env OPSDASH_SERVE_TOKEN"
     assert row["value"].startswith(f"•••• ({len(TOKEN)} chars") and "sha256:" in row["value"]
+
+
+async def test_a_client_that_takes_no_write_for_the_write_timeout_is_dropped() -> None:
+    """A peer that stopped reading (or vanished without a word): once the socket's buffers are full
+    a write waits, and after `write_timeout` the stream ends and its connection with it."""
+    from opsdash.ops.serve.events import Broadcast
+    from opsdash.ops.serve.http import Endpoint
+
+    broadcast = Broadcast(lambda: {}, token=None, open_without_token=True, max_streams=4, write_timeout=0.5)
+    endpoint = Endpoint(lambda req: broadcast.stream(req))
+    port = await endpoint.start("127.0.0.1", 0)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small: the backlog builds fast
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    _reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    try:
+        writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        await until_async(lambda: broadcast.clients, "the client is attached")
+
+        async def fills() -> bool:
+            for _ in range(50):
+                broadcast.publish("check", {"pad": "x" * 65536})
+            return not broadcast.clients
+
+        await until_async(fills, "the stream is dropped once a write waits past its timeout")
+        await until_async(lambda: endpoint.connections == 0, "its connection is closed, not left waiting")
+    finally:
+        writer.close()
+        broadcast.close()
+        await endpoint.close()
