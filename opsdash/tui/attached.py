@@ -140,6 +140,7 @@ class Attached:
         if report is None and problem is None:
             return  # not validated yet on the service
         picture.report, picture.validated = report, True
+        self.view.validation_problem = problem
         if report is not None:
             self._to_pane("validation", ValidationCompleted(report))
         elif not quiet or self._pane("validation") is not None:

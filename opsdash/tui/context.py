@@ -66,6 +66,7 @@ class ServiceView:
     newest: float | None = None  # time.time() of the newest data the service sent
     alerts: list[AlertRow] = field(default_factory=list)
     sessions: list[SessionRow] = field(default_factory=list)
+    validation_problem: str | None = None  # the service could not validate: why
 
     def age(self, now: float | None = None) -> str:
         if self.newest is None:

@@ -58,6 +58,8 @@ class ValidationPane(ItemPane):
             self.query_one("#verdict", Static).update("waiting for the service's validation…")
             if self.ctx.picture.report is not None:
                 self.post_message(ValidationCompleted(self.ctx.picture.report))
+            elif self.ctx.service.validation_problem is not None:
+                self.post_message(ValidationFailed(f"on the service: {self.ctx.service.validation_problem}"))
             return
         if not (self.ctx.live and self.ctx.loaded is not None):
             return
