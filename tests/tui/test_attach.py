@@ -5,6 +5,7 @@ it is restarted."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -28,17 +29,18 @@ from tests.tui.conftest import SIZE, until
 from tests.tui.test_last_known import header
 from tests.tui.test_runbooks_pane import BOOK
 from tests.unit.ops.test_serve import Serve
+from tests.waits import wait_until
 
 TOKEN = "attach-token-canary-5e1d7b3a9c2f4086"  # made up for this test
 
 
 class Target:
-    """/healthy (200) and /flaky (200 until `broken`), counting the requests that come from this
-    test's own process: the attached dashboard must make none."""
+    """/healthy (200) and /flaky (200 until `broken`), keeping which process sent each request
+    (`senders`, by pid): an attached dashboard must send none."""
 
     def __init__(self) -> None:
         self.requests = 0
-        self.from_dashboard = 0
+        self.senders: set[int | None] = set()
         self.broken = False
         target = self
 
@@ -46,10 +48,17 @@ class Target:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                port = self.client_address[1]
-                mine = any(c.laddr.port == port for c in psutil.Process().net_connections("tcp"))
+                port, ours = self.client_address[1], target.port
+                sender = next(
+                    (
+                        c.pid
+                        for c in psutil.net_connections("tcp")
+                        if c.laddr and c.laddr.port == port and c.raddr and c.raddr.port == ours
+                    ),
+                    None,
+                )
                 target.requests += 1
-                target.from_dashboard += mine
+                target.senders.add(sender)
                 failing = self.path.startswith("/flaky") and target.broken
                 body = b'{"status":"UP"}'
                 self.send_response(503 if failing else 200)
@@ -62,11 +71,12 @@ class Target:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port: int = self.server.socket.getsockname()[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -154,7 +164,7 @@ async def test_the_dashboard_shows_the_service_follows_it_and_says_when_it_is_go
             target.broken = True  # a check goes down on the target: the service sees it, we hear it
             await until(pilot, lambda: "NO-GO" in header(app))
             await until(pilot, lambda: checks_table(app)["flaky"] == "CRIT")
-            assert target.requests > 0 and target.from_dashboard == 0  # serve probed; we did not
+            assert target.requests > 0 and target.senders == {serve.proc.pid}  # serve probed; we did not
             await until(pilot, lambda: "Alert (service): flaky" in notices(app))  # fired on the service
             await until(pilot, lambda: "flaky" in card(app, "alerts"))
 
@@ -183,7 +193,7 @@ async def test_the_dashboard_shows_the_service_follows_it_and_says_when_it_is_go
                 assert "Connected again" in notices(app)
             finally:
                 again.kill()
-            assert target.from_dashboard == 0
+            assert os.getpid() not in target.senders
     finally:
         serve.kill()
 
@@ -229,3 +239,44 @@ def test_a_server_that_is_not_a_url_or_a_token_variable_that_is_not_set_exits_3(
     assert result.code == 3 and "put no credentials in the URL" in result.err and "pw" not in result.err
     result = run("--server", "http://127.0.0.1:9477", "--token-env", "NO_SUCH_VARIABLE_HERE")
     assert result.code == 3 and "NO_SUCH_VARIABLE_HERE: that environment variable is not set" in result.err
+
+
+def test_opsdash_with_opsdash_server_set_attaches_on_a_real_terminal(
+    project: Project, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real command on a real terminal, told by the environment alone: OPSDASH_SERVER and the
+    token in OPSDASH_SERVE_TOKEN (which it never draws)."""
+    import pty
+    import select
+    import sys
+
+    monkeypatch.setenv("OPSDASH_SERVE_TOKEN", TOKEN)
+    serve = Serve("--config", profile(project, target))
+    monkeypatch.setenv("OPSDASH_SERVER", serve.url)
+    opsdash = str(Path(sys.executable).with_name("opsdash"))
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the dashboard on a real terminal
+        os.execv(opsdash, [opsdash])
+    seen = bytearray()
+
+    def drawn(text: bytes) -> bool:
+        while select.select([master], [], [], 0)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen.extend(chunk)
+        return text in seen
+
+    try:
+        wait_until(lambda: drawn(b"GO"), "the service's verdict drawn")
+        wait_until(lambda: drawn(f"service {serve.url}".encode()), "the header names the service")
+        assert TOKEN.encode() not in seen
+    finally:
+        os.close(master)
+        with contextlib.suppress(ChildProcessError):
+            wait_until(lambda: os.waitpid(pid, os.WNOHANG)[0], "the dashboard ends with its terminal")
+        serve.kill()
+    assert target.senders == {serve.proc.pid}  # the service's probes only, none from the dashboard
