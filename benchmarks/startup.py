@@ -12,7 +12,10 @@ with `tmux capture-pane` until the text appears (what a person would see):
     kept: retention set to 400 days) with a 1 GiB audit log in the data directory; and the first
     start after the retention window passed (the same year, ending 91 days ago, default 90-day
     retention, the 1 GiB log; a fresh copy of that database for every launch, so every launch
-    purges it all);
+    purges it all); and attached to a running `opsdash serve` on the same machine (`opsdash
+    --server URL`: the service has probed and validated already; the dashboard shows its verdict,
+    pushed over /events, and probes nothing), from launch to the header's first paint and to the
+    service's live verdict;
   - the ratio of each median to the floor's median in the same run, the runs interleaved (floor,
     then each case, round by round), per-run ratios' range, and the goal beside each ratio;
   - peak RSS (VmHWM) of each app process when its last mark appeared;
@@ -28,6 +31,7 @@ opsdash and its dependencies are byte-compiled first, as `pip install` leaves th
 
 Usage: .venv/bin/python benchmarks/startup.py [--runs 7] [--retention-runs 7] [--log-mb 1024]
        [--history-runs 10000] [--checks-per-run 7] [--keep DIR] [--no-health]
+       [--cases demo,alone,year,purge,attached]
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ FIRST_PAINT = re.compile(r"^ (UNKNOWN|GO|NO-GO)\b")
 VERDICT = re.compile(r"^ (GO|NO-GO)( \(stale\))?  (?!\(last known)")
 MARKS = {"known": KNOWN, "paint": FIRST_PAINT, "verdict": VERDICT}
 GOALS = {"known": 1.5, "paint": None, "verdict": 2.5}
+ATTACHED_MARKS = {"paint": FIRST_PAINT, "verdict": VERDICT}
+ATTACHED_GOALS = {"paint": None, "verdict": 1.5}  # issue #34: the service's verdict within 1.5x the floor
+CASES = ("demo", "alone", "year", "purge", "attached")
 SESSION = f"opsdash-startup-bench-{os.getpid()}"  # its own: two benchmarks on one machine must not share one
 CHECKS_PER_RUN = 7  # the demo profile's checks (--checks-per-run: more, as a bigger profile records)
 GiB = 4 * 1024**3
@@ -75,10 +82,15 @@ def tmux(*args: str) -> str:
 
 
 def launch(
-    command: list[str], env: dict[str, str], marks: dict[str, re.Pattern[str]], deadline: float = 60
+    command: list[str],
+    env: dict[str, str],
+    marks: dict[str, re.Pattern[str]],
+    deadline: float = 60,
+    linger: float = 0.0,
 ) -> dict[str, float]:
     """Seconds from launch until each mark's pattern matches the screen's first line (or any
-    line for the floor), and "rss" in MiB; the window is closed afterwards."""
+    line for the floor), and "rss" in MiB; the window is closed afterwards (`linger` seconds
+    after the last mark: a warm-up lets the dashboard keep its settled verdict)."""
     tmux("kill-session", "-t", SESSION)
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     line = f"exec env {exports} {shlex.join(command)}"
@@ -94,6 +106,7 @@ def launch(
             if name not in seen and any(pattern.search(row) for row in screen.splitlines()[:2]):
                 seen[name] = now
         time.sleep(0.02)  # each capture is a process: poll gently, the app needs the CPU
+    time.sleep(linger)
     rss = 0.0
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -104,6 +117,35 @@ def launch(
     if len(seen) < len(marks):
         raise SystemExit(f"{command[:3]}: never showed {set(marks) - set(seen)}; last screen:\n{screen}")
     return {**seen, "rss": rss}
+
+
+def start_serve(opsdash: str, profile: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`opsdash serve` on the profile, on a free loopback port, once it has validated and probed
+    every check (its /events snapshot then holds a verdict): the process and its URL."""
+    import json
+    import urllib.request
+
+    service = subprocess.Popen(
+        [opsdash, "serve", "--config", str(profile), "--listen", "127.0.0.1:0"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert service.stdout is not None
+    url = service.stdout.readline().strip()
+    if not url.startswith("http://"):
+        service.kill()
+        raise SystemExit("opsdash serve did not start on the demo profile")
+    end = time.monotonic() + 60
+    while time.monotonic() < end:  # evaluated: every check has a result and validation ran
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
+            targets = json.load(answer)["targets"]
+        if targets and all(t["evaluated"] == t["checks"] and t["validated_at"] for t in targets):
+            return service, url
+        time.sleep(0.2)
+    service.kill()
+    raise SystemExit("opsdash serve never evaluated the demo's checks")
 
 
 def fill_audit_log(path: Path, megabytes: int) -> None:
@@ -212,7 +254,13 @@ def main() -> None:
     parser.add_argument("--checks-per-run", type=int, default=CHECKS_PER_RUN, help="check results per run")
     parser.add_argument("--keep", type=Path, help="keep (and reuse) the generated history and log here")
     parser.add_argument("--no-health", action="store_true", help="skip the health pane figure")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)} (default: all)"
+    )
     args = parser.parse_args()
+    wanted = set(args.cases.split(","))
+    if not wanted <= set(CASES):
+        parser.error(f"--cases: unknown {', '.join(sorted(wanted - set(CASES)))}")
     retention_runs = args.runs if args.retention_runs is None else args.retention_runs
     compile_installed()
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -244,24 +292,34 @@ def main() -> None:
             assert demo.profile is not None
             target = (quick_target(demo.profile) or ("BetaSkill", "production"))[0]
             log = store / f"audit-{args.log_mb}.log"
-            if not log.exists():
-                fill_audit_log(log, args.log_mb)
             size = f"{args.history_runs}x{args.checks_per_run}"
             year, old = store / f"year-{size}.db", store / f"old-{size}.db"
-            now = datetime.now(UTC)
-            for path, end in ((year, now), (old, now - timedelta(days=91))):
-                if not path.exists():
-                    fill_history(Path(tmp) / path.stem, target, args.history_runs, end, args.checks_per_run)
-                    shutil.move(Path(tmp) / path.stem / "history.db", path)
-            year_env = {
-                **base,
-                "OPSDASH_DATA_DIR": str(data_dir(Path(tmp), "year", year, log)),
-                "OPSDASH_HISTORY_RETENTION_DAYS": "400",
-            }
+            year_env: dict[str, str] = {}
+            if wanted & {"year", "purge"}:
+                if not log.exists():
+                    fill_audit_log(log, args.log_mb)
+                now = datetime.now(UTC)
+                for path, end in ((year, now), (old, now - timedelta(days=91))):
+                    if not path.exists():
+                        fill_history(
+                            Path(tmp) / path.stem, target, args.history_runs, end, args.checks_per_run
+                        )
+                        shutil.move(Path(tmp) / path.stem / "history.db", path)
+                year_env = {
+                    **base,
+                    "OPSDASH_DATA_DIR": str(data_dir(Path(tmp), "year", year, log)),
+                    "OPSDASH_HISTORY_RETENTION_DAYS": "400",
+                }
             command = [opsdash, "--config", str(demo.profile)]
             for env in (plain, year_env):  # warm-up: page cache, the settled verdict recorded
-                launch(command, env, MARKS)
-            cases: dict[str, list[dict[str, float]]] = {"demo": [], "alone": [], "year": [], "purge": []}
+                if env:  # (kept by a worker just after it is shown: a window closed at once loses it)
+                    launch(command, env, MARKS, linger=3.0)
+            if "attached" in wanted:  # the service runs through every round, as it would in production
+                served = {**base, "OPSDASH_DATA_DIR": str(Path(tmp) / "serve-data")}
+                service, url = start_serve(opsdash, demo.profile, served)
+                attached = [opsdash, "--server", url]
+                launch(attached, base, ATTACHED_MARKS)  # warm-up
+            cases: dict[str, list[dict[str, float]]] = {c: [] for c in CASES}
             alone = {**plain, "OPSDASH_EARLY": "0"}
             floor: list[dict[str, float]] = []
             for round_ in range(max(args.runs, retention_runs)):  # interleaved: noise hits every case
@@ -269,14 +327,22 @@ def main() -> None:
                     launch([sys.executable, str(minimal)], base, {"verdict": re.compile("GO: ready")})
                 )
                 if round_ < args.runs:
-                    cases["demo"].append(launch(command, plain, MARKS))
-                    cases["alone"].append(launch(command, alone, MARKS))
-                    cases["year"].append(launch(command, year_env, MARKS))
-                if round_ < retention_runs:
+                    if "demo" in wanted:
+                        cases["demo"].append(launch(command, plain, MARKS))
+                    if "alone" in wanted:
+                        cases["alone"].append(launch(command, alone, MARKS))
+                    if "year" in wanted:
+                        cases["year"].append(launch(command, year_env, MARKS))
+                    if "attached" in wanted:
+                        cases["attached"].append(launch(attached, base, ATTACHED_MARKS))
+                if round_ < retention_runs and "purge" in wanted:
                     fresh = {**base, "OPSDASH_DATA_DIR": str(data_dir(Path(tmp), "purge", old, log))}
                     cases["purge"].append(launch(command, fresh, MARKS, deadline=180))
                 print(f"  round {round_ + 1} done", file=sys.stderr)
         finally:
+            if "attached" in wanted and "service" in locals():
+                service.terminate()
+                service.wait(30)
             demo.stop()
     frames = [] if args.no_health else asyncio.run(health_frames(20))
     floors = [r["verdict"] for r in floor]
@@ -284,7 +350,9 @@ def main() -> None:
         f"launches per case: {args.runs} (purge case: {retention_runs}); median (range); tmux 120x36; "
         f"ratios: median / floor median, per-run ratios against the same round's floor"
     )
-    print(f"history: {args.history_runs:,} runs x {args.checks_per_run} checks; audit log {args.log_mb} MiB")
+    if wanted & {"year", "purge"}:
+        runs, checks = f"{args.history_runs:,}", args.checks_per_run
+        print(f"history: {runs} runs x {checks} checks; audit log {args.log_mb} MiB")
     floor_rss = statistics.median(r["rss"] for r in floor)
     print(
         f"floor  minimal Textual app, launch to its text on screen  {summary(floors)}  {floor_rss:4.0f} MiB"
@@ -294,6 +362,7 @@ def main() -> None:
         "alone": "the same without the start-up child (OPSDASH_EARLY=0)",
         "year": f"a year of history + {args.log_mb} MiB audit log",
         "purge": "first start after the retention window passed (purges the year)",
+        "attached": "attached to a serve on the same machine (opsdash --server URL; probes nothing)",
     }
     names = {
         "known": "last known verdict painted",
@@ -305,10 +374,14 @@ def main() -> None:
             continue
         rss = statistics.median(r["rss"] for r in runs)
         print(f"{titles[case]}   peak RSS {rss:.0f} MiB")
+        goals = ATTACHED_GOALS if case == "attached" else GOALS
         for mark, name in names.items():
+            if mark not in goals:
+                continue
             values = [r[mark] for r in runs]
             same_rounds = floors[: len(values)]
-            print(f"    {name:28} {summary(values)}  ratio {ratio_text(values, same_rounds, GOALS[mark])}")
+            shown = "the service's live verdict" if case == "attached" and mark == "verdict" else name
+            print(f"    {shown:28} {summary(values)}  ratio {ratio_text(values, same_rounds, goals[mark])}")
     if frames:
         print(
             f"health pane, 200 checks updated at once: median {statistics.median(frames):6.1f} ms per sweep, "

@@ -247,7 +247,8 @@ def configuration() -> str:
         settings,
         defs,
         intro="Every setting can also come from an `OPSDASH_<NAME>` environment variable, which wins "
-        "over the file. `audit_key` comes only from `OPSDASH_AUDIT_KEY` (the file may be committed).",
+        "over the file. `audit_key` comes only from `OPSDASH_AUDIT_KEY`, and `serve_token` only from "
+        "`OPSDASH_SERVE_TOKEN` (the file may be committed).",
     )
     sections = [
         ("target", TargetSection),

@@ -202,8 +202,21 @@ def common_options(f: F) -> F:
 )
 @click.version_option(__version__, prog_name="opsdash")
 @config_option
+@click.option(
+    "--server",
+    metavar="URL",
+    envvar="OPSDASH_SERVER",
+    help="Open the dashboard on a running 'opsdash serve' (e.g. http://127.0.0.1:9477) instead of "
+    "probing: its live verdict, checks, validation, alerts and runbook sessions. Add ?target=NAME "
+    "when it serves several targets.",
+)
+@click.option(
+    "--token-env",
+    metavar="NAME",
+    help="With --server: the environment variable holding the service's token (default OPSDASH_SERVE_TOKEN).",
+)
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None) -> None:
+def cli(ctx: click.Context, config: Path | None, server: str | None, token_env: str | None) -> None:
     """Operations dashboard and deploy gate for a payment-taking web app.
 
     Run without a command to open the dashboard. Every command has --help.
@@ -214,6 +227,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     Incidents:    opsdash incident list | show REF | export REF
     Set-up:       opsdash init, opsdash config show | validate | schema
     Try it:       opsdash demo
+    A service:    opsdash serve, and opsdash --server URL to attach to it
 
     Exit codes: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN or usage/config error.
     """
@@ -222,6 +236,9 @@ def cli(ctx: click.Context, config: Path | None) -> None:
         command = cli.get_command(ctx, name)
         if config is not None and command is not None:  # `opsdash --config X check` is `check --config X`
             ctx.default_map = {name: _config_defaults(command, str(config))}
+        return
+    if server:
+        attach(server, token_env)
         return
     from opsdash.core.errors import ConfigError
     from opsdash.ops import early
@@ -241,6 +258,28 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 # What textual-serve (`opsdash web`) sets for each browser tab's dashboard process: Textual then
 # speaks its packet protocol over the pipes, so pipes are the right thing there, not a mistake.
 WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
+
+
+def attach(url: str, token_env: str | None) -> None:
+    """`opsdash --server URL`: the dashboard on the service's live picture; nothing probed here.
+    The token is taken out of the environment (nothing the dashboard starts inherits it) and
+    registered with the redactor, so it is masked wherever it could appear."""
+    import os
+
+    from opsdash.core.secrets import redactor
+    from opsdash.ops.attach import TOKEN_ENV, Server
+
+    server = Server.parse(url)  # a malformed URL: exit 3 with one line, before any terminal work
+    variable = token_env or TOKEN_ENV
+    if token_env is not None and token_env not in os.environ:
+        raise click.UsageError(f"--token-env {token_env}: that environment variable is not set")
+    token = os.environ.pop(variable, None) or None
+    if token is not None:
+        redactor.register(token)
+    require_terminal()
+    from opsdash.tui.app import run_attached
+
+    run_attached(server, token)
 
 
 def require_terminal() -> None:

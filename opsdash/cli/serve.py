@@ -3,7 +3,6 @@ dashboard in a browser)."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import shlex
@@ -29,13 +28,32 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+SERVE_TOKEN_ENV = "OPSDASH_SERVE_TOKEN"  # noqa: S105 (the variable's name, not a token)
+
+
+def serve_token(name: str | None) -> str | None:
+    """The token /events needs, from the environment variable `name` (OPSDASH_SERVE_TOKEN unless
+    told), taken out of the environment (nothing serve starts inherits it) and registered with the
+    redactor (masked wherever it could appear). None when it is not set."""
+    from opsdash.core.secrets import redactor
+    from opsdash.ops.serve.events import MIN_TOKEN_LENGTH
+
+    variable = name or SERVE_TOKEN_ENV
+    if name is not None and name not in os.environ:
+        raise click.UsageError(f"--token-env {name}: that environment variable is not set")
+    token = os.environ.pop(variable, None) or None
+    if token is None:
+        return None
+    redactor.register(token)
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise click.UsageError(f"{variable} is {len(token)} characters; use at least {MIN_TOKEN_LENGTH}")
+    return token
+
+
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    from opsdash.ops.serve.events import is_loopback as loopback
+
+    return loopback(host)
 
 
 @click.command()
@@ -84,6 +102,12 @@ def is_loopback(host: str) -> bool:
     help="Close a connection that has not sent a complete request head this long after opening or after "
     "its last response.",
 )
+@click.option(
+    "--token-env",
+    metavar="NAME",
+    help="The environment variable holding the token /events needs (default OPSDASH_SERVE_TOKEN, at "
+    "least 16 characters). Needed for /events when listening beyond loopback; optional on loopback.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -95,6 +119,7 @@ def serve(
     no_validate: bool,
     max_connections: int | None,
     idle_timeout: float,
+    token_env: str | None,
 ) -> None:
     """Run opsdash as a service: watch the checks, validate, alert, and serve /metrics.
 
@@ -105,14 +130,17 @@ def serve(
     opsdash_validation_findings, opsdash_gate, opsdash_alerts_firing, opsdash_audit_verified;
     labels target and check), /probe?target=CHECK (one check's series without those labels, as
     blackbox_exporter's /probe answers: its scrape config works unchanged, each check an
-    instance) and /healthz.
+    instance), /healthz and /events (the live picture, pushed to dashboards attached with
+    'opsdash --server URL').
 
     Listens on 127.0.0.1 unless --listen says otherwise; /metrics and /probe have no
-    authentication. Prints its URL on stdout. Every endpoint answers GET and HEAD. Connections are capped
-    (--max-connections) and idle ones closed (--idle-timeout), so a flood of clients may fail
-    scrapes but never the probes, their history or the audit log. SIGTERM or SIGINT lets the
-    probes in flight finish, records them and exits 0; SIGHUP reads the profiles again (a broken
-    one keeps being served as it was).
+    authentication. /events needs 'Authorization: Bearer TOKEN' when a token is set (the
+    OPSDASH_SERVE_TOKEN variable, or the one --token-env names; never printed), and is closed
+    without one beyond loopback. Prints its URL on stdout. Every endpoint answers GET and HEAD.
+    Connections are capped (--max-connections) and idle ones closed (--idle-timeout), so a
+    flood of clients may fail scrapes but never the probes, their history or the audit log.
+    SIGTERM or SIGINT lets the probes in flight finish, records them and exits 0; SIGHUP reads
+    the profiles again (a broken one keeps being served as it was).
 
     \b
     Exit codes: 0 stopped by a signal, 3 usage/config error (nothing started).
@@ -121,6 +149,7 @@ def serve(
     from opsdash.ops.serve import ServeOptions, Service
 
     host, port = parse_listen(listen)
+    token = serve_token(token_env)
     paths: list[Path | None] = list(configs) or [ctx.find_root().params.get("config")]
     all_ops = [Ops.open(path, operator=operator) for path in paths]
     options = ServeOptions(
@@ -131,19 +160,29 @@ def serve(
         validate=not no_validate,
         max_connections=max_connections,
         idle_timeout=idle_timeout,
+        token=token,
     )
 
     def announce(url: str) -> None:
         click.echo(url)
         sys.stdout.flush()
         targets = ", ".join(f"{o.profile.target.name} ({len(o.profile.checks)} checks)" for o in all_ops)
-        emit(f"opsdash serve: {url}/metrics, {url}/probe and {url}/healthz; watching {targets}", err=True)
+        emit(
+            f"opsdash serve: {url}/metrics, {url}/probe, {url}/healthz and {url}/events; watching {targets}",
+            err=True,
+        )
         if not is_loopback(host):
             emit(
                 f"opsdash serve: warning: listening on {host}, beyond this machine; /metrics has no "
                 "authentication: firewall it or put it behind an authenticating proxy",
                 err=True,
             )
+            if token is None:
+                emit(
+                    f"opsdash serve: warning: no token ({SERVE_TOKEN_ENV} or --token-env): /events is "
+                    "closed, so no dashboard can attach",
+                    err=True,
+                )
 
     from opsdash.core.health.runner import run_sync
 
@@ -170,12 +209,22 @@ def serve(
     is_flag=True,
     help="Make a random token for this run and print it once, in the address to open.",
 )
-def web(config: Path | None, host: str, port: int, public_url: str | None, new_token: bool) -> None:
+@click.option(
+    "--server",
+    metavar="URL",
+    envvar="OPSDASH_SERVER",
+    help="Each browser's dashboard attaches to this running 'opsdash serve' instead of probing "
+    "(as 'opsdash --server URL'); its token, if it needs one, from OPSDASH_SERVE_TOKEN.",
+)
+def web(
+    config: Path | None, host: str, port: int, public_url: str | None, new_token: bool, server: str | None
+) -> None:
     """Open the dashboard in a browser (through textual-serve).
 
     Each browser tab runs its own dashboard process on this machine, as the user running this
-    command. It listens on 127.0.0.1 by default. WebSocket connections whose Origin is not this
-    server's (or that send none) are refused, so a web page cannot drive the dashboard.
+    command. With --server, each is attached to that running 'opsdash serve' and probes nothing.
+    It listens on 127.0.0.1 by default. WebSocket connections whose Origin is not this server's
+    (or that send none) are refused, so a web page cannot drive the dashboard.
 
     With a token, the page (?token=...) and its WebSocket are refused without it. The token comes
     from the OPSDASH_WEB_TOKEN environment variable (at least 16 characters), or --new-token makes
@@ -190,7 +239,12 @@ def web(config: Path | None, host: str, port: int, public_url: str | None, new_t
 
     path = find_config(config) if config is not None else None
     command = f"{shlex.quote(sys.executable)} -m opsdash"
-    if path is not None:
+    if server:
+        from opsdash.ops.attach import Server
+
+        Server.parse(server)  # a bad URL: exit 3 here and now, not in each browser tab
+        command += f" --server {shlex.quote(server.strip())}"
+    elif path is not None:
         command += f" --config {shlex.quote(str(path.resolve()))}"
     # Out of the environment, so the dashboards, and whatever their runbooks run, never inherit it
     token = os.environ.pop(TOKEN_ENV, None) or None
@@ -203,11 +257,11 @@ def web(config: Path | None, host: str, port: int, public_url: str | None, new_t
             f"listening on {host}, beyond this machine, needs a token: set {TOKEN_ENV} "
             "or pass --new-token (or listen on 127.0.0.1 behind an authenticating proxy)"
         )
-    server = DashboardServer(command, host=host, port=port, public_url=public_url, token=token)
+    web_server = DashboardServer(command, host=host, port=port, public_url=public_url, token=token)
     if new_token:  # the one time it is shown: the server registered it with the redactor just now
-        click.echo(f"opsdash web: open {server.public_url}/?token={token} (Ctrl-C stops)", err=True)
+        click.echo(f"opsdash web: open {web_server.public_url}/?token={token} (Ctrl-C stops)", err=True)
     elif token is not None:
-        emit(f"opsdash web: open {server.public_url}/?token=<{TOKEN_ENV}> (Ctrl-C stops)", err=True)
+        emit(f"opsdash web: open {web_server.public_url}/?token=<{TOKEN_ENV}> (Ctrl-C stops)", err=True)
     else:
-        emit(f"opsdash web: open {server.public_url} (Ctrl-C stops)", err=True)
-    server.serve()
+        emit(f"opsdash web: open {web_server.public_url} (Ctrl-C stops)", err=True)
+    web_server.serve()

@@ -6,14 +6,16 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsdash.core.diff import why_not_comparable as why_not_comparable  # its home is core/diff
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
-from opsdash.core.profile import DeploySection
 from opsdash.core.rules import rule
+
+if TYPE_CHECKING:  # annotations only: the verdict must not load the profile's pydantic models
+    from opsdash.core.profile import DeploySection
 
 CERT_DAYS = "cert_days_left"
 

@@ -98,6 +98,11 @@ class OpsdashSettings(BaseSettings, SettingsTable):
         None,
         description="Audit-log HMAC key (OPSDASH_AUDIT_KEY). Default: 0600 file in the config dir.",
     )
+    serve_token: SecretStr | None = Field(
+        None,
+        description="Token 'opsdash serve' asks of dashboards attaching to /events, and that "
+        "'opsdash --server' sends (OPSDASH_SERVE_TOKEN).",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -36,7 +36,7 @@ from textual.worker import Worker, WorkerState
 
 from opsdash.core.errors import OpsdashError
 from opsdash.ops.base import Ops, Source
-from opsdash.tui.context import DashboardContext, Shown
+from opsdash.tui.context import DashboardContext, ServiceView, Shown
 from opsdash.tui.messages import (
     AlertsRaised,
     AlertsResolved,
@@ -45,6 +45,7 @@ from opsdash.tui.messages import (
     OpenRunbook,
     PictureChanged,
     ProfileLoaded,
+    ServiceEventArrived,
     SourcesReloaded,
     SourcesReloadFailed,
 )
@@ -53,7 +54,9 @@ from opsdash.tui.safe import clean
 from opsdash.tui.style import MONO_THEME, gate_parts, severity_variables, use_palette
 
 if TYPE_CHECKING:
+    from opsdash.ops.attach import Server
     from opsdash.ops.early import Early
+    from opsdash.tui.attached import Attached
 
 FIRST_RUN = """[b]No opsdash configuration found.[/b]
 
@@ -228,6 +231,10 @@ class OpsdashApp(App[None]):
         self._remembered: tuple[str, str, float] | None = None
         self._purging = False  # the background retention worker was started
         self._early_child: Early | None = None  # the start-up child (ops/early.py)
+        self._server: tuple[Server, str | None] | None = None  # attached: the service and its token
+        self._attached: Attached | None = None
+        self._panes_waiting = False  # attached: the panes are built once the service's verdict is shown
+        self._panes_deferred = False
 
     def get_css_variables(self) -> dict[str, str]:
         """The theme's variables and the severity colours (`$severity-crit`, ...): the theme's own
@@ -271,6 +278,18 @@ class OpsdashApp(App[None]):
         app.ctx.target_hint = f"{target[0]} ({target[1]})" if target else ""
         return app
 
+    @classmethod
+    def attached(cls, server: Server, token: str | None = None, **options: Any) -> OpsdashApp:
+        """`opsdash --server URL`: the dashboard on a running `opsdash serve`'s live picture
+        (tui/attached.py). No local profile is read, nothing is probed, validated or recorded."""
+        from opsdash.ops.base import Source
+
+        app = cls(Ops(Source(None)), live=False, record=False, **options)
+        app.ctx.service = ServiceView(server.url, wanted=server.target)
+        app._server = (server, token)
+        app.title = f"opsdash — service {server.url}"
+        return app
+
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
@@ -309,6 +328,9 @@ class OpsdashApp(App[None]):
             self._apply_theme(DEFAULT_THEME)
             if self._early_child is not None:
                 self._read_early(self._early_child)
+            if self._server is not None:
+                self._follow_service()
+                self.set_interval(1.0, self.show_verdict)  # the age of the newest data, as it grows
             self.call_after_refresh(self._after_first_frame)
         self.show_verdict()
         # a closed terminal (SSH dropped) ends the app cleanly; runbook sessions are already saved
@@ -352,7 +374,12 @@ class OpsdashApp(App[None]):
 
     async def _after_first_frame(self) -> None:
         """The header is on screen: the panes as they will be (the overview shows the last known
-        verdict too), then the profile loads on a thread."""
+        verdict too), then the profile loads on a thread. Attached, the service's verdict comes
+        first: the panes and the settings follow it (or a second, if it is slow)."""
+        if self._server is not None and not self._panes_deferred:
+            self._panes_deferred = self._panes_waiting = True
+            self.set_timer(IDLE_MOUNT_AFTER, self._build_panes)
+            return
         await self.mount(self._panes(), after=self.query_one(VerdictBar))
         self._load_profile()
 
@@ -465,6 +492,12 @@ class OpsdashApp(App[None]):
     async def ensure_pane(self, pane: str) -> Any:
         """The pane's widget, mounted now if this is the first time it is needed."""
         cls = pane_class(pane)
+        if self.ctx.service is not None:  # attached: a pane that acts here has a stand-in
+            from opsdash.tui.attached import attached_class
+
+            if (stand_in := attached_class(pane)) is not None:
+                module, name = stand_in.split(":")
+                cls = getattr(importlib.import_module(module), name)
         found = self.query(cls)
         if found:
             return found.first()
@@ -492,8 +525,11 @@ class OpsdashApp(App[None]):
         something, the last known one, marked)."""
         shown = self.ctx.shown()
         demo = " · demo target (fake values)" if self.ctx.demo else ""
-        if self.ctx.ready:
-            where = f"{self.title.removeprefix('opsdash — ')} · {self.ctx.operator}{demo}"
+        if self.ctx.service is not None:
+            where = clean(self.ctx.service.where())
+        elif self.ctx.ready:
+            # which picture this is: probed here (an attached one names its service instead)
+            where = f"{self.title.removeprefix('opsdash — ')} · local probes · {self.ctx.operator}{demo}"
             stale = "" if shown.live else f"({shown.note}) "  # never read as the live verdict
             self.sub_title = f"{stale}{shown.headline}: {shown.reason}{demo} · operator {self.ctx.operator}"
         else:
@@ -531,6 +567,32 @@ class OpsdashApp(App[None]):
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.show_verdict)
+
+    # ------------------------------------------------------------------ attached
+
+    @work(exclusive=True, group="attach", exit_on_error=False, description="follow the service")
+    async def _follow_service(self) -> None:
+        """Read the service's /events for as long as the dashboard runs (reconnecting itself)."""
+        from opsdash.ops.attach import Attachment
+
+        assert self._server is not None
+        server, token = self._server
+        await Attachment(server, token, lambda event: self.post_message(ServiceEventArrived(event))).run()
+
+    @on(ServiceEventArrived)
+    def service_event(self, message: ServiceEventArrived) -> None:
+        if self._attached is None:
+            from opsdash.tui.attached import Attached
+
+            self._attached = Attached(self, self.ctx)
+        self._attached.apply(message.event)
+        self.show_verdict()
+        self.call_after_refresh(self._build_panes)
+
+    async def _build_panes(self) -> None:
+        if self._panes_waiting:
+            self._panes_waiting = False
+            await self._after_first_frame()
 
     # ------------------------------------------------------------------ routing
 
@@ -626,7 +688,7 @@ class OpsdashApp(App[None]):
         if not self.ctx.ready:  # shown once the profile is loaded
             self._wanted_pane = pane
             return
-        if self.ctx.loaded is not None:
+        if self.ctx.loaded is not None or self.ctx.service is not None:
             self.query_one(TabbedContent).active = pane
 
     def action_help(self) -> None:
@@ -648,7 +710,8 @@ class OpsdashApp(App[None]):
             return
         focused = self.focused
         if isinstance(focused, Input):
-            pane = self.query_one(TabbedContent).active if self.ctx.ready and self.ctx.loaded else ""
+            shown = self.ctx.ready and (self.ctx.loaded or self.ctx.service)
+            pane = self.query_one(TabbedContent).active if shown else ""
             target = self.query(FOCUS.get(pane, "#none"))
             if target:
                 target.first().focus()
@@ -664,7 +727,7 @@ class OpsdashApp(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        if not self.ctx.ready or self.ctx.loaded is None:
+        if not self.ctx.ready or (self.ctx.loaded is None and self.ctx.service is None):
             return
         for spec in PANES:
             yield SystemCommand(
@@ -730,3 +793,8 @@ def run_dashboard(config_path: Path | None, *, demo: bool = False, early: Early 
     finally:
         if early is not None:  # still at work if the operator left at once
             early.cancel()
+
+
+def run_attached(server: Server, token: str | None) -> None:
+    """`opsdash --server URL`: the dashboard on a running service (cli/common.py checked the URL)."""
+    OpsdashApp.attached(server, token).run()

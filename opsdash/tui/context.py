@@ -3,10 +3,15 @@ the live picture every view reads its verdict from (so no two views can disagree
 
 At start the `Ops` may not be loaded yet (`ready` is False): the profile is imported and validated
 on a thread after the first frame, and until then the views show the last verdict recorded for the
-target (`last_known`), marked as such, never as live."""
+target (`last_known`), marked as such, never as live.
+
+Attached to a running `opsdash serve` (`service` set: `opsdash --server URL`), the picture is the
+service's, pushed as it changes (ops/attach.py, tui/attached.py): nothing is probed or validated
+here, and when the connection is gone the verdict is UNKNOWN, never the last one seen."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +24,7 @@ if TYPE_CHECKING:
     from opsdash.ops.config import LoadedConfig, OpsdashSettings
     from opsdash.ops.early import EarlyPicture
     from opsdash.ops.glance import LastVerdict
+    from opsdash.storage.rows import AlertRow, SessionRow
 
 
 @dataclass
@@ -46,6 +52,49 @@ class Shown:
 
 
 @dataclass
+class ServiceView:
+    """The service this dashboard is attached to, and how the connection stands."""
+
+    url: str
+    wanted: str | None = None  # the target asked for (?target=NAME); None: the service's first
+    target: str = ""  # the target shown, once the service has said what it serves
+    environment: str = ""
+    checks: list[str] = field(default_factory=list)
+    connected: bool = False
+    problem: str = "connecting…"  # why it is not connected
+    retry_in: float | None = 0.0  # None: not retried (refused)
+    newest: float | None = None  # time.time() of the newest data the service sent
+    alerts: list[AlertRow] = field(default_factory=list)
+    sessions: list[SessionRow] = field(default_factory=list)
+    validation_problem: str | None = None  # the service could not validate: why
+
+    def age(self, now: float | None = None) -> str:
+        if self.newest is None:
+            return "no data yet"
+        seconds = max(0.0, (now if now is not None else time.time()) - self.newest)
+        if seconds < 90:
+            return f"newest data {seconds:.0f} s old"
+        return f"newest data {seconds / 60:.0f} min old"
+
+    def where(self) -> str:
+        """For the header: which source, which target, and how old its newest data is."""
+        target = f" · {self.target} ({self.environment})" if self.target else ""
+        state = self.age() if self.connected else "NOT CONNECTED"
+        return f"service {self.url}{target} · {state}"
+
+    def lost(self) -> Shown:
+        """The verdict while not connected: UNKNOWN, with why and what happens next."""
+        if self.retry_in is None:
+            doing = "not retrying"
+        elif self.retry_in:
+            doing = f"reconnecting in {self.retry_in:g} s"
+        else:
+            doing = "connecting"
+        note = f"service {self.url}: {doing}"
+        return Shown("UNKNOWN", "UNKNOWN", self.problem, live=False, note=note)
+
+
+@dataclass
 class DashboardContext:
     ops: Ops
     demo: bool = False
@@ -56,6 +105,7 @@ class DashboardContext:
     last_known: LastVerdict | None = None  # the verdict recorded before this start, if one was read
     target_hint: str = ""  # the target's name as read before the profile loaded (for the header)
     early: EarlyPicture | None = None  # the start-up child's validation and first probes (ops/early.py)
+    service: ServiceView | None = None  # attached to a running `opsdash serve`: its picture, not probes
     _early_taken: set[str] = field(default_factory=set)
 
     def take_early(self, part: str) -> EarlyPicture | None:
@@ -96,13 +146,23 @@ class DashboardContext:
     def operator(self) -> str:
         return self.ops.operator
 
+    def check_names(self) -> list[str]:
+        """The checks the verdict waits for: the profile's, or, attached, the service's."""
+        if self.service is not None:
+            return list(self.service.checks)
+        return [c.name for c in self.loaded.profile.checks] if self.loaded else []
+
+    def stale(self) -> bool:
+        """The states shown are not current: polling is paused, or the service is not connected."""
+        return self.picture.paused or (self.service is not None and not self.service.connected)
+
     def verdict(self) -> Verdict:
         """The one verdict: the header and the overview show this (and `opsdash serve` computes the
         same, as opsdash_gate, with the same function)."""
         from opsdash.core.readiness import dashboard_verdict
 
         p = self.picture
-        expected = len(self.loaded.profile.checks) if self.loaded else 0
+        expected = len(self.check_names())
         failed = p.validated and p.report is None
         return dashboard_verdict(
             p.report, p.states, expected, p.alerts, paused=p.paused, validation_failed=failed
@@ -112,13 +172,18 @@ class DashboardContext:
         """Validation finished and every check has a result: the live verdict is what is known now,
         whatever it says (a check that cannot be evaluated leaves it UNKNOWN, for good reason)."""
         p = self.picture
-        checks = self.loaded.profile.checks if self.loaded else []
-        return p.validated and all(c.name in p.states and p.states[c.name].last is not None for c in checks)
+        names = self.check_names()
+        return p.validated and all(n in p.states and p.states[n].last is not None for n in names)
 
     def shown(self) -> Shown:
         """The live verdict once it says something (GO or NO-GO, or everything evaluated); until then
         the last known verdict, marked, if there is one. A profile that did not load turns the
         marker into that error, never into a live verdict."""
+        if self.service is not None:  # the service's verdict while connected, whatever it says
+            if not self.service.connected:
+                return self.service.lost()
+            live = self.verdict()
+            return Shown(live.label, live.headline, live.reason)
         known = self.last_known
         if self.ready and self.error is None and self._live_says_something():
             live = self.verdict()

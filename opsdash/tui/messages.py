@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # annotations only: the first frame imports this module, and 
     from opsdash.core.findings import Finding, Report, Severity
     from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
+    from opsdash.ops.attach import Event as ServiceEvent
     from opsdash.ops.base import Ops
     from opsdash.ops.early import EarlyPicture
     from opsdash.ops.sources import Reload
@@ -32,6 +33,13 @@ class EarlyPictureArrived(Message):
     """The start-up child's validation and first probe round (ops/early.py)."""
 
     picture: EarlyPicture
+
+
+@dataclass
+class ServiceEventArrived(Message):
+    """What the attached service pushed (ops/attach.py): a snapshot, a change, or the connection's end."""
+
+    event: ServiceEvent
 
 
 @dataclass

@@ -37,7 +37,10 @@ ACCEPT_RETRY = 0.5  # seconds before accept() is tried again when the process is
 SHUTDOWN_TIMEOUT = 2.0  # seconds a response being written gets on stop
 SHORT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
-Route = Callable[[web.BaseRequest], web.StreamResponse]
+# A route answers with a response for the endpoint to write, or with a coroutine that writes its
+# own (a /events stream: the connection is busy while it runs, so never taken for an idle one,
+# and aiohttp's keep-alive timer does not run during a request, so the idle timeout spares it)
+Route = Callable[[web.BaseRequest], web.StreamResponse | Awaitable[web.StreamResponse]]
 
 
 def connection_cap() -> int:
@@ -119,6 +122,8 @@ class Endpoint:
         self._busy.add(request.protocol)
         try:
             response = self.route(request)
+            if not isinstance(response, web.StreamResponse):
+                return await response
             with contextlib.suppress(ConnectionError):  # the client left: nothing to answer
                 await response.prepare(request)
                 await response.write_eof()

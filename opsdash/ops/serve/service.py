@@ -1,6 +1,6 @@
 """The service: one or more profiles watched by the one watch loop (`opsdash.ops.checks.Watch`),
-validated on an interval, and reported on /metrics, /probe (one check, as blackbox_exporter's) and
-/healthz.
+validated on an interval, and reported on /metrics, /probe (one check, as blackbox_exporter's),
+/healthz and /events (the live picture pushed to attached dashboards: ops/serve/events.py).
 
 Everything it records goes through the same ops functions as the CLI and the dashboard: the
 Watch records each result in history, audits changes of sustained state and raises alerts; the
@@ -22,7 +22,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,20 +33,22 @@ from opsdash.core.health.model import CheckResult
 from opsdash.core.health.state import SustainedState
 from opsdash.core.secrets import redactor
 from opsdash.core.text import did_you_mean, visible
-from opsdash.ops import validation
+from opsdash.ops import live, validation
 from opsdash.ops.base import Ops
 from opsdash.ops.checks import Watch, select_checks
 from opsdash.ops.retention import Background
+from opsdash.ops.serve.events import HEARTBEAT, Broadcast, is_loopback
 from opsdash.ops.serve.http import Endpoint
 from opsdash.ops.serve.metrics import CONTENT_TYPE, Exposition, TargetStatus, probe_body
 from opsdash.ops.sources import Reload
-from opsdash.storage.rows import AlertRow
+from opsdash.storage.rows import AlertRow, SessionRow
 
 DEFAULT_PORT = 9477
 ALERT_COUNT_EVERY = 5.0  # seconds between reads of the open alerts for opsdash_alerts_firing
 # Scrapes within this many seconds of a render share its body: a flood of scrapes costs one
 # render a second on the loop the probes share, not one each.
 METRICS_MAX_AGE = 1.0
+SESSIONS_EVERY = 2.0  # seconds between reads of the runbook sessions, while a dashboard is attached
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class ServeOptions:
     validate: bool = True
     max_connections: int | None = None  # None: from the open-file limit (ops/serve/http.connection_cap)
     idle_timeout: float = 15.0  # seconds a connection may wait for a complete request head
+    token: str | None = None  # what /events needs as 'Authorization: Bearer' (a secret: never printed)
+    heartbeat: float = HEARTBEAT  # seconds between /events heartbeats
 
 
 def warn(message: str) -> None:
@@ -101,21 +105,34 @@ def one_per_data_dir(all_ops: Sequence[Ops]) -> list[Ops]:
 class Target:
     """One profile being served: its Watch, its validation loop and what /metrics says of it."""
 
-    def __init__(self, ops: Ops, exposition: Exposition, options: ServeOptions, generator_url: str) -> None:
+    def __init__(
+        self,
+        ops: Ops,
+        exposition: Exposition,
+        options: ServeOptions,
+        generator_url: str,
+        broadcast: Broadcast | None = None,
+    ) -> None:
         self.ops, self.exposition, self.options = ops, exposition, options
         self.generator_url = generator_url
+        self.broadcast = broadcast
         profile = ops.profile
-        self.watch = Watch(ops, from_env=options.from_env, on_reload=self._reloaded)
+        self.watch = Watch(ops, from_env=options.from_env, on_reload=self._reloaded, on_alerts=self._alerted)
         ops.alerts.generator_url = generator_url
         self.status = TargetStatus(profile.target.name, len(self.watch.checks), self.watch.states)
+        self.open_alerts: list[AlertRow] = []
+        self.validation_problem: str | None = None
         self._stop = asyncio.Event()
         self._validate_now = asyncio.Event()  # set on stop too: the validation loop's wake-up
+        self._alerts_now = asyncio.Event()  # the watch fired or resolved one: read them at once
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def name(self) -> str:
         return self.status.name
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         loops = [self.watch.run(self._on_result), self._alerts_loop()]
         if self.options.validate:
             loops.append(self._validate_loop())
@@ -124,6 +141,7 @@ class Target:
     def stop(self) -> None:
         self._stop.set()
         self._validate_now.set()
+        self._alerts_now.set()
         self.watch.stop()
 
     def close(self) -> None:
@@ -132,6 +150,29 @@ class Target:
 
     def _on_result(self, result: CheckResult, state: SustainedState) -> None:
         self.exposition.update(self.name, result, state)
+        if self.broadcast is not None:
+            self.broadcast.publish(
+                "check", {"target": self.name, "state": live.state_out(state), "at": time.time()}
+            )
+
+    def _alerted(self, _fired: list[str], _resolved: list[str]) -> None:
+        """On the watch's recording thread: the open alerts are read again now, not in 5 s."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._alerts_now.set)
+
+    def picture(self) -> dict[str, object]:
+        """This target in a /events snapshot."""
+        return {
+            "name": self.name,
+            "environment": self.ops.profile.target.environment,
+            "checks": [c.name for c in self.watch.checks],
+            "states": {name: live.state_out(s) for name, s in self.watch.states.items()},
+            "report": live.report_out(self.status.validation),
+            "validated_at": self.status.validated_at,
+            "validation_problem": self.validation_problem,
+            "alerts": [live.alert_out(a) for a in self.open_alerts],
+            "verdict": self.status.gate(),
+        }
 
     def _reloaded(self, change: Reload) -> None:
         """The Watch read an edited profile or env file: validate with it now, not at the next interval."""
@@ -144,12 +185,6 @@ class Target:
         self.exposition.forget(self.name, keep=[c.name for c in change.checks])
         self._validate_now.set()
 
-    async def _sleep(self, seconds: float) -> bool:
-        """True when stopped meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        return self._stop.is_set()
-
     async def _validate_loop(self) -> None:
         while not self._stop.is_set():
             self._validate_now.clear()
@@ -158,8 +193,20 @@ class Target:
                     validation.run, self.ops, from_env=self.options.from_env, alert=True
                 )
                 self.status.validation, self.status.validated_at = run.report, time.time()
+                self.validation_problem = None
             except OpsdashError as exc:
                 warn(f"{self.name}: validation could not run: {exc}")
+                self.validation_problem = redactor.redact(str(exc))
+            if self.broadcast is not None:
+                self.broadcast.publish(
+                    "validation",
+                    {
+                        "target": self.name,
+                        "report": live.report_out(self.status.validation),
+                        "problem": self.validation_problem,
+                        "at": self.status.validated_at or time.time(),
+                    },
+                )
             try:
                 outcome = await asyncio.to_thread(self.ops.audit.verify)
                 self.status.audit_verified = outcome.result.ok
@@ -173,14 +220,33 @@ class Target:
 
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
+            self._alerts_now.clear()
             try:
                 open_alerts = await asyncio.to_thread(self._open_alerts)
                 self.status.alerts = [a.contribution() for a in open_alerts]
                 self.status.alerts_firing = sum(1 for a in open_alerts if not a.silenced)
+                self._alerts_read(open_alerts)
             except OpsdashError as exc:
                 warn(f"{self.name}: open alerts not read: {exc}")
-            if await self._sleep(ALERT_COUNT_EVERY):
-                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._alerts_now.wait(), ALERT_COUNT_EVERY)
+
+    def _alerts_read(self, open_alerts: list[AlertRow]) -> None:
+        before = {a.id: a for a in self.open_alerts}
+        now = {a.id: a for a in open_alerts}
+        self.open_alerts = open_alerts
+        if self.broadcast is None or before.keys() == now.keys():
+            return
+        self.broadcast.publish(
+            "alerts",
+            {
+                "target": self.name,
+                "alerts": [live.alert_out(a) for a in open_alerts],
+                "fired": [a.title for i, a in now.items() if i not in before],
+                "resolved": [a.key for i, a in before.items() if i not in now],
+                "at": time.time(),
+            },
+        )
 
     def _open_alerts(self) -> list[AlertRow]:
         """This target's open alerts (silenced ones too: the dashboard's verdict counts them)."""
@@ -208,6 +274,14 @@ class Service:
         self.server = Endpoint(
             self._route, max_connections=options.max_connections, idle_timeout=options.idle_timeout
         )
+        self.broadcast = Broadcast(
+            self._snapshot,
+            token=options.token,
+            open_without_token=is_loopback(options.host),
+            max_streams=max(1, self.server.max_connections // 2),
+            heartbeat=options.heartbeat,
+        )
+        self.sessions: list[SessionRow] = []  # of every operator, as last read from the record(s)
         self._metrics: tuple[float, bytes] = (-METRICS_MAX_AGE, b"")
         self._all_ops = list(all_ops)
         self._wake = asyncio.Event()
@@ -242,9 +316,14 @@ class Service:
             ) from None
         # retention in batches on a thread of its own per data directory, woken by each validation
         purges = [Background(ops, on_problem=warn).start() for ops in one_per_data_dir(self._all_ops)]
+        sessions = asyncio.create_task(self._sessions_loop(), name="serve:sessions")
         try:
             for ops in self._all_ops:
-                self._start(await asyncio.to_thread(Target, ops, self.exposition, self.options, self.url))
+                self._start(
+                    await asyncio.to_thread(
+                        Target, ops, self.exposition, self.options, self.url, self.broadcast
+                    )
+                )
             await asyncio.to_thread(self._audit, "serve-start")
             self.announce(self.url)
             while not self._stopping:
@@ -256,6 +335,8 @@ class Service:
             await self._drain(list(self.targets))
             await asyncio.to_thread(self._audit, "serve-stop")
         finally:
+            sessions.cancel()
+            self.broadcast.close()  # the streams end before the server waits for its connections
             for purge in purges:  # after the batch in hand
                 await asyncio.to_thread(purge.stop)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -308,15 +389,54 @@ class Service:
         self.targets = []
         for before, ops in zip(old, fresh, strict=True):
             try:
-                target = await asyncio.to_thread(Target, ops, self.exposition, self.options, self.url)
+                target = await asyncio.to_thread(
+                    Target, ops, self.exposition, self.options, self.url, self.broadcast
+                )
             except OpsdashError as exc:
                 warn(f"reload: {before.name}: {exc}; still serving it as it was")
-                target = await asyncio.to_thread(Target, before.ops, self.exposition, self.options, self.url)
+                target = await asyncio.to_thread(
+                    Target, before.ops, self.exposition, self.options, self.url, self.broadcast
+                )
             if target.name != before.name:
                 self.exposition.forget(before.name)
             self.exposition.forget(target.name, keep=[c.name for c in target.watch.checks])
             self._start(target)
+        self.broadcast.refresh()
         await asyncio.to_thread(self._audit, "serve-reload")  # fsynced appends: off the loop
+
+    async def _sessions_loop(self) -> None:
+        """The runbook sessions of every operator, read from the record while a dashboard is
+        attached (a session is run by whichever process its operator started: the record is
+        where they all meet), and pushed when they change."""
+        while True:
+            if self.broadcast.attached:
+                try:
+                    found = await asyncio.to_thread(self._read_sessions)
+                except OpsdashError as exc:
+                    warn(f"runbook sessions not read: {exc}")
+                else:
+                    if found != self.sessions:
+                        self.sessions = found
+                        self.broadcast.publish(
+                            "sessions", {"sessions": [live.session_out(r) for r in found], "at": time.time()}
+                        )
+            await asyncio.sleep(SESSIONS_EVERY)
+
+    def _read_sessions(self) -> list[SessionRow]:
+        found: list[SessionRow] = []
+        for ops in one_per_data_dir(self._all_ops):
+            if ops.has_history():
+                with ops.history(write=False) as history:
+                    found.extend(history.sessions.recent(limit=20))
+        return sorted(found, key=lambda r: r.started_at, reverse=True)
+
+    def _snapshot(self) -> dict[str, object]:
+        return {
+            "at": time.time(),
+            "service": {"url": self.url, "started_at": self.started_at},
+            "targets": [t.picture() for t in self.targets],
+            "sessions": [live.session_out(r) for r in self.sessions],
+        }
 
     def _audit(self, action: str) -> None:
         for t in self.targets:
@@ -324,10 +444,17 @@ class Service:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _route(self, req: web.BaseRequest) -> web.Response:
+    def _route(self, req: web.BaseRequest) -> web.StreamResponse | Awaitable[web.StreamResponse]:
         """GET and HEAD (the same headers, no body: aiohttp leaves it out) on every path."""
         if req.method not in ("GET", "HEAD"):
             return text(405, "only GET and HEAD\n", allow="GET, HEAD")
+        if req.path == "/events":
+            refused = self.broadcast.refusal(req)
+            if refused is not None:
+                return refused
+            if req.method == "HEAD":
+                return web.Response(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+            return self.broadcast.stream(req)
         if req.path == "/metrics":
             return web.Response(body=self._render_metrics(), headers={"Content-Type": CONTENT_TYPE})
         if req.path == "/healthz":
@@ -335,7 +462,7 @@ class Service:
         if req.path == "/probe":
             return self._probe(req)
         if req.path == "/":
-            return text(200, "opsdash serve: /metrics (Prometheus), /probe?target=CHECK, /healthz\n")
+            return text(200, "opsdash serve: /metrics (Prometheus), /probe?target=CHECK, /healthz, /events\n")
         return text(404, "not found\n")
 
     def _probe(self, req: web.BaseRequest) -> web.Response:

@@ -58,7 +58,8 @@ def status_cell(state: SustainedState, stale: bool = False) -> Content:
     return severity(state.label, state.shown)
 
 
-def check_detail(result: CheckResult, state: SustainedState | None, stale: bool = False) -> Content:
+def check_detail(result: CheckResult, state: SustainedState | None, stale: bool | str = False) -> Content:
+    """`stale`: True while polling is paused; a text saying why otherwise (the service is gone)."""
     parts: list[Part] = [(clean(result.name), "bold"), (f"  {result.kind} → {clean(result.target)}\n", "dim")]
     if state is not None:
         parts.append(severity(state.label, state.shown))
@@ -69,7 +70,10 @@ def check_detail(result: CheckResult, state: SustainedState | None, stale: bool 
             sustained += f"; goes {result.severity.value} after {state.failure_threshold} failures in a row"
         elif state.phase == "recovering":
             sustained += f"; OK after {state.success_threshold} successes in a row"
-        parts.append((sustained + (" · STALE: polling paused (p resumes)" if stale else "") + "\n", "dim"))
+        if stale:
+            why = stale if isinstance(stale, str) else "polling paused (p resumes)"
+            sustained += f" · STALE: {why}"
+        parts.append((sustained + "\n", "dim"))
     parts.append(("last result  ", "dim"))
     parts.append(severity(result.severity.value, result.severity))
     parts.append(f"  {clean(result.summary)}  ({result.started_at[11:19]})\n")
@@ -125,12 +129,20 @@ class HealthPane(ItemPane):
 
     def on_mount(self) -> None:
         self.border_title = "Health"
-        checks = self.ctx.loaded.profile.checks if self.ctx.loaded else []
-        self._show_checks([c.name for c in checks])
-        if not checks:
+        checks = self.ctx.check_names()
+        self._show_checks(checks)
+        if self.ctx.service is not None:  # attached: the service's results so far (tui/attached.py)
+            for state in self.ctx.picture.states.values():
+                if state.last is not None:
+                    self.post_message(CheckCompleted(state.last, state))
+        elif not checks:
             self.query_one("#check-detail", Static).update("The profile has no [[checks]].")
         elif self.ctx.live:
             self.poll()  # the latency history is read once the first results are in (_flush)
+
+    def attach_checks(self, names: list[str]) -> None:
+        """Attached: the checks the service watches (after a reload there, maybe others)."""
+        self._show_checks(names)
 
     @property
     def paused(self) -> bool:
@@ -156,6 +168,11 @@ class HealthPane(ItemPane):
         text = f"{total} checks · {down} down · {failing} failing (not yet sustained)"
         if self.paused:
             text += " · PAUSED: states are stale (p resumes)"
+        service = self.ctx.service
+        if service is not None:
+            lost = f"NOT CONNECTED, states stale: {service.problem}"
+            where = service.age() if service.connected else lost
+            text += f" · from service {service.url} · {where}"
         self.query_one("#health-status", Static).update(text)
 
     @in_thread("health-history", "load latency history", exclusive=False)
@@ -255,7 +272,7 @@ class HealthPane(ItemPane):
             )
         latency = result.metrics.get("response_time_ms", result.duration_ms)
         cells = {
-            "status": status_cell(state, self.paused),
+            "status": status_cell(state, self.paused or self.ctx.stale()),
             "latency": f"{latency:4.0f} ms",
             "error": result.error_class.value if result.error_class else "",
             "summary": safe(result.summary),
@@ -283,7 +300,8 @@ class HealthPane(ItemPane):
         if result is None:
             detail.update(f"{name}: not checked yet")
         else:
-            detail.update(check_detail(result, self.states.get(name), self.paused))
+            lost = "the service is not connected" if self.ctx.stale() and not self.paused else False
+            detail.update(check_detail(result, self.states.get(name), self.paused or lost))
         data = list(self.latencies.get(name, []))
         spark.data = data
         spark.display = bool(data)
@@ -295,6 +313,10 @@ class HealthPane(ItemPane):
         self.query_one("#spark-title", Static).update(Text(title, style="dim"))
 
     def action_pause(self) -> None:
+        from opsdash.tui.attached import refuse
+
+        if refuse(self.app, self.ctx, "pause"):
+            return
         paused = not self.paused
         if self.watcher is not None:
             self.watcher.paused = paused
@@ -303,14 +325,19 @@ class HealthPane(ItemPane):
         else:
             self._paused_view = paused
         self.app.notify("Health polling paused." if paused else "Health polling resumed.")
+        self.restyle(paused)
+        self.post_message(PollingPaused(paused))
+
+    def restyle(self, stale: bool | None = None) -> None:
+        """Every status cell, the status line and the detail again: stale or current now."""
+        stale = self.paused or self.ctx.stale() if stale is None else stale
         table = self.query_one("#checks", OpsTable)
         for name, state in self.states.items():
-            value = status_cell(state, paused)
+            value = status_cell(state, stale)
             self._shown.setdefault(name, {})["status"] = repr(value)
             table.update_cell(name, "status", value)
         self._status()
         self._show_detail()
-        self.post_message(PollingPaused(paused))
 
     def current_item(self) -> Item | None:
         result = self.results.get(self._current_name() or "")

@@ -20,6 +20,7 @@ from opsdash.tui.style import Part, gate_parts, severity
 if TYPE_CHECKING:
     from opsdash.core.readiness import Verdict
     from opsdash.storage.rows import AlertRow
+    from opsdash.tui.context import DashboardContext
 
 
 class OverviewPane(Pane):
@@ -51,7 +52,10 @@ class OverviewPane(Pane):
     def refresh_history(self, *, sessions: bool = True) -> None:
         """The open alerts (the verdict reads them) and the last deploys; with `sessions`, also a
         runbook session left unfinished. At start the app asks without it first: finding sessions
-        loads the runbook engine, which the first live verdict does not need."""
+        loads the runbook engine, which the first live verdict does not need. Attached to a
+        service, its alerts and sessions come pushed (tui/attached.py): nothing is read here."""
+        if self.ctx.service is not None:
+            return
         from opsdash.ops.history import overview
 
         resume = self.ctx.picture.unfinished
@@ -96,6 +100,8 @@ class OverviewPane(Pane):
             checks.append(f" {clean(name)}  {clean(summary)}\n")
         if picture.paused and ordered:
             checks.append(("stale: polling paused (p in Health resumes)\n", "bold"))
+        elif self.ctx.stale() and ordered:
+            checks.append(("stale: the service is not connected\n", "bold"))
         self.query_one("#overview-checks", Static).update(Content.assemble(*checks) or "no check results yet")
         report = picture.report
         findings: list[Part] = []
@@ -111,6 +117,9 @@ class OverviewPane(Pane):
             alerts.append(f" {clean(a.title)}\n")
         self.query_one("#overview-alerts", Static).update(Content.assemble(*alerts) or "no active alerts")
         deploy: list[Part] = []
+        if self.ctx.service is not None:
+            self.query_one("#overview-deploy", Static).update(Content.assemble(*session_lines(self.ctx)))
+            return
         if picture.unfinished:
             deploy.append(
                 severity(
@@ -119,3 +128,18 @@ class OverviewPane(Pane):
             )
         deploy.append("\n".join(self.deploys) or "no preflight yet: run 'opsdash preflight' before a deploy")
         self.query_one("#overview-deploy", Static).update(Content.assemble(*deploy))
+
+
+def session_lines(ctx: DashboardContext) -> list[Part]:
+    """Attached: the runbook sessions of every operator, as the service's record has them."""
+    assert ctx.service is not None
+    lines: list[Part] = [("runbook sessions (every operator, from the service)\n", "dim")]
+    for row in ctx.service.sessions[:6]:
+        level = Severity.WARN if row.status == "active" else Severity.INFO
+        lines.append(severity(f"{row.status:9}", level))
+        when = row.updated_at[:16].replace("T", " ")
+        step = f"step {row.current_step + 1}"
+        lines.append(f" {clean(row.runbook_id)} {step} · {clean(row.operator)} · {when}\n")
+    if not ctx.service.sessions:
+        lines.append("none recorded\n")
+    return lines

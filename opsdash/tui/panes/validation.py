@@ -79,6 +79,13 @@ class ValidationPane(ItemPane):
 
     def on_mount(self) -> None:
         self.border_title = "Validation"
+        if self.ctx.service is not None:  # attached: the service's latest report (tui/attached.py)
+            self.query_one("#verdict", Static).update("waiting for the service's validation…")
+            if self.ctx.picture.report is not None:
+                self.post_message(ValidationCompleted(self.ctx.picture.report))
+            elif self.ctx.service.validation_problem is not None:
+                self.post_message(ValidationFailed(f"on the service: {self.ctx.service.validation_problem}"))
+            return
         if not (self.ctx.live and self.ctx.loaded is not None):
             return
         early = self.ctx.take_early("report")
@@ -88,6 +95,10 @@ class ValidationPane(ItemPane):
             self.run_validation(reload=False)  # the profile was loaded a moment ago
 
     def action_rerun(self) -> None:
+        from opsdash.tui.attached import refuse
+
+        if refuse(self.app, self.ctx, "validate"):
+            return
         if self.ctx.loaded is not None:
             self.run_validation()
 

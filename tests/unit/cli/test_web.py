@@ -4,6 +4,7 @@ and without the token refused; no listening beyond this machine without a token.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -233,12 +234,12 @@ class DevTools:
         await self.call("Input.dispatchKeyEvent", type="keyUp", key=key)
 
 
-async def test_the_dashboard_draws_in_chromium_and_answers_keys(project: Project, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def chromium_tab(tmp_path: Path, url: str) -> AsyncIterator[DevTools]:
+    """A headless Chromium page on `url`, whose terminal the test can read and type into."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no Chromium on this machine: apt-get install chromium (Debian) runs this test")
-    token = fake_secret("webtoken")
-    web = Web("--config", str(project.profile), env={"OPSDASH_WEB_TOKEN": token})
     profile_dir = tmp_path / "chromium"
     with (tmp_path / "chromium.log").open("w") as log:
         browser = subprocess.Popen(
@@ -257,21 +258,67 @@ async def test_the_dashboard_draws_in_chromium_and_answers_keys(project: Project
                 tab = DevTools(ws)
                 await tab.call("Page.enable")
                 await tab.call("Page.addScriptToEvaluateOnNewDocument", source=CATCH_TERMINAL)
-                await tab.call("Page.navigate", url=f"{web.base}/?token={token}")
-
-                async def shows(text: str) -> bool:
-                    return text in await tab.screen()
-
-                await until_async(lambda: shows("Overview"), "the dashboard's Overview pane drawn")
-                screen = await tab.screen()
-                assert "BetaSkill" in screen and "Validation" in screen
-                assert "d diffs them" not in screen
-                await tab.press("6")
-                await until_async(lambda: shows("d diffs them"), "the History pane shown after pressing 6")
-        printed = web.stop()
+                await tab.call("Page.navigate", url=url)
+                yield tab
     finally:
         browser.kill()
         browser.wait()
+
+
+async def test_the_dashboard_draws_in_chromium_and_answers_keys(project: Project, tmp_path: Path) -> None:
+    token = fake_secret("webtoken")
+    web = Web("--config", str(project.profile), env={"OPSDASH_WEB_TOKEN": token})
+    try:
+        async with chromium_tab(tmp_path, f"{web.base}/?token={token}") as tab:
+
+            async def shows(text: str) -> bool:
+                return text in await tab.screen()
+
+            await until_async(lambda: shows("Overview"), "the dashboard's Overview pane drawn")
+            screen = await tab.screen()
+            assert "BetaSkill" in screen and "Validation" in screen
+            assert "d diffs them" not in screen
+            await tab.press("6")
+            await until_async(lambda: shows("d diffs them"), "the History pane shown after pressing 6")
+        printed = web.stop()
+    finally:
         web.kill()
     assert "needs a terminal" not in printed
     assert token not in printed
+
+
+async def test_web_server_attaches_each_browsers_dashboard_to_a_running_serve(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.servers import ThreadedHttpServer, json_handler
+    from tests.unit.ops.test_serve import Serve
+
+    target = ThreadedHttpServer(json_handler({"status": "UP"}))
+    check = f'\n[[checks]]\nname = "app"\nkind = "http"\nurl = "{target.base_url}/health"\ninterval = 1\n'
+    project.profile.write_text(project.profile.read_text() + check)
+    token = fake_secret("servetoken")
+    monkeypatch.setenv("OPSDASH_SERVE_TOKEN", token)
+    serve = Serve("--config", project.profile)
+    web = Web("--server", serve.url)  # the token reaches each dashboard through the environment
+    try:
+        async with chromium_tab(tmp_path, f"{web.base}/") as tab:
+
+            async def shows(text: str) -> bool:
+                return text in await tab.screen()
+
+            await until_async(lambda: shows(f"service {serve.url}"), "the dashboard says it is attached")
+            await until_async(lambda: shows("Overview"), "its Overview pane drawn")
+            assert token not in await tab.screen()
+        printed = web.stop()
+    finally:
+        web.kill()
+        serve.kill()
+        target.close()
+    assert token not in printed
+
+
+def test_web_refuses_a_server_that_is_not_a_url() -> None:
+    result = subprocess.run(
+        [OPSDASH, "web", "--server", "ftp://example.invalid"], capture_output=True, text=True, timeout=WAIT
+    )
+    assert result.returncode == 3 and "give the service's URL" in result.stderr
