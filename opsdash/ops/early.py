@@ -22,9 +22,10 @@ import contextlib
 import os
 import pickle
 import signal
+import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,44 +58,89 @@ class EarlyPicture:
     problem: str | None = None
     finished: float = 0.0  # time.time() when the probes were in
 
-    def fresh(self, now: float | None = None) -> bool:
-        """Young enough to seed the watch: its results stand for the watch's first round."""
-        return ((now if now is not None else time.time()) - self.finished) < FRESH_FOR
+    def fresh(self) -> bool:
+        return fresh(self.finished)
+
+
+def fresh(at: float) -> bool:
+    """Sent (or worked out) at `at` (time.time()), and young enough to stand for the dashboard's
+    own first validation or probe."""
+    return time.time() - at < FRESH_FOR
+
+
+@dataclass(frozen=True)
+class EarlyReport:
+    """The child's validation, sent the moment it is recorded (before the probes are all in):
+    `report` None when it could not validate (`problem` says why)."""
+
+    report: Report | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class EarlyResult:
+    """One check's result, sent as its probe ends."""
+
+    result: CheckResult
+
+
+# What the child sends, in order: an EarlyReport, each EarlyResult as its probe ends (the two
+# interleave), then the EarlyPicture. Each frame is a 4-byte length and a pickle.
+Frame = EarlyReport | EarlyResult | EarlyPicture
+_LENGTH = struct.Struct("!I")
 
 
 class Early:
-    """The child at work: `wait()` reads its picture (or None, if it had none to give)."""
+    """The child at work: `frames()` reads what it sends as it sends it; `wait()` only its
+    picture (or None, if it had none to give)."""
 
     def __init__(self, pid: int, fd: int) -> None:
         self.pid, self._fd = pid, fd
+        self._lock = threading.Lock()
+        self._reaped = False
 
     def cancel(self) -> None:
         """The dashboard is leaving: a child still at work (a check waiting out its timeout) stops
         now rather than finish for no one. Its recording is a transaction and an fsynced append:
-        a stop between them loses nothing recorded."""
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGTERM)
+        a stop between them loses nothing recorded. A child already reaped is not signalled (its
+        process id may be another process's by now)."""
+        with self._lock, contextlib.suppress(OSError):
+            if not self._reaped:
+                os.kill(self.pid, signal.SIGTERM)
+
+    def frames(self) -> Iterator[Frame]:
+        """Each frame as the child sends it, until it ends (then it is reaped). A frame that does
+        not read ends the stream: the caller works without the rest."""
+        reader = os.fdopen(self._fd, "rb", buffering=1 << 16)
+        try:
+            while len(head := reader.read(_LENGTH.size)) == _LENGTH.size:
+                body = reader.read(_LENGTH.unpack(head)[0])
+                try:
+                    # the bytes come from our own forked child, over a pipe no one else holds
+                    frame = pickle.loads(body)  # noqa: S301
+                except Exception:
+                    return
+                if isinstance(frame, Frame):
+                    yield frame
+        except OSError:
+            return
+        finally:
+            reader.close()
+            self._reap()
 
     def wait(self) -> EarlyPicture | None:
-        """Block until the child has written its picture and ended. None when it failed, died or
-        had nothing to say; the caller then works without it."""
-        chunks: list[bytes] = []
-        try:
-            while chunk := os.read(self._fd, 1 << 16):
-                chunks.append(chunk)
-        except OSError:
-            chunks = []
-        finally:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(self.pid, 0)
-        try:
-            # the bytes come from our own forked child, over a pipe no one else holds
-            picture = pickle.loads(b"".join(chunks)) if chunks else None  # noqa: S301
-        except Exception:
-            return None
-        return picture if isinstance(picture, EarlyPicture) else None
+        """Block until the child has ended; its picture, or None when it failed, died or had
+        nothing to say."""
+        found = None
+        for frame in self.frames():
+            if isinstance(frame, EarlyPicture):
+                found = frame
+        return found
+
+    def _reap(self) -> None:
+        with self._lock, contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(self.pid, 0)
+            self._reaped = True
 
 
 def start(config: Path, *, data_dir: Path | None = None) -> Early | None:
@@ -128,26 +174,37 @@ def _cores() -> int:
 
 
 def _child(config: Path, data_dir: Path | None, fd: int) -> None:
-    """Work out the picture, write it, and leave without running the parent's exit handlers. The
-    terminal is the dashboard's: nothing of the child's may reach it."""
+    """Work out the picture, sending each part as it is known, and leave without running the
+    parent's exit handlers. The terminal is the dashboard's: nothing of the child's may reach it."""
     status = 0
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
         for std in (0, 1, 2):
             os.dup2(devnull, std)
-        data = pickle.dumps(picture(config, data_dir))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:  # any failure: the dashboard does it all itself
+        lock = threading.Lock()  # the validating thread and the probes' loop both send
+
+        def send(frame: Frame) -> None:
+            data = pickle.dumps(frame)
+            view = memoryview(_LENGTH.pack(len(data)) + data)
+            with lock:
+                while view:
+                    view = view[os.write(fd, view) :]
+
+        found = picture(config, data_dir, send=send)
+        if found is not None:
+            send(found)
+    except BaseException:  # any failure (the parent gone included): the dashboard does it all itself
         status = 1
     finally:
         os._exit(status)
 
 
-def picture(config: Path, data_dir: Path | None = None) -> EarlyPicture | None:
-    """Validate (recorded) and probe each check once (not recorded), at the same time; None when
-    the profile does not load (the dashboard says why itself)."""
+def picture(
+    config: Path, data_dir: Path | None = None, *, send: Callable[[Frame], None] | None = None
+) -> EarlyPicture | None:
+    """Validate (recorded) and probe each check once (not recorded), at the same time, giving
+    `send` the report as soon as it is recorded and each result as its probe ends; None when the
+    profile does not load (the dashboard says why itself)."""
     from opsdash.core.errors import OpsdashError
     from opsdash.ops.base import Ops
 
@@ -157,10 +214,10 @@ def picture(config: Path, data_dir: Path | None = None) -> EarlyPicture | None:
         return None
     from opsdash.core.health.runner import run_sync
 
-    return run_sync(_gather(ops))
+    return run_sync(_gather(ops, send or (lambda _frame: None)))
 
 
-async def _gather(ops: Ops) -> EarlyPicture:
+async def _gather(ops: Ops, send: Callable[[Frame], None]) -> EarlyPicture:
     from opsdash.core.health.runner import run_once
     from opsdash.core.readiness import dashboard_verdict
     from opsdash.core.secrets import redactor
@@ -171,13 +228,21 @@ async def _gather(ops: Ops) -> EarlyPicture:
         try:
             report = validation.run(ops, record=True).report
         except Exception as exc:
-            return None, redactor.redact(str(exc)), [], {}
+            problem = redactor.redact(str(exc))
+            send(EarlyReport(None, problem))
+            return None, problem, [], {}
+        send(EarlyReport(report))
         with ops.history(write=False) as history:
             return report, None, _open_alerts(history), resumed_states(history, checks)
 
     profile = ops.profile
     checks: Sequence[Check] = profile.checks
-    probing = run_once(checks, ops.probe_context(), concurrency=profile.health.concurrency)
+    probing = run_once(
+        checks,
+        ops.probe_context(),
+        concurrency=profile.health.concurrency,
+        on_result=lambda result: send(EarlyResult(result)),
+    )
     (report, problem, alerts, states), results = await asyncio.gather(asyncio.to_thread(validate), probing)
     by_name = {c.name: c for c in checks}
     for result in results:
@@ -200,7 +265,7 @@ async def _gather(ops: Ops) -> EarlyPicture:
     )
 
 
-def _new_state() -> SustainedState:
+def _new_state() -> SustainedState:  # imported here: the parent imports this module before forking
     from opsdash.core.health.state import SustainedState
 
     return SustainedState()

@@ -41,7 +41,8 @@ from opsdash.tui.messages import (
     AlertsRaised,
     AlertsResolved,
     DemoFaultSwitched,
-    EarlyPictureArrived,
+    EarlyEnded,
+    EarlyFrameArrived,
     OpenRunbook,
     PictureChanged,
     ProfileLoaded,
@@ -396,22 +397,43 @@ class OpsdashApp(App[None]):
         self.post_message(ProfileLoaded(ops, error))
 
     def _read_early(self, child: Early) -> None:
-        """Wait for the start-up child's picture on a daemon thread of its own (not a worker:
-        quitting must not wait for a child that waits out a check's timeout)."""
+        """Read what the start-up child sends, as it sends it, on a daemon thread of its own (not a
+        worker: quitting must not wait for a child that waits out a check's timeout)."""
 
         def read() -> None:
-            picture = child.wait()
-            if picture is not None:
-                self.post_message(EarlyPictureArrived(picture))
+            for frame in child.frames():
+                self.post_message(EarlyFrameArrived(frame))
+            self.post_message(EarlyEnded())
 
+        self.ctx.early_running = True
         threading.Thread(target=read, name="opsdash-early", daemon=True).start()
 
-    @on(EarlyPictureArrived)
-    def early_arrived(self, message: EarlyPictureArrived) -> None:
-        """The start-up child's verdict: live (validated and probed in this start), shown now; the
-        panes take its report and results as their first, so nothing is done twice."""
-        self.ctx.adopt_early(message.picture)
-        self.show_verdict()
+    @on(EarlyFrameArrived)
+    def early_arrived(self, message: EarlyFrameArrived) -> None:
+        """The start-up child's validation (the Validation pane takes it rather than validate
+        again), a check's result (the watch takes it as its first probe) or its verdict: live,
+        worked out in this start, shown now."""
+        from opsdash.ops.early import EarlyPicture, EarlyReport, EarlyResult
+
+        frame = message.frame
+        if isinstance(frame, EarlyReport):
+            self.ctx.early_report = (frame, time.time())
+            self._early_validation()
+        elif isinstance(frame, EarlyResult):
+            self.ctx.early_results[frame.result.name] = (frame.result, time.time())
+        elif isinstance(frame, EarlyPicture):
+            self.ctx.adopt_early(frame)
+            self.show_verdict()
+
+    @on(EarlyEnded)
+    def early_ended(self) -> None:
+        self.ctx.early_running = False
+        self._early_validation()
+
+    def _early_validation(self) -> None:
+        pane: Any
+        for pane in self.query("#validation-pane"):
+            pane.early_settled()
 
     @on(ProfileLoaded)
     async def profile_loaded(self, message: ProfileLoaded) -> None:

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from opsdash.ops.base import Ops
+from opsdash.ops.early import fresh
 
 if TYPE_CHECKING:
     from opsdash.core.findings import Report, Severity
+    from opsdash.core.health.model import CheckResult
     from opsdash.core.health.state import SustainedState
     from opsdash.core.readiness import Verdict
     from opsdash.ops.config import LoadedConfig, OpsdashSettings
-    from opsdash.ops.early import EarlyPicture
+    from opsdash.ops.early import EarlyPicture, EarlyReport
     from opsdash.ops.glance import LastVerdict
     from opsdash.storage.rows import AlertRow, SessionRow
 
@@ -104,18 +106,34 @@ class DashboardContext:
     picture: LivePicture = field(default_factory=LivePicture)
     last_known: LastVerdict | None = None  # the verdict recorded before this start, if one was read
     target_hint: str = ""  # the target's name as read before the profile loaded (for the header)
-    early: EarlyPicture | None = None  # the start-up child's validation and first probes (ops/early.py)
     service: ServiceView | None = None  # attached to a running `opsdash serve`: its picture, not probes
+    # the start-up child (ops/early.py): at work, what it has sent so far (each with when it came)
+    early_running: bool = False
+    early: EarlyPicture | None = None
+    early_report: tuple[EarlyReport, float] | None = None
+    early_results: dict[str, tuple[CheckResult, float]] = field(default_factory=dict)
     _early_taken: set[str] = field(default_factory=set)
 
-    def take_early(self, part: str) -> EarlyPicture | None:
-        """The early picture for `part` ("report": the Validation pane's first result; "results":
-        the watch's first round), once each, while it is fresh; None: do the work yourself."""
-        early = self.early
-        if early is None or part in self._early_taken or not early.fresh():
+    def take_early_report(self) -> Report | None:
+        """The child's validation for the Validation pane, once, while it is fresh."""
+        if self.early_report is None or "report" in self._early_taken:
             return None
-        self._early_taken.add(part)
-        return early
+        sent, at = self.early_report
+        if sent.report is None or not fresh(at):
+            return None
+        self._early_taken.add("report")
+        return sent.report
+
+    def early_report_pending(self) -> bool:
+        """The child is still validating: wait for it rather than validate (and record) twice."""
+        return self.early_running and self.early_report is None and "report" not in self._early_taken
+
+    def take_early_results(self) -> list[CheckResult]:
+        """The child's probe results so far for the watch's first round, once, the fresh ones."""
+        if "results" in self._early_taken:
+            return []
+        self._early_taken.add("results")
+        return [result for result, at in self.early_results.values() if fresh(at)]
 
     def adopt_early(self, early: EarlyPicture) -> None:
         """The start-up child's picture arrived: the verdict reads it until the panes' own work

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # annotations only: the first frame imports this module, and 
     from opsdash.core.health.state import SustainedState
     from opsdash.ops.attach import Event as ServiceEvent
     from opsdash.ops.base import Ops
-    from opsdash.ops.early import EarlyPicture
+    from opsdash.ops.early import Frame
     from opsdash.ops.sources import Reload
     from opsdash.tui.context import LivePicture
 
@@ -29,10 +29,15 @@ class ProfileLoaded(Message):
 
 
 @dataclass
-class EarlyPictureArrived(Message):
-    """The start-up child's validation and first probe round (ops/early.py)."""
+class EarlyFrameArrived(Message):
+    """A part of the start-up child's work (ops/early.py): its validation, a check's result, or
+    the whole picture and its verdict."""
 
-    picture: EarlyPicture
+    frame: Frame
+
+
+class EarlyEnded(Message):
+    """The start-up child has ended (whatever it sent or failed to send)."""
 
 
 @dataclass

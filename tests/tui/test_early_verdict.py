@@ -11,8 +11,7 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from opsdash.ops.base import Ops
 from opsdash.ops.glance import quick_target
 from opsdash.storage.history import History
 from opsdash.tui.app import OpsdashApp
-from opsdash.tui.messages import EarlyPictureArrived, ProfileLoaded
+from opsdash.tui.messages import EarlyFrameArrived, ProfileLoaded
 from tests.conftest import Demo
 from tests.servers import ThreadedRawServer, never_answers
 from tests.tui.conftest import SIZE, fast_demo_profile, settle, until
@@ -35,13 +34,25 @@ OPSDASH = str(Path(sys.executable).with_name("opsdash"))
 
 
 class Delivered(early.Early):
-    """A child that has finished: its real picture (from `early.picture`), handed over at once."""
+    """A child whose real picture (from `early.picture`) is handed over as the child sends it: the
+    report, each result, the picture. `hold` (set by the test) keeps the results and the picture
+    back after the report, as a check waiting out its timeout does."""
 
-    def __init__(self, picture: early.EarlyPicture | None) -> None:
-        self.picture = picture
+    def __init__(self, picture: early.EarlyPicture | None, hold: threading.Event | None = None) -> None:
+        self.picture, self.hold = picture, hold
 
-    def wait(self) -> early.EarlyPicture | None:
-        return self.picture
+    def frames(self) -> Iterator[early.Frame]:
+        if self.picture is None:
+            return
+        yield early.EarlyReport(self.picture.report, self.picture.problem)
+        if self.hold is not None:
+            self.hold.wait(30)
+        yield from (early.EarlyResult(r) for r in self.picture.results)
+        yield self.picture
+
+    def cancel(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
 
 
 def validate_runs(data: Path) -> list[str]:
@@ -139,6 +150,82 @@ def test_a_real_forked_child_hands_over_its_picture_and_is_reaped(demo_process: 
     assert stderr == ""
 
 
+REAPED = """
+import json, os, sys
+from pathlib import Path
+from opsdash.ops import early
+child = early.start(Path(sys.argv[1]), data_dir=Path(sys.argv[2]))
+assert child is not None
+child.wait()  # reaped: its process id may be another process's now
+signalled = []
+os.kill = lambda pid, sig: signalled.append(pid)
+child.cancel()  # the operator quits later
+print(json.dumps({"signalled": signalled}))
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "fork"), reason="no fork on this platform: the dashboard does it all itself"
+)
+def test_a_child_already_reaped_is_never_signalled_when_the_dashboard_leaves(
+    demo_process: Demo, tmp_path: Path
+) -> None:
+    """Its process id may belong to another process by then: SIGTERM would kill that one."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: the dashboard does not fork a start-up child there")
+    profile = fast_demo_profile(demo_process, tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", REAPED, str(profile), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OPSDASH_AUDIT_KEY": AUDIT_KEY},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"signalled": []}
+
+
+@pytest.mark.usefixtures("audit_key")
+async def test_with_a_check_still_in_flight_the_validation_is_the_childs_and_recorded_once(
+    demo_process: Demo, tmp_path: Path
+) -> None:
+    """The child's validation is in but one of its probes waits out a timeout: the Validation pane
+    shows the child's report instead of validating (and recording) a second time."""
+    profile = fast_demo_profile(demo_process, tmp_path)
+    data = tmp_path / "data"
+    picture = await asyncio.to_thread(early.picture, profile, data)
+    assert picture is not None and picture.report is not None
+    hold = threading.Event()
+    app = OpsdashApp.starting(profile, data_dir=data, record=True, early=Delivered(picture, hold))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.ctx.ready)
+        validation: Any = await app.ensure_pane("validation")
+        await until(pilot, lambda: validation.report is not None)
+        assert validation.report.run_id == picture.report.run_id
+        assert app.ctx.early_running  # the child is still at work
+        hold.set()
+        await until(pilot, lambda: not app.ctx.early_running)
+        await settle(pilot)
+    assert validate_runs(data) == [picture.report.run_id]
+
+
+@pytest.mark.usefixtures("audit_key")
+async def test_a_child_that_sends_nothing_leaves_the_validation_to_the_dashboard(
+    demo_process: Demo, tmp_path: Path
+) -> None:
+    profile = fast_demo_profile(demo_process, tmp_path)
+    data = tmp_path / "data"
+    app = OpsdashApp.starting(profile, data_dir=data, record=True, early=Delivered(None))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.ctx.ready)
+        validation: Any = await app.ensure_pane("validation")
+        await until(pilot, lambda: validation.report is not None)
+        await settle(pilot)
+        assert header(app).startswith(" GO ")
+    assert validate_runs(data) == [validation.report.run_id]
+
+
 CANCEL = """
 import json, os, sys
 from pathlib import Path
@@ -206,7 +293,7 @@ async def test_the_childs_verdict_is_live_on_screen_before_the_profile_loads_and
     seen: dict[str, Any] = {}
 
     def hook(message: Message) -> None:
-        if isinstance(message, EarlyPictureArrived):
+        if isinstance(message, EarlyFrameArrived) and isinstance(message.frame, early.EarlyPicture):
             adopted.set()
         if isinstance(message, ProfileLoaded) and "header" not in seen:
             seen["header"], seen["ready"] = header(app), app.ctx.ready
@@ -231,14 +318,16 @@ async def test_the_childs_verdict_is_live_on_screen_before_the_profile_loads_and
 
 @pytest.mark.usefixtures("audit_key")
 async def test_a_picture_too_old_to_seed_anything_leaves_the_dashboard_validating_and_probing_itself(
-    demo_process: Demo, tmp_path: Path
+    demo_process: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """What the child sent is taken only while it is young: on a machine so slow that the panes
+    start long after it came, the dashboard validates and probes itself."""
     profile = fast_demo_profile(demo_process, tmp_path)
     data = tmp_path / "data"
     picture = await asyncio.to_thread(early.picture, profile, data)
     assert picture is not None and picture.report is not None
-    old = replace(picture, finished=time.time() - early.FRESH_FOR - 1)
-    app = OpsdashApp.starting(profile, data_dir=data, record=True, early=Delivered(old))
+    monkeypatch.setattr(early, "FRESH_FOR", 0.0)  # everything it sent is too old once taken
+    app = OpsdashApp.starting(profile, data_dir=data, record=True, early=Delivered(picture))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.ctx.ready)
         validation: Any = await app.ensure_pane("validation")

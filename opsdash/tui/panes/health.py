@@ -197,7 +197,7 @@ class HealthPane(ItemPane):
 
         from opsdash.ops.checks import Watch
 
-        early = self.ctx.take_early("results")  # the start-up child's probes: this watch's first round
+        early = self.ctx.take_early_results()  # the start-up child's probes: this watch's first round
         try:  # it reads the env files and opens the history database: not on the event loop
             self.watcher = await asyncio.to_thread(
                 Watch,
@@ -205,7 +205,7 @@ class HealthPane(ItemPane):
                 record=self.ctx.record,
                 on_alerts=self._alerts_changed,
                 on_reload=self._reloaded,
-                seed=early.results if early is not None else (),
+                seed=early,
             )
         except OpsdashError as exc:
             self.app.notify(redactor.redact(str(exc)), title="Health checks not started", severity="error")

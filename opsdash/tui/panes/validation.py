@@ -65,6 +65,7 @@ class ValidationPane(ItemPane):
     NO_RUNBOOK = "This finding has no runbook."
 
     report: Report | None = None  # the report shown
+    _awaiting_early = False  # the start-up child is still validating: its report is shown, not a second
     findings: Sequence[Finding] = ()  # its findings, worst first: the table's rows
     traced: tuple[Finding, ...] = ()  # the last credential trace's findings, shown below them
 
@@ -88,9 +89,19 @@ class ValidationPane(ItemPane):
             return
         if not (self.ctx.live and self.ctx.loaded is not None):
             return
-        early = self.ctx.take_early("report")
-        if early is not None and early.report is not None:  # validated (and recorded) by the start-up child
-            self.post_message(ValidationCompleted(early.report))
+        self._awaiting_early = self.ctx.early_report_pending()
+        if not self._awaiting_early:
+            self.early_settled(first=True)
+
+    def early_settled(self, *, first: bool = False) -> None:
+        """The start-up child's validation (ops/early.py) is in, or the child ended: show its report
+        (validated and recorded already), or validate here if it had none to give."""
+        if not (first or self._awaiting_early) or self.ctx.early_report_pending():
+            return
+        self._awaiting_early = False
+        report = self.ctx.take_early_report()
+        if report is not None:
+            self.post_message(ValidationCompleted(report))
         else:
             self.run_validation(reload=False)  # the profile was loaded a moment ago
 
