@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
-from opsdash.core.secrets import fingerprint
+from opsdash.core.secrets import MASK, fingerprint, mask
 
 # Bump when the forms searched change: a cache of scanned objects keyed on `Matcher.key` is then stale.
 MATCHER_VERSION = 1
@@ -185,6 +185,7 @@ class Matcher:
     def __init__(self, needles: Sequence[Needle], previous: Sequence[PreviousPrint] = ()) -> None:
         self._forms: list[tuple[bytes, str, str]] = []  # (form, variable, encoding)
         self._raw: list[tuple[bytes, str]] = []
+        self._raw_values: list[tuple[str, str]] = []  # (value, variable): for `redact`
         seen: set[tuple[str, bytes]] = set()
         current: dict[str, str] = {}
         for needle in needles:
@@ -196,6 +197,7 @@ class Matcher:
                     seen.add((needle.name, form))
                     self._forms.append((form, needle.name, encoding))
             self._raw.append((needle.value.encode("utf-8", "surrogatepass"), needle.name))
+            self._raw_values.append((needle.value, needle.name))
         live_prints = {fingerprint(n.value) for n in needles if n.value}
         shapes: dict[tuple[bytes, int], dict[str, str]] = {}
         for prev in previous:
@@ -229,6 +231,25 @@ class Matcher:
         )
         text = f"v{MATCHER_VERSION}\n" + "\n".join(parts)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def redact(self, text: str) -> str:
+        """`text` (a path, a name) with every value this matcher finds in it, in any encoding,
+        replaced by a mask: what the trace keeps or shows about *where* a value was never holds it."""
+        data = text.encode("utf-8", "surrogatepass")
+        spans = self.spans(data)
+        if not spans:
+            return text
+        values = {n: v for v, n in self._raw_values}
+        out, at = [], 0
+        for span in spans:
+            if span.start < at:
+                continue  # inside a span already masked
+            hidden = span.value if span.previous else values.get(span.name)
+            out.append(data[at : span.start].decode("utf-8", "surrogatepass"))
+            out.append(mask(hidden) if hidden else f"{MASK} ({span.name}, {span.encoding})")
+            at = span.end
+        out.append(data[at:].decode("utf-8", "surrogatepass"))
+        return "".join(out)
 
     def scan(self, data: bytes) -> list[Hit]:
         """Every hit in `data`, ordered by offset, each with its 1-based line."""
