@@ -6,9 +6,10 @@ the one `Matcher`. `.git` and `node_modules` are skipped (the git scanner reads 
 dependencies are not the app's). A path named by the operator is followed even when it is a symlink;
 a symlink inside a searched tree is not followed: one that points into the tree is searched there,
 one that points out of it (or at nothing) is listed in `skipped`, as is a FIFO, socket or device
-(opening a FIFO would block). A binary file is searched like any other (a secret in a SQLite file or an archive is
-still a leak); its hits are named by byte offset, since lines mean nothing there. A file over the
-size cap, or one that cannot be read, is listed in `skipped`: never silently passed.
+(opening a FIFO would block). A binary file is searched like any other (a secret in a SQLite
+file or an archive is still a leak); its hits are named by byte offset, since lines mean nothing
+there. A file over the size cap, or one that cannot be read, is listed in `skipped`: never silently
+passed.
 """
 
 from __future__ import annotations
