@@ -266,10 +266,16 @@ def test_clean_repository_of_real_code_has_no_findings(tmp_path: Path) -> None:
         )
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "real code")
-    values = [_value(), secrets.token_hex(16), secrets.token_urlsafe(32)]
-    # previous values of the shapes code is full of: identifiers and hex ids of common lengths
+    values = [
+        _value(),
+        secrets.token_hex(16),
+        secrets.token_urlsafe(32),
+        base64.b64encode(os.urandom(32)).decode(),
+    ]
+    # previous values of the shapes code is full of: identifiers and hex ids of common lengths, in
+    # every alphabet (V3 base64 with '=' as padding, V4 has no current value: the generic one)
     prints = tuple(
-        PreviousPrint(f"V{i % 3}", fingerprint(secrets.token_hex(8)), n) for i, n in enumerate(range(8, 48))
+        PreviousPrint(f"V{i % 5}", fingerprint(secrets.token_hex(8)), n) for i, n in enumerate(range(8, 48))
     )
     trace = _trace(repo, *values, previous=prints)
     assert trace.found == []
