@@ -796,6 +796,15 @@ def run(
     summary = {**base.report.summary, "live": served.summary()}
     summary.setdefault("traced", sorted(n.name for n in current))
     summary.setdefault("previous", len(previous))
+    # for the rotation runbook's trace gate: old API secrets known by fingerprint, and how many
+    # previous values the provider answered for (a value never found cannot be tried)
+    summary["previous_api_secret"] = sum(1 for p in previous if _api_variable(ops.profile, p.name))
+    summary["previous_tried"] = sum(
+        1
+        for f in served.findings
+        if f.rule == "previous-secret-still-accepted"
+        and f.evidence.get("provider") in ("accepted", "rejected")
+    )
     base.report = Report.timed(
         "trace", ops.profile.target.name, started, t0, findings, summary, run_id=base.report.run_id
     )
