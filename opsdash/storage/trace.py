@@ -6,8 +6,8 @@ hash of fingerprints: no value is ever stored). What was clean for some values s
 others, so each needle set has its own scan; a repository keeps its NEEDLE_SETS newest (so `secrets
 trace` and a preflight reading other env files do not erase each other's), a new set beyond them
 drops the oldest. Paths are stored as the trace shows them: a value in a path is masked. Object
-ids are kept as 20 raw bytes, in a WITHOUT ROWID
-table: ~30 bytes a row, so a repository of a million objects costs ~30 MB once.
+ids are kept as raw bytes (20, or 32 in a SHA-256 repository), in a WITHOUT ROWID table: ~30 bytes
+a row, so a repository of a million objects costs ~30 MB once.
 """
 
 from __future__ import annotations

@@ -173,6 +173,8 @@ def test_help_answers_the_questions(run: Run) -> None:
     text = " ".join(result.out.split())
     for words in ("reachable or not", "--full", "Exit codes", "base64", "fingerprint", "--no-git"):
         assert words in text
+    # review #32 (Low): with --live an accepted previous value is CRIT, not INFO
+    assert "CRIT while the provider still accepts it" in text and "a previous one is INFO." not in text
 
 
 def test_a_secret_in_a_file_name_never_reaches_the_data_directory(run: Run, project: Project) -> None:
