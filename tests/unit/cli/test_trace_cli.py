@@ -237,3 +237,25 @@ def test_trace_runs_are_listed_and_diffed_in_history(run: Run, project: Project)
     assert "trace" in listed.out
     diffed = run("history", "diff", "latest~1", "latest", "--config", project.profile, "--kind", "trace")
     assert diffed.code == 0, diffed.err
+
+
+def test_a_latin1_file_name_in_history_neither_crashes_trace_nor_preflight(
+    run: Run, project: Project
+) -> None:
+    """Review #32 item 2, end to end: `secrets trace` and preflight (the profile's repository)."""
+    secret = good_env()["IKHOKHA_API_SECRET"]
+    project.write_env({**good_env(), "IKHOKHA_API_SECRET": secret})
+    app, commit = _app(project.root, {"leak.ts": f'x="{secret}"\n'})
+    (app / os.fsdecode(b"r\xe9sum\xe9.txt")).write_text("hi\n")
+    _git(app, "add", "-A")
+    _git(app, "commit", "-q", "-m", "cv")
+    result = run("secrets", "trace", "--config", project.profile, "--repo", app, "--json")
+    assert result.code == 2, result.err
+    (finding,) = [f for f in json_object(result.out)["findings"] if f["rule"] == "secret-in-git-history"]
+    assert (finding["evidence"]["path"], finding["evidence"]["commit"]) == ("leak.ts", commit)
+    text = project.profile.read_text().replace("[env]\n", '[target.trace]\nrepo = "app"\n\n[env]\n', 1)
+    project.profile.write_text(text)
+    gate = run("preflight", "--config", project.profile, "--no-history", "--json")
+    assert "internal error" not in gate.err, gate.err
+    rules = {f["rule"] for f in json_object(gate.out)["findings"] if f["severity"] == "CRIT"}
+    assert "secret-in-git-history" in rules, rules
