@@ -13,7 +13,7 @@ from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION, Severity
 from opsdash.ops.base import Ops
 
-KINDS = ("validate", "check", "preflight", "verify-deploy", "runbook")
+KINDS = ("validate", "check", "preflight", "verify-deploy", "runbook", "trace")
 
 
 @click.group()

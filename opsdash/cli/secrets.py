@@ -87,8 +87,14 @@ def trace(
 
     Each finding names the variable, the object or file, the line, the encoding, and for history the
     commit(s) with author date and whether a remote-tracking branch holds them (pushed); values are
-    shown only as masked fingerprints. A current value found is CRIT (rotate it: rewriting history
-    does not un-leak it); a previous one is INFO.
+    shown only as masked fingerprints (a value in a file name too). A current value found is CRIT
+    (rotate it: rewriting history does not un-leak it). A previous one is INFO without --live; with
+    --live it is tried at the provider: CRIT while the provider still accepts it, UNKNOWN when it
+    cannot tell, INFO once rejected.
+
+    A symlink or FIFO named with --path is followed or listed; inside a searched directory, a
+    symlink out of it (or to nothing) and special files are listed as not searched (UNKNOWN), and a
+    path under which no file was searched is UNKNOWN, never clean.
 
     The first trace of a repository reads every object (progress on stderr); later ones read only
     objects that are new (the history database remembers the ones found clean, by id, for the same
@@ -100,8 +106,9 @@ def trace(
       opsdash secrets trace --live            (the live site; previous values tried at the provider)
       opsdash secrets trace --repo ../app --path ../app/src --path ../app/dist --json
     \b
-    Exit codes: 0 nothing found, 1 WARN, 2 CRIT (a current value found), 3 UNKNOWN: not a git
-    repository, git missing, unreadable objects, nothing to trace, or a config error.
+    Exit codes: 0 nothing found, 1 WARN, 2 CRIT (a current value found; with --live, a previous one
+    still accepted), 3 UNKNOWN: not a git repository, git missing, unreadable objects, files not
+    searched, nothing to trace, or a config error.
     """
     from opsdash.cli.render import emit_report, report_text
     from opsdash.ops import trace_live

@@ -118,9 +118,9 @@ class DemoTarget:
         await self.control.start()
         claim_workdir(self.workdir)
         write_file(self.workdir / "demo-ca.pem", self.ca.cert_pem.bytes(), 0o644)
+        self.repo_note = build_repository(self.workdir / APP_REPO, self._original_secret)
         write_file(self.workdir / "opsdash.toml", self.profile_text(), 0o644)
         self._write_env()
-        self.repo_note = build_repository(self.workdir / APP_REPO, self._original_secret)
         return self.workdir / "opsdash.toml"
 
     async def close(self) -> None:
@@ -237,6 +237,15 @@ host = "127.0.0.1"
 port = {self.app.port}
 interval = 10
 '''
+        if (self.workdir / APP_REPO / ".git").is_dir():
+            # Not traced by default: the healthy demo is GO, and the secret of the day is committed
+            # there (the plan's leak), so preflight would be NO-GO from the start. Traced, the
+            # rotation runbook's trace gate finds the old secret there and tries it at the provider.
+            checks += (
+                "\n# The app's repository (a secret committed, then deleted). Uncomment to trace it in\n"
+                "# preflight and the rotation runbook: until the secret is rotated, it is CRIT.\n"
+                f'# [target.trace]\n# repo = "{APP_REPO}"\n'
+            )
         return text + checks
 
     # ------------------------------------------------------------------ the app

@@ -163,6 +163,8 @@ def run(
             findings.extend(_file_findings(found, masks, shapes, result.previous))
         if result.files.skipped:
             findings.append(_skipped(result.files))
+        if result.files.files == 0:
+            findings.append(_nothing_searched(where.paths))
     result.report = Report.timed("trace", ops.profile.target.name, started, t0, findings, summary)
     if record:
         with ops.history() as history:
@@ -339,5 +341,23 @@ def _skipped(files: FileTrace) -> Finding:
         title="Files not searched",
         remediation="Check why they are unreadable or so large; raise [target.trace] max_file_bytes if a "
         "large file must be searched, then trace again.",
+        runbook=None,
+    )
+
+
+def _nothing_searched(paths: Sequence[Path]) -> Finding:
+    """Zero files searched is not clean: an empty build directory, a path that is only a link or a
+    FIFO, a tree of unreadable files."""
+    named = ", ".join(str(p) for p in paths[:SHOWN]) + (
+        f" (+{len(paths) - SHOWN} more)" if len(paths) > SHOWN else ""
+    )
+    return rule("secret-in-source").finding(
+        "files",
+        f"no file was searched under {named}: nothing there is a regular file opsdash could read, so "
+        "nothing is known about it.",
+        severity=Severity.UNKNOWN,
+        title="No files searched",
+        remediation="Point --path (or [target.trace] paths, target.bundle_dir) at the files to search: "
+        "the source tree, the build output.",
         runbook=None,
     )

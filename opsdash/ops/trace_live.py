@@ -36,7 +36,8 @@ from opsdash.core.health.probes.http import exchange
 from opsdash.core.health.probes.wire import REDIRECTS, Exchange, Request
 from opsdash.core.rules import rule
 from opsdash.core.secrets import fingerprint, mask, mask_url, redactor
-from opsdash.core.trace.match import Hit, Matcher, Needle, PreviousPrint
+from opsdash.core.text import visible
+from opsdash.core.trace.match import MIN_FORM, Hit, Matcher, Needle, PreviousPrint
 
 if TYPE_CHECKING:
     from opsdash.core.profile import Profile, ProviderCheck
@@ -202,6 +203,17 @@ def shown(url: str) -> str:
     return mask_url(url)
 
 
+def _said(location: str) -> str:
+    """A Location header that is no URL, as a finding quotes it: credentials masked where they can
+    be told, control characters escaped, at most 200 characters."""
+    try:
+        masked = shown(location)
+    except ValueError:
+        masked = location
+    text = visible(redactor.redact(masked))
+    return repr(text if len(text) <= 200 else text[:200] + "…")
+
+
 # ---------------------------------------------------------------- the crawl
 
 
@@ -287,8 +299,11 @@ class _Crawl:
                 return Asset(first, kind, referrer, error=f"{exc.error.info.title}: {reason}"), {}
             if ex.status in REDIRECTS and ex.location:
                 target = _absolute(url, ex.location)
+                if not target:
+                    why = f"HTTP {ex.status} redirect to {_said(ex.location)}, which is no URL: not followed"
+                    return Asset(first, kind, referrer, status=ex.status, error=why), {}
                 if origin(target) not in self.allowed:
-                    why = f"HTTP {ex.status} redirect to {target}, another origin: not followed"
+                    why = f"HTTP {ex.status} redirect to {shown(target)}, another origin: not followed"
                     return Asset(first, kind, referrer, status=ex.status, error=why), {}
                 url = target
                 continue
@@ -371,7 +386,11 @@ def needles(profile: Profile, env: EnvSnapshot | None) -> list[Needle]:
     """The target's secret values, by variable (the values stay in memory)."""
     if env is None:
         return []
-    return [Needle(k, v.value) for k, v in sorted(env.values.items()) if v.value and profile.is_secret(k)]
+    return [
+        Needle(k, v.value)
+        for k, v in sorted(env.values.items())
+        if len(v.value) >= MIN_FORM and profile.is_secret(k)  # shorter: it would match by chance
+    ]
 
 
 def previous_prints(
@@ -446,12 +465,15 @@ async def try_one(ctx: ProbeContext, name: str, value: str) -> Tried:
     return Tried("unknown", f"cannot tell: {summary}")
 
 
-def try_previous(ctx: ProbeContext, candidates: Mapping[tuple[str, str], Sequence[str]]) -> list[Finding]:
+def try_previous(
+    ctx: ProbeContext, candidates: Mapping[tuple[str, str], Sequence[str]]
+) -> dict[tuple[str, str], Finding]:
     """Each previous value found (variable, value) → where it was found, tried against the provider:
     a `previous-secret-still-accepted` finding for each (CRIT accepted, UNKNOWN cannot tell, INFO
-    rejected or not an API secret), its subject the variable."""
+    rejected or not an API secret), its subject the variable, keyed by (variable, value): two
+    previous values of one variable each keep their own outcome."""
     if not candidates:
-        return []
+        return {}
     for _name, value in candidates:
         redactor.register(value)
 
@@ -466,10 +488,10 @@ def try_previous(ctx: ProbeContext, candidates: Mapping[tuple[str, str], Sequenc
     worker = threading.Thread(target=run, name="opsdash-trace-try", daemon=True)
     worker.start()
     worker.join(120)
-    findings = []
+    findings = {}
     for (name, value), where in candidates.items():
         tried = outcomes.pop(0) if outcomes else Tried("unknown", "cannot tell: the provider did not answer")
-        findings.append(previous_finding(name, value, where, tried))
+        findings[(name, value)] = previous_finding(name, value, where, tried)
     return findings
 
 
@@ -507,9 +529,10 @@ def previous_finding(name: str, value: str, where: Sequence[str], tried: Tried) 
 # ---------------------------------------------------------------- the findings
 
 
-def served_findings(located: Sequence[Located], tried: Mapping[str, str]) -> list[Finding]:
+def served_findings(located: Sequence[Located], tried: Mapping[tuple[str, str], str]) -> list[Finding]:
     """One `secret-served-live` finding per asset: CRIT for a current value (a previous value: as
-    bad as what the provider made of it), its subject the asset's URL."""
+    bad as what the provider made of that value: `tried` is keyed by (variable, fingerprint)), its
+    subject the asset's URL."""
     by_asset: dict[str, list[Located]] = {}
     for item in located:
         by_asset.setdefault(item.asset.url, []).append(item)
@@ -540,7 +563,8 @@ def served_findings(located: Sequence[Located], tried: Mapping[str, str]) -> lis
             )
             findings.append(rule("secret-served-live").finding(url, detail, evidence=evidence))
             continue
-        outcome = max((tried.get(n, "unknown") for n in names), key=lambda o: _TRIED_SEVERITY[o].rank)
+        outcomes = (tried.get((i.hit.name, fingerprint(i.hit.value or "")), "unknown") for i in items)
+        outcome = max(outcomes, key=lambda o: _TRIED_SEVERITY[o].rank)
         evidence["provider"] = outcome
         findings.append(
             rule("secret-served-live").finding(
@@ -694,8 +718,11 @@ def trace(
     for item in located:
         if item.hit.previous and item.hit.value:
             candidates.setdefault((item.hit.name, item.hit.value), []).append(item.asset.url)
-    tried_findings = try_previous(ctx, candidates)
-    tried = {f.subject: f.evidence.get("provider", "unknown") for f in tried_findings}
+    tried_by_value = try_previous(ctx, candidates)
+    tried = {
+        (n, fingerprint(v)): f.evidence.get("provider", "unknown") for (n, v), f in tried_by_value.items()
+    }
+    tried_findings = list(tried_by_value.values())
     findings = [*served_findings(located, tried), *tried_findings, *unscanned_findings(assets, skipped)]
     elapsed = round((time.perf_counter() - started) * 1000)
     return LiveTrace(url, tuple(assets), tuple(findings), tuple(skipped), elapsed)
@@ -756,7 +783,7 @@ def run(
         from_env=from_env,
         timeout=timeout,
         origins=origins,
-        current=current or None,
+        current=current,  # as traced: values too short to look for are left out (a note says so)
         previous=previous,
         also=also,
     )
@@ -769,6 +796,15 @@ def run(
     summary = {**base.report.summary, "live": served.summary()}
     summary.setdefault("traced", sorted(n.name for n in current))
     summary.setdefault("previous", len(previous))
+    # for the rotation runbook's trace gate: old API secrets known by fingerprint, and how many
+    # previous values the provider answered for (a value never found cannot be tried)
+    summary["previous_api_secret"] = sum(1 for p in previous if _api_variable(ops.profile, p.name))
+    summary["previous_tried"] = sum(
+        1
+        for f in served.findings
+        if f.rule == "previous-secret-still-accepted"
+        and f.evidence.get("provider") in ("accepted", "rejected")
+    )
     base.report = Report.timed(
         "trace", ops.profile.target.name, started, t0, findings, summary, run_id=base.report.run_id
     )

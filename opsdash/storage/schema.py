@@ -192,6 +192,16 @@ STEPS: list[tuple[Change, ...]] = [
             "WHERE severity != 'OK' OR sustained != 'OK'"
         ),
     ),
+    # v12: the trace's cache keeps a few needle sets per repository (secrets trace and a preflight
+    # reading other env files no longer erase each other's scans); what v10 cached is dropped: its
+    # places could hold a path with a secret in it (cache/<value>.json), kept in clear
+    (
+        Sql("DELETE FROM trace_places"),
+        Sql("DELETE FROM trace_objects"),
+        Sql("DELETE FROM trace_scans"),
+        Sql("DROP INDEX IF EXISTS idx_trace_scans_repo"),
+        Index("trace_scans", "repo needles", unique=True),
+    ),
 ]
 
 

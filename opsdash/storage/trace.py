@@ -2,10 +2,12 @@
 clean under one set of needles, and where the objects that held a value were put.
 
 A scan row is one repository (its absolute git directory) under one needle set (`Matcher.key`, a
-hash of fingerprints: no value is ever stored). A new needle set (a new value, a new previous
-fingerprint) replaces the repository's row and everything under it: what was clean for the old
-values says nothing about the new ones. Object ids are kept as 20 raw bytes, in a WITHOUT ROWID
-table: ~30 bytes a row, so a repository of a million objects costs ~30 MB once.
+hash of fingerprints: no value is ever stored). What was clean for some values says nothing about
+others, so each needle set has its own scan; a repository keeps its NEEDLE_SETS newest (so `secrets
+trace` and a preflight reading other env files do not erase each other's), a new set beyond them
+drops the oldest. Paths are stored as the trace shows them: a value in a path is masked. Object
+ids are kept as raw bytes (20, or 32 in a SHA-256 repository), in a WITHOUT ROWID table: ~30 bytes
+a row, so a repository of a million objects costs ~30 MB once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from opsdash.storage.repository import Repository
+
+NEEDLE_SETS = 3  # needle sets remembered per repository; a new one beyond them drops the oldest
 
 
 class Trace(Repository):
@@ -48,11 +52,17 @@ class Trace(Repository):
         now = datetime.now(UTC).isoformat(timespec="seconds")
         conn = self.history.conn
         with self.history.writing():
-            row = conn.execute("SELECT id, needles FROM trace_scans WHERE repo = ?", [repo]).fetchone()
-            if row is not None and row[1] != needles:
-                self._forget(int(row[0]))
-                row = None
+            row = conn.execute(
+                "SELECT id FROM trace_scans WHERE repo = ? AND needles = ?", [repo, needles]
+            ).fetchone()
             if row is None:
+                older = conn.execute(
+                    "SELECT id FROM trace_scans WHERE repo = ? "
+                    "ORDER BY updated_at DESC, id DESC LIMIT -1 OFFSET ?",
+                    [repo, NEEDLE_SETS - 1],
+                ).fetchall()
+                for (old,) in older:
+                    self._forget(int(old))
                 scan_id = int(
                     conn.execute(
                         "INSERT INTO trace_scans (repo, needles, updated_at) VALUES (?, ?, ?)",
@@ -74,13 +84,14 @@ class Trace(Repository):
         return scan_id
 
     def forget(self, repo: str) -> bool:
-        """Drop what is remembered of `repo` (`secrets trace --full`); True if there was something."""
+        """Drop what is remembered of `repo` under every needle set (`secrets trace --full`); True
+        if there was something."""
         conn = self.history.conn
         with self.history.writing():
-            row = conn.execute("SELECT id FROM trace_scans WHERE repo = ?", [repo]).fetchone()
-            if row is not None:
-                self._forget(int(row[0]))
-        return row is not None
+            rows = conn.execute("SELECT id FROM trace_scans WHERE repo = ?", [repo]).fetchall()
+            for (scan_id,) in rows:
+                self._forget(int(scan_id))
+        return bool(rows)
 
     def _forget(self, scan_id: int) -> None:
         conn = self.history.conn

@@ -3,10 +3,13 @@
 Source files (a hard-coded fallback such as `src/config/ikhokha.ts`), a build directory, a copied
 `.env`: each regular file is read in windows (memory stays flat whatever its size) and searched with
 the one `Matcher`. `.git` and `node_modules` are skipped (the git scanner reads the object database;
-dependencies are not the app's), as is anything a symlink points at (a link out of the tree is not
-the tree). A binary file is searched like any other (a secret in a SQLite file or an archive is
-still a leak); its hits are named by byte offset, since lines mean nothing there. A file over the
-size cap, or one that cannot be read, is listed in `skipped`: never silently passed.
+dependencies are not the app's). A path named by the operator is followed even when it is a symlink;
+a symlink inside a searched tree is not followed: one that points into the tree is searched there,
+one that points out of it (or at nothing) is listed in `skipped`, as is a FIFO, socket or device
+(opening a FIFO would block). A binary file is searched like any other (a secret in a SQLite
+file or an archive is still a leak); its hits are named by byte offset, since lines mean nothing
+there. A file over the size cap, or one that cannot be read, is listed in `skipped`: never silently
+passed.
 """
 
 from __future__ import annotations
@@ -65,25 +68,56 @@ def trace_paths(
 
 
 def _files(root: Path, skip: set[str], trace: FileTrace) -> Iterable[tuple[Path, str]]:
-    if not root.is_dir():
+    if not root.is_dir():  # a path named by the operator is followed, symlink or not
         yield root, str(root)
         return
 
     def unreadable(exc: OSError) -> None:
         trace.skipped.append(f"{exc.filename} ({exc.strerror or exc})")
 
+    inside = root.resolve()
     for here, dirs, files in os.walk(root, onerror=unreadable):
-        dirs[:] = sorted(d for d in dirs if d not in skip)
-        for name in sorted(files):
+        linked = [d for d in dirs if d not in skip and Path(here, d).is_symlink()]
+        dirs[:] = sorted(d for d in dirs if d not in skip and d not in linked)
+        for name in sorted([*files, *linked]):
             path = Path(here, name)
-            yield path, path.relative_to(root).as_posix()
+            shown = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                why = _link(path, inside)
+                if why:
+                    trace.skipped.append(f"{shown} ({why})")
+                continue
+            yield path, shown
+
+
+def _link(path: Path, inside: Path) -> str | None:
+    """Why a symlink in a searched tree is not searched, or None when what it points at is in the
+    tree (searched there, under its own name)."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "a symbolic link to nothing: not followed"
+    if target == inside or inside in target.parents:
+        return None
+    return f"a symbolic link out of the searched tree, to {target}: not followed"
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+}
 
 
 def _search(path: Path, shown: str, root: str, matcher: Matcher, trace: FileTrace, max_file: int) -> None:
     try:
-        info = path.lstat()
-        if not stat.S_ISREG(info.st_mode):
-            return  # symlinks, sockets, devices: not files of the tree
+        info = path.stat()  # a link in a tree never gets here (`_files`); one named is followed
+        if not stat.S_ISREG(info.st_mode):  # opened, a FIFO would block; a device never ends
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "a special file")
+            trace.skipped.append(f"{shown} (not a regular file: {kind})")
+            return
         if info.st_size > max_file:
             trace.skipped.append(f"{shown} ({info.st_size} bytes, over the {max_file}-byte cap)")
             return

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from opsdash.core.errors import InputError
+from opsdash.core.text import visible
 from opsdash.core.trace.match import Hit, Matcher, Span
 
 CHUNK = 4 << 20  # bytes read from git at a time
@@ -39,6 +40,7 @@ PIPE_SIZE = 1 << 20  # git's stdout pipe: 64 KiB by default, so git and opsdash 
 WINDOW = 8 << 20  # an object larger than this is searched in windows of this size
 SEARCHED = frozenset({b"blob", b"commit", b"tag"})  # trees hold names and binary ids only
 _HEX = frozenset("0123456789abcdef")
+OID_LENGTHS = (40, 64)  # hex digits of an object id: SHA-1 and SHA-256 repositories
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ def trace_repository(
         )
         _stream(git, where, args, wanted, reader)
     if trace.found:
-        _locate(git, where, trace, commits, known_places or {})
+        _locate(git, where, trace, commits, known_places or {}, matcher)
     trace.seconds = time.perf_counter() - started
     return trace
 
@@ -153,20 +155,28 @@ def _env() -> dict[str, str]:
 
 
 def _run(git: str, where: Path, args: list[str], what: str, stdin: str | None = None) -> str:
+    """git's output as text. Paths in it (a file name in any byte encoding) are not strict UTF-8:
+    bytes that are not UTF-8 come back as surrogate escapes (`decode_path`), never as an error."""
     try:
         done = subprocess.run(  # noqa: S603 - git, with arguments opsdash builds
             [git, "-C", str(where), *args],
-            input=stdin,
+            input=stdin.encode() if stdin is not None else None,
             capture_output=True,
-            text=True,
             env=_env(),
             check=False,
         )
     except OSError as exc:
         raise InputError(f"could not run git to {what}: {exc.strerror or exc}") from None
     if done.returncode != 0:
-        raise InputError(f"{where}: git could not {what}: {_first_line(done.stderr)}")
-    return done.stdout
+        stderr = done.stderr.decode("utf-8", "replace")
+        raise InputError(f"{where}: git could not {what}: {_first_line(stderr)}")
+    return decode_path(done.stdout)
+
+
+def decode_path(raw: bytes) -> str:
+    """A path git printed, as text: UTF-8 where it is, the other bytes as surrogate escapes (shown
+    as `\\udcXX` by `core.text.visible`, so a name in Latin-1 is readable and never a crash)."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _first_line(stderr: str) -> str:
@@ -371,14 +381,21 @@ def _hits(buf: bytearray, start: int, spans: list[Span]) -> list[Hit]:
 
 
 def _locate(
-    git: str, where: Path, trace: GitTrace, commits: list[str], known: Mapping[str, Iterable[Place]]
+    git: str,
+    where: Path,
+    trace: GitTrace,
+    commits: list[str],
+    known: Mapping[str, Iterable[Place]],
+    matcher: Matcher,
 ) -> None:
+    """Where each found object was put. A path that holds a value itself (`cache/<secret>.json`) is
+    kept with the value masked (`Matcher.redact`): a location is shown and cached, never a secret."""
     blobs = {o.oid: o for o in trace.found if o.kind == "blob"}
     places: dict[str, set[Place]] = {oid: set(known.get(oid, ())) for oid in blobs}
     if blobs and commits:
         for commit, oid, path in _diff_tree(git, where, commits):
             if oid in places:
-                places[oid].add(Place(commit, path))
+                places[oid].add(Place(commit, matcher.redact(path)))
     for obj in trace.found:
         if obj.kind in ("commit", "tag"):
             places[obj.oid] = {Place(obj.oid, f"({obj.kind} message)")}
@@ -419,13 +436,13 @@ def _diff_tree(git: str, where: Path, commits: list[str]) -> Iterator[tuple[str,
         item = fields[i]
         if item.startswith(":"):
             oid = item.split()[-2]  # ":mode.. oid.. result-oid status": the result is before the status
-            path = fields[i + 1] if i + 1 < len(fields) else ""
-            if oid != "0" * 40:
+            path = visible(fields[i + 1]) if i + 1 < len(fields) else ""
+            if oid.strip("0"):  # all zeros: deleted (40 digits for SHA-1, 64 for SHA-256)
                 yield commit, oid, path
             i += 2
             continue
         stripped = item.strip()
-        if len(stripped) == 40 and set(stripped) <= _HEX:
+        if len(stripped) in OID_LENGTHS and set(stripped) <= _HEX:
             commit = stripped
         i += 1
 

@@ -18,8 +18,9 @@ Encodings (`Hit.encoding`):
 
 Previous values are known only by their fingerprint (`core.secrets.fingerprint`, 32 bits of
 SHA-256). Tokens of the value's shape -- the alphabet of the current value of the same variable (or a
-generic token alphabet), exactly the known length, delimited by characters outside the alphabet --
-are fingerprinted and compared. A 32-bit fingerprint matches a random token with odds 2**-32, so a
+generic token alphabet), exactly the known length, delimited by characters outside the alphabet,
+'=' ending a run except as base64 padding (so `KEY=value` yields `value`) -- are fingerprinted and
+compared. A 32-bit fingerprint matches a random token with odds 2**-32, so a
 scan of N candidate tokens against P fingerprints expects N*P/2**32 false matches: 1 million tokens of
 the exact shape against 3 fingerprints is 0.0007. That is why the shape must fit (a token of another
 length is never hashed), and why a previous hit carries the candidate (`Hit.value`, in memory only) so
@@ -37,10 +38,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
-from opsdash.core.secrets import fingerprint
+from opsdash.core.secrets import MASK, fingerprint, mask
 
 # Bump when the forms searched change: a cache of scanned objects keyed on `Matcher.key` is then stale.
-MATCHER_VERSION = 1
+MATCHER_VERSION = 2  # 2: '=' ends a run (KEY=value), so earlier clean scans may have missed one
 # A derived form shorter than this would match by chance (a 6-character base64 core is everywhere).
 MIN_FORM = 8
 ENCODINGS = ("raw", "base64", "base64url", "url", "hex", "js-escape", "concat")
@@ -61,6 +62,10 @@ _ALPHABETS: tuple[bytes, ...] = (
     b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-+/=.~",
 )
 _GENERIC = _ALPHABETS[-1]
+# '=' is in two alphabets as base64's padding only: a run of the alphabet stops at '=' (so
+# `KEY=value` is KEY, then value) and a candidate may end with up to this many '=' after its run.
+_EQUALS = ord("=")
+PADDING = 2
 
 
 @dataclass(frozen=True)
@@ -106,10 +111,11 @@ class Span:
 
 @dataclass(frozen=True)
 class _Shape:
-    table: bytes  # alphabet bytes -> 1, the rest -> 0
-    run: bytes  # `length` ones
+    table: bytes  # alphabet bytes -> 1, the rest ('=' too) -> 0
+    run: bytes  # the fewest ones a candidate has: `length`, less the padding it may end with
     length: int
     prints: dict[str, str]  # fingerprint -> variable
+    padded: bool  # the alphabet has '=': a candidate may end with up to PADDING of them
 
 
 def encoded_forms(value: str) -> list[tuple[str, bytes]]:
@@ -185,6 +191,7 @@ class Matcher:
     def __init__(self, needles: Sequence[Needle], previous: Sequence[PreviousPrint] = ()) -> None:
         self._forms: list[tuple[bytes, str, str]] = []  # (form, variable, encoding)
         self._raw: list[tuple[bytes, str]] = []
+        self._raw_values: list[tuple[str, str]] = []  # (value, variable): for `redact`
         seen: set[tuple[str, bytes]] = set()
         current: dict[str, str] = {}
         for needle in needles:
@@ -196,6 +203,7 @@ class Matcher:
                     seen.add((needle.name, form))
                     self._forms.append((form, needle.name, encoding))
             self._raw.append((needle.value.encode("utf-8", "surrogatepass"), needle.name))
+            self._raw_values.append((needle.value, needle.name))
         live_prints = {fingerprint(n.value) for n in needles if n.value}
         shapes: dict[tuple[bytes, int], dict[str, str]] = {}
         for prev in previous:
@@ -204,7 +212,13 @@ class Matcher:
                 continue  # a value still current is found as such; an unknown length has no shape
             shapes.setdefault((_alphabet(current.get(prev.name)), length), {})[prev.fingerprint] = prev.name
         self._shapes = [
-            _Shape(bytes(1 if i in alphabet else 0 for i in range(256)), b"\1" * length, length, prints)
+            _Shape(
+                bytes(1 if i in alphabet and i != _EQUALS else 0 for i in range(256)),
+                b"\1" * (length - PADDING if _EQUALS in alphabet else length),
+                length,
+                prints,
+                _EQUALS in alphabet,
+            )
             for (alphabet, length), prints in shapes.items()
         ]
         self._key = self._make_key(needles, previous)
@@ -229,6 +243,25 @@ class Matcher:
         )
         text = f"v{MATCHER_VERSION}\n" + "\n".join(parts)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def redact(self, text: str) -> str:
+        """`text` (a path, a name) with every value this matcher finds in it, in any encoding,
+        replaced by a mask: what the trace keeps or shows about *where* a value was never holds it."""
+        data = text.encode("utf-8", "surrogatepass")
+        spans = self.spans(data)
+        if not spans:
+            return text
+        values = {n: v for v, n in self._raw_values}
+        out, at = [], 0
+        for span in spans:
+            if span.start < at:
+                continue  # inside a span already masked
+            hidden = span.value if span.previous else values.get(span.name)
+            out.append(data[at : span.start].decode("utf-8", "surrogatepass"))
+            out.append(mask(hidden) if hidden else f"{MASK} ({span.name}, {span.encoding})")
+            at = span.end
+        out.append(data[at:].decode("utf-8", "surrogatepass"))
+        return "".join(out)
 
     def scan(self, data: bytes) -> list[Hit]:
         """Every hit in `data`, ordered by offset, each with its 1-based line."""
@@ -313,7 +346,9 @@ class Matcher:
 
     @staticmethod
     def _previous(data: bytes | bytearray, start: int, stop: int, shape: _Shape) -> list[Span]:
-        """Runs of exactly `shape.length` alphabet characters, fingerprinted.
+        """Runs of exactly `shape.length` alphabet characters (or, for a base64 alphabet, a run up to
+        PADDING shorter and the '=' that make up the length), fingerprinted. A value with '=' inside it
+        (not as padding) is not found this way; one found as `KEY=value` is.
 
         The region is mapped to 0/1 (one `translate`), then each run of at least `length` ones is
         found with one `find` and skipped to its end: ~700 MB/s, where a regex over the text is ~100.
@@ -325,7 +360,17 @@ class Matcher:
             end = flags.find(b"\0", at)
             if end < 0:
                 end = len(flags)
-            if end - at == shape.length:
+            short = shape.length - (end - at)  # '=' the candidate must end with
+            pad = start + end + short
+            if (
+                shape.padded
+                and 0 < short <= PADDING
+                and pad <= stop
+                and data[start + end : pad] == b"=" * short
+            ):
+                end += short  # base64 padding: the run, then its '='
+                short = 0
+            if short == 0:
                 candidate = bytes(data[start + at : start + end]).decode("ascii")
                 name = shape.prints.get(fingerprint(candidate))
                 if name is not None:

@@ -192,11 +192,35 @@ def trace_gate(
     for f in bad:
         rules[f.rule] = rules.get(f.rule, 0) + 1
     named = ", ".join(f"{r} ×{n}" if n > 1 else r for r, n in rules.items()) or "nothing found"
+    lines = tuple(f"{f.severity.value:<5} {f.rule}: {f.subject}: {f.title}" for f in bad[:8])
+    unproved = _unproved(traced.summary)
+    if unproved and verdict.rank < Severity.UNKNOWN.rank:
+        return GateResult(
+            gate.label(),
+            False,
+            f"UNKNOWN: {unproved}; {assets} served asset(s) scanned",
+            (*lines, f"UNKNOWN previous-secret-still-accepted: {unproved}"),
+        )
     return GateResult(
         gate.label(),
         verdict.rank < Severity.UNKNOWN.rank,
         f"{verdict.value}: {named}; {assets} served asset(s) scanned",
-        tuple(f"{f.severity.value:<5} {f.rule}: {f.subject}: {f.title}" for f in bad[:8]),
+        lines,
+    )
+
+
+def _unproved(summary: Mapping[str, object]) -> str:
+    """Why the trace cannot say the old API secret is dead, or "": the record keeps previous
+    values of it (by fingerprint) but none was found in what was traced, so none was tried at the
+    provider. Passing then would call a credential revoked that nobody asked the provider about."""
+    known, tried = summary.get("previous_api_secret", 0), summary.get("previous_tried", 0)
+    if not isinstance(known, int) or not known or (isinstance(tried, int) and tried):
+        return ""
+    return (
+        f"{known} previous value(s) of the provider's API secret are known only by fingerprint and none "
+        "was found in what was traced (the live site, [target.trace] repo and paths), so none could be "
+        "tried at the provider: add where the old value was (its repository, an old build) to "
+        "[target.trace] and retry"
     )
 
 

@@ -173,3 +173,89 @@ def test_help_answers_the_questions(run: Run) -> None:
     text = " ".join(result.out.split())
     for words in ("reachable or not", "--full", "Exit codes", "base64", "fingerprint", "--no-git"):
         assert words in text
+    # review #32 (Low): with --live an accepted previous value is CRIT, not INFO
+    assert "CRIT while the provider still accepts it" in text and "a previous one is INFO." not in text
+
+
+def test_a_secret_in_a_file_name_never_reaches_the_data_directory(run: Run, project: Project) -> None:
+    """Review #32 item 3: the cache of places kept a path holding the secret in clear (history.db
+    and its WAL); text, JSON and audit masked it."""
+    secret = good_env()["IKHOKHA_API_SECRET"]
+    project.write_env({**good_env(), "IKHOKHA_API_SECRET": secret})
+    app, commit = _app(project.root, {f"cache/{secret}.json": f'{{"s": "{secret}"}}\n'})
+    result = run("secrets", "trace", "--config", project.profile, "--repo", app, "--json")
+    assert result.code == 2, result.err
+    (finding,) = [f for f in json_object(result.out)["findings"] if f["rule"] == "secret-in-git-history"]
+    assert finding["evidence"]["commit"] == commit
+    assert finding["evidence"]["path"].startswith("cache/•••• (32 chars, sha256:")
+    again = run("secrets", "trace", "--config", project.profile, "--repo", app)  # the path from the cache
+    assert again.code == 2 and "cache/•••• (32 chars" in " ".join(again.out.split())
+    _assert_never_shown(_everything_written(project, result.out, result.err, again.out, again.err), secret)
+
+
+def test_a_symlink_named_is_followed_and_one_in_a_tree_is_listed(run: Run, project: Project) -> None:
+    """Review #32 item 5: symlinks (and FIFOs) were skipped silently and zero files searched was OK."""
+    secret = good_env()["IKHOKHA_API_SECRET"]
+    project.write_env({**good_env(), "IKHOKHA_API_SECRET": secret})
+    (project.root / "real.env").write_text(f"IKHOKHA_API_SECRET={secret}\n")
+    tree = project.root / "tree"
+    tree.mkdir()
+    (tree / ".env").symlink_to("../real.env")
+    named = run(
+        "secrets", "trace", "--config", project.profile, "--no-git", "--path", tree / ".env", "--json"
+    )
+    assert named.code == 2, named.out + named.err  # the link named on the command line is read
+    assert [f["rule"] for f in json_object(named.out)["findings"]] == ["secret-in-source"]
+    whole = run("secrets", "trace", "--config", project.profile, "--no-git", "--path", tree, "--json")
+    report = json_object(whole.out)
+    assert report["verdict"] == "UNKNOWN" and whole.code == 3, whole.out
+    details = " ".join(f["detail"] for f in report["findings"] if f["severity"] == "UNKNOWN")
+    assert ".env (a symbolic link out of the searched tree" in details, details
+    fifo = project.root / "pipe"
+    os.mkfifo(fifo)
+    special = run("secrets", "trace", "--config", project.profile, "--no-git", "--path", fifo, "--json")
+    assert special.code == 3 and json_object(special.out)["verdict"] == "UNKNOWN"
+    assert "not a regular file: a FIFO" in special.out
+
+
+def test_zero_files_searched_is_unknown_not_ok(run: Run, project: Project) -> None:
+    empty = project.root / "empty"
+    empty.mkdir()
+    result = run("secrets", "trace", "--config", project.profile, "--no-git", "--path", empty, "--json")
+    report = json_object(result.out)
+    assert report["verdict"] == "UNKNOWN" and result.code == 3, result.out
+    assert any("no file was searched" in f["detail"] for f in report["findings"])
+
+
+def test_trace_runs_are_listed_and_diffed_in_history(run: Run, project: Project) -> None:
+    """Review #32 item 12: `history list/diff --kind trace` were refused."""
+    app, _ = _app(project.root, {"src/main.ts": "console.log('hello')\n"})
+    assert run("secrets", "trace", "--config", project.profile, "--repo", app).code == 0
+    assert run("secrets", "trace", "--config", project.profile, "--repo", app).code == 0
+    listed = run("history", "list", "--config", project.profile, "--kind", "trace")
+    assert listed.code == 0, listed.err
+    assert "trace" in listed.out
+    diffed = run("history", "diff", "latest~1", "latest", "--config", project.profile, "--kind", "trace")
+    assert diffed.code == 0, diffed.err
+
+
+def test_a_latin1_file_name_in_history_neither_crashes_trace_nor_preflight(
+    run: Run, project: Project
+) -> None:
+    """Review #32 item 2, end to end: `secrets trace` and preflight (the profile's repository)."""
+    secret = good_env()["IKHOKHA_API_SECRET"]
+    project.write_env({**good_env(), "IKHOKHA_API_SECRET": secret})
+    app, commit = _app(project.root, {"leak.ts": f'x="{secret}"\n'})
+    (app / os.fsdecode(b"r\xe9sum\xe9.txt")).write_text("hi\n")
+    _git(app, "add", "-A")
+    _git(app, "commit", "-q", "-m", "cv")
+    result = run("secrets", "trace", "--config", project.profile, "--repo", app, "--json")
+    assert result.code == 2, result.err
+    (finding,) = [f for f in json_object(result.out)["findings"] if f["rule"] == "secret-in-git-history"]
+    assert (finding["evidence"]["path"], finding["evidence"]["commit"]) == ("leak.ts", commit)
+    text = project.profile.read_text().replace("[env]\n", '[target.trace]\nrepo = "app"\n\n[env]\n', 1)
+    project.profile.write_text(text)
+    gate = run("preflight", "--config", project.profile, "--no-history", "--json")
+    assert "internal error" not in gate.err, gate.err
+    rules = {f["rule"] for f in json_object(gate.out)["findings"] if f["severity"] == "CRIT"}
+    assert "secret-in-git-history" in rules, rules

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from opsdash.core.errors import InputError
-from opsdash.core.secrets import fingerprint
+from opsdash.core.secrets import fingerprint, mask
 from opsdash.core.trace import git as tracegit
 from opsdash.core.trace.git import GitTrace, Place, trace_repository
 from opsdash.core.trace.match import Matcher, Needle, PreviousPrint
@@ -266,10 +266,16 @@ def test_clean_repository_of_real_code_has_no_findings(tmp_path: Path) -> None:
         )
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "real code")
-    values = [_value(), secrets.token_hex(16), secrets.token_urlsafe(32)]
-    # previous values of the shapes code is full of: identifiers and hex ids of common lengths
+    values = [
+        _value(),
+        secrets.token_hex(16),
+        secrets.token_urlsafe(32),
+        base64.b64encode(os.urandom(32)).decode(),
+    ]
+    # previous values of the shapes code is full of: identifiers and hex ids of common lengths, in
+    # every alphabet (V3 base64 with '=' as padding, V4 has no current value: the generic one)
     prints = tuple(
-        PreviousPrint(f"V{i % 3}", fingerprint(secrets.token_hex(8)), n) for i, n in enumerate(range(8, 48))
+        PreviousPrint(f"V{i % 5}", fingerprint(secrets.token_hex(8)), n) for i, n in enumerate(range(8, 48))
     )
     trace = _trace(repo, *values, previous=prints)
     assert trace.found == []
@@ -315,3 +321,37 @@ def test_a_linked_worktree_is_traced_as_its_repository(tmp_path: Path) -> None:
     from_worktree = trace_repository(tmp_path / "wt", Matcher([Needle("S", secret)]))
     assert from_worktree.repo == str((repo.path / ".git").resolve())
     assert len(from_worktree.found) == 1
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_trace(tmp_path: Path) -> None:
+    """Review #32 item 2: a Latin-1 file name anywhere in history made git's -z output undecodable."""
+    repo = Repo(tmp_path / "app")
+    secret = _value()
+    (repo.path / "leak.ts").write_text(f'x="{secret}"\n')
+    (repo.path / os.fsdecode(b"r\xe9sum\xe9.txt")).write_text("hi\n")
+    (repo.path / os.fsdecode(b"k\xe9y-" + secret.encode() + b".txt")).write_text(secret)
+    repo.git("add", "-A")
+    leak = repo.commit({"README.md": "x\n"}, "init")
+    trace = _trace(repo, secret)
+    paths = sorted(loc.path for obj in trace.found for loc in obj.locations)
+    assert (leak, "leak.ts") in {(loc.commit, loc.path) for obj in trace.found for loc in obj.locations}
+    # the undecodable byte is shown as an escape, never as a crash; the value in the name is masked
+    assert f"k\\udce9y-{mask(secret)}.txt" in paths, paths
+
+
+def test_a_sha256_repository_names_the_commit(tmp_path: Path) -> None:
+    """Review #32 item 11: 64-digit object ids were never recognised as commits."""
+    path = tmp_path / "app"
+    path.mkdir()
+    subprocess.run(["git", "init", "-q", "--object-format=sha256", "-b", "main", str(path)], check=True)
+    repo = Repo.__new__(Repo)
+    repo.path = path
+    repo.git("config", "user.email", "dev@opsdash.invalid")
+    repo.git("config", "user.name", "dev")
+    secret = _value()
+    leak = repo.commit({"leak.ts": f'x="{secret}"\n'}, "leak")
+    assert len(leak) == 64
+    repo.git("rm", "-q", "leak.ts")
+    repo.git("commit", "-q", "-m", "remove")
+    obj = _one(_trace(repo, secret))
+    assert [(loc.commit, loc.path, loc.reachable) for loc in obj.locations] == [(leak, "leak.ts", True)]

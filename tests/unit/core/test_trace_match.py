@@ -202,3 +202,23 @@ def test_no_hit_without_a_form_of_the_value(value: str, before: bytes, after: by
     hits = Matcher([Needle("V", value)]).scan(data)
     if not any(f in data for f in forms) and b"+" not in data:
         assert hits == []
+
+
+@pytest.mark.parametrize("padding", ["", "=", "=="])
+@pytest.mark.parametrize("has_current", [True, False])
+def test_a_previous_value_in_env_form_is_found_when_its_alphabet_has_equals(
+    padding: str, has_current: bool
+) -> None:
+    """Review #32 item 4: with '=' in the shape's alphabet (base64 secrets, or the generic alphabet
+    of a variable with no current value), `KEY=value` was one run of the wrong length."""
+    old = base64.b64encode(secrets.token_bytes(30 - len(padding))).decode()
+    assert old.endswith(padding) and (not padding or not old.endswith(padding + "="))
+    current = base64.b64encode(secrets.token_bytes(31)).decode() + "+/="
+    needles = [Needle("IKHOKHA_API_SECRET", current)] if has_current else [Needle("OTHER_SECRET", SECRET)]
+    prints = [PreviousPrint("IKHOKHA_API_SECRET", fingerprint(old), len(old))]
+    matcher = Matcher(needles, prints)
+    for text in (f"IKHOKHA_API_SECRET={old}\n", f"export IKHOKHA_API_SECRET={old}", f'S="{old}"'):
+        hits = [h for h in matcher.scan(text.encode()) if h.previous]
+        assert [(h.value, h.offset) for h in hits] == [(old, text.index(old))], text
+    # a longer run is still not a candidate: the shape must fit
+    assert [h for h in matcher.scan(f"x{old}y".replace("=", "").encode() + b"\n") if h.previous] == []

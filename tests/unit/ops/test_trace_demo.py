@@ -79,6 +79,10 @@ def test_the_demo_repository_has_the_leaked_then_deleted_commit(demo: Demo) -> N
 def test_the_rotation_runbook_refuses_to_finish_while_the_old_secret_is_accepted(
     demo: Demo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No bundle-leak fault: the old secret is served nowhere. Review #32 item 8: the trace gate
+    passed then, though the provider still accepted the old secret. Now it is UNKNOWN (nothing to
+    try it with) until the app's repository, where the old secret was committed, is traced: there
+    it is found and tried, CRIT while accepted, and the step passes once it is revoked."""
     from opsdash.core.runbooks.state import StepStatus
     from opsdash.ops import validation
     from opsdash.ops.base import Ops
@@ -86,32 +90,47 @@ def test_the_rotation_runbook_refuses_to_finish_while_the_old_secret_is_accepted
 
     monkeypatch.setenv("BETASKILL_BUILD", "true")
     monkeypatch.setenv("BETASKILL_DEPLOY", "true")
-    ops = Ops.open(demo.profile, operator="dana")
-    validation.run(ops)  # the record keeps the fingerprint of the secret of the day
-    set_fault(demo.data_dir, "bundle-leak", True)  # an old build, with that secret in it, is served
+    validation.run(Ops.open(demo.profile, operator="dana"))  # the record keeps the secret of the day
     set_fault(demo.data_dir, "secret-rotated", True)  # the app and the API move to a new secret ...
     set_fault(demo.data_dir, "old-secret-accepted", True)  # ... but the old one was never revoked
-    book = find_runbook("credential-rotation", ops.profile)
-    with Sessions(ops, shared=True) as sessions:
-        ex = sessions.start(book, {"variable": "IKHOKHA_API_SECRET"})
-        last = None
-        while not ex.finished:
-            step = ex.current_step
-            assert step is not None
-            state = ex.confirm("done")
-            if state.status is StepStatus.FAILED:
-                last = step
-                break
-        assert last is not None and last.id == "proved", last
-        assert not ex.finished and "skip" not in ex.allowed()
-        shown = ex.current_state()
-        assert shown is not None
-        assert "previous-secret-still-accepted" in shown.detail, shown.detail
-        # the operator revokes the old value at the provider; the step passes, the runbook ends
-        set_fault(demo.data_dir, "old-secret-accepted", False)
-        again = ex.retry()
-        assert again.status is StepStatus.DONE, again.detail
-        assert ex.finished
+    assert "# [target.trace]" in demo.profile.read_text()  # the demo leaves its repository untraced
+    traced = demo.profile.with_name("opsdash-traced.toml")  # the operator adds it, beside the profile
+    traced.write_text(
+        demo.profile.read_text().replace('# [target.trace]\n# repo = "app"', '[target.trace]\nrepo = "app"')
+    )
+    try:
+        for profile, repo_traced in ((demo.profile, False), (traced, True)):
+            ops = Ops.open(profile, operator="dana")
+            book = find_runbook("credential-rotation", ops.profile)
+            with Sessions(ops, shared=True) as sessions:
+                ex = sessions.start(book, {"variable": "IKHOKHA_API_SECRET"})
+                last = None
+                while not ex.finished:
+                    step = ex.current_step
+                    assert step is not None
+                    state = ex.confirm("done")
+                    if state.status is StepStatus.FAILED:
+                        last = step
+                        break
+                assert last is not None and last.id == "proved", last
+                assert not ex.finished and "skip" not in ex.allowed()
+                shown = ex.current_state()
+                assert shown is not None
+                if not repo_traced:
+                    # nothing found, nothing tried: never a pass
+                    assert "UNKNOWN" in shown.detail and "none could be tried" in shown.detail, shown.detail
+                    ex.abort("the old value was not found anywhere traced")
+                    continue
+                assert "previous-secret-still-accepted" in shown.detail and "CRIT" in shown.detail, (
+                    shown.detail
+                )
+                # the operator revokes the old value at the provider; the step passes, the runbook ends
+                set_fault(demo.data_dir, "old-secret-accepted", False)
+                again = ex.retry()
+                assert again.status is StepStatus.DONE, again.detail
+                assert ex.finished
+    finally:
+        traced.unlink()
 
 
 def test_sarif_places_a_served_secret_at_its_asset_url(run: Run, demo: Demo) -> None:

@@ -375,3 +375,87 @@ def test_a_hostile_page_is_bounded_and_said_so(
     shown = json.dumps([f.to_dict() for f in found.findings]) + json.dumps(found.summary())
     assert "c2VjcmV0LXRva2VuLXZhbHVl" not in shown and "/k.js?api_key=" in shown
     assert not any("[::1" in a.url for a in found.assets)
+
+
+def test_a_redirect_names_its_location_masked_and_a_malformed_one_as_such(
+    project: Project, certs: Certs, site: Site, tmp_path: Path
+) -> None:
+    """Review #32 (Low): the other origin's Location was shown (and stored) with its userinfo in
+    clear; a Location that is no URL read 'redirect to , another origin'."""
+    site.routes = {
+        "/": (302, b"", {"location": "https://deploy:hunter2-pa55w0rd@cdn.invalid/app/"}),
+        "/bad": (302, b"", {"location": "//evil.invalid:99999/x"}),
+    }
+    ops = ops_for(project, certs, tmp_path)
+    found = trace_live.trace(ops, base_url=site.url + "/")
+    f = by_subject(found.findings)[site.url + "/"]
+    assert f.severity is Severity.UNKNOWN and "cdn.invalid/app/, another origin: not followed" in f.detail
+    assert "hunter2-pa55w0rd" not in json.dumps([x.to_dict() for x in found.findings])
+    bad = trace_live.trace(ops, base_url=site.url + "/bad")
+    g = by_subject(bad.findings)[site.url + "/bad"]
+    assert g.severity is Severity.UNKNOWN
+    assert "redirect to '//evil.invalid:99999/x', which is no URL: not followed" in g.detail, g.detail
+
+
+def test_two_previous_values_of_one_variable_keep_their_own_outcomes(project: Project, other: Site) -> None:
+    """Review #32 (Low): outcomes were keyed by variable, so one previous value's 'rejected' could
+    stand for another one's 'accepted'."""
+    site = other
+    app_id = env_of(project)["IKHOKHA_API_KEY"]
+    provider = Provider(app_id, set())
+    try:
+        ops = Ops.open(project.profile, operator="dana")
+        env = env_of(project)
+        first = env["IKHOKHA_API_SECRET"]
+        validation.run(ops)
+        second = secrets.token_hex(16)
+        project.write_env({**env, "IKHOKHA_API_SECRET": second})
+        validation.run(Ops.open(project.profile, operator="dana"))
+        ops, _, new = rotated(project, Path(), provider.server.base_url)
+        provider.accepted = {first, new}  # the first was never revoked; the second was
+        site.routes = {
+            "/": (200, html('<script src="/a.js"></script>', '<script src="/b.js"></script>'), {}),
+            "/a.js": js(f'const k="{first}";'),
+            "/b.js": js(f'const k="{second}";'),
+        }
+        found = trace_live.trace(ops, base_url=site.url + "/")
+    finally:
+        provider.server.close()
+    served = by_subject(found.findings)
+    assert (served[site.url + "/a.js"].severity, served[site.url + "/a.js"].evidence["provider"]) == (
+        Severity.CRIT,
+        "accepted",
+    )
+    assert (served[site.url + "/b.js"].severity, served[site.url + "/b.js"].evidence["provider"]) == (
+        Severity.INFO,
+        "rejected",
+    )
+    tried = sorted(
+        f.evidence["provider"] for f in found.findings if f.rule == "previous-secret-still-accepted"
+    )
+    assert tried == ["accepted", "rejected"]
+
+
+def test_secrets_too_short_to_trace_are_not_searched_raw_on_the_live_site(
+    project: Project, other: Site
+) -> None:
+    """Review #32 (Low): with every secret shorter than 8 characters, the live trace derived its
+    own needles without the length filter and called a 5-character value served live (CRIT)."""
+    short = {
+        k: ("x" + str(i) + "a9Q")[:5]
+        for i, k in enumerate(("IKHOKHA_API_KEY", "IKHOKHA_API_SECRET", "IKHOKHA_WEBHOOK_SECRET"))
+    }
+    project.write_env({**env_of(project), **short})
+    other.routes = {"/": (200, html("<p>" + " ".join(short.values()) + "</p>"), {})}
+    text = project.profile.read_text()
+    start = text.index('base_url = "', text.index("[target]"))
+    end = text.index("\n", start)
+    project.profile.write_text(text[:start] + f'base_url = "{other.url}/"' + text[end:])
+    ops = Ops.open(project.profile, operator="dana")
+    traced = trace_live.run(ops, record=False, live=True, use_git=False)
+    served = [
+        f for f in traced.report.findings if f.rule == "secret-served-live" and f.severity is Severity.CRIT
+    ]
+    assert served == []
+    notes = [f for f in traced.report.findings if f.title == "Secret not traced"]
+    assert len(notes) == 3 and all(f.severity is Severity.UNKNOWN for f in notes)

@@ -24,13 +24,21 @@ def test_remember_then_read_back(tmp_path: Path) -> None:
         assert history.trace.places(scan) == [(_oid(3), "c1", "a.txt"), (_oid(3), "c2", "b.txt")]
 
 
-def test_a_new_needle_set_starts_the_repository_over(tmp_path: Path) -> None:
+def test_needle_sets_keep_their_own_scans_up_to_a_few_per_repository(tmp_path: Path) -> None:
+    """Review #32 (Low): two needle sets on one repository erased each other's cache."""
+    from opsdash.storage.trace import NEEDLE_SETS
+
     with History.open(tmp_path / "data") as history:
-        old = history.trace.remember("/r/.git", "sha256:aaaa", [_oid(1)], {})
+        first = history.trace.remember("/r/.git", "sha256:aaaa", [_oid(1)], {})
         other = history.trace.remember("/other/.git", "sha256:aaaa", [_oid(9)], {})
-        new = history.trace.remember("/r/.git", "sha256:bbbb", [_oid(2)], {})
+        second = history.trace.remember("/r/.git", "sha256:bbbb", [_oid(2)], {})
+        again = history.trace.remember("/r/.git", "sha256:aaaa", [_oid(3)], {})
+        assert again == first and history.trace.clean(first) == {_oid(1), _oid(3)}
+        assert history.trace.clean(second) == {_oid(2)}
+        for i in range(NEEDLE_SETS):  # newer sets push the oldest out
+            history.trace.remember("/r/.git", f"sha256:c{i}", [_oid(10 + i)], {})
         assert history.trace.scan_id("/r/.git", "sha256:aaaa") is None
-        assert history.trace.clean(new) == {_oid(2)} and history.trace.clean(old) == set()
+        assert history.trace.clean(first) == set()
         assert history.trace.clean(other) == {_oid(9)}  # another repository is untouched
 
 
@@ -55,3 +63,20 @@ def test_secret_prints_carry_the_length(tmp_path: Path) -> None:
     with History.open(tmp_path / "data") as history:
         history.runs.record(report, operator="me", env=env, is_secret=lambda k: k.endswith("SECRET"))
         assert history.runs.secret_prints(10) == [("API_SECRET", fingerprint(value), 32)]
+
+
+def test_v12_drops_an_older_cache_and_its_paths(tmp_path: Path) -> None:
+    """The v10 cache could hold a path with a secret in clear; v12 drops it (a full scan, once)."""
+    data = tmp_path / "data"
+    with History.open(data) as history:
+        scan = history.trace.remember(
+            "/r/.git", "sha256:aaaa", [_oid(1)], {_oid(2): [("c", "cache/s3cr3t.json")]}
+        )
+        history.conn.execute("DROP INDEX idx_trace_scans_repo_needles")
+        history.conn.execute("CREATE UNIQUE INDEX idx_trace_scans_repo ON trace_scans (repo)")
+        history.conn.execute("PRAGMA user_version = 11")
+    with History.open(data) as history:
+        assert history.trace.places(scan) == [] and history.trace.clean(scan) == set()
+        history.trace.remember("/r/.git", "sha256:aaaa", [_oid(1)], {})
+        history.trace.remember("/r/.git", "sha256:bbbb", [_oid(1)], {})  # one repository, two sets
+        assert history.trace.scan_id("/r/.git", "sha256:aaaa") is not None
