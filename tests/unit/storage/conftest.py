@@ -31,8 +31,9 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "sqlite":
         yield "sqlite"
         return
-    if request.node.get_closest_marker("sqlite_only"):
-        pytest.skip("about SQLite's file itself")
+    only = request.node.get_closest_marker("sqlite_only")
+    if only:
+        pytest.skip(only.kwargs.get("reason", "about SQLite's file itself"))
     url: str = request.getfixturevalue("pg_url")
     opened = History.open.__func__  # type: ignore[attr-defined]
 
