@@ -29,6 +29,8 @@ BACKENDS = ("sqlite", "postgresql")
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The backend this run of the test stores into."""
     if request.param == "sqlite":
+        if request.node.get_closest_marker("postgresql_only"):
+            pytest.skip("about PostgreSQL itself")
         yield "sqlite"
         return
     only = request.node.get_closest_marker("sqlite_only")

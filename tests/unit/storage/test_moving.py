@@ -65,7 +65,7 @@ def _record_a_laptop(data: Path) -> None:
 
 
 def _counts(history: History) -> dict[str, int]:
-    return {t: int(history.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in TABLES}  # noqa: S608
+    return {t: int(history.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in TABLES}
 
 
 def _listed(run: Run) -> tuple[str, str, str]:
