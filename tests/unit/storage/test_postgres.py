@@ -139,3 +139,16 @@ def test_a_missing_database_says_create_it(pg_server: PgServer, tmp_path: Path) 
     with pytest.raises(InputError, match="no such database") as caught:
         History.open(tmp_path, database=url)
     assert pg_server.password not in str(caught.value)
+
+
+def test_the_first_frame_reads_the_teams_settled_verdict(pg_url: str, tmp_path: Path) -> None:
+    """Alice's dashboard settled on NO-GO; Bob's next start shows it before checking."""
+    from opsdash.storage import glance
+
+    with History.open(tmp_path / "alice", database=pg_url) as alice:
+        glance.remember(alice, "BetaSkill", "NO-GO", "payments down", "2026-12-01T14:05:00.000+00:00")
+    seen = glance.read_last_verdict(tmp_path / "bob", "BetaSkill", database=pg_url)
+    assert seen is not None and (seen.label, seen.reason) == ("NO-GO", "payments down")
+    assert glance.read_last_verdict(tmp_path / "bob", "BetaSkill") is None  # Bob's own file: nothing
+    gone = f"postgresql://u:pw@127.0.0.1:{closed_port()}/x"
+    assert glance.read_last_verdict(tmp_path / "bob", "BetaSkill", database=gone) is None  # no guess
