@@ -185,8 +185,9 @@ class History:
         try:
             if read_only:
                 self._check_readable()
-            else:
-                postgres.migrate(self.conn)  # type: ignore[arg-type]
+            elif postgres.schema_version(self.conn) != SCHEMA_VERSION:  # type: ignore[arg-type]
+                postgres.migrate(self.conn)  # type: ignore[arg-type]  # (a newer one: refused below)
+                self._check_readable()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise self.explain(exc) from None
