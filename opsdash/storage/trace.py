@@ -56,12 +56,10 @@ class Trace(Repository):
                 "SELECT id FROM trace_scans WHERE repo = ? AND needles = ?", [repo, needles]
             ).fetchone()
             if row is None:
-                older = conn.execute(
-                    "SELECT id FROM trace_scans WHERE repo = ? "
-                    "ORDER BY updated_at DESC, id DESC LIMIT -1 OFFSET ?",
-                    [repo, NEEDLE_SETS - 1],
+                kept = conn.execute(  # a few per repository: no LIMIT -1 (SQLite's own), slice here
+                    "SELECT id FROM trace_scans WHERE repo = ? ORDER BY updated_at DESC, id DESC", [repo]
                 ).fetchall()
-                for (old,) in older:
+                for (old,) in kept[NEEDLE_SETS - 1 :]:
                     self._forget(int(old))
                 scan_id = int(
                     conn.execute(

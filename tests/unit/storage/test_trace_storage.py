@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 from opsdash.storage.history import History
+from tests.unit.storage.conftest import set_schema_version
 
 
 def _oid(i: int) -> str:
@@ -74,7 +75,7 @@ def test_v12_drops_an_older_cache_and_its_paths(tmp_path: Path) -> None:
         )
         history.conn.execute("DROP INDEX idx_trace_scans_repo_needles")
         history.conn.execute("CREATE UNIQUE INDEX idx_trace_scans_repo ON trace_scans (repo)")
-        history.conn.execute("PRAGMA user_version = 11")
+        set_schema_version(history, 11)
     with History.open(data) as history:
         assert history.trace.places(scan) == [] and history.trace.clean(scan) == set()
         history.trace.remember("/r/.git", "sha256:aaaa", [_oid(1)], {})
