@@ -186,6 +186,12 @@ def window_options(f: F) -> F:
     )(f)
 
 
+def check_window(since: float | None, until: float | None) -> None:
+    """--since later than --until is a usage error (it would list nothing, saying nothing why)."""
+    if since is not None and until is not None and since > until:
+        raise click.UsageError("--since is later than --until: no time is in both; swap them")
+
+
 def chosen_format(fmt: str, as_json: bool) -> str:
     if as_json and fmt not in ("text", "json"):
         raise click.UsageError(f"--json and --format {fmt} disagree; pick one")

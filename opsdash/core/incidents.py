@@ -11,10 +11,11 @@ check often enough) neither opens nor closes anything, as `core/alerts.check_sco
 for it: a restart is not a recovery. A certificate-expiry warning is shown on the timeline but
 opens no incident (it warns of a future outage; only an expired certificate is one).
 
-The phases are measured between milestones: the first failure (the earliest start of the failing
-streak of a check that went down in it; a streak of a check that never went down in it, such as
-one removed while failing, is not part of it), detection (the first alert fired), acting (the first runbook step
-started), mitigation (the start of the last stretch in which no check failed) and recovery.
+The phases are measured between milestones: the first failure (the earliest start of the
+failing streak of a check that went down in it; a streak of a check that never went down in it,
+such as one removed while failing, is not part of it), detection (the first alert fired), acting
+(the first runbook step started), mitigation (the start of the last stretch in which no check
+failed) and recovery.
 """
 
 from __future__ import annotations
