@@ -45,7 +45,11 @@ def incident() -> None:
 @config_option
 @json_option
 @window_options
-@click.option("--target", help="Only incidents of this target (the profile's [target] name).")
+@click.option(
+    "--target",
+    help="Incidents of this target (default: the profile's [target] name); another target that "
+    "shares the data directory is read from its own runs, watches and alerts.",
+)
 @click.option(
     "--severity",
     type=click.Choice(SEVERITIES, case_sensitive=False),

@@ -22,6 +22,57 @@ if TYPE_CHECKING:  # a runbook session's modules load only when one is shown
 DEPLOY_KINDS = ("preflight", "verify-deploy")
 
 
+FILTERS = ("since", "until", "kind", "verdict", "rule")
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What `history list`'s --since/--until/--kind/--verdict/--rule choose, as the History pane
+    types them: `since=7d kind=preflight verdict=crit rule=secret-reused`."""
+
+    since: float | None = None
+    until: float | None = None
+    kind: str | None = None
+    verdict: str | None = None  # upper case, a Severity's value
+    rule: str | None = None
+    text: str = ""  # as typed, for saying what is applied
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.since, self.until, self.kind, self.verdict, self.rule))
+
+
+def parse_filters(text: str, now: float) -> RunFilter:
+    """`word=value` pairs (since, until, kind, verdict, rule; times as `--since` takes them);
+    ValueError naming what is wrong and what is accepted."""
+    from opsdash.core.findings import Severity
+    from opsdash.core.text import visible
+    from opsdash.ops.incidents import parse_when
+
+    found: dict[str, str] = {}
+    for word in text.split():
+        name, eq, value = word.partition("=")
+        name = name.lower()
+        if not eq or not value or name not in FILTERS:
+            raise ValueError(
+                f"{visible(word[:40])!r}: give filters as word=value, the words {', '.join(FILTERS)} "
+                "(since=7d kind=preflight verdict=crit rule=secret-reused)"
+            )
+        if name in found:
+            raise ValueError(f"{name}= is given twice")
+        found[name] = value
+    verdicts = [s.value for s in Severity]
+    verdict = found.get("verdict", "").upper() or None
+    if verdict is not None and verdict not in verdicts:
+        raise ValueError(
+            f"verdict {visible(found['verdict'][:20])!r}: one of {', '.join(v.lower() for v in verdicts)}"
+        )
+    since = parse_when(found["since"], now) if "since" in found else None
+    until = parse_when(found["until"], now) if "until" in found else None
+    if since is not None and until is not None and since > until:
+        raise ValueError("since= is later than until=: no time is in both; swap them")
+    return RunFilter(since, until, found.get("kind"), verdict, found.get("rule"), " ".join(text.split()))
+
+
 def runs(
     ops: Ops,
     *,
