@@ -33,6 +33,10 @@ class RunQuery(Input):
     """`f` opens it: filters as `history list` takes them (since=7d kind=preflight verdict=crit
     rule=secret-reused); Enter applies them, Esc clears them."""
 
+    DEFAULT_CSS = """
+    RunQuery { height: 1; border: none; padding: 0 1; }
+    """
+
     class Cleared(Message):
         pass
 
