@@ -160,7 +160,7 @@ def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
         return None
     import time
 
-    from opsdash.ops.incidents import parse_when
+    from opsdash.ops.history import parse_when
 
     try:
         return parse_when(value, time.time())

@@ -27,39 +27,6 @@ if TYPE_CHECKING:
     from opsdash.storage.history import History
 
 CONTEXT_RUNS = ("validate", "check")
-_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-EARLIEST = 0.0  # 1970-01-01 UTC: the record holds nothing older
-LATEST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()  # the record's ISO text ends at year 9999
-
-
-def parse_when(text: str, now: float) -> float:
-    """A point in time from `--since`/`--until`: an ISO date or date-time (UTC unless it says), or
-    a time back from now (`90s`, `30m`, `2h`, `7d`, `2w`; further back than 1970 is 1970, which
-    holds everything). ValueError with what is accepted, for text that is not a time or a date
-    outside 1970-01-01 to 9999-12-30 (UTC)."""
-    relative = _RELATIVE.match(text)
-    if relative:
-        return max(EARLIEST, now - int(relative.group(1)) * _UNITS[relative.group(2).lower()])
-    shown = visible(text[:40])
-    try:
-        when = datetime.fromisoformat(text.strip())
-        at = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-    except ValueError as exc:
-        if "out of range" in str(exc):  # 0001-01-01 read as UTC is year 0 elsewhere
-            at = float("-inf")
-        else:
-            raise ValueError(
-                f"{shown!r} is not a time: give an ISO date (2026-12-01), a date-time "
-                "(2026-12-01T14:30, UTC unless it has an offset) or a time back from now (30m, 2h, 7d, 2w)"
-            ) from None
-    except OverflowError:
-        at = float("-inf")
-    if not EARLIEST <= at <= LATEST:
-        raise ValueError(f"{shown!r} is out of range: give a time between 1970-01-01 and 9999-12-30 (UTC)")
-    return at
 
 
 @dataclass(frozen=True)
