@@ -40,7 +40,7 @@ def write_runs() -> None:
 
 def listed(app: OpsdashApp) -> list[str]:
     table = app.query_one("#runs", OpsTable)
-    return [str(table.coordinate_to_cell_key((row, 0)).row_key.value) for row in range(table.row_count)]
+    return [str(row.key.value) for row in table.ordered_rows]
 
 
 async def test_history_pane_filters_by_date_kind_verdict_and_rule(project: Project) -> None:

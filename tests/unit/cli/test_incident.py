@@ -310,7 +310,7 @@ def test_two_profiles_sharing_a_data_directory_each_see_only_their_own_incidents
     code, alphas = listed(alpha)
     assert code == 2 and [i["target"] for i in alphas] == ["Alpha"]
     assert alphas[0]["id"] != betas[0]["id"]
-    assert alphas[0]["first_failure_at"] > betas[0]["first_failure_at"]
+    assert str(alphas[0]["first_failure_at"]) > str(betas[0]["first_failure_at"])  # ISO text, UTC
     assert [i["id"] for i in listed(beta)[1]] == [betas[0]["id"]]  # and Beta still sees only its own
 
 
