@@ -22,8 +22,9 @@ Prints, each beside its goal:
 With --incidents, a year of its own instead: 10,000 runs of 100 checks holding 2,000 incidents
 (1-3 checks down for 1-3 runs each, an alert fired and resolved for each, a rollback session in
 every fourth, a preflight every 20 runs), and prints, each beside its goal:
-  - `opsdash incident list` and `opsdash incident show latest` wall time and peak RSS (subprocesses,
-    as a user runs them), beside `opsdash --version` (process start) in the same run;
+  - `opsdash incident list` (unscoped, and `--target BetaSkill`: scoped to one target's runs,
+    watches and alerts, as a profile reads it) and `opsdash incident show latest` wall time and peak
+    RSS (subprocesses, as a user runs them), beside `opsdash --version` (process start);
   - the ops calls alone (ops.incidents.incidents, ops.incidents.show) and, as the floor, raw sqlite3
     reading every unhealthy check row of the year through the same partial index;
   - the Timeline pane's time to fill: TimelinePane mounted headless, mount to the 500 newest
@@ -578,6 +579,8 @@ def incident_benchmark(root: Path, data: Path, args: argparse.Namespace) -> None
     print(f"  {'opsdash --version (start)':30} {spread(start)}")
     for label, command in {
         "incident list": [OPSDASH, "incident", "list"],
+        # scoped to one target, as a profile reads it when others share the data directory
+        "incident list --target BetaSkill": [OPSDASH, "incident", "list", "--target", "BetaSkill"],
         "incident show latest": [OPSDASH, "incident", "show", "latest"],
     }.items():
         times, peak = wall(command, env, args.repeat, root)
@@ -586,6 +589,8 @@ def incident_benchmark(root: Path, data: Path, args: argparse.Namespace) -> None
         print(f"  {label:30} {spread(times)}  {peak:5.0f} MiB  {over:.1f}x start {met}")
     print("\nin process (medians, ranges)")
     calls = {"ops.incidents.incidents (a year)": lambda: ops_incidents.incidents(ops)}
+    scoped = ops_incidents.Query(target="BetaSkill")
+    calls["... scoped to its target"] = lambda: ops_incidents.incidents(ops, scoped)
     calls["ops.incidents.show latest"] = lambda: ops_incidents.show(ops, "latest")
     conn = sqlite3.connect(data / "history.db")
 

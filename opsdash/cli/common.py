@@ -160,7 +160,7 @@ def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
         return None
     import time
 
-    from opsdash.ops.incidents import parse_when
+    from opsdash.ops.history import parse_when
 
     try:
         return parse_when(value, time.time())
@@ -184,6 +184,12 @@ def window_options(f: F) -> F:
         help="Only from this time: an ISO date or date-time (UTC unless it says), or a time back "
         "from now (30m, 2h, 7d).",
     )(f)
+
+
+def check_window(since: float | None, until: float | None) -> None:
+    """--since later than --until is a usage error (it would list nothing, saying nothing why)."""
+    if since is not None and until is not None and since > until:
+        raise click.UsageError("--since is later than --until: no time is in both; swap them")
 
 
 def chosen_format(fmt: str, as_json: bool) -> str:

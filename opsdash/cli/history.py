@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from opsdash.cli.common import config_option, count_option, json_option, window_options
+from opsdash.cli.common import check_window, config_option, count_option, json_option, window_options
 from opsdash.cli.completion import run_ids
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import SCHEMA_VERSION, Severity
@@ -58,11 +58,12 @@ def history_list(
     """List recent runs, newest first.
 
     \b
-    Exit codes: 0 listed, 3 usage/config error or unreadable history.
+    Exit codes: 0 listed (none matching is 0 too), 3 usage/config error or unreadable history.
     """
     from opsdash.cli.render import runs_table
     from opsdash.ops import history as past
 
+    check_window(since, until)
     runs = past.runs(
         Ops.reading(config),
         limit=limit,
@@ -74,6 +75,8 @@ def history_list(
     )
     if as_json:
         emit_json([{**r.__dict__, "verdict": r.verdict.value} for r in runs])
+    elif not runs and any(v is not None for v in (kind, since, until, verdict, rule)):
+        emit("no runs match these filters")
     else:
         runs_table(runs)
 

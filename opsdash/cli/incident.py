@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opsdash.cli.common import config_option, count_option, json_option, window_options
+from opsdash.cli.common import check_window, config_option, count_option, json_option, window_options
 from opsdash.cli.render import emit, emit_json
 from opsdash.core.findings import Severity
 from opsdash.ops.base import Ops
@@ -20,9 +20,14 @@ SEVERITIES = ("warn", "unknown", "crit")
 
 
 def _exit_code(found: list[Incident]) -> int:
-    """The worst ongoing incident's severity as an exit code (0: every one has recovered)."""
+    """The worst ongoing incident's severity as an exit code (0: every one has recovered). An
+    ongoing one of UNKNOWN severity exits 2, never 3: 3 means the command itself failed (usage,
+    config, unreadable history), and a script asking "is there an incident now?" must not read an
+    ongoing incident as that, nor as none."""
     ongoing = [i.severity for i in found if i.ongoing]
-    return max(ongoing, key=lambda s: s.rank).exit_code if ongoing else 0
+    if not ongoing:
+        return 0
+    return max(2 if s is Severity.UNKNOWN else s.exit_code for s in ongoing)
 
 
 @click.group()
@@ -40,7 +45,11 @@ def incident() -> None:
 @config_option
 @json_option
 @window_options
-@click.option("--target", help="Only incidents of this target (the profile's [target] name).")
+@click.option(
+    "--target",
+    help="Incidents of this target (default: the profile's [target] name); another target that "
+    "shares the data directory is read from its own runs, watches and alerts.",
+)
 @click.option(
     "--severity",
     type=click.Choice(SEVERITIES, case_sensitive=False),
@@ -59,12 +68,13 @@ def incident_list(
     """List incidents, newest first.
 
     \b
-    Exit codes: 0 none ongoing, 1/2 the severity of the worst ongoing one (WARN/CRIT),
-    3 usage/config error or unreadable history.
+    Exit codes: 0 none ongoing, 1/2 the severity of the worst ongoing one (WARN/CRIT; an ongoing
+    one of UNKNOWN severity is 2), 3 usage/config error or unreadable history.
     """
     from opsdash.cli.render import cell, emit_table, sev, severity_cell, table, width, wrapped
     from opsdash.ops import incidents as ops_incidents
 
+    check_window(since, until)
     ops = Ops.reading(config)
     query = ops_incidents.Query(
         since=since, until=until, target=target, severity=Severity.parse(severity) if severity else None
@@ -75,7 +85,8 @@ def incident_list(
     if as_json:
         emit_json([ops_incidents.summary_dict(i, now) for i in shown])
     elif not shown:
-        emit("no incidents in the record" + (" for these filters" if any(query.__dict__.values()) else ""))
+        filtered = any(v is not None for v in (since, until, target, severity))
+        emit("no incidents in the record" + (" for these filters" if filtered else ""))
     elif width() < 100:  # two lines an incident: nothing cut, nothing folded
         for i in shown:
             phases = {p.name: p for p in i.phases}
@@ -120,7 +131,8 @@ def incident_show(ref: str, config: Path | None, as_json: bool) -> None:
     default) or `latest~N`.
 
     \b
-    Exit codes: 0 recovered, 1/2 ongoing (WARN/CRIT), 3 no such incident or usage/config error.
+    Exit codes: 0 recovered, 1/2 ongoing (WARN/CRIT; UNKNOWN severity is 2), 3 no such incident or
+    usage/config error.
     """
     from opsdash.ops import incidents as ops_incidents
 

@@ -11,9 +11,11 @@ check often enough) neither opens nor closes anything, as `core/alerts.check_sco
 for it: a restart is not a recovery. A certificate-expiry warning is shown on the timeline but
 opens no incident (it warns of a future outage; only an expired certificate is one).
 
-The phases are measured between milestones: the first failure (the start of the failing streak
-that went on to open it), detection (the first alert fired), acting (the first runbook step
-started), mitigation (the start of the last stretch in which no check failed) and recovery.
+The phases are measured between milestones: the first failure (the earliest start of the
+failing streak of a check that went down in it; a streak of a check that never went down in it,
+such as one removed while failing, is not part of it), detection (the first alert fired), acting
+(the first runbook step started), mitigation (the start of the last stretch in which no check
+failed) and recovery.
 """
 
 from __future__ import annotations
@@ -195,12 +197,13 @@ def windows(events: Sequence[Event], *, quiet_s: float = QUIET_S) -> list[_Open]
         else:
             down.discard(member)
         if down and current is None:
-            first = min([e.at, *streak.values()])
-            current = _Open(e, max(first, floor), level)
+            current = _Open(e, max(e.at, floor), level)
             out.append(current)
         if current is None:
             continue
         if going_down:
+            if kind == CHECK:  # its failing streak, and no other check's, is part of the incident
+                current.first_failure = min(current.first_failure, max(streak.get(e.source, e.at), floor))
             current.members.setdefault(member)
             if level.rank > current.severity.rank:
                 current.severity = level

@@ -193,6 +193,7 @@ KEYMAP_IDS = (
     *("runbooks.step.retry", "runbooks.step.mark-done", "runbooks.step.skip", "runbooks.step.abort"),
     *("runbooks.step.interrupt",),
     *("history.open", "history.mark", "history.diff", "history.reload", "history.filter"),
+    *("history.filters",),
     *("timeline.open", "timeline.export", "timeline.reload", "timeline.filter"),
     *("table.down", "table.up", "table.first", "table.last", "filter.clear", "filter.keep"),
     *("log.down", "log.up", "help.close"),

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -334,6 +335,8 @@ class Watch:
 
     def _open_history(self) -> None:
         self._history = self.ops.history()
+        started = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self._history.runs.watching(self.run_id, self.ops.profile.target.name, started)
 
     def _resume_incidents(self) -> None:
         """A check whose incident is still open in the record starts as down, as the process that

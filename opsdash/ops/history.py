@@ -3,14 +3,17 @@ the dashboard's overview of alerts and deploys, and latency series for sparkline
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsdash.core.diff import RunDiff, diff_runs, why_not_comparable
 from opsdash.core.errors import InputError
 from opsdash.core.findings import Report
+from opsdash.core.text import visible
 from opsdash.ops.base import Ops
 from opsdash.storage.rows import AlertRow, RunRow
 
@@ -20,6 +23,89 @@ if TYPE_CHECKING:  # a runbook session's modules load only when one is shown
     from opsdash.storage.retention import Batch
 
 DEPLOY_KINDS = ("preflight", "verify-deploy")
+
+_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+EARLIEST = 0.0  # 1970-01-01 UTC: the record holds nothing older
+LATEST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()  # the record's ISO text ends at year 9999
+
+
+def parse_when(text: str, now: float) -> float:
+    """A point in time from `--since`/`--until`: an ISO date or date-time (UTC unless it says), or
+    a time back from now (`90s`, `30m`, `2h`, `7d`, `2w`; further back than 1970 is 1970, which
+    holds everything). ValueError with what is accepted, for text that is not a time or a date
+    outside 1970-01-01 to 9999-12-30 (UTC)."""
+    relative = _RELATIVE.match(text)
+    if relative:
+        return max(EARLIEST, now - int(relative.group(1)) * _UNITS[relative.group(2).lower()])
+    shown = visible(text[:40])
+    try:
+        when = datetime.fromisoformat(text.strip())
+        at = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    except ValueError as exc:
+        if "out of range" in str(exc):  # 0001-01-01 read as UTC is year 0 elsewhere
+            at = float("-inf")
+        else:
+            raise ValueError(
+                f"{shown!r} is not a time: give an ISO date (2026-12-01), a date-time "
+                "(2026-12-01T14:30, UTC unless it has an offset) or a time back from now (30m, 2h, 7d, 2w)"
+            ) from None
+    except OverflowError:
+        at = float("-inf")
+    if not EARLIEST <= at <= LATEST:
+        raise ValueError(f"{shown!r} is out of range: give a time between 1970-01-01 and 9999-12-30 (UTC)")
+    return at
+
+
+FILTERS = ("since", "until", "kind", "verdict", "rule")
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What `history list`'s --since/--until/--kind/--verdict/--rule choose, as the History pane
+    types them: `since=7d kind=preflight verdict=crit rule=secret-reused`."""
+
+    since: float | None = None
+    until: float | None = None
+    kind: str | None = None
+    verdict: str | None = None  # upper case, a Severity's value
+    rule: str | None = None
+    text: str = ""  # as typed, for saying what is applied
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.since, self.until, self.kind, self.verdict, self.rule))
+
+
+def parse_filters(text: str, now: float) -> RunFilter:
+    """`word=value` pairs (since, until, kind, verdict, rule; times as `--since` takes them);
+    ValueError naming what is wrong and what is accepted."""
+    from opsdash.core.findings import Severity
+
+    found: dict[str, str] = {}
+    for word in text.split():
+        name, eq, value = word.partition("=")
+        name = name.lower()
+        if not eq or not value or name not in FILTERS:
+            raise ValueError(
+                f"{visible(word[:40])!r}: give filters as word=value, the words {', '.join(FILTERS)} "
+                "(since=7d kind=preflight verdict=crit rule=secret-reused)"
+            )
+        if name in found:
+            raise ValueError(f"{name}= is given twice")
+        found[name] = value
+    verdicts = [s.value for s in Severity]
+    verdict = found.get("verdict", "").upper() or None
+    if verdict is not None and verdict not in verdicts:
+        raise ValueError(
+            f"verdict {visible(found['verdict'][:20])!r}: one of {', '.join(v.lower() for v in verdicts)}"
+        )
+    since = parse_when(found["since"], now) if "since" in found else None
+    until = parse_when(found["until"], now) if "until" in found else None
+    if since is not None and until is not None and since > until:
+        raise ValueError("since= is later than until=: no time is in both; swap them")
+    return RunFilter(since, until, found.get("kind"), verdict, found.get("rule"), " ".join(text.split()))
 
 
 def runs(

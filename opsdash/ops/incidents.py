@@ -27,25 +27,6 @@ if TYPE_CHECKING:
     from opsdash.storage.history import History
 
 CONTEXT_RUNS = ("validate", "check")
-_RELATIVE = re.compile(r"^\s*(\d{1,6})\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_when(text: str, now: float) -> float:
-    """A point in time from `--since`/`--until`: an ISO date or date-time (UTC unless it says), or
-    a time back from now (`90s`, `30m`, `2h`, `7d`, `2w`). ValueError with what is accepted."""
-    relative = _RELATIVE.match(text)
-    if relative:
-        return now - int(relative.group(1)) * _UNITS[relative.group(2).lower()]
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        shown = visible(text[:40])
-        raise ValueError(
-            f"{shown!r} is not a time: give an ISO date (2026-12-01), a date-time "
-            "(2026-12-01T14:30, UTC unless it has an offset) or a time back from now (30m, 2h, 7d, 2w)"
-        ) from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass(frozen=True)
@@ -66,43 +47,53 @@ def target_name(ops: Ops) -> str:
     return found[0] if found else ""
 
 
-def _listing(history: History, since: float, until: float) -> list[Event]:
+def _listing(history: History, since: float, until: float, target: str) -> list[Event]:
     t = history.timeline
     lookback = since - core.DEPLOY_LOOKBACK_S
     return [
-        *t.check_changes(since, until),
-        *t.alerts(since, until),
-        *t.runs(lookback, until),
-        *t.runbooks(since, until),
+        *t.check_changes(since, until, target),
+        *t.alerts(since, until, target),
+        *t.runs(lookback, until, target=target),
+        *t.runbooks(since, until, target),
     ]
 
 
-def _everything(history: History, since: float, until: float) -> list[Event]:
+def _everything(history: History, since: float, until: float, target: str) -> list[Event]:
     t = history.timeline
     return [
-        *_listing(history, since, until),
-        *t.deliveries(since, until),
-        *t.runs(since, until, CONTEXT_RUNS),
+        *_listing(history, since, until, target),
+        *t.deliveries(since, until, target),
+        *t.runs(since, until, CONTEXT_RUNS, target),
         *t.webhook_failures(since, until),
-        *t.env_changes(since, until),
-        *t.anchors(since, until),
+        *t.env_changes(since, until, target),
+        *t.anchors(since, until, target),
     ]
 
 
 def incidents(ops: Ops, query: Query = Query()) -> list[Incident]:
-    """The incidents that overlap the window, oldest first, filtered by target and severity. They
-    are derived from the whole record up to `until`, so an incident that began before `since` keeps
-    its start and its id (`show` finds it by that id)."""
+    """The incidents of one target that overlap the window [since, until], oldest first, filtered
+    by severity. The target is the profile's, or `query.target` (another profile's record in the
+    same data directory); only its own runs, watches and alerts are read. They are derived from the
+    whole record up to now, so an incident keeps its start, its id and its end whatever the window
+    (`show` finds it by that id): one that recovered after `until` is listed as recovered, with
+    its real duration, not as ongoing."""
     now = ops.clock()
     since = float("-inf") if query.since is None else query.since
-    until = now + 1 if query.until is None else query.until
+    until = float("inf") if query.until is None else query.until
     name = target_name(ops)
-    if query.target is not None and query.target.casefold() != name.casefold():
-        return []
     with ops.history(write=False) as history:
-        events = _listing(history, 0.0, until)
+        if query.target is not None and query.target.casefold() != name.casefold():
+            known = history.timeline.known_target(query.target)
+            if known is None:  # no run, watch or alert of it: none of the record is its
+                return []
+            name = known
+        events = _listing(history, 0.0, now + 1, name)
     found = core.derive(events, target=name, quiet_s=query.quiet_s)
-    found = [i for i in found if i.recovered_at is None or i.recovered_at >= since]
+    found = [
+        i
+        for i in found
+        if (i.recovered_at is None or i.recovered_at >= since) and i.first_failure_at <= until
+    ]
     if query.severity is not None:
         wanted = query.severity.rank
         found = [i for i in found if i.severity.rank >= wanted]
@@ -122,7 +113,7 @@ def show(ops: Ops, ref: str, *, quiet_s: float = core.QUIET_S) -> Incident:
     since = chosen.first_failure_at - core.DEPLOY_LOOKBACK_S
     until = (ops.clock() if chosen.recovered_at is None else chosen.recovered_at) + 1
     with ops.history(write=False) as history:
-        events = _everything(history, since, until)
+        events = _everything(history, since, until, chosen.target)
     full = core.derive(events, target=chosen.target, quiet_s=quiet_s)
     return next((i for i in full if i.id == chosen.id), chosen)
 

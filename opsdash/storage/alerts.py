@@ -28,11 +28,13 @@ class Alerts(Repository):
         silenced: bool = False,
         unless_open: Sequence[str] = (),
         sent_at: float | None = None,
+        target: str | None = None,
     ) -> int | None:
         """Open an alert; with `unless_open`, only if no alert of those rules is firing for `key`:
         the check and the insert are one write transaction, so of two processes that see the same
         failure at once exactly one opens the incident (and sends it); the other gets None.
-        `sent_at`: the alert is being sent now (claimed, so no one else sends it first)."""
+        `sent_at`: the alert is being sent now (claimed, so no one else sends it first). `target`:
+        the profile target whose process opened it (the incident timeline scopes by it)."""
         conn = self.history.conn
         with self.history.writing():
             if unless_open:
@@ -44,7 +46,8 @@ class Alerts(Repository):
                     return None
             cursor = conn.execute(
                 "INSERT INTO alerts (rule, key, severity, title, detail, raised_at, resolved_at, status, "
-                "last_sent_at, silenced, runbook) VALUES (?, ?, ?, ?, ?, ?, NULL, 'firing', ?, ?, ?)",
+                "last_sent_at, silenced, runbook, target) "
+                "VALUES (?, ?, ?, ?, ?, ?, NULL, 'firing', ?, ?, ?, ?)",
                 [
                     rule,
                     key,
@@ -55,6 +58,7 @@ class Alerts(Repository):
                     sent_at,
                     int(silenced),
                     runbook,
+                    None if target is None else redactor.redact(target),
                 ],
             )
             return int(cursor.lastrowid or 0)

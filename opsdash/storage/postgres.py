@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,9 @@ _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # sqlite3's named placeholder, :since
+
+
 @lru_cache(maxsize=512)
 def translate(sql: str, returning_id: bool = False) -> str:
     """One statement in SQLite's dialect as PostgreSQL (psycopg's `%s` placeholders)."""
@@ -117,7 +120,7 @@ def translate(sql: str, returning_id: bool = False) -> str:
         out = pattern.sub(replacement, out)
     parts = out.split("'")  # placeholders and percent signs outside string literals
     for i in range(0, len(parts), 2):
-        parts[i] = parts[i].replace("%", "%%").replace("?", "%s")
+        parts[i] = _NAMED.sub(r"%(\1)s", parts[i].replace("%", "%%").replace("?", "%s"))
     for i in range(1, len(parts), 2):
         parts[i] = parts[i].replace("%", "%%")
     out = "'".join(parts).rstrip().rstrip(";") + conflict
@@ -190,7 +193,7 @@ class PgConnection:
 
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> PgCursor:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> PgCursor:
         import psycopg
 
         returning = _returns_id(sql)

@@ -183,6 +183,15 @@ class Runs(Repository):
             raise InputError(f"run {shown!r} is ambiguous; type more of the id")
         return rows[0]
 
+    def watching(self, run_id: str, target: str, started_at: str) -> None:
+        """A watch's run id belongs to `target`: its check results have no row in runs, and the
+        incident timeline scopes check results to a target through this (once per run id)."""
+        with self.history.writing():
+            self.history.conn.execute(
+                "INSERT OR IGNORE INTO watches (run_id, target, started_at) VALUES (?, ?, ?)",
+                [run_id, redactor.redact(target), started_at],
+            )
+
     def last(self, kinds: tuple[str, ...], verdicts: tuple[str, ...] | None = None) -> str | None:
         """The id of the newest run of these kinds (with one of these verdicts): per kind, a walk back
         along (kind, started_at) that stops at the first match (`+verdict` keeps the planner on it)."""

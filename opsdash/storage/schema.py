@@ -254,6 +254,14 @@ STEPS: list[tuple[Change, ...]] = [
         Sql("DROP INDEX IF EXISTS idx_trace_scans_repo"),
         Index("trace_scans", "repo needles", unique=True),
     ),
+    # v13: whose record is whose, for profiles that share a data directory. A watch (check --watch,
+    # the dashboard, serve) records check results under a run id that has no row in runs: `watches`
+    # names its target. An alert carries the target whose process opened it (rows written before
+    # have NULL: they belong to no one in particular and every profile sees them, as before)
+    (
+        Table("watches", "run_id target started_at", "run_id"),
+        Columns("alerts", "target"),
+    ),
 ]
 
 

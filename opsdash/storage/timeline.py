@@ -34,10 +34,16 @@ from opsdash.storage.repository import Repository
 DEPLOY_KINDS = ("preflight", "verify-deploy")
 _SEP = "\x1f"
 _HEALTHY = ("OK", "INFO")
+# a check result is another target's when its run (or its watch) names another target; a result
+# whose run id is in neither (written before v13 by a watch) belongs to every target, as before
+_OTHERS = (
+    "NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = {t}.run_id AND r.target != :target) "
+    "AND NOT EXISTS (SELECT 1 FROM watches w WHERE w.run_id = {t}.run_id AND w.target != :target)"
+)
 _NEXT = (
     "(SELECT n.started_at || char(31) || n.severity || char(31) || n.sustained || char(31) || n.run_id "
     "|| char(31) || n.summary FROM check_results n WHERE n.check_name = f.check_name "
-    "AND n.started_at > f.started_at ORDER BY n.started_at LIMIT 1)"
+    "AND n.started_at > f.started_at{scope} ORDER BY n.started_at LIMIT 1)"
 )
 
 
@@ -74,15 +80,30 @@ def _check(name: str, at: str, severity: str, sustained: str, run_id: str, summa
 
 
 class Timeline(Repository):
-    def check_changes(self, since: float, until: float) -> list[Event]:
+    """Each query takes the `target` whose record it reads ("": every target's, unscoped): two
+    profiles that share a data directory each see only their own incidents."""
+
+    def known_target(self, name: str) -> str | None:
+        """The target as the record spells it (case aside), if a run, a watch or an alert names it."""
+        row = self.history.conn.execute(
+            "SELECT target FROM (SELECT target FROM watches UNION SELECT target FROM alerts "
+            "UNION SELECT target FROM runs) WHERE target = ? COLLATE NOCASE LIMIT 1",
+            [name],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def check_changes(self, since: float, until: float, target: str = "") -> list[Event]:
         """Every check result in [since, until) that was not healthy (a failure, or a sustained
         state not OK), and the result of the same check right after each: the events that can
         change a check's state. Healthy results after healthy results change nothing."""
+        scope = f" AND {_OTHERS.format(t='n')}" if target else ""
+        mine = f" AND {_OTHERS.format(t='f')}" if target else ""
         rows = self.history.conn.execute(
-            f"SELECT f.check_name, f.started_at, f.severity, f.sustained, f.run_id, f.summary, {_NEXT} "  # noqa: S608
-            "FROM check_results f INDEXED BY idx_check_results_failing "
-            "WHERE (f.severity != 'OK' OR f.sustained != 'OK') AND f.started_at >= ? AND f.started_at < ?",
-            [iso(since), iso(until)],
+            f"SELECT f.check_name, f.started_at, f.severity, f.sustained, f.run_id, f.summary, "  # noqa: S608
+            f"{_NEXT.format(scope=scope)} FROM check_results f INDEXED BY idx_check_results_failing "
+            "WHERE (f.severity != 'OK' OR f.sustained != 'OK') AND f.started_at >= :since "
+            f"AND f.started_at < :until{mine}",
+            {"since": iso(since), "until": iso(until), "target": target},
         )
         seen: dict[tuple[str, str], Event] = {}
         end = iso(until)
@@ -95,13 +116,16 @@ class Timeline(Repository):
                     seen[(name, n_at)] = _check(name, n_at, n_sev, n_sus, n_run, n_summary)
         return sorted(seen.values(), key=lambda e: (e.at, e.source))  # ties: by check, always
 
-    def alerts(self, since: float, until: float) -> list[Event]:
-        """Alerts fired or resolved in the window, and those open across it (fired before)."""
+    def alerts(self, since: float, until: float, target: str = "") -> list[Event]:
+        """Alerts fired or resolved in the window, and those open across it (fired before): the
+        target's, and those that name none (opened before v13, or not by a target's process)."""
         out = []
         for id_, rule, key, severity, title, raised, resolved in self.history.conn.execute(
-            "SELECT id, rule, key, severity, title, raised_at, resolved_at FROM alerts "
-            "WHERE raised_at < ? AND (resolved_at IS NULL OR resolved_at >= ?) ORDER BY raised_at, id",
-            [until, since],
+            "SELECT id, rule, key, severity, title, raised_at, resolved_at FROM alerts "  # noqa: S608
+            "WHERE raised_at < ? AND (resolved_at IS NULL OR resolved_at >= ?)"
+            + (" AND (target IS NULL OR target = ?)" if target else "")
+            + " ORDER BY raised_at, id",
+            [until, since, *([target] if target else [])],
         ):
             source = f"{rule}:{key}"
             out.append(Event(float(raised), ALERT_FIRED, source, title, _severity(severity), ref=str(id_)))
@@ -118,7 +142,7 @@ class Timeline(Repository):
                 )
         return out
 
-    def deliveries(self, since: float, until: float) -> list[Event]:
+    def deliveries(self, since: float, until: float, target: str = "") -> list[Event]:
         """Each alert notice sent (or not) to a channel."""
         return [
             Event(
@@ -134,24 +158,28 @@ class Timeline(Repository):
             for alert_id, channel, event, ok, attempts, error, at, rule, key in self.history.conn.execute(
                 "SELECT d.alert_id, d.channel, d.event, d.ok, d.attempts, d.error, d.at, a.rule, a.key "
                 "FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.at >= ? AND d.at < ? "
-                "ORDER BY d.at, d.id",
-                [since, until],
+                + ("AND (a.target IS NULL OR a.target = ?) " if target else "")
+                + "ORDER BY d.at, d.id",
+                [since, until, *([target] if target else [])],
             )
         ]
 
-    def runs(self, since: float, until: float, kinds: Sequence[str] = DEPLOY_KINDS) -> list[Event]:
+    def runs(
+        self, since: float, until: float, kinds: Sequence[str] = DEPLOY_KINDS, target: str = ""
+    ) -> list[Event]:
         """Runs of these kinds started in the window (deploys carry the version they saw)."""
         out = []
         for kind in kinds:
-            for run_id, target, operator, started, verdict, summary in self.history.conn.execute(
-                "SELECT run_id, target, operator, started_at, verdict, "
+            for run_id, owner, operator, started, verdict, summary in self.history.conn.execute(
+                "SELECT run_id, target, operator, started_at, verdict, "  # noqa: S608
                 "json_extract(summary, '$.versions') FROM runs "
-                "WHERE kind = ? AND started_at >= ? AND started_at < ?",
-                [kind, iso(since), iso(until)],
+                "WHERE kind = ? AND started_at >= ? AND started_at < ?"
+                + (" AND target = ?" if target else ""),
+                [kind, iso(since), iso(until), *([target] if target else [])],
             ):
                 version = _version(summary)
                 deploy = kind in DEPLOY_KINDS
-                title = f"{kind} of {target}: {verdict}" + (f" (version {version})" if version else "")
+                title = f"{kind} of {owner}: {verdict}" + (f" (version {version})" if version else "")
                 out.append(
                     Event(
                         epoch(started),
@@ -166,15 +194,16 @@ class Timeline(Repository):
                 )
         return sorted(out, key=lambda e: e.at)
 
-    def runbooks(self, since: float, until: float) -> list[Event]:
+    def runbooks(self, since: float, until: float, target: str = "") -> list[Event]:
         """Every transition of the runbook sessions active in the window, with its operator: a
         session's start and end (SESSION), and each step's (STEP)."""
         conn = self.history.conn
         sessions = {
             sid: (runbook_id, title)
             for sid, runbook_id, title in conn.execute(
-                "SELECT id, runbook_id, title FROM runbook_sessions WHERE started_at < ? AND updated_at >= ?",
-                [iso(until), iso(since)],
+                "SELECT id, runbook_id, title FROM runbook_sessions WHERE started_at < ? AND updated_at >= ?"  # noqa: S608
+                + (" AND (target IS NULL OR target = '' OR target = ?)" if target else ""),
+                [iso(until), iso(since), *([target] if target else [])],
             )
         }
         if not sessions:
@@ -227,7 +256,7 @@ class Timeline(Repository):
             )
         ]
 
-    def anchors(self, since: float, until: float) -> list[Event]:
+    def anchors(self, since: float, until: float, target: str = "") -> list[Event]:
         return [
             Event(
                 epoch(at),
@@ -237,26 +266,30 @@ class Timeline(Repository):
                 ref=run_id,
             )
             for run_id, seq, at in self.history.conn.execute(
-                "SELECT run_id, seq, recorded_at FROM audit_anchors "
-                "WHERE recorded_at >= ? AND recorded_at < ? ORDER BY recorded_at, id",
-                [iso(since)[:19], iso(until)[:19]],
+                "SELECT run_id, seq, recorded_at FROM audit_anchors a "  # noqa: S608
+                "WHERE recorded_at >= :since AND recorded_at < :until"
+                + (f" AND {_OTHERS.format(t='a')}" if target else "")
+                + " ORDER BY recorded_at, id",
+                {"since": iso(since)[:19], "until": iso(until)[:19], "target": target},
             )
         ]
 
-    def env_changes(self, since: float, until: float) -> list[Event]:
+    def env_changes(self, since: float, until: float, target: str = "") -> list[Event]:
         """Env keys whose value's fingerprint changed between two runs that read the env, the later
         in the window (fingerprints only: values are never stored)."""
         conn = self.history.conn
+        mine = " AND target = ?" if target else ""
+        scope = [target] if target else []
         runs = conn.execute(
-            "SELECT run_id, started_at, operator FROM runs r WHERE started_at >= ? AND started_at < ? "
-            "AND EXISTS (SELECT 1 FROM env_keys k WHERE k.run_id = r.run_id) ORDER BY started_at",
-            [iso(since), iso(until)],
+            "SELECT run_id, started_at, operator FROM runs r WHERE started_at >= ? AND started_at < ? "  # noqa: S608
+            f"AND EXISTS (SELECT 1 FROM env_keys k WHERE k.run_id = r.run_id){mine} ORDER BY started_at",
+            [iso(since), iso(until), *scope],
         ).fetchall()
         before = conn.execute(
-            "SELECT run_id, started_at, operator FROM runs r WHERE started_at < ? "
-            "AND EXISTS (SELECT 1 FROM env_keys k WHERE k.run_id = r.run_id) "
+            "SELECT run_id, started_at, operator FROM runs r WHERE started_at < ? "  # noqa: S608
+            f"AND EXISTS (SELECT 1 FROM env_keys k WHERE k.run_id = r.run_id){mine} "
             "ORDER BY started_at DESC LIMIT 1",
-            [iso(since)],
+            [iso(since), *scope],
         ).fetchone()
         chain = ([before] if before else []) + runs
         out = []

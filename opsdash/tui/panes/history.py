@@ -4,7 +4,7 @@ mark two and diff them (new, resolved, changed findings; env values whose finger
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -12,7 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.widgets import Static
+from textual.message import Message
+from textual.widgets import Input, Static
 
 from opsdash.core.findings import Severity
 from opsdash.core.readiness import why_not_comparable
@@ -22,7 +23,45 @@ from opsdash.tui.style import Part, severity
 from opsdash.tui.widgets.table import Col, FilteredTable, OpsTable
 
 if TYPE_CHECKING:
+    from opsdash.ops.history import RunFilter
     from opsdash.storage.rows import RunRow
+
+LISTED = 500
+
+
+class RunQuery(Input):
+    """`f` opens it: filters as `history list` takes them (since=7d kind=preflight verdict=crit
+    rule=secret-reused); Enter applies them, Esc clears them."""
+
+    DEFAULT_CSS = """
+    RunQuery { height: 1; border: none; padding: 0 1; }
+    """
+
+    class Cleared(Message):
+        pass
+
+    BINDINGS: ClassVar = [
+        Binding(
+            "escape",
+            "clear_filters",
+            "Clear filters",
+            id="filter.clear",
+            tooltip="Clear the filters",
+        ),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "placeholder",
+            "since=7d until=2026-12-01 kind=preflight verdict=crit rule=… (Enter applies, Esc clears)",
+        )
+        super().__init__(**kwargs)
+        self.display = False
+
+    def action_clear_filters(self) -> None:
+        self.value = ""
+        self.display = False
+        self.post_message(self.Cleared())
 
 
 class HistoryPane(TablePane):
@@ -31,11 +70,19 @@ class HistoryPane(TablePane):
         Binding("space", "mark", "Mark", id="history.mark", tooltip="Mark a run for diffing (two at most)"),
         Binding("d", "diff", "Diff", id="history.diff", tooltip="Diff the two marked runs"),
         Binding("r", "reload", "Reload", id="history.reload", tooltip="Reload the list of runs"),
+        Binding(
+            "f",
+            "filters",
+            "Filters",
+            id="history.filters",
+            tooltip="Filter the runs by date, kind, verdict and rule (as history list does)",
+        ),
         filter_key("history", "runs"),
     ]
 
     runs: Sequence[RunRow] = ()
     marked: tuple[str, ...] = ()  # two at most, oldest first
+    filters: RunFilter | None = None  # applied (history list's --since/--until/--kind/--verdict/--rule)
 
     def compose(self) -> ComposeResult:
         yield Static("Enter opens a run · space marks two · d diffs them · / filters", id="history-help")
@@ -48,6 +95,7 @@ class HistoryPane(TablePane):
             Col("OPERATOR", 8, flex=1),
             Col("TARGET", 8, flex=2),
         ]
+        yield RunQuery(id="history-query")
         yield FilteredTable(OpsTable(columns, id="runs"))
         with VerticalScroll(id="run-detail-scroll"):
             yield Static("", id="run-detail")
@@ -59,14 +107,58 @@ class HistoryPane(TablePane):
     def action_reload(self) -> None:
         self.load()
 
+    def action_filters(self) -> None:
+        query = self.query_one(RunQuery)
+        query.display = True
+        query.focus()
+
+    @on(Input.Submitted, "#history-query")
+    def _apply_filters(self, event: Input.Submitted) -> None:
+        from opsdash.ops import history as past
+
+        event.stop()
+        try:
+            chosen = past.parse_filters(event.value, self.ctx.ops.clock())
+        except ValueError as exc:  # said where the operator is typing; the list stays as it was
+            self.app.notify(str(exc), title="Filters", severity="error")
+            return
+        self.filters = chosen or None
+        if not chosen:
+            self.query_one(RunQuery).display = False
+        self.query_one("#runs", OpsTable).focus()
+        self.load()
+
+    @on(RunQuery.Cleared)
+    def _cleared(self, event: RunQuery.Cleared) -> None:
+        event.stop()
+        self.filters = None
+        self.query_one("#runs", OpsTable).focus()
+        self.load()
+
     @in_thread("history", "load history")
     def load(self) -> None:
         from opsdash.ops import history as past
 
-        self.app.call_from_thread(self._listed, past.runs(self.ctx.ops, limit=500))
+        f = self.filters
+        if f is None:
+            runs = past.runs(self.ctx.ops, limit=LISTED)
+        else:  # the call `history list` makes with the same filters
+            runs = past.runs(
+                self.ctx.ops,
+                limit=LISTED,
+                kind=f.kind,
+                since=f.since,
+                until=f.until,
+                verdict=f.verdict,
+                rule=f.rule,
+            )
+        self.app.call_from_thread(self._listed, runs)
 
     def _listed(self, runs: list[RunRow]) -> None:
         self.runs = runs
+        self.border_subtitle = f"filters: {self.filters.text}" if self.filters else ""
+        if self.filters and not runs:
+            self._show_detail(Content(f"No runs match these filters: {clean(self.filters.text)}"))
         table = self.query_one("#runs", OpsTable)
         current = table.current_key
         with self.app.batch_update():

@@ -92,3 +92,31 @@ def test_history_diff_kind_counts_runs_of_that_kind(run: Run, project: Project, 
         "history", "diff", "latest~1", "latest", "--kind", "verify-deploy", "--config", project.profile
     )
     assert missing.code == 3 and "history has 0 verify-deploy run(s)" in missing.err
+
+
+@pytest.mark.parametrize(
+    "args", [["--since", "999999w"], ["--since", "9999-12-31T23:59:59-05:00"], ["--until", "0001-01-01"]]
+)
+def test_history_list_out_of_range_dates(
+    run: Run, project: Project, runs: list[str], args: list[str]
+) -> None:
+    out = run("history", "list", "--config", project.profile, "--json", *args)
+    if args[1] == "999999w":  # further back than 1970: everything
+        assert out.code == 0 and len(json.loads(out.out)) == len(runs)
+    else:
+        assert out.code == 3 and "out of range" in out.err and "internal error" not in out.err
+
+
+def test_history_list_says_filters_matched_nothing_not_that_history_is_empty(
+    run: Run, project: Project, runs: list[str]
+) -> None:
+    """Review of #33 (low): both said "no runs in history yet; run 'opsdash validate' first"."""
+    out = run("history", "list", "--config", project.profile, "--rule", "nonexistent")
+    assert out.code == 0 and "no runs match these filters" in out.out and "validate' first" not in out.out
+    backwards = run("history", "list", "--config", project.profile, "--since", "2h", "--until", "3h")
+    assert backwards.code == 3 and "--since is later than --until" in backwards.err
+
+
+def test_history_list_on_an_empty_record_says_so(run: Run, project: Project) -> None:
+    out = run("history", "list", "--config", project.profile)
+    assert out.code == 0 and "no runs in history yet" in out.out

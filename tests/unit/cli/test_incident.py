@@ -17,6 +17,7 @@ from opsdash.core.secrets import redactor
 from opsdash.storage.history import History
 from tests.conftest import Demo, Project, Run, fake_secret, json_object
 from tests.incident_record import T0, Written, iso, write_incident
+from tests.servers import closed_port
 from tests.unit.cli.test_json_schemas import problems, valid
 
 
@@ -265,3 +266,115 @@ def test_demo_incident_plays_one_on_the_running_demo(
 def test_demo_incident_without_a_running_demo_says_so(run: Run) -> None:
     out = run("demo", "incident")
     assert out.code == 3 and "no running demo" in out.err
+
+
+def _profile(project: Project, where: Path, target: str, port: int) -> Path:
+    """The project's profile under another target name, with one TCP check of a closed port that
+    is down at its first failure (so a short watch opens an incident)."""
+    where.mkdir()
+    text = project.profile.read_text().replace('name = "BetaSkill"', f'name = "{target}"', 1)
+    text += (
+        f'\n[[checks]]\nname = "app-port"\nkind = "tcp"\nhost = "127.0.0.1"\nport = {port}\n'
+        "interval = 1\ntimeout = 1\nretries = 0\nfailure_threshold = 1\n"
+    )
+    (where / "opsdash.toml").write_text(text)
+    shutil.copy(project.env_file, where / ".env.production")
+    return where / "opsdash.toml"
+
+
+def test_two_profiles_sharing_a_data_directory_each_see_only_their_own_incidents(
+    run: Run, project: Project, tmp_path: Path
+) -> None:
+    """Review of #33, item 1: Beta's watch against a closed port opened an incident that Alpha
+    listed under its own name (exit 2), and `--target Beta` from Alpha found nothing. Both watch
+    a check of the same name, as profiles copied from one example do."""
+    alpha = _profile(project, tmp_path / "alpha", "Alpha", closed_port())
+    beta = _profile(project, tmp_path / "beta", "Beta", closed_port())
+    watched = run("check", "--config", beta, "--watch", "1", "--count", "2", "app-port")
+    assert watched.code == 2, watched.err
+
+    def listed(profile: Path, *args: str) -> tuple[int, list[dict[str, object]]]:
+        out = run("incident", "list", "--config", profile, "--json", *args)
+        return out.code, json.loads(out.out)
+
+    code, betas = listed(beta)
+    assert code == 2 and [i["target"] for i in betas] == ["Beta"] and betas[0]["checks"] == ["app-port"]
+    assert listed(alpha) == (0, [])  # Beta's failure is not Alpha's incident
+    assert "no incidents in the record" in run("incident", "list", "--config", alpha).out
+    assert run("incident", "show", "--config", alpha).code == 3  # none of Alpha's to show
+    code, seen_from_alpha = listed(alpha, "--target", "Beta")
+    assert code == 2 and [i["id"] for i in seen_from_alpha] == [betas[0]["id"]]
+
+    # Alpha's own failure a moment later is its own incident, not a continuation of Beta's
+    assert run("check", "--config", alpha, "--watch", "1", "--count", "2", "app-port").code == 2
+    code, alphas = listed(alpha)
+    assert code == 2 and [i["target"] for i in alphas] == ["Alpha"]
+    assert alphas[0]["id"] != betas[0]["id"]
+    assert str(alphas[0]["first_failure_at"]) > str(betas[0]["first_failure_at"])  # ISO text, UTC
+    assert [i["id"] for i in listed(beta)[1]] == [betas[0]["id"]]  # and Beta still sees only its own
+
+
+def test_until_only_filters_an_incident_that_recovered_after_it_is_not_ongoing(
+    run: Run, project: Project, written: Written
+) -> None:
+    """Review of #33, item 9: `--until` in the middle of an incident listed it as ongoing, its
+    duration up to now, and exited 2; it recovered after --until, which only chooses the window."""
+    out = run("incident", "list", "--config", project.profile, "--json", "--until", iso(written.opened + 10))
+    assert out.code == 0, out.err
+    [one] = json.loads(out.out)
+    assert one["status"] == "recovered" and one["recovered_at"] == iso(written.recovered)
+    assert one["duration_s"] == written.recovered - written.first_failure
+    # one that began after --until is not in the window
+    assert (
+        json.loads(run("incident", "list", "--config", project.profile, "--json", "--until", iso(T0)).out)
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--until", "0001-01-01T00:00:00+05:00"],
+        ["--since", "9999-12-31T23:59:59-05:00"],
+        ["--since", "0001-01-01"],
+    ],
+)
+def test_a_date_out_of_range_is_a_usage_error_not_an_internal_one(
+    run: Run, project: Project, written: Written, args: list[str]
+) -> None:
+    out = run("incident", "list", "--config", project.profile, *args)
+    assert out.code == 3 and "out of range" in out.err and "1970-01-01" in out.err
+    assert "internal error" not in out.err and "Traceback" not in out.err
+
+
+def test_a_time_back_further_than_1970_means_everything(run: Run, project: Project, written: Written) -> None:
+    out = run("incident", "list", "--config", project.profile, "--json", "--since", "999999w")
+    assert out.code == 0, out.err
+    assert len(json.loads(out.out)) == 1
+
+
+def test_the_empty_list_says_whether_filters_hid_anything(
+    run: Run, project: Project, written: Written
+) -> None:
+    """Review of #33 (low): with no filter at all it said '... for these filters'."""
+    with History.open(Path(os.environ["OPSDASH_DATA_DIR"])) as history:
+        history.conn.execute("DELETE FROM check_results")
+        history.conn.execute("DELETE FROM alerts")
+        history.conn.commit()
+    bare = run("incident", "list", "--config", project.profile)
+    assert bare.code == 0 and bare.out.strip() == "no incidents in the record"
+    filtered = run("incident", "list", "--config", project.profile, "--severity", "crit")
+    assert filtered.out.strip() == "no incidents in the record for these filters"
+
+
+def test_an_ongoing_incident_of_unknown_severity_is_not_read_as_a_usage_error(
+    run: Run, project: Project, data_dir: Path
+) -> None:
+    """Exit 3 means the command failed (usage, config, unreadable history); an ongoing incident
+    whose severity the record does not know is still ongoing: 2, as serious as it may be."""
+    with History.open(data_dir) as history:
+        history.alerts.record("check-critical", "web", "UNKNOWN", "web: state unknown", "x", T0)
+    out = run("incident", "list", "--config", project.profile, "--json")
+    assert [(i["severity"], i["status"]) for i in json.loads(out.out)] == [("UNKNOWN", "ongoing")]
+    assert out.code == 2
+    assert run("incident", "show", "latest", "--config", project.profile).code == 2

@@ -92,6 +92,21 @@ def test_a_certificate_warning_opens_no_incident_but_an_expired_certificate_does
     assert one.alerts == ("certificate-expiry:api",) and one.recovered_at == 9
 
 
+def test_a_stale_failing_streak_of_a_removed_check_does_not_stretch_a_later_incident() -> None:
+    """A check whose last result failed (removed, renamed, its watcher stopped) keeps no streak
+    that a later incident of another check starts from: only the checks that go down in it count."""
+    events = [
+        probe(1000, "old-check", OK, failed=True),  # a blip below the threshold, then never again
+        probe(90000, "api", OK, failed=True),
+        probe(90030, "api", CRIT),
+        probe(90060, "api", OK),
+    ]
+    (only,) = inc.derive(events)
+    assert (only.first_failure_at, only.opened_at, only.recovered_at) == (90000, 90030, 90060)
+    assert only.duration(99999) == 60
+    assert only.checks == ("api",)
+
+
 def test_resolve_by_id_prefix_and_latest() -> None:
     found = inc.derive([probe(0, "a", CRIT), probe(10, "a", OK), probe(9_000, "b", CRIT)])
     assert inc.resolve(found, "latest") is found[1]
@@ -168,8 +183,16 @@ def reference(
             if e.goes_down:
                 members.setdefault(e.member, None)
                 levels.append(e.sustained if e.kind == inc.CHECK and e.sustained else e.severity)
-        names = {e.source for e in ordered if e.kind == inc.CHECK}
-        starts = [t for n in names if (t := _streak_start(ordered, s, n)) is not None]
+        # the first failure: the start of the failing streak of each check that went down in it,
+        # as it ran when the check went down (a streak of a check that never went down in it, such
+        # as one removed while failing, is not this incident's)
+        starts = [
+            t
+            for k in range(s, end + 1)
+            if ordered[k].kind == inc.CHECK
+            and ordered[k].goes_down
+            and (t := _streak_start(ordered, k, ordered[k].source)) is not None
+        ]
         first = max(min([ordered[s].at, *starts]), floor)
         recovered = None if r is None else ordered[r].at
         out.append(
@@ -212,6 +235,13 @@ _alerts = st.builds(
     st.sampled_from([WARN, CRIT]),
     st.booleans(),
 )
+# a check that failed and was then removed (renamed, its watcher stopped): its last result a
+# failure, never followed by another; early, so that later incidents of other checks follow it
+_stale = st.builds(
+    lambda at, sustained: Event(at, inc.CHECK, "retired", "retired", CRIT, failed=True, sustained=sustained),
+    st.integers(0, 4).map(lambda t: float(t * 30)),
+    st.sampled_from([OK, UNKNOWN]),
+)
 _context = st.builds(
     lambda at, kind: Event(at, kind, "x", "context"),
     _times,
@@ -222,8 +252,9 @@ _context = st.builds(
 @settings(max_examples=400, deadline=None)
 @example([probe(0, "api", CRIT), probe(30, "api", OK), probe(90, "api", CRIT)], 60.0)  # exactly quiet apart
 @example([probe(0, "api", CRIT), probe(30, "api", OK), probe(30, "db", CRIT)], 0.0)
+@example([probe(0, "retired", OK, failed=True), probe(600, "api", CRIT), probe(630, "api", OK)], 60.0)
 @given(
-    st.lists(st.one_of(_checks, _checks, _alerts, _context), min_size=4, max_size=50),
+    st.lists(st.one_of(_checks, _checks, _alerts, _context, _stale), min_size=4, max_size=50),
     st.sampled_from([0.0, 60.0, 300.0]),
 )
 def test_derivation_matches_the_brute_force_reference(events: list[Event], quiet_s: float) -> None:

@@ -200,7 +200,7 @@ def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_p
         history.conn.execute("ALTER TABLE runbook_sessions DROP COLUMN target")
         set_schema_version(history, 8)
     with History.open(data) as history:
-        assert history.schema_version == SCHEMA_VERSION == 12
+        assert history.schema_version == SCHEMA_VERSION == 13
         run_step(history, 8)  # idempotent
         store = history.sessions
         assert not_none(store.load(old.state.id)).exclusive is None

@@ -46,6 +46,10 @@ pytestmark = pytest.mark.postgresql_only
             "SELECT CAST(trunc(at / 60) AS BIGINT), string_agg(DISTINCT outcome, ',') FROM w",
         ),
         ("BEGIN IMMEDIATE", "BEGIN"),
+        (  # sqlite3's named placeholders (the timeline's queries), never inside a literal
+            "SELECT a FROM t WHERE at >= :since AND b = ':kept' AND c = :target",
+            "SELECT a FROM t WHERE at >= %(since)s AND b = ':kept' AND c = %(target)s",
+        ),
     ],
 )
 def test_sqlite_statements_are_translated_once(sqlite: str, postgresql: str) -> None:

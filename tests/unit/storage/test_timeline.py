@@ -96,3 +96,75 @@ def test_every_kind_of_the_window_and_nothing_outside_it(tmp_path: Path) -> None
         "resolved to ops-webhook: delivered",
     ]
     assert empty == [[], [], []]
+
+
+def test_each_target_reads_only_its_own_rows_and_those_that_name_none(tmp_path: Path) -> None:
+    """Two profiles share a data directory (review of #33, item 1): a check of the same name is
+    watched by both, their results interleaved. Each target reads its own check results (through
+    its watch's or its run's target), its own alerts and runs; a result of a watch that named no
+    target (written before v13) and an alert without one are everyone's, as before."""
+    with History.open(tmp_path) as history:
+        history.runs.watching("w-alpha", "Alpha", iso(T0))
+        history.runs.watching("w-beta", "Beta", iso(T0))
+        history.runs.watching("w-alpha", "Beta", iso(T0))  # once per run id: the first stays
+        for offset, run, severity, sustained in [
+            (0, "w-beta", CRIT, CRIT),  # Beta down...
+            (5, "w-alpha", OK, OK),  # ...while Alpha's check of that name is healthy
+            (10, "w-beta", CRIT, CRIT),
+            (15, "w-alpha", CRIT, CRIT),  # Alpha down at 15
+            (20, "w-beta", OK, OK),  # Beta recovered at 20
+            (25, "w-alpha", OK, OK),  # Alpha recovered at 25
+            (30, "w-old", CRIT, OK),  # a watch from before v13: everyone's
+            (35, "w-old", OK, OK),
+        ]:
+            history.checks.record(run, [result("api", T0 + offset, severity, "x")], {"api": sustained})
+        report = Report("verify-deploy", "Beta", "deploy-beta", iso(T0 - 60), 3, ())
+        history.runs.record(report, operator="ana")
+        history.runs.record(
+            Report("check", "Beta", "check-beta", iso(T0 + 40), 3, ()),
+            operator="ana",
+            results=[result("api", T0 + 40, CRIT, "one-shot")],
+        )
+        for key, target in (("api", "Beta"), ("api", "Alpha"), ("api", None)):
+            history.alerts.record(
+                "check-critical", key, "CRIT", f"api ({target})", "x", T0 + 1, target=target
+            )
+        t = history.timeline
+
+        def checks(target: str) -> list[tuple[float, bool]]:
+            return [(e.at - T0, e.failed) for e in t.check_changes(T0 - 1, T0 + 100, target)]
+
+        alpha, beta, everyone = checks("Alpha"), checks("Beta"), checks("")
+        alerts = {who: [e.title for e in t.alerts(0, T0 + 100, who)] for who in ("Alpha", "Beta")}
+        deploys = {who: len(t.runs(0, T0 + 100, target=who)) for who in ("Alpha", "Beta", "")}
+    assert alpha == [(15, True), (25, False), (30, True), (35, False)]
+    assert beta == [(0, True), (10, True), (20, False), (30, True), (35, False), (40, True)]
+    assert everyone == [
+        (0, True),
+        (5, False),
+        (10, True),
+        (15, True),
+        (20, False),
+        (30, True),
+        (35, False),
+        (40, True),
+    ]
+    assert alerts == {"Alpha": ["api (Alpha)", "api (None)"], "Beta": ["api (Beta)", "api (None)"]}
+    assert deploys == {"Alpha": 0, "Beta": 1, "": 1}
+
+
+def test_a_database_an_older_opsdash_made_gains_watches_and_alert_targets(tmp_path: Path) -> None:
+    with History.open(tmp_path) as history:
+        write_incident(history)
+        history.conn.execute("DROP TABLE watches")
+        history.conn.execute("ALTER TABLE alerts DROP COLUMN target")
+        set_schema_version(history, 12)  # before v13
+    with History.open(tmp_path) as history:
+        from opsdash.storage.schema import SCHEMA_VERSION
+
+        assert history.schema_version == SCHEMA_VERSION
+        # the rows it wrote name no target: every profile still reads them
+        assert len(history.timeline.check_changes(0, T0 + 10_000, "Anyone")) == 5
+        assert len(history.timeline.alerts(0, T0 + 10_000, "Anyone")) == 2
+        history.runs.watching("w", "Alpha", iso(T0))
+        assert history.alerts.record("x", "k", "CRIT", "t", "d", T0, target="Alpha") is not None
