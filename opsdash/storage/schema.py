@@ -192,6 +192,19 @@ STEPS: list[tuple[Change, ...]] = [
             "WHERE severity != 'OK' OR sustained != 'OK'"
         ),
     ),
+    # v12: coordination for a team (one database, several hosts). A runbook session's driver (the
+    # process that holds its exclusive group's lock; NULL once it paused cleanly), so a start can
+    # tell a session whose process died from one parked on purpose; and every host's audit chain
+    # (its lines as written, and its head), keyed by host, for `audit verify --all-hosts`
+    (
+        Columns("runbook_sessions", "driver"),
+        Table(
+            "audit_hosts",
+            "host_id hostname data_dir log_id seq:int mac stream_bytes:int lines:int updated_at",
+            "host_id",
+        ),
+        Table("audit_lines", "host_id n:int seq:int line:bytes", pk=("host_id", "n")),
+    ),
 ]
 
 

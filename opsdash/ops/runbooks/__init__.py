@@ -298,9 +298,11 @@ class Sessions:
         if session_id is None:
             raise InputError(f"no unfinished session of {book.id} to resume")
         try:
-            return Executor.resume(book, session_id, self.store, self.runner, self.audit)
+            executor = Executor.resume(book, session_id, self.store, self.runner, self.audit)
         except (LookupError, ValueError) as exc:
             raise InputError(str(exc)) from None
+        self.store.hold(executor.state)  # its group's lock is this process's while it drives it
+        return executor
 
     def close(self) -> None:
         self.history.close()
