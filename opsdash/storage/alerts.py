@@ -1,7 +1,10 @@
 """Alerts and their deliveries (`history.alerts`): the incident record every process shares.
 
 An alert is opened, reminded and resolved with conditional writes, so of two processes that decide
-the same thing at once exactly one acts on it (docs/architecture.md, "Many processes, one record").
+the same thing at once exactly one acts on it (docs/architecture.md, "Many processes, one record"),
+on SQLite (one writer at a time) and on PostgreSQL (READ COMMITTED: the open takes a per-key
+advisory lock for its look-then-insert; a claim is one conditional UPDATE, which PostgreSQL
+re-checks against the row a concurrent claim left, so the second finds nothing to change).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opsdash.core.secrets import redactor
+from opsdash.storage.coordination import in_transaction_lock
 from opsdash.storage.repository import Repository
 from opsdash.storage.rows import AlertRow, DeliveryRow, rows_as
 
@@ -35,6 +39,7 @@ class Alerts(Repository):
         `sent_at`: the alert is being sent now (claimed, so no one else sends it first)."""
         conn = self.history.conn
         with self.history.writing():
+            in_transaction_lock(self.history, "alert", key)  # the look and the insert, one at a time
             if unless_open:
                 marks = ", ".join("?" * len(unless_open))
                 if conn.execute(
@@ -44,7 +49,8 @@ class Alerts(Repository):
                     return None
             cursor = conn.execute(
                 "INSERT INTO alerts (rule, key, severity, title, detail, raised_at, resolved_at, status, "
-                "last_sent_at, silenced, runbook) VALUES (?, ?, ?, ?, ?, ?, NULL, 'firing', ?, ?, ?)",
+                "last_sent_at, silenced, runbook) VALUES (?, ?, ?, ?, ?, ?, NULL, 'firing', ?, ?, ?) "
+                "RETURNING id",
                 [
                     rule,
                     key,
@@ -57,7 +63,7 @@ class Alerts(Repository):
                     runbook,
                 ],
             )
-            return int(cursor.lastrowid or 0)
+            return int(cursor.fetchone()[0])
 
     def mark(self, alert_id: int, **fields: Any) -> None:
         if not fields:
@@ -72,11 +78,24 @@ class Alerts(Repository):
         last at `seen_sent_at`): a conditional update, so a reminder, a late first notice or a
         resolve is claimed, and sent, by exactly one of the processes that decided on it."""
         columns = ", ".join(f"{name} = ?" for name in fields)
-        conn = self.history.conn
-        with conn:
-            cursor = conn.execute(
-                f"UPDATE alerts SET {columns} WHERE id = ? AND status = 'firing' AND last_sent_at IS ?",  # noqa: S608
-                [*fields.values(), alert_id, seen_sent_at],
+        seen, args = ("IS NULL", []) if seen_sent_at is None else ("= ?", [seen_sent_at])
+        with self.history.writing():
+            cursor = self.history.conn.execute(
+                f"UPDATE alerts SET {columns} WHERE id = ? AND status = 'firing' AND last_sent_at {seen}",  # noqa: S608
+                [*fields.values(), alert_id, *args],
+            )
+        return cursor.rowcount == 1
+
+    def claim_refresh(self, alert_id: int, now: float, every: float) -> bool:
+        """Claim the re-post of a firing alert to Alertmanager: only when neither a notice nor a
+        re-post (by any process) was made in the last `every` seconds. Two `serve` replicas watching
+        one target re-post it once a period between them, not once each."""
+        due = now - every
+        with self.history.writing():
+            cursor = self.history.conn.execute(
+                "UPDATE alerts SET posted_at = ? WHERE id = ? AND status = 'firing' AND last_sent_at <= ? "
+                "AND (posted_at IS NULL OR posted_at <= ?)",
+                [now, alert_id, due, due],
             )
         return cursor.rowcount == 1
 
