@@ -252,9 +252,8 @@ def test_a_holder_killed_with_sigkill_releases_the_group_and_is_recorded_as_aban
         second = start(store, runbook, operator="alice")  # the lock was free: taken over
         assert not_none(store.load(dead)).status is SessionStatus.ABORTED
         (event,) = [e for e in store.events(dead) if e.event == "abandoned"]
-        assert (
-            "its opsdash died" in event.detail and second.state.id in event.detail and "alice" in event.detail
-        )
+        detail = not_none(event.detail)
+        assert "its opsdash died" in detail and second.state.id in detail and "alice" in detail
         assert [h.session_id for h in store.holders("BetaSkill", "production-change")] == [second.state.id]
         active = history.conn.execute("SELECT COUNT(*) FROM runbook_sessions WHERE status = 'active'")
         assert active.fetchone()[0] == 1  # never two sessions of the group at once
