@@ -386,6 +386,7 @@ class AlertDispatcher:
             silenced=silence is not None,
             unless_open=INCIDENT_RULES if c.rule in INCIDENT_RULES else (c.rule,),
             sent_at=None if silence is not None else now,
+            observed_at=c.observed_at,
         )
         if alert_id is None:  # another process opened this incident a moment ago, and sends it
             return False

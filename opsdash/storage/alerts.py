@@ -32,11 +32,14 @@ class Alerts(Repository):
         silenced: bool = False,
         unless_open: Sequence[str] = (),
         sent_at: float | None = None,
+        observed_at: float | None = None,
     ) -> int | None:
         """Open an alert; with `unless_open`, only if no alert of those rules is firing for `key`:
         the check and the insert are one write transaction, so of two processes that see the same
         failure at once exactly one opens the incident (and sends it); the other gets None.
-        `sent_at`: the alert is being sent now (claimed, so no one else sends it first)."""
+        `sent_at`: the alert is being sent now (claimed, so no one else sends it first).
+        `observed_at`: when the failure was seen; an incident of `unless_open` resolved since then
+        (by another process, on a later healthy result) is not re-opened by this older evidence."""
         conn = self.history.conn
         with self.history.writing():
             in_transaction_lock(self.history, "alert", key)  # the look and the insert, one at a time
@@ -46,6 +49,15 @@ class Alerts(Repository):
                     f"SELECT 1 FROM alerts WHERE status = 'firing' AND key = ? AND rule IN ({marks}) LIMIT 1",  # noqa: S608
                     [key, *unless_open],
                 ).fetchone():
+                    return None
+                if (
+                    observed_at is not None
+                    and conn.execute(
+                        f"SELECT 1 FROM alerts WHERE status = 'resolved' AND key = ? AND rule IN ({marks}) "  # noqa: S608
+                        "AND resolved_at >= ? LIMIT 1",
+                        [key, *unless_open, observed_at],
+                    ).fetchone()
+                ):
                     return None
             cursor = conn.execute(
                 "INSERT INTO alerts (rule, key, severity, title, detail, raised_at, resolved_at, status, "
