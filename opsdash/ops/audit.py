@@ -61,7 +61,7 @@ EXPOSURE_RULES = {
 def shared(history: History) -> bool:
     """Whether this history is a database a team shares (PostgreSQL): only then is each host's
     audit chain copied into it (on SQLite it sits beside the log it would copy)."""
-    return getattr(history, "backend", "sqlite") != "sqlite"
+    return history.dialect != "sqlite"
 
 
 def _record_head(raw: bytes) -> Head | None:

@@ -225,16 +225,24 @@ class Ops:
         `write=False` for reading only: a read-only data directory is read as it is."""
         from opsdash.storage.history import History
 
-        history = History.open(self.data_dir, shared=shared, write=write)
+        history = History.open(self.data_dir, shared=shared, write=write, database=self.database)
         if not self._previous_secrets_learnt:
             self._previous_secrets_learnt = True
             learn_previous_secrets(history)
         return history
 
+    @property
+    def database(self) -> str | None:
+        """The team database's postgresql:// URL, or None for the data directory's SQLite file."""
+        if self.loaded is None and paths.quick_data_dir(self.source.path, self.source.data_dir) is not None:
+            quick = paths.quick_database(self.source.path)
+            return None if quick is None else paths.check_database_url(quick)
+        return self.settings.resolved_database()
+
     def has_history(self) -> bool:
         from opsdash.storage.history import DB_NAME
 
-        return (self.data_dir / DB_NAME).exists()
+        return self.database is not None or (self.data_dir / DB_NAME).exists()
 
     @property
     def audit(self) -> AuditTrail:

@@ -56,6 +56,17 @@ class SettingsTable(BaseModel):
     audit_max_bytes: int = Field(
         100 * 1024 * 1024, ge=4096, description="The audit log rotates to a numbered file at this size."
     )
+    database: SecretStr | None = Field(
+        None,
+        description="A team's shared history: postgresql://user:password@host:5432/dbname "
+        "(or OPSDASH_DATABASE_URL; the password is a secret, masked everywhere). "
+        "Default: an SQLite file in data_dir, this machine's alone.",
+    )
+
+    @field_validator("database")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else SecretStr(paths.check_database_url(value.get_secret_value()))
 
     _known_theme = field_validator("theme")(check_theme)
     _known_keymap = field_validator("keymap")(check_keymap)
@@ -112,6 +123,14 @@ class OpsdashSettings(BaseSettings, SettingsTable):
 
     def resolved_data_dir(self) -> Path:
         return (self.data_dir or paths.default_data_dir()).expanduser()
+
+    def resolved_database(self) -> str | None:
+        """The postgresql:// URL history lives in (OPSDASH_DATABASE_URL, then `database`), its
+        credentials taught to the redactor; None: the data directory's SQLite file."""
+        url = paths.database_from_env()
+        if url is None and self.database is not None:
+            url = self.database.get_secret_value()
+        return None if url is None else paths.learn_database_url(paths.check_database_url(url))
 
     def resolved_operator(self) -> str:
         if self.operator:

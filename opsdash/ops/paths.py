@@ -12,6 +12,7 @@ from pathlib import Path
 import platformdirs
 
 from opsdash.core.errors import ConfigError
+from opsdash.core.secrets import mask_url, redactor, url_secrets
 
 APP = "opsdash"
 CONFIG_NAME = "opsdash.toml"
@@ -70,8 +71,52 @@ def relative_to_file(base: Path, value: Path | None) -> Path | None:
 # The keys of the [opsdash] table (ops/config.py SettingsTable; a test keeps the two equal). A key
 # outside them, such as a misspelt `data-dir`, makes the quick lookup give way to the settings.
 SETTINGS_KEYS = frozenset(
-    {"data_dir", "operator", "history_retention_days", "theme", "keymap", "audit_max_bytes"}
+    {"data_dir", "operator", "history_retention_days", "theme", "keymap", "audit_max_bytes", "database"}
 )
+DATABASE_ENV = ("opsdash_database_url", "opsdash_database")  # the first set wins
+
+
+def database_from_env() -> str | None:
+    """OPSDASH_DATABASE_URL (or OPSDASH_DATABASE), matched case-insensitively as pydantic-settings
+    matches; None when neither is set (or set empty)."""
+    for wanted in DATABASE_ENV:
+        found = [value for name, value in os.environ.items() if name.lower() == wanted and value.strip()]
+        if found:
+            return found[-1]
+    return None
+
+
+def check_database_url(url: str) -> str:
+    """`url` if it is a postgresql:// URL; else a ConfigError that shows it masked."""
+    learn_database_url(url)
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres") or not rest:
+        raise ConfigError(
+            f"database {mask_url(url)!r}: expected a postgresql:// URL "
+            "(postgresql://user:password@host:5432/dbname); leave it unset for the local SQLite file"
+        )
+    return url.strip()
+
+
+def learn_database_url(url: str) -> str:
+    for credential in url_secrets(url):
+        redactor.register(credential)
+    return url
+
+
+def quick_database(config: Path | None) -> str | None:
+    """The database URL found as quick_data_dir finds the directory (the environment, then the
+    profile's `[opsdash] database`), without loading the settings; None: the SQLite file (or a
+    profile the quick lookup gives way on: quick_data_dir is None for it too)."""
+    from_env = database_from_env()
+    if from_env is not None or config is None:
+        return from_env
+    try:
+        table = tomllib.loads(config.read_text(encoding="utf-8")).get("opsdash", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    value = table.get("database") if isinstance(table, dict) else None
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def quick_data_dir(config: Path | None, flag: Path | None = None) -> Path | None:

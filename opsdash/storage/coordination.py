@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from opsdash.storage.history import History
 
 LOCK_DIR = "runbook-locks"
+# the server's TCP keepalives on a lock's connection: idle 30 s, then 3 probes 10 s apart
+KEEPALIVES = (("tcp_keepalives_idle", 30), ("tcp_keepalives_interval", 10), ("tcp_keepalives_count", 3))
 
 
 def backend(history: History) -> str:
@@ -88,7 +90,11 @@ class _AdvisoryLock:
     def __init__(self, conn: Any, key: int) -> None:
         self.conn = conn
         try:
-            held = conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
+            # a host that vanishes (power, network) sends no FIN: the server probes the idle
+            # connection and drops it, and the lock with it, after about a minute
+            for setting, value in KEEPALIVES:
+                conn.execute(f"SET {setting} = {value}")
+            held = conn.execute("SELECT pg_try_advisory_lock(?)", [key]).fetchone()[0]
         except BaseException:
             conn.close()
             raise
@@ -104,7 +110,9 @@ class _AdvisoryLock:
 def take_group_lock(history: History, group: str, target: str) -> GroupLock:
     """The lock of (group, target), or Busy while a living process holds it."""
     if backend(history) == "postgresql":
-        connect = history.connect_lock  # type: ignore[attr-defined]
-        return _AdvisoryLock(connect(), advisory_key("runbook-group", group, target))
+        from opsdash.storage.postgres import PgConnection
+
+        url = history.conn.url  # type: ignore[attr-defined]
+        return _AdvisoryLock(PgConnection.connect(url), advisory_key("runbook-group", group, target))
     digest = hashlib.sha256(f"{group}\0{target}".encode()).hexdigest()[:24]
     return _FileLock(history.path.parent / LOCK_DIR / f"{digest}.lock")

@@ -7,6 +7,11 @@ The data is reached through its repositories, `history.runs`, `.checks`, `.alert
 `.webhooks`, `.anchors` and `.trace`, each querying only its own tables over this one connection;
 `purge`/`compact` (retention.py) span them all. The schema and its migrations are in schema.py,
 the row types in rows.py.
+
+Two backends behind the same seam: SQLite (the default: a file in the data directory, `conn` is
+sqlite3's own connection) and PostgreSQL (`History.open(data_dir, database="postgresql://...")`:
+a team's shared record; `conn` is postgres.PgConnection, which speaks the same API and SQL text,
+see postgres.py). `dialect` says which; `location` is what messages name (a URL's password masked).
 """
 
 from __future__ import annotations
@@ -93,16 +98,24 @@ class History:
         read_only: bool = False,
         integrity_check: bool = True,
         busy_timeout: float = 15,
+        database: str | None = None,
     ) -> None:
         """`shared`: the connection may be used from several threads, one at a time (the dashboard's
         runbook executor lives across workers). `read_only`: open without writing anything (a data
         directory opsdash may not write): no migration, no lock file, no integrity bookkeeping.
         `busy_timeout`: seconds to wait for another process's lock before SQLite says busy.
         `integrity_check`: run the daily quick_check if it is due (readers leave it to the next
-        recording command: it reads the whole file, and `history list` should not wait for that)."""
+        recording command: it reads the whole file, and `history list` should not wait for that).
+        `database`: a postgresql:// URL: the record is that database, not the file at `path` (which
+        still names the data directory: runbook output stays local)."""
         self.path = path
         self.read_only = read_only
         self._db: sqlite_utils.Database | None = None
+        self.dialect = "sqlite"
+        self.location = str(path)
+        if database:
+            self._open_postgres(database, read_only=read_only, timeout=busy_timeout)
+            return
         if not read_only:
             try:
                 create_database_file(path)
@@ -155,11 +168,42 @@ class History:
             self.conn.close()
             raise
 
+    def _open_postgres(self, url: str, *, read_only: bool, timeout: float) -> None:
+        from opsdash.storage import postgres
+
+        self.dialect = "postgresql"
+        self.location = postgres.shown(url)
+        if not postgres.is_database_url(url):
+            raise InputError(
+                f"database {self.location!r}: expected a postgresql:// URL "
+                "(postgresql://user:password@host:5432/dbname)"
+            )
+        try:
+            self.conn = postgres.PgConnection.connect(url, connect_timeout=timeout)  # type: ignore[assignment]
+        except sqlite3.DatabaseError as exc:
+            raise self.explain(exc) from None
+        try:
+            if read_only:
+                self._check_readable()
+            else:
+                postgres.migrate(self.conn)  # type: ignore[arg-type]
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise self.explain(exc) from None
+        except BaseException:
+            self.conn.close()
+            raise
+
     @classmethod
-    def open(cls, data_dir: Path, *, shared: bool = False, write: bool = True) -> History:
+    def open(
+        cls, data_dir: Path, *, shared: bool = False, write: bool = True, database: str | None = None
+    ) -> History:
         """`write=False` for commands that only read: a data directory opsdash may not write (or one
-        with no history yet) is read as it is, never created or migrated."""
+        with no history yet) is read as it is, never created or migrated. `database`: a
+        postgresql:// URL to keep the record in instead of the data directory's file."""
         path = data_dir / DB_NAME
+        if database:
+            return cls(path, shared=shared, database=database)
         if not write:
             if not path.exists():
                 return cls.empty(path)
@@ -184,6 +228,7 @@ class History:
         """No history recorded yet, read without creating anything: an empty in-memory database."""
         history = cls.__new__(cls)
         history.path, history.read_only = path, True
+        history.dialect, history.location = "sqlite", str(path)
         history.conn, history._db = sqlite3.connect(":memory:", check_same_thread=False), None
         history._migrate()
         return history
@@ -191,7 +236,10 @@ class History:
     @property
     def db(self) -> sqlite_utils.Database:
         """sqlite-utils over the same connection, for the schema, migrations and small tables;
-        imported on first use (it costs a tenth of a second), so reading history never loads it."""
+        imported on first use (it costs a tenth of a second), so reading history never loads it.
+        SQLite only: a repository that must work on both backends uses `conn`."""
+        if self.dialect != "sqlite":
+            raise RuntimeError("sqlite-utils works on SQLite only; use history.conn")
         if self._db is None:
             import sqlite_utils
 
@@ -209,12 +257,16 @@ class History:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self.dialect != "sqlite" and exc is not None:
+            self.conn.rollback()  # a PostgreSQL transaction left open by the failure
         self.close()
         if isinstance(exc, sqlite3.DatabaseError):  # a damaged page met mid-query, a full disk, ...
             raise self.explain(exc) from None
 
     def explain(self, exc: sqlite3.DatabaseError) -> InputError:
         """An SQLite error as one sentence naming the file and what to do."""
+        if self.dialect == "postgresql":
+            return self._explain_postgres(exc)
         text = str(exc)
         if "malformed" in text or "not a database" in text or "encrypted" in text or "corrupt" in text:
             return InputError(corrupt_message(self.path, text))
@@ -229,6 +281,33 @@ class History:
             return InputError(f"{self.path}: the history database is busy ({text}); try again")
         return InputError(f"{self.path}: cannot open history database ({text})")
 
+    def _explain_postgres(self, exc: sqlite3.DatabaseError) -> InputError:
+        """A PostgreSQL error (its text already masked by postgres.py) as one sentence naming the
+        database (password masked) and what to do."""
+        text = " ".join(str(exc).split())
+        state = getattr(exc, "sqlstate", None)
+        where = f"database {self.location}"
+        if state is None or state.startswith("08") or "connect" in text or "timeout" in text:
+            return InputError(
+                f"{where}: cannot connect ({text}); check the URL (OPSDASH_DATABASE_URL or "
+                "[opsdash] database) and that the server is running and reachable"
+            )
+        if state.startswith("28"):
+            return InputError(
+                f"{where}: the server refused the credentials ({text}); check the user and password"
+            )
+        if state == "3D000":
+            return InputError(f"{where}: no such database ({text}); create it (createdb) first")
+        if state.startswith("42501") or "permission denied" in text:
+            return InputError(f"{where}: permission denied ({text}); the user needs CREATE on its schema")
+        if state in ("53100", "53200"):
+            return InputError(
+                f"{where}: the server is out of space or memory ({text}); nothing was half-written"
+            )
+        if state in ("40001", "40P01", "55P03"):
+            return InputError(f"{where}: the database is busy ({text}); try again")
+        return InputError(f"{where}: {text}")
+
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
         """One write transaction that holds the write lock from its first statement (BEGIN
@@ -237,7 +316,10 @@ class History:
         if conn.in_transaction:  # inside a caller's transaction: its commit is this one's
             yield
             return
-        conn.execute("BEGIN IMMEDIATE")
+        if self.dialect == "postgresql":
+            conn.begin_writing()  # type: ignore[attr-defined]
+        else:
+            conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
@@ -267,14 +349,14 @@ class History:
         version = self.schema_version
         if version > SCHEMA_VERSION:
             raise InputError(
-                f"{self.path}: history schema v{version} is newer than this opsdash understands "
+                f"{self.location}: history schema v{version} is newer than this opsdash understands "
                 f"(v{SCHEMA_VERSION}); upgrade opsdash"
             )
         if version < SCHEMA_VERSION:
             raise InputError(
-                f"{self.path}: history schema v{version} is older than this opsdash's (v{SCHEMA_VERSION}) "
-                "and the data directory is read-only, so it cannot be upgraded; run opsdash once with "
-                "write access"
+                f"{self.location}: history schema v{version} is older than this opsdash's "
+                f"(v{SCHEMA_VERSION}) and the data directory is read-only, so it cannot be upgraded; "
+                "run opsdash once with write access"
             )
 
     def _check_integrity_if_due(self, now: datetime | None = None) -> None:
@@ -294,13 +376,20 @@ class History:
             )
 
     def check_integrity(self) -> None:
-        """PRAGMA quick_check: raises InputError naming the file and the recovery when it is damaged."""
+        """PRAGMA quick_check: raises InputError naming the file and the recovery when it is damaged.
+        (PostgreSQL checks its own pages: nothing to do there.)"""
+        if self.dialect != "sqlite":
+            return
         problems = [str(r[0]) for r in self.conn.execute("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
             raise InputError(corrupt_message(self.path, "; ".join(problems)[:200]))
 
     @property
     def schema_version(self) -> int:
+        if self.dialect == "postgresql":
+            from opsdash.storage import postgres
+
+            return postgres.schema_version(self.conn)  # type: ignore[arg-type]
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     # ------------------------------------------------------------------ retention

@@ -24,8 +24,32 @@ class Repository:
         """Rows as column -> value, for building the repository's typed rows (never returned)."""
         return as_dicts(self.history.conn.execute(sql, list(args)))
 
+    def _insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rows that share their columns, by name (table and column names come from code)."""
+        if not rows:
+            return
+        names = list(rows[0])
+        sql = (
+            f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 - names from code
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
+        if len(rows) == 1:
+            self.history.conn.execute(sql, [rows[0][n] for n in names])
+        else:
+            self.history.conn.executemany(sql, [[row[n] for n in names] for row in rows])
+
+    def _update(self, table: str, key: str, value: Any, row: Mapping[str, Any]) -> int:
+        """Set `row`'s columns on the row whose `key` is `value`; how many rows changed."""
+        columns = ", ".join(f"{name} = ?" for name in row)
+        cursor = self.history.conn.execute(
+            f"UPDATE {table} SET {columns} WHERE {key} = ?",  # noqa: S608 - names from code
+            [*row.values(), value],
+        )
+        return int(cursor.rowcount)
+
 
 def as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """(A PostgreSQL cursor, postgres.PgCursor, reads the same.)"""
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
 

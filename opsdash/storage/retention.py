@@ -121,6 +121,10 @@ def _checkpointed(history: History, *, always: bool = False) -> Iterator[_Clock]
     nothing (the usual case once caught up) writes nothing and needs no checkpoint."""
     conn = history.conn
     clock = _Clock()
+    if history.dialect != "sqlite":  # PostgreSQL checkpoints on its own
+        yield clock
+        clock.committed = clock.checkpointed = time.perf_counter()
+        return
     changes = conn.total_changes
     conn.execute("PRAGMA wal_autocheckpoint = 0")
     try:
@@ -252,8 +256,11 @@ class Vacuumed:
 
 
 def vacuum_step(history: History, pages: int = VACUUM_PAGES) -> Vacuumed:
-    """Give at most `pages` free pages back to the file system, in one short transaction."""
+    """Give at most `pages` free pages back to the file system, in one short transaction.
+    (PostgreSQL: its autovacuum reuses the space; nothing to do here.)"""
     conn = history.conn
+    if history.dialect != "sqlite":
+        return Vacuumed(0)
     if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
         return Vacuumed(0)
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
@@ -277,6 +284,8 @@ def reclaim(history: History, pages: int = VACUUM_PAGES) -> None:
     file has it; a file an older opsdash made without it is converted once if small (else:
     history compact)."""
     conn = history.conn
+    if history.dialect != "sqlite":
+        return
     mode = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0])
     try:
         if mode == 2:
@@ -293,7 +302,11 @@ def reclaim(history: History, pages: int = VACUUM_PAGES) -> None:
 
 def compact(history: History) -> int:
     """Rebuild the file with incremental auto-vacuum (a full VACUUM: needs free space of the
-    file's size, and takes a while on a large file); returns the bytes given back."""
+    file's size, and takes a while on a large file); returns the bytes given back. On PostgreSQL
+    a plain VACUUM (space reused, not given back: 0)."""
+    if history.dialect != "sqlite":
+        history.conn.execute("VACUUM")
+        return 0
     before = history.path.stat().st_size
     history.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     history.conn.execute("VACUUM")

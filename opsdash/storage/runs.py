@@ -119,7 +119,11 @@ class Runs(Repository):
             f"ORDER BY {order} LIMIT ?",
             [*args, limit],
         )
-        return [_run(r) for r in cursor]
+        runs = [_run(r) for r in cursor]
+        if not full and self.history.dialect != "sqlite":  # json_remove is SQLite's: drop it here
+            for run in runs:
+                run.summary.pop("checks", None)
+        return runs
 
     def recent(
         self,
@@ -173,7 +177,7 @@ class Runs(Repository):
         rows = [r for r in rows if r.run_id.startswith(ref)] if len(ref) <= 64 else []
         if not rows:
             raise InputError(
-                f"run {shown!r} not found in history ({self.history.path}); see 'opsdash history list'"
+                f"run {shown!r} not found in history ({self.history.location}); see 'opsdash history list'"
             )
         if len(rows) > 1:
             raise InputError(f"run {shown!r} is ambiguous; type more of the id")

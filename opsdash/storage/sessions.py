@@ -10,7 +10,7 @@ import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opsdash.core.errors import InputError
 from opsdash.core.findings import Severity
@@ -20,9 +20,6 @@ from opsdash.core.secrets import redactor
 from opsdash.storage.coordination import Busy, GroupLock, take_group_lock
 from opsdash.storage.repository import Repository
 from opsdash.storage.rows import SessionEvent, SessionRow, rows_as
-
-if TYPE_CHECKING:
-    import sqlite_utils
 
 VERDICTS = {SessionStatus.ACTIVE: Severity.UNKNOWN, SessionStatus.ABORTED: Severity.CRIT}
 _HOLDERS = (
@@ -52,10 +49,6 @@ class RunbookSessions(Repository):
         super().__init__(history)
         self._locks: dict[tuple[str, str], tuple[str, GroupLock]] = {}  # (group, target) -> session, lock
 
-    @property
-    def db(self) -> sqlite_utils.Database:
-        return self.history.db
-
     def create(self, state: SessionState) -> None:
         """Insert a new session. One that declares an exclusive group is refused while another
         session holds that group for its target: its driver is alive (it holds the group's lock),
@@ -63,7 +56,7 @@ class RunbookSessions(Repository):
         write transaction, made while this process holds the group's lock, so of two processes
         (two hosts on one PostgreSQL database) starting at once exactly one wins."""
         if state.exclusive is None:
-            self._insert(state)
+            self._insert_session(state)
             return
         key = (state.exclusive, state.target)
         lock = self._take(key)
@@ -83,7 +76,7 @@ class RunbookSessions(Repository):
                             "collect the result, or abort it",
                         )
                     self._abandon(holder.session_id, state)
-                self._insert(state, driver=driver_name())
+                self._insert_session(state, driver=driver_name())
         except BaseException:
             if key not in self._locks:  # taken for this start: given back with the refusal
                 lock.release()
@@ -93,14 +86,17 @@ class RunbookSessions(Repository):
         if old is not None and old[1] is not lock:
             old[1].release()
 
-    def _insert(self, state: SessionState, driver: str | None = None) -> None:
+    def _insert_session(self, state: SessionState, driver: str | None = None) -> None:
         with self.history.writing():
-            self.db.table("runbook_sessions").insert({**self._session_row(state), "driver": driver})
-            self.db.table("runbook_steps").insert_all(
-                {"session_id": state.id, "step_index": i, **self._step_row(s)}
-                for i, s in enumerate(state.steps)
+            self._insert("runbook_sessions", [{**self._session_row(state), "driver": driver}])
+            self._insert(
+                "runbook_steps",
+                [
+                    {"session_id": state.id, "step_index": i, **self._step_row(s)}
+                    for i, s in enumerate(state.steps)
+                ],
             )
-            self.db.table("runs").insert(self._run_row(state))
+            self._insert("runs", [self._run_row(state)])
 
     def _take(self, key: tuple[str, str]) -> GroupLock:
         """The group's lock: the one this process already holds (for a session of its own that
@@ -199,25 +195,28 @@ class RunbookSessions(Repository):
         self.release()
 
     def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
-        with self.db.conn:  # one transaction: the session, the step and the event land together
-            self.db.table("runbook_sessions").update(state.id, self._session_row(state))
+        with self.history.conn:  # one transaction: the session, the step and the event land together
+            self._update("runbook_sessions", "id", state.id, self._session_row(state))
             if index is not None:
-                self.db.execute(
+                self.history.conn.execute(
                     "UPDATE runbook_steps SET status = ?, started_at = ?, finished_at = ?, exit_code = ?, "
                     "output = ?, note = ?, detail = ?, pid = ? WHERE session_id = ? AND step_index = ?",
                     [*self._step_row(state.steps[index]).values(), state.id, index],
                 )
-            self.db.table("runbook_events").insert(
-                {
-                    "session_id": state.id,
-                    "at": state.updated_at,
-                    "step_index": index,
-                    "event": event,
-                    "detail": detail,
-                    "operator": state.operator,
-                }
+            self._insert(
+                "runbook_events",
+                [
+                    {
+                        "session_id": state.id,
+                        "at": state.updated_at,
+                        "step_index": index,
+                        "event": event,
+                        "detail": detail,
+                        "operator": state.operator,
+                    }
+                ],
             )
-            self.db.table("runs").update(state.id, self._run_row(state))
+            self._update("runs", "run_id", state.id, self._run_row(state))
         if state.exclusive is not None and state.status is not SessionStatus.ACTIVE:
             key = (state.exclusive, state.target)
             if self._locks.get(key, ("",))[0] == state.id:  # ended: the group is free at once
@@ -241,8 +240,8 @@ class RunbookSessions(Repository):
     def claim(self, session_id: str, index: int, expected: StepStatus, step: StepState) -> bool:
         """Move a step from `expected` to `step` only if no one else has moved it: of two processes
         that try to run the same step, exactly one wins."""
-        with self.db.conn:
-            cursor = self.db.execute(
+        with self.history.conn:
+            cursor = self.history.conn.execute(
                 "UPDATE runbook_steps SET status = ?, started_at = ?, finished_at = ?, exit_code = ?, "
                 "output = ?, note = ?, detail = ?, pid = ? "
                 "WHERE session_id = ? AND step_index = ? AND status = ?",
@@ -251,7 +250,7 @@ class RunbookSessions(Repository):
         return cursor.rowcount == 1
 
     def load(self, session_id: str) -> SessionState | None:
-        rows = list(self.db.table("runbook_sessions").rows_where("id = ?", [session_id]))
+        rows = self._dicts("SELECT * FROM runbook_sessions WHERE id = ?", [session_id])
         if not rows:
             return None
         row = rows[0]
@@ -266,8 +265,8 @@ class RunbookSessions(Repository):
                 r["detail"] or "",
                 r.get("pid"),
             )
-            for r in self.db.table("runbook_steps").rows_where(
-                "session_id = ?", [session_id], order_by="step_index"
+            for r in self._dicts(
+                "SELECT * FROM runbook_steps WHERE session_id = ? ORDER BY step_index", [session_id]
             )
         ]
         events = self._event_dicts(session_id)  # SessionState keeps them as the executor reads them
@@ -298,11 +297,12 @@ class RunbookSessions(Repository):
 
     def recent(self, runbook_id: str | None = None, limit: int = 20) -> list[SessionRow]:
         """The newest sessions first (of one runbook)."""
-        where, args = ("runbook_id = ?", [runbook_id]) if runbook_id else (None, [])
+        where, args = ("WHERE runbook_id = ?", [runbook_id]) if runbook_id else ("", [])
         return rows_as(
             SessionRow,
-            self.db.table("runbook_sessions").rows_where(
-                where, args, order_by="started_at DESC", limit=limit
+            self._dicts(
+                f"SELECT * FROM runbook_sessions {where} ORDER BY started_at DESC LIMIT ?",  # noqa: S608
+                [*args, limit],
             ),
         )
 
@@ -320,8 +320,10 @@ class RunbookSessions(Repository):
         if runbook_id:
             clauses.append("runbook_id = ?")
             args.append(runbook_id)
-        rows = self.db.table("runbook_sessions").rows_where(
-            " AND ".join(clauses), args, order_by="updated_at DESC", limit=1
+        rows = self._dicts(
+            f"SELECT * FROM runbook_sessions WHERE {' AND '.join(clauses)} "  # noqa: S608 - fixed clauses
+            "ORDER BY updated_at DESC LIMIT 1",
+            args,
         )
         return next(iter(rows_as(SessionRow, rows)), None)
 

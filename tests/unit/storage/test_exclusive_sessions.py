@@ -4,6 +4,7 @@ write transaction that creates the session, so racing processes cannot both win.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from opsdash.core.runbooks.parser import parse
 from opsdash.storage.history import History
 from opsdash.storage.sessions import RunbookSessions
 from tests.conftest import not_none
+from tests.unit.storage.conftest import run_step, set_schema_version
 
 BOOK = """+++
 id = "{id}"
@@ -89,7 +91,7 @@ def test_a_session_that_ended_does_not_block(tmp_path: Path, store: RunbookSessi
         for _ in range(3):
             first.confirm()
         if status == "escalated":  # as a session that ended on a failure's branch is recorded
-            store.db.execute(
+            store.history.conn.execute(
                 "UPDATE runbook_sessions SET status = 'escalated' WHERE id = ?", [first.state.id]
             )
     assert not_none(store.load(first.state.id)).status is SessionStatus(status)
@@ -122,7 +124,7 @@ def _race(data_dir: str, path: str, target: str, barrier: Any, results: Any) -> 
     """One process: open the record, wait for the others, then try to start the session."""
     runbook, _ = parse(Path(path))
     assert runbook is not None
-    with History.open(Path(data_dir)) as history:
+    with History.open(Path(data_dir), database=os.environ.get("OPSDASH_DATABASE_URL")) as history:
         store = history.sessions
         barrier.wait(60)
         try:
@@ -188,7 +190,7 @@ def test_the_shipped_runbooks_that_change_production_share_one_group() -> None:
 def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_path: Path) -> None:
     """A v8 database with an active rollback (from before groups existed) gains the columns, and a
     v9 step run twice (a failed first open) changes nothing."""
-    from opsdash.storage.schema import MIGRATIONS, SCHEMA_VERSION
+    from opsdash.storage.schema import SCHEMA_VERSION
 
     data = tmp_path / "data"
     with History.open(data) as history:
@@ -196,10 +198,10 @@ def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_p
         history.conn.execute("DROP INDEX idx_runbook_sessions_exclusive_group_target_status")
         history.conn.execute("ALTER TABLE runbook_sessions DROP COLUMN exclusive_group")
         history.conn.execute("ALTER TABLE runbook_sessions DROP COLUMN target")
-        history.conn.execute("PRAGMA user_version = 8")
+        set_schema_version(history, 8)
     with History.open(data) as history:
         assert history.schema_version == SCHEMA_VERSION
-        MIGRATIONS[8](history.db)  # idempotent
+        run_step(history, 8)  # idempotent
         store = history.sessions
         assert not_none(store.load(old.state.id)).exclusive is None
         new = start(store, book(tmp_path, "rollback"))
@@ -211,12 +213,11 @@ def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_p
 
 def _hold_then(data_dir: str, path: str, how: str, step_running: bool) -> None:
     """One process: start the session, then die (SIGKILL, nothing cleaned up) or pause (close)."""
-    import os
     import signal
 
     runbook, _ = parse(Path(path))
     assert runbook is not None
-    history = History.open(Path(data_dir))
+    history = History.open(Path(data_dir), database=os.environ.get("OPSDASH_DATABASE_URL"))
     executor = start(history.sessions, runbook, operator="bob")
     if step_running:  # as the executor records a command step it has started
         history.conn.execute(

@@ -15,6 +15,9 @@ from opsdash.core.files import LinkRefused
 from opsdash.storage.history import History
 from tests.conftest import Run
 
+# SQLite only: the file's mode and links
+pytestmark = pytest.mark.sqlite_only
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)

@@ -15,6 +15,9 @@ from opsdash.ops.glance import age, last_known, quick_target
 from opsdash.storage.glance import LastVerdict, read_last_verdict, remember
 from opsdash.storage.history import DB_NAME, History
 
+# SQLite only: the first frame reads the SQLite file directly
+pytestmark = pytest.mark.sqlite_only
+
 NOW = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 
 

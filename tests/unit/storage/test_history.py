@@ -102,6 +102,7 @@ def test_no_history_flag_records_nothing(run: Run, project: Project) -> None:
     assert json.loads(run("history", "list", "--json").out) == []
 
 
+@pytest.mark.sqlite_only
 def test_database_is_wal_and_versioned(tmp_path: Path) -> None:
     with History.open(tmp_path / "data") as history:
         assert history.schema_version == SCHEMA_VERSION
@@ -120,6 +121,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         History(path)
 
 
+@pytest.mark.sqlite_only
 def test_corrupt_database_is_a_clear_error(
     run: Run, project: Project, isolated: Path, tmp_path: Path
 ) -> None:
@@ -174,16 +176,17 @@ def test_history_poisoned_by_an_old_nan_time_still_counts_webhook_failures(tmp_p
     from opsdash.storage.history import History
 
     with History.open(tmp_path) as history:
-        history.db.execute(
+        history.conn.execute(
             "INSERT INTO webhook_failures (source, at, outcome) VALUES ('203.0.113.9', NULL, 'x')"
         )
-        history.db.execute(
+        history.conn.execute(
             "INSERT INTO webhook_seen (scheme, delivery_id, seen_at, expires_at) VALUES ('s', 'd1', 1, NULL)"
         )
         assert history.webhooks.record_failure("203.0.113.9", "bad-signature", 1000.0) == [1000.0]
         assert history.webhooks.seen("s", "d1", 300, 2000.0) is False  # not a replay for ever
 
 
+@pytest.mark.sqlite_only
 def test_the_burst_counter_reads_only_its_window(tmp_path: Path) -> None:
     """A flood of stored failures slowed every later verification (each read them all): only the
     window is read now, through the (source, at) index."""

@@ -38,7 +38,7 @@ def test_show_gives_back_every_check_result_from_the_table_alone(run: Run, data:
     recorded = report("preflight", "20261126T070000-aaaaaa", at, results)
     with History.open(data) as history:
         history.runs.record(recorded, operator="alice", results=results)
-        stored = history.db.execute("SELECT summary FROM runs").fetchone()[0]
+        stored = history.conn.execute("SELECT summary FROM runs").fetchone()[0]
     assert "checks" not in json.loads(stored)  # the summary no longer copies them
 
     shown = json.loads(run("history", "show", "latest", "--json").out)
@@ -70,11 +70,11 @@ def test_runs_recorded_before_the_split_still_show_their_checks(run: Run, data: 
     at = "2026-11-26T07:00:00.000+00:00"
     old = report("check", "20261126T070000-cccccc", at, [result("app", at)])
     with History.open(data) as history:
-        history.db.execute(
+        history.conn.execute(
             "INSERT INTO runs VALUES (?, 'check', 'BetaSkill', 'bob', ?, 5, 'OK', ?, ?)",
             [old.run_id, at, json.dumps(old.counts()), json.dumps(dict(old.summary))],
         )
-        history.db.conn.commit()
+        history.conn.commit()
     shown = json.loads(run("history", "show", "latest", "--json").out)
     assert shown["summary"]["checks"] == old.to_dict()["summary"]["checks"]
     (listed,) = json.loads(run("history", "list", "--json").out)
@@ -90,7 +90,7 @@ def test_certificate_facts_are_stored_once_and_read_back_whole(data: Path) -> No
                 operator="op",
                 results=[result("app", at, days=365.0 - day)],
             )
-        shared = history.db.execute("SELECT COUNT(*) FROM shared_facts").fetchone()[0]
+        shared = history.conn.execute("SELECT COUNT(*) FROM shared_facts").fetchone()[0]
         (latest,) = history.checks.latest(["app"])
         series = history.checks.recent("app", limit=3)
     assert shared == 1  # only the days left changed: the rest is one body
@@ -155,6 +155,7 @@ BIG = ("runs", "check_results", "findings", "env_keys", "c")
         "run-checks",
     ],
 )
+@pytest.mark.sqlite_only
 def test_every_query_the_cli_and_dashboard_make_uses_an_index(year: History, query: str) -> None:
     calls = {
         "list": lambda: year.runs.recent(),
@@ -180,6 +181,7 @@ def test_every_query_the_cli_and_dashboard_make_uses_an_index(year: History, que
             assert table not in BIG or "USING" in step, line  # no full scan of a big table
 
 
+@pytest.mark.sqlite_only
 def test_the_history_pane_and_list_read_no_check_results(year: History, data: Path) -> None:
     statements: list[str] = []
     year.db.conn.set_trace_callback(statements.append)

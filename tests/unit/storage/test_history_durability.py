@@ -23,6 +23,9 @@ from opsdash.storage.schema import SCHEMA_VERSION
 from tests.conftest import Project, Run, good_env
 from tests.unit.storage.conftest import report, result
 
+# SQLite only: a file's faults: corruption, a full disk, a read-only directory, WAL locks
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 def data(isolated: Path) -> Path:

@@ -20,6 +20,9 @@ from opsdash.storage.history import History
 from tests.retention_data import DAYS, copy_data, count, dump, fill_year, old_runs, one_transaction_purge
 from tests.waits import read_line
 
+# SQLite only: its data helpers (tests/retention_data.py) build and read the file
+pytestmark = pytest.mark.sqlite_only
+
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
 
 

@@ -2,12 +2,13 @@
 claim per notice and per Alertmanager re-post, one acceptance per webhook delivery id, and stale
 evidence that does not re-open an incident another process resolved. Each test runs on SQLite
 (processes on one file) and, where the PostgreSQL server binaries are installed, on one PostgreSQL
-database (processes standing in for hosts: READ COMMITTED, where a look-then-insert is not safe
-by itself)."""
+database (tests/unit/storage/conftest.py; the processes stand in for hosts: READ COMMITTED, where a
+look-then-insert is not safe by itself)."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ RACERS = 6
 
 
 def open_history(where: str) -> History:
-    """The record at `where`: a data directory (SQLite) or a postgresql:// URL."""
-    return History.open(Path(where))
+    """The record: the data directory `where` (SQLite), or the test's PostgreSQL database (the
+    storage tests' `backend` fixture sets OPSDASH_DATABASE_URL, which spawned racers inherit)."""
+    return History.open(Path(where), database=os.environ.get("OPSDASH_DATABASE_URL"))
 
 
-@pytest.fixture(params=["sqlite"])
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+@pytest.fixture
+def where(tmp_path: Path) -> str:
     location = str(tmp_path / "data")
     open_history(location).close()  # created and migrated once: the racers only write
     return location

@@ -11,6 +11,7 @@ from opsdash.core.envfiles import EnvSnapshot, EnvValue
 from opsdash.core.findings import Report, Severity
 from opsdash.storage.history import History
 from tests.incident_record import T0, iso, result, write_incident
+from tests.unit.storage.conftest import set_schema_version
 
 OK, CRIT = Severity.OK, Severity.CRIT
 
@@ -22,14 +23,23 @@ def test_check_changes_read_unhealthy_rows_and_the_row_after_each(tmp_path: Path
         for offset, severity, sustained in sweeps:
             history.checks.record("w", [result("api", T0 + offset, severity, "x")], {"api": sustained})
         events = history.timeline.check_changes(T0, T0 + 1000)
-        plan = " ".join(
-            str(r[-1])
-            for r in history.conn.execute(
-                "EXPLAIN QUERY PLAN SELECT 1 FROM check_results INDEXED BY idx_check_results_failing "
-                "WHERE (severity != 'OK' OR sustained != 'OK') AND started_at >= ?",
-                [iso(T0)],
+        if history.dialect == "sqlite":
+            plan = " ".join(
+                str(r[-1])
+                for r in history.conn.execute(
+                    "EXPLAIN QUERY PLAN SELECT 1 FROM check_results INDEXED BY idx_check_results_failing "
+                    "WHERE (severity != 'OK' OR sustained != 'OK') AND started_at >= ?",
+                    [iso(T0)],
+                )
             )
-        )
+        else:  # PostgreSQL plans alone: the partial index is there for it
+            plan = " ".join(
+                str(r[0])
+                for r in history.conn.execute(
+                    "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                    "AND indexname = 'idx_check_results_failing'"
+                )
+            )
     assert [(e.at - T0, e.failed, e.sustained) for e in events] == [
         (60, True, OK),  # a blip
         (90, False, OK),  # the row after it
@@ -47,7 +57,7 @@ def test_the_index_is_added_to_a_database_an_older_opsdash_made(tmp_path: Path) 
     with History.open(tmp_path) as history:
         write_incident(history)
         history.conn.execute("DROP INDEX idx_check_results_failing")
-        history.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        set_schema_version(history, SCHEMA_VERSION - 1)
     with History.open(tmp_path) as history:
         assert history.schema_version == SCHEMA_VERSION
         assert len(history.timeline.check_changes(0, T0 + 10_000)) == 5  # 30, 60, 90, 400 and 430
