@@ -315,7 +315,7 @@ class AuditTrail:
             details={"run_id": report.run_id, **report.counts()},
         )
         if head is not None and history is not None:
-            history.anchors.record(report.run_id, head.log_id, head.seq, head.mac)
+            history.anchors.record(report.run_id, head.log_id, head.seq, head.mac, host_id(self.directory))
             if shared(history):
                 self.publish_quietly(history)
 

@@ -13,16 +13,25 @@ from opsdash.storage.rows import Anchor, AuditHost, rows_as
 
 
 class Anchors(Repository):
-    def record(self, run_id: str, log_id: str, seq: int, mac: str) -> None:
+    def record(self, run_id: str, log_id: str, seq: int, mac: str, host_id: str | None = None) -> None:
         with self.history.writing():
             self.history.conn.execute(
-                "INSERT INTO audit_anchors (run_id, log_id, seq, mac, recorded_at) VALUES (?, ?, ?, ?, ?)",
-                [run_id, log_id, seq, mac, datetime.now(UTC).isoformat(timespec="seconds")],
+                "INSERT INTO audit_anchors (run_id, log_id, seq, mac, recorded_at, host_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [run_id, log_id, seq, mac, datetime.now(UTC).isoformat(timespec="seconds"), host_id],
             )
 
-    def latest(self) -> Anchor | None:
+    def latest(self, host_id: str | None = None) -> Anchor | None:
+        """The newest anchor (of one host: on a shared database every host anchors its own log;
+        on SQLite, rows from before hosts were recorded are this data directory's too)."""
+        where, args = "", []
+        if host_id is not None:
+            where = "WHERE host_id = ?" + (" OR host_id IS NULL" if self.history.dialect == "sqlite" else "")
+            args = [host_id]
         row = self.history.conn.execute(
-            "SELECT id, run_id, log_id, seq, mac, recorded_at FROM audit_anchors ORDER BY id DESC LIMIT 1"
+            f"SELECT id, run_id, log_id, seq, mac, recorded_at FROM audit_anchors {where} "  # noqa: S608
+            "ORDER BY id DESC LIMIT 1",
+            args,
         ).fetchone()
         return None if row is None else Anchor(*row)
 

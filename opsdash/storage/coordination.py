@@ -37,7 +37,7 @@ KEEPALIVES = (("tcp_keepalives_idle", 30), ("tcp_keepalives_interval", 10), ("tc
 
 def backend(history: History) -> str:
     """ "sqlite" or "postgresql": which database this history is on."""
-    return str(getattr(history, "backend", "sqlite"))
+    return history.dialect
 
 
 def advisory_key(*parts: str) -> int:

@@ -34,6 +34,7 @@ import pytest
 from opsdash.demo.httpserver import Request, Response
 from opsdash.storage.history import History
 from tests.conftest import Project
+from tests.pg import pg_server, pg_url  # noqa: F401 - fixtures
 from tests.servers import ThreadedHttpServer
 from tests.waits import read_line, wait_until
 
@@ -132,6 +133,8 @@ class Team:
 
     def record(self) -> History:
         """The record both hosts write, opened here to read it."""
+        if self.backend == "postgresql":
+            return History.open(Path(self.a.env["OPSDASH_DATA_DIR"]), write=False, database=self.database)
         return History.open(Path(self.database), write=False)
 
     def assert_no_database_errors(self) -> None:
@@ -146,7 +149,7 @@ def team(request: pytest.FixtureRequest, tmp_path: Path) -> Team:
     base = {k: v for k, v in os.environ.items() if not k.startswith("OPSDASH_")}
     base.update(OPSDASH_AUDIT_KEY=AUDIT_KEY, HOOK_SECRET=HOOK_SECRET)
     if request.param == "postgresql":
-        url: str = request.getfixturevalue("postgresql_url")
+        url: str = request.getfixturevalue("pg_url")
         hosts = [
             Host(
                 name,
@@ -258,6 +261,8 @@ def test_two_serve_replicas_one_incident_one_notice_per_event_no_lost_rows(
         for replica in replicas:
             replica.kill()
     assert codes == [0, 0]
+    if team.backend == "postgresql":  # the hosts share the database, not a file
+        assert not any((Path(h.env["OPSDASH_DATA_DIR"]) / "history.db").exists() for h in (team.a, team.b))
     assert stage.events("flaky") == ["firing", "resolved"]  # one notice per event
     assert stage.events("healthy") == []
     # 0 lost rows: every run either host recorded is in the record, read from the other host
@@ -355,4 +360,38 @@ def test_a_delivery_accepted_by_one_host_is_a_replay_on_the_other(team: Team, tm
         outcomes = sorted(h.finish(p)[0] for h, p in procs)
         assert outcomes == [0, 2], outcomes
     assert HOOK_SECRET not in "".join(team.a.said + team.b.said)
+    team.assert_no_database_errors()
+
+
+def test_audit_verify_all_hosts_names_the_first_bad_record_of_each(team: Team, project: Project) -> None:
+    profile = project.profile
+    if team.backend == "sqlite":  # one file in one data directory: there is no team copy to verify
+        refused = team.a.run("audit", "verify", "--all-hosts", "--config", profile)
+        assert refused.returncode == 3 and "[opsdash] database" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+        return
+    for host in (team.a, team.b):  # a recorded run copies the host's chain to the database
+        assert host.run("validate", "--config", profile).returncode in (0, 1, 2)
+    verified = team.b.run("audit", "verify", "--all-hosts", "--config", profile, "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    hosts = {Path(h["data_dir"]).parent.name: h for h in json.loads(verified.stdout)["hosts"]}
+    assert sorted(hosts) == ["a", "b"] and all(
+        h["status"] == "OK" and h["records"] > 1 for h in hosts.values()
+    )
+    # a database administrator edits one of host a's records (they hold no audit key)
+    with team.record() as history:
+        (line,) = history.conn.execute(
+            "SELECT line FROM audit_lines WHERE host_id = ? AND seq = 1", [hosts["a"]["host_id"]]
+        ).fetchone()
+        edited = bytes(line).replace(b'"outcome":"', b'"outcome":"OK (edited) ', 1)
+        history.conn.execute(
+            "UPDATE audit_lines SET line = ? WHERE host_id = ? AND seq = 1", [edited, hosts["a"]["host_id"]]
+        )
+    tampered = team.b.run("audit", "verify", "--all-hosts", "--config", profile)
+    assert tampered.returncode == 2, tampered.stdout + tampered.stderr
+    said = tampered.stdout
+    assert f"TAMPERED  {hosts['a']['host_id']}" in said and "first bad record: seq 1: " in said
+    assert "MAC mismatch" in said and f"OK  {hosts['b']['host_id']}" in said
+    # host a's own chain is intact: its local log and anchors are the evidence the copy was edited
+    assert team.a.run("audit", "verify", "--config", profile).returncode == 0
     team.assert_no_database_errors()

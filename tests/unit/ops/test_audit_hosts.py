@@ -1,8 +1,8 @@
 """The audit trail for a team: each host copies its signed chain (lines exactly as written, and its
 head) to the shared database, and `verify_hosts` checks every host's copy with the key, naming the
-first bad record of each. The database here is one history file both "hosts" write to, standing
-in for the team's PostgreSQL database (tests/unit/storage/test_team_coordination.py runs the same on
-PostgreSQL); what it proves is the copy and the verification, which are the same on both."""
+first bad record of each. The database is the team's PostgreSQL database (a server the tests
+start, tests/pg.py) and, where its binaries are absent, one SQLite file both "hosts" write to: the
+copy and the verification are the same on both."""
 
 from __future__ import annotations
 
@@ -15,15 +15,19 @@ from opsdash.core.audit.log import AuditRefused
 from opsdash.ops.audit import AuditTrail, HostVerification, host_id
 from opsdash.ops.config import OpsdashSettings
 from opsdash.storage.history import History
+from tests.pg import pg_server, pg_url  # noqa: F401 - fixtures
 
 KEY = "k" * 64
 
 
-@pytest.fixture
-def team(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[AuditTrail, AuditTrail, History]]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def team(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[AuditTrail, AuditTrail, History]]:
     monkeypatch.setenv("OPSDASH_AUDIT_KEY", KEY)
     hosts = [AuditTrail(OpsdashSettings(data_dir=tmp_path / name), f"op-{name}") for name in ("a", "b")]
-    with History.open(tmp_path / "shared") as history:
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    with History.open(tmp_path / "shared", database=url) as history:
         yield hosts[0], hosts[1], history
 
 
