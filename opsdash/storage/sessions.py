@@ -152,6 +152,20 @@ class RunbookSessions(Repository):
             [Severity.CRIT.value, json.dumps({**summary, "status": "aborted"}), session_id],
         )
 
+    def _refuse_if_taken_over(self, state: SessionState) -> None:
+        """A session another process took over (its driver seemed dead: this process lost its lock,
+        a network cut longer than the server's keepalives, a DBA ending its connection) is not
+        brought back to life by a late save: the transition is refused, saying so."""
+        row = self.history.conn.execute(
+            "SELECT detail FROM runbook_events WHERE session_id = ? AND event = ? ORDER BY id DESC LIMIT 1",
+            [state.id, ABANDONED],
+        ).fetchone()
+        if row is not None:
+            raise InputError(
+                f"session {state.id} was taken over while this opsdash had lost its lock ({row[0]}); "
+                "nothing more is recorded for it here"
+            )
+
     def hold(self, state: SessionState) -> bool:
         """This process drives `state` now (a resume): take its group's lock if it is free and mark
         the session as driven here. False when another living process holds the lock (it drives
@@ -196,6 +210,8 @@ class RunbookSessions(Repository):
 
     def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
         with self.history.conn:  # one transaction: the session, the step and the event land together
+            if state.status is not SessionStatus.ABORTED:
+                self._refuse_if_taken_over(state)
             self._update("runbook_sessions", "id", state.id, self._session_row(state))
             if index is not None:
                 self.history.conn.execute(

@@ -282,3 +282,22 @@ def test_a_holder_that_died_while_a_command_ran_keeps_the_group(tmp_path: Path) 
         assert refused.value.holder.session_id == dead
         assert "has gone while step 1's command was running" in message and "resume it" in message
         assert not_none(history.sessions.load(dead)).status is SessionStatus.ACTIVE
+
+
+def test_a_driver_that_lost_its_lock_does_not_bring_a_taken_over_session_back(tmp_path: Path) -> None:
+    """A network cut longer than the server's keepalives (or a DBA ending the connection) frees the
+    lock of a holder that still runs: another start takes over, and the first one's next step is
+    refused, never recorded as if its session were still the one of the group."""
+    from opsdash.core.errors import InputError
+
+    runbook = book(tmp_path, "rollback")
+    with History.open(tmp_path / "a") as first, History.open(tmp_path / "a") as second:
+        bobs = start(first.sessions, runbook, operator="bob")
+        ((_session, lock),) = first.sessions._locks.values()
+        lock.release()  # the lock is gone, bob's opsdash is not
+        alices = start(second.sessions, runbook, operator="alice")
+        with pytest.raises(InputError, match=f"session {bobs.state.id} was taken over"):
+            bobs.confirm("announced")
+        assert not_none(second.sessions.load(bobs.state.id)).status is SessionStatus.ABORTED
+        holders = second.sessions.holders("BetaSkill", "production-change")
+        assert [h.session_id for h in holders] == [alices.state.id]
