@@ -29,8 +29,13 @@ every fourth, a preflight every 20 runs), and prints, each beside its goal:
   - the Timeline pane's time to fill: TimelinePane mounted headless, mount to the 500 newest
     incidents in its table (it lists 500, as the History pane lists 500 runs).
 
+With --database postgresql://...|auto, the year on PostgreSQL instead (benchmarks/history_pg.py):
+opsdash's insert against raw psycopg executemany and COPY in the same run, history list with
+OPSDASH_DATABASE_URL set, and `history migrate` of the same year from SQLite.
+
 Usage: .venv/bin/python benchmarks/history.py [--runs 10000] [--checks 100] [--repeat 5] [--keep DIR]
-                                              [--retention-only | --incidents [--incident-count 2000]]
+                                              [--retention-only | --incidents [--incident-count 2000]
+                                               | --database postgresql://...|auto]
 """
 
 from __future__ import annotations
@@ -776,6 +781,11 @@ def main() -> None:
     )
     parser.add_argument("--incidents", action="store_true", help="a year of incidents: incident list/show")
     parser.add_argument("--incident-count", type=int, default=2_000)
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="the year on PostgreSQL: a postgresql:// URL (schemas of its own), or auto (a temporary server)",
+    )
     args = parser.parse_args()
     compile_installed()  # CLI timings below: start from bytecode, as after `pip install`
     root = args.keep or Path(tempfile.mkdtemp(prefix="opsdash-history-bench-"))
@@ -786,6 +796,11 @@ def main() -> None:
     try:
         if args.incidents:
             incident_benchmark(root, data, args)
+            return
+        if args.database:
+            import history_pg
+
+            history_pg.run(args, root)
             return
         print(f"history benchmark: {args.runs:,} runs x {args.checks} checks, {os.cpu_count()} cores")
         t0 = time.perf_counter()

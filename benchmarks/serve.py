@@ -22,7 +22,13 @@ the longest a check went without a result, the state changes audited against tho
 whether /healthz answered every time, the scrapes that succeeded, and the tracebacks the service
 wrote on stderr up to its exit after SIGTERM.
 
+With --database postgresql://...|auto, serve records to PostgreSQL (OPSDASH_DATABASE_URL; `auto`
+starts a temporary server from the PostgreSQL server binaries, as the tests do; a URL gets a schema
+of its own, dropped after): the same figures, the server's own CPU beside them (not counted in the
+goal), and the check results PostgreSQL received over the hold.
+
 Usage: .venv/bin/python benchmarks/serve.py [--checks 2000] [--interval 10] [--seconds 120] [--attack]
+                                            [--database postgresql://...|auto]
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -328,13 +335,78 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, help="hold after warm-up (default 120; 60 with --attack)")
     parser.add_argument("--attack", action="store_true", help="idle, slowloris and scrape floods")
+    parser.add_argument(
+        "--database", metavar="URL", help="record to PostgreSQL: a postgresql:// URL, or auto"
+    )
     args = parser.parse_args()
     args.checks = args.checks or (1000 if args.attack else 2000)
     args.seconds = args.seconds or (60.0 if args.attack else 120.0)
     if args.attack:
         attack(args)
         return
+    if args.database:
+        with team_database(args.database) as (url, counter):
+            hold(args, {"OPSDASH_DATABASE_URL": url}, counter)
+        return
+    hold(args, {}, None)
 
+
+@contextlib.contextmanager
+def team_database(given: str) -> Iterator[tuple[str, Callable[[], tuple[int, float]]]]:
+    """A schema of its own on the server (`auto`: a temporary server, tests/pg.py); yields its URL
+    and a reader of (check results recorded, the server processes' CPU seconds)."""
+    import psutil
+    import psycopg
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    server = None
+    if given == "auto":
+        from tests.pg import start_server
+
+        server = start_server()
+        given = server.admin_url
+    name = f"opsdash_serve_bench_{os.getpid()}"
+    with psycopg.connect(given, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {name}")
+    url = f"{given}{'&' if '?' in given else '?'}options=-csearch_path%3D{name}"
+
+    def counter() -> tuple[int, float]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SELECT to_regclass('check_results') IS NOT NULL").fetchone()
+            rows = conn.execute("SELECT COUNT(*) FROM check_results").fetchone() if row and row[0] else (0,)
+        cpu = 0.0
+        if server is not None:  # the temporary server's postmaster and its backends
+            for pid in _postmaster(server.root):
+                with contextlib.suppress(psutil.Error):
+                    main = psutil.Process(pid)
+                    for proc in [main, *main.children(recursive=True)]:
+                        with contextlib.suppress(psutil.Error):
+                            times = proc.cpu_times()
+                            cpu += times.user + times.system
+        return int(rows[0] if rows else 0), cpu
+
+    try:
+        yield url, counter
+    finally:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(given, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        if server is not None:
+            server.stop()
+
+
+def _postmaster(root: Path) -> set[int]:
+    pid_file = root / "data" / "postmaster.pid"
+    try:
+        return {int(pid_file.read_text().split()[0])}
+    except (OSError, ValueError, IndexError):
+        return set()
+
+
+def hold(
+    args: argparse.Namespace, extra_env: dict[str, str], counter: Callable[[], tuple[int, float]] | None
+) -> None:
     count = multiprocessing.Value("l", 0)
     receive, send = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.Process(target=target_server, args=(send, count), daemon=True)
@@ -342,7 +414,12 @@ def main() -> None:
     port = receive.recv()
     work = Path(tempfile.mkdtemp(prefix="opsdash-bench-serve-"))
     profile(work / "opsdash.toml", port, args.checks, args.interval)
-    env = {**os.environ, "OPSDASH_DATA_DIR": str(work / "data"), "XDG_CONFIG_HOME": str(work / "config")}
+    env = {
+        **os.environ,
+        "OPSDASH_DATA_DIR": str(work / "data"),
+        "XDG_CONFIG_HOME": str(work / "config"),
+        **extra_env,
+    }
     opsdash = str(Path(sys.executable).with_name("opsdash"))
     proc = subprocess.Popen(
         [
@@ -369,6 +446,7 @@ def main() -> None:
         wait_for_every_check(url, args.checks)
         warmup = time.monotonic() - t0
         time.sleep(args.interval)  # let the first burst's recording settle before measuring
+        recorded0, db_cpu0 = counter() if counter else (0, 0.0)
         cpu0, requests0, start = me.cpu_times(), count.value, time.monotonic()
         rss, scrapes, next_scrape = 0, [], start
         while (now := time.monotonic()) - start < args.seconds:
@@ -379,6 +457,7 @@ def main() -> None:
                 next_scrape += 10
             time.sleep(1)
         cpu1, requests1, elapsed = me.cpu_times(), count.value, time.monotonic() - start
+        recorded1, db_cpu1 = counter() if counter else (0, 0.0)
     finally:
         proc.terminate()
         code = proc.wait(60)
@@ -399,6 +478,12 @@ def main() -> None:
         f"{len(times)} scrapes of {scrapes[-1][1] / 1024:.0f} KiB  {verdict(times[-1], GOALS['scrape'])}"
     )
     print(f"  exit code after SIGTERM: {code}")
+    if counter is not None:
+        print(
+            f"  PostgreSQL: {recorded1 - recorded0:,} check results recorded over the hold "
+            f"({(recorded1 - recorded0) / elapsed:,.0f}/s); its server's CPU "
+            f"{(db_cpu1 - db_cpu0) / elapsed * 100:.1f}% of one core (auto only; not in the goal)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""`opsdash history list|show|diff|purge|compact`: past runs, and their retention."""
+"""`opsdash history list|show|diff|purge|compact|migrate`: past runs, their retention, and moving them
+into a team database."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -188,3 +190,78 @@ def history_compact(config: Path | None) -> None:
 
     freed = past.compact(Ops.open(config, require=False))
     emit(f"history compacted: {freed / 2**20:.1f} MiB given back")
+
+
+@history.command("migrate")
+@config_option
+@click.option(
+    "--to",
+    "to",
+    metavar="URL",
+    help="The team database: postgresql://user:password@host:5432/dbname. Default: the one set "
+    "([opsdash] database or OPSDASH_DATABASE_URL).",
+)
+def history_migrate(config: Path | None, to: str | None) -> None:
+    """Copy this machine's history (the data directory's SQLite file) into a team's PostgreSQL
+    database: runs, check results, findings, runbook sessions, alerts, audit anchors, the webhook
+    replay cache, the credential trace's record and the dashboard's settled verdicts.
+
+    Re-running it copies nothing twice (a run is copied only when its id is not there yet), so it
+    can be run again after an interruption, or once more after the last local run before switching
+    `database =` on. Progress goes to stderr; the password is never shown.
+
+    \b
+    Exit codes: 0 copied (or nothing left to copy), 3 usage/config error, no local history, or a
+    database that cannot be reached or written.
+    """
+    from opsdash.core.errors import InputError
+    from opsdash.ops import paths
+    from opsdash.storage.history import DB_NAME, History
+    from opsdash.storage.moving import copy_history
+
+    ops = Ops.reading(config)
+    url = to if to is not None else ops.database
+    if not url:
+        raise InputError(
+            "history migrate: no database to copy into: pass --to postgresql://user:password@host/dbname "
+            "(or set [opsdash] database / OPSDASH_DATABASE_URL)"
+        )
+    url = paths.check_database_url(url)
+    source_path = ops.data_dir / DB_NAME
+    if not source_path.is_file():
+        raise InputError(f"{source_path}: no local history to copy (nothing has been recorded here)")
+    show = _progress_printer()
+    with (
+        History(source_path, integrity_check=False) as source,
+        History.open(ops.data_dir, database=url) as target,
+    ):
+        moved = copy_history(source, target, show)
+    emit(
+        f"history migrated to {target.location}: {moved.runs:,} runs copied "
+        f"({moved.check_results:,} check results, {moved.findings:,} findings), {moved.runs_there:,} "
+        f"already there; {moved.sessions:,} runbook sessions, {moved.alerts:,} alerts, "
+        f"{moved.anchors:,} audit anchors, {moved.webhooks:,} webhook records, "
+        f"{moved.trace_scans:,} trace scans, {moved.verdicts:,} settled verdicts"
+    )
+
+
+def _progress_printer() -> Callable[[int, int], None]:
+    """A progress bar on stderr: redrawn in place on a terminal, a line each tenth otherwise."""
+    tty = sys.stderr.isatty()
+    last = [-1]
+
+    def show(done: int, total: int) -> None:
+        tenth = 10 * done // total if total else 10
+        if tty:
+            filled = 30 * done // total if total else 30
+            end = "\n" if done >= total else ""
+            click.echo(
+                f"\r  [{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} runs", err=True, nl=False
+            )
+            if end:
+                click.echo("", err=True)
+        elif tenth != last[0]:
+            last[0] = tenth
+            click.echo(f"  migrating: {done:,} of {total:,} runs ({10 * tenth}%)", err=True)
+
+    return show

@@ -55,6 +55,7 @@ _CHECK_TEXT = tuple(
 )
 _FACTS_ID, _STARTED = CHECK_COLUMNS.index("facts_id"), CHECK_COLUMNS.index("started_at")
 _NEWEST_FIRST = "c.started_at DESC, c.id DESC"
+_TOUCH_FACTS = "UPDATE shared_facts SET last_used = ? WHERE id = ? AND digest = ?"
 
 
 class Checks(Repository):
@@ -125,16 +126,23 @@ class Checks(Repository):
             ):
                 cache[bytes(digest)] = (int(id_), day_after(str(used)))
         ids: dict[str, int] = {}
+        stale = [
+            (newest[body], known[0], digest)
+            for body, digest in digests.items()
+            if (known := cache.get(digest)) is not None and newest[body] > known[1]
+        ]
+        # one batch for the bodies last used over a day ago (a round trip each costs on a server);
+        # only if retention dropped one meanwhile does each go alone, to find which
+        refreshed = len(stale) > 1 and conn.executemany(_TOUCH_FACTS, stale).rowcount == len(stale)
         for body, digest in digests.items():
             at, known = newest[body], cache.get(digest)
-            if known is not None and at <= known[1]:  # used within a day of this row: nothing to write
+            if known is not None and (at <= known[1] or refreshed):  # used within a day, or just touched
                 ids[body] = known[0]
+                if at > known[1]:
+                    cache[digest] = (known[0], day_after(at))
                 continue
             if known is not None:
-                cursor = conn.execute(
-                    "UPDATE shared_facts SET last_used = ? WHERE id = ? AND digest = ?",
-                    [at, known[0], digest],
-                )
+                cursor = conn.execute(_TOUCH_FACTS, [at, known[0], digest])
                 if cursor.rowcount != 1:  # retention in another process dropped it: store it again
                     cursor = conn.execute(
                         "INSERT INTO shared_facts (digest, body, last_used) VALUES (?, ?, ?)",

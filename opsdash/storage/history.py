@@ -287,17 +287,22 @@ class History:
         text = " ".join(str(exc).split())
         state = getattr(exc, "sqlstate", None)
         where = f"database {self.location}"
-        if state is None or state.startswith("08") or "connect" in text or "timeout" in text:
-            return InputError(
-                f"{where}: cannot connect ({text}); check the URL (OPSDASH_DATABASE_URL or "
-                "[opsdash] database) and that the server is running and reachable"
-            )
-        if state.startswith("28"):
+        if state is None:  # refused while connecting: libpq's words say why
+            if "password authentication failed" in text or "no password supplied" in text:
+                state = "28P01"
+            elif "database" in text and "does not exist" in text:
+                state = "3D000"
+        if state is not None and state.startswith("28"):
             return InputError(
                 f"{where}: the server refused the credentials ({text}); check the user and password"
             )
         if state == "3D000":
             return InputError(f"{where}: no such database ({text}); create it (createdb) first")
+        if state is None or state.startswith("08") or "connect" in text or "timeout" in text:
+            return InputError(
+                f"{where}: cannot connect ({text}); check the URL (OPSDASH_DATABASE_URL or "
+                "[opsdash] database) and that the server is running and reachable"
+            )
         if state.startswith("42501") or "permission denied" in text:
             return InputError(f"{where}: permission denied ({text}); the user needs CREATE on its schema")
         if state in ("53100", "53200"):

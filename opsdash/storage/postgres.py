@@ -242,8 +242,7 @@ class PgConnection:
 
     def begin_writing(self) -> None:
         """BEGIN IMMEDIATE's equivalent: a transaction holding opsdash's one write lock."""
-        self.execute("BEGIN")
-        self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        self.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # one round trip
 
 
 # ------------------------------------------------------------------ the schema on PostgreSQL

@@ -29,10 +29,13 @@ BACKENDS = ("sqlite", "postgresql")
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The backend this run of the test stores into."""
     if request.param == "sqlite":
+        if request.node.get_closest_marker("postgresql_only"):
+            pytest.skip("about PostgreSQL itself")
         yield "sqlite"
         return
-    if request.node.get_closest_marker("sqlite_only"):
-        pytest.skip("about SQLite's file itself")
+    only = request.node.get_closest_marker("sqlite_only")
+    if only:
+        pytest.skip(only.kwargs.get("reason", "about SQLite's file itself"))
     url: str = request.getfixturevalue("pg_url")
     opened = History.open.__func__  # type: ignore[attr-defined]
 

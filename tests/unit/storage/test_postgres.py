@@ -1,0 +1,141 @@
+"""PostgreSQL behind the seam: the dialect translation, two "hosts" (two connections) deciding the
+same thing at once, migrations racing, retention, and errors that never show the password."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from opsdash.core.errors import InputError
+from opsdash.storage.history import History
+from opsdash.storage.postgres import translate
+from opsdash.storage.schema import SCHEMA_VERSION
+from tests.pg import PgServer
+from tests.servers import closed_port
+from tests.unit.storage.conftest import report, result
+
+pytestmark = pytest.mark.postgresql_only
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "postgresql"),
+    [
+        ("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'", "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'"),
+        ("SELECT '?' FROM t WHERE a = ?", "SELECT '?' FROM t WHERE a = %s"),
+        (
+            "INSERT OR IGNORE INTO webhook_seen (scheme, delivery_id) VALUES (?, ?)",
+            "INSERT INTO webhook_seen (scheme, delivery_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        ),
+        (
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        ),
+        (
+            "UPDATE alerts SET x = ? WHERE last_sent_at IS ?",
+            "UPDATE alerts SET x = %s WHERE last_sent_at IS NOT DISTINCT FROM %s",
+        ),
+        (
+            "SELECT run_id FROM runs WHERE +verdict = ? ORDER BY started_at DESC, rowid DESC",
+            "SELECT run_id FROM runs WHERE verdict = %s ORDER BY started_at DESC, ctid DESC",
+        ),
+        (
+            "SELECT CAST(at / 60 AS INTEGER), group_concat(DISTINCT outcome) FROM w",
+            "SELECT CAST(trunc(at / 60) AS BIGINT), string_agg(DISTINCT outcome, ',') FROM w",
+        ),
+        ("BEGIN IMMEDIATE", "BEGIN"),
+    ],
+)
+def test_sqlite_statements_are_translated_once(sqlite: str, postgresql: str) -> None:
+    assert translate(sqlite) == postgresql
+
+
+def test_two_hosts_open_one_incident_per_key(pg_url: str, tmp_path: Path) -> None:
+    """Eight connections (hosts) see the same failure at once: exactly one opens the incident."""
+    hosts = [History.open(tmp_path / f"host-{n}", database=pg_url) for n in range(8)]
+    barrier = threading.Barrier(len(hosts))
+    opened: list[int | None] = []
+
+    def decide(history: History) -> None:
+        barrier.wait(30)
+        opened.append(
+            history.alerts.record(
+                "check-down", "api", "CRIT", "api down", "", 1000.0, unless_open=("check-down",)
+            )
+        )
+
+    threads = [threading.Thread(target=decide, args=(h,)) for h in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert len(opened) == 8 and len([o for o in opened if o is not None]) == 1, opened
+        assert len(hosts[0].alerts.firing()) == 1
+    finally:
+        for history in hosts:
+            history.close()
+
+
+def test_a_delivery_replayed_to_another_host_is_refused(pg_url: str, tmp_path: Path) -> None:
+    with (
+        History.open(tmp_path / "a", database=pg_url) as a,
+        History.open(tmp_path / "b", database=pg_url) as b,
+    ):
+        assert a.webhooks.seen("stripe", "evt_1", 300, 1000.0) is False
+        assert b.webhooks.seen("stripe", "evt_1", 300, 1010.0) is True  # the replay, on the other host
+        assert b.webhooks.seen("stripe", "evt_2", 300, 1010.0) is False
+
+
+def test_two_hosts_migrating_at_once_both_open_one_schema(pg_url: str, tmp_path: Path) -> None:
+    barrier = threading.Barrier(4)
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def open_(n: int) -> None:
+        barrier.wait(30)
+        try:
+            with History.open(tmp_path / f"h{n}", database=pg_url) as history:
+                versions.append(history.schema_version)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and versions == [SCHEMA_VERSION] * 4
+
+
+def test_retention_purges_the_team_database(pg_url: str, tmp_path: Path) -> None:
+    with History.open(tmp_path, database=pg_url) as history:
+        for month, day in ((1, 5), (6, 1), (11, 20)):
+            at = f"2026-{month:02d}-{day:02d}T07:00:00.000+00:00"
+            history.runs.record(
+                report("check", f"2026{month:02d}{day:02d}T070000-aaaaaa", at, [result("app", at)]),
+                operator="op",
+                results=[result("app", at)],
+            )
+        gone = history.purge(90, datetime(2026, 12, 1, tzinfo=UTC))
+        assert gone == 2
+        assert [r.run_id for r in history.runs.recent()] == ["20261120T070000-aaaaaa"]
+        assert len(history.checks.recent("app")) == 1
+        assert history.compact() == 0  # a plain VACUUM: nothing given back to the file system
+
+
+def test_a_server_that_is_not_there_is_one_sentence_without_the_password(tmp_path: Path) -> None:
+    url = f"postgresql://team:Hunter2Secret@127.0.0.1:{closed_port()}/opsdash"
+    with pytest.raises(InputError) as caught:
+        History.open(tmp_path, database=url)
+    text = str(caught.value)
+    assert "cannot connect" in text and "Hunter2Secret" not in text and "127.0.0.1" in text
+
+
+def test_a_missing_database_says_create_it(pg_server: PgServer, tmp_path: Path) -> None:
+    url = pg_server.admin_url.rsplit("/", 1)[0] + "/no_such_db"
+    with pytest.raises(InputError, match="no such database") as caught:
+        History.open(tmp_path, database=url)
+    assert pg_server.password not in str(caught.value)
