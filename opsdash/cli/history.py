@@ -20,7 +20,8 @@ KINDS = ("validate", "check", "preflight", "verify-deploy", "runbook")
 
 @click.group()
 def history() -> None:
-    """Past runs kept in the local history database (the profile's data directory).
+    """Past runs kept in the history database: the data directory's SQLite file, or the team's
+    PostgreSQL database when [opsdash] database (OPSDASH_DATABASE_URL) is set.
 
     list, show and diff need only the profile's [opsdash] table (data_dir, or OPSDASH_DATA_DIR):
     the rest of the profile is not validated there, so a profile broken elsewhere does not hide

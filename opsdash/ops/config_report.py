@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from opsdash.core.secrets import mask
+from opsdash.core.secrets import mask, mask_url
+from opsdash.ops import paths
 from opsdash.ops.config import ConfigFile, LoadedConfig, OpsdashSettings, locate
 
 
@@ -26,7 +27,9 @@ def _flatten(prefix: tuple[str | int, ...], value: Any) -> Iterator[tuple[tuple[
 
 def _show(value: Any) -> str:
     if isinstance(value, SecretStr):
-        return mask(value.get_secret_value())
+        secret = value.get_secret_value()
+        # a URL keeps its host and database readable, its credentials masked
+        return mask_url(secret) if "://" in secret and mask_url(secret) != secret else mask(secret)
     if value is None:
         return "(unset)"
     if isinstance(value, str):
@@ -39,6 +42,10 @@ def config_rows(loaded: LoadedConfig, settings: OpsdashSettings) -> list[tuple[s
     rows: list[tuple[str, str, str]] = []
     for name in OpsdashSettings.model_fields:
         env_name = f"OPSDASH_{name.upper()}"
+        value = getattr(settings, name)
+        if name == "database" and paths.database_from_env() is not None:  # OPSDASH_DATABASE_URL wins
+            env_name = next(n for n in ("OPSDASH_DATABASE_URL", "OPSDASH_DATABASE") if os.environ.get(n))
+            value = SecretStr(os.environ[env_name])
         if env_name in os.environ:
             source = f"env {env_name}"
         elif name in loaded.file_table:
@@ -46,7 +53,7 @@ def config_rows(loaded: LoadedConfig, settings: OpsdashSettings) -> list[tuple[s
             source = f"{loaded.path}:{line}" if line else str(loaded.path)
         else:
             source = "default"
-        rows.append((f"opsdash.{name}", _show(getattr(settings, name)), source))
+        rows.append((f"opsdash.{name}", _show(value), source))
     as_written = ConfigFile.model_validate(
         {**loaded.profile.model_dump(by_alias=True), "opsdash": {}}
     ).model_dump(mode="json", by_alias=True, exclude={"opsdash"})

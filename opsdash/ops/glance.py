@@ -48,7 +48,7 @@ def last_known(config: Path | None, data_dir: Path | None = None) -> LastVerdict
     where = paths.quick_data_dir(config, data_dir)
     if target is None or where is None:
         return None
-    return read_last_verdict(where, *target)
+    return read_last_verdict(where, *target, database=paths.quick_database(config))
 
 
 def age(at: str, now: datetime | None = None) -> str:

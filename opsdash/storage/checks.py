@@ -99,10 +99,11 @@ class Checks(Repository):
         rows = _redacted(rows, _CHECK_TEXT)  # before sharing: a body is stored as it will be read
         with self.history.writing():
             ids = self._share_facts({(row[_FACTS_ID], row[_STARTED]) for row in rows if row[_FACTS_ID]})
-            self.history.conn.executemany(
-                _INSERT_CHECK,
-                [(*row[:_FACTS_ID], ids.get(row[_FACTS_ID]), *row[_FACTS_ID + 1 :]) for row in rows],
-            )
+            rows = [(*row[:_FACTS_ID], ids.get(row[_FACTS_ID]), *row[_FACTS_ID + 1 :]) for row in rows]
+            if self.history.dialect == "sqlite":
+                self.history.conn.executemany(_INSERT_CHECK, rows)
+            else:  # PostgreSQL: COPY, its bulk path (a sweep is up to thousands of rows)
+                self.history.conn.copy_rows("check_results", CHECK_COLUMNS, rows)  # type: ignore[attr-defined]
 
     def _share_facts(self, uses: set[tuple[str, str]]) -> dict[str, int]:
         """The id of each shared-facts body (inserted when new). `last_used` is kept within a day of

@@ -67,17 +67,20 @@ def _from_runs(conn: sqlite3.Connection, target: str) -> LastVerdict | None:
 
 
 def read_last_verdict(
-    data_dir: Path, target: str, environment: str = DEFAULT_ENVIRONMENT
+    data_dir: Path, target: str, environment: str = DEFAULT_ENVIRONMENT, *, database: str | None = None
 ) -> LastVerdict | None:
-    """The newest verdict recorded for `target` (in `environment`) in `data_dir`'s history, or None
-    (none recorded, or the database could not be read as it is: never created, migrated or locked
-    here)."""
+    """The newest verdict recorded for `target` (in `environment`) in `data_dir`'s history (or the
+    team `database`, a postgresql:// URL: a second at most to connect), or None (none recorded, or
+    the database could not be read as it is: never created, migrated or locked here)."""
     path = data_dir / DB_NAME
     try:
-        if not path.is_file():
+        if database:
+            history = History(path, read_only=True, busy_timeout=1, database=database)
+        elif not path.is_file():
             return None
-        # a moment at most: a file locked by `history compact`'s VACUUM is no verdict, not a stall
-        history = History(path, read_only=True, busy_timeout=BUSY_TIMEOUT)
+        else:
+            # a moment at most: a file locked by `history compact`'s VACUUM is no verdict, not a stall
+            history = History(path, read_only=True, busy_timeout=BUSY_TIMEOUT)
     except (OpsdashError, OSError, ValueError):
         return None
     try:

@@ -99,6 +99,7 @@ class History:
         integrity_check: bool = True,
         busy_timeout: float = 15,
         database: str | None = None,
+        reading: bool = False,
     ) -> None:
         """`shared`: the connection may be used from several threads, one at a time (the dashboard's
         runbook executor lives across workers). `read_only`: open without writing anything (a data
@@ -114,7 +115,7 @@ class History:
         self.dialect = "sqlite"
         self.location = str(path)
         if database:
-            self._open_postgres(database, read_only=read_only, timeout=busy_timeout)
+            self._open_postgres(database, read_only=read_only, timeout=busy_timeout, reading=reading)
             return
         if not read_only:
             try:
@@ -168,7 +169,9 @@ class History:
             self.conn.close()
             raise
 
-    def _open_postgres(self, url: str, *, read_only: bool, timeout: float) -> None:
+    def _open_postgres(self, url: str, *, read_only: bool, timeout: float, reading: bool = False) -> None:
+        """`reading`: a command that only reads; a database with no schema yet is then left as it is
+        (History.open reads it as an empty history), as a missing file is never created to be read."""
         from opsdash.storage import postgres
 
         self.dialect = "postgresql"
@@ -183,10 +186,16 @@ class History:
         except sqlite3.DatabaseError as exc:
             raise self.explain(exc) from None
         try:
+            version = postgres.schema_version(self.conn)  # type: ignore[arg-type]
+            if reading and version == 0:
+                self.conn.close()
+                self.conn = None  # type: ignore[assignment]
+                return
             if read_only:
                 self._check_readable()
-            else:
-                postgres.migrate(self.conn)  # type: ignore[arg-type]
+            elif version != SCHEMA_VERSION:
+                postgres.migrate(self.conn)  # type: ignore[arg-type]  # (a newer one: refused below)
+                self._check_readable()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise self.explain(exc) from None
@@ -203,7 +212,8 @@ class History:
         postgresql:// URL to keep the record in instead of the data directory's file."""
         path = data_dir / DB_NAME
         if database:
-            return cls(path, shared=shared, database=database)
+            history = cls(path, shared=shared, database=database, reading=not write)
+            return cls.empty(path) if history.conn is None else history
         if not write:
             if not path.exists():
                 return cls.empty(path)

@@ -255,17 +255,7 @@ def _copy_rows(
     dst: PgConnection, table: str, columns: Sequence[str], rows: Iterator[Any] | Sequence[Any]
 ) -> int:
     """COPY the rows in (the database assigns ids); how many."""
-    count = 0
-    with (
-        dst.raw.cursor() as cursor,
-        cursor.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN"  # fixed names
-        ) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-            count += 1
-    return count
+    return dst.copy_rows(table, columns, rows)
 
 
 def _copy_sessions(src: sqlite3.Connection, dst: PgConnection, moved: Moved) -> None:

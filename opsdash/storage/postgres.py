@@ -208,10 +208,30 @@ class PgConnection:
 
         try:
             cursor = self.raw.cursor()
-            cursor.executemany(translate(sql), rows)  # pipelined
+            rows = rows if isinstance(rows, list) else list(rows)
+            if rows:  # nothing to send: no pipeline round trip either
+                cursor.executemany(translate(sql), rows)  # pipelined
             return PgCursor(cursor)
         except psycopg.Error as exc:
             raise _pg_error(exc, self.url) from None
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """COPY rows in (the bulk path: a sweep's check results, a migration); how many. Table and
+        column names come from code."""
+        import psycopg
+
+        count = 0
+        try:
+            with (
+                self.raw.cursor() as cursor,
+                cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+        except psycopg.Error as exc:
+            raise _pg_error(exc, self.url) from None
+        return count
 
     def commit(self) -> None:
         if self.in_transaction:
@@ -269,8 +289,12 @@ def migrate(conn: PgConnection, steps: Sequence[Sequence[Change]] = STEPS) -> in
 
 
 def schema_version(conn: PgConnection) -> int:
-    row = conn.execute("SELECT to_regclass('opsdash_schema') IS NOT NULL").fetchone()
-    if not row or not row[0]:
+    """The schema's version (0: no schema yet), in one round trip (outside a transaction: a
+    missing table fails only this statement)."""
+    try:
+        found = conn.execute("SELECT version FROM opsdash_schema").fetchone()
+    except PgError as exc:
+        if exc.sqlstate != "42P01":  # undefined_table: nothing made yet
+            raise
         return 0
-    found = conn.execute("SELECT version FROM opsdash_schema").fetchone()
     return int(found[0]) if found else 0

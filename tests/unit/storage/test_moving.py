@@ -11,7 +11,7 @@ import pytest
 from opsdash.core.health.model import CheckResult
 from opsdash.storage import glance
 from opsdash.storage.history import History
-from tests.conftest import Run
+from tests.conftest import EXAMPLE_PROFILE, Run
 from tests.incident_record import T0, write_incident
 from tests.pg import PgServer
 from tests.servers import closed_port
@@ -167,6 +167,14 @@ def test_history_list_reads_the_team_database_set_in_the_profile(
     profile.write_text(f'[opsdash]\ndatabase = "{pg_url}"\n', encoding="utf-8")
     listed = json.loads(run("history", "list", "--config", profile, "--json").out)
     assert [r["run_id"] for r in listed] == ["20261001T070000-team00"]
+    profile.write_text(
+        EXAMPLE_PROFILE.read_text(encoding="utf-8").replace(
+            "[opsdash]", f'[opsdash]\ndatabase = "{pg_url}"', 1
+        ),
+        encoding="utf-8",
+    )
     shown = run("config", "show", "--config", profile)
+    assert shown.code == 0, shown.err
     password = pg_url.split(":")[2].split("@")[0]
     assert password not in shown.out + shown.err
+    assert "opsdash.database" in shown.out and "postgresql://opsdash:" in shown.out  # host readable

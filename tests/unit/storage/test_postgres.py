@@ -139,3 +139,36 @@ def test_a_missing_database_says_create_it(pg_server: PgServer, tmp_path: Path) 
     with pytest.raises(InputError, match="no such database") as caught:
         History.open(tmp_path, database=url)
     assert pg_server.password not in str(caught.value)
+
+
+def test_the_first_frame_reads_the_teams_settled_verdict(pg_url: str, tmp_path: Path) -> None:
+    """Alice's dashboard settled on NO-GO; Bob's next start shows it before checking."""
+    from opsdash.storage import glance
+
+    with History.open(tmp_path / "alice", database=pg_url) as alice:
+        glance.remember(alice, "BetaSkill", "NO-GO", "payments down", "2026-12-01T14:05:00.000+00:00")
+    seen = glance.read_last_verdict(tmp_path / "bob", "BetaSkill", database=pg_url)
+    assert seen is not None and (seen.label, seen.reason) == ("NO-GO", "payments down")
+    assert glance.read_last_verdict(tmp_path / "bob", "BetaSkill") is None  # Bob's own file: nothing
+    gone = f"postgresql://u:pw@127.0.0.1:{closed_port()}/x"
+    assert glance.read_last_verdict(tmp_path / "bob", "BetaSkill", database=gone) is None  # no guess
+
+
+def test_reading_a_database_with_nothing_yet_creates_nothing(pg_url: str, tmp_path: Path) -> None:
+    """`history list` against a new team database (or one a read-only user sees) is an empty
+    history, as a missing file is: no tables made by a read."""
+    import psycopg
+
+    def tables() -> int:
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+            ).fetchone()
+        return int(row[0]) if row else -1
+
+    with History.open(tmp_path, write=False, database=pg_url) as history:
+        assert history.runs.recent() == []
+    assert tables() == 0
+    with History.open(tmp_path, database=pg_url) as history:  # the first writer makes the schema
+        assert history.schema_version == SCHEMA_VERSION
+    assert tables() > 10
