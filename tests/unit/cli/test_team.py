@@ -7,7 +7,8 @@ one file: the variant that exists without a server). Against a target and an ale
 tests start on 127.0.0.1 (tests/servers.py), they prove what a team relies on:
 
 - two `serve` replicas watching one target open one incident and send one notice per event
-  (firing, resolved), while `check` runs on both hosts lose no row;
+  (firing, resolved), one of them killed with SIGKILL mid-incident and restarted, while `check`
+  runs on both hosts lose no row;
 - one runbook session of an exclusive group at a time across hosts, a holder killed with SIGKILL
   releasing the group, and a paused one keeping it;
 - a webhook delivery accepted by one host is refused as a replay by the other, also when both
@@ -237,6 +238,19 @@ class Serve:
             self.proc.communicate()
 
 
+def watches_of_flaky(team: Team, checks: list[str]) -> int:
+    """How many watches (serve processes) recorded results of flaky: runs other than the checks'."""
+    with team.record() as history:
+        marks = ", ".join("?" * len(checks))
+        return int(
+            history.conn.execute(
+                "SELECT COUNT(DISTINCT run_id) FROM check_results WHERE check_name = 'flaky' "
+                f"AND run_id NOT IN ({marks})",
+                checks,
+            ).fetchone()[0]
+        )
+
+
 def test_two_serve_replicas_one_incident_one_notice_per_event_no_lost_rows(
     team: Team, project: Project, stage: Stage
 ) -> None:
@@ -253,9 +267,13 @@ def test_two_serve_replicas_one_incident_one_notice_per_event_no_lost_rows(
             run_ids.append(json.loads(out)["run_id"])
         wait_until(stage.polls(8), "both replicas poll flaky, failing", WAIT)
         assert stage.events("flaky") == ["firing"]  # one notice, though two replicas and six checks saw it
+        replicas[0].kill()  # SIGKILL one replica mid-incident: the incident is in the record, not in it
+        wait_until(stage.polls(3), "the other replica polls on", WAIT)
         stage.fixed = True
         wait_until(lambda: "resolved" in stage.events("flaky"), "the pager hears the end", WAIT)
-        wait_until(stage.polls(8), "both replicas see flaky healthy", WAIT)
+        wait_until(stage.polls(4), "the replica sees flaky healthy", WAIT)
+        replicas[0] = Serve(team.a, profile)  # restarted on its host: it continues, it does not re-raise
+        wait_until(lambda: watches_of_flaky(team, run_ids) == 3, "the restarted replica records flaky", WAIT)
         codes = [replica.stop() for replica in replicas]
     finally:
         for replica in replicas:
@@ -270,14 +288,10 @@ def test_two_serve_replicas_one_incident_one_notice_per_event_no_lost_rows(
         r["run_id"] for r in history_runs(team.a, profile)
     }
     assert set(run_ids) <= listed
+    # both replicas (one of them twice) watched it, and recorded what they saw
+    assert watches_of_flaky(team, run_ids) == 3
     with team.record() as history:
-        watches = history.conn.execute(
-            "SELECT COUNT(DISTINCT run_id) FROM check_results WHERE check_name = 'flaky' AND run_id NOT IN "
-            f"({', '.join('?' * len(run_ids))})",
-            run_ids,
-        ).fetchone()[0]
         firing = [(a.key, a.status) for a in history.alerts.all()]
-    assert watches == 2  # both replicas watched it, and recorded what they saw
     assert firing == [("flaky", "resolved")]  # one incident
     team.assert_no_database_errors()
 
