@@ -48,6 +48,7 @@ class RunbookSessions(Repository):
     def __init__(self, history: Any) -> None:
         super().__init__(history)
         self._locks: dict[tuple[str, str], tuple[str, GroupLock]] = {}  # (group, target) -> session, lock
+        self.taken_over: list[Holder] = []  # what the last create took over from a dead driver
 
     def create(self, state: SessionState) -> None:
         """Insert a new session. One that declares an exclusive group is refused while another
@@ -59,7 +60,9 @@ class RunbookSessions(Repository):
             self._insert_session(state)
             return
         key = (state.exclusive, state.target)
+        self.taken_over = []
         lock = self._take(key)
+        taken: list[Holder] = []
         try:
             with self.history.writing():
                 for holder in self.holders(state.target, state.exclusive):
@@ -76,11 +79,13 @@ class RunbookSessions(Repository):
                             "collect the result, or abort it",
                         )
                     self._abandon(holder.session_id, state)
+                    taken.append(holder)
                 self._insert_session(state, driver=driver_name())
         except BaseException:
             if key not in self._locks:  # taken for this start: given back with the refusal
                 lock.release()
             raise
+        self.taken_over = taken
         old = self._locks.get(key)
         self._locks[key] = (state.id, lock)
         if old is not None and old[1] is not lock:

@@ -279,9 +279,23 @@ class Sessions:
         holds the runbook's exclusive group for this target."""
         lint_before_run(self.ops, book)
         try:
-            return Executor.start(
+            executor = Executor.start(
                 book, params, self.ops.operator, self.store, self.runner, self.audit, target_name(self.ops)
             )
+            for holder in self.store.taken_over:  # sessions whose opsdash had died: the record says so
+                self.audit(
+                    "runbook-group-taken-over",
+                    book.id,
+                    "abandoned",
+                    {
+                        "session": holder.session_id,
+                        "operator": holder.operator,
+                        "driver": holder.driver,
+                        "group": holder.group,
+                        "by": executor.state.id,
+                    },
+                )
+            return executor
         except ExclusiveConflict as exc:
             held = exc.holder
             self.audit(

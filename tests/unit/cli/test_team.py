@@ -348,6 +348,8 @@ def test_one_exclusive_session_across_hosts_and_a_killed_holder_releases_it(
     assert again.returncode == 3 and "paused" in again.stderr and bobs["run_id"] in again.stderr
     shown = team.a.run("history", "show", held["run_id"], "--config", profile, "--json")
     assert shown.returncode == 0 and "abandoned" in shown.stdout and bobs["run_id"] in shown.stdout
+    audited = team.b.run("audit", "tail", "-n", "50", "--config", profile, "--json")  # bob's host's trail
+    assert "runbook-group-taken-over" in audited.stdout and held["run_id"] in audited.stdout
     team.assert_no_database_errors()
 
 
