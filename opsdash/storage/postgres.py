@@ -194,8 +194,12 @@ class PgConnection:
         import psycopg
 
         returning = _returns_id(sql)
+        text = translate(sql, returning)
+        # with no parameters psycopg sends the text as it is (the simple protocol, which also takes
+        # two statements at once): only then may a doubled %% stay undone
+        args = params if params else (() if "%" in text else None)
         try:
-            cursor = self.raw.execute(translate(sql, returning), params or None)
+            cursor = self.raw.execute(text, args)
             if returning:
                 row = cursor.fetchone()
                 return PgCursor(cursor, int(row[0]) if row else None)

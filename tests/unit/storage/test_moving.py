@@ -174,7 +174,9 @@ def test_history_list_reads_the_team_database_set_in_the_profile(
         encoding="utf-8",
     )
     shown = run("config", "show", "--config", profile)
-    assert shown.code == 0, shown.err
+    as_json = run("config", "show", "--config", profile, "--json")
+    assert shown.code == as_json.code == 0, shown.err
     password = pg_url.split(":")[2].split("@")[0]
-    assert password not in shown.out + shown.err
-    assert "opsdash.database" in shown.out and "postgresql://opsdash:" in shown.out  # host readable
+    assert password not in shown.out + shown.err + as_json.out
+    (database,) = [row for row in json.loads(as_json.out) if row["key"] == "opsdash.database"]
+    assert database["value"].startswith("postgresql://opsdash:") and "127.0.0.1" in database["value"]

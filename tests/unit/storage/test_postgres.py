@@ -172,3 +172,15 @@ def test_reading_a_database_with_nothing_yet_creates_nothing(pg_url: str, tmp_pa
     with History.open(tmp_path, database=pg_url) as history:  # the first writer makes the schema
         assert history.schema_version == SCHEMA_VERSION
     assert tables() > 10
+
+
+def test_a_percent_sign_in_a_statement_without_parameters_is_one_percent_sign(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with History.open(tmp_path, database=pg_url) as history:
+        history.conn.execute("INSERT INTO meta (key, value) VALUES ('gate:%x', '1')")
+        history.conn.execute("INSERT INTO meta (key, value) VALUES ('gate:x', '2')")
+        assert history.conn.execute("SELECT key FROM meta WHERE key LIKE 'gate:\\%%' ").fetchall() == [
+            ("gate:%x",)
+        ]
+        assert history.conn.execute("SELECT '100%'").fetchone() == ("100%",)
