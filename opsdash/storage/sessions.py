@@ -215,8 +215,8 @@ class RunbookSessions(Repository):
 
     def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
         with self.history.conn:  # one transaction: the session, the step and the event land together
-            if state.status is not SessionStatus.ABORTED:
-                self._refuse_if_taken_over(state)
+            if state.exclusive is not None and state.status is not SessionStatus.ABORTED:
+                self._refuse_if_taken_over(state)  # only a session of a group is ever taken over
             self._update("runbook_sessions", "id", state.id, self._session_row(state))
             if index is not None:
                 self.history.conn.execute(
