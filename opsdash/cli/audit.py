@@ -105,9 +105,16 @@ def audit_tail(
 @audit.command("verify")
 @click.option("--anchor", help="SEQ:MAC the log must still contain (default: the latest anchor in history).")
 @click.option("--print-head", is_flag=True, help="Also print the verified head as SEQ:MAC (for CI logs).")
+@click.option(
+    "--all-hosts",
+    is_flag=True,
+    help="Verify every host's chain as the shared (PostgreSQL) database holds it, with this key.",
+)
 @config_option
 @json_option
-def audit_verify(anchor: str | None, print_head: bool, config: Path | None, as_json: bool) -> None:
+def audit_verify(
+    anchor: str | None, print_head: bool, all_hosts: bool, config: Path | None, as_json: bool
+) -> None:
     """Check the whole chain: MACs, sequence, links, and that nothing was cut after the anchors.
 
     The log must reach the head anchored beside the audit key on every append, the latest anchor in
@@ -116,9 +123,21 @@ def audit_verify(anchor: str | None, print_head: bool, config: Path | None, as_j
     WARN for a torn write that was repaired but not yet acknowledged (`opsdash audit ack-repair`).
 
     \b
+    With --all-hosts: every host's chain in the shared database (this host's copied there first),
+    each verified with the key against the head the database holds for it, naming the first bad
+    record of each (docs/operator-guide.md, "A team on one database").
+
+    \b
     Exit codes: 0 intact, 1 intact but a repair is not acknowledged, 2 tampered, 3 usage/config error.
     """
     ops = Ops.open(config, require=False)
+    if all_hosts:
+        if anchor or print_head:
+            raise click.UsageError(
+                "--all-hosts verifies against each host's head: no --anchor or --print-head"
+            )
+        _verify_all_hosts(ops, as_json)
+        return
     try:
         outcome = ops.audit.verify(anchor)
     except ValueError as exc:
@@ -167,6 +186,42 @@ def audit_verify(anchor: str | None, print_head: bool, config: Path | None, as_j
         if print_head and head is not None and result.ok:
             emit(f"  head: {head.seq}:{head.mac}")
     sys.exit({"OK": 0, "WARN": 1}.get(result.status, 2))
+
+
+def _verify_all_hosts(ops: Ops, as_json: bool) -> None:
+    from opsdash.core.errors import InputError
+    from opsdash.ops.audit import shared
+
+    with ops.history() as history:
+        if not shared(history):
+            raise InputError(
+                "--all-hosts reads the chains hosts copy to a shared database: set [opsdash] database "
+                "(or OPSDASH_DATABASE_URL) to the team's PostgreSQL database"
+            )
+        ops.audit.publish_quietly(history)  # this host's newest records first
+        outcomes = ops.audit.verify_hosts(history)
+    worst = max((o.result.status for o in outcomes), key=["OK", "WARN", "TAMPERED"].index, default="OK")
+    if as_json:
+        emit_json(
+            {"schema_version": SCHEMA_VERSION, "status": worst, "hosts": [o.to_dict() for o in outcomes]}
+        )
+    elif not outcomes:
+        emit("no host has copied its audit chain to this database yet")
+    for o in [] if as_json else outcomes:
+        host, result = o.host, o.result
+        where = f"{host.host_id} ({visible(host.data_dir)}, log {host.log_id})"
+        if result.problem is not None:
+            first = result.problem.first_bad_seq
+            emit(click.style("TAMPERED", fg="red", bold=True) + f"  {where}")
+            emit(f"  first bad record: seq {first}: {visible(str(o.to_dict()['problem']))}")
+            emit(f"  {result.records} records verified before it")
+        else:
+            label = click.style(
+                "WARN" if result.warnings else "OK", fg="yellow" if result.warnings else "green", bold=True
+            )
+            emit(f"{label}  {where}: {result.records} records verify; head seq {host.seq}")
+            emit(f"  copied {host.updated_at}")
+    sys.exit({"OK": 0, "WARN": 1}.get(worst, 2))
 
 
 @audit.command("ack-repair")

@@ -40,6 +40,9 @@ class Candidate:
     detail: str
     runbook: str | None = None
     opens: bool = True  # False: keeps an open incident open (a recovering check), never raises one
+    # when the evidence was seen (a probe's start, epoch seconds): an incident another process
+    # resolved after that is not re-opened by it (two replicas' results arrive in any order)
+    observed_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,20 @@ def check_candidates(
                     f"iKhokha rejected our credentials ({r.name})",
                     r.summary,
                     r.runbook,
+                    observed_at=_epoch(r.started_at),
                 )
             )
         elif status is Severity.CRIT:
             out.append(
-                Candidate(CHECK_CRITICAL, r.name, Severity.CRIT, f"{r.name} is failing", r.summary, r.runbook)
+                Candidate(
+                    CHECK_CRITICAL,
+                    r.name,
+                    Severity.CRIT,
+                    f"{r.name} is failing",
+                    r.summary,
+                    r.runbook,
+                    observed_at=_epoch(r.started_at),
+                )
             )
         for f in r.findings:
             if f.rule in ("tls-expiring-soon", "tls-expired"):
@@ -108,6 +120,13 @@ def check_candidates(
                     )
                 )
     return out
+
+
+def _epoch(iso: str) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
 
 
 def check_scope(

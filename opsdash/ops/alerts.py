@@ -387,6 +387,7 @@ class AlertDispatcher:
             unless_open=INCIDENT_RULES if c.rule in INCIDENT_RULES else (c.rule,),
             sent_at=None if silence is not None else now,
             target=self.profile.target.name,
+            observed_at=c.observed_at,
         )
         if alert_id is None:  # another process opened this incident a moment ago, and sends it
             return False
@@ -463,7 +464,8 @@ class AlertDispatcher:
         now: float,
     ) -> None:
         """Post the alerts these candidates keep open to Alertmanager again, once a resend period
-        has passed, so Alertmanager never lets a firing alert lapse."""
+        has passed (since any process's notice or re-post), so Alertmanager never lets a firing
+        alert lapse; `_posted` only spares this process a look at the record."""
         am = [c for c in self.profile.alerts.channels if c.kind == "alertmanager"]
         if not am:
             return
@@ -475,10 +477,13 @@ class AlertDispatcher:
             row = history.alerts.get(alert_id)
             if row.status != "firing" or row.last_sent_at is None:
                 continue  # resolved meanwhile, or never sent (silenced)
-            if last is None and now - row.last_sent_at < ALERTMANAGER_RESEND:
-                self._posted[alert_id] = row.last_sent_at  # sent by an earlier process: count from then
+            latest = max(row.last_sent_at, row.posted_at or 0.0)  # by this process or another
+            if now - latest < ALERTMANAGER_RESEND:
+                self._posted[alert_id] = latest  # count from then: no need to ask the record sooner
                 continue
-            self._send_quietly(row, am, now)
+            # claimed in the record: of several processes watching this target, one re-posts
+            if history.alerts.claim_refresh(alert_id, now, ALERTMANAGER_RESEND):
+                self._send_quietly(row, am, now)
 
     def _send_quietly(self, row: AlertRow, channels: Sequence[AlertChannel], now: float) -> None:
         """A refresh: not a new delivery (history keeps the notices), but a failure is still said."""

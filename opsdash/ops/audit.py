@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
+import socket
 import stat
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
@@ -32,7 +36,7 @@ from opsdash.ops.config import OpsdashSettings
 
 if TYPE_CHECKING:
     from opsdash.storage.history import History
-    from opsdash.storage.rows import Anchor
+    from opsdash.storage.rows import Anchor, AuditHost
 
 
 class RecordFields(TypedDict, total=False):
@@ -52,6 +56,22 @@ EXPOSURE_RULES = {
     "secret-in-git-history",
     "secret-in-source",
 }
+
+
+def shared(history: History) -> bool:
+    """Whether this history is a database a team shares (PostgreSQL): only then is each host's
+    audit chain copied into it (on SQLite it sits beside the log it would copy)."""
+    return history.dialect != "sqlite"
+
+
+def _record_head(raw: bytes) -> Head | None:
+    import json
+
+    try:
+        record = json.loads(raw)
+        return Head(str(record["log_id"]), int(record["seq"]), str(record["mac"]))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def anchor_path(data_dir: Path) -> Path:
@@ -112,6 +132,64 @@ def _refuse_a_new_key(path: Path, data_dir: Path) -> None:
         "OPSDASH_AUDIT_KEY to it. To start again without it (those logs can no longer be verified), "
         f"move aside {', '.join(aside)} (see 'When audit verify fails' in docs/operator-guide.md)"
     )
+
+
+PUBLISH_MAX_BYTES = 8 * 1024 * 1024  # one publish's lines: a short transaction; the rest next time
+_SEQ = re.compile(rb'^\{"v":2,"seq":(\d+),')
+
+
+def host_id(data_dir: Path) -> str:
+    """A host's key in the shared database: its name and its data directory (one audit chain per
+    data directory; two on one machine are two "hosts")."""
+    where = hashlib.sha256(str(data_dir.expanduser().resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}:{where}"
+
+
+@dataclass(frozen=True)
+class HostVerification:
+    """One host's chain as the shared database holds it, verified with the key."""
+
+    host: AuditHost
+    result: Verification
+
+    def to_dict(self) -> dict[str, object]:
+        problem = self.result.problem
+        return {
+            "host_id": self.host.host_id,
+            "hostname": self.host.hostname,
+            "data_dir": self.host.data_dir,
+            "log_id": self.host.log_id,
+            "head_seq": self.host.seq,
+            "updated_at": self.host.updated_at,
+            "status": self.result.status,
+            "records": self.result.records,
+            "first_bad_seq": None if problem is None else problem.first_bad_seq,
+            "problem": None if problem is None else _host_problem(problem),
+        }
+
+
+def _host_problem(problem: object) -> str:
+    """A problem found in a host's copy, without the temporary file it was verified in."""
+    text = str(problem)
+    return re.sub(r"^\S*audit\.log:\d+ ?", "", text).strip() or text
+
+
+def _read_stream(directory: Path, offset: int, limit: int) -> tuple[bytes, int]:
+    """The bytes of the log files (rotated ones first, then the current one, as one stream) from
+    `offset`, at most `limit`; and the stream's whole length."""
+    chunks: list[bytes] = []
+    position = total = taken = 0
+    for path in log_files(directory):
+        size = path.stat().st_size
+        total += size
+        if position + size > offset and taken < limit:
+            with path.open("rb") as handle:
+                handle.seek(max(offset - position, 0))
+                chunk = handle.read(min(limit - taken, size))
+            chunks.append(chunk)
+            taken += len(chunk)
+        position += size
+    return b"".join(chunks), total
 
 
 @dataclass(frozen=True)
@@ -237,7 +315,17 @@ class AuditTrail:
             details={"run_id": report.run_id, **report.counts()},
         )
         if head is not None and history is not None:
-            history.anchors.record(report.run_id, head.log_id, head.seq, head.mac)
+            history.anchors.record(report.run_id, head.log_id, head.seq, head.mac, host_id(self.directory))
+            if shared(history):
+                self.publish_quietly(history)
+
+    def publish_quietly(self, history: History) -> None:
+        """`publish`, saying on stderr (never raising) why this host's chain could not be copied:
+        the operator's result stands, and `audit verify --all-hosts` will show the gap."""
+        try:
+            self.publish(history)
+        except (AuditRefused, OSError, InputError) as exc:
+            print(f"opsdash: warning: audit chain not copied to the shared database: {exc}", file=sys.stderr)
 
     # verifying: the chain against every anchor there is
 
@@ -266,6 +354,76 @@ class AuditTrail:
             return outcome, ()
         self.log().append("system", ACK_ACTION, details={"repairs": list(repairs)})
         return outcome, repairs
+
+    # a team: this host's chain in the shared database, and every host's verified there
+
+    def publish(self, history: History) -> int:
+        """Copy this host's new audit lines and head to the history database, exactly as written
+        (torn lines and repairs too), so `audit verify --all-hosts` can check every host's chain
+        from one place. Returns how many lines were copied. Refuses, with an AuditRefused, a local
+        log that no longer continues what the database holds (replaced, or cut back)."""
+        directory = self.directory
+        me = host_id(directory)
+        seen = history.anchors.host(me)
+        offset = seen.stream_bytes if seen is not None else 0
+        from opsdash.core.files import exclusive_lock
+
+        with exclusive_lock(directory / "audit.lock"):  # appends and rotation wait: a still stream
+            data, total = _read_stream(directory, offset, PUBLISH_MAX_BYTES)
+        if total < offset:
+            raise AuditRefused(
+                f"{self.path}: the local audit log is shorter ({total} bytes) than the {offset} bytes "
+                f"the shared database holds for host {me}: records were cut; run `opsdash audit verify`"
+            )
+        end = data.rfind(b"\n") + 1  # whole lines only: a line being written waits for the next time
+        lines = data[:end].splitlines(keepends=True)
+        if not lines:
+            return 0
+        numbered = [(int(m.group(1)) if (m := _SEQ.match(line)) else None, line) for line in lines]
+        last_record = next(((q, raw) for q, raw in reversed(numbered) if q is not None), None)
+        log_id, seq, mac = (seen.log_id, seen.seq, seen.mac) if seen is not None else ("", -1, "")
+        if last_record is not None:
+            head = _record_head(last_record[1])
+            if head is None:
+                raise AuditRefused(f"{self.path}: its record seq {last_record[0]} cannot be read")
+            if seen is not None and seen.log_id and head.log_id != seen.log_id:
+                raise AuditRefused(
+                    f"{self.path}: this is audit log {head.log_id}, but the shared database holds log "
+                    f"{seen.log_id} for host {me}: the local log was replaced; run `opsdash audit verify`"
+                )
+            log_id, seq, mac = head.log_id, head.seq, head.mac
+        from opsdash.storage.rows import AuditHost
+
+        new = AuditHost(
+            me,
+            socket.gethostname(),
+            str(directory),
+            log_id,
+            seq,
+            mac,
+            offset + end,
+            (seen.lines if seen is not None else 0) + len(lines),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        return len(lines) if history.anchors.publish(new, numbered, seen) else 0
+
+    def verify_hosts(self, history: History) -> list[HostVerification]:
+        """Every host's chain as the shared database holds it, verified with this key (the team's
+        key: each host signs with it) against the head the database holds for it. Each result
+        names the first bad record of its host."""
+        key = self.key()
+        outcomes = []
+        for host in history.anchors.hosts():
+            with tempfile.TemporaryDirectory(prefix="opsdash-audit-") as temp:
+                copy = Path(temp) / LOG_NAME
+                with copy.open("wb") as handle:
+                    for line in history.anchors.chain(host.host_id):
+                        handle.write(line)
+                held = f"the head the database holds for {host.host_id}"
+                anchors = [(Head(host.log_id, host.seq, host.mac), held)] if host.seq >= 0 else []
+                result = verify(Path(temp), key, anchors=anchors)
+            outcomes.append(HostVerification(host, result))
+        return outcomes
 
     def export_head(self) -> Head | None:
         """The head to copy somewhere else (CI log, ticket): the anchored one, else the log's last

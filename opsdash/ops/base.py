@@ -257,8 +257,10 @@ class Ops:
         history database exists: reading it would create it)."""
         if not self.has_history():
             return None
-        with self.history(write=False) as history:
-            return history.anchors.latest()
+        from opsdash.ops.audit import host_id
+
+        with self.history(write=False) as history:  # this host's: a shared database holds every host's
+            return history.anchors.latest(host_id(self.settings.resolved_data_dir()))
 
     @property
     def alerts(self) -> AlertDispatcher:

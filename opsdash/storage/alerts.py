@@ -1,7 +1,10 @@
 """Alerts and their deliveries (`history.alerts`): the incident record every process shares.
 
 An alert is opened, reminded and resolved with conditional writes, so of two processes that decide
-the same thing at once exactly one acts on it (docs/architecture.md, "Many processes, one record").
+the same thing at once exactly one acts on it (docs/architecture.md, "Many processes, one record"),
+on SQLite (one writer at a time) and on PostgreSQL (READ COMMITTED: the open takes a per-key
+advisory lock for its look-then-insert; a claim is one conditional UPDATE, which PostgreSQL
+re-checks against the row a concurrent claim left, so the second finds nothing to change).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opsdash.core.secrets import redactor
+from opsdash.storage.coordination import in_transaction_lock
 from opsdash.storage.repository import Repository
 from opsdash.storage.rows import AlertRow, DeliveryRow, rows_as
 
@@ -29,14 +33,18 @@ class Alerts(Repository):
         unless_open: Sequence[str] = (),
         sent_at: float | None = None,
         target: str | None = None,
+        observed_at: float | None = None,
     ) -> int | None:
         """Open an alert; with `unless_open`, only if no alert of those rules is firing for `key`:
         the check and the insert are one write transaction, so of two processes that see the same
         failure at once exactly one opens the incident (and sends it); the other gets None.
         `sent_at`: the alert is being sent now (claimed, so no one else sends it first). `target`:
-        the profile target whose process opened it (the incident timeline scopes by it)."""
+        the profile target whose process opened it (the incident timeline scopes by it).
+        `observed_at`: when the failure was seen; an incident of `unless_open` resolved since then
+        (by another process, on a later healthy result) is not re-opened by this older evidence."""
         conn = self.history.conn
         with self.history.writing():
+            in_transaction_lock(self.history, "alert", key)  # the look and the insert, one at a time
             if unless_open:
                 marks = ", ".join("?" * len(unless_open))
                 if conn.execute(
@@ -44,10 +52,19 @@ class Alerts(Repository):
                     [key, *unless_open],
                 ).fetchone():
                     return None
+                if (
+                    observed_at is not None
+                    and conn.execute(
+                        f"SELECT 1 FROM alerts WHERE status = 'resolved' AND key = ? AND rule IN ({marks}) "  # noqa: S608
+                        "AND resolved_at >= ? LIMIT 1",
+                        [key, *unless_open, observed_at],
+                    ).fetchone()
+                ):
+                    return None
             cursor = conn.execute(
                 "INSERT INTO alerts (rule, key, severity, title, detail, raised_at, resolved_at, status, "
                 "last_sent_at, silenced, runbook, target) "
-                "VALUES (?, ?, ?, ?, ?, ?, NULL, 'firing', ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, NULL, 'firing', ?, ?, ?, ?) RETURNING id",
                 [
                     rule,
                     key,
@@ -61,7 +78,7 @@ class Alerts(Repository):
                     None if target is None else redactor.redact(target),
                 ],
             )
-            return int(cursor.lastrowid or 0)
+            return int(cursor.fetchone()[0])
 
     def mark(self, alert_id: int, **fields: Any) -> None:
         if not fields:
@@ -76,11 +93,24 @@ class Alerts(Repository):
         last at `seen_sent_at`): a conditional update, so a reminder, a late first notice or a
         resolve is claimed, and sent, by exactly one of the processes that decided on it."""
         columns = ", ".join(f"{name} = ?" for name in fields)
-        conn = self.history.conn
-        with conn:
-            cursor = conn.execute(
-                f"UPDATE alerts SET {columns} WHERE id = ? AND status = 'firing' AND last_sent_at IS ?",  # noqa: S608
-                [*fields.values(), alert_id, seen_sent_at],
+        seen, args = ("IS NULL", []) if seen_sent_at is None else ("= ?", [seen_sent_at])
+        with self.history.writing():
+            cursor = self.history.conn.execute(
+                f"UPDATE alerts SET {columns} WHERE id = ? AND status = 'firing' AND last_sent_at {seen}",  # noqa: S608
+                [*fields.values(), alert_id, *args],
+            )
+        return cursor.rowcount == 1
+
+    def claim_refresh(self, alert_id: int, now: float, every: float) -> bool:
+        """Claim the re-post of a firing alert to Alertmanager: only when neither a notice nor a
+        re-post (by any process) was made in the last `every` seconds. Two `serve` replicas watching
+        one target re-post it once a period between them, not once each."""
+        due = now - every
+        with self.history.writing():
+            cursor = self.history.conn.execute(
+                "UPDATE alerts SET posted_at = ? WHERE id = ? AND status = 'firing' AND last_sent_at <= ? "
+                "AND (posted_at IS NULL OR posted_at <= ?)",
+                [now, alert_id, due, due],
             )
         return cursor.rowcount == 1
 

@@ -257,6 +257,10 @@ class History:
         return self._db
 
     def close(self) -> None:
+        sessions = self.__dict__.get("sessions")
+        if sessions is not None:  # park the runbook sessions this process drives, release their locks
+            with contextlib.suppress(Exception):
+                sessions.close()
         self.conn.close()
 
     def __enter__(self) -> History:

@@ -53,6 +53,22 @@ class Anchor:
 
 
 @dataclass(frozen=True)
+class AuditHost:
+    """One host's audit chain in the shared database: its head (the last record published) and
+    how much of its local stream of log files has been copied (`stream_bytes`, `lines`)."""
+
+    host_id: str
+    hostname: str
+    data_dir: str
+    log_id: str
+    seq: int
+    mac: str
+    stream_bytes: int
+    lines: int
+    updated_at: str
+
+
+@dataclass(frozen=True)
 class CheckRow:
     """One probe's result, its columns in the table's order. Rows an older opsdash wrote have NULL
     in the columns v8 added (duration_ms to findings), and no shared facts."""
@@ -123,6 +139,7 @@ class AlertRow:
     last_sent_at: float | None
     silenced: int
     runbook: str | None
+    posted_at: float | None = None  # the last re-post to Alertmanager (by any process)
 
     @property
     def level(self) -> Severity:

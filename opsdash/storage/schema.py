@@ -262,6 +262,24 @@ STEPS: list[tuple[Change, ...]] = [
         Table("watches", "run_id target started_at", "run_id"),
         Columns("alerts", "target"),
     ),
+    # v14: coordination for a team (one database, several hosts). A runbook session's driver (the
+    # process that holds its exclusive group's lock; NULL once it paused cleanly), so a start can
+    # tell a session whose process died from one parked on purpose; when a firing alert was last
+    # re-posted to Alertmanager (claimed, so replicas do not each re-post it); whose log an anchor
+    # is; and every host's audit chain (its lines as written, and its head), keyed by host, for
+    # `audit verify --all-hosts`
+    (
+        Columns("runbook_sessions", "driver"),
+        Columns("alerts", "posted_at:float"),  # the last re-post to Alertmanager, claimed by one process
+        Columns("audit_anchors", "host_id"),  # whose log a run's anchor is (each host anchors its own)
+        Index("audit_anchors", "host_id"),
+        Table(
+            "audit_hosts",
+            "host_id hostname data_dir log_id seq:int mac stream_bytes:int lines:int updated_at",
+            "host_id",
+        ),
+        Table("audit_lines", "host_id n:int seq:int line:bytes", pk=("host_id", "n")),
+    ),
 ]
 
 

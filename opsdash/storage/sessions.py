@@ -5,35 +5,95 @@ it is acted on, so a session killed at any moment resumes at the right step. It 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opsdash.core.errors import InputError
 from opsdash.core.findings import Severity
 from opsdash.core.runbooks.exclusive import ExclusiveConflict, Holder
 from opsdash.core.runbooks.executor import ESCALATION, SessionState, SessionStatus, StepState, StepStatus
 from opsdash.core.secrets import redactor
+from opsdash.storage.coordination import Busy, GroupLock, take_group_lock
 from opsdash.storage.repository import Repository
 from opsdash.storage.rows import SessionEvent, SessionRow, rows_as
 
 VERDICTS = {SessionStatus.ACTIVE: Severity.UNKNOWN, SessionStatus.ABORTED: Severity.CRIT}
 _HOLDERS = (
     "SELECT s.id, s.runbook_id, s.runbook_path, s.title, s.operator, s.started_at, s.current_step, "
-    "(SELECT COUNT(*) FROM runbook_steps WHERE session_id = s.id), s.exclusive_group, s.target "
+    "(SELECT COUNT(*) FROM runbook_steps WHERE session_id = s.id), s.exclusive_group, s.target, s.driver "
     "FROM runbook_sessions s WHERE s.status = 'active' AND s.exclusive_group IS NOT NULL AND s.target = ?"
 )
+# How long a start waits for a holder whose lock it cannot take to show in the record (the holder
+# takes the lock, then commits its session: a start between the two sees the lock, not the row)
+LOCK_SETTLE_S = 10.0
+ABANDONED = "abandoned"  # the event recorded on a session whose driver died, when another takes over
+
+
+def driver_name() -> str:
+    """Who drives a session: `host:pid`, for the record and for messages (the lock decides)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class RunbookSessions(Repository):
+    """Exclusive groups are held at two levels: an active session of the group in the record, and
+    the group's lock (storage/coordination.GroupLock) held by the process driving it. A session
+    paused cleanly (its process closed its history: `driver` NULL) keeps the group; one whose
+    driver died (its lock free, `driver` still set) is taken over by the next start, and recorded
+    as abandoned, unless it died while a command step ran (that command may still be running)."""
+
+    def __init__(self, history: Any) -> None:
+        super().__init__(history)
+        self._locks: dict[tuple[str, str], tuple[str, GroupLock]] = {}  # (group, target) -> session, lock
+        self.taken_over: list[Holder] = []  # what the last create took over from a dead driver
+
     def create(self, state: SessionState) -> None:
         """Insert a new session. One that declares an exclusive group is refused while another
-        active session holds that group for its target: the look and the insert are one write
-        transaction (BEGIN IMMEDIATE), so of two processes starting at once exactly one wins."""
+        session holds that group for its target: its driver is alive (it holds the group's lock),
+        it was paused on purpose, or it died while a command ran. The look and the insert are one
+        write transaction, made while this process holds the group's lock, so of two processes
+        (two hosts on one PostgreSQL database) starting at once exactly one wins."""
+        if state.exclusive is None:
+            self._insert_session(state)
+            return
+        key = (state.exclusive, state.target)
+        self.taken_over = []
+        lock = self._take(key)
+        taken: list[Holder] = []
+        try:
+            with self.history.writing():
+                for holder in self.holders(state.target, state.exclusive):
+                    mine = self._locks.get(key)
+                    if mine is not None and mine[0] == holder.session_id:
+                        raise ExclusiveConflict(holder)  # driven by this very process
+                    if holder.driver is None:
+                        raise ExclusiveConflict(holder, "paused: resume it and finish or abort it")
+                    if self._command_running(holder.session_id, holder.step):
+                        raise ExclusiveConflict(
+                            holder,
+                            f"its opsdash ({holder.driver}) has gone while step {(holder.step or 0) + 1}'s "
+                            "command was running, and that command may still be running: resume it to "
+                            "collect the result, or abort it",
+                        )
+                    self._abandon(holder.session_id, state)
+                    taken.append(holder)
+                self._insert_session(state, driver=driver_name())
+        except BaseException:
+            if key not in self._locks:  # taken for this start: given back with the refusal
+                lock.release()
+            raise
+        self.taken_over = taken
+        old = self._locks.get(key)
+        self._locks[key] = (state.id, lock)
+        if old is not None and old[1] is not lock:
+            old[1].release()
+
+    def _insert_session(self, state: SessionState, driver: str | None = None) -> None:
         with self.history.writing():
-            if state.exclusive is not None:
-                held = self.holders(state.target, state.exclusive)
-                if held:
-                    raise ExclusiveConflict(held[0])
-            self._insert("runbook_sessions", [self._session_row(state)])
+            self._insert("runbook_sessions", [{**self._session_row(state), "driver": driver}])
             self._insert(
                 "runbook_steps",
                 [
@@ -43,8 +103,120 @@ class RunbookSessions(Repository):
             )
             self._insert("runs", [self._run_row(state)])
 
+    def _take(self, key: tuple[str, str]) -> GroupLock:
+        """The group's lock: the one this process already holds (for a session of its own that
+        ended, or that it still drives: the caller looks), else taken now. Busy means a living
+        process drives a session of the group: refused, naming it once its row is visible."""
+        mine = self._locks.get(key)
+        if mine is not None:
+            return mine[1]
+        group, target = key
+        deadline = time.monotonic() + LOCK_SETTLE_S
+        while True:
+            try:
+                return take_group_lock(self.history, group, target)
+            except Busy:
+                held = self.holders(target, group)
+                if held:
+                    raise ExclusiveConflict(held[0]) from None
+            if time.monotonic() > deadline:
+                raise InputError(
+                    f"the exclusive group {group!r} for {target or '(no profile)'} is held by another "
+                    "opsdash process, but no active session of it is in the record; try again"
+                )
+            time.sleep(0.05)
+
+    def _command_running(self, session_id: str, step: int | None) -> bool:
+        row = self.history.conn.execute(
+            "SELECT status FROM runbook_steps WHERE session_id = ? AND step_index = ?", [session_id, step]
+        ).fetchone()
+        return row is not None and row[0] == StepStatus.RUNNING.value
+
+    def _abandon(self, session_id: str, by: SessionState) -> None:
+        """A session whose driver died with no command running: it ends (aborted), and says why."""
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        detail = (
+            f"its opsdash died (its lock was free); the group {by.exclusive!r} was taken over by "
+            f"session {by.id} of {by.runbook_id}, started by {by.operator}"
+        )
+        conn = self.history.conn
+        conn.execute(
+            "UPDATE runbook_sessions SET status = 'aborted', updated_at = ?, driver = NULL WHERE id = ? "
+            "AND status = 'active'",
+            [at, session_id],
+        )
+        conn.execute(
+            "INSERT INTO runbook_events (session_id, at, step_index, event, detail, operator) "
+            "VALUES (?, ?, NULL, ?, ?, ?)",
+            [session_id, at, ABANDONED, detail, by.operator],
+        )
+        row = conn.execute("SELECT summary FROM runs WHERE run_id = ?", [session_id]).fetchone()
+        summary = json.loads(row[0]) if row and row[0] else {}
+        conn.execute(
+            "UPDATE runs SET verdict = ?, summary = ? WHERE run_id = ?",
+            [Severity.CRIT.value, json.dumps({**summary, "status": "aborted"}), session_id],
+        )
+
+    def _refuse_if_taken_over(self, state: SessionState) -> None:
+        """A session another process took over (its driver seemed dead: this process lost its lock,
+        a network cut longer than the server's keepalives, a DBA ending its connection) is not
+        brought back to life by a late save: the transition is refused, saying so."""
+        row = self.history.conn.execute(
+            "SELECT detail FROM runbook_events WHERE session_id = ? AND event = ? ORDER BY id DESC LIMIT 1",
+            [state.id, ABANDONED],
+        ).fetchone()
+        if row is not None:
+            raise InputError(
+                f"session {state.id} was taken over while this opsdash had lost its lock ({row[0]}); "
+                "nothing more is recorded for it here"
+            )
+
+    def hold(self, state: SessionState) -> bool:
+        """This process drives `state` now (a resume): take its group's lock if it is free and mark
+        the session as driven here. False when another living process holds the lock (it drives
+        this session too, or another one of the group); the step claims still keep the two apart."""
+        if state.exclusive is None or state.status is not SessionStatus.ACTIVE:
+            return False
+        key = (state.exclusive, state.target)
+        mine = self._locks.get(key)
+        if mine is not None and mine[0] == state.id:
+            return True
+        try:
+            lock = mine[1] if mine is not None else take_group_lock(self.history, *key)
+        except Busy:
+            return False
+        self._locks[key] = (state.id, lock)
+        with self.history.writing():
+            self.history.conn.execute(
+                "UPDATE runbook_sessions SET driver = ? WHERE id = ?", [driver_name(), state.id]
+            )
+        return True
+
+    def release(self, key: tuple[str, str] | None = None) -> None:
+        """Let go of the group locks this process holds (all, or one): a session still active is
+        parked (its driver cleared in the record first), so it keeps its group until resumed."""
+        for k in [key] if key is not None else list(self._locks):
+            held = self._locks.pop(k, None)
+            if held is None:
+                continue
+            session_id, lock = held
+            try:
+                with self.history.writing():
+                    self.history.conn.execute(
+                        "UPDATE runbook_sessions SET driver = NULL WHERE id = ? AND status = 'active'",
+                        [session_id],
+                    )
+            finally:
+                lock.release()
+
+    def close(self) -> None:
+        """History.close: park what this process drives, then release the locks."""
+        self.release()
+
     def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
         with self.history.conn:  # one transaction: the session, the step and the event land together
+            if state.exclusive is not None and state.status is not SessionStatus.ABORTED:
+                self._refuse_if_taken_over(state)  # only a session of a group is ever taken over
             self._update("runbook_sessions", "id", state.id, self._session_row(state))
             if index is not None:
                 self.history.conn.execute(
@@ -66,6 +238,10 @@ class RunbookSessions(Repository):
                 ],
             )
             self._update("runs", "run_id", state.id, self._run_row(state))
+        if state.exclusive is not None and state.status is not SessionStatus.ACTIVE:
+            key = (state.exclusive, state.target)
+            if self._locks.get(key, ("",))[0] == state.id:  # ended: the group is free at once
+                self._locks.pop(key)[1].release()
 
     def holders(self, target: str, group: str | None = None) -> list[Holder]:
         """The active session holding each exclusive group (or only `group`) for `target`, one per

@@ -4,18 +4,26 @@ verifies, so a replay caught by one is caught by all."""
 
 from __future__ import annotations
 
+from opsdash.storage.coordination import in_transaction_lock
 from opsdash.storage.repository import Repository
 
 
 class Webhooks(Repository):
     def seen(self, scheme: str, delivery_id: str, expires_in: float, now: float) -> bool:
-        """Record a delivery id; True when it was already there and unexpired (a replay)."""
+        """Record a delivery id; True when it was already there and unexpired (a replay).
+
+        One conditional insert on the (scheme, delivery_id) key: of two processes, or two hosts on
+        one PostgreSQL database, verifying the same delivery at once, the second's insert waits for
+        the first's to commit and then inserts nothing, so exactly one accepts it."""
         conn = self.history.conn
-        with conn:
+        with self.history.writing():
+            # one verifier at a time purges: two deleting the same expired rows in another order
+            # could deadlock on PostgreSQL (on SQLite the write transaction is already alone)
+            in_transaction_lock(self.history, "webhook-seen")
             conn.execute("DELETE FROM webhook_seen WHERE expires_at < ? OR expires_at IS NULL", [now])
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO webhook_seen (scheme, delivery_id, seen_at, expires_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO webhook_seen (scheme, delivery_id, seen_at, expires_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [scheme, delivery_id, now, now + expires_in],
             )
         return cursor.rowcount == 0

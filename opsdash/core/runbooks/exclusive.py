@@ -26,6 +26,7 @@ class Holder:
     steps: int
     group: str
     target: str
+    driver: str | None = None  # `host:pid` of the process driving it; None: paused on purpose
 
     def since(self) -> str:
         """`14:03 UTC` (the time the session started)."""
@@ -42,11 +43,12 @@ class Holder:
 class ExclusiveConflict(OpsdashError):
     """A session of the group is already active for the target: who, since when, on which step."""
 
-    def __init__(self, holder: Holder) -> None:
-        self.holder = holder
+    def __init__(self, holder: Holder, why: str = "") -> None:
+        self.holder, self.why = holder, why
         started = holder.started_at[:19].replace("T", " ")
         super().__init__(
             f"{holder.runbook_id} is already running on {holder.target or '(no profile)'}: session "
-            f"{holder.session_id}, started {started} UTC by {holder.operator}, on {holder.at_step()}. "
-            f"Runbooks in the exclusive group {holder.group!r} run one at a time per target."
+            f"{holder.session_id}, started {started} UTC by {holder.operator}, on {holder.at_step()}"
+            + (f" ({why})" if why else "")
+            + f". Runbooks in the exclusive group {holder.group!r} run one at a time per target."
         )

@@ -303,9 +303,23 @@ class Sessions:
         holds the runbook's exclusive group for this target."""
         lint_before_run(self.ops, book)
         try:
-            return Executor.start(
+            executor = Executor.start(
                 book, params, self.ops.operator, self.store, self.runner, self.audit, target_name(self.ops)
             )
+            for holder in self.store.taken_over:  # sessions whose opsdash had died: the record says so
+                self.audit(
+                    "runbook-group-taken-over",
+                    book.id,
+                    "abandoned",
+                    {
+                        "session": holder.session_id,
+                        "operator": holder.operator,
+                        "driver": holder.driver,
+                        "group": holder.group,
+                        "by": executor.state.id,
+                    },
+                )
+            return executor
         except ExclusiveConflict as exc:
             held = exc.holder
             self.audit(
@@ -322,9 +336,11 @@ class Sessions:
         if session_id is None:
             raise InputError(f"no unfinished session of {book.id} to resume")
         try:
-            return Executor.resume(book, session_id, self.store, self.runner, self.audit)
+            executor = Executor.resume(book, session_id, self.store, self.runner, self.audit)
         except (LookupError, ValueError) as exc:
             raise InputError(str(exc)) from None
+        self.store.hold(executor.state)  # its group's lock is this process's while it drives it
+        return executor
 
     def close(self) -> None:
         self.history.close()

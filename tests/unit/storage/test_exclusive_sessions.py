@@ -200,9 +200,104 @@ def test_v9_migrates_an_older_record_and_its_active_sessions_block_nothing(tmp_p
         history.conn.execute("ALTER TABLE runbook_sessions DROP COLUMN target")
         set_schema_version(history, 8)
     with History.open(data) as history:
-        assert history.schema_version == SCHEMA_VERSION == 13
+        assert history.schema_version == SCHEMA_VERSION
         run_step(history, 8)  # idempotent
         store = history.sessions
         assert not_none(store.load(old.state.id)).exclusive is None
         new = start(store, book(tmp_path, "rollback"))
         assert [h.session_id for h in store.holders("BetaSkill", "production-change")] == [new.state.id]
+
+
+# ---------------------------------------------------------------- a holder that dies, or pauses
+
+
+def _hold_then(data_dir: str, path: str, how: str, step_running: bool) -> None:
+    """One process: start the session, then die (SIGKILL, nothing cleaned up) or pause (close)."""
+    import signal
+
+    runbook, _ = parse(Path(path))
+    assert runbook is not None
+    history = History.open(Path(data_dir), database=os.environ.get("OPSDASH_DATABASE_URL"))
+    executor = start(history.sessions, runbook, operator="bob")
+    if step_running:  # as the executor records a command step it has started
+        history.conn.execute(
+            "UPDATE runbook_steps SET status = 'running' WHERE session_id = ? AND step_index = 0",
+            [executor.state.id],
+        )
+        history.conn.commit()
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    history.close()  # `q` in `runbook run`, the dashboard quitting: the session is parked
+
+
+def holder_that(tmp_path: Path, how: str, *, step_running: bool = False) -> tuple[Path, Runbook, str]:
+    runbook = book(tmp_path, "rollback")
+    data = tmp_path / "data"
+    History.open(data).close()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_hold_then, args=(str(data), str(runbook.path), how, step_running)
+    )
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == (-9 if how == "kill" else 0)
+    with History.open(data) as history:
+        (row,) = history.sessions.recent(limit=5)
+    return data, runbook, row.id
+
+
+def test_a_holder_killed_with_sigkill_releases_the_group_and_is_recorded_as_abandoned(tmp_path: Path) -> None:
+    data, runbook, dead = holder_that(tmp_path, "kill")
+    with History.open(data) as history:
+        store = history.sessions
+        assert [h.session_id for h in store.holders("BetaSkill", "production-change")] == [dead]
+        second = start(store, runbook, operator="alice")  # the lock was free: taken over
+        assert not_none(store.load(dead)).status is SessionStatus.ABORTED
+        (event,) = [e for e in store.events(dead) if e.event == "abandoned"]
+        detail = not_none(event.detail)
+        assert "its opsdash died" in detail and second.state.id in detail and "alice" in detail
+        assert [h.session_id for h in store.holders("BetaSkill", "production-change")] == [second.state.id]
+        active = history.conn.execute("SELECT COUNT(*) FROM runbook_sessions WHERE status = 'active'")
+        assert active.fetchone()[0] == 1  # never two sessions of the group at once
+
+
+def test_a_holder_that_paused_keeps_the_group(tmp_path: Path) -> None:
+    data, runbook, parked = holder_that(tmp_path, "close")
+    with History.open(data) as history:
+        with pytest.raises(ExclusiveConflict) as refused:
+            start(history.sessions, runbook, operator="alice")
+        assert refused.value.holder.session_id == parked and "paused" in str(refused.value)
+        assert not_none(history.sessions.load(parked)).status is SessionStatus.ACTIVE
+        resumed = Executor.resume(runbook, parked, history.sessions, lambda gates: [])
+        assert history.sessions.hold(resumed.state)  # bob resumes it: his process drives it again
+        resumed.abort("not needed")  # and ends it: the group is free at once
+        assert start(history.sessions, runbook, operator="alice").state.status is SessionStatus.ACTIVE
+
+
+def test_a_holder_that_died_while_a_command_ran_keeps_the_group(tmp_path: Path) -> None:
+    data, runbook, dead = holder_that(tmp_path, "kill", step_running=True)
+    with History.open(data) as history:
+        with pytest.raises(ExclusiveConflict) as refused:
+            start(history.sessions, runbook, operator="alice")
+        message = str(refused.value)
+        assert refused.value.holder.session_id == dead
+        assert "has gone while step 1's command was running" in message and "resume it" in message
+        assert not_none(history.sessions.load(dead)).status is SessionStatus.ACTIVE
+
+
+def test_a_driver_that_lost_its_lock_does_not_bring_a_taken_over_session_back(tmp_path: Path) -> None:
+    """A network cut longer than the server's keepalives (or a DBA ending the connection) frees the
+    lock of a holder that still runs: another start takes over, and the first one's next step is
+    refused, never recorded as if its session were still the one of the group."""
+    from opsdash.core.errors import InputError
+
+    runbook = book(tmp_path, "rollback")
+    with History.open(tmp_path / "a") as first, History.open(tmp_path / "a") as second:
+        bobs = start(first.sessions, runbook, operator="bob")
+        ((_session, lock),) = first.sessions._locks.values()
+        lock.release()  # the lock is gone, bob's opsdash is not
+        alices = start(second.sessions, runbook, operator="alice")
+        with pytest.raises(InputError, match=f"session {bobs.state.id} was taken over"):
+            bobs.confirm("announced")
+        assert not_none(second.sessions.load(bobs.state.id)).status is SessionStatus.ABORTED
+        holders = second.sessions.holders("BetaSkill", "production-change")
+        assert [h.session_id for h in holders] == [alices.state.id]

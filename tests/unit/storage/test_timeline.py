@@ -57,7 +57,7 @@ def test_the_index_is_added_to_a_database_an_older_opsdash_made(tmp_path: Path) 
     with History.open(tmp_path) as history:
         write_incident(history)
         history.conn.execute("DROP INDEX idx_check_results_failing")
-        set_schema_version(history, 10)  # before v11, the step that adds it
+        set_schema_version(history, 10)  # as v10 left it: v11 made the index (later steps run too)
     with History.open(tmp_path) as history:
         assert history.schema_version == SCHEMA_VERSION
         assert len(history.timeline.check_changes(0, T0 + 10_000)) == 5  # 30, 60, 90, 400 and 430
