@@ -25,8 +25,10 @@ every fourth, a preflight every 20 runs), and prints, each beside its goal:
   - `opsdash incident list` (unscoped, and `--target BetaSkill`: scoped to one target's runs,
     watches and alerts, as a profile reads it) and `opsdash incident show latest` wall time and peak
     RSS (subprocesses, as a user runs them), beside `opsdash --version` (process start);
-  - the ops calls alone (ops.incidents.incidents, ops.incidents.show) and, as the floor, raw sqlite3
-    reading every unhealthy check row of the year through the same partial index;
+  - `opsdash incident list -n 2000` (every incident of the year: the record read from its start);
+  - the ops calls alone (ops.incidents.incidents for the newest 20, read from the last quiet cut
+    before the last week, and for the whole year; ops.incidents.show) and, as the floor, raw
+    sqlite3 reading every unhealthy check row of the year through the same partial index;
   - the Timeline pane's time to fill: TimelinePane mounted headless, mount to the 500 newest
     incidents in its table (it lists 500, as the History pane lists 500 runs).
 
@@ -582,15 +584,19 @@ def incident_benchmark(root: Path, data: Path, args: argparse.Namespace) -> None
         # scoped to one target, as a profile reads it when others share the data directory
         "incident list --target BetaSkill": [OPSDASH, "incident", "list", "--target", "BetaSkill"],
         "incident show latest": [OPSDASH, "incident", "show", "latest"],
+        # every incident of the year: read from the record's start (no goal: not what is asked daily)
+        "incident list -n 2000": [OPSDASH, "incident", "list", "-n", "2000"],
     }.items():
         times, peak = wall(command, env, args.repeat, root)
         over = statistics.median(times) / statistics.median(start)
-        met = goal(statistics.median(times) <= 0.2, "<= 0.2 s")
+        met = "" if "2000" in label else goal(statistics.median(times) <= 0.2, "<= 0.2 s")
         print(f"  {label:30} {spread(times)}  {peak:5.0f} MiB  {over:.1f}x start {met}")
     print("\nin process (medians, ranges)")
+    newest = ops_incidents.Query(limit=20)
     calls = {"ops.incidents.incidents (a year)": lambda: ops_incidents.incidents(ops)}
-    scoped = ops_incidents.Query(target="BetaSkill")
-    calls["... scoped to its target"] = lambda: ops_incidents.incidents(ops, scoped)
+    calls["... the newest 20 (incident list)"] = lambda: ops_incidents.incidents(ops, newest)
+    scoped = ops_incidents.Query(target="BetaSkill", limit=20)
+    calls["... newest 20, scoped to its target"] = lambda: ops_incidents.incidents(ops, scoped)
     calls["ops.incidents.show latest"] = lambda: ops_incidents.show(ops, "latest")
     conn = sqlite3.connect(data / "history.db")
 

@@ -144,7 +144,7 @@ def demo_incident(config: Path | None, interval: float) -> None:
 
     from opsdash.demo.control import read_state, switch_fault
     from opsdash.demo.replay import Script, play
-    from opsdash.ops.incidents import incidents, took
+    from opsdash.ops.incidents import Query, incidents, took
 
     state = read_state(Ops.open(config, require=False).data_dir)
     profile = Path(state["profile"])
@@ -164,7 +164,7 @@ def demo_incident(config: Path | None, interval: float) -> None:
         Path(tempfile.mkdtemp(prefix="opsdash-incident-")),
         interval=interval,
     )
-    latest = incidents(ops)[-1]
+    latest = incidents(ops, Query(limit=1))[-1]
     phases = "  ".join(f"{p.name} {took(p.seconds)}" for p in latest.phases)
     emit(f"incident {latest.id} played: rollback session {played.session_id}; {phases}")
     emit(f"see: opsdash incident show {latest.id} --config {profile}")

@@ -77,7 +77,11 @@ def incident_list(
     check_window(since, until)
     ops = Ops.reading(config)
     query = ops_incidents.Query(
-        since=since, until=until, target=target, severity=Severity.parse(severity) if severity else None
+        since=since,
+        until=until,
+        target=target,
+        severity=Severity.parse(severity) if severity else None,
+        limit=limit,
     )
     found = ops_incidents.incidents(ops, query)
     shown = found[::-1][:limit]

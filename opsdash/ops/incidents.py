@@ -36,6 +36,7 @@ class Query:
     target: str | None = None
     severity: Severity | None = None  # this or worse
     quiet_s: float = core.QUIET_S
+    limit: int | None = None  # only the newest this many are wanted (None: every one)
 
 
 def target_name(ops: Ops) -> str:
@@ -70,13 +71,25 @@ def _everything(history: History, since: float, until: float, target: str) -> li
     ]
 
 
+FIRST_SPAN_S = 7 * 86400.0  # a limited listing reads the last week first, then 4x as far back
+CUT_STEP_S = 600.0  # the first step back from a window's start that is not quiet (then doubled)
+CUT_TRIES = 16  # 600 s x 2^16: back over a year before reading the record from its start
+
+
 def incidents(ops: Ops, query: Query = Query()) -> list[Incident]:
     """The incidents of one target that overlap the window [since, until], oldest first, filtered
-    by severity. The target is the profile's, or `query.target` (another profile's record in the
-    same data directory); only its own runs, watches and alerts are read. They are derived from the
-    whole record up to now, so an incident keeps its start, its id and its end whatever the window
-    (`show` finds it by that id): one that recovered after `until` is listed as recovered, with
-    its real duration, not as ongoing."""
+    by severity (and only the newest `limit` of them when it is set). The target is the
+    profile's, or `query.target` (another profile's record in the same data directory); only its
+    own runs, watches and alerts are read.
+
+    An incident keeps its start, its id and its end whatever the window (`show` finds it by that
+    id): one that recovered after `until` is listed as recovered, with its real duration, not as
+    ongoing. That needs the record from a point where nothing was open: the record is read from
+    the latest *quiet* cut before the window (`Timeline.quiet_at`: from there the derivation is
+    the whole record's), and a limited listing without `since` starts with the last week and
+    reaches further back (as far as `limit` incidents should take, at least 4x) only while it
+    has found fewer. A record never quiet (a check left down and never probed again) is read
+    from its start."""
     now = ops.clock()
     since = float("-inf") if query.since is None else query.since
     until = float("inf") if query.until is None else query.until
@@ -87,17 +100,40 @@ def incidents(ops: Ops, query: Query = Query()) -> list[Incident]:
             if known is None:  # no run, watch or alert of it: none of the record is its
                 return []
             name = known
-        events = _listing(history, 0.0, now + 1, name)
-    found = core.derive(events, target=name, quiet_s=query.quiet_s)
-    found = [
-        i
-        for i in found
-        if (i.recovered_at is None or i.recovered_at >= since) and i.first_failure_at <= until
-    ]
-    if query.severity is not None:
-        wanted = query.severity.rank
-        found = [i for i in found if i.severity.rank >= wanted]
-    return found
+        first = history.timeline.first_trouble()
+        if first is None:
+            return []
+        span = FIRST_SPAN_S
+        while True:
+            start = since if query.limit is None else max(since, min(until, now) - span)
+            cut = _quiet_cut(history, start, query.quiet_s, name)
+            found = core.derive(_listing(history, cut, now + 1, name), target=name, quiet_s=query.quiet_s)
+            found = [
+                i
+                for i in found
+                if (i.recovered_at is None or i.recovered_at >= since) and i.first_failure_at <= until
+            ]
+            if query.severity is not None:
+                wanted = query.severity.rank
+                found = [i for i in found if i.severity.rank >= wanted]
+            if query.limit is None or len(found) >= query.limit or cut <= first or start <= since:
+                return found if query.limit is None else found[-query.limit :]
+            span *= max(4.0, 1.5 * query.limit / max(len(found), 1))  # as far as that many take
+
+
+def _quiet_cut(history: History, start: float, quiet_s: float, target: str) -> float:
+    """The latest quiet cut at or before `start` (0.0: the record's start), stepping back from it
+    by CUT_STEP_S, then twice as far each time."""
+    if start <= 0.0:
+        return 0.0
+    cut, step = start, CUT_STEP_S
+    for _ in range(CUT_TRIES):
+        if cut <= 0.0:
+            return 0.0
+        if history.timeline.quiet_at(cut, quiet_s, target):
+            return cut
+        cut, step = cut - step, step * 2
+    return 0.0
 
 
 def show(ops: Ops, ref: str, *, quiet_s: float = core.QUIET_S) -> Incident:
@@ -105,7 +141,7 @@ def show(ops: Ops, ref: str, *, quiet_s: float = core.QUIET_S) -> Incident:
     `latest` or `latest~N`; a ref that names none is an InputError."""
     from opsdash.core.errors import InputError
 
-    found = incidents(ops, Query(quiet_s=quiet_s))
+    found = incidents(ops, _query_for(ref, quiet_s))
     try:
         chosen = core.resolve(found, ref)
     except ValueError as exc:
@@ -116,6 +152,26 @@ def show(ops: Ops, ref: str, *, quiet_s: float = core.QUIET_S) -> Incident:
         events = _everything(history, since, until, chosen.target)
     full = core.derive(events, target=chosen.target, quiet_s=quiet_s)
     return next((i for i in full if i.id == chosen.id), chosen)
+
+
+_ID_STAMP = re.compile(r"(\d{8}-\d{6})(?:-[0-9a-f]{0,4})?")
+
+
+def _query_for(ref: str, quiet_s: float) -> Query:
+    """The incidents that REF can name: `latest~N` is among the newest N+1; an id (its first 15
+    characters are when it opened, to the second) among those open in that second; a shorter
+    prefix among every one."""
+    if ref == "latest" or ref.startswith("latest~"):
+        back = ref.partition("~")[2]
+        if not back or (back.isascii() and back.isdigit() and len(back) <= 9):
+            return Query(quiet_s=quiet_s, limit=int(back or 0) + 1)
+    elif (stamp := _ID_STAMP.fullmatch(ref)) is not None:
+        try:
+            opened = datetime.strptime(stamp.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC).timestamp()
+        except ValueError:  # not a date: no incident has this id
+            return Query(quiet_s=quiet_s)
+        return Query(since=opened, until=opened + 1, quiet_s=quiet_s)
+    return Query(quiet_s=quiet_s)
 
 
 def export_file(ops: Ops, ref: str, directory: Path | None = None) -> Path:

@@ -87,7 +87,7 @@ class Timeline(Repository):
         """The target as the record spells it (case aside), if a run, a watch or an alert names it."""
         row = self.history.conn.execute(
             "SELECT target FROM (SELECT target FROM watches UNION SELECT target FROM alerts "
-            "UNION SELECT target FROM runs) WHERE target = ? COLLATE NOCASE LIMIT 1",
+            "UNION SELECT target FROM runs) AS named WHERE lower(target) = lower(?) LIMIT 1",
             [name],
         ).fetchone()
         return None if row is None else str(row[0])
@@ -115,6 +115,70 @@ class Timeline(Repository):
                 if n_at < end and not unhealthy and (name, n_at) not in seen:
                     seen[(name, n_at)] = _check(name, n_at, n_sev, n_sus, n_run, n_summary)
         return sorted(seen.values(), key=lambda e: (e.at, e.source))  # ties: by check, always
+
+    def first_trouble(self) -> float | None:
+        """When the record's first unhealthy check result or alert is (None: it has neither): no
+        incident starts before it, so reading from there is reading the whole record."""
+        conn = self.history.conn
+        check = conn.execute(
+            "SELECT min(started_at) FROM check_results INDEXED BY idx_check_results_failing "
+            "WHERE severity != 'OK' OR sustained != 'OK'"
+        ).fetchone()[0]
+        alert = conn.execute("SELECT min(raised_at) FROM alerts").fetchone()[0]
+        times = [t for t in (None if check is None else epoch(check), alert) if t is not None]
+        return min(times, default=None)
+
+    def quiet_at(self, cut: float, quiet_s: float, target: str = "") -> bool:
+        """Whether the target's record is quiet at `cut`: deriving incidents from `cut` on then
+        gives the very incidents the whole record gives after it (ops.incidents reads a window
+        from such a cut instead of the whole record). Quiet means: no check down (its last known
+        sustained state before the quiet period, and none going down in it), no alert that holds
+        an incident open across the quiet period, and no check whose last result before `cut`
+        failed and that has results after it (its failing streak would carry on). A check whose
+        last state is down and that is never probed again stays down, as the derivation has it,
+        so no cut after it is quiet. Index seeks only: a few per check name, found by a skip
+        scan of (check_name, started_at)."""
+        before, at = iso(cut - quiet_s - 1), iso(cut)
+        alerts = (
+            "SELECT 1 FROM alerts WHERE raised_at < :cut_epoch AND (resolved_at IS NULL OR resolved_at >= "  # noqa: S608
+            ":before_epoch) AND (rule != 'certificate-expiry' OR severity = 'CRIT')"
+            + (" AND (target IS NULL OR target = :target)" if target else "")
+            + " LIMIT 1"
+        )
+        params = {
+            "before": before,
+            "cut": at,
+            "cut_epoch": cut,
+            "before_epoch": cut - quiet_s - 1,
+            "target": target,
+        }
+        conn = self.history.conn
+        if conn.execute(alerts, params).fetchone():
+            return False
+        scope = f" AND {_OTHERS.format(t='f')}" if target else ""
+        went_down = (
+            "SELECT 1 FROM check_results f INDEXED BY idx_check_results_failing "  # noqa: S608
+            "WHERE (f.severity != 'OK' OR f.sustained != 'OK') AND f.started_at >= :before "
+            f"AND f.started_at < :cut AND f.sustained IN ('WARN', 'CRIT'){scope} LIMIT 1"
+        )
+        if conn.execute(went_down, params).fetchone():
+            return False
+        rows = conn.execute(
+            "WITH RECURSIVE names(n) AS (SELECT min(check_name) FROM check_results UNION ALL "  # noqa: S608
+            "SELECT (SELECT min(check_name) FROM check_results WHERE check_name > n) FROM names "
+            "WHERE n IS NOT NULL) SELECT "
+            "(SELECT f.sustained FROM check_results f WHERE f.check_name = n AND f.started_at < :before "
+            f"AND f.sustained IN ('OK', 'WARN', 'CRIT'){scope} ORDER BY f.started_at DESC LIMIT 1), "
+            "(SELECT f.severity FROM check_results f WHERE f.check_name = n AND f.started_at < :cut"
+            f"{scope} ORDER BY f.started_at DESC LIMIT 1), "
+            "EXISTS (SELECT 1 FROM check_results f WHERE f.check_name = n AND f.started_at >= :cut) "
+            "FROM names WHERE n IS NOT NULL",
+            params,
+        )
+        for known, last, later in rows:
+            if known in ("WARN", "CRIT") or (later and last is not None and last not in _HEALTHY):
+                return False
+        return True
 
     def alerts(self, since: float, until: float, target: str = "") -> list[Event]:
         """Alerts fired or resolved in the window, and those open across it (fired before): the

@@ -81,7 +81,7 @@ class TimelinePane(TablePane):
     def load(self) -> None:
         from opsdash.ops import incidents as ops_incidents
 
-        found = ops_incidents.incidents(self.ctx.ops)
+        found = ops_incidents.incidents(self.ctx.ops, ops_incidents.Query(limit=LISTED))
         self.app.call_from_thread(self._listed, found[::-1][:LISTED], self.ctx.ops.clock())
 
     def _listed(self, found: list[Incident], now: float) -> None:
