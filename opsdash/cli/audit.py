@@ -209,7 +209,7 @@ def _verify_all_hosts(ops: Ops, as_json: bool) -> None:
         emit("no host has copied its audit chain to this database yet")
     for o in [] if as_json else outcomes:
         host, result = o.host, o.result
-        where = f"{host.host_id} ({visible(host.data_dir)}, log {host.log_id})"
+        where = f"{visible(host.host_id)} ({visible(host.data_dir)}, log {visible(host.log_id)})"
         if result.problem is not None:
             first = result.problem.first_bad_seq
             emit(click.style("TAMPERED", fg="red", bold=True) + f"  {where}")
@@ -220,7 +220,7 @@ def _verify_all_hosts(ops: Ops, as_json: bool) -> None:
                 "WARN" if result.warnings else "OK", fg="yellow" if result.warnings else "green", bold=True
             )
             emit(f"{label}  {where}: {result.records} records verify; head seq {host.seq}")
-            emit(f"  copied {host.updated_at}")
+            emit(f"  copied {visible(host.updated_at)}")
     sys.exit({"OK": 0, "WARN": 1}.get(worst, 2))
 
 

@@ -152,7 +152,7 @@ class OpsdashSettings(BaseSettings, SettingsTable):
 def load_settings(file_table: Mapping[str, Any] | None = None, **overrides: Any) -> OpsdashSettings:
     token = _file_table.set(dict(file_table or {}))
     try:
-        return OpsdashSettings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = OpsdashSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
@@ -161,6 +161,12 @@ def load_settings(file_table: Mapping[str, Any] | None = None, **overrides: Any)
         raise ConfigError(f"{where}: {err['msg']}") from None
     finally:
         _file_table.reset(token)
+    # opsdash's own secrets: a runbook command inherits the environment, and one that prints it
+    # (a deploy script dumping its env on error) must not put the audit key in the record
+    for secret in (settings.audit_key, settings.serve_token):
+        if secret is not None:
+            redactor.register(secret.get_secret_value())
+    return settings
 
 
 # ---------------------------------------------------------------- loading and locating errors

@@ -59,6 +59,32 @@ def test_truncation_is_caught_with_the_history_anchor(run: Run, project: Project
     assert "first bad seq: 2" in result.out
 
 
+def test_verify_runs_with_the_history_database_out_of_reach(
+    run: Run, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The team database down (or history.db unreadable): the local chain and the head anchor
+    beside the key still verify, saying the history anchor was not read; tampering is still
+    caught (the reviewer's case: exit 3, nothing verified)."""
+    from tests.servers import closed_port
+
+    run("validate", "--config", project.profile)
+    run("validate", "--config", project.profile)
+    monkeypatch.setenv(
+        "OPSDASH_DATABASE_URL", f"postgresql://ops:pw-not-shown-1234@127.0.0.1:{closed_port()}/ops"
+    )
+    result = run("audit", "verify", "--config", project.profile)
+    assert result.code == 0, result.out + result.err
+    said = " ".join(result.out.split())  # wrapped to the terminal
+    assert said.startswith("OK") and "no history anchor" in said and "cannot connect" in said
+    assert "pw-not-shown-1234" not in result.out + result.err
+    log = data_dir() / "audit.log"
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"outcome":"OK"', b'"outcome":"CRIT"')
+    log.write_bytes(b"".join(lines))
+    tampered = run("audit", "verify", "--config", project.profile)
+    assert tampered.code == 2 and tampered.out.startswith("TAMPERED"), tampered.out + tampered.err
+
+
 def cut_newest(count: int) -> None:
     log = data_dir() / "audit.log"
     log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-count]))

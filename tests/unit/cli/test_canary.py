@@ -183,6 +183,64 @@ def test_no_canary_from_a_runbook_command_or_parameter(run: Run, project: Projec
             assert secret.encode() not in path.read_bytes(), path
 
 
+OWN_SECRETS = """+++
+id = "env-dump"
+title = "Env dump"
++++
+
+## A deploy script that dumps its environment on error {#dump}
+```command timeout=10
+echo "key=$OPSDASH_AUDIT_KEY token=$OPSDASH_SERVE_TOKEN"; cat "$XDG_CONFIG_HOME/opsdash/audit.key" 2>/dev/null || true
+```
+"""
+
+
+@pytest.mark.parametrize("key_from", ["environment", "file"])
+def test_a_runbook_command_printing_opsdashs_own_secrets_is_masked(
+    run: Run, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_from: str
+) -> None:
+    """A runbook command inherits opsdash's environment: the audit key (from OPSDASH_AUDIT_KEY or
+    its file) and the serve token it prints are masked on the terminal, in history (which a team
+    shares with every database user) and in the audit log, never stored in clear."""
+    key, token = f"auditkey{secrets.token_hex(16)}", f"servetoken{secrets.token_hex(12)}"
+    config = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    if key_from == "environment":
+        monkeypatch.setenv("OPSDASH_AUDIT_KEY", key)
+    else:
+        monkeypatch.delenv("OPSDASH_AUDIT_KEY", raising=False)
+        (config / "opsdash").mkdir(parents=True)
+        (config / "opsdash" / "audit.key").write_text(key)
+        (config / "opsdash" / "audit.key").chmod(0o600)
+    monkeypatch.setenv("OPSDASH_SERVE_TOKEN", token)
+    book = project.root / "env-dump.md"
+    book.write_text(OWN_SECRETS)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("opsdash")),
+            "runbook",
+            "run",
+            str(book),
+            "--config",
+            str(project.profile),
+        ],
+        input="c\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "key=" in result.stdout and "token=" in result.stdout  # the command did print them
+    shown = run("history", "show", "latest", "--config", project.profile, "--json").out
+    assert "token=" in shown
+    for text in (result.stdout, result.stderr, shown):
+        _assert_clean(text, [key, token])
+    for path in Path(os.environ["OPSDASH_DATA_DIR"]).rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
+            assert token.encode() not in path.read_bytes(), path
+
+
 # ---------------------------------------------------------------- secrets wherever they travel
 
 PROFILE_URLS = """

@@ -410,4 +410,11 @@ def test_audit_verify_all_hosts_names_the_first_bad_record_of_each(team: Team, p
     assert "MAC mismatch" in said and f"OK  {hosts['b']['host_id']}" in said
     # host a's own chain is intact: its local log and anchors are the evidence the copy was edited
     assert team.a.run("audit", "verify", "--config", profile).returncode == 0
+    # text from the database reaches the terminal inert: a DBA's escape sequence is shown, not run
+    with team.record() as history:
+        history.conn.execute(
+            "UPDATE audit_hosts SET log_id = ? WHERE host_id = ?", ["\x1b]0;PWNED\x07", hosts["b"]["host_id"]]
+        )
+    shown = team.b.run("audit", "verify", "--all-hosts", "--config", profile)
+    assert "PWNED" in shown.stdout and "\x1b" not in shown.stdout and "\x07" not in shown.stdout, shown.stdout
     team.assert_no_database_errors()
