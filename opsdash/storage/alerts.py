@@ -18,21 +18,8 @@ from typing import Any
 
 from opsdash.core.secrets import redactor
 from opsdash.storage.coordination import in_transaction_lock
-from opsdash.storage.repository import Repository
+from opsdash.storage.repository import Repository, of_target, stored_target
 from opsdash.storage.rows import AlertRow, DeliveryRow, rows_as
-
-
-def stored_target(target: str) -> str:
-    """A target as the record spells it (masked as when it was written), to compare with."""
-    return redactor.redact(target)
-
-
-def of_target(target: str | None) -> tuple[str, list[Any]]:
-    """The condition (and its argument) that keeps the alerts of `target` and those that name no
-    target; None: every alert."""
-    if target is None:
-        return "", []
-    return " AND (target IS NULL OR target = ?)", [stored_target(target)]
 
 
 class Alerts(Repository):

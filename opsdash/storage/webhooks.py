@@ -4,9 +4,8 @@ verifies, so a replay caught by one is caught by all."""
 
 from __future__ import annotations
 
-from opsdash.storage.alerts import of_target, stored_target
 from opsdash.storage.coordination import in_transaction_lock
-from opsdash.storage.repository import Repository
+from opsdash.storage.repository import Repository, of_target, stored_target
 
 
 class Webhooks(Repository):
