@@ -308,7 +308,9 @@ class AlertDispatcher:
         """Decide and carry out fire / remind / resolve for these candidates; returns what was done
         (an alert that stays silenced is not among it)."""
         now = self.clock() if now is None else now
-        rows = {r.id: r for r in history.alerts.firing()}
+        # this target's open alerts (and those of no target): another profile's check of the same
+        # name, in the same record, is another incident, neither reminded nor resolved from here
+        rows = {r.id: r for r in history.alerts.firing(self.profile.target.name)}
         open_alerts = {
             (r.rule, r.key): OpenAlert(r.id, r.rule, r.key, r.raised_at, r.last_sent_at)
             for r in rows.values()
@@ -351,7 +353,7 @@ class AlertDispatcher:
         validation, so the header does not stay NO-GO until someone runs preflight again."""
         target = self.profile.target.name
         alert = next(
-            (a for a in history.alerts.firing() if a.rule == PREFLIGHT_NO_GO and a.key == target), None
+            (a for a in history.alerts.firing(target) if a.rule == PREFLIGHT_NO_GO and a.key == target), None
         )
         run_id = history.runs.last(("preflight",), ("CRIT",)) if alert is not None else None
         if alert is None or run_id is None:

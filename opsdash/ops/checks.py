@@ -86,12 +86,13 @@ async def run(
     return report, results
 
 
-def resumed_states(history: History, checks: Sequence[Check]) -> dict[str, SustainedState]:
+def resumed_states(history: History, checks: Sequence[Check], target: str) -> dict[str, SustainedState]:
     """The checks whose incident is still open in the record, as down as the process that last
     watched them left them: a new dashboard, a restarted or reloaded `serve`, or a second watcher
     of the same target continues that incident (a reminder, then one resolve when the check has
-    recovered) instead of forgetting it and raising another."""
-    down = {a.key for a in history.alerts.firing() if a.rule in INCIDENT_RULES}
+    recovered) instead of forgetting it and raising another. Only `target`'s incidents: another
+    profile's check of the same name being down is not this one's."""
+    down = {a.key for a in history.alerts.firing(target) if a.rule in INCIDENT_RULES}
     rows = {r.check_name: r for r in history.checks.latest(c.name for c in checks if c.name in down)}
     states: dict[str, SustainedState] = {}
     for check in checks:
@@ -342,7 +343,7 @@ class Watch:
         """A check whose incident is still open in the record starts as down, as the process that
         last watched it left it (`resumed_states`)."""
         assert self._history is not None
-        resumed = resumed_states(self._history, self.checks)
+        resumed = resumed_states(self._history, self.checks, self.ops.profile.target.name)
         self.watcher.states.update(resumed)
         self._last.update({name: state.status for name, state in resumed.items()})
 

@@ -233,7 +233,8 @@ async def _gather(ops: Ops, send: Callable[[Frame], None]) -> EarlyPicture:
             return None, problem, [], {}
         send(EarlyReport(report))
         with ops.history(write=False) as history:
-            return report, None, _open_alerts(history), resumed_states(history, checks)
+            target = profile.target.name
+            return report, None, _open_alerts(history, target), resumed_states(history, checks, target)
 
     profile = ops.profile
     checks: Sequence[Check] = profile.checks
@@ -271,5 +272,5 @@ def _new_state() -> SustainedState:  # imported here: the parent imports this mo
     return SustainedState()
 
 
-def _open_alerts(history: History) -> list[tuple[Severity, str]]:
-    return [a.contribution() for a in history.alerts.firing()]
+def _open_alerts(history: History, target: str) -> list[tuple[Severity, str]]:
+    return [a.contribution() for a in history.alerts.firing(target)]

@@ -193,8 +193,9 @@ class Overview:
 
 
 def overview(ops: Ops, *, deploys: int = 4) -> Overview:
+    profile = ops.profile_or_none  # its target's open alerts (and those of none), not another's
     with ops.history(write=False) as history:
-        alerts = history.alerts.firing()
+        alerts = history.alerts.firing(profile.target.name if profile is not None else None)
         recent = [r for r in history.runs.recent(limit=50) if r.kind in DEPLOY_KINDS][:deploys]
     return Overview(alerts, recent)
 

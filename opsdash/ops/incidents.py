@@ -65,7 +65,7 @@ def _everything(history: History, since: float, until: float, target: str) -> li
         *_listing(history, since, until, target),
         *t.deliveries(since, until, target),
         *t.runs(since, until, CONTEXT_RUNS, target),
-        *t.webhook_failures(since, until),
+        *t.webhook_failures(since, until, target),
         *t.env_changes(since, until, target),
         *t.anchors(since, until, target),
     ]

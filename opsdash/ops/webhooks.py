@@ -207,14 +207,16 @@ def record_delivery(
     if verdict.ok:
         return verdict, None
     rule = burst or BurstRule()
-    failures = history.webhooks.record_failure(source, verdict.outcome.value, now, rule.window_s)
-    if not rule.should_alert(failures, history.alerts.last_raised(WEBHOOK_BURST, source), now):
+    profile = ops.profile_or_none  # whose failure it is: its timeline shows it, its burst counts it
+    target = profile.target.name if profile is not None else None
+    failures = history.webhooks.record_failure(source, verdict.outcome.value, now, rule.window_s, target)
+    if not rule.should_alert(failures, history.alerts.last_raised(WEBHOOK_BURST, source, target), now):
         return verdict, None
     recent = sum(1 for t in failures if now - t <= rule.window_s)
     title = f"Burst of failed webhook verifications from {source}"
     window = f"{rule.window_s:.0f} s"
     detail = f"{recent} failed verifications from {source} within {window} (latest: {verdict.outcome})"
-    alert_id = history.alerts.record(WEBHOOK_BURST, source, "CRIT", title, detail, now)
+    alert_id = history.alerts.record(WEBHOOK_BURST, source, "CRIT", title, detail, now, target=target)
     assert alert_id is not None  # opened unconditionally: a burst is an event, not a state
     ops.audit.event(
         "security_event",

@@ -5,6 +5,10 @@ the same thing at once exactly one acts on it (docs/architecture.md, "Many proce
 on SQLite (one writer at a time) and on PostgreSQL (READ COMMITTED: the open takes a per-key
 advisory lock for its look-then-insert; a claim is one conditional UPDATE, which PostgreSQL
 re-checks against the row a concurrent claim left, so the second finds nothing to change).
+
+Every lookup by key is a target's (`target=`): two profiles that share a data directory or a
+database, each with a check called "api", have an incident each. An alert that names no target
+(written before v13, or by a process with no profile) is every target's, as it always was.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from opsdash.core.secrets import redactor
 from opsdash.storage.coordination import in_transaction_lock
-from opsdash.storage.repository import Repository
+from opsdash.storage.repository import Repository, of_target, stored_target
 from opsdash.storage.rows import AlertRow, DeliveryRow, rows_as
 
 
@@ -35,29 +39,34 @@ class Alerts(Repository):
         target: str | None = None,
         observed_at: float | None = None,
     ) -> int | None:
-        """Open an alert; with `unless_open`, only if no alert of those rules is firing for `key`:
+        """Open an alert; with `unless_open`, only if no alert of those rules is firing for `key`
+        (of this `target`, or of none):
         the check and the insert are one write transaction, so of two processes that see the same
         failure at once exactly one opens the incident (and sends it); the other gets None.
         `sent_at`: the alert is being sent now (claimed, so no one else sends it first). `target`:
-        the profile target whose process opened it (the incident timeline scopes by it).
+        the profile target whose process opened it (another target's open alert of the same key
+        does not stop this one; the incident timeline scopes by it).
         `observed_at`: when the failure was seen; an incident of `unless_open` resolved since then
         (by another process, on a later healthy result) is not re-opened by this older evidence."""
         conn = self.history.conn
+        mine, scope = of_target(target)
         with self.history.writing():
-            in_transaction_lock(self.history, "alert", key)  # the look and the insert, one at a time
+            # the look and the insert, one at a time (per key: a NULL-target alert is every target's)
+            in_transaction_lock(self.history, "alert", key)
             if unless_open:
                 marks = ", ".join("?" * len(unless_open))
                 if conn.execute(
-                    f"SELECT 1 FROM alerts WHERE status = 'firing' AND key = ? AND rule IN ({marks}) LIMIT 1",  # noqa: S608
-                    [key, *unless_open],
+                    f"SELECT 1 FROM alerts WHERE status = 'firing' AND key = ? AND rule IN ({marks}){mine} "  # noqa: S608
+                    "LIMIT 1",
+                    [key, *unless_open, *scope],
                 ).fetchone():
                     return None
                 if (
                     observed_at is not None
                     and conn.execute(
                         f"SELECT 1 FROM alerts WHERE status = 'resolved' AND key = ? AND rule IN ({marks}) "  # noqa: S608
-                        "AND resolved_at >= ? LIMIT 1",
-                        [key, *unless_open, observed_at],
+                        f"AND resolved_at >= ?{mine} LIMIT 1",
+                        [key, *unless_open, observed_at, *scope],
                     ).fetchone()
                 ):
                     return None
@@ -75,7 +84,7 @@ class Alerts(Repository):
                     sent_at,
                     int(silenced),
                     runbook,
-                    None if target is None else redactor.redact(target),
+                    None if target is None else stored_target(target),
                 ],
             )
             return int(cursor.fetchone()[0])
@@ -132,10 +141,12 @@ class Alerts(Repository):
             raise KeyError(f"no alert {alert_id}")
         return rows[0]
 
-    def firing(self) -> list[AlertRow]:
-        """The open alerts, oldest first."""
+    def firing(self, target: str | None = None) -> list[AlertRow]:
+        """The open alerts (of `target` and of no target; None: every one), oldest first."""
+        mine, scope = of_target(target)
         return rows_as(
-            AlertRow, self._dicts("SELECT * FROM alerts WHERE status = 'firing' ORDER BY raised_at", [])
+            AlertRow,
+            self._dicts(f"SELECT * FROM alerts WHERE status = 'firing'{mine} ORDER BY raised_at, id", scope),  # noqa: S608
         )
 
     def all(self, rule: str | None = None) -> list[AlertRow]:
@@ -143,11 +154,12 @@ class Alerts(Repository):
         where, args = ("WHERE rule = ?", [rule]) if rule else ("", [])
         return rows_as(AlertRow, self._dicts(f"SELECT * FROM alerts {where} ORDER BY raised_at, id", args))  # noqa: S608
 
-    def last_raised(self, rule: str, key: str) -> float | None:
-        """When the newest alert of `rule` for `key` was raised (None: never)."""
+    def last_raised(self, rule: str, key: str, target: str | None = None) -> float | None:
+        """When the newest alert of `rule` for `key` (of `target`, or of none) was raised (None: never)."""
+        mine, scope = of_target(target)
         row = self.history.conn.execute(
-            "SELECT raised_at FROM alerts WHERE rule = ? AND key = ? ORDER BY raised_at DESC LIMIT 1",
-            [rule, key],
+            f"SELECT raised_at FROM alerts WHERE rule = ? AND key = ?{mine} ORDER BY raised_at DESC LIMIT 1",  # noqa: S608
+            [rule, key, *scope],
         ).fetchone()
         return None if row is None else float(row[0])
 

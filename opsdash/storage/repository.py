@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from opsdash.core.secrets import redactor
+
 if TYPE_CHECKING:
     from opsdash.storage.history import History
 
@@ -75,3 +77,16 @@ def _shift(at: str, days: int) -> str:
         return (datetime.fromisoformat(at) + timedelta(days=days)).isoformat(timespec="milliseconds")
     except ValueError:
         return at
+
+
+def stored_target(target: str) -> str:
+    """A target as the record spells it (masked as when it was written), to compare with."""
+    return redactor.redact(target)
+
+
+def of_target(target: str | None) -> tuple[str, list[Any]]:
+    """The condition (and its argument) that keeps a table's rows of `target` and those that name
+    no target (written before the table had the column: every target's); None: every row."""
+    if target is None:
+        return "", []
+    return " AND (target IS NULL OR target = ?)", [stored_target(target)]

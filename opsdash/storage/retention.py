@@ -9,7 +9,8 @@ end chosen so that the batch holds at most `runs` runs and `per_check` results o
 slice end only moves forward, and the last batch runs at the cutoff itself, so when a purge says
 it is done the tables hold exactly what one transaction at the cutoff would have left. Kept
 whatever their age: runbook sessions still active (and their runs), firing alerts, each audit
-log's newest anchor; a shared facts body goes with the last row that could use it.
+log's newest anchor, a watch (`watches`: whose target a watch's run id is) with a check result
+still kept; a shared facts body goes with the last row that could use it.
 """
 
 from __future__ import annotations
@@ -35,13 +36,18 @@ AUTO_COMPACT_BYTES = 64 * 1024 * 1024
 # measures the longest batch: the time another writer may wait for the lock).
 BATCH_RUNS = 50
 BATCH_PER_CHECK = 50
-BATCH_ROWS = 5000  # webhook replay ids and failures a batch deletes at most (a flood of them)
+BATCH_ROWS = 5000  # webhook replay ids and failures, watches, a batch deletes at most (a flood of them)
 VACUUM_PAGES = 512  # pages one vacuum step gives back (2 MiB of 4 KiB pages)
 
 _ACTIVE = "SELECT id FROM runbook_sessions WHERE status = 'active'"
 _OLD_RUNS = f"SELECT run_id FROM runs WHERE started_at < ? AND run_id NOT IN ({_ACTIVE})"  # noqa: S608
 _ENDED = "SELECT id FROM runbook_sessions WHERE status != 'active' AND updated_at < ?"
 _RESOLVED = "SELECT id FROM alerts WHERE status = 'resolved' AND COALESCE(resolved_at, raised_at) < ?"
+# a watch that started before the slice end and has no check result left (its results went above,
+# or it recorded none): a watch that runs on, or whose newer results are kept, stays
+_GONE_WATCHES = (
+    "started_at < ? AND NOT EXISTS (SELECT 1 FROM check_results c WHERE c.run_id = watches.run_id)"
+)
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,8 @@ def purge_batch(
         execute(f"DELETE FROM alerts WHERE id IN ({_RESOLVED})", [end_ts])  # noqa: S608
         # a body's last_used is at most a day older than the newest row using it (checks._share_facts)
         execute("DELETE FROM shared_facts WHERE last_used < ?", [day_before(end)])
-        full = _bounded_delete(history, "webhook_failures", "at < ? OR at IS NULL", end_ts, rows)
+        full = _bounded_delete(history, "watches", _GONE_WATCHES, end, rows)
+        full |= _bounded_delete(history, "webhook_failures", "at < ? OR at IS NULL", end_ts, rows)
         full |= _bounded_delete(
             history, "webhook_seen", "expires_at < ? OR expires_at IS NULL", now.timestamp(), rows
         )
@@ -179,7 +186,7 @@ def _timestamp(at: str) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-def _bounded_delete(history: History, table: str, where: str, value: float, limit: int) -> bool:
+def _bounded_delete(history: History, table: str, where: str, value: float | str, limit: int) -> bool:
     """Delete at most `limit` rows; True when it hit the limit (more may be left)."""
     cursor = history.conn.execute(
         f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {where} LIMIT ?)",  # noqa: S608

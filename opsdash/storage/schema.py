@@ -280,6 +280,10 @@ STEPS: list[tuple[Change, ...]] = [
         ),
         Table("audit_lines", "host_id n:int seq:int line:bytes", pk=("host_id", "n")),
     ),
+    # v15: a failed webhook verification names the target whose profile verified it, so each
+    # target's incident timeline shows its own failures (rows written before have NULL: every
+    # target's, as before) and a burst counts that target's failures alone
+    (Columns("webhook_failures", "target"),),
 ]
 
 

@@ -301,8 +301,9 @@ class Timeline(Repository):
                 )
         return sorted(out, key=lambda e: e.at)
 
-    def webhook_failures(self, since: float, until: float) -> list[Event]:
-        """Failed webhook verifications, one event per source and minute (a burst is one line)."""
+    def webhook_failures(self, since: float, until: float, target: str = "") -> list[Event]:
+        """Failed webhook verifications, one event per source and minute (a burst is one line):
+        the target's, and those that name none (recorded before v15, or with no profile)."""
         return [
             Event(
                 float(first),
@@ -313,10 +314,11 @@ class Timeline(Repository):
                 evidence=outcomes or "",
             )
             for source, _minute, first, count, outcomes in self.history.conn.execute(
-                "SELECT source, CAST(at / 60 AS INTEGER) AS m, MIN(at), COUNT(*), "
+                "SELECT source, CAST(at / 60 AS INTEGER) AS m, MIN(at), COUNT(*), "  # noqa: S608
                 "group_concat(DISTINCT outcome) FROM webhook_failures WHERE at >= ? AND at < ? "
-                "GROUP BY source, m ORDER BY MIN(at)",
-                [since, until],
+                + ("AND (target IS NULL OR target = ?) " if target else "")
+                + "GROUP BY source, m ORDER BY MIN(at)",
+                [since, until, *([target] if target else [])],
             )
         ]
 

@@ -5,7 +5,7 @@ verifies, so a replay caught by one is caught by all."""
 from __future__ import annotations
 
 from opsdash.storage.coordination import in_transaction_lock
-from opsdash.storage.repository import Repository
+from opsdash.storage.repository import Repository, of_target, stored_target
 
 
 class Webhooks(Repository):
@@ -29,18 +29,27 @@ class Webhooks(Repository):
         return cursor.rowcount == 0
 
     def record_failure(
-        self, source: str, outcome: str, at: float, window_s: float = float("inf")
+        self,
+        source: str,
+        outcome: str,
+        at: float,
+        window_s: float = float("inf"),
+        target: str | None = None,
     ) -> list[float]:
-        """Record a failed verification; returns this source's failure times within `window_s`
-        before `at`, oldest first. Only the window is read (the (source, at) index): a flood of
-        stored failures must not slow every later verification."""
+        """Record a failed verification (by `target`'s profile; None: no profile); returns this
+        source's failure times within `window_s` before `at`, oldest first: those of `target` and
+        of none (written before v15), so a burst against one target is that target's alone. Only
+        the window is read (the (source, at) index): a flood of stored failures must not slow
+        every later verification."""
         conn = self.history.conn
         with conn:
             conn.execute(
-                "INSERT INTO webhook_failures (source, at, outcome) VALUES (?, ?, ?)", [source, at, outcome]
+                "INSERT INTO webhook_failures (source, at, outcome, target) VALUES (?, ?, ?, ?)",
+                [source, at, outcome, None if target is None else stored_target(target)],
             )
+        mine, scope = of_target(target)
         rows = conn.execute(  # a NULL time (an old '--now nan') is not a time: never counted
-            "SELECT at FROM webhook_failures WHERE source = ? AND at >= ? ORDER BY at",
-            [source, at - window_s],
+            f"SELECT at FROM webhook_failures WHERE source = ? AND at >= ?{mine} ORDER BY at",  # noqa: S608
+            [source, at - window_s, *scope],
         )
         return [float(r[0]) for r in rows]

@@ -254,7 +254,7 @@ class Target:
             return []
         keys = {c.name for c in self.watch.checks} | {self.name}
         with self.ops.history(write=False) as history:
-            return [a for a in history.alerts.firing() if a.key in keys]
+            return [a for a in history.alerts.firing(self.name) if a.key in keys]
 
 
 class Service:

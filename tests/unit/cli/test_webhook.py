@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from opsdash.ops.base import Ops
+from opsdash.storage.history import History
 from tests.conftest import Project, Run, good_env
 
 NOW = "1764150000"
@@ -308,3 +310,64 @@ def test_ikhokha_with_its_app_id_configured_gives_no_warning(run: Run, project: 
     headers = [h.replace("${IKHOKHA_API_KEY}", env["IKHOKHA_API_KEY"]) for h in headers_of(run, *common)]
     result = run("webhook", "verify", *common, *headers, "--json")
     assert result.code == 0 and json.loads(result.out)["warnings"] == []
+
+
+def test_each_target_counts_and_shows_its_own_failed_verifications(
+    run: Run, project: Project, body: Path, secret_env: str
+) -> None:
+    """Two profiles in one data directory (targets Alpha and Beta) verify deliveries from one
+    source: each failure names its target, a burst counts that target's failures alone, and each
+    target's incident timeline shows its own failures (and those of no profile), not the other's."""
+    base = project.profile.read_text()
+    profiles = {}
+    for target in ("Alpha", "Beta"):
+        profiles[target] = project.root / f"{target.lower()}.toml"
+        profiles[target].write_text(base.replace('name = "BetaSkill"', f'name = "{target}"', 1))
+
+    def verify(target: str | None, at: int) -> dict[str, object] | None:
+        config = ["--config", str(profiles[target])] if target else []
+        result = run(
+            "webhook",
+            "verify",
+            *config,
+            "--scheme",
+            "github",
+            "--secret-env",
+            secret_env,
+            "--body",
+            str(body),
+            "--header",
+            "X-Hub-Signature-256: sha256=" + "0" * 64,
+            "--source-ip",
+            "198.51.100.9",
+            "--now",
+            str(int(NOW) + at),
+            "--json",
+        )
+        assert result.code == 2 and "bad-signature" in result.out, result.out + result.err
+        alert: dict[str, object] | None = json.loads(result.out)["alert"]
+        return alert
+
+    # eight failures from one source within the burst window, four against each target: five of
+    # them are no one's burst (the threshold is five per target)
+    raised = [verify(target, n) for n in range(4) for target in ("Alpha", "Beta")]
+    assert raised == [None] * 8
+    fifth = verify("Alpha", 10)  # Alpha's fifth: Alpha's burst, and Alpha's alone
+    assert fifth is not None and fifth["source"] == "198.51.100.9"
+    assert verify(None, 11) is None  # no profile: counted for every target, its own burst not yet
+    data = Ops.open(profiles["Alpha"], operator="dana").data_dir
+    with History.open(data, write=False) as history:
+        failures = history.conn.execute(
+            "SELECT target, COUNT(*) FROM webhook_failures GROUP BY target ORDER BY target"
+        ).fetchall()
+        bursts = history.conn.execute("SELECT key, target FROM alerts").fetchall()
+        seen = {
+            target: [e.title for e in history.timeline.webhook_failures(0, float(NOW) + 60, target)]
+            for target in ("Alpha", "Beta")
+        }
+    assert [tuple(r) for r in failures] == [(None, 1), ("Alpha", 5), ("Beta", 4)]
+    assert [tuple(r) for r in bursts] == [("198.51.100.9", "Alpha")]
+    assert seen == {
+        "Alpha": ["6 failed webhook verification(s) from 198.51.100.9"],
+        "Beta": ["5 failed webhook verification(s) from 198.51.100.9"],
+    }
