@@ -355,18 +355,18 @@ class AlertDispatcher:
         alert = next(
             (a for a in history.alerts.firing(target) if a.rule == PREFLIGHT_NO_GO and a.key == target), None
         )
-        run_id = history.runs.last(("preflight",), ("CRIT",)) if alert is not None else None
+        run_id = history.runs.last(("preflight",), ("CRIT",), target) if alert is not None else None
         if alert is None or run_id is None:
             return []
         blocking = [f for f in history.runs.findings(run_id) if f.severity is Severity.CRIT]
         names = {c.name for c in self.profile.checks}
-        rows = history.checks.latest(names & {f.subject for f in blocking})
+        rows = history.checks.latest(names & {f.subject for f in blocking}, target)
         healthy = {
             row.check_name
             for row in rows
             if row.sustained == "OK" and _epoch(row.started_at) > alert.raised_at
         }
-        later = history.runs.last(("validate",))
+        later = history.runs.last(("validate",), target=target)
         validation = None
         if later is not None and _epoch((run := history.runs.resolve(later)).started_at) > alert.raised_at:
             validation = history.runs.report(run)

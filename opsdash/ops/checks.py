@@ -93,7 +93,9 @@ def resumed_states(history: History, checks: Sequence[Check], target: str) -> di
     recovered) instead of forgetting it and raising another. Only `target`'s incidents: another
     profile's check of the same name being down is not this one's."""
     down = {a.key for a in history.alerts.firing(target) if a.rule in INCIDENT_RULES}
-    rows = {r.check_name: r for r in history.checks.latest(c.name for c in checks if c.name in down)}
+    rows = {
+        r.check_name: r for r in history.checks.latest((c.name for c in checks if c.name in down), target)
+    }
     states: dict[str, SustainedState] = {}
     for check in checks:
         row = rows.get(check.name)

@@ -39,15 +39,16 @@ GREEN_KINDS = ("preflight", "verify-deploy")
 BASELINE_KINDS = ("check", *GREEN_KINDS)  # runs that recorded check results to compare with
 
 
-def baseline_run(history: History, spec: str = "last-ok") -> RunRow | None:
-    """The run verify-deploy compares with. `last-ok`: the newest preflight or verify-deploy whose
-    verdict was OK (a run that ended in WARN is not a baseline: its warnings would become the
-    norm); `last`: the newest of them whatever its verdict; else a run reference (id, prefix,
-    latest~N) of a check, preflight or verify-deploy run. None when history has no such run."""
+def baseline_run(history: History, spec: str = "last-ok", target: str | None = None) -> RunRow | None:
+    """The run verify-deploy compares with. `last-ok`: the newest preflight or verify-deploy of
+    `target` whose verdict was OK (a run that ended in WARN is not a baseline: its warnings would
+    become the norm; another profile's run in the same record is not this target's baseline);
+    `last`: the newest of them whatever its verdict; else a run reference (id, prefix, latest~N)
+    of a check, preflight or verify-deploy run. None when history has no such run."""
     if spec == "last-ok":
-        found = history.runs.last(GREEN_KINDS, ("OK", "INFO"))
+        found = history.runs.last(GREEN_KINDS, ("OK", "INFO"), target=target)
     elif spec == "last":
-        found = history.runs.last(GREEN_KINDS)
+        found = history.runs.last(GREEN_KINDS, target=target)
     else:
         run = history.runs.resolve(spec)
         if run.kind not in BASELINE_KINDS:
@@ -194,7 +195,7 @@ def verify_deploy(
     if not profile.checks:
         raise ConfigError("the profile has no [[checks]] to verify a deploy with")
     with ops.history() as history:  # a baseline that does not exist is a usage error, found before the wait
-        base = baseline_run(history, baseline)
+        base = baseline_run(history, baseline, profile.target.name)
     started, t0 = ops.now(), time.perf_counter()
     ctx = ops.probe_context(env_files=env_files, from_env=from_env)
     sweeps: list[Sweep] = []

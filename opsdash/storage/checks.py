@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsdash.core.secrets import redactor
-from opsdash.storage.repository import Repository, as_dicts, compact, day_after
+from opsdash.storage.repository import Repository, as_dicts, compact, day_after, results_of_target
 from opsdash.storage.rows import CheckRow, rows_as
 
 if TYPE_CHECKING:
@@ -172,10 +172,16 @@ class Checks(Repository):
         )
         return rows_as(CheckRow, as_dicts(cursor))
 
-    def latest(self, names: Iterable[str]) -> list[CheckRow]:
+    def latest(self, names: Iterable[str], target: str | None = None) -> list[CheckRow]:
         """The newest row of each named check that has one, in the order named: one indexed seek
-        per check (not a GROUP BY scan)."""
-        return [row for name in names for row in self._select("c.check_name = ?", [name], _NEWEST_FIRST, 1)]
+        per check (not a GROUP BY scan). With `target`, that target's newest (its runs' and
+        watches', and those of a watch that named none): another profile's check of the same
+        name in the same record is not this one."""
+        if target is None:
+            where, scope = "c.check_name = ?", []
+        else:
+            where, scope = f"c.check_name = ? AND {results_of_target('c')}", [target, target]
+        return [row for name in names for row in self._select(where, [name, *scope], _NEWEST_FIRST, 1)]
 
     def recent(self, name: str, limit: int = 50) -> list[CheckRow]:
         """The last `limit` results of one check, oldest first (for sparklines and trends)."""

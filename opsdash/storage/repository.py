@@ -90,3 +90,14 @@ def of_target(target: str | None) -> tuple[str, list[Any]]:
     if target is None:
         return "", []
     return " AND (target IS NULL OR target = ?)", [stored_target(target)]
+
+
+def results_of_target(alias: str, placeholder: str = "?") -> str:
+    """The condition that keeps the check results (table alias `alias`) of the target bound to
+    `placeholder` (twice, for "?"): those whose run (or watch) is that target's, and those whose
+    run id is in neither table (a watch from before v13: every target's)."""
+    t, p = alias, placeholder
+    return (
+        f"NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = {t}.run_id AND r.target != {p}) "  # noqa: S608
+        f"AND NOT EXISTS (SELECT 1 FROM watches w WHERE w.run_id = {t}.run_id AND w.target != {p})"
+    )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from opsdash.core.errors import InputError
 from opsdash.core.findings import Finding, Report, Severity
 from opsdash.core.secrets import fingerprint, redactor
-from opsdash.storage.repository import Repository, compact
+from opsdash.storage.repository import Repository, compact, stored_target
 from opsdash.storage.rows import EnvKey, RunRow
 
 if TYPE_CHECKING:
@@ -192,18 +192,23 @@ class Runs(Repository):
                 [run_id, redactor.redact(target), started_at],
             )
 
-    def last(self, kinds: tuple[str, ...], verdicts: tuple[str, ...] | None = None) -> str | None:
-        """The id of the newest run of these kinds (with one of these verdicts): per kind, a walk back
-        along (kind, started_at) that stops at the first match (`+verdict` keeps the planner on it)."""
+    def last(
+        self, kinds: tuple[str, ...], verdicts: tuple[str, ...] | None = None, target: str | None = None
+    ) -> str | None:
+        """The id of the newest run of these kinds (with one of these verdicts; of this target): per
+        kind, a walk back along (kind, started_at) that stops at the first match (`+verdict` keeps
+        the planner on it)."""
         where = "kind = ?"
         if verdicts is not None:
             where += f" AND +verdict IN ({', '.join('?' for _ in verdicts)})"
+        if target is not None:
+            where += " AND +target = ?"
         found = []
         for kind in kinds:
             row = self.history.conn.execute(
                 f"SELECT started_at, rowid, run_id FROM runs WHERE {where} "  # noqa: S608 - placeholders
                 "ORDER BY started_at DESC, rowid DESC LIMIT 1",
-                [kind, *(verdicts or ())],
+                [kind, *(verdicts or ()), *([] if target is None else [stored_target(target)])],
             ).fetchone()
             if row is not None:
                 found.append(tuple(row))

@@ -29,17 +29,11 @@ from opsdash.core.incidents import (
     WEBHOOK,
     Event,
 )
-from opsdash.storage.repository import Repository
+from opsdash.storage.repository import Repository, results_of_target
 
 DEPLOY_KINDS = ("preflight", "verify-deploy")
 _SEP = "\x1f"
 _HEALTHY = ("OK", "INFO")
-# a check result is another target's when its run (or its watch) names another target; a result
-# whose run id is in neither (written before v13 by a watch) belongs to every target, as before
-_OTHERS = (
-    "NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = {t}.run_id AND r.target != :target) "
-    "AND NOT EXISTS (SELECT 1 FROM watches w WHERE w.run_id = {t}.run_id AND w.target != :target)"
-)
 _NEXT = (
     "(SELECT n.started_at || char(31) || n.severity || char(31) || n.sustained || char(31) || n.run_id "
     "|| char(31) || n.summary FROM check_results n WHERE n.check_name = f.check_name "
@@ -96,8 +90,8 @@ class Timeline(Repository):
         """Every check result in [since, until) that was not healthy (a failure, or a sustained
         state not OK), and the result of the same check right after each: the events that can
         change a check's state. Healthy results after healthy results change nothing."""
-        scope = f" AND {_OTHERS.format(t='n')}" if target else ""
-        mine = f" AND {_OTHERS.format(t='f')}" if target else ""
+        scope = f" AND {results_of_target('n', ':target')}" if target else ""
+        mine = f" AND {results_of_target('f', ':target')}" if target else ""
         rows = self.history.conn.execute(
             f"SELECT f.check_name, f.started_at, f.severity, f.sustained, f.run_id, f.summary, "  # noqa: S608
             f"{_NEXT.format(scope=scope)} FROM check_results f INDEXED BY idx_check_results_failing "
@@ -155,7 +149,7 @@ class Timeline(Repository):
         conn = self.history.conn
         if conn.execute(alerts, params).fetchone():
             return False
-        scope = f" AND {_OTHERS.format(t='f')}" if target else ""
+        scope = f" AND {results_of_target('f', ':target')}" if target else ""
         went_down = (
             "SELECT 1 FROM check_results f INDEXED BY idx_check_results_failing "  # noqa: S608
             "WHERE (f.severity != 'OK' OR f.sustained != 'OK') AND f.started_at >= :before "
@@ -334,7 +328,7 @@ class Timeline(Repository):
             for run_id, seq, at in self.history.conn.execute(
                 "SELECT run_id, seq, recorded_at FROM audit_anchors a "  # noqa: S608
                 "WHERE recorded_at >= :since AND recorded_at < :until"
-                + (f" AND {_OTHERS.format(t='a')}" if target else "")
+                + (f" AND {results_of_target('a', ':target')}" if target else "")
                 + " ORDER BY recorded_at, id",
                 {"since": iso(since)[:19], "until": iso(until)[:19], "target": target},
             )

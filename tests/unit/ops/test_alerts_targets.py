@@ -81,6 +81,7 @@ class Target:
         self.state = self.state.update(result, 3, 2)
         sustained = {"api": self.state.status}
         with self.ops.history() as history:
+            history.runs.watching(f"watch-{self.name}", self.name, at)  # as the watch loop does
             history.checks.record(f"watch-{self.name}", [result], sustained)
             self.ops.alerts.process(
                 history, check_candidates([result], sustained), check_scope([result], sustained)
@@ -106,6 +107,8 @@ def test_one_targets_incident_is_neither_resolved_nor_resumed_by_the_other(tmp_p
     # though the newest result of an "api" in the record is Alpha's failing one
     assert alpha.resumed() == ["api"]
     assert beta.resumed() == []
+    beta.poll(200)  # and Alpha's resumes down, from its own newest result, not Beta's healthy one
+    assert alpha.resumed() == ["api"]
     for _ in range(4):
         beta.poll(503)  # Beta's "api" goes down while Alpha's incident is open: its own incident
         alpha.poll(503)

@@ -174,3 +174,31 @@ def test_watches_go_in_bounded_batches_that_move_on(tmp_path: Path) -> None:
             assert len(batches) < 10, "the purge does not move on"
         assert batches == [5, 2, 1]  # at most 3 a batch; the one that finds fewer is the last
         assert watches(history) == ["w-kept"]
+
+
+def test_the_newest_result_and_run_read_for_a_target_are_its_own(tmp_path: Path) -> None:
+    """A watch resuming an incident, the NO-GO gate settling and verify-deploy's baseline read the
+    newest result of a check and the newest run of a kind: each its own target's, though another
+    profile's "api" answered later and its preflight ran later (a watch that named no target,
+    from before v13, is every target's)."""
+    from opsdash.core.findings import Report, Severity
+
+    def at(seconds: float) -> str:
+        return datetime.fromtimestamp(T0 + seconds, UTC).isoformat(timespec="milliseconds")
+
+    with History.open(tmp_path) as history:
+        history.runs.watching("w-alpha", "Alpha", at(0))
+        history.runs.watching("w-beta", "Beta", at(0))
+        history.checks.record("w-alpha", [result("api", at(10), failing=True)], {"api": Severity.CRIT})
+        history.checks.record("w-beta", [result("api", at(20))], {"api": Severity.OK})
+        for target, offset in (("Alpha", 30), ("Beta", 40)):
+            report = Report("preflight", target, f"preflight-{target}", at(offset), 5, ())
+            history.runs.record(report, operator="dana")
+        newest = {t: [r.run_id for r in history.checks.latest(["api"], t)] for t in ("Alpha", "Beta")}
+        unscoped = [r.run_id for r in history.checks.latest(["api"])]
+        runs = {t: history.runs.last(("preflight",), target=t) for t in ("Alpha", "Beta", "Gamma")}
+        history.checks.record("w-old", [result("api", at(50))], {"api": Severity.OK})
+        old = [r.run_id for r in history.checks.latest(["api"], "Alpha")]
+    assert newest == {"Alpha": ["w-alpha"], "Beta": ["w-beta"]} and unscoped == ["w-beta"]
+    assert runs == {"Alpha": "preflight-Alpha", "Beta": "preflight-Beta", "Gamma": None}
+    assert old == ["w-old"]
