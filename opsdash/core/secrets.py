@@ -12,7 +12,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit, urlunsplit
 
 MASK = "••••"
 _MIN_REDACT_LEN = 6
@@ -51,25 +51,45 @@ def secret_param(name: str) -> bool:
     return any(lowered == p or lowered.endswith("_" + p) or lowered.endswith(p) for p in _SECRET_PARAMS)
 
 
+def _split(url: str) -> SplitResult | None:
+    """urlsplit, or None for a URL it refuses (`http://[::1`: an unbalanced bracket)."""
+    try:
+        return urlsplit(url.strip())
+    except ValueError:
+        return None
+
+
+def _scheme_netloc(url: str) -> tuple[str, str]:
+    """The scheme and the authority of a URL, read by hand when urlsplit refuses it: a malformed
+    URL's password must still be found, to be masked in the error that names the URL."""
+    parts = _split(url)
+    if parts is not None:
+        return parts.scheme, parts.netloc
+    scheme, sep, rest = url.strip().partition("://")
+    return (scheme, re.split(r"[/?#]", rest, maxsplit=1)[0]) if sep else ("", "")
+
+
 def url_credentials(url: str) -> list[str]:
     """The credentials a URL of any scheme carries in its userinfo: the password
     (`postgres://app:PASS@db`, `redis://:PASS@cache`), or a user that stands alone as a token
     (`https://ghp_TOKEN@github.com`)."""
-    parts = urlsplit(url.strip())
-    if not parts.scheme or "@" not in parts.netloc:
+    scheme, netloc = _scheme_netloc(url)
+    if not scheme or "@" not in netloc:
         return []
-    userinfo = parts.netloc.rpartition("@")[0]
+    userinfo = netloc.rpartition("@")[0]
     user, colon, password = userinfo.partition(":")
     if colon:
         return [password] if password else []
     # A lone user is a token in an http(s) URL; elsewhere (postgres://app@db) it is a user name.
-    return [user] if user and parts.scheme.lower() in ("http", "https") else []
+    return [user] if user and scheme.lower() in ("http", "https") else []
 
 
 def url_secrets(url: str) -> list[str]:
     """Every credential a URL carries: its userinfo (`url_credentials`) and the values of the query
     parameters that are secret by name (`?api_key=`, the rule url-secret-in-query flags)."""
-    parts = urlsplit(url.strip())
+    parts = _split(url)
+    if parts is None:  # malformed: its userinfo, found by hand
+        return url_credentials(url)
     if not parts.scheme or not parts.netloc:
         return []
     query = [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if v and secret_param(k)]
@@ -78,8 +98,13 @@ def url_secrets(url: str) -> list[str]:
 
 def mask_url(url: str, known: frozenset[str] | set[str] = frozenset()) -> str:
     """The URL, any scheme, with its userinfo credentials and every query value that is secret by
-    name or a known secret replaced by a mask; the rest as written."""
-    parts = urlsplit(url.strip())
+    name or a known secret replaced by a mask; the rest as written (a URL urlsplit refuses: its
+    userinfo credentials masked where they stand)."""
+    parts = _split(url)
+    if parts is None:
+        for credential in url_credentials(url):
+            url = url.replace(credential, mask(credential))
+        return url
     if not parts.scheme:
         return url
     netloc = parts.netloc

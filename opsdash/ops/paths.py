@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -90,6 +91,13 @@ def check_database_url(url: str) -> str:
     """`url` if it is a postgresql:// URL; else a ConfigError that shows it masked."""
     learn_database_url(url)
     scheme, sep, rest = url.strip().partition("://")
+    try:
+        urlsplit(url.strip()).port  # noqa: B018 - raises ValueError on a bad host or port
+    except ValueError as exc:
+        raise ConfigError(
+            f"database {mask_url(url)!r}: not a valid URL ({exc}); expected "
+            "postgresql://user:password@host:5432/dbname"
+        ) from None
     if not sep or scheme.lower() not in ("postgresql", "postgres") or not rest:
         raise ConfigError(
             f"database {mask_url(url)!r}: expected a postgresql:// URL "

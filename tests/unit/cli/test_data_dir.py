@@ -142,3 +142,15 @@ def test_history_with_an_unreadable_data_dir_setting_names_the_file(
     assert result.code == 3
     assert result.err.startswith(f"opsdash: error: {profile}:") and "data_dir" in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://opsdash:SECRETPW5678@[::1/opsdash", "postgresql://opsdash:SECRETPW5678@db:port/x"]
+)
+def test_a_malformed_database_url_is_a_clear_error_with_its_password_masked(
+    run: Run, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("OPSDASH_DATABASE_URL", url)
+    result = run("history", "list")
+    assert result.code == 3 and "not a valid URL" in result.err, result.err
+    assert "SECRETPW5678" not in result.out + result.err and "internal error" not in result.err

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from opsdash.core.secrets import Redactor, fingerprint, secret_like, url_secrets
+from opsdash.core.secrets import Redactor, fingerprint, mask_url, secret_like, url_secrets
 from tests.conftest import fake_secret
 
 
@@ -17,6 +17,16 @@ def test_url_secrets_are_the_userinfo_and_the_secret_named_query_values() -> Non
     assert url_secrets(url) == ["pa55word-x", "k3y-value", "s1g"]
     assert url_secrets("https://host.test/health?region=eu") == []
     assert url_secrets("not a url") == []
+
+
+def test_a_malformed_url_still_has_its_password_found_and_masked() -> None:
+    """urlsplit refuses an unbalanced bracket; the error that names such a URL must still mask its
+    password (the reviewer's case: "internal error (ValueError: Invalid IPv6 URL)")."""
+    url = "postgres://opsdash:SECRETPW5678@[::1/opsdash?api_key=x"
+    assert url_secrets(url) == ["SECRETPW5678"]
+    shown = mask_url(url)
+    assert "SECRETPW5678" not in shown and shown.startswith("postgres://opsdash:") and "[::1/opsdash" in shown
+    assert url_secrets("https://tok-abcdef123456@[::1") == ["tok-abcdef123456"]
 
 
 def test_typed_text_that_looks_like_a_secret() -> None:
