@@ -293,7 +293,7 @@ def test_a_driver_that_lost_its_lock_does_not_bring_a_taken_over_session_back(tm
     runbook = book(tmp_path, "rollback")
     with History.open(tmp_path / "a") as first, History.open(tmp_path / "a") as second:
         bobs = start(first.sessions, runbook, operator="bob")
-        ((_session, lock),) = first.sessions._locks.values()
+        (lock,) = first.sessions._locks.values()
         lock.release()  # the lock is gone, bob's opsdash is not
         alices = start(second.sessions, runbook, operator="alice")
         with pytest.raises(InputError, match=f"session {bobs.state.id} was taken over"):
