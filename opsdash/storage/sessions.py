@@ -140,12 +140,12 @@ class RunbookSessions(Repository):
         from opsdash.storage.postgres import PgConnection
 
         try:
-            fresh = PgConnection.connect(conn.url)
+            fresh = PgConnection.connect(conn.url)  # type: ignore[attr-defined]
         except sqlite3.DatabaseError as exc:
             raise self.history.explain(exc) from None
         with contextlib.suppress(Exception):
             conn.close()
-        self.history.conn = fresh
+        self.history.conn = fresh  # type: ignore[assignment]
 
     def _insert_session(self, state: SessionState, driver: str | None = None) -> None:
         with self.history.writing():

@@ -412,7 +412,7 @@ def test_a_takeover_landing_inside_a_save_is_serialised_with_it(
         def alice_starts() -> None:
             try:
                 outcome.append(start(second.sessions, runbook, operator="alice"))
-            except Exception as exc:  # noqa: BLE001 - said in the assertion below
+            except Exception as exc:  # said in the assertion below
                 outcome.append(exc)
 
         racer = threading.Thread(target=alice_starts)
@@ -431,7 +431,7 @@ def test_a_takeover_landing_inside_a_save_is_serialised_with_it(
         refused = ""
         try:
             bobs.confirm("announced")
-        except Exception as exc:  # noqa: BLE001 - refused: the takeover landed first
+        except Exception as exc:  # refused: the takeover landed first
             refused = str(exc)
         racer.join(60)
         monkeypatch.setattr(RunbookSessions, "_refuse_if_taken_over", original)
@@ -467,7 +467,7 @@ def test_a_transition_the_store_cannot_save_leaves_the_session_where_the_record_
         raise sqlite3.OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(store, "save", lost)
-    with pytest.raises(NotRecorded, match="server closed the connection.*not recorded"):
+    with pytest.raises(NotRecorded, match=r"server closed the connection.*not recorded"):
         ex.confirm("announced")
     assert ex.state.current == 0 and ex.state.steps[0].status.value == "pending"  # not moved on
     assert ex.allowed()[0] == "confirm"
