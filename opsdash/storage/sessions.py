@@ -88,7 +88,7 @@ class RunbookSessions(Repository):
                             "command was running, and that command may still be running: resume it to "
                             "collect the result, or abort it",
                         )
-                    restarted = self._server_restarted()
+                    restarted = self._server_restarted(holder.session_id)
                     if restarted is not None:
                         raise ExclusiveConflict(
                             holder,
@@ -105,15 +105,23 @@ class RunbookSessions(Repository):
         self.taken_over = taken
         self._locks[state.id] = lock
 
-    def _server_restarted(self) -> float | None:
-        """Seconds since the PostgreSQL server started, when that is less than RESTART_GRACE_S."""
+    def _server_restarted(self, session_id: str) -> float | None:
+        """Seconds since the PostgreSQL server started, when that is less than RESTART_GRACE_S and
+        the session was last recorded before it: its driver's lock went with the old server, and
+        its keeper may not have taken it again yet. (A session recorded since took its lock on this
+        server: its lock free means its drivers are gone.)"""
         if self.history.dialect != "postgresql":
             return None
-        row = self.history.conn.execute(
-            "SELECT EXTRACT(EPOCH FROM now() - pg_postmaster_start_time())"
+        age, began = self.history.conn.execute(
+            "SELECT EXTRACT(EPOCH FROM now() - pg_postmaster_start_time()), pg_postmaster_start_time()"
         ).fetchone()
-        age = float(row[0])
-        return age if age < RESTART_GRACE_S else None
+        if float(age) >= RESTART_GRACE_S:
+            return None
+        row = self.history.conn.execute(
+            "SELECT updated_at FROM runbook_sessions WHERE id = ?", [session_id]
+        ).fetchone()
+        updated = datetime.fromisoformat(row[0]) if row and row[0] else None
+        return float(age) if updated is None or updated < began else None
 
     def _take(self, session_id: str) -> SessionLock:
         """The session's lock in shared mode, for this process (one a database error explains)."""
