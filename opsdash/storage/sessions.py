@@ -217,7 +217,7 @@ class RunbookSessions(Repository):
         ).fetchone()
         if row is not None and row[0] != SessionStatus.ACTIVE.value and row[0] != state.status.value:
             raise InputError(
-                f"session {state.id} has {row[0]} meanwhile (in another opsdash); nothing more is "
+                f"session {state.id} ended meanwhile ({row[0]}, in another opsdash); nothing more is "
                 "recorded for it here"
             )
 
@@ -259,6 +259,7 @@ class RunbookSessions(Repository):
         """Let go of the session locks this process holds (all, or one). A session still active
         whose last living driver this was is parked (its driver cleared in the record), so it keeps
         its group until resumed; one another living process drives keeps its driver."""
+        failed: Exception | None = None
         for sid in [session_id] if session_id is not None else list(self._locks):
             lock = self._locks.pop(sid, None)
             if lock is None:
@@ -274,8 +275,12 @@ class RunbookSessions(Repository):
                             "UPDATE runbook_sessions SET driver = NULL WHERE id = ? AND status = 'active'",
                             [sid],
                         )
+            except Exception as exc:  # the database is gone: the other locks are let go all the same
+                failed = failed or exc
             finally:
                 lock.release()
+        if failed is not None:
+            raise failed
 
     def close(self) -> None:
         """History.close: park what this process drives, then release the locks."""

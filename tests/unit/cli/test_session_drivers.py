@@ -169,7 +169,7 @@ def test_a_session_another_host_completed_frees_the_group_while_its_starter_is_s
         assert "held by another" not in fresh.stderr and "already running" not in fresh.stderr
         code, out, err = team.a.finish(alice, CONFIRM)  # alice confirms step 1, late
         assert code == 3, out + err
-        assert f"session {held} has completed meanwhile" in out and "not recorded" in out
+        assert f"session {held} ended meanwhile (completed" in out and "not recorded" in out
         assert "stopped: that transition is not in the record" in out
         assert "Step 2/3" not in out  # not walked on
     finally:
