@@ -65,6 +65,7 @@ class PgServer:
     run_as: str | None
     bin: Path
     schemas: list[str] = field(default_factory=list)
+    options: str = ""  # what pg_ctl start was given (a restart gives it again)
 
     @property
     def admin_url(self) -> str:
@@ -91,6 +92,31 @@ class PgServer:
     def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         command = [*(["runuser", "-u", self.run_as, "--"] if self.run_as else []), *argv]
         return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    def halt(self) -> None:
+        """Stop the server (fast: every connection is ended, as in a restart or a failover), keeping
+        its data for `start()`."""
+        done = self._run(str(self.bin / "pg_ctl"), "stop", "-D", str(self.root / "data"), "-m", "fast", "-w")
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed: {done.stderr.strip()}")
+
+    def start(self) -> None:
+        """Start the server again after `halt()`, on the same port with the same data."""
+        done = self._run(
+            str(self.bin / "pg_ctl"),
+            "start",
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            self.options,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip()}")
 
     def stop(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "stop", "-D", str(self.root / "data"), "-m", "immediate", "-w")
@@ -146,23 +172,13 @@ def start_server() -> PgServer:
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60 "
         "-c shared_buffers=32MB"
     )
-    done = server._run(
-        str(binaries / "pg_ctl"),
-        "start",
-        "-D",
-        str(data),
-        "-l",
-        str(root / "log"),
-        "-w",
-        "-t",
-        "60",
-        "-o",
-        options,
-    )
-    if done.returncode != 0:
+    server.options = options
+    try:
+        server.start()
+    except RuntimeError as exc:
         log = (root / "log").read_text(errors="replace")[-2000:] if (root / "log").exists() else ""
         server.stop()
-        raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip()} {log}")
+        raise RuntimeError(f"{exc} {log}") from None
     server._run(str(binaries / "createdb"), "-h", str(root), "-p", str(server.port), "-U", USER, "opsdash")
     return server
 

@@ -128,6 +128,7 @@ class Printer:
         self.ex = ex
         self.elsewhere = False  # the step's command was started by an opsdash that has gone
         self.detached = False
+        self.unrecorded = False  # a transition could not be saved: guiding stops
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Output):
@@ -152,6 +153,7 @@ class Printer:
         elif isinstance(event, Detached):
             self.detached = True
         elif isinstance(event, ActionDone) and event.refused:
+            self.unrecorded = self.unrecorded or event.unrecorded
             emit(click.style(event.refused, fg="red"))
 
     def ended(self, event: StepEnded) -> None:
@@ -243,6 +245,16 @@ def guided(ex: Executor) -> int:
                 emit(
                     "\nleft running; paused. Its output and exit status are collected when you "
                     f"resume: {resume_hint(ex)}"
+                )
+                return 3
+            if printer.unrecorded:  # never guided on through steps the record does not have
+                emit(
+                    click.style(
+                        "\nstopped: that transition is not in the record, so opsdash guides no further "
+                        "here. When the database answers again, see where the session stands with: "
+                        f"{resume_hint(ex)}",
+                        fg="yellow",
+                    )
                 )
                 return 3
     finally:

@@ -4,10 +4,11 @@ it is acted on, so a session killed at any moment resumes at the right step. It 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
-import time
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ from opsdash.core.findings import Severity
 from opsdash.core.runbooks.exclusive import ExclusiveConflict, Holder
 from opsdash.core.runbooks.executor import ESCALATION, SessionState, SessionStatus, StepState, StepStatus
 from opsdash.core.secrets import redactor
-from opsdash.storage.coordination import Busy, GroupLock, take_group_lock
+from opsdash.storage.coordination import (
+    Busy,
+    SessionLock,
+    forget_session_lock,
+    session_driven,
+    take_session_lock,
+)
 from opsdash.storage.repository import Repository
 from opsdash.storage.rows import SessionEvent, SessionRow, rows_as
 
@@ -27,9 +34,9 @@ _HOLDERS = (
     "(SELECT COUNT(*) FROM runbook_steps WHERE session_id = s.id), s.exclusive_group, s.target, s.driver "
     "FROM runbook_sessions s WHERE s.status = 'active' AND s.exclusive_group IS NOT NULL AND s.target = ?"
 )
-# How long a start waits for a holder whose lock it cannot take to show in the record (the holder
-# takes the lock, then commits its session: a start between the two sees the lock, not the row)
-LOCK_SETTLE_S = 10.0
+# a PostgreSQL server that started less than this ago: the drivers of its sessions may not have
+# taken their locks again yet (a keeper does within KEEP_EVERY s), so none is taken over
+RESTART_GRACE_S = 20
 ABANDONED = "abandoned"  # the event recorded on a session whose driver died, when another takes over
 
 
@@ -39,36 +46,39 @@ def driver_name() -> str:
 
 
 class RunbookSessions(Repository):
-    """Exclusive groups are held at two levels: an active session of the group in the record, and
-    the group's lock (storage/coordination.GroupLock) held by the process driving it. A session
-    paused cleanly (its process closed its history: `driver` NULL) keeps the group; one whose
-    driver died (its lock free, `driver` still set) is taken over by the next start, and recorded
-    as abandoned, unless it died while a command step ran (that command may still be running)."""
+    """Exclusive groups are held by an active session of the group in the record. Every process
+    that drives such a session (the one that started it, and each that resumed it: co-driving is
+    allowed, the step claims keep two drivers from running one step twice) holds the session's lock
+    in shared mode (storage/coordination.SessionLock) for as long as it drives it. A session paused
+    cleanly (`driver` NULL: the last of its drivers let go on purpose) keeps the group; one whose
+    drivers all died (its lock free, `driver` still set) is taken over by the next start, and
+    recorded as abandoned, unless it died while a command ran (that command may still be running).
+    Every decision about a group is made inside `history.writing()`, the one database-wide write
+    lock, so of two processes (two hosts on one PostgreSQL database) deciding at once one waits."""
 
     def __init__(self, history: Any) -> None:
         super().__init__(history)
-        self._locks: dict[tuple[str, str], tuple[str, GroupLock]] = {}  # (group, target) -> session, lock
+        self._locks: dict[str, SessionLock] = {}  # session id -> its lock, held here in shared mode
         self.taken_over: list[Holder] = []  # what the last create took over from a dead driver
 
     def create(self, state: SessionState) -> None:
         """Insert a new session. One that declares an exclusive group is refused while another
-        session holds that group for its target: its driver is alive (it holds the group's lock),
-        it was paused on purpose, or it died while a command ran. The look and the insert are one
-        write transaction, made while this process holds the group's lock, so of two processes
-        (two hosts on one PostgreSQL database) starting at once exactly one wins."""
+        session holds that group for its target: a living process drives it (this one or another:
+        its lock cannot be taken), it was paused on purpose, or it died while a command ran. The
+        look and the insert are one write transaction; the new session's lock is taken before its
+        row is committed, so nobody ever sees it without a living driver."""
+        self._fresh()
         if state.exclusive is None:
             self._insert_session(state)
             return
-        key = (state.exclusive, state.target)
         self.taken_over = []
-        lock = self._take(key)
+        lock = self._take(state.id)
         taken: list[Holder] = []
         try:
             with self.history.writing():
                 for holder in self.holders(state.target, state.exclusive):
-                    mine = self._locks.get(key)
-                    if mine is not None and mine[0] == holder.session_id:
-                        raise ExclusiveConflict(holder)  # driven by this very process
+                    if session_driven(self.history, holder.session_id):  # this process, or another
+                        raise ExclusiveConflict(holder, f"it is being driven now, by {holder.driver or '?'}")
                     if holder.driver is None:
                         raise ExclusiveConflict(holder, "paused: resume it and finish or abort it")
                     if self._command_running(holder.session_id, holder.step):
@@ -78,18 +88,72 @@ class RunbookSessions(Repository):
                             "command was running, and that command may still be running: resume it to "
                             "collect the result, or abort it",
                         )
+                    restarted = self._server_restarted(holder.session_id)
+                    if restarted is not None:
+                        raise ExclusiveConflict(
+                            holder,
+                            f"the database server restarted {restarted:.0f} s ago and its opsdash "
+                            f"({holder.driver}) may not have taken its lock again yet: try again in "
+                            f"{RESTART_GRACE_S} s",
+                        )
                     self._abandon(holder.session_id, state)
                     taken.append(holder)
                 self._insert_session(state, driver=driver_name())
         except BaseException:
-            if key not in self._locks:  # taken for this start: given back with the refusal
-                lock.release()
+            lock.release()  # taken for this start: given back with the refusal
             raise
         self.taken_over = taken
-        old = self._locks.get(key)
-        self._locks[key] = (state.id, lock)
-        if old is not None and old[1] is not lock:
-            old[1].release()
+        self._locks[state.id] = lock
+
+    def _server_restarted(self, session_id: str) -> float | None:
+        """Seconds since the PostgreSQL server started, when that is less than RESTART_GRACE_S and
+        the session was last recorded before it: its driver's lock went with the old server, and
+        its keeper may not have taken it again yet. (A session recorded since took its lock on this
+        server: its lock free means its drivers are gone.)"""
+        if self.history.dialect != "postgresql":
+            return None
+        age, began = self.history.conn.execute(
+            "SELECT EXTRACT(EPOCH FROM now() - pg_postmaster_start_time()), pg_postmaster_start_time()"
+        ).fetchone()
+        if float(age) >= RESTART_GRACE_S:
+            return None
+        row = self.history.conn.execute(
+            "SELECT updated_at FROM runbook_sessions WHERE id = ?", [session_id]
+        ).fetchone()
+        updated = datetime.fromisoformat(row[0]) if row and row[0] else None
+        return float(age) if updated is None or updated < began else None
+
+    def _take(self, session_id: str) -> SessionLock:
+        """The session's lock in shared mode, for this process (one a database error explains)."""
+        try:
+            return take_session_lock(self.history, session_id)
+        except Busy:
+            raise InputError(
+                f"session {session_id}'s lock stayed busy; try again (another opsdash was deciding about it)"
+            ) from None
+        except sqlite3.DatabaseError as exc:
+            raise self.history.explain(exc) from None
+
+    def _fresh(self) -> None:
+        """A PostgreSQL history connection that died (a server restart, a failover) is opened again
+        before the next transition, outside a transaction: nothing half-done is lost by it."""
+        conn = self.history.conn
+        if self.history.dialect != "postgresql" or conn.in_transaction:
+            return
+        try:
+            conn.execute("SELECT 1")
+            return
+        except sqlite3.DatabaseError:
+            pass
+        from opsdash.storage.postgres import PgConnection
+
+        try:
+            fresh = PgConnection.connect(conn.url)  # type: ignore[attr-defined]
+        except sqlite3.DatabaseError as exc:
+            raise self.history.explain(exc) from None
+        with contextlib.suppress(Exception):
+            conn.close()
+        self.history.conn = fresh  # type: ignore[assignment]
 
     def _insert_session(self, state: SessionState, driver: str | None = None) -> None:
         with self.history.writing():
@@ -102,29 +166,6 @@ class RunbookSessions(Repository):
                 ],
             )
             self._insert("runs", [self._run_row(state)])
-
-    def _take(self, key: tuple[str, str]) -> GroupLock:
-        """The group's lock: the one this process already holds (for a session of its own that
-        ended, or that it still drives: the caller looks), else taken now. Busy means a living
-        process drives a session of the group: refused, naming it once its row is visible."""
-        mine = self._locks.get(key)
-        if mine is not None:
-            return mine[1]
-        group, target = key
-        deadline = time.monotonic() + LOCK_SETTLE_S
-        while True:
-            try:
-                return take_group_lock(self.history, group, target)
-            except Busy:
-                held = self.holders(target, group)
-                if held:
-                    raise ExclusiveConflict(held[0]) from None
-            if time.monotonic() > deadline:
-                raise InputError(
-                    f"the exclusive group {group!r} for {target or '(no profile)'} is held by another "
-                    "opsdash process, but no active session of it is in the record; try again"
-                )
-            time.sleep(0.05)
 
     def _command_running(self, session_id: str, step: int | None) -> bool:
         row = self.history.conn.execute(
@@ -158,9 +199,10 @@ class RunbookSessions(Repository):
         )
 
     def _refuse_if_taken_over(self, state: SessionState) -> None:
-        """A session another process took over (its driver seemed dead: this process lost its lock,
+        """A session another process took over (its drivers seemed dead: this process lost its lock,
         a network cut longer than the server's keepalives, a DBA ending its connection) is not
-        brought back to life by a late save: the transition is refused, saying so."""
+        brought back to life by a late save: the transition is refused, saying so. Nor is one that
+        another driver ended meanwhile (completed or aborted from another terminal)."""
         row = self.history.conn.execute(
             "SELECT detail FROM runbook_events WHERE session_id = ? AND event = ? ORDER BY id DESC LIMIT 1",
             [state.id, ABANDONED],
@@ -170,53 +212,92 @@ class RunbookSessions(Repository):
                 f"session {state.id} was taken over while this opsdash had lost its lock ({row[0]}); "
                 "nothing more is recorded for it here"
             )
+        row = self.history.conn.execute(
+            "SELECT status FROM runbook_sessions WHERE id = ?", [state.id]
+        ).fetchone()
+        if row is not None and row[0] != SessionStatus.ACTIVE.value and row[0] != state.status.value:
+            raise InputError(
+                f"session {state.id} ended meanwhile ({row[0]}, in another opsdash); nothing more is "
+                "recorded for it here"
+            )
+
+    def _hold_lock(self, state: SessionState) -> None:
+        """Inside the write transaction of a transition: this process's lock on the session is
+        alive (taken again if its connection died with a server restart; taken now on a first
+        transition after a resume). The caller has checked that it was not taken over meanwhile."""
+        lock = self._locks.get(state.id)
+        if lock is not None:
+            try:
+                lock.ensure()
+                return
+            except Busy:
+                lock = None
+            except sqlite3.DatabaseError as exc:
+                raise InputError(
+                    f"session {state.id}: this opsdash lost its lock on it and cannot take it again "
+                    f"({exc}); nothing is recorded: resume it when the database is back"
+                ) from None
+        self._locks[state.id] = self._take(state.id)
 
     def hold(self, state: SessionState) -> bool:
-        """This process drives `state` now (a resume): take its group's lock if it is free and mark
-        the session as driven here. False when another living process holds the lock (it drives
-        this session too, or another one of the group); the step claims still keep the two apart."""
+        """This process drives `state` now (a resume): take the session's lock in shared mode (other
+        processes may drive it too) and name this process as its driver in the record. False for a
+        session that is not of a group, or has ended."""
         if state.exclusive is None or state.status is not SessionStatus.ACTIVE:
             return False
-        key = (state.exclusive, state.target)
-        mine = self._locks.get(key)
-        if mine is not None and mine[0] == state.id:
-            return True
-        try:
-            lock = mine[1] if mine is not None else take_group_lock(self.history, *key)
-        except Busy:
-            return False
-        self._locks[key] = (state.id, lock)
+        self._fresh()
         with self.history.writing():
+            self._refuse_if_taken_over(state)
+            self._hold_lock(state)
             self.history.conn.execute(
-                "UPDATE runbook_sessions SET driver = ? WHERE id = ?", [driver_name(), state.id]
+                "UPDATE runbook_sessions SET driver = ? WHERE id = ? AND status = 'active'",
+                [driver_name(), state.id],
             )
         return True
 
-    def release(self, key: tuple[str, str] | None = None) -> None:
-        """Let go of the group locks this process holds (all, or one): a session still active is
-        parked (its driver cleared in the record first), so it keeps its group until resumed."""
-        for k in [key] if key is not None else list(self._locks):
-            held = self._locks.pop(k, None)
-            if held is None:
+    def release(self, session_id: str | None = None) -> None:
+        """Let go of the session locks this process holds (all, or one). A session still active
+        whose last living driver this was is parked (its driver cleared in the record), so it keeps
+        its group until resumed; one another living process drives keeps its driver."""
+        failed: Exception | None = None
+        for sid in [session_id] if session_id is not None else list(self._locks):
+            lock = self._locks.pop(sid, None)
+            if lock is None:
                 continue
-            session_id, lock = held
             try:
+                self._fresh()
+                # one write transaction: no start decides about the session between the letting
+                # go and the record saying "paused"
                 with self.history.writing():
-                    self.history.conn.execute(
-                        "UPDATE runbook_sessions SET driver = NULL WHERE id = ? AND status = 'active'",
-                        [session_id],
-                    )
+                    lock.release()
+                    if not session_driven(self.history, sid):
+                        self.history.conn.execute(
+                            "UPDATE runbook_sessions SET driver = NULL WHERE id = ? AND status = 'active'",
+                            [sid],
+                        )
+            except Exception as exc:  # the database is gone: the other locks are let go all the same
+                failed = failed or exc
             finally:
                 lock.release()
+        if failed is not None:
+            raise failed
 
     def close(self) -> None:
         """History.close: park what this process drives, then release the locks."""
         self.release()
 
     def save(self, state: SessionState, index: int | None, event: str, detail: str) -> None:
-        with self.history.conn:  # one transaction: the session, the step and the event land together
-            if state.exclusive is not None and state.status is not SessionStatus.ABORTED:
+        """Record a transition: the session, the step and the event in one write transaction, under
+        the write lock a start decides under, so a takeover lands wholly before it (and the save is
+        refused) or wholly after it. Refused when the session was taken over or ended elsewhere;
+        for a session of a group, this process's lock on it is checked (taken again) first."""
+        self._fresh()
+        grouped = state.exclusive is not None
+        with self.history.writing():
+            if grouped and state.status is not SessionStatus.ABORTED:
                 self._refuse_if_taken_over(state)  # only a session of a group is ever taken over
+            if grouped and state.status is SessionStatus.ACTIVE:
+                self._hold_lock(state)
             self._update("runbook_sessions", "id", state.id, self._session_row(state))
             if index is not None:
                 self.history.conn.execute(
@@ -238,10 +319,15 @@ class RunbookSessions(Repository):
                 ],
             )
             self._update("runs", "run_id", state.id, self._run_row(state))
-        if state.exclusive is not None and state.status is not SessionStatus.ACTIVE:
-            key = (state.exclusive, state.target)
-            if self._locks.get(key, ("",))[0] == state.id:  # ended: the group is free at once
-                self._locks.pop(key)[1].release()
+            if grouped and state.status is not SessionStatus.ACTIVE:
+                self.history.conn.execute(  # ended: nobody drives it any more
+                    "UPDATE runbook_sessions SET driver = NULL WHERE id = ?", [state.id]
+                )
+        if grouped and state.status is not SessionStatus.ACTIVE:
+            lock = self._locks.pop(state.id, None)
+            if lock is not None:  # ended: its lock is of no use any more
+                lock.release()
+                forget_session_lock(self.history, state.id)
 
     def holders(self, target: str, group: str | None = None) -> list[Holder]:
         """The active session holding each exclusive group (or only `group`) for `target`, one per
@@ -261,6 +347,7 @@ class RunbookSessions(Repository):
     def claim(self, session_id: str, index: int, expected: StepStatus, step: StepState) -> bool:
         """Move a step from `expected` to `step` only if no one else has moved it: of two processes
         that try to run the same step, exactly one wins."""
+        self._fresh()
         with self.history.conn:
             cursor = self.history.conn.execute(
                 "UPDATE runbook_steps SET status = ?, started_at = ?, finished_at = ?, exit_code = ?, "

@@ -311,10 +311,11 @@ async def test_the_failed_gate_and_the_long_command_are_on_screen_in_full(
         assert "--then verify" in command.replace("\n", " ")  # wrapped, never clipped
         assert "incident-room" in command
         assert app.query_one("#step-confirm", Button).region.bottom <= 24  # the actions are reachable
-        await pilot.press("c")
-        await until(pilot, lambda: executor_of(app.query_one(RunbooksPane)).state.current == 1)
-        await pilot.press("c")
         pane = app.query_one(RunbooksPane)
+        await pilot.press("c")
+        # idle again, not only moved on: a key pressed while the step's save is under way is not taken
+        await until(pilot, lambda: executor_of(pane).state.current == 1 and not pane._busy)
+        await pilot.press("c")
         await until(pilot, lambda: executor_of(pane).state.current == 3 and not pane._busy)
         await settle(pilot)
         notice = str(app.query_one("#step-notice", Static).render())

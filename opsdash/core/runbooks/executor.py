@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from opsdash.core.errors import InputError, OpsdashError
 from opsdash.core.findings import new_run_id
 from opsdash.core.runbooks.gates import Gate, parse_gates
 from opsdash.core.runbooks.model import Runbook, Step, fill_command, fill_text
@@ -59,6 +60,7 @@ __all__ = [  # the executor and, for its callers, the session's data and the com
     "Executor",
     "GateResult",
     "GateRunner",
+    "NotRecorded",
     "SessionState",
     "SessionStatus",
     "StepNotAllowed",
@@ -68,6 +70,17 @@ __all__ = [  # the executor and, for its callers, the session's data and the com
     "Transition",
     "command_alive",
 ]
+
+
+class NotRecorded(InputError):
+    """A transition the store refused or could not save (the session was taken over or ended
+    elsewhere; the database went away): the session in memory stays where the record says, and a
+    front end stops guiding (the operator resumes it)."""
+
+    def __init__(self, session_id: str, cause: Exception) -> None:
+        self.session_id = session_id
+        said = str(cause) if isinstance(cause, OpsdashError) else f"the database failed: {cause}"
+        super().__init__(f"{said}; not recorded: the session stays where its record is")
 
 
 def _now() -> str:
@@ -87,6 +100,22 @@ class Executor:
     lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     # told of every transition the moment it is committed (on the thread that made it)
     on_transition: Callable[[Transition], None] | None = field(default=None, repr=False)
+    # where the record stands (status, current, steps, escalated, updated_at): what the session in
+    # memory goes back to when a transition cannot be saved, so it never moves on unrecorded
+    _saved: tuple[object, ...] = field(default=(), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._mark_saved()
+
+    def _mark_saved(self) -> None:
+        st = self.state
+        self._saved = (st.status, st.current, list(st.steps), st.escalated, st.updated_at)
+
+    def _put_back(self) -> None:
+        status, current, steps, escalated, updated_at = self._saved
+        st = self.state
+        st.status, st.current, st.escalated = status, current, escalated  # type: ignore[assignment]
+        st.steps, st.updated_at = list(steps), updated_at  # type: ignore[call-overload,assignment]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -254,6 +283,7 @@ class Executor:
         if fresh is not None:
             self.state.status, self.state.current = fresh.status, fresh.current
             self.state.steps, self.state.escalated = fresh.steps, fresh.escalated
+            self._mark_saved()
         return False
 
     def allowed(self) -> list[str]:
@@ -383,7 +413,12 @@ class Executor:
         detail = redactor.redact(detail)
         with self.lock:
             self.state.updated_at = _now()
-            self.store.save(self.state, index, event, detail)
+            try:
+                self.store.save(self.state, index, event, detail)
+            except Exception as exc:
+                self._put_back()
+                raise NotRecorded(self.state.id, exc) from exc
+            self._mark_saved()
         step = self.runbook.steps[index] if index is not None else None
         subject = f"{self.runbook.id}/{step.id}" if step else self.runbook.id
         outcome = self.state.steps[index].status.value if index is not None else self.state.status.value
@@ -433,7 +468,10 @@ class Executor:
         """Mark the step running in the store, unless another process got there first."""
         before = self.state.steps[step.index].status
         with self.lock:
-            claimed = self.store.claim(self.state.id, step.index, before, running)
+            try:
+                claimed = self.store.claim(self.state.id, step.index, before, running)
+            except Exception as exc:
+                raise NotRecorded(self.state.id, exc) from exc
         if not claimed:
             raise StepNotAllowed(
                 f"step {step.id!r} was started by another opsdash on this session; "
@@ -441,6 +479,7 @@ class Executor:
             )
         claim_ownership(self.store.output_path(self.state.id, step.index))
         self._set(step.index, running)
+        self._mark_saved()  # the record has the step running
 
     def _run_command(self, step: Step, note: str, on_output: Callable[[str], None] | None) -> StepState:
         script = self.command(step)

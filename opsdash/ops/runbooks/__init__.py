@@ -339,7 +339,8 @@ class Sessions:
             executor = Executor.resume(book, session_id, self.store, self.runner, self.audit)
         except (LookupError, ValueError) as exc:
             raise InputError(str(exc)) from None
-        self.store.hold(executor.state)  # its group's lock is this process's while it drives it
+        # this process drives it now: it holds the session's lock (shared with its other drivers)
+        self.store.hold(executor.state)
         return executor
 
     def close(self) -> None:

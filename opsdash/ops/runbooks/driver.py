@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from opsdash.core.runbooks.executor import Executor, StepNotAllowed
+from opsdash.core.runbooks.executor import Executor, NotRecorded, StepNotAllowed
 from opsdash.core.runbooks.state import SessionState, StepStatus, Transition, exit_code
 from opsdash.core.secrets import redactor
 from opsdash.ops.runbooks.events import (
@@ -167,18 +167,20 @@ class StepDriver:
                 if not self._queue:
                     return
                 action, note = self._queue.popleft()
-            refused = ""
+            refused, unrecorded = "", False
             try:
                 self._do(action, note)
             except StepNotAllowed as exc:
                 refused = str(exc)
+            except NotRecorded as exc:  # the session stays where its record is
+                refused, unrecorded = redactor.redact(f"{action} not recorded: {exc}"), True
             except Exception as exc:  # said to the operator; a dead worker would hang the front end
                 refused = redactor.redact(f"{action} failed: {exc}")
             ex = self.executor
             with self._cond:
                 self._pending -= 1
                 self._cond.notify_all()
-            self._emit(ActionDone(self.session_id, action, refused, tuple(ex.allowed())))
+            self._emit(ActionDone(self.session_id, action, refused, tuple(ex.allowed()), unrecorded))
             with self._cond:
                 self._reported += 1
                 self._cond.notify_all()

@@ -77,6 +77,9 @@ class ActionDone:
     action: str
     refused: str
     allowed: tuple[str, ...]
+    # the action's transition could not be recorded (taken over, ended elsewhere, the database
+    # gone): the session stays where its record is, and a front end stops guiding
+    unrecorded: bool = False
 
 
 @dataclass(frozen=True)

@@ -395,8 +395,8 @@ class RunbooksPane(Vertical):
                 overview.refresh_history()  # type: ignore[attr-defined]
 
     def _action_done(self, event: ActionDone) -> None:
-        if event.refused:
-            self.app.notify(clean(event.refused), severity="warning")
+        if event.refused:  # not recorded: the pane shows the session where its record is
+            self.app.notify(clean(event.refused), severity="error" if event.unrecorded else "warning")
         if not self._busy:
             then, self._after_command = self._after_command, None
             if then is not None:

@@ -3,6 +3,7 @@ write transaction that creates the session, so racing processes cannot both win.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -293,7 +294,7 @@ def test_a_driver_that_lost_its_lock_does_not_bring_a_taken_over_session_back(tm
     runbook = book(tmp_path, "rollback")
     with History.open(tmp_path / "a") as first, History.open(tmp_path / "a") as second:
         bobs = start(first.sessions, runbook, operator="bob")
-        ((_session, lock),) = first.sessions._locks.values()
+        (lock,) = first.sessions._locks.values()
         lock.release()  # the lock is gone, bob's opsdash is not
         alices = start(second.sessions, runbook, operator="alice")
         with pytest.raises(InputError, match=f"session {bobs.state.id} was taken over"):
@@ -301,3 +302,175 @@ def test_a_driver_that_lost_its_lock_does_not_bring_a_taken_over_session_back(tm
         assert not_none(second.sessions.load(bobs.state.id)).status is SessionStatus.ABORTED
         holders = second.sessions.holders("BetaSkill", "production-change")
         assert [h.session_id for h in holders] == [alices.state.id]
+
+
+# ---------------------------------------------------------------- co-drivers: liveness per session
+
+
+def drop_lock(history: History, session_id: str) -> None:
+    """As if this process had died: its lock on the session goes, the record is left as it was."""
+    history.sessions._locks.pop(session_id).release()
+
+
+def test_a_session_resumed_elsewhere_is_not_taken_over_when_its_starter_dies(tmp_path: Path) -> None:
+    """The reviewer's (a): bob resumes alice's live session; alice's opsdash dies; carol's start is
+    refused, because bob drives it, and bob's next step is recorded."""
+    runbook = book(tmp_path, "rollback")
+    with (
+        History.open(tmp_path / "a") as alice,
+        History.open(tmp_path / "a") as bob,
+        History.open(tmp_path / "a") as carol,
+    ):
+        alices = start(alice.sessions, runbook, operator="alice")
+        bobs = Executor.resume(runbook, alices.state.id, bob.sessions, lambda gates: [])
+        assert bob.sessions.hold(bobs.state)
+        drop_lock(alice, alices.state.id)  # alice's opsdash is gone
+        with pytest.raises(ExclusiveConflict) as refused:
+            start(carol.sessions, runbook, operator="carol")
+        assert refused.value.holder.session_id == alices.state.id
+        assert "it is being driven now" in str(refused.value)
+        bobs.confirm("announced")  # and bob goes on, recorded
+        assert not_none(carol.sessions.load(alices.state.id)).steps[0].note == "announced"
+        assert [e.event for e in carol.sessions.events(alices.state.id)].count("abandoned") == 0
+
+
+def test_a_session_completed_by_its_resumer_frees_the_group_while_its_starter_stays_open(
+    tmp_path: Path,
+) -> None:
+    """The reviewer's (b): alice waits at a step, bob resumes and completes the session; carol
+    starts at once although alice's opsdash is still open, and the ended session names no driver."""
+    runbook = book(tmp_path, "rollback")
+    with (
+        History.open(tmp_path / "a") as alice,
+        History.open(tmp_path / "a") as bob,
+        History.open(tmp_path / "a") as carol,
+    ):
+        alices = start(alice.sessions, runbook, operator="alice")
+        bobs = Executor.resume(runbook, alices.state.id, bob.sessions, lambda gates: [])
+        assert bob.sessions.hold(bobs.state)
+        for _ in range(3):
+            bobs.confirm()
+        assert bobs.state.status is SessionStatus.COMPLETED
+        carols = start(carol.sessions, runbook, operator="carol")  # no wait, no refusal
+        assert carols.state.status is SessionStatus.ACTIVE
+        row = carol.conn.execute(
+            "SELECT status, driver FROM runbook_sessions WHERE id = ?", [alices.state.id]
+        ).fetchone()
+        assert tuple(row) == ("completed", None)
+        # alice's opsdash, still open on step 1, cannot bring the session back to life
+        from opsdash.core.errors import InputError
+
+        with pytest.raises(InputError, match=r"ended meanwhile \(completed"):
+            alices.confirm("late")
+        assert alices.state.current == 0  # nor does it move on in memory
+        assert not_none(carol.sessions.load(alices.state.id)).status is SessionStatus.COMPLETED
+
+
+def test_a_co_driver_quitting_leaves_the_session_driven_and_the_last_one_parks_it(tmp_path: Path) -> None:
+    runbook = book(tmp_path, "rollback")
+    with History.open(tmp_path / "a") as carol:
+        alice, bob = History.open(tmp_path / "a"), History.open(tmp_path / "a")
+        alices = start(alice.sessions, runbook, operator="alice")
+        bobs = Executor.resume(runbook, alices.state.id, bob.sessions, lambda gates: [])
+        assert bob.sessions.hold(bobs.state)
+        bob.close()  # `q` in bob's terminal: alice still drives it
+        with pytest.raises(ExclusiveConflict, match="it is being driven now"):
+            start(carol.sessions, runbook, operator="carol")
+        driver = "SELECT driver FROM runbook_sessions WHERE id = ?"
+        assert carol.conn.execute(driver, [alices.state.id]).fetchone()[0] is not None
+        alice.close()  # the last driver pauses it: it keeps the group, parked
+        assert carol.conn.execute(driver, [alices.state.id]).fetchone()[0] is None
+        with pytest.raises(ExclusiveConflict, match="paused"):
+            start(carol.sessions, runbook, operator="carol")
+
+
+def test_a_takeover_landing_inside_a_save_is_serialised_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reviewer's finding 4: bob's lock is gone (a network cut); alice's start is made to run
+    right after bob's save has checked "was I taken over?" and before it writes. The takeover must
+    land wholly before or wholly after bob's write: never two active sessions of the group."""
+    import threading
+
+    from tests.waits import wait_until
+
+    runbook = book(tmp_path, "rollback")
+    with History.open(tmp_path / "a") as first, History.open(tmp_path / "a", shared=True) as second:
+        bobs = start(first.sessions, runbook, operator="bob")
+        drop_lock(first, bobs.state.id)  # bob's lock is gone, bob's opsdash is not
+        entering = threading.Event()
+        writing = second.writing
+
+        def announced_writing() -> Any:
+            entering.set()
+            return writing()
+
+        monkeypatch.setattr(second, "writing", announced_writing)
+        original = RunbookSessions._refuse_if_taken_over
+        outcome: list[object] = []
+
+        def alice_starts() -> None:
+            try:
+                outcome.append(start(second.sessions, runbook, operator="alice"))
+            except Exception as exc:  # said in the assertion below
+                outcome.append(exc)
+
+        racer = threading.Thread(target=alice_starts)
+
+        def racing(self: RunbookSessions, state: Any) -> None:
+            original(self, state)  # bob's save: not taken over (yet)
+            if self is first.sessions and not racer.is_alive() and not outcome:
+                racer.start()  # alice's takeover, now
+                wait_until(entering.is_set, "alice's start reaches the write lock")
+                # it either lands here (the check is not under the write lock) or waits for bob's
+                # commit: the wait is bounded, not asserted
+                with contextlib.suppress(AssertionError):
+                    wait_until(lambda: not racer.is_alive(), "alice's start lands", deadline=3)
+
+        monkeypatch.setattr(RunbookSessions, "_refuse_if_taken_over", racing)
+        refused = ""
+        try:
+            bobs.confirm("announced")
+        except Exception as exc:  # refused: the takeover landed first
+            refused = str(exc)
+        racer.join(60)
+        monkeypatch.setattr(RunbookSessions, "_refuse_if_taken_over", original)
+        active = first.conn.execute(
+            "SELECT id FROM runbook_sessions WHERE status = 'active' AND exclusive_group = ?",
+            ["production-change"],
+        ).fetchall()
+        assert len(active) == 1, active  # never two of the group at once
+        (alices,) = outcome
+        if isinstance(alices, ExclusiveConflict):  # bob's save first: his opsdash lives and drives it
+            assert not refused and "it is being driven now" in str(alices)
+            assert active[0][0] == bobs.state.id
+            assert not_none(first.sessions.load(bobs.state.id)).steps[0].note == "announced"
+        else:  # alice's takeover first: bob's save is refused, nothing of it recorded
+            assert "was taken over" in refused, refused
+            assert active[0][0] == alices.state.id  # type: ignore[attr-defined]
+            taken = not_none(first.sessions.load(bobs.state.id))
+            assert taken.status is SessionStatus.ABORTED and taken.steps[0].note == ""
+
+
+def test_a_transition_the_store_cannot_save_leaves_the_session_where_the_record_is(
+    tmp_path: Path, store: RunbookSessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from opsdash.core.runbooks.executor import NotRecorded
+
+    runbook = book(tmp_path, "rollback")
+    ex = start(store, runbook)
+    saving = store.save
+
+    def lost(*_args: Any) -> None:
+        raise sqlite3.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(store, "save", lost)
+    with pytest.raises(NotRecorded, match=r"server closed the connection.*not recorded"):
+        ex.confirm("announced")
+    assert ex.state.current == 0 and ex.state.steps[0].status.value == "pending"  # not moved on
+    assert ex.allowed()[0] == "confirm"
+    monkeypatch.setattr(store, "save", saving)
+    ex.confirm("announced")  # the same step, once the database answers
+    assert not_none(store.load(ex.state.id)).current == 1
