@@ -284,8 +284,14 @@ class PgConnection:
             self.rollback()
 
     def begin_writing(self) -> None:
-        """BEGIN IMMEDIATE's equivalent: a transaction holding opsdash's one write lock."""
-        self.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # one round trip
+        """BEGIN IMMEDIATE's equivalent: a transaction holding opsdash's one write lock. Not got
+        (a lock_timeout, a cancel): the transaction is rolled back, as SQLite's busy BEGIN leaves
+        none open, so the connection's next write starts clean instead of failing as aborted."""
+        try:
+            self.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # one round trip
+        except PgError:
+            self.rollback()
+            raise
 
 
 # ------------------------------------------------------------------ the schema on PostgreSQL
