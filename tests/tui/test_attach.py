@@ -303,18 +303,22 @@ async def test_config_with_server_shows_the_profile_s_target_of_the_service(
         async with staging.run_test(size=SIZE) as pilot:
             await until(
                 pilot,
-                lambda: "no target 'Staging' (it serves: BetaSkill)" in header(staging)
-                and staging.query("#checks")
-                and staging.query("#findings"),  # the panes mounted: leaving now is no race
+                lambda: (
+                    "no target 'Staging' (it serves: BetaSkill)" in header(staging)
+                    and staging.query("#checks")
+                    and staging.query("#findings")
+                ),  # the panes mounted: leaving now is no race
             )
             assert " GO " not in header(staging)
         production = OpsdashApp.attached(Server.parse(serve.url).for_profile(project.profile))
         async with production.run_test(size=SIZE) as pilot:
             await until(
                 pilot,
-                lambda: " GO " in header(production)
-                and production.query("#checks")
-                and production.query("#findings"),
+                lambda: (
+                    " GO " in header(production)
+                    and production.query("#checks")
+                    and production.query("#findings")
+                ),
             )
             assert "BetaSkill (production)" in header(production)
     finally:
