@@ -145,7 +145,7 @@ def one_transaction_purge(history: History, older_than_days: int, now: datetime)
     old_runs = f"SELECT run_id FROM runs WHERE started_at < ? AND run_id NOT IN ({active})"
     ended = "SELECT id FROM runbook_sessions WHERE status != 'active' AND updated_at < ?"
     with history.writing():
-        execute = history.db.execute
+        execute = history.conn.execute
         for table in ("findings", "env_keys"):
             execute(f"DELETE FROM {table} WHERE run_id IN ({old_runs})", [cutoff])
         for name in history.checks.names():

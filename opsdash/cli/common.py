@@ -214,7 +214,7 @@ def common_options(f: F) -> F:
     envvar="OPSDASH_SERVER",
     help="Open the dashboard on a running 'opsdash serve' (e.g. http://127.0.0.1:9477) instead of "
     "probing: its live verdict, checks, validation, alerts and runbook sessions. Add ?target=NAME "
-    "when it serves several targets.",
+    "when it serves several targets; with --config, the profile's target is the one shown.",
 )
 @click.option(
     "--token-env",
@@ -244,7 +244,7 @@ def cli(ctx: click.Context, config: Path | None, server: str | None, token_env: 
             ctx.default_map = {name: _config_defaults(command, str(config))}
         return
     if server:
-        attach(server, token_env)
+        attach(server, token_env, config)
         return
     from opsdash.core.errors import ConfigError
     from opsdash.ops import early
@@ -266,8 +266,9 @@ def cli(ctx: click.Context, config: Path | None, server: str | None, token_env: 
 WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
 
 
-def attach(url: str, token_env: str | None) -> None:
+def attach(url: str, token_env: str | None, config: Path | None = None) -> None:
     """`opsdash --server URL`: the dashboard on the service's live picture; nothing probed here.
+    With `--config` (or OPSDASH_CONFIG), the profile's target on the service (`Server.for_profile`).
     The token is taken out of the environment (nothing the dashboard starts inherits it) and
     registered with the redactor, so it is masked wherever it could appear."""
     import os
@@ -276,6 +277,8 @@ def attach(url: str, token_env: str | None) -> None:
     from opsdash.ops.attach import TOKEN_ENV, Server
 
     server = Server.parse(url)  # a malformed URL: exit 3 with one line, before any terminal work
+    if config is not None:
+        server = server.for_profile(config)  # a profile that does not load, or names another target
     variable = token_env or TOKEN_ENV
     if token_env is not None and token_env not in os.environ:
         raise click.UsageError(f"--token-env {token_env}: that environment variable is not set")

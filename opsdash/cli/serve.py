@@ -242,9 +242,11 @@ def web(
     if server:
         from opsdash.ops.attach import Server
 
-        Server.parse(server)  # a bad URL: exit 3 here and now, not in each browser tab
+        attached = Server.parse(server)  # a bad URL: exit 3 here and now, not in each browser tab
+        if path is not None:
+            attached.for_profile(path)  # likewise a profile that does not load or names another target
         command += f" --server {shlex.quote(server.strip())}"
-    elif path is not None:
+    if path is not None:  # attached too: the profile picks its target on the service
         command += f" --config {shlex.quote(str(path.resolve()))}"
     # Out of the environment, so the dashboards, and whatever their runbooks run, never inherit it
     token = os.environ.pop(TOKEN_ENV, None) or None

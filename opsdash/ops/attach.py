@@ -17,7 +17,8 @@ import json
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,6 +67,21 @@ class Server:
         return cls(
             base, parts.hostname, port, parts.scheme == "https", parts.path.rstrip("/") + "/events", target
         )
+
+    def for_profile(self, config: Path) -> Server:
+        """`--config PROFILE` with `--server`: the profile's target on the service, as
+        `?target=NAME` would pick it (the service may watch several). Only the target's name is
+        read: what is shown (checks, validation, alerts) is the service's, never probed here. A
+        `?target=` naming another target is refused, as is a profile that does not load."""
+        from opsdash.ops.config import load_config
+
+        name = load_config(config).profile.target.name
+        if self.target is not None and self.target != name:
+            raise ConfigError(
+                f"--server asks for target {self.target!r} (?target=) but --config {config} is target "
+                f"{name!r}; drop one of them"
+            )
+        return replace(self, target=name)
 
 
 # ------------------------------------------------------------------------------------ events

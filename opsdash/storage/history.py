@@ -308,7 +308,8 @@ class History:
             )
         if state == "3D000":
             return InputError(f"{where}: no such database ({text}); create it (createdb) first")
-        if state is None or state.startswith("08") or "connect" in text or "timeout" in text:
+        # a server's answer (a lock timeout, 55P03) is not a connection's failure, whatever its words
+        if state is None or state.startswith("08"):
             return InputError(
                 f"{where}: cannot connect ({text}); check the URL (OPSDASH_DATABASE_URL or "
                 "[opsdash] database) and that the server is running and reachable"

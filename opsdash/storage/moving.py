@@ -1,9 +1,13 @@
 """Moving in: copy an SQLite history into a team's PostgreSQL database (`opsdash history migrate`).
 
 What is copied: runs with their findings, env fingerprints and check results (shared facts mapped
-to the database's own ids by digest), runbook sessions with their steps and events, alerts with
-their deliveries, audit anchors, the webhook replay cache and failure counts, the credential
-trace's record, and the dashboard's settled verdicts (`meta`'s gate:* keys).
+to the database's own ids by digest), runbook sessions with their steps and events (and their
+driver: a session whose driver holds no lock on the team's database is one whose driver died, as
+on the laptop), alerts with their deliveries (and the target that opened each, and its last
+re-post), audit anchors (with the host whose log each is), the watches that name a sweep's
+target, the webhook replay cache and failure counts, the credential trace's record, and the
+dashboard's settled verdicts (`meta`'s gate:* keys). Not copied: `audit_hosts` / `audit_lines`,
+which only a shared database holds (a host publishes its own chain there on its next run).
 
 Re-running it copies nothing twice: a run is copied with everything under it only when its run id
 is not in the database yet; a session by its id; the rows that have no key of their own by what
@@ -67,6 +71,7 @@ _SESSION_COLUMNS = (
     "updated_at",
     "exclusive_group",
     "target",
+    "driver",  # v14: who drives it (NULL: parked cleanly); a driver with no lock here has died
 )
 _STEP_COLUMNS = (
     "session_id",
@@ -93,8 +98,11 @@ _ALERT_COLUMNS = (
     "last_sent_at",
     "silenced",
     "runbook",
+    "target",  # v13: the profile target whose process opened it
+    "posted_at",  # v14: the last re-post to Alertmanager (a replica's claim)
 )
 _DELIVERY_COLUMNS = ("channel", "event", "ok", "attempts", "error", "at")
+_ANCHOR_COLUMNS = ("run_id", "log_id", "seq", "mac", "recorded_at", "host_id")  # host_id: v14
 
 
 @dataclass
@@ -314,10 +322,15 @@ def _copy_rest(src: sqlite3.Connection, dst: PgConnection, moved: Moved) -> None
     anchors = {(str(log), int(seq)) for log, seq in dst.execute("SELECT log_id, seq FROM audit_anchors")}
     new = [
         r
-        for r in src.execute("SELECT run_id, log_id, seq, mac, recorded_at FROM audit_anchors ORDER BY id")
+        for r in src.execute(f"SELECT {', '.join(_ANCHOR_COLUMNS)} FROM audit_anchors ORDER BY id")  # noqa: S608
         if (str(r[1]), int(r[2])) not in anchors
     ]
-    moved.anchors += _copy_rows(dst, "audit_anchors", ("run_id", "log_id", "seq", "mac", "recorded_at"), new)
+    moved.anchors += _copy_rows(dst, "audit_anchors", _ANCHOR_COLUMNS, new)
+    watches = src.execute("SELECT run_id, target, started_at FROM watches ORDER BY rowid").fetchall()
+    if watches:  # whose sweeps a watch's check results are (v13): by run id, once
+        dst.executemany(
+            "INSERT OR IGNORE INTO watches (run_id, target, started_at) VALUES (?, ?, ?)", watches
+        )
     seen = src.execute("SELECT scheme, delivery_id, seen_at, expires_at FROM webhook_seen").fetchall()
     if seen:
         before = _count(dst, "webhook_seen")

@@ -280,3 +280,63 @@ def test_opsdash_with_opsdash_server_set_attaches_on_a_real_terminal(
             wait_until(lambda: os.waitpid(pid, os.WNOHANG)[0], "the dashboard ends with its terminal")
         serve.kill()
     assert target.senders == {serve.proc.pid}  # the service's probes only, none from the dashboard
+
+
+def other_target(project: Project, name: str) -> Path:
+    """The project's profile under another target name (as a staging profile beside production's)."""
+    other = project.profile.with_name(f"{name.lower()}.toml")
+    text = project.profile.read_text()
+    assert '\nname = "BetaSkill"\n' in text
+    other.write_text(text.replace('\nname = "BetaSkill"\n', f'\nname = "{name}"\n', 1))
+    return other
+
+
+async def test_config_with_server_shows_the_profile_s_target_of_the_service(
+    project: Project, target: Target
+) -> None:
+    """`opsdash --config PROFILE --server URL`: the profile picks which of the service's targets is
+    shown (as ?target=NAME): its own, or a clear "not served here" naming what the service serves,
+    never silently the service's first target."""
+    serve = Serve("--config", profile(project, target))
+    try:
+        staging = OpsdashApp.attached(Server.parse(serve.url).for_profile(other_target(project, "Staging")))
+        async with staging.run_test(size=SIZE) as pilot:
+            await until(
+                pilot,
+                lambda: (
+                    "no target 'Staging' (it serves: BetaSkill)" in header(staging)
+                    and staging.query("#checks")
+                    and staging.query("#findings")
+                ),  # the panes mounted: leaving now is no race
+            )
+            assert " GO " not in header(staging)
+        production = OpsdashApp.attached(Server.parse(serve.url).for_profile(project.profile))
+        async with production.run_test(size=SIZE) as pilot:
+            await until(
+                pilot,
+                lambda: (
+                    " GO " in header(production)
+                    and production.query("#checks")
+                    and production.query("#findings")
+                ),
+            )
+            assert "BetaSkill (production)" in header(production)
+    finally:
+        serve.kill()
+    assert target.senders == {serve.proc.pid}  # the profile's checks were not probed here
+
+
+def test_config_with_server_naming_two_targets_or_not_loading_exits_3(
+    run: Run, project: Project, tmp_path: Path
+) -> None:
+    both = run("--config", project.profile, "--server", "http://127.0.0.1:9477?target=Staging")
+    assert both.code == 3 and "Traceback" not in both.err
+    assert "target 'Staging' (?target=)" in both.err and "is target 'BetaSkill'; drop one" in both.err
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[target\nname = 'x'\n")
+    bad = run("--config", broken, "--server", "http://127.0.0.1:9477")
+    assert bad.code == 3 and str(broken) in bad.err and "Traceback" not in bad.err
+    missing = run("--config", tmp_path / "missing.toml", "--server", "http://127.0.0.1:9477")
+    assert missing.code == 3 and "missing.toml" in missing.err and "Traceback" not in missing.err
+    web = run("web", "--config", project.profile, "--server", "http://127.0.0.1:9477?target=Staging")
+    assert web.code == 3 and "drop one" in web.err  # refused at once, not in each browser tab

@@ -3,9 +3,11 @@ and every query the CLI and the dashboard make is answered through an index."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,75 @@ def test_certificate_facts_are_stored_once_and_read_back_whole(data: Path) -> No
     assert latest.as_result()["facts"] == result("app", "x", days=346.0).to_dict()["facts"]
     assert list(latest.as_result()["facts"]) == list(result("app", "x").facts)  # in the probe's order
     assert [r.metrics_dict()["cert_days_left"] for r in series] == [348.0, 347.0, 346.0]
+
+
+def _certificates(at: str, minutes: int = 0) -> list[CheckResult]:
+    """Three checks, three certificates (three shared bodies), probed a minute apart from `at`."""
+    base = datetime.fromisoformat(at)
+    return [
+        dataclasses.replace(
+            result(f"svc{n}", (base + timedelta(minutes=minutes + n)).isoformat(timespec="milliseconds")),
+            facts={**result(f"svc{n}", at).facts, "cert_subject": f"CN=svc{n}.example"},
+        )
+        for n in range(3)
+    ]
+
+
+def _last_used(history: History) -> dict[str, str]:
+    rows = history.conn.execute("SELECT body, last_used FROM shared_facts").fetchall()
+    return {json.loads(body)["cert_subject"]: str(used) for body, used in rows}
+
+
+def test_a_body_used_again_a_day_later_is_touched_to_its_newest_row(data: Path) -> None:
+    """Retention drops a shared body once its last_used is a day older than what it purges, so
+    the record must move last_used on as the body is used: within a day, nothing is written; a
+    day later, every body to the newest row using it (each its own time, in one statement)."""
+    first, soon, later = (
+        "2026-11-01T07:00:00.000+00:00",
+        "2026-11-01T19:00:00.000+00:00",
+        "2026-11-03T07:00:00.000+00:00",
+    )
+    with History.open(data) as history:
+        for n, (at, minutes) in enumerate(((first, 0), (soon, 0), (later, 0), (later, 5))):
+            results = _certificates(at, minutes)
+            history.runs.record(report("check", f"run-{n}", at, []), operator="op", results=results)
+            if at == soon:  # within a day of the first: nothing to write yet
+                assert set(_last_used(history).values()) == {
+                    f"2026-11-01T07:0{k}:00.000+00:00" for k in range(3)
+                }
+        assert _last_used(history) == {
+            f"CN=svc{k}.example": f"2026-11-03T07:0{k}:00.000+00:00" for k in range(3)
+        }  # the first sweep two days on; the one 5 minutes later is within a day of it
+        assert history.conn.execute("SELECT COUNT(*) FROM shared_facts").fetchone()[0] == 3
+        latest = {
+            row.check_name: row.as_result()["facts"]["cert_subject"]
+            for row in history.checks.latest(["svc0", "svc1", "svc2"])
+        }
+    assert latest == {f"svc{k}": f"CN=svc{k}.example" for k in range(3)}
+
+
+def test_a_body_another_process_s_retention_dropped_is_stored_again(data: Path) -> None:
+    """This process remembers body ids; another process's purge may have dropped one meanwhile.
+    A day later the touch finds it gone: the body is stored again and the new rows read back whole."""
+    with History.open(data) as history:
+        history.runs.record(
+            report("check", "run-0", "2026-11-01T07:00:00.000+00:00", []),
+            operator="op",
+            results=_certificates("2026-11-01T07:00:00.000+00:00"),
+        )
+        with History.open(data) as other, other.writing():  # the other process's purge
+            other.conn.execute("DELETE FROM shared_facts WHERE body LIKE ?", ["%CN=svc1.example%"])
+        history.runs.record(
+            report("check", "run-1", "2026-11-03T07:00:00.000+00:00", []),
+            operator="op",
+            results=_certificates("2026-11-03T07:00:00.000+00:00"),
+        )
+        assert sorted(_last_used(history)) == [f"CN=svc{k}.example" for k in range(3)]
+        again = history.checks.of_run("run-1")
+    assert [r.as_result()["facts"]["cert_subject"] for r in again] == [f"CN=svc{k}.example" for k in range(3)]
+    assert [r.as_result()["facts"] for r in again] == [
+        r.to_dict()["facts"] for r in _certificates("2026-11-03T07:00:00.000+00:00")
+    ]
 
 
 # ---------------------------------------------------------------- every query has an index

@@ -1,5 +1,8 @@
 """history.db under faults: a failed first creation, a corrupt file, a read-only data directory, and
-retention that covers every table and gives the space back."""
+retention that covers every table and gives the space back.
+
+A half-made schema completed and retention's coverage run on both backends; the rest is about
+SQLite's file (its bytes, its directory, its locks), each test marked with why."""
 
 from __future__ import annotations
 
@@ -23,8 +26,7 @@ from opsdash.storage.schema import SCHEMA_VERSION
 from tests.conftest import Project, Run, good_env
 from tests.unit.storage.conftest import report, result
 
-# SQLite only: a file's faults: corruption, a full disk, a read-only directory, WAL locks
-pytestmark = pytest.mark.sqlite_only
+FILE = pytest.mark.sqlite_only  # reasons below, where it is used
 
 
 @pytest.fixture
@@ -43,6 +45,7 @@ def tables(path: Path) -> set[str]:
 # ---------------------------------------------------------------- migrations
 
 
+@FILE(reason="SQLite's migrations on a file that fills (PostgreSQL's run in one server transaction)")
 def test_a_disk_that_fills_during_first_creation_leaves_nothing_half_made(
     run: Run, project: Project, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,21 +68,33 @@ def test_a_disk_that_fills_during_first_creation_leaves_nothing_half_made(
         assert history.schema_version == SCHEMA_VERSION
 
 
-def test_a_database_an_older_opsdash_left_half_made_is_completed(data: Path) -> None:
+def test_a_database_an_older_opsdash_left_half_made_is_completed(
+    data: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Older opsdash committed DDL step by step: runs existed at user_version 0, and every later
-    command failed with 'table runs already exists'."""
-    data.mkdir(parents=True)
-    conn = sqlite3.connect(data / "history.db")
-    conn.execute(
-        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, kind TEXT, target TEXT, operator TEXT, "
-        "started_at TEXT, duration_ms INTEGER, verdict TEXT, counts TEXT, summary TEXT)"
-    )
-    conn.execute(  # ... and findings; the disk filled before env_keys
-        "CREATE TABLE findings (id INTEGER PRIMARY KEY, run_id TEXT, rule TEXT, severity TEXT, category TEXT, "
-        "subject TEXT, title TEXT, detail TEXT, remediation TEXT, runbook TEXT, evidence TEXT)"
-    )
-    conn.commit()
-    conn.close()
+    command failed with 'table runs already exists'. On PostgreSQL the same: v1's first two tables
+    there and no version recorded (made by hand, or by a tool that stopped part-way)."""
+    if backend == "sqlite":
+        data.mkdir(parents=True)
+        conn = sqlite3.connect(data / "history.db")
+        conn.execute(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, kind TEXT, target TEXT, operator TEXT, "
+            "started_at TEXT, duration_ms INTEGER, verdict TEXT, counts TEXT, summary TEXT)"
+        )
+        conn.execute(  # ... and findings; the disk filled before env_keys
+            "CREATE TABLE findings (id INTEGER PRIMARY KEY, run_id TEXT, rule TEXT, severity TEXT, "
+            "category TEXT, subject TEXT, title TEXT, detail TEXT, remediation TEXT, runbook TEXT, evidence TEXT)"
+        )
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        runs, findings = schema.STEPS[0][:2]
+        assert isinstance(runs, schema.Table) and isinstance(findings, schema.Table)
+        with psycopg.connect(request.getfixturevalue("pg_url"), autocommit=True) as server:
+            for statement in (*runs.postgres(), *findings.postgres()):
+                server.execute(statement)
     with History.open(data) as history:
         assert history.schema_version == SCHEMA_VERSION
         history.runs.record(Report("validate", "t", "r1", "2026-11-26T00:00:00+00:00", 1, ()), operator="op")
@@ -100,6 +115,7 @@ def _fill(data: Path, runs: int = 40) -> None:
         history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+@FILE(reason="damaged bytes in SQLite's file")
 def test_random_bytes_in_the_file_are_reported_with_the_file_and_the_recovery(
     run: Run, project: Project, data: Path
 ) -> None:
@@ -127,12 +143,14 @@ def test_random_bytes_in_the_file_are_reported_with_the_file_and_the_recovery(
     assert run("history", "list").code == 0
 
 
+@FILE(reason="SQLite's damaged-page error and its recovery")
 def test_a_damaged_page_met_mid_query_is_the_same_clear_error(data: Path) -> None:
     _fill(data, runs=2)
     with pytest.raises(InputError, match="history database is corrupt"), History.open(data):
         raise sqlite3.DatabaseError("database disk image is malformed")
 
 
+@FILE(reason="damaged bytes in SQLite's file")
 def test_a_header_of_random_bytes_is_reported_on_open(run: Run, data: Path) -> None:
     _fill(data, runs=2)
     path = data / "history.db"
@@ -163,6 +181,7 @@ def read_only(data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
+@FILE(reason="a read-only data directory holding SQLite's file")
 def test_read_commands_work_in_a_read_only_data_dir(run: Run, read_only: Path) -> None:
     before = (read_only / "history.db").read_bytes()
     listed = run("history", "list", "--json")
@@ -175,6 +194,7 @@ def test_read_commands_work_in_a_read_only_data_dir(run: Run, read_only: Path) -
     assert (read_only / "history.db").read_bytes() == before
 
 
+@FILE(reason="a read-only data directory holding SQLite's file")
 def test_recording_in_a_read_only_data_dir_says_so(run: Run, project: Project, read_only: Path) -> None:
     result_ = run("validate", "--config", project.profile)
     assert result_.code == 3
@@ -182,6 +202,7 @@ def test_recording_in_a_read_only_data_dir_says_so(run: Run, project: Project, r
     assert "Traceback" not in result_.err
 
 
+@FILE(reason="a chmod read-only data directory holding SQLite's file")
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the injected variant runs")
 def test_read_commands_work_in_a_chmod_read_only_data_dir(run: Run, data: Path) -> None:
     _fill(data, runs=2)
@@ -192,6 +213,7 @@ def test_read_commands_work_in_a_chmod_read_only_data_dir(run: Run, data: Path) 
         data.chmod(0o700)
 
 
+@FILE(reason="a data directory with no file yet")
 def test_no_history_yet_in_a_missing_data_dir_is_an_empty_list(run: Run, data: Path) -> None:
     result_ = run("history", "list")
     assert result_.code == 0 and "no runs in history yet" in result_.out
@@ -235,11 +257,14 @@ def _age(history: History, old: str, old_ts: float, new: str, new_ts: float) -> 
     assert firing
 
 
-def count(history: History, table: str, where: str = "1") -> int:
+def count(history: History, table: str, where: str = "1=1") -> int:
     return int(history.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}").fetchone()[0])
 
 
-def test_retention_covers_every_table_and_gives_the_space_back(data: Path) -> None:
+def test_retention_covers_every_table_and_gives_the_space_back(data: Path, backend: str) -> None:
+    """Every table on both backends; the space given back is SQLite's file (PostgreSQL's
+    autovacuum reuses it)."""
+    sqlite = backend == "sqlite"
     now = datetime(2026, 11, 26, tzinfo=UTC)
     old, new = now - timedelta(days=200), now - timedelta(days=1)
     outputs = data / "runbook-output"
@@ -255,11 +280,13 @@ def test_retention_covers_every_table_and_gives_the_space_back(data: Path) -> No
             new.isoformat(timespec=iso),
             new.timestamp(),
         )
-        history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        size = (data / "history.db").stat().st_size
+        if sqlite:
+            history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            size = (data / "history.db").stat().st_size
 
         assert history.purge(90, now=now) == 2  # the old check run and the old ended session
-        history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if sqlite:
+            history.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         runs = {r.run_id for r in history.runs.recent(limit=100)}
         assert runs == {
             "run-new",
@@ -281,8 +308,10 @@ def test_retention_covers_every_table_and_gives_the_space_back(data: Path) -> No
         }
         assert count(history, "runbook_steps") == 3 and count(history, "runbook_events") == 3
         assert count(history, "audit_anchors") == 1  # the log's newest anchor is kept
-        assert history.conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
-    assert (data / "history.db").stat().st_size < size
+        if sqlite:
+            assert history.conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    if sqlite:
+        assert (data / "history.db").stat().st_size < size
     assert sorted(p.name for p in outputs.iterdir()) == ["s-new-completed-0.out"]
 
 
@@ -303,6 +332,7 @@ def test_shared_facts_no_row_uses_any_more_are_dropped(data: Path) -> None:
         assert history.checks.latest(["a"])[0].as_result()["facts"]["cert_subject"] == "CN=renewed"
 
 
+@FILE(reason="SQLite's auto_vacuum mode")
 def test_an_old_database_without_auto_vacuum_is_converted(data: Path) -> None:
     data.mkdir(parents=True)
     conn = sqlite3.connect(data / "history.db")  # as an older opsdash made it: auto_vacuum off
@@ -315,6 +345,7 @@ def test_an_old_database_without_auto_vacuum_is_converted(data: Path) -> None:
         assert history.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental from now on
 
 
+@FILE(reason="SQLite's auto_vacuum mode and free pages")
 def test_history_compact_converts_a_large_old_database(run: Run, data: Path) -> None:
     data.mkdir(parents=True)
     conn = sqlite3.connect(data / "history.db")  # auto_vacuum off, with pages to give back
@@ -351,6 +382,7 @@ def _another_process_thinks_it_is_alone(db: Path) -> bool:
     return out.stdout.strip() == "delete"
 
 
+@FILE(reason="SQLite's POSIX locks on its file")
 def test_opening_history_again_keeps_this_process_s_locks(data: Path) -> None:
     """Closing any descriptor of a database file drops every POSIX lock the process holds on it:
     a second History opened in the same process (the dashboard opens several) must not, or another
@@ -364,6 +396,7 @@ def test_opening_history_again_keeps_this_process_s_locks(data: Path) -> None:
         assert first.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@FILE(reason="SQLite's file's mode and links")
 def test_the_database_file_is_born_private_and_never_through_a_link(data: Path, tmp_path: Path) -> None:
     with History.open(data):
         pass
@@ -378,6 +411,9 @@ def test_the_database_file_is_born_private_and_never_through_a_link(data: Path, 
     assert not elsewhere.exists()
 
 
+@FILE(
+    reason="scripts/torture.py on one data directory's file; two hosts on PostgreSQL: tests/unit/cli/test_team.py"
+)
 def test_torture_short_run_keeps_the_record_whole() -> None:
     """scripts/torture.py in brief: serves, a dashboard, CLI loops and SIGKILLs on one data
     directory; the record must be whole and every finished command's rows present after each round

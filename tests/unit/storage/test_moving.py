@@ -106,6 +106,74 @@ def test_migrate_copies_everything_once_and_history_list_reads_the_same(
     assert after == before
 
 
+# what coordination adds to a row (v13, v14), compared row by row after the copy
+_COORDINATION = {
+    "runbook_sessions": ("id", "status", "exclusive_group", "target", "driver"),
+    "alerts": ("rule", "key", "raised_at", "status", "target", "posted_at", "last_sent_at"),
+    "audit_anchors": ("run_id", "log_id", "seq", "host_id"),
+    "watches": ("run_id", "target", "started_at"),
+}
+
+
+def _coordination(history: History) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        table: sorted(
+            (tuple(row) for row in history.conn.execute(f"SELECT {', '.join(cols)} FROM {table}")),
+            key=repr,
+        )
+        for table, cols in _COORDINATION.items()
+    }
+
+
+def test_migrate_copies_what_coordination_records(run: Run, pg_url: str) -> None:
+    """A session's driver (one that died, one parked cleanly), an alert's target and last re-post,
+    the host of each anchor and the target of a watch's sweeps arrive as they were: without them a
+    team's database would treat the dead driver's session as parked for ever, re-post the alert at
+    once and lose whose log and whose sweeps they are."""
+    data = Path.cwd().parent / "home" / "data" / "opsdash"
+    _record_a_laptop(data)
+    with History.open(data) as local:
+        alert = local.alerts.record(
+            "check-critical",
+            "web",
+            "CRIT",
+            "web is failing",
+            "HTTP 503",
+            T0 + 900,
+            sent_at=T0 + 900,
+            target="BetaSkill",
+        )
+        assert alert is not None and local.alerts.claim_refresh(alert, T0 + 5000, 3600)
+        local.anchors.record("20261112T070000-000012", "log-2", 7, "mac-7", host_id="host-alice")
+        local.runs.watching("watch", "BetaSkill", "2026-11-30T07:00:00.000+00:00")
+        with local.conn:
+            for id_, status, driver in (
+                ("sess-died", "active", "alice@laptop:4242"),
+                ("sess-parked", "active", None),
+            ):
+                local.conn.execute(
+                    "INSERT INTO runbook_sessions (id, runbook_id, runbook_path, title, params, operator, "
+                    "status, current_step, started_at, updated_at, exclusive_group, target, driver) "
+                    "VALUES (?, 'rollback', 'runbooks/rollback.md', 'Rollback', '{}', 'alice', ?, 1, ?, ?, "
+                    "'production-change', 'BetaSkill', ?)",
+                    [id_, status, "2026-12-01T10:00:00.000+00:00", "2026-12-01T10:05:00.000+00:00", driver],
+                )
+        laptop = _coordination(local)
+    assert laptop["watches"] and any(r[-1] is not None for r in laptop["runbook_sessions"])
+    assert any(r[4] == "BetaSkill" and r[5] is not None for r in laptop["alerts"])  # target, posted_at
+
+    assert run("history", "migrate", "--to", pg_url).code == 0
+    with History.open(data, database=pg_url) as team:
+        assert _coordination(team) == laptop
+        # the group's holder is the dead driver's session, its driver named (a start here takes it over)
+        (holder,) = team.sessions.holders("BetaSkill", "production-change")
+        assert holder.driver == "alice@laptop:4242"
+    again = run("history", "migrate", "--to", pg_url)
+    assert again.code == 0, again.err
+    with History.open(data, database=pg_url) as team:
+        assert _coordination(team) == laptop  # nothing twice
+
+
 def test_a_team_that_already_recorded_keeps_its_rows_and_gets_the_laptops(run: Run, pg_url: str) -> None:
     """Ids are the database's own: Bob's alert 1 does not collide with Alice's."""
     data = Path.cwd().parent / "home" / "data" / "opsdash"

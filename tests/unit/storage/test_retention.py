@@ -1,5 +1,9 @@
 """Retention in batches: the same rows go as in one transaction, a batch is bounded and always moves
-on, the space goes back in steps, and other processes keep writing while it runs (or dies)."""
+on, the space goes back in steps, and other processes keep writing while it runs (or dies).
+
+On both backends (tests/unit/storage/conftest.py): on PostgreSQL each data directory a test uses
+is a schema of its own (the year, and the reference purged in one transaction), and the child
+processes are given its URL. Only the space given back in steps is SQLite's file alone."""
 
 from __future__ import annotations
 
@@ -9,21 +13,106 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opsdash.core.findings import Report
 from opsdash.storage import retention
 from opsdash.storage.history import History
-from tests.retention_data import DAYS, copy_data, count, dump, fill_year, old_runs, one_transaction_purge
+from tests import retention_data
+from tests.pg import PgServer
+from tests.retention_data import DAYS, TABLES, fill_year, one_transaction_purge
 from tests.waits import read_line
 
-# SQLite only: its data helpers (tests/retention_data.py) build and read the file
-pytestmark = pytest.mark.sqlite_only
-
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def databases(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[Path, str]]:
+    """On PostgreSQL: each data directory its own schema (the first one the test's own, the one
+    OPSDASH_DATABASE_URL names), so a reference purged in one transaction is apart from the year."""
+    urls: dict[Path, str] = {}
+    if backend != "postgresql":
+        yield urls
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    first: str = request.getfixturevalue("pg_url")
+    opened = History.open.__func__  # type: ignore[attr-defined]  # the backend fixture's
+
+    def url_of(data_dir: Path) -> str:
+        key = data_dir.resolve()
+        if key not in urls:
+            urls[key] = server.database_url() if urls else first
+        return urls[key]
+
+    def open_own(cls: type[History], data_dir: Path, /, **kwargs: Any) -> History:
+        return opened(cls, data_dir, **{**kwargs, "database": kwargs.get("database") or url_of(data_dir)})  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(History, "open", classmethod(open_own))
+    yield urls
+    for url in urls.values():
+        if url != first:
+            server.drop(url)
+
+
+def database(data: Path, urls: dict[Path, str]) -> str:
+    """What a child process passes to History.open: the data directory's schema ("" on SQLite)."""
+    if not urls:
+        return ""
+    History.open(data).close()  # made (and its schema mapped) if it was not yet
+    return urls[data.resolve()]
+
+
+def dump(data: Path) -> dict[str, Any]:
+    """Every row of every table retention touches, and the runbook output files."""
+    with History.open(data, write=False) as history:
+        if history.dialect == "sqlite":
+            return retention_data.dump(data)  # the file read as it is
+        tables = {t: sorted(map(repr, history.conn.execute(f"SELECT * FROM {t}"))) for t in TABLES}
+    folder = data / "runbook-output"
+    return {**tables, "runbook-output": sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []}
+
+
+def count(data: Path, table: str, where: str = "1=1", args: tuple[Any, ...] = ()) -> int:
+    with History.open(data, write=False) as history:
+        return int(
+            history.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", list(args)).fetchone()[0]
+        )
+
+
+def old_runs(data: Path, now: datetime) -> int:
+    """Runs older than the window that retention will take (an active session's run stays)."""
+    cutoff = (now - timedelta(days=DAYS)).isoformat(timespec="seconds")
+    return count(
+        data,
+        "runs",
+        "started_at < ? AND run_id NOT IN (SELECT id FROM runbook_sessions WHERE status = 'active')",
+        (cutoff,),
+    )
+
+
+def copy_data(source: Path, into: Path) -> Path:
+    """A second data directory holding the same year: the file copied on SQLite; on PostgreSQL
+    the same year filled again into a schema of its own (fill_year is deterministic)."""
+    with History.open(source, write=False) as history:
+        sqlite = history.dialect == "sqlite"
+    if sqlite:
+        return retention_data.copy_data(source, into)
+    fill_year(into, NOW)
+    return into
+
+
+def assert_whole(data: Path) -> None:
+    """SQLite's own check of the file (PostgreSQL checks its pages itself: nothing to ask)."""
+    with History.open(data) as history:
+        if history.dialect == "sqlite":
+            assert [r[0] for r in history.conn.execute("PRAGMA integrity_check")] == ["ok"]
 
 
 @pytest.fixture
@@ -100,6 +189,9 @@ def test_a_flood_of_webhook_failures_goes_in_bounded_batches(tmp_path: Path) -> 
     assert sizes == [10, 10, 5]
 
 
+@pytest.mark.sqlite_only(
+    reason="SQLite's free pages given back to the file; PostgreSQL's autovacuum reuses them"
+)
 def test_the_space_goes_back_in_steps(year: Path) -> None:
     with History.open(year) as history:
         while not history.purge_batch(DAYS, NOW).done:
@@ -123,9 +215,9 @@ WRITER = textwrap.dedent(
     from opsdash.storage.history import History
     from tests.unit.storage.conftest import result
 
-    data, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    data, stop, database = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] or None
     n = 0
-    with History.open(data) as history:
+    with History.open(data, database=database) as history:
         while not stop.exists():
             at = datetime.now(UTC).isoformat(timespec="milliseconds")
             results = [result(f"w{c}", at) for c in range(5)]
@@ -138,11 +230,13 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_a_process_recording_meanwhile_loses_nothing_and_never_waits_long(year: Path, tmp_path: Path) -> None:
+def test_a_process_recording_meanwhile_loses_nothing_and_never_waits_long(
+    year: Path, tmp_path: Path, databases: dict[Path, str]
+) -> None:
     reference = copy_data(year, tmp_path / "reference")
     stop = tmp_path / "stop-writing"
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(year), str(stop)],
+        [sys.executable, "-c", WRITER, str(year), str(stop), database(year, databases)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -179,14 +273,14 @@ PURGER = textwrap.dedent(
     from pathlib import Path
     from opsdash.storage.history import History
 
-    with History.open(Path(sys.argv[1])) as history:
+    with History.open(Path(sys.argv[1]), database=sys.argv[3] or None) as history:
         history.purge(90, datetime.fromisoformat(sys.argv[2]), runs=1, on_batch=lambda b: print(b.runs, flush=True))
     """
 )
 
 
 def test_a_purge_killed_mid_batch_loses_nothing_to_keep_and_a_restart_finishes(
-    year: Path, tmp_path: Path
+    year: Path, tmp_path: Path, databases: dict[Path, str]
 ) -> None:
     reference = copy_data(year, tmp_path / "reference")
     with History.open(reference) as history:
@@ -194,7 +288,7 @@ def test_a_purge_killed_mid_batch_loses_nothing_to_keep_and_a_restart_finishes(
     kept = dump(reference)
     before = old_runs(year, NOW)
     purger = subprocess.Popen(
-        [sys.executable, "-c", PURGER, str(year), NOW.isoformat()],
+        [sys.executable, "-c", PURGER, str(year), NOW.isoformat(), database(year, databases)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[3],
@@ -208,8 +302,7 @@ def test_a_purge_killed_mid_batch_loses_nothing_to_keep_and_a_restart_finishes(
     assert purger.returncode == -signal.SIGKILL
     now_left = old_runs(year, NOW)
     assert 0 < now_left < before  # killed part-way
-    with History.open(year) as history:
-        assert [r[0] for r in history.conn.execute("PRAGMA integrity_check")] == ["ok"]
+    assert_whole(year)
     current = dump(year)
     for table, rows in kept.items():  # everything the purge keeps is still there
         assert set(rows) <= set(current[table]), table
@@ -218,17 +311,23 @@ def test_a_purge_killed_mid_batch_loses_nothing_to_keep_and_a_restart_finishes(
     assert dump(year) == kept
 
 
-def test_a_batch_that_cannot_get_the_lock_says_so_and_loses_nothing(year: Path) -> None:
+def test_a_batch_that_cannot_get_the_lock_says_so_and_loses_nothing(year: Path, backend: str) -> None:
     """Busy past the timeout (another process holding the write lock): an InputError naming the
-    file, never a raw sqlite3 error that would end the background purge's thread with a traceback;
-    the batch rolled back whole and the next one, once the lock is free, goes on."""
+    database, never a raw driver error that would end the background purge's thread with a
+    traceback; the batch rolled back whole and the next one, once the lock is free, goes on."""
     from opsdash.core.errors import InputError
 
     before = old_runs(year, NOW)
     with History.open(year) as holder, History.open(year) as history:
-        history.conn.execute("PRAGMA busy_timeout = 50")
-        holder.conn.execute("BEGIN IMMEDIATE")
-        with pytest.raises(InputError, match=r"history\.db: the history database is busy"):
+        if backend == "sqlite":
+            history.conn.execute("PRAGMA busy_timeout = 50")
+            holder.conn.execute("BEGIN IMMEDIATE")
+            busy = r"history\.db: the history database is busy"
+        else:  # the write lock is an advisory lock: lock_timeout bounds the wait for it
+            history.conn.execute("SET lock_timeout = '50ms'")
+            holder.conn.begin_writing()  # type: ignore[attr-defined]
+            busy = r"database postgresql://opsdash:•••• \(.*\)@127\.0\.0\.1:\d+/.*: the database is busy"
+        with pytest.raises(InputError, match=busy):
             history.purge_batch(DAYS, NOW)
         holder.conn.rollback()
         assert old_runs(year, NOW) == before
@@ -238,7 +337,9 @@ def test_a_batch_that_cannot_get_the_lock_says_so_and_loses_nothing(year: Path) 
 PURGER_ON_CUE = PURGER.replace("with History.open", "input()  # both start together\nwith History.open")
 
 
-def test_two_processes_purging_at_once_leave_what_one_transaction_left(year: Path, tmp_path: Path) -> None:
+def test_two_processes_purging_at_once_leave_what_one_transaction_left(
+    year: Path, tmp_path: Path, databases: dict[Path, str]
+) -> None:
     """The dashboard, serve and `check --watch` each purge in the background: two on one data
     directory interleave their batches, never delete what the other must keep, and together end
     where one purge would."""
@@ -247,7 +348,7 @@ def test_two_processes_purging_at_once_leave_what_one_transaction_left(year: Pat
         one_transaction_purge(history, DAYS, NOW)
     purgers = [
         subprocess.Popen(
-            [sys.executable, "-c", PURGER_ON_CUE, str(year), NOW.isoformat()],
+            [sys.executable, "-c", PURGER_ON_CUE, str(year), NOW.isoformat(), database(year, databases)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -265,7 +366,6 @@ def test_two_processes_purging_at_once_leave_what_one_transaction_left(year: Pat
     assert [purger.returncode for purger in purgers] == [0, 0]
     shares = [sum(int(n) for n in out.split()) for out in outs]
     assert sum(shares) > 0
-    with History.open(year) as history:
-        assert [r[0] for r in history.conn.execute("PRAGMA integrity_check")] == ["ok"]
+    assert_whole(year)
     assert old_runs(year, NOW) == 0
     assert dump(year) == dump(reference)
