@@ -182,7 +182,7 @@ class History:
                 "(postgresql://user:password@host:5432/dbname)"
             )
         try:
-            self.conn = postgres.PgConnection.connect(url, connect_timeout=timeout)  # type: ignore[assignment]
+            self.conn = postgres.PgConnection.connect(url, connect_timeout=timeout, lock_timeout=timeout)  # type: ignore[assignment]
         except sqlite3.DatabaseError as exc:
             raise self.explain(exc) from None
         try:

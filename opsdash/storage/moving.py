@@ -341,14 +341,15 @@ def _copy_rest(src: sqlite3.Connection, dst: PgConnection, moved: Moved) -> None
         )
         moved.webhooks += _count(dst, "webhook_seen") - before
     failures = {
-        (str(s), a, str(o)) for s, a, o in dst.execute("SELECT source, at, outcome FROM webhook_failures")
+        (str(s), a, str(o), t)
+        for s, a, o, t in dst.execute("SELECT source, at, outcome, target FROM webhook_failures")
     }
     new = [
         r
-        for r in src.execute("SELECT source, at, outcome FROM webhook_failures ORDER BY id")
-        if (str(r[0]), r[1], str(r[2])) not in failures
+        for r in src.execute("SELECT source, at, outcome, target FROM webhook_failures ORDER BY id")
+        if (str(r[0]), r[1], str(r[2]), r[3]) not in failures
     ]
-    moved.webhooks += _copy_rows(dst, "webhook_failures", ("source", "at", "outcome"), new)
+    moved.webhooks += _copy_rows(dst, "webhook_failures", ("source", "at", "outcome", "target"), new)
     scans = {str(r[0]) for r in dst.execute("SELECT repo FROM trace_scans")}
     for scan_id, repo, needles, updated in src.execute(
         "SELECT id, repo, needles, updated_at FROM trace_scans ORDER BY id"

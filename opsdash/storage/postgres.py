@@ -43,6 +43,15 @@ SCHEMES = ("postgresql", "postgres")
 WRITE_LOCK = 0x6F70_7364_0001
 MIGRATE_LOCK = 0x6F70_7364_0002
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server is an error, not a hang
+LOCK_TIMEOUT = 15.0  # seconds a write waits for the team's write lock: SQLite's busy timeout
+# a process stopped inside a transaction (Ctrl-Z, a debugger) or a host gone mid-way must not hold
+# the team's write lock for the 2 h the kernel's keepalives take: the server ends such a session
+SESSION_BOUNDS = {
+    "idle_in_transaction_session_timeout": "120s",
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+}
 
 
 def is_database_url(value: str | None) -> bool:
@@ -174,12 +183,26 @@ class PgConnection:
         self._entered: list[bool] = []
 
     @classmethod
-    def connect(cls, url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> PgConnection:
+    def connect(
+        cls, url: str, *, connect_timeout: float = CONNECT_TIMEOUT, lock_timeout: float = LOCK_TIMEOUT
+    ) -> PgConnection:
+        """A connection with opsdash's bounds on waiting (`SESSION_BOUNDS`), each unless the URL
+        (`?options=-c lock_timeout=...`) or the role already sets its own."""
         import psycopg
 
         try:
             raw = psycopg.connect(
                 url, autocommit=True, connect_timeout=max(1, round(connect_timeout)), prepare_threshold=5
+            )
+            bounds = {**SESSION_BOUNDS, "lock_timeout": f"{max(1, round(lock_timeout * 1000))}ms"}
+            raw.execute(
+                "SELECT "
+                + ", ".join(
+                    f"set_config('{name}', CASE current_setting('{name}') WHEN '0' THEN %s "
+                    f"ELSE current_setting('{name}') END, false)"
+                    for name in bounds
+                ),
+                list(bounds.values()),
             )
         except psycopg.Error as exc:
             raise _pg_error(exc, url) from None

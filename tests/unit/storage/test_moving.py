@@ -112,6 +112,7 @@ _COORDINATION = {
     "alerts": ("rule", "key", "raised_at", "status", "target", "posted_at", "last_sent_at"),
     "audit_anchors": ("run_id", "log_id", "seq", "host_id"),
     "watches": ("run_id", "target", "started_at"),
+    "webhook_failures": ("source", "at", "outcome", "target"),
 }
 
 
@@ -146,6 +147,8 @@ def test_migrate_copies_what_coordination_records(run: Run, pg_url: str) -> None
         assert alert is not None and local.alerts.claim_refresh(alert, T0 + 5000, 3600)
         local.anchors.record("20261112T070000-000012", "log-2", 7, "mac-7", host_id="host-alice")
         local.runs.watching("watch", "BetaSkill", "2026-11-30T07:00:00.000+00:00")
+        for target in ("BetaSkill", "Other", None):  # whose profile saw the bad signature (v15)
+            local.webhooks.record_failure("ikhokha", "bad-signature", T0 + 1000, target=target)
         with local.conn:
             for id_, status, driver in (
                 ("sess-died", "active", "alice@laptop:4242"),
@@ -160,6 +163,7 @@ def test_migrate_copies_what_coordination_records(run: Run, pg_url: str) -> None
                 )
         laptop = _coordination(local)
     assert laptop["watches"] and any(r[-1] is not None for r in laptop["runbook_sessions"])
+    assert {r[-1] for r in laptop["webhook_failures"]} == {None, "BetaSkill", "Other"}
     assert any(r[4] == "BetaSkill" and r[5] is not None for r in laptop["alerts"])  # target, posted_at
 
     assert run("history", "migrate", "--to", pg_url).code == 0

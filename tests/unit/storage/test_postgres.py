@@ -188,3 +188,36 @@ def test_a_percent_sign_in_a_statement_without_parameters_is_one_percent_sign(
             ("gate:%x",)
         ]
         assert history.conn.execute("SELECT '100%'").fetchone() == ("100%",)
+
+
+BOUNDS = ("lock_timeout", "idle_in_transaction_session_timeout")
+
+
+def test_a_write_behind_a_frozen_holder_is_refused_in_time_not_waited_on_for_ever(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A process stopped inside its write transaction (Ctrl-Z, a laptop lid) held the team's write
+    lock and every other host's write waited with no end (the reviewer's `frozen_writer.py`): a
+    write now waits opsdash's busy timeout, as on SQLite, then says busy; the server ends a session
+    idle inside a transaction after two minutes, so the lock cannot be held for hours. A URL that
+    sets its own lock_timeout keeps it."""
+    with History.open(tmp_path, database=pg_url) as holder:
+        waiting = History(tmp_path / "history.db", database=pg_url, busy_timeout=1)
+        holder.conn.begin_writing()  # type: ignore[attr-defined]  # and then nothing: frozen
+        settings = dict(
+            waiting.conn.execute("SELECT name, setting FROM pg_settings WHERE name IN (?, ?)", list(BOUNDS))
+        )
+        try:  # as every command writes: the History's exit names the database and says busy
+            with pytest.raises(InputError, match="the database is busy"), waiting, waiting.writing():
+                pass
+        finally:
+            holder.conn.rollback()
+    own = History(
+        tmp_path / "history.db", database=pg_url.replace("options=", "options=-clock_timeout%3D3s%20")
+    )
+    try:
+        chosen = own.conn.execute("SELECT setting FROM pg_settings WHERE name = 'lock_timeout'").fetchone()[0]
+    finally:
+        own.close()
+    assert settings == {"lock_timeout": "1000", "idle_in_transaction_session_timeout": "120000"}
+    assert chosen == "3000"
