@@ -52,15 +52,24 @@ class Server:
 
     @classmethod
     def parse(cls, url: str) -> Server:
-        parts = urlsplit(url.strip())
+        """A refused URL is named masked: the one pasted by mistake may be the team database's."""
+        from opsdash.core.secrets import mask_url, redactor, url_secrets
+
+        for credential in url_secrets(url):
+            redactor.register(credential)
+        shown = mask_url(url)
+        try:
+            parts = urlsplit(url.strip())
+        except ValueError as exc:
+            raise ConfigError(f"--server {shown!r}: not a valid URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"--server {url!r}: give the service's URL, e.g. http://127.0.0.1:9477")
+            raise ConfigError(f"--server {shown!r}: give the service's URL, e.g. http://127.0.0.1:9477")
         if parts.username or parts.password:
             raise ConfigError(f"--server: put no credentials in the URL; the token goes in {TOKEN_ENV}")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
-            raise ConfigError(f"--server {url!r}: the port is not a number from 1 to 65535") from None
+            raise ConfigError(f"--server {shown!r}: the port is not a number from 1 to 65535") from None
         wanted = parse_qs(parts.query).get("target")
         target = wanted[0] if wanted else None
         base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
@@ -198,8 +207,14 @@ class Attachment:
             except Refused as exc:
                 self.on_event(Detached(str(exc), None))
                 return
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                reason = _why(exc)
+            except (
+                OSError,
+                TimeoutError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ValueError,
+            ) as exc:
+                reason = _why(exc)  # a broken connection: Detached, then again after the backoff
             delay = self.backoff[min(self.attempts, len(self.backoff) - 1)]
             self.attempts += 1
             self.on_event(Detached(reason, delay))
@@ -300,7 +315,12 @@ class Attachment:
                 data.append(value)
         if not data:
             return
-        event = decode(self.server.url, name, json.loads("\n".join(data)))
+        try:
+            event = decode(self.server.url, name, json.loads("\n".join(data)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a serve of another shape:
+            # the picture can no longer be trusted, so the connection is dropped (Detached, never
+            # the last verdict seen as current) and a fresh snapshot asked for after the backoff
+            raise ValueError(f"an {name!r} event this dashboard cannot read ({type(exc).__name__})") from None
         if event is None:
             return
         if isinstance(event, Attached):
@@ -315,6 +335,8 @@ def _why(exc: BaseException) -> str:
         return "connection refused (is `opsdash serve` running there?)"
     if isinstance(exc, asyncio.IncompleteReadError):
         return "the connection broke off mid-event"
+    if isinstance(exc, asyncio.LimitOverrunError):
+        return "an answer head larger than any the service sends"
     if isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}"
     if isinstance(exc, OSError):

@@ -339,3 +339,63 @@ async def test_a_client_that_takes_no_write_for_the_write_timeout_is_dropped() -
         writer.close()
         broadcast.close()
         await endpoint.close()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'event: check\ndata: {"target": "x"}\n\n',
+        b"event: snapshot\ndata: []\n\n",
+        b"event: check\ndata: {no\n\n",
+    ],
+)
+async def test_an_event_the_dashboard_cannot_read_drops_the_connection_and_asks_afresh(frame: bytes) -> None:
+    """A serve of another shape (or a proxy mangling the stream) sends an event this client cannot
+    read: the client used to die there for good, its last verdict left on screen as current. It
+    now says Detached, as for a broken connection, and reconnects to a fresh snapshot."""
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        connections.append(len(connections))
+        first = len(connections) == 1
+        body = frame if first else b'event: snapshot\ndata: {"targets": [], "sessions": []}\n\n'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + body)
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # open until the client goes
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    events: list[Event] = []
+    attachment = Attachment(Server.parse(f"http://127.0.0.1:{port}"), None, events.append, backoff=(0.05,))
+    task = asyncio.create_task(attachment.run())
+    try:
+        await until_async(lambda: any(isinstance(e, Attached) for e in events), "a fresh snapshot", WAIT)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        server.close()
+    first = events[0]
+    assert isinstance(first, Detached) and "cannot read" in first.reason and first.retry_in == 0.05
+    assert len(connections) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql://opsdash:Team-Db-Pw-42@db.internal/opsdash", "give the service's URL"),
+        ("http://[::1", "not a valid URL"),
+        ("http://ops:Team-Db-Pw-42@[::1:x", "not a valid URL"),
+    ],
+)
+def test_a_refused_server_url_is_named_masked(url: str, said: str) -> None:
+    """The team database's URL pasted where the service's belongs: refused, its password masked
+    (it was printed in clear); a malformed one is a clear error, not an internal one."""
+    from opsdash.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=said) as refused:
+        Server.parse(url)
+    assert "Team-Db-Pw-42" not in str(refused.value)
