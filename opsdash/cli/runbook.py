@@ -185,7 +185,7 @@ def runbook_run(
     exclusive group is held) or error.
     """
     from opsdash.cli.render import print_session
-    from opsdash.cli.runbook_io import collect_params, guided, parse_params
+    from opsdash.cli.runbook_io import collect_params, guided, hangup_pauses, parse_params
     from opsdash.cli.runbook_io import dry_run as plan
     from opsdash.core.runbooks.exclusive import ExclusiveConflict
     from opsdash.ops.runbooks import (
@@ -205,7 +205,7 @@ def runbook_run(
         values = collect_params(book, parse_params(params), interactive=sys.stdin.isatty())
         sys.exit(plan(book, values, dry_run_gates(ops, book, env_files=files, from_env=from_env)))
     # shared: the step runs on a worker thread so Ctrl-C reaches the operator, not the command
-    with Sessions(ops, shared=True, env_files=files, from_env=from_env) as sessions:
+    with hangup_pauses(), Sessions(ops, shared=True, env_files=files, from_env=from_env) as sessions:
         if resume:
             ex = sessions.resume(book, resume)
             emit(f"resuming session {ex.state.id} of {book.title}")
@@ -220,6 +220,15 @@ def runbook_run(
                 emit(f"opsdash: error: {exc}", err=True)
                 emit(f"to work in that session instead: {resume_command(ops, exc.holder)}", err=True)
                 sys.exit(EXIT_UNKNOWN)
+            for gone in sessions.store.taken_over:  # the record says so too (audited, aborted)
+                emit(
+                    click.style(
+                        f"took over the exclusive group {gone.group!r}: session {gone.session_id} of "
+                        f"{gone.runbook_id}, started by {gone.operator}, is recorded as aborted (its "
+                        f"opsdash, {gone.driver}, had gone)",
+                        fg="yellow",
+                    )
+                )
             emit(click.style(f"{book.title} — session {ex.state.id}", bold=True))
             emit(f"  if this terminal goes away: opsdash runbook run {book.id} --resume {ex.state.id}")
             if book.intro:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -194,6 +196,26 @@ def wait_for(driver: StepDriver, printer: Printer) -> bool:
                 driver.detach()
             elif choice == "interrupt":
                 driver.interrupt(reason)
+
+
+@contextlib.contextmanager
+def hangup_pauses() -> Iterator[None]:
+    """A closed terminal (SIGHUP: an ssh session dropped, a window closed) or a polite stop
+    (SIGTERM) pauses the session as Ctrl-C does: the session is parked (its driver cleared), so
+    the next start is refused and a resume finds it, instead of reading a dead driver and taking
+    the group over, the session recorded as aborted."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    wanted = [getattr(signal, name) for name in ("SIGHUP", "SIGTERM") if hasattr(signal, name)]
+    before = {number: signal.signal(number, stop) for number in wanted}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
 
 
 def resume_hint(ex: Executor) -> str:

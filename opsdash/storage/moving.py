@@ -22,12 +22,15 @@ takes it again.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opsdash.storage.checks import CHECK_COLUMNS
+from opsdash.storage.sessions import ABANDONED
 
 if TYPE_CHECKING:
     from opsdash.storage.history import History
@@ -275,6 +278,7 @@ def _copy_sessions(src: sqlite3.Connection, dst: PgConnection, moved: Moved) -> 
     ]
     if not sessions:
         return
+    sessions, clashes = _one_holder_per_group(dst, sessions)
     _copy_rows(dst, "runbook_sessions", _SESSION_COLUMNS, sessions)
     moved.sessions += len(sessions)
     for part in _chunks([str(s[0]) for s in sessions], 500):
@@ -290,6 +294,51 @@ def _copy_sessions(src: sqlite3.Connection, dst: PgConnection, moved: Moved) -> 
             part,
         ).fetchall()
         _copy_rows(dst, "runbook_events", _EVENT_COLUMNS, events)
+    at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    for session_id, holder, operator in clashes:
+        detail = (
+            f"moved in by history migrate while session {holder} held its exclusive group in this "
+            "database: recorded as aborted, so the group has one holder"
+        )
+        dst.execute(
+            "INSERT INTO runbook_events (session_id, at, step_index, event, detail, operator) "
+            "VALUES (?, ?, NULL, ?, ?, ?)",
+            [session_id, at, ABANDONED, detail, operator],
+        )
+        row = dst.execute("SELECT summary FROM runs WHERE run_id = ?", [session_id]).fetchone()
+        summary = {**(json.loads(row[0]) if row and row[0] else {}), "status": "aborted"}
+        dst.execute(
+            "UPDATE runs SET verdict = 'CRIT', summary = ? WHERE run_id = ?",
+            [json.dumps(summary), session_id],
+        )
+
+
+def _one_holder_per_group(
+    dst: PgConnection, sessions: list[Any]
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, str, str]]]:
+    """The sessions to copy, each active one of an exclusive group that already has an active
+    session in the team database (or earlier in this copy) made aborted, driver cleared: two
+    active sessions of one group would both be driven (the group is one holder's). Also
+    (session, the holder it yielded to, its operator) for each, for the record's event."""
+    active = {
+        (str(group), str(target or "")): str(id_)
+        for id_, group, target in dst.execute(
+            "SELECT id, exclusive_group, target FROM runbook_sessions "
+            "WHERE status = 'active' AND exclusive_group IS NOT NULL"
+        )
+    }
+    out, clashes = [], []
+    for values in sessions:
+        row = dict(zip(_SESSION_COLUMNS, values, strict=True))
+        if row["status"] == "active" and row["exclusive_group"] is not None:
+            key = (str(row["exclusive_group"]), str(row["target"] or ""))
+            if key in active:
+                clashes.append((str(row["id"]), active[key], str(row["operator"])))
+                row["status"], row["driver"] = "aborted", None
+            else:
+                active[key] = str(row["id"])
+        out.append(tuple(row[c] for c in _SESSION_COLUMNS))
+    return out, clashes
 
 
 def _copy_alerts(src: sqlite3.Connection, dst: PgConnection, moved: Moved) -> None:

@@ -94,7 +94,7 @@ class RunbookSessions(Repository):
                             holder,
                             f"the database server restarted {restarted:.0f} s ago and its opsdash "
                             f"({holder.driver}) may not have taken its lock again yet: try again in "
-                            f"{RESTART_GRACE_S} s",
+                            f"{max(1, round(RESTART_GRACE_S - restarted))} s",
                         )
                     self._abandon(holder.session_id, state)
                     taken.append(holder)
@@ -104,6 +104,8 @@ class RunbookSessions(Repository):
             raise
         self.taken_over = taken
         self._locks[state.id] = lock
+        for holder in taken:  # ended: its lock file is needed no more (SQLite)
+            forget_session_lock(self.history, holder.session_id)
 
     def _server_restarted(self, session_id: str) -> float | None:
         """Seconds since the PostgreSQL server started, when that is less than RESTART_GRACE_S and

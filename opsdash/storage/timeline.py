@@ -128,7 +128,8 @@ class Timeline(Repository):
         from such a cut instead of the whole record). Quiet means: no check down (its last known
         sustained state before the quiet period, and none going down in it), no alert that holds
         an incident open across the quiet period, and no check whose last result before `cut`
-        failed and that has results after it (its failing streak would carry on). A check whose
+        was unhealthy (failed, or a sustained state not OK) and that has results after it: its
+        failing streak would carry on, and the result after it is an event of the record's. A check whose
         last state is down and that is never probed again stays down, as the derivation has it,
         so no cut after it is quiet. Index seeks only: a few per check name, found by a skip
         scan of (check_name, started_at)."""
@@ -163,16 +164,14 @@ class Timeline(Repository):
             "WHERE n IS NOT NULL) SELECT "
             "(SELECT f.sustained FROM check_results f WHERE f.check_name = n AND f.started_at < :before "
             f"AND f.sustained IN ('OK', 'WARN', 'CRIT'){scope} ORDER BY f.started_at DESC LIMIT 1), "
-            "(SELECT f.severity FROM check_results f WHERE f.check_name = n AND f.started_at < :cut"
-            f"{scope} ORDER BY f.started_at DESC LIMIT 1), "
+            "(SELECT CASE WHEN f.severity IN ('OK', 'INFO') AND f.sustained = 'OK' THEN 'OK' ELSE 'NOT' END "
+            f"FROM check_results f WHERE f.check_name = n AND f.started_at < :cut{scope} "
+            "ORDER BY f.started_at DESC LIMIT 1), "
             "EXISTS (SELECT 1 FROM check_results f WHERE f.check_name = n AND f.started_at >= :cut) "
             "FROM names WHERE n IS NOT NULL",
             params,
         )
-        for known, last, later in rows:
-            if known in ("WARN", "CRIT") or (later and last is not None and last not in _HEALTHY):
-                return False
-        return True
+        return not any(known in ("WARN", "CRIT") or (later and last == "NOT") for known, last, later in rows)
 
     def alerts(self, since: float, until: float, target: str = "") -> list[Event]:
         """Alerts fired or resolved in the window, and those open across it (fired before): the

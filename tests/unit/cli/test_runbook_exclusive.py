@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from opsdash.core.runbooks.executor import SessionState, SessionStatus
 from opsdash.storage.history import History
 from tests.conftest import Demo
@@ -120,3 +122,53 @@ def test_a_second_terminal_is_refused_while_the_first_runs_on(demo_process: Demo
         if holder.poll() is None:
             holder.kill()
             holder.wait(10)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGHUP", "SIGTERM"])
+def test_a_closed_terminal_pauses_the_session_it_does_not_abandon_it(
+    demo_process: Demo, tmp_path: Path, signal_name: str
+) -> None:
+    """bob's ssh session drops (SIGHUP) or his opsdash is stopped politely (SIGTERM) on step 2: the
+    session is parked as `q` or Ctrl-C park it, so alice's start is refused (paused: resume it)
+    and bob's --resume finds it where it was; it used to read as a dead driver, and alice's start
+    took the group and recorded bob's rollback as aborted."""
+    import signal
+
+    data = tmp_path / "data"
+    holder, held = hold_rollback(demo_process.profile, data)
+    try:
+        holder.send_signal(getattr(signal, signal_name))
+        holder.communicate(timeout=60)
+        with History.open(data, write=False) as history:
+            (row,) = history.conn.execute("SELECT status, driver FROM runbook_sessions").fetchall()
+        alice = subprocess.run(
+            [
+                OPSDASH,
+                "runbook",
+                "run",
+                "rollback",
+                "--config",
+                str(demo_process.profile),
+                "--operator",
+                "alice",
+                *ROLLBACK,
+            ],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env(data),
+        )
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+    assert tuple(row) == ("active", None)  # parked: no driver, still the group's
+    assert alice.returncode == 3 and "paused" in alice.stderr + alice.stdout, alice.stdout + alice.stderr
+    state = the_session(data)
+    assert (
+        state is not None
+        and state.id == held.id
+        and state.status is SessionStatus.ACTIVE
+        and state.current == 1
+    )

@@ -335,6 +335,8 @@ def test_one_exclusive_session_across_hosts_and_a_killed_holder_releases_it(
         taken = team.b.run(*run, "--operator", "bob", stdin="q\n")  # bob starts, then pauses
         assert taken.returncode == 3 and "paused; resume with" in taken.stdout, taken.stdout + taken.stderr
         assert "already running" not in taken.stderr
+        # bob is told on screen whose session he took the group from, not only in the audit trail
+        assert f"took over the exclusive group 'production-change': session {held['run_id']}" in taken.stdout
     finally:
         if holder.poll() is None:
             holder.kill()

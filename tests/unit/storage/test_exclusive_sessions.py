@@ -259,6 +259,10 @@ def test_a_holder_killed_with_sigkill_releases_the_group_and_is_recorded_as_aban
         assert [h.session_id for h in store.holders("BetaSkill", "production-change")] == [second.state.id]
         active = history.conn.execute("SELECT COUNT(*) FROM runbook_sessions WHERE status = 'active'")
         assert active.fetchone()[0] == 1  # never two sessions of the group at once
+        second.state.status = SessionStatus.COMPLETED  # the new one ends too
+        store.save(second.state, None, "completed", "")
+    locks = data / "runbook-locks"  # SQLite: a lock file a session; none left for ended ones
+    assert not locks.exists() or list(locks.iterdir()) == []
 
 
 def test_a_holder_that_paused_keeps_the_group(tmp_path: Path) -> None:

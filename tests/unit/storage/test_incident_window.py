@@ -141,3 +141,21 @@ def test_a_cut_inside_a_failing_streak_is_not_quiet(tmp_path: Path) -> None:
     (only,) = ops_incidents.incidents(Ops.bare(data_dir=tmp_path), ops_incidents.Query(since=T0 + 600))
     assert quiet is False
     assert (only.first_failure_at, only.opened_at, only.recovered_at) == (T0, T0 + 730, T0 + 760)
+
+
+def test_a_cut_after_a_result_of_unknown_state_is_not_quiet(tmp_path: Path) -> None:
+    """The review's case: web answered with its state not known yet (a process just started), api
+    went down, web's next result came inside the incident. That next result is an event of the
+    incident (the row after an unhealthy one), so a cut between them is not quiet: the windowed
+    incident keeps every event the whole record gives it."""
+    with History.open(tmp_path) as history:
+        history.runs.watching("w-alpha", "alpha", iso(T0))
+        for at, name, sustained in ((4, "web", UNKNOWN), (8, "api", CRIT), (9, "web", OK)):
+            history.checks.record("w-alpha", [result(name, T0 + at, OK, "x")], {name: sustained})
+        quiet = history.timeline.quiet_at(T0 + 5, 0.0, "alpha")
+    ops = Ops.bare(data_dir=tmp_path)
+    whole = ops_incidents.incidents(ops, ops_incidents.Query(target="alpha", quiet_s=0.0))
+    windowed = ops_incidents.Query(target="alpha", quiet_s=0.0, since=T0 + 5, until=T0 + 8)
+    assert quiet is False
+    assert [(e.source, e.at - T0) for e in whole[0].events] == [("api", 8), ("web", 9)]
+    assert ops_incidents.incidents(ops, windowed) == whole

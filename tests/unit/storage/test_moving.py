@@ -150,16 +150,23 @@ def test_migrate_copies_what_coordination_records(run: Run, pg_url: str) -> None
         for target in ("BetaSkill", "Other", None):  # whose profile saw the bad signature (v15)
             local.webhooks.record_failure("ikhokha", "bad-signature", T0 + 1000, target=target)
         with local.conn:
-            for id_, status, driver in (
-                ("sess-died", "active", "alice@laptop:4242"),
-                ("sess-parked", "active", None),
+            for id_, status, driver, target in (  # one holder per group and target
+                ("sess-died", "active", "alice@laptop:4242", "BetaSkill"),
+                ("sess-parked", "active", None, "Staging"),
             ):
                 local.conn.execute(
                     "INSERT INTO runbook_sessions (id, runbook_id, runbook_path, title, params, operator, "
                     "status, current_step, started_at, updated_at, exclusive_group, target, driver) "
                     "VALUES (?, 'rollback', 'runbooks/rollback.md', 'Rollback', '{}', 'alice', ?, 1, ?, ?, "
-                    "'production-change', 'BetaSkill', ?)",
-                    [id_, status, "2026-12-01T10:00:00.000+00:00", "2026-12-01T10:05:00.000+00:00", driver],
+                    "'production-change', ?, ?)",
+                    [
+                        id_,
+                        status,
+                        "2026-12-01T10:00:00.000+00:00",
+                        "2026-12-01T10:05:00.000+00:00",
+                        target,
+                        driver,
+                    ],
                 )
         laptop = _coordination(local)
     assert laptop["watches"] and any(r[-1] is not None for r in laptop["runbook_sessions"])
@@ -252,3 +259,36 @@ def test_history_list_reads_the_team_database_set_in_the_profile(
     assert password not in shown.out + shown.err + as_json.out
     (database,) = [row for row in json.loads(as_json.out) if row["key"] == "opsdash.database"]
     assert database["value"].startswith("postgresql://opsdash:") and "127.0.0.1" in database["value"]
+
+
+def _paused_rollback(history: History, session_id: str, operator: str) -> None:
+    with history.conn:
+        history.conn.execute(
+            "INSERT INTO runbook_sessions (id, runbook_id, runbook_path, title, params, operator, "
+            "status, current_step, started_at, updated_at, exclusive_group, target, driver) "
+            "VALUES (?, 'rollback', 'runbooks/rollback.md', 'Rollback', '{}', ?, 'active', 1, ?, ?, "
+            "'production-change', 'BetaSkill', NULL)",
+            [session_id, operator, "2026-12-01T10:00:00.000+00:00", "2026-12-01T10:05:00.000+00:00"],
+        )
+
+
+def test_migrate_never_makes_two_holders_of_one_exclusive_group(run: Run, pg_url: str) -> None:
+    """alice paused a rollback on her laptop, bob paused one in the team database (the review's
+    case): moved in as it was, the group had two active sessions, and both were driven at once.
+    The one moved in is recorded as aborted, saying why; bob's keeps the group."""
+    data = Path.cwd().parent / "home" / "data" / "opsdash"
+    with History.open(data) as local:
+        _paused_rollback(local, "sess-alice", "alice")
+    with History.open(data.parent / "bob", database=pg_url) as team:
+        _paused_rollback(team, "sess-bob", "bob")
+    for _ in range(2):  # again: nothing twice
+        assert run("history", "migrate", "--to", pg_url).code == 0
+    with History.open(data, database=pg_url) as team:
+        (holder,) = team.sessions.holders("BetaSkill", "production-change")
+        rows = dict(team.conn.execute("SELECT id, status FROM runbook_sessions").fetchall())
+        events = team.conn.execute(
+            "SELECT event, detail FROM runbook_events WHERE session_id = 'sess-alice'"
+        ).fetchall()
+    assert holder.session_id == "sess-bob"
+    assert rows == {"sess-alice": "aborted", "sess-bob": "active"}
+    assert [e for e, _ in events] == ["abandoned"] and "sess-bob" in events[0][1]
