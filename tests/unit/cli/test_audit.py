@@ -250,6 +250,32 @@ def test_a_lost_key_is_never_silently_replaced(
     assert run("audit", "verify").code == 0
 
 
+def test_a_key_another_first_run_made_meanwhile_is_used_not_called_lost(
+    run: Run, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six first runs at once (the race `test_first_runs_at_once_share_one_new_key` met under
+    load): this one saw no key, then another made it and signed its first record before this one
+    checked for a signed log. The key is there: it is this run's too, not a lost one (the run's
+    gate used to fail with "audit.key is missing, but the audit log ... was signed with it")."""
+    from opsdash.ops import audit
+
+    key = tmp_path / "home" / "config" / "opsdash" / "audit.key"
+    original = audit._refuse_a_new_key
+
+    def another_run_first(path: Path, data: Path) -> None:
+        if not key.exists():  # the other process: makes the key and signs its first record
+            with monkeypatch.context() as inner:
+                inner.setattr(audit, "_refuse_a_new_key", original)
+                assert run("validate", "--config", project.profile).code == 0
+        original(path, data)
+
+    monkeypatch.setattr(audit, "_refuse_a_new_key", another_run_first)
+    result = run("validate", "--config", project.profile)
+    assert result.code == 0, result.err
+    assert "audit log not written" not in result.err
+    assert run("audit", "verify").code == 0
+
+
 def test_init_is_audited(run: Run, tmp_path: Path) -> None:
     app = tmp_path / "app"
     app.mkdir()
