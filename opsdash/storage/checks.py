@@ -12,7 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsdash.core.secrets import redactor
-from opsdash.storage.repository import Repository, as_dicts, compact, day_after, results_of_target
+from opsdash.storage.repository import (
+    CHECK_NAMES,
+    Repository,
+    as_dicts,
+    compact,
+    day_after,
+    results_of_target,
+)
 from opsdash.storage.rows import CheckRow, rows_as
 
 if TYPE_CHECKING:
@@ -220,12 +227,7 @@ class Checks(Repository):
     def names(self) -> list[str]:
         """The distinct check names, one index seek each (not a scan of a million rows)."""
         rows = self.history.conn.execute(
-            "WITH RECURSIVE names(name) AS ("
-            " SELECT MIN(check_name) FROM check_results"
-            " UNION ALL"
-            " SELECT (SELECT MIN(check_name) FROM check_results WHERE check_name > name) FROM names"
-            " WHERE name IS NOT NULL"
-            ") SELECT name FROM names WHERE name IS NOT NULL"
+            f"WITH RECURSIVE {CHECK_NAMES} SELECT name FROM names WHERE name IS NOT NULL"  # noqa: S608
         )
         return [str(r[0]) for r in rows]
 

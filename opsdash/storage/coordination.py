@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from opsdash.storage.history import History
 
 LOCK_DIR = "runbook-locks"
-# the server's TCP keepalives on a lock's connection: idle 30 s, then 3 probes 10 s apart
-KEEPALIVES = (("tcp_keepalives_idle", 30), ("tcp_keepalives_interval", 10), ("tcp_keepalives_count", 3))
 
 
 def backend(history: History) -> str:
@@ -147,12 +145,10 @@ class _AdvisoryLock:
     def _take(self) -> None:
         from opsdash.storage.postgres import PgConnection
 
+        # a host that vanishes (power, network) sends no FIN: the server probes the idle connection
+        # and drops it, and the lock with it, after about a minute (postgres.SESSION_BOUNDS)
         conn = PgConnection.connect(self.url)
         try:
-            # a host that vanishes (power, network) sends no FIN: the server probes the idle
-            # connection and drops it, and the lock with it, after about a minute
-            for setting, value in KEEPALIVES:
-                conn.execute(f"SET {setting} = {value}")
             _retrying(
                 lambda: bool(conn.execute("SELECT pg_try_advisory_lock_shared(?)", [self.key]).fetchone()[0])
             )

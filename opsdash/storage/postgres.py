@@ -187,7 +187,7 @@ class PgConnection:
         cls, url: str, *, connect_timeout: float = CONNECT_TIMEOUT, lock_timeout: float = LOCK_TIMEOUT
     ) -> PgConnection:
         """A connection with opsdash's bounds on waiting (`SESSION_BOUNDS`), each unless the URL
-        (`?options=-c lock_timeout=...`) or the role already sets its own."""
+        (`?options=-c lock_timeout=...`), the role or the server's configuration sets its own."""
         import psycopg
 
         try:
@@ -195,14 +195,13 @@ class PgConnection:
                 url, autocommit=True, connect_timeout=max(1, round(connect_timeout)), prepare_threshold=5
             )
             bounds = {**SESSION_BOUNDS, "lock_timeout": f"{max(1, round(lock_timeout * 1000))}ms"}
+            # each only where nothing chose a value (source 'default': not the URL's options, the
+            # role, the database or the server's configuration); one round trip for all of them
             raw.execute(
-                "SELECT "
-                + ", ".join(
-                    f"set_config('{name}', CASE current_setting('{name}') WHEN '0' THEN %s "
-                    f"ELSE current_setting('{name}') END, false)"
-                    for name in bounds
-                ),
-                list(bounds.values()),
+                "SELECT set_config(s.name, v.value, false) FROM pg_settings s JOIN (VALUES "  # noqa: S608
+                + ", ".join("(%s, %s)" for _ in bounds)
+                + ") AS v(name, value) ON v.name = s.name WHERE s.source = 'default'",
+                [item for pair in bounds.items() for item in pair],
             )
         except psycopg.Error as exc:
             raise _pg_error(exc, url) from None

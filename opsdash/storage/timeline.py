@@ -29,7 +29,7 @@ from opsdash.core.incidents import (
     WEBHOOK,
     Event,
 )
-from opsdash.storage.repository import Repository, results_of_target
+from opsdash.storage.repository import CHECK_NAMES, Repository, results_of_target
 
 DEPLOY_KINDS = ("preflight", "verify-deploy")
 _SEP = "\x1f"
@@ -159,16 +159,14 @@ class Timeline(Repository):
         if conn.execute(went_down, params).fetchone():
             return False
         rows = conn.execute(
-            "WITH RECURSIVE names(n) AS (SELECT min(check_name) FROM check_results UNION ALL "  # noqa: S608
-            "SELECT (SELECT min(check_name) FROM check_results WHERE check_name > n) FROM names "
-            "WHERE n IS NOT NULL) SELECT "
-            "(SELECT f.sustained FROM check_results f WHERE f.check_name = n AND f.started_at < :before "
+            f"WITH RECURSIVE {CHECK_NAMES} SELECT "  # noqa: S608
+            "(SELECT f.sustained FROM check_results f WHERE f.check_name = name AND f.started_at < :before "
             f"AND f.sustained IN ('OK', 'WARN', 'CRIT'){scope} ORDER BY f.started_at DESC LIMIT 1), "
             "(SELECT CASE WHEN f.severity IN ('OK', 'INFO') AND f.sustained = 'OK' THEN 'OK' ELSE 'NOT' END "
-            f"FROM check_results f WHERE f.check_name = n AND f.started_at < :cut{scope} "
+            f"FROM check_results f WHERE f.check_name = name AND f.started_at < :cut{scope} "
             "ORDER BY f.started_at DESC LIMIT 1), "
-            "EXISTS (SELECT 1 FROM check_results f WHERE f.check_name = n AND f.started_at >= :cut) "
-            "FROM names WHERE n IS NOT NULL",
+            "EXISTS (SELECT 1 FROM check_results f WHERE f.check_name = name AND f.started_at >= :cut) "
+            "FROM names WHERE name IS NOT NULL",
             params,
         )
         return not any(known in ("WARN", "CRIT") or (later and last == "NOT") for known, last, later in rows)

@@ -190,7 +190,7 @@ def test_a_percent_sign_in_a_statement_without_parameters_is_one_percent_sign(
         assert history.conn.execute("SELECT '100%'").fetchone() == ("100%",)
 
 
-BOUNDS = ("lock_timeout", "idle_in_transaction_session_timeout")
+BOUNDS = ("lock_timeout", "idle_in_transaction_session_timeout", "tcp_keepalives_idle")
 
 
 def test_a_write_behind_a_frozen_holder_is_refused_in_time_not_waited_on_for_ever(
@@ -205,7 +205,9 @@ def test_a_write_behind_a_frozen_holder_is_refused_in_time_not_waited_on_for_eve
         waiting = History(tmp_path / "history.db", database=pg_url, busy_timeout=1)
         holder.conn.begin_writing()  # type: ignore[attr-defined]  # and then nothing: frozen
         settings = dict(
-            waiting.conn.execute("SELECT name, setting FROM pg_settings WHERE name IN (?, ?)", list(BOUNDS))
+            waiting.conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN (?, ?, ?)", list(BOUNDS)
+            )
         )
         try:  # as every command writes: the History's exit names the database and says busy
             with pytest.raises(InputError, match="the database is busy"), waiting, waiting.writing():
@@ -219,5 +221,9 @@ def test_a_write_behind_a_frozen_holder_is_refused_in_time_not_waited_on_for_eve
         chosen = own.conn.execute("SELECT setting FROM pg_settings WHERE name = 'lock_timeout'").fetchone()[0]
     finally:
         own.close()
-    assert settings == {"lock_timeout": "1000", "idle_in_transaction_session_timeout": "120000"}
+    assert settings == {  # a vanished host's connection (and the locks on it) dropped in about a minute
+        "lock_timeout": "1000",
+        "idle_in_transaction_session_timeout": "120000",
+        "tcp_keepalives_idle": "30",
+    }
     assert chosen == "3000"
